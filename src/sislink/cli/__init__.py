@@ -1,10 +1,13 @@
-"""The `sislink` command line: one thin module per command group, assembled here."""
+"""The `sislink` command line: one thin module per command group, assembled here.
+
+Each module exposes `register(app)`; the commands call services and print, nothing more.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from sislink.cli import sis
+from sislink.cli import check_sis, demo, sis
 
 app = typer.Typer(
     name="sislink",
@@ -12,7 +15,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-app.add_typer(sis.app, name="sis")
+for module in (sis, check_sis, demo):
+    module.register(app)
 
 
 def main() -> None:
