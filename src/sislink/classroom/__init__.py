@@ -1,0 +1,1 @@
+"""The classroom: our own data (SQLAlchemy) and the services that change it."""

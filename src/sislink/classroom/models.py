@@ -1,0 +1,404 @@
+"""The classroom's own data as SQLAlchemy tables: people, classes, coursework, marks, SIS links, jobs."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so that migrations and the models agree on every name on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Role(enum.StrEnum):
+    """What a person may be in this classroom (several at once)."""
+
+    ADMIN = "admin"
+    TEACHER = "teacher"
+    STUDENT = "student"
+
+
+class EnrolmentRole(enum.StrEnum):
+    TEACHER = "teacher"
+    STUDENT = "student"
+
+
+class CourseworkState(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    DELETED = "deleted"
+
+
+class MarkState(enum.StrEnum):
+    DRAFT = "draft"
+    RETURNED = "returned"
+
+
+class ConnectionStatus(enum.StrEnum):
+    DRAFT = "draft"
+    AUTHORISED = "authorised"
+    DISCONNECTED = "disconnected"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ON_HOLD = "on_hold"
+    CANCELLED = "cancelled"
+
+
+class ExportKind(enum.StrEnum):
+    LINE_ITEM = "lineItem"
+    RESULT = "result"
+
+
+# Enum values are stored as plain strings (no database enum types): adding a value later is
+# a code change, not a migration on every database.
+ENUM_LENGTH = 20
+
+
+class Organisation(Base):
+    """The one organisation this installation serves, and its identity namespace."""
+
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Made once and never changed: every SIS id that mark export sends derives from it.
+    identity_namespace: Mapped[str] = mapped_column(
+        String(36), default=lambda: str(uuid.uuid4()), unique=True
+    )
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    @property
+    def namespace_uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.identity_namespace)
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    given_name: Mapped[str | None] = mapped_column(String(150))
+    family_name: Mapped[str | None] = mapped_column(String(150))
+    email: Mapped[str | None] = mapped_column(String(320))
+    # The email folded to lower case: uniqueness is case-insensitive on both databases.
+    email_key: Mapped[str | None] = mapped_column(String(320), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_teacher: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_student: Mapped[bool] = mapped_column(Boolean, default=False)
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    sis_identifier: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        held = {Role.ADMIN: self.is_admin, Role.TEACHER: self.is_teacher, Role.STUDENT: self.is_student}
+        return frozenset(role for role, has_role in held.items() if has_role)
+
+    def __repr__(self) -> str:
+        return f"Person(id={self.id!r}, name={self.name!r}, email={self.email!r})"
+
+
+class School(Base):
+    __tablename__ = "school"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    identifier: Mapped[str | None] = mapped_column(String(255))
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Term(Base):
+    __tablename__ = "term"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    school_year: Mapped[str | None] = mapped_column(String(20))
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class GradingPeriod(Base):
+    __tablename__ = "grading_period"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    term_id: Mapped[int | None] = mapped_column(ForeignKey("term.id"), index=True)
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Course(Base):
+    __tablename__ = "course"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    course_code: Mapped[str | None] = mapped_column(String(255))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"), index=True)
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Class(Base):
+    """A class (a section): who teaches it, when, where; imported from the SIS or made here."""
+
+    __tablename__ = "class"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    section: Mapped[str | None] = mapped_column(String(255))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"), index=True)
+    term_id: Mapped[int | None] = mapped_column(ForeignKey("term.id"), index=True)
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id"), index=True)
+    primary_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Field names a teacher changed by hand; roster imports leave these alone.
+    hand_edited_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+    def __repr__(self) -> str:
+        return f"Class(id={self.id!r}, title={self.title!r})"
+
+
+class Enrolment(Base):
+    """A person in a class as teacher or student; co-teachers are teacher enrolments."""
+
+    __tablename__ = "enrolment"
+    __table_args__ = (UniqueConstraint("class_id", "person_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    role: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Category(Base):
+    __tablename__ = "category"
+    __table_args__ = (UniqueConstraint("class_id", "title"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    weight: Mapped[float | None] = mapped_column(Float)
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Coursework(Base):
+    __tablename__ = "coursework"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    max_points: Mapped[float | None] = mapped_column(Float)
+    assign_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"), index=True)
+    grading_period_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grading_period.id"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=CourseworkState.DRAFT)
+    export_to_sis: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class Mark(Base):
+    __tablename__ = "mark"
+    __table_args__ = (UniqueConstraint("coursework_id", "student_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    coursework_id: Mapped[int] = mapped_column(ForeignKey("coursework.id", ondelete="CASCADE"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=MarkState.DRAFT)
+    excused: Mapped[bool] = mapped_column(Boolean, default=False)
+    missing: Mapped[bool] = mapped_column(Boolean, default=False)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class SisConnection(Base):
+    """One connection to a SIS; several may exist over time (history), at most one is current."""
+
+    __tablename__ = "sis_connection"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(10))
+    host_url: Mapped[str] = mapped_column(String(2000))
+    token_url: Mapped[str | None] = mapped_column(String(2000))
+    access_key: Mapped[str] = mapped_column(String(500))
+    # A Fernet token; the secret code itself is never stored.
+    secret_code_sealed: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=ConnectionStatus.DRAFT)
+    teacher_export_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 1 on the current connection, NULL on history: a unique column allows only one current.
+    current_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    authorised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    district_sourced_id: Mapped[str | None] = mapped_column(String(255))
+    last_import_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_export_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_current(self) -> bool:
+        return self.current_slot is not None
+
+    @property
+    def sis_identity(self) -> str | None:
+        """Partner plus district sourcedId: survives host URL changes; None until known."""
+        if self.district_sourced_id is None:
+            return None
+        return f"{self.partner}:{self.district_sourced_id}"
+
+    def __repr__(self) -> str:
+        return (
+            f"SisConnection(id={self.id!r}, partner={self.partner!r}, host_url={self.host_url!r}, "
+            f"status={self.status!r}, secret_code=<hidden>)"
+        )
+
+
+class ClassLink(Base):
+    """A classroom class linked to one SIS class (one SIS class per classroom class)."""
+
+    __tablename__ = "class_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"), unique=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("sis_connection.id"))
+    sis_class_sourced_id: Mapped[str] = mapped_column(String(255))
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=JobStatus.QUEUED, index=True)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    progress_message: Mapped[str] = mapped_column(Text, default="")
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("sis_connection.id"), index=True)
+    class_id: Mapped[int | None] = mapped_column(
+        ForeignKey("class.id", ondelete="SET NULL"), index=True
+    )
+    lock_key: Mapped[str | None] = mapped_column(String(200))
+    # Equals lock_key while the job is queued, running or on hold, NULL once it ends: the
+    # unique constraint lets at most one unfinished job hold a lock.
+    active_lock: Mapped[str | None] = mapped_column(String(200), unique=True)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ExportRecord(Base):
+    """What mark export last sent for one classroom object to one SIS (the export ledger)."""
+
+    __tablename__ = "export_record"
+    __table_args__ = (UniqueConstraint("kind", "object_id", "sis_identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    object_id: Mapped[int] = mapped_column(Integer)
+    sis_identity: Mapped[str] = mapped_column(String(300))
+    sis_sourced_id: Mapped[str] = mapped_column(String(255), index=True)
+    content_hash: Mapped[str | None] = mapped_column(String(128))
+    last_status: Mapped[str] = mapped_column(String(50))
+    last_message: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+Index("ix_class_link_sis_class", ClassLink.connection_id, ClassLink.sis_class_sourced_id)
