@@ -1,0 +1,633 @@
+"""The built-in SIS's store: OneRoster objects in SQLite (a file or memory), queried as the API asks.
+
+Canonical content is the 1.2 wire form of each object (what `spec_for("1.2").to_wire` produces),
+one table per entity kind. Hrefs inside stored GUIDRefs are not trusted on output: the server
+rebuilds them for the host it is reached on.
+
+Relationships (a class's students, a teacher's classes, a term's grading periods ...) are
+answered from a side table `refs` that holds one row per GUIDRef an object carries (`class`,
+`user`, `terms[]`, `roles[].org` with the role, ...), indexed both ways.
+
+Conventions a loader must know:
+- A category belongs to a class when its `metadata` carries `{"classSourcedId": "<class id>"}`
+  (OneRoster's CategoryDType has no class field). A category with no class is district-wide and
+  listed for every class.
+- Every record needs `sourcedId`; inserting a record whose sourcedId exists replaces it.
+
+Thread-safe: one connection guarded by a lock; `iter_all` streams in batches without holding it.
+Paging in the default order (insertion order) remembers where each page ended, so paging a
+400,000-row collection with offset is linear, not quadratic.
+"""
+
+# SQL is assembled from table names of ENTITIES and field paths checked against _FIELD_PATH and
+# FIELDS; every value travels as a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sislink.oneroster.filters import Filter, FilterSyntaxError, Predicate
+from sislink.oneroster.models import ENTITY_MODELS, format_datetime
+
+ENTITIES: tuple[str, ...] = (
+    "org",
+    "academicSession",
+    "course",
+    "class",
+    "user",
+    "enrollment",
+    "category",
+    "lineItem",
+    "result",
+    "scoreScale",
+)
+"""The entity kinds the store holds (OneRoster type names)."""
+
+CATEGORY_CLASS_KEY = "classSourcedId"
+"""Key in a category's metadata naming the class it belongs to."""
+
+BATCH_SIZE = 5000
+
+# Fields that hold arrays: a filter or sort on them (or below them) looks inside each element.
+_ARRAY_FIELDS = frozenset(
+    {
+        "terms",
+        "roles",
+        "children",
+        "userIds",
+        "agents",
+        "grades",
+        "subjects",
+        "subjectCodes",
+        "periods",
+        "scoreScaleValue",
+        "resources",
+        "userProfiles",
+        "learningObjectiveSet",
+    }
+)
+_NUMERIC_FIELDS = frozenset({"score", "resultValueMin", "resultValueMax", "weight"})
+_DATETIME_FIELDS = frozenset({"assignDate", "dueDate"})
+_COLUMNS = {"sourcedId": "t.sourced_id", "status": "t.status", "dateLastModified": "t.modified"}
+# Fields 1.2 defines beyond what the models carry; filtering on them is valid (matches nothing).
+_EXTRA_FIELDS: dict[str, frozenset[str]] = {
+    "user": frozenset(
+        {
+            "userMasterIdentifier",
+            "preferredMiddleName",
+            "preferredLastName",
+            "pronouns",
+            "userProfiles",
+            "resources",
+            "role",
+            "orgs",
+        }
+    ),
+    "class": frozenset({"subjectCodes", "resources"}),
+    "course": frozenset({"subjectCodes", "resources"}),
+    "lineItem": frozenset({"academicSession", "learningObjectiveSet"}),
+    "result": frozenset({"learningObjectiveSet", "inProgress", "incomplete"}),
+}
+
+
+class UnknownEntityError(KeyError):
+    """An entity kind the store does not hold."""
+
+
+def _fields_of(entity: str) -> frozenset[str]:
+    model = ENTITY_MODELS[entity]
+    names = {info.alias or name for name, info in model.model_fields.items()}
+    return frozenset(names) | _EXTRA_FIELDS.get(entity, frozenset())
+
+
+FIELDS: dict[str, frozenset[str]] = {entity: _fields_of(entity) for entity in ENTITIES}
+"""The top-level wire fields of each entity (what filter, sort and fields may name)."""
+
+
+_CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def normalise_datetime(text: str) -> str:
+    """A filter's date-time (or date) value in the stored form, `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
+    value = text.strip()
+    if _CANONICAL_DATETIME.fullmatch(value):
+        return value
+    if len(value) == 10:
+        value += "T00:00:00Z"
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise FilterSyntaxError(
+            f"{text!r} is not a date-time; write it as ISO 8601, e.g. 2026-01-01T00:00:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return format_datetime(parsed)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A piece of WHERE clause over the entity table aliased `t`, with its parameters."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+@dataclass
+class Page:
+    """One page of a query: the records and how many match in all."""
+
+    records: list[dict[str, Any]]
+    total: int
+
+
+@dataclass
+class _Query:
+    entity: str
+    where: list[Condition] = field(default_factory=list)
+
+
+class ProviderStore:
+    """OneRoster objects by entity kind, in SQLite. `path=None` keeps them in memory."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else str(path),
+            check_same_thread=False,
+            isolation_level=None,  # transactions are explicit
+        )
+        self._db.execute("PRAGMA journal_mode=WAL" if path is not None else "PRAGMA journal_mode=MEMORY")
+        self._db.execute("PRAGMA synchronous=OFF")  # a sandbox: speed over durability
+        self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.execute("PRAGMA cache_size=-65536")
+        self._cursors: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._totals: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._create_schema()
+
+    # ---- schema ----------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            for entity in ENTITIES:
+                table = _table(entity)
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} ("
+                    "seq INTEGER PRIMARY KEY, sourced_id TEXT NOT NULL UNIQUE, "
+                    "status TEXT NOT NULL, modified TEXT NOT NULL, data TEXT NOT NULL)"
+                )
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {table}_modified ON {table}(modified)"
+                )
+            # One row per GUIDRef; the primary key serves "who points at X through field F".
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS refs (entity TEXT NOT NULL, field TEXT NOT NULL, "
+                "target TEXT NOT NULL, sourced_id TEXT NOT NULL, role TEXT, "
+                "PRIMARY KEY (entity, field, target, sourced_id)) WITHOUT ROWID"
+            )
+            self._db.execute("CREATE INDEX IF NOT EXISTS refs_owner ON refs(entity, sourced_id)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ProviderStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def insert_many(self, entity: str, records: Iterable[dict[str, Any]]) -> int:
+        """Insert (or replace, by sourcedId) records in batches; returns how many were written."""
+        _check(entity)
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= BATCH_SIZE:
+                written += self._write_batch(entity, batch)
+                batch = []
+        if batch:
+            written += self._write_batch(entity, batch)
+        return written
+
+    def put(self, entity: str, record: dict[str, Any]) -> bool:
+        """Insert or replace one record; True when it was created, False when it replaced one."""
+        _check(entity)
+        with self._lock:
+            existed = self._exists(entity, str(record["sourcedId"]))
+            self._write_batch(entity, [record])
+        return not existed
+
+    def delete(self, entity: str, sourced_id: str) -> bool:
+        """Remove a record; True when there was one."""
+        _check(entity)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                cursor = self._db.execute(
+                    f"DELETE FROM {_table(entity)} WHERE sourced_id = ?", (sourced_id,)
+                )
+                self._db.execute(
+                    "DELETE FROM refs WHERE entity = ? AND sourced_id = ?", (entity, sourced_id)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._forget_cursors()
+            return cursor.rowcount > 0
+
+    def _write_batch(self, entity: str, batch: Sequence[dict[str, Any]]) -> int:
+        # The last record wins when a batch names one sourcedId twice.
+        by_id: dict[str, dict[str, Any]] = {}
+        for record in batch:
+            sourced_id = record.get("sourcedId")
+            if not isinstance(sourced_id, str) or not sourced_id:
+                raise ValueError(f"A {entity} record has no sourcedId: {record!r:.200}")
+            by_id[sourced_id] = record
+        rows = []
+        ref_rows: list[tuple[str, str, str, str, str | None]] = []
+        for sourced_id, record in by_id.items():
+            modified = record.get("dateLastModified") or format_datetime(datetime.now(UTC))
+            rows.append(
+                (
+                    sourced_id,
+                    record.get("status", "active"),
+                    normalise_datetime(modified),
+                    json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                )
+            )
+            ref_rows.extend(
+                (entity, name, target, sourced_id, role)
+                for name, target, role in _refs_of(entity, record)
+            )
+        table = _table(entity)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                # Only replaced records have old refs to drop (a fresh load skips the deletes).
+                replaced = self._db.execute(
+                    f"SELECT sourced_id FROM {table} WHERE sourced_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (json.dumps(list(by_id)),),
+                ).fetchall()
+                self._db.executemany(
+                    "DELETE FROM refs WHERE entity = ? AND sourced_id = ?",
+                    [(entity, sourced_id) for (sourced_id,) in replaced],
+                )
+                self._db.executemany(
+                    f"INSERT INTO {table} (sourced_id, status, modified, data) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(sourced_id) DO UPDATE SET "
+                    "status = excluded.status, modified = excluded.modified, data = excluded.data",
+                    rows,
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO refs (entity, field, target, sourced_id, role) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    ref_rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._forget_cursors()
+        return len(rows)
+
+    def _forget_cursors(self) -> None:
+        self._cursors.clear()
+        self._totals.clear()
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def get(self, entity: str, sourced_id: str) -> dict[str, Any] | None:
+        _check(entity)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT data FROM {_table(entity)} WHERE sourced_id = ?", (sourced_id,)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def exists(self, entity: str, sourced_id: str) -> bool:
+        _check(entity)
+        with self._lock:
+            return self._exists(entity, sourced_id)
+
+    def _exists(self, entity: str, sourced_id: str) -> bool:
+        row = self._db.execute(
+            f"SELECT 1 FROM {_table(entity)} WHERE sourced_id = ?", (sourced_id,)
+        ).fetchone()
+        return row is not None
+
+    def count(self, entity: str) -> int:
+        _check(entity)
+        with self._lock:
+            (n,) = self._db.execute(f"SELECT COUNT(*) FROM {_table(entity)}").fetchone()
+        return int(n)
+
+    def iter_all(self, entity: str) -> Iterator[dict[str, Any]]:
+        """Every record of a kind in insertion order, read in batches (constant memory)."""
+        _check(entity)
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT seq, data FROM {_table(entity)} WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, BATCH_SIZE),
+                ).fetchall()
+            if not rows:
+                return
+            for seq, data in rows:
+                last = seq
+                yield json.loads(data)
+
+    def query(
+        self,
+        entity: str,
+        *,
+        conditions: Sequence[Condition] = (),
+        filter: Filter | None = None,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page:
+        """One page of records matching the conditions and the filter, with the total count.
+
+        Raises FilterSyntaxError when the filter or sort names a field the entity lacks, or a
+        value does not fit its field (a date-time, a number).
+        """
+        _check(entity)
+        where = list(conditions)
+        if filter is not None:
+            where.append(filter_condition(entity, filter))
+        where_sql = " AND ".join(f"({c.sql})" for c in where) or "1"
+        params: tuple[Any, ...] = tuple(p for c in where for p in c.params)
+        table = _table(entity)
+        if sort:
+            order_sql, order_params = _sort_expression(entity, sort)
+            direction = "DESC" if descending else "ASC"
+            order = f"ORDER BY {order_sql} {direction}, t.seq {direction}"
+        else:
+            order_params = ()
+            order = "ORDER BY t.seq DESC" if descending else "ORDER BY t.seq"
+        key = (entity, where_sql, params, sort, descending)
+        with self._lock:
+            total = self._totals.get(key)
+            if total is None:
+                (total,) = self._db.execute(
+                    f"SELECT COUNT(*) FROM {table} t WHERE {where_sql}", params
+                ).fetchone()
+                _remember(self._totals, key, total)
+            after = self._cursors.get((*key, offset)) if not sort and offset else None
+            if after is not None:
+                comparison = "<" if descending else ">"
+                rows = self._db.execute(
+                    f"SELECT t.seq, t.data FROM {table} t WHERE {where_sql} AND t.seq {comparison} ? "
+                    f"{order} LIMIT ?",
+                    (*params, after, limit),
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    f"SELECT t.seq, t.data FROM {table} t WHERE {where_sql} {order} LIMIT ? OFFSET ?",
+                    (*params, *order_params, limit, offset),
+                ).fetchall()
+            if rows and not sort:
+                _remember(self._cursors, (*key, offset + len(rows)), rows[-1][0])
+        return Page([json.loads(data) for _, data in rows], int(total))
+
+    # ---- conditions for relationship endpoints ---------------------------------------------
+
+    @staticmethod
+    def referencing(entity: str, ref_field: str, target: str) -> Condition:
+        """Objects whose GUIDRef field (`class`, `school`, `terms`, `parent`, `roles.org` ...)
+        points at `target`."""
+        return Condition(
+            "t.sourced_id IN (SELECT sourced_id FROM refs WHERE entity = ? AND field = ? AND target = ?)",
+            (entity, ref_field, target),
+        )
+
+    @staticmethod
+    def referencing_nothing(entity: str, ref_field: str) -> Condition:
+        """Objects that carry no GUIDRef in `ref_field` (e.g. district-wide categories)."""
+        return Condition(
+            "t.sourced_id NOT IN (SELECT sourced_id FROM refs WHERE entity = ? AND field = ?)",
+            (entity, ref_field),
+        )
+
+    @staticmethod
+    def with_role(roles: Sequence[str], org: str | None = None) -> Condition:
+        """Users holding one of `roles` (at `org`, when given)."""
+        marks = ",".join("?" * len(roles))
+        if org is None:
+            return Condition(
+                "t.sourced_id IN (SELECT sourced_id FROM refs WHERE entity = 'user' "
+                f"AND field = 'roles.org' AND role IN ({marks}))",
+                tuple(roles),
+            )
+        return Condition(
+            "t.sourced_id IN (SELECT sourced_id FROM refs WHERE entity = 'user' "
+            f"AND field = 'roles.org' AND target = ? AND role IN ({marks}))",
+            (org, *roles),
+        )
+
+    @staticmethod
+    def enrolled_in(class_id: str, roles: Sequence[str] | None = None) -> Condition:
+        """Users enrolled in a class (with one of `roles`, when given)."""
+        role_sql, role_params = _role_clause("c.role", roles)
+        return Condition(
+            "t.sourced_id IN (SELECT u.target FROM refs c JOIN refs u ON u.entity = 'enrollment' "
+            "AND u.sourced_id = c.sourced_id AND u.field = 'user' "
+            f"WHERE c.entity = 'enrollment' AND c.field = 'class' AND c.target = ?{role_sql})",
+            (class_id, *role_params),
+        )
+
+    @staticmethod
+    def classes_of(user_id: str, roles: Sequence[str] | None = None) -> Condition:
+        """Classes a user is enrolled in (with one of `roles`, when given)."""
+        role_sql, role_params = _role_clause("u.role", roles)
+        return Condition(
+            "t.sourced_id IN (SELECT c.target FROM refs u JOIN refs c ON c.entity = 'enrollment' "
+            "AND c.sourced_id = u.sourced_id AND c.field = 'class' "
+            f"WHERE u.entity = 'enrollment' AND u.field = 'user' AND u.target = ?{role_sql})",
+            (user_id, *role_params),
+        )
+
+    @staticmethod
+    def field_equals(entity: str, name: str, value: str) -> Condition:
+        """A top-level field equals a value (e.g. academicSession type = 'term')."""
+        return filter_condition(entity, Filter(Predicate(name, "=", value)))
+
+    @staticmethod
+    def any_of(*conditions: Condition) -> Condition:
+        return Condition(
+            " OR ".join(f"({c.sql})" for c in conditions),
+            tuple(p for c in conditions for p in c.params),
+        )
+
+    @staticmethod
+    def sub_select(entity: str, conditions: Sequence[Condition]) -> str:
+        """SQL selecting the sourcedIds of `entity` matching conditions (for nesting)."""
+        where = " AND ".join(f"({c.sql})" for c in conditions) or "1"
+        return f"SELECT t.sourced_id FROM {_table(entity)} t WHERE {where}"
+
+    @staticmethod
+    def referencing_any(
+        entity: str, ref_field: str, of_entity: str, conditions: Sequence[Condition]
+    ) -> Condition:
+        """Objects whose `ref_field` points at any `of_entity` matching `conditions`
+        (e.g. results whose lineItem belongs to a class)."""
+        inner = ProviderStore.sub_select(of_entity, conditions)
+        return Condition(
+            "t.sourced_id IN (SELECT r.sourced_id FROM refs r WHERE r.entity = ? AND r.field = ? "
+            f"AND r.target IN ({inner}))",
+            (entity, ref_field, *(p for c in conditions for p in c.params)),
+        )
+
+    @staticmethod
+    def referenced_by(
+        entity: str, of_entity: str, ref_field: str, conditions: Sequence[Condition]
+    ) -> Condition:
+        """Objects that some `of_entity` matching `conditions` points at through `ref_field`
+        (e.g. the terms that a school's classes use)."""
+        inner = ProviderStore.sub_select(of_entity, conditions)
+        return Condition(
+            "t.sourced_id IN (SELECT r.target FROM refs r WHERE r.entity = ? AND r.field = ? "
+            f"AND r.sourced_id IN ({inner}))",
+            (of_entity, ref_field, *(p for c in conditions for p in c.params)),
+        )
+
+
+def _remember(cache: OrderedDict[tuple[Any, ...], int], key: tuple[Any, ...], value: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > 512:
+        cache.popitem(last=False)
+
+
+def _role_clause(column: str, roles: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    if not roles:
+        return "", ()
+    return f" AND {column} IN ({','.join('?' * len(roles))})", tuple(roles)
+
+
+def _check(entity: str) -> None:
+    if entity not in FIELDS:
+        raise UnknownEntityError(f"The store holds no {entity!r}; kinds: {', '.join(ENTITIES)}")
+
+
+def _table(entity: str) -> str:
+    return f"e_{entity}"
+
+
+def _refs_of(entity: str, record: dict[str, Any]) -> Iterator[tuple[str, str, str | None]]:
+    """(field, target sourcedId, role) for every GUIDRef in a record."""
+    role = record.get("role") if entity == "enrollment" else None
+    for name, value in record.items():
+        if name == "metadata":
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and "sourcedId" in item and name != "userIds":
+                yield name, str(item["sourcedId"]), role if isinstance(role, str) else None
+    if entity == "user":
+        for item in record.get("roles") or []:
+            org = item.get("org") if isinstance(item, dict) else None
+            if isinstance(org, dict) and "sourcedId" in org:
+                yield "roles.org", str(org["sourcedId"]), item.get("role")
+    if entity == "category":
+        metadata = record.get("metadata")
+        if isinstance(metadata, dict) and metadata.get(CATEGORY_CLASS_KEY):
+            yield "class", str(metadata[CATEGORY_CLASS_KEY]), None
+
+
+_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _check_field_path(entity: str, path: str) -> list[str]:
+    if not _FIELD_PATH.fullmatch(path):
+        raise FilterSyntaxError(f"{path!r} is not a field name; use letters, digits and dots")
+    parts = path.split(".")
+    if parts[0] not in FIELDS[entity] and parts[0] != "metadata":
+        known = ", ".join(sorted(FIELDS[entity]))
+        raise FilterSyntaxError(f"{entity} has no field {parts[0]!r}; its fields are: {known}")
+    return parts
+
+
+def _sort_expression(entity: str, sort: str) -> tuple[str, tuple[Any, ...]]:
+    parts = _check_field_path(entity, sort)
+    if sort in _COLUMNS:
+        return _COLUMNS[sort], ()
+    if parts[0] in _ARRAY_FIELDS:
+        rest = "$" + "".join(f".{p}" for p in parts[1:]) if len(parts) > 1 else "$"
+        return (
+            f"(SELECT MIN(json_extract(je.value, '{rest}')) FROM json_each(t.data, '$.{parts[0]}') je)",
+            (),
+        )
+    return f"json_extract(t.data, '$.{sort}')", ()
+
+
+def filter_condition(entity: str, parsed: Filter) -> Condition:
+    """SQL for a parsed OneRoster filter over entity table `t`."""
+    first = _predicate(entity, parsed.first)
+    if parsed.second is None:
+        return first
+    second = _predicate(entity, parsed.second)
+    return Condition(
+        f"({first.sql}) {parsed.join} ({second.sql})", (*first.params, *second.params)
+    )
+
+
+def _predicate(entity: str, predicate: Predicate) -> Condition:
+    parts = _check_field_path(entity, predicate.field)
+    value: Any = predicate.value
+    top = parts[0]
+    if predicate.field in _COLUMNS:
+        subject = _COLUMNS[predicate.field]
+        if predicate.field == "dateLastModified":
+            value = normalise_datetime(value)
+        return _compare(subject, predicate.op, value)
+    if top in _NUMERIC_FIELDS and len(parts) == 1 and predicate.op != "~":
+        try:
+            value = float(value)
+        except ValueError:
+            raise FilterSyntaxError(
+                f"{predicate.field} is a number; {predicate.value!r} is not one"
+            ) from None
+    elif top in _DATETIME_FIELDS and len(parts) == 1 and predicate.op != "~":
+        value = normalise_datetime(value)
+    if top in _ARRAY_FIELDS:
+        rest = "$" + "".join(f".{p}" for p in parts[1:])
+        subject = "je.value" if len(parts) == 1 else f"json_extract(je.value, '{rest}')"
+        if predicate.op == "!=":
+            inner = _compare(subject, "=", value)
+            return Condition(
+                f"NOT EXISTS (SELECT 1 FROM json_each(t.data, '$.{top}') je WHERE {inner.sql})",
+                inner.params,
+            )
+        inner = _compare(subject, predicate.op, value)
+        return Condition(
+            f"EXISTS (SELECT 1 FROM json_each(t.data, '$.{top}') je WHERE {inner.sql})",
+            inner.params,
+        )
+    return _compare(f"json_extract(t.data, '$.{predicate.field}')", predicate.op, value)
+
+
+def _compare(subject: str, op: str, value: Any) -> Condition:
+    if op == "~":
+        return Condition(f"instr(lower(CAST({subject} AS TEXT)), lower(?)) > 0", (str(value),))
+    if op == "!=":
+        return Condition(f"({subject} IS NULL OR {subject} != ?)", (value,))
+    return Condition(f"{subject} {op} ?", (value,))
