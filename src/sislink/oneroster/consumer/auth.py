@@ -1,0 +1,159 @@
+"""Authentication, one small class per kind: an OAuth 2 token cache and an OAuth 1.0a signer.
+
+- `OAuth2TokenCache` keeps one client-credentials token until shortly before it expires; when
+  it must be renewed, one caller fetches it and every concurrent caller waits for that one
+  (an `asyncio.Lock`), so a thousand PUTs never ask for a thousand tokens. After a 401,
+  `refresh_after(failed)` renews only if nobody has already.
+- `OAuth1Signer` signs each attempt afresh (new nonce and timestamp), query string included
+  in the base string, JSON body not signed (OneRoster 1.1, RFC 5849 one-legged).
+
+Neither ever puts a secret, token or signature in a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
+
+import httpx
+from oauthlib.oauth1 import (  # type: ignore[import-untyped]
+    SIGNATURE_HMAC_SHA1,
+    SIGNATURE_HMAC_SHA256,
+    Client,
+)
+
+from sislink.oneroster.consumer.exceptions import MalformedResponse
+from sislink.oneroster.consumer.settings import OAuth1Settings, OAuth2Settings
+
+REFRESH_MARGIN_S = 60.0
+"""Renew a token this long before it expires (or at 90% of its life, if that is sooner)."""
+
+DEFAULT_TOKEN_LIFETIME_S = 3600.0
+"""Assumed when the token response has no `expires_in`."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token and when (time.monotonic) it should be renewed."""
+
+    access_token: str = field(repr=False)
+    renew_at: float
+    scope: str | None = None
+    serial: int = 0  # which token of this cache it is (1 = the first one fetched)
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) < self.renew_at
+
+
+def build_token_request(settings: OAuth2Settings, scope: str) -> httpx.Request:
+    """The client-credentials POST: form body, credentials in Basic or in the form."""
+    form = {"grant_type": "client_credentials"}
+    if scope:
+        form["scope"] = scope
+    headers = {"Accept": "application/json"}
+    if settings.credentials_in == "basic":
+        # RFC 6749 section 2.3.1: form-encode id and secret before joining them.
+        pair = f"{quote(settings.client_id, safe='')}:{quote(settings.client_secret, safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    else:
+        form["client_id"] = settings.client_id
+        form["client_secret"] = settings.client_secret
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return httpx.Request(
+        "POST", settings.token_url, headers=headers, content=urlencode(form).encode("ascii")
+    )
+
+
+def read_token_response(response: httpx.Response, *, serial: int, now: float) -> Token:
+    """The token in a 200 answer from the token endpoint."""
+    path = response.request.url.path
+    try:
+        data = response.json()
+    except ValueError:
+        raise MalformedResponse(
+            "The token endpoint answered 200 with a body that is not JSON: is token_url right?",
+            method="POST",
+            path=path,
+        ) from None
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise MalformedResponse(
+            "The token endpoint answered 200 without an access_token: is token_url right?",
+            method="POST",
+            path=path,
+        )
+    try:
+        lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME_S)
+    except (TypeError, ValueError):
+        lifetime = DEFAULT_TOKEN_LIFETIME_S
+    margin = min(REFRESH_MARGIN_S, lifetime * 0.1)
+    scope = data.get("scope")
+    return Token(token, now + lifetime - margin, scope if isinstance(scope, str) else None, serial)
+
+
+class OAuth2TokenCache:
+    """One token shared by every call of a client, renewed once for all concurrent callers."""
+
+    def __init__(self, fetch: Callable[[int], Awaitable[Token]]) -> None:
+        """`fetch(serial)` asks the token endpoint for a new token (the client does the I/O)."""
+        self._fetch = fetch
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+        self.tokens_fetched = 0
+
+    async def token(self) -> Token:
+        token = self._token
+        if token is not None and token.is_fresh():
+            return token
+        async with self._lock:
+            token = self._token
+            if token is not None and token.is_fresh():
+                return token  # someone renewed it while we waited
+            return await self._renew()
+
+    async def refresh_after(self, failed: Token) -> Token:
+        """A new token after `failed` was refused, fetched only if nobody already has."""
+        async with self._lock:
+            token = self._token
+            if token is not None and token.serial != failed.serial:
+                return token
+            return await self._renew()
+
+    async def _renew(self) -> Token:
+        token = await self._fetch(self.tokens_fetched + 1)
+        self.tokens_fetched += 1
+        self._token = token
+        return token
+
+    async def authorise(self, request: httpx.Request) -> Token:
+        """Puts the bearer token on `request`; returns it, to renew it if it is refused."""
+        token = await self.token()
+        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        return token
+
+
+class OAuth1Signer:
+    """Signs requests with OAuth 1.0a (HMAC-SHA256 or HMAC-SHA1), the query string included."""
+
+    def __init__(self, settings: OAuth1Settings) -> None:
+        method = (
+            SIGNATURE_HMAC_SHA1
+            if settings.signature_method == "HMAC-SHA1"
+            else SIGNATURE_HMAC_SHA256
+        )
+        self._client = Client(settings.key, client_secret=settings.secret, signature_method=method)
+
+    def __repr__(self) -> str:
+        return "OAuth1Signer(<credentials hidden>)"
+
+    def sign(self, request: httpx.Request) -> None:
+        """Sets `Authorization: OAuth ...` for this exact URL and method (a fresh nonce each time).
+
+        The body is not part of the signature: OneRoster sends JSON, which RFC 5849 leaves out.
+        """
+        _, headers, _ = self._client.sign(str(request.url), http_method=request.method)
+        request.headers["Authorization"] = headers["Authorization"]

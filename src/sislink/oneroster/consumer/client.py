@@ -1,0 +1,818 @@
+"""`OneRosterClient`: every call sislink makes to a SIS, over one httpx.AsyncClient.
+
+One method, `_send`, does what every call needs: auth (a cached OAuth 2 token or an OAuth 1.0a
+signature, fresh for each attempt), the version's headers, the concurrency limit, the rate
+limit, retries of idempotent calls with backoff and Retry-After, the consecutive-failure
+breaker, and typed errors. Everything else is built on it: `iter_records`/`iter_collection`
+stream collections page by page, `get` reads one object, the `put_*`/`delete_*` methods write,
+and the Classroom calls have their own names (`find_teacher_by_email`, ...).
+
+Endpoints are named as in `sislink.oneroster.versions` (`"teacher_classes"`), or given as a
+path (`"teachers/42/classes"`), so the same calls work on 1.1 and 1.2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar, cast
+
+import httpx
+from pydantic import ValidationError
+
+from sislink.oneroster.consumer.auth import (
+    OAuth1Signer,
+    OAuth2TokenCache,
+    Token,
+    build_token_request,
+    read_token_response,
+)
+from sislink.oneroster.consumer.exceptions import (
+    AmbiguousMatch,
+    AuthenticationFailed,
+    BadRequest,
+    InvalidData,
+    MalformedResponse,
+    NotFound,
+    OneRosterError,
+    PagingError,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    SISDown,
+    SISTimeout,
+    SISUnreachable,
+    StatusError,
+    TokenRequestFailed,
+)
+from sislink.oneroster.consumer.paging import OffsetIgnored, Pager, parse_link_header, with_query
+from sislink.oneroster.consumer.retry import (
+    IDEMPOTENT_METHODS,
+    RETRYABLE_STATUSES,
+    FailureBreaker,
+    RateLimiter,
+    backoff_delay,
+    retry_after_delay,
+)
+from sislink.oneroster.consumer.settings import ConnectionSettings, OAuth1Settings, OAuth2Settings
+from sislink.oneroster.errors import INVALID_DATA, UNKNOWN_OBJECT, ImsxStatus, read_status
+from sislink.oneroster.filters import Filter, where
+from sislink.oneroster.models import (
+    AcademicSession,
+    Base,
+    Category,
+    Class,
+    LineItem,
+    Result,
+    User,
+)
+from sislink.oneroster.versions import Endpoint, Service
+
+logger = logging.getLogger("sislink.oneroster.consumer")
+
+M = TypeVar("M", bound=Base)
+USER_AGENT = "sislink-oneroster-consumer"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection as the SIS sent it."""
+
+    records: list[dict[str, Any]]
+    total_count: int | None
+    links: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PutOutcome(Generic[M]):
+    """What a PUT did: `created` (201) or updated (200), and the object as the SIS kept it
+    (None when the SIS answered without a body).
+
+    A PUT retried after a dropped connection may report `created=False` for an object that the
+    first, unanswered attempt created: the SIS state is the same either way.
+    """
+
+    created: bool
+    status_code: int
+    kept: M | None
+
+
+class OneRosterClient:
+    """A connection to one SIS. Use as `async with OneRosterClient(settings) as sis: ...`.
+
+    Safe to share between many concurrent tasks: `asyncio.gather` thousands of PUTs and the
+    client keeps at most `settings.max_concurrency` in flight.
+    """
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self.spec = settings.spec
+        self._http: httpx.AsyncClient | None = None
+        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self._rate = (
+            RateLimiter(settings.requests_per_second) if settings.requests_per_second else None
+        )
+        self._breaker = FailureBreaker(settings.failure_threshold)
+        self._tokens: OAuth2TokenCache | None = None
+        self._signer: OAuth1Signer | None = None
+        if isinstance(settings.auth, OAuth2Settings):
+            self._tokens = OAuth2TokenCache(self._fetch_token)
+        else:
+            self._signer = OAuth1Signer(settings.auth)
+        self._patterns = [
+            (_path_pattern(endpoint), endpoint) for endpoint in self.spec.endpoints.values()
+        ]
+        self.calls_made = 0  # attempts sent, retries included (for tests and benchmarks)
+
+    def __repr__(self) -> str:
+        return (
+            f"OneRosterClient(version={self.spec.version.value!r}, root={self.settings.root_url!r})"
+        )
+
+    async def __aenter__(self) -> Self:
+        s = self.settings
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=s.connect_timeout_s,
+                read=s.read_timeout_s,
+                write=s.read_timeout_s,
+                pool=None,  # the semaphore already bounds waiting for a connection
+            ),
+            limits=httpx.Limits(
+                max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency
+            ),
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def tokens_fetched(self) -> int:
+        """How many OAuth 2 tokens this client has asked for (0 with OAuth 1.0a)."""
+        return self._tokens.tokens_fetched if self._tokens else 0
+
+    # ---- the Classroom calls, by name ------------------------------------------------------
+
+    async def find_teacher_by_email(self, email: str) -> User | None:
+        """The teacher with this email, None if there is none. AmbiguousMatch if several."""
+        found = [
+            cast(User, teacher)
+            async for teacher in self.iter_collection("teachers", filter=where("email", "=", email))
+        ]
+        exact = [t for t in found if (t.email or "").lower() == email.lower()] or found
+        if len(exact) > 1:
+            ids = ", ".join(t.sourced_id for t in exact[:5])
+            raise AmbiguousMatch(
+                f"The SIS has {len(exact)} teachers with email {email} ({ids}): "
+                "fix the duplicates in the SIS, then try again"
+            )
+        return exact[0] if exact else None
+
+    async def classes_for_teacher(self, teacher_id: str, active_only: bool = True) -> list[Class]:
+        flt = where("status", "=", "active") if active_only else None
+        return await self._list(Class, "teacher_classes", filter=flt, teacher_id=teacher_id)
+
+    async def students_for_class(self, class_id: str) -> list[User]:
+        return await self._list(User, "class_students", class_id=class_id)
+
+    async def categories_for_class(self, class_id: str) -> list[Category]:
+        """The class's categories (1.2); 1.1 has no such endpoint, so all active categories."""
+        if self.spec.has("class_categories"):
+            return await self._list(Category, "class_categories", class_id=class_id)
+        return await self._list(Category, "categories", filter=where("status", "=", "active"))
+
+    async def grading_periods_for_term(self, term_id: str) -> list[AcademicSession]:
+        return await self._list(AcademicSession, "term_grading_periods", term_id=term_id)
+
+    async def line_items_for_class(self, class_id: str) -> list[LineItem]:
+        return await self._list(LineItem, "class_line_items", class_id=class_id)
+
+    async def results_for_line_item(self, class_id: str, line_item_id: str) -> list[Result]:
+        return await self._list(
+            Result, "class_line_item_results", class_id=class_id, line_item_id=line_item_id
+        )
+
+    async def _list(
+        self, model: type[M], endpoint: str, *, filter: Filter | None = None, **ids: str
+    ) -> list[M]:
+        ids_: Any = ids  # every keyword here is an id, not a paging option
+        return [
+            cast(M, item) async for item in self.iter_collection(endpoint, filter=filter, **ids_)
+        ]
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def body_for(self, obj: Base) -> dict[str, Any]:
+        """The PUT body for `obj` in this version: wrapped, GUIDRefs complete with href and type."""
+        kind = _kind_name(obj)
+        return {
+            self.spec.endpoints[kind].kind.single_key: self.spec.to_wire(
+                obj, self.settings.root_url
+            )
+        }
+
+    async def put_line_item(self, line_item: LineItem) -> PutOutcome[LineItem]:
+        return await self._put(LineItem, "line_item", line_item)
+
+    async def put_result(self, result: Result) -> PutOutcome[Result]:
+        return await self._put(Result, "result", result)
+
+    async def put_category(self, category: Category) -> PutOutcome[Category]:
+        return await self._put(Category, "category", category)
+
+    async def delete_line_item(self, line_item_id: str) -> bool:
+        """Deletes a lineItem; False when the SIS did not know it (already gone)."""
+        return await self._delete("line_item", line_item_id)
+
+    async def delete_result(self, result_id: str) -> bool:
+        """Deletes a result; False when the SIS did not know it (already gone)."""
+        return await self._delete("result", result_id)
+
+    async def _put(self, model: type[M], endpoint_name: str, obj: M) -> PutOutcome[M]:
+        endpoint = self.spec.endpoint(endpoint_name)
+        url = self._url(endpoint, {"id": obj.sourced_id})
+        content = json.dumps(self.body_for(obj), separators=(",", ":")).encode()
+        response = await self._send("PUT", url, endpoint=endpoint, content=content)
+        kept = None
+        if response.content.strip():
+            data = self._json(response)
+            if isinstance(data, dict) and isinstance(data.get(endpoint.kind.single_key), dict):
+                kept = cast(M, self._model(endpoint, data[endpoint.kind.single_key], response))
+        return PutOutcome(response.status_code == 201, response.status_code, kept)
+
+    async def _delete(self, endpoint_name: str, sourced_id: str) -> bool:
+        endpoint = self.spec.endpoint(endpoint_name)
+        try:
+            await self._send("DELETE", self._url(endpoint, {"id": sourced_id}), endpoint=endpoint)
+        except NotFound as exc:
+            if exc.code_minor == UNKNOWN_OBJECT:
+                return False
+            raise
+        return True
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def get(self, endpoint: str, **ids: str) -> Base:
+        """One object: `get("class", id="c1")`, or `get("classes/c1")`."""
+        row, url = self._resolve(endpoint, ids)
+        if row.collection:
+            raise ValueError(f"{endpoint!r} is a collection: use iter_collection")
+        response = await self._send("GET", url, endpoint=row)
+        data = self._json(response)
+        key = row.kind.single_key
+        record = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(record, dict):
+            raise MalformedResponse(
+                f"GET {response.request.url.path} answered without a {key!r} object",
+                method="GET",
+                path=response.request.url.path,
+            )
+        return self._model(row, record, response)
+
+    async def page(
+        self,
+        endpoint: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        filter: Filter | str | None = None,
+        **ids: str,
+    ) -> Page:
+        """Exactly one page of a collection (e.g. `teachers?limit=1`, to see that it answers)."""
+        row, url = self._resolve(endpoint, ids)
+        params = {"limit": str(limit), "offset": str(offset)}
+        if filter is not None:
+            params["filter"] = filter.render() if isinstance(filter, Filter) else filter
+        response = await self._send("GET", with_query(url, params), endpoint=row)
+        total = response.headers.get("x-total-count")
+        return Page(
+            self._records(row, response),
+            int(total) if total and total.strip().isdigit() else None,
+            parse_link_header(response.headers.get("link")),
+        )
+
+    async def authenticate(self) -> str | None:
+        """Asks for an OAuth 2 token now (it is cached for the calls that follow) and returns
+        the scopes the SIS says it granted (None when it does not say, or with OAuth 1.0a)."""
+        if self._tokens is None:
+            return None
+        return (await self._tokens.token()).scope
+
+    async def iter_collection(
+        self,
+        endpoint: str,
+        *,
+        filter: Filter | str | None = None,
+        sort: str | None = None,
+        order_by: str | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int | None = None,
+        **ids: str,
+    ) -> AsyncIterator[Base]:
+        """Every object of a collection, as models, across pages (streamed: one page at a time).
+
+        `endpoint` is a name from the version tables (`"teacher_classes"`, with
+        `teacher_id=...`) or a path (`"teachers/42/classes"`). With `fields`, ask for at
+        least the model's required fields, or use `iter_records` for partial records.
+        """
+        row, _ = self._resolve(endpoint, ids)
+        async for record, response in self._pages(
+            endpoint,
+            ids,
+            filter=filter,
+            sort=sort,
+            order_by=order_by,
+            fields=fields,
+            page_size=page_size,
+        ):
+            yield self._model(row, record, response)
+
+    async def iter_records(
+        self,
+        endpoint: str,
+        *,
+        filter: Filter | str | None = None,
+        sort: str | None = None,
+        order_by: str | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int | None = None,
+        **ids: str,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Like `iter_collection`, but the records as the SIS sent them (plain dicts)."""
+        async for record, _ in self._pages(
+            endpoint,
+            ids,
+            filter=filter,
+            sort=sort,
+            order_by=order_by,
+            fields=fields,
+            page_size=page_size,
+        ):
+            yield record
+
+    async def _pages(
+        self,
+        endpoint: str,
+        ids: dict[str, str],
+        *,
+        filter: Filter | str | None,
+        sort: str | None,
+        order_by: str | None,
+        fields: Sequence[str] | None,
+        page_size: int | None,
+    ) -> AsyncIterator[tuple[dict[str, Any], httpx.Response]]:
+        row, url = self._resolve(endpoint, ids)
+        if not row.collection:
+            raise ValueError(f"{endpoint!r} is a single object: use get")
+        params: dict[str, str] = {}
+        if filter is not None:
+            params["filter"] = filter.render() if isinstance(filter, Filter) else filter
+        if sort:
+            params["sort"] = sort
+        if order_by:
+            params["orderBy"] = order_by
+        if fields:
+            params["fields"] = ",".join(fields)
+        pager = Pager(with_query(url, params), page_size or self.settings.page_size)
+        page_url = pager.first_page_url()
+        response = await self._send("GET", page_url, endpoint=row)
+        prefetch: asyncio.Task[httpx.Response] | None = None
+        try:
+            while True:
+                records = self._records(row, response)
+                try:
+                    next_url = pager.next_page_url(
+                        page_url,
+                        [str(r.get("sourcedId")) for r in records],
+                        link_header=response.headers.get("link"),
+                        total_count=response.headers.get("x-total-count"),
+                    )
+                except OffsetIgnored as exc:
+                    raise PagingError(
+                        f"The SIS returned the same records again while paging {row.path} "
+                        f"({exc}): it ignores `offset`, so sislink stopped instead of looping. "
+                        "Ask the SIS vendor to support limit/offset paging.",
+                        method="GET",
+                        path=response.request.url.path,
+                    ) from None
+                if next_url is not None:
+                    # Ask for the next page while this one is being consumed.
+                    prefetch = asyncio.create_task(self._send("GET", next_url, endpoint=row))
+                for record in records:
+                    yield record, response
+                if next_url is None or prefetch is None:
+                    return
+                response = await prefetch
+                prefetch = None
+                page_url = next_url
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OneRosterError):
+                    await prefetch
+
+    def _records(self, row: Endpoint, response: httpx.Response) -> list[dict[str, Any]]:
+        data = self._json(response)
+        key = row.kind.collection_key
+        records = data.get(key) if isinstance(data, dict) else None
+        if records is None and isinstance(data, dict):
+            lists = [value for value in data.values() if isinstance(value, list)]
+            records = lists[0] if len(lists) == 1 else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise MalformedResponse(
+                f"GET {response.request.url.path} answered without a {key!r} list",
+                method="GET",
+                path=response.request.url.path,
+            )
+        return cast(list[dict[str, Any]], records)
+
+    def _model(self, row: Endpoint, record: dict[str, Any], response: httpx.Response) -> Base:
+        try:
+            return self.spec.from_wire(row.entity, record)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:3]
+            )
+            raise MalformedResponse(
+                f"The SIS sent a {row.entity} that is not valid OneRoster "
+                f"{self.spec.version.value} (sourcedId {record.get('sourcedId')!r}): {problems}",
+                method=response.request.method,
+                path=response.request.url.path,
+            ) from None
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise MalformedResponse(
+                f"{response.request.method} {response.request.url.path} answered "
+                f"{response.status_code} with a body that is not JSON: is the base URL the "
+                "OneRoster root?",
+                method=response.request.method,
+                path=response.request.url.path,
+            ) from None
+
+    # ---- URLs ------------------------------------------------------------------------------
+
+    def _url(self, row: Endpoint, ids: dict[str, str]) -> str:
+        missing = [p for p in row.placeholders if p not in ids]
+        if missing:
+            raise ValueError(f"endpoint {row.name!r} needs {', '.join(missing)}")
+        return f"{self.settings.service_url(row.service)}/{row.format(**ids)}"
+
+    def _resolve(self, endpoint: str, ids: dict[str, str]) -> tuple[Endpoint, str]:
+        """An endpoint name or a path -> the table row and the full URL."""
+        if endpoint in self.spec.endpoints:
+            row = self.spec.endpoints[endpoint]
+            return row, self._url(row, ids)
+        path = endpoint.strip("/")
+        for root in set(self.spec.service_roots.values()):
+            if path.startswith(root + "/"):
+                path = path[len(root) + 1 :]
+        for pattern, row in self._patterns:
+            if pattern.fullmatch(path):
+                return row, f"{self.settings.service_url(row.service)}/{path}"
+        raise ValueError(
+            f"{endpoint!r} is neither an endpoint name nor a OneRoster "
+            f"{self.spec.version.value} path (e.g. 'teachers' or 'classes/{{id}}/students')"
+        )
+
+    # ---- one call, with everything every call needs ----------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: Endpoint | None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """Sends one OneRoster call (retried when idempotent) and returns its 2xx response."""
+        headers: dict[str, str] = dict(self.settings.extra_headers)
+        if endpoint is not None and endpoint.service is Service.GRADEBOOK:
+            headers.update(self.settings.gradebook_headers)
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        refreshed = False
+        attempt = 0
+        while True:
+            request = self._client.build_request(method, url, headers=headers, content=content)
+            token: Token | None = None
+            if self._tokens is not None:
+                token = await self._tokens.authorise(request)
+            response = await self._attempt(
+                request, retryable=method in IDEMPOTENT_METHODS, attempt=attempt
+            )
+            if response is None:
+                attempt += 1
+                continue
+            if response.status_code == 401 and token is not None and not refreshed:
+                # The token expired or was revoked under us: renew once (for every caller at
+                # once) and repeat this call, which does not count as a retry.
+                refreshed = True
+                logger.info(
+                    "%s %s answered 401: renewing the OAuth 2 token", method, request.url.path
+                )
+                await self._tokens.refresh_after(token)  # type: ignore[union-attr]
+                continue
+            if response.is_success:
+                return response
+            if response.status_code in RETRYABLE_STATUSES and method in IDEMPOTENT_METHODS:
+                delay = self._retry_delay(response, attempt)
+                if delay is not None:
+                    logger.info(
+                        "%s %s answered %s; retry %d/%d in %.2fs",
+                        method,
+                        request.url.path,
+                        response.status_code,
+                        attempt + 1,
+                        self.settings.max_retries,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    attempt += 1
+                    continue
+            raise self.error_for(response, endpoint, refreshed=refreshed)
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("use the client inside `async with OneRosterClient(settings)`")
+        return self._http
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying this answer, None when we must give up."""
+        if attempt >= self.settings.max_retries:
+            return None
+        asked = retry_after_delay(response.headers.get("retry-after"))
+        if asked is not None:
+            return asked if asked <= self.settings.max_retry_after_s else None
+        return backoff_delay(
+            attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
+        )
+
+    async def _attempt(
+        self, request: httpx.Request, *, retryable: bool, attempt: int
+    ) -> httpx.Response | None:
+        """One attempt: the response, or None after a transport failure worth retrying (having
+        waited the backoff). Raises when the failure is final or the SIS looks down."""
+        path = request.url.path
+        if self._breaker.is_open:
+            raise self._sis_down(request, "no attempt made")
+        if self._rate is not None:
+            await self._rate.wait()
+        failure: OneRosterError
+        async with self._semaphore:
+            self.calls_made += 1
+            try:
+                response = await self._client.send(request)
+            except httpx.TimeoutException as exc:
+                failure = SISTimeout(
+                    f"{request.method} {path}: the SIS at {request.url.host} did not answer in time "
+                    f"({type(exc).__name__}); it may be overloaded, or the timeouts too short",
+                    method=request.method,
+                    path=path,
+                )
+            except (httpx.UnsupportedProtocol, httpx.ProxyError):
+                raise
+            except httpx.TransportError as exc:
+                failure = SISUnreachable(
+                    f"{request.method} {path}: could not reach the SIS at "
+                    f"{request.url.scheme}://{request.url.netloc.decode()} ({_reason(exc)}). "
+                    "Is the SIS running, and is the URL right?",
+                    method=request.method,
+                    path=path,
+                )
+            else:
+                if not self.settings.keep_cookies:
+                    self._client.cookies.clear()
+                if response.status_code >= 500:
+                    if self._breaker.record_failure():
+                        raise self._sis_down(request, f"last answer {response.status_code}")
+                else:
+                    self._breaker.record_success()
+                return response
+        if self._breaker.record_failure():
+            raise self._sis_down(request, str(failure))
+        if retryable and attempt < self.settings.max_retries:
+            delay = backoff_delay(
+                attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
+            )
+            logger.info(
+                "%s; retry %d/%d in %.2fs", failure, attempt + 1, self.settings.max_retries, delay
+            )
+            await asyncio.sleep(delay)
+            return None
+        raise failure
+
+    def _sis_down(self, request: httpx.Request, last: str) -> SISDown:
+        n = self._breaker.consecutive_failures
+        return SISDown(
+            f"The SIS at {request.url.host} looks down: {n} attempts in a row failed "
+            f"({last}). sislink stopped calling it; try again later.",
+            consecutive_failures=n,
+        )
+
+    # ---- OAuth 2 ---------------------------------------------------------------------------
+
+    async def _fetch_token(self, serial: int) -> Token:
+        settings = self.settings.auth
+        assert isinstance(settings, OAuth2Settings)
+        template = build_token_request(settings, self.settings.scope_string())
+        attempt = 0
+        while True:
+            request = self._client.build_request(
+                "POST", template.url, headers=template.headers, content=template.content
+            )
+            # A client-credentials POST creates nothing but a token: unlike other POSTs it is
+            # safe to repeat, and a token endpoint that flickers must not fail a whole import.
+            response = await self._attempt(request, retryable=True, attempt=attempt)
+            if response is None:
+                attempt += 1
+                continue
+            if response.status_code == 200:
+                logger.debug("OAuth 2 token %d issued", serial)
+                return read_token_response(response, serial=serial, now=time.monotonic())
+            if response.status_code in RETRYABLE_STATUSES:
+                delay = self._retry_delay(response, attempt)
+                if delay is not None:
+                    await asyncio.sleep(delay)
+                    attempt += 1
+                    continue
+            raise _token_error(response)
+
+    # ---- errors ----------------------------------------------------------------------------
+
+    def error_for(
+        self, response: httpx.Response, endpoint: Endpoint | None = None, *, refreshed: bool = False
+    ) -> StatusError:
+        """The typed error for a 4xx/5xx answer to a OneRoster call (`refreshed`: the OAuth 2
+        token had already been renewed once for this call)."""
+        request = response.request
+        method, path, code = request.method, request.url.path, response.status_code
+        imsx = _imsx_of(response)
+        said = _what_the_sis_said(imsx)
+        call = f"{method} {path} answered {code} {_reason_phrase(code)}"
+        common: dict[str, Any] = {"method": method, "path": path, "status_code": code, "imsx": imsx}
+        if code == 400 and imsx is not None and imsx.code_minor == INVALID_DATA:
+            return InvalidData(f"{call}: the SIS refused the data sent{said}", **common)
+        if code == 400:
+            return BadRequest(f"{call}: the SIS did not accept the request{said}", **common)
+        if code == 401:
+            if isinstance(self.settings.auth, OAuth1Settings):
+                why = (
+                    "the OAuth 1.0a signature was refused: check the key and secret, and that "
+                    "this machine's clock is right"
+                )
+            else:
+                why = (
+                    "the SIS refused the token even after renewing it"
+                    if refreshed
+                    else ("the SIS refused the credentials")
+                )
+            if endpoint is not None and endpoint.service is Service.GRADEBOOK:
+                names = ", ".join(self.settings.gradebook_headers) or "none"
+                why += (
+                    "; some SIS (Infinite Campus) also need a vendor header on gradebook calls "
+                    f"(x-vendor-authorization); gradebook headers sent: {names}"
+                )
+            return AuthenticationFailed(f"{call}: {why}{said}", **common)
+        if code == 403:
+            scope = None
+            if endpoint is not None:
+                scope = " or ".join(self.spec.scope_uris(endpoint.scopes_for(method)))
+            need = f"the credentials lack the scope {scope}" if scope else "a scope is missing"
+            return PermissionDenied(
+                f"{call}: {need}; ask the SIS administrator to grant it{said}",
+                missing_scope=scope,
+                **common,
+            )
+        if code == 404:
+            if imsx is not None and imsx.code_minor == UNKNOWN_OBJECT:
+                return NotFound(f"{call}: the SIS has no such object{said}", **common)
+            return NotFound(
+                f"{call}: there is no OneRoster endpoint at this address. Check the base URL: "
+                f"it is the OneRoster root (e.g. https://sis.example.org/ims/oneroster), with "
+                f"'{self.spec.service_roots[Service.ROSTERING]}/...' below it{said}",
+                **common,
+            )
+        if code == 422:
+            return InvalidData(f"{call}: the SIS refused the data sent{said}", **common)
+        if code == 429:
+            return RateLimited(
+                f"{call}: the SIS kept asking to slow down after "
+                f"{self.settings.max_retries} retries; lower requests_per_second{said}",
+                **common,
+            )
+        if code >= 500:
+            return ServerError(
+                f"{call}: the SIS failed on every attempt ({self.settings.max_retries} retries)"
+                f"{said}",
+                **common,
+            )
+        return StatusError(f"{call}{said}", **common)
+
+
+def _token_error(response: httpx.Response) -> TokenRequestFailed:
+    code = response.status_code
+    path = response.request.url.path
+    error, description = None, None
+    with contextlib.suppress(ValueError):
+        data = response.json()
+        if isinstance(data, dict):
+            error, description = data.get("error"), data.get("error_description")
+    imsx = _imsx_of(response)
+    detail = ": ".join(str(x) for x in (error, description) if x) or _what_the_sis_said(imsx)[2:]
+    detail = f" ({detail})" if detail else ""
+    if code == 404:
+        why = "there is no token endpoint at this address: check the token URL"
+    elif error == "invalid_scope":
+        why = "it refused the scopes asked for: ask the SIS administrator to grant them"
+    elif code in (400, 401) or error == "invalid_client":
+        why = "it refused the client id or secret: check both (and that the secret is current)"
+    elif code >= 500:
+        why = "the token endpoint failed on every attempt"
+    else:
+        why = "it refused to issue a token"
+    return TokenRequestFailed(
+        f"POST {path} (token) answered {code} {_reason_phrase(code)}: {why}{detail}",
+        method="POST",
+        path=path,
+        status_code=code,
+        imsx=imsx,
+    )
+
+
+def _imsx_of(response: httpx.Response) -> ImsxStatus | None:
+    try:
+        return read_status(response.json())
+    except ValueError:
+        return None
+
+
+def _what_the_sis_said(imsx: ImsxStatus | None) -> str:
+    if imsx is None:
+        return ""
+    parts = [p for p in (imsx.code_minor, imsx.description) if p]
+    return f". The SIS said: {' - '.join(parts)}" if parts else ""
+
+
+def _reason_phrase(code: int) -> str:
+    try:
+        from http import HTTPStatus
+
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    """Why a connection failed, in words: the root cause hides a few exceptions down."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused: nothing is listening there"
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return "the connection was dropped before an answer"
+    return str(exc) or type(exc).__name__
+
+
+def _path_pattern(endpoint: Endpoint) -> re.Pattern[str]:
+    parts = [
+        "[^/]+" if p.startswith("{") and p.endswith("}") else re.escape(p)
+        for p in endpoint.path.split("/")
+    ]
+    return re.compile("/".join(parts))
+
+
+def _kind_name(obj: Base) -> str:
+    names = {LineItem: "line_item", Result: "result", Category: "category"}
+    for model, name in names.items():
+        if type(obj) is model:
+            return name
+    raise TypeError(f"sislink writes lineItems, results and categories, not {type(obj).__name__}")

@@ -1,0 +1,108 @@
+"""Resilience policy: which attempts to retry, how long to wait, and the limits around every call.
+
+- `backoff_delay`: exponential backoff with full jitter (uniform between 0 and
+  min(cap, base * 2**attempt)), so that many clients retrying together spread out.
+- `retry_after_delay`: reads a Retry-After header (seconds or an HTTP date).
+- `RateLimiter`: spaces the start of calls to at most N per second.
+- `FailureBreaker`: counts consecutive failed attempts; past a threshold the SIS is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from datetime import UTC, datetime
+
+RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
+"""Statuses that say "try again later" rather than "this request is wrong"."""
+
+IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods that may be repeated safely; POST is never retried (except the token request)."""
+
+
+def backoff_delay(
+    attempt: int, *, base_s: float, cap_s: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before retry number `attempt` (0 for the first retry): full jitter."""
+    ceiling = min(cap_s, base_s * (2**attempt))
+    return (rng or random).uniform(0.0, ceiling)
+
+
+def retry_after_delay(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds asked for by a Retry-After header, or None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds)
+
+
+class RateLimiter:
+    """Lets calls start at most `per_second` times a second, evenly spaced (no bursts)."""
+
+    def __init__(self, per_second: float) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.interval = 1.0 / per_second
+        self._next_slot = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        delay = slot - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class FailureBreaker:
+    """Counts consecutive failed attempts across all calls of one client.
+
+    A failure is an attempt that got no answer or a 5xx; any other answer (even a 4xx or a
+    429, which prove the SIS is alive) resets the count. Once the count reaches `threshold`
+    the breaker is open: `is_open` stays true for `cooldown_s`, then one attempt is let
+    through; its success closes the breaker, its failure opens it again.
+    """
+
+    def __init__(self, threshold: int, *, cooldown_s: float = 30.0) -> None:
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.consecutive_failures = 0
+        self._opened_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        if self._opened_at is None:
+            return False
+        if time.monotonic() - self._opened_at >= self.cooldown_s:
+            self._opened_at = None  # half-open: the next attempt decides
+            self.consecutive_failures = self.threshold - 1
+            return False
+        return True
+
+    def record_success(self) -> None:
+        self.consecutive_failures = 0
+        self._opened_at = None
+
+    def record_failure(self) -> bool:
+        """Counts a failure; True when that opened the breaker."""
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.threshold and self._opened_at is None:
+            self._opened_at = time.monotonic()
+            return True
+        return False
