@@ -18,6 +18,7 @@ Severity = Literal["status", "warning", "error"]
 
 INVALID_FILTER_FIELD = "invalid_filter_field"
 INVALID_SELECTION_FIELD = "invalid_selection_field"
+INVALID_SORT_FIELD = "invalid_sort_field"
 INVALID_DATA = "invaliddata"
 UNAUTHORISED = "unauthorisedrequest"
 FORBIDDEN = "forbidden"

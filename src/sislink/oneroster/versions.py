@@ -294,6 +294,14 @@ class VersionSpec:
             _to_1_1(data, entity)
         return data
 
+    def reshape(self, data: dict[str, Any], entity: str, root_url: str) -> dict[str, Any]:
+        """A stored 1.2 wire dict as this version sends it from `root_url`: every GUIDRef's href
+        rebuilt for that root, 1.1 fields converted. Changes `data` in place and returns it."""
+        _complete_refs(data, entity, lambda t, i: self.href(root_url, t, i), replace_href=True)
+        if self.version is Version.V1_1:
+            _to_1_1(data, entity)
+        return data
+
     def from_wire(self, entity: str, data: dict[str, Any]) -> Base:
         """Read one object of this version into the (1.2-shaped) model. Raises pydantic's
         ValidationError when the data is not valid OneRoster."""
@@ -329,11 +337,14 @@ _REF_FIELDS: dict[str, str] = {
 }
 
 
-def _complete_refs(data: dict[str, Any], entity: str, href: Any) -> None:
+def _complete_refs(
+    data: dict[str, Any], entity: str, href: Any, replace_href: bool = False
+) -> None:
     def complete(ref: Any, ref_type: str) -> None:
         if isinstance(ref, dict) and "sourcedId" in ref:
             ref["type"] = ref.get("type") or ref_type
-            ref["href"] = ref.get("href") or href(ref["type"], ref["sourcedId"])
+            if replace_href or not ref.get("href"):
+                ref["href"] = href(ref["type"], ref["sourcedId"])
 
     for key, value in data.items():
         if key in ("parent", "children"):

@@ -89,8 +89,6 @@ _EXTRA_FIELDS: dict[str, frozenset[str]] = {
             "pronouns",
             "userProfiles",
             "resources",
-            "role",
-            "orgs",
         }
     ),
     "class": frozenset({"subjectCodes", "resources"}),
@@ -168,7 +166,9 @@ class ProviderStore:
             check_same_thread=False,
             isolation_level=None,  # transactions are explicit
         )
-        self._db.execute("PRAGMA journal_mode=WAL" if path is not None else "PRAGMA journal_mode=MEMORY")
+        self._db.execute(
+            "PRAGMA journal_mode=WAL" if path is not None else "PRAGMA journal_mode=MEMORY"
+        )
         self._db.execute("PRAGMA synchronous=OFF")  # a sandbox: speed over durability
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.execute("PRAGMA cache_size=-65536")
@@ -556,6 +556,11 @@ def _refs_of(entity: str, record: dict[str, Any]) -> Iterator[tuple[str, str, st
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
+def check_field(entity: str, path: str) -> None:
+    """Raise FilterSyntaxError unless `path` (maybe dotted) names a field of `entity`."""
+    _check_field_path(entity, path)
+
+
 def _check_field_path(entity: str, path: str) -> list[str]:
     if not _FIELD_PATH.fullmatch(path):
         raise FilterSyntaxError(f"{path!r} is not a field name; use letters, digits and dots")
@@ -585,9 +590,7 @@ def filter_condition(entity: str, parsed: Filter) -> Condition:
     if parsed.second is None:
         return first
     second = _predicate(entity, parsed.second)
-    return Condition(
-        f"({first.sql}) {parsed.join} ({second.sql})", (*first.params, *second.params)
-    )
+    return Condition(f"({first.sql}) {parsed.join} ({second.sql})", (*first.params, *second.params))
 
 
 def _predicate(entity: str, predicate: Predicate) -> Condition:
