@@ -159,32 +159,47 @@ _CLASSES = _base(
     Column("subjectCodes", "", "ignore"),
     Column("periods", "periods", "list"),
 )
-_USER_COMMON = (
-    Column("enabledUser", "enabledUser", "flag", required=True),
-    Column("username", "username", "text"),
-    Column("userIds", "userIds", "userIds"),
-    Column("givenName", "givenName", "text", required=True),
-    Column("familyName", "familyName", "text", required=True),
-    Column("middleName", "middleName", "text"),
-    Column("identifier", "identifier", "text"),
-    Column("email", "email", "text"),
-    Column("sms", "sms", "text"),
-    Column("phone", "phone", "text"),
-    Column("agentSourcedIds", "agents", "refs", "user"),
-    Column("grades", "grades", "list"),
-    Column("password", "", "ignore"),  # never kept: a sandbox must not hold people's passwords
-)
-_USERS_1_1 = _base(
-    *_USER_COMMON,
-    Column("orgSourcedIds", "_orgs", "refs", "org", required=True),
-    Column("role", "_role", "text", required=True),
-)
-_USERS_1_2 = _base(
-    *_USER_COMMON,
-    Column("userMasterIdentifier", "", "ignore"),
-    Column("preferredGivenName", "preferredFirstName", "text"),
-    _ref("primaryOrgSourcedId", "primaryOrg", "org"),
-)
+
+
+def _user_columns(*, v12: bool) -> tuple[Column, ...]:
+    """users.csv in the official column order of each version (1.1 carries role and orgs)."""
+    one_one = (
+        Column("orgSourcedIds", "_orgs", "refs", "org", required=True),
+        Column("role", "_role", "text", required=True),
+    )
+    return _base(
+        Column("enabledUser", "enabledUser", "flag", required=True),
+        *(() if v12 else one_one),
+        Column("username", "username", "text"),
+        Column("userIds", "userIds", "userIds"),
+        Column("givenName", "givenName", "text", required=True),
+        Column("familyName", "familyName", "text", required=True),
+        Column("middleName", "middleName", "text"),
+        Column("identifier", "identifier", "text"),
+        Column("email", "email", "text"),
+        Column("sms", "sms", "text"),
+        Column("phone", "phone", "text"),
+        Column("agentSourcedIds", "agents", "refs", "user"),
+        Column("grades", "grades", "list"),
+        Column("password", "", "ignore"),  # never kept: a sandbox must not hold passwords
+        *(
+            (
+                Column("userMasterIdentifier", "", "ignore"),
+                Column("resourceSourcedIds", "", "ignore"),
+                Column("preferredGivenName", "preferredFirstName", "text"),
+                Column("preferredMiddleName", "", "ignore"),
+                Column("preferredFamilyName", "", "ignore"),
+                _ref("primaryOrgSourcedId", "primaryOrg", "org"),
+                Column("pronouns", "", "ignore"),
+            )
+            if v12
+            else ()
+        ),
+    )
+
+
+_USERS_1_1 = _user_columns(v12=False)
+_USERS_1_2 = _user_columns(v12=True)
 _ROLES = _base(
     _ref("userSourcedId", "_user", "user", required=True),
     Column("roleType", "roleType", "text", required=True),
@@ -215,7 +230,7 @@ _LINE_ITEMS_1_1 = _base(
     Column("resultValueMin", "resultValueMin", "number"),
     Column("resultValueMax", "resultValueMax", "number"),
 )
-# 1.2 requires a school; a bundle without the column gets the class's school.
+# 1.2 requires a school; a bundle without the column (every 1.1 one) gets the class's school.
 _LINE_ITEMS_1_2 = (*_LINE_ITEMS_1_1, _ref("schoolSourcedId", "school", "org"))
 _RESULTS_1_1 = _base(
     _ref("lineItemSourcedId", "lineItem", "lineItem", required=True),
@@ -581,7 +596,7 @@ class _Loader:
                         column="sourcedId",
                     )
                 data["roles"] = roles
-        if spec.entity == "lineItem" and self.version == "1.2" and "school" not in data:
+        if spec.entity == "lineItem" and "school" not in data:
             school = self.index.class_school.get(data["class"]["sourcedId"])
             if school:
                 data["school"] = {"sourcedId": school, "type": "org"}
