@@ -216,8 +216,9 @@ class Category(Base):
 
 
 class ScoreScaleValue(OneRosterModel):
-    item_value_lhs: str
-    item_value_rhs: str
+    # 1EdTech spells these with upper-case LHS/RHS, which the camel-case alias generator would not.
+    item_value_lhs: str = Field(alias="itemValueLHS")
+    item_value_rhs: str = Field(alias="itemValueRHS")
 
 
 class ScoreScale(Base):
