@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from sislink.classroom.db import Classroom, normalise_database_url, open_classroom
+from sislink.classroom.models import EnrolmentRole, Role
 from sislink.classroom.secrets import SecretBox
+from sislink.classroom.services import classes, people
+from sislink.classroom.services.access import Actor
 
 POSTGRES_URL_VARIABLE = "SISLINK_TEST_POSTGRES_URL"
 
@@ -61,3 +65,56 @@ def classroom(database_url: str, secret_box: SecretBox) -> Iterator[Classroom]:
         yield opened
     finally:
         opened.close()
+
+
+# --- people and classes most tests need ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class School:
+    """A small school: an admin, two teachers, two students, and one class taught by Ada."""
+
+    admin: Actor
+    ada: Actor
+    brian: Actor
+    student_ids: tuple[int, int]
+    class_id: int
+
+
+@pytest.fixture
+def school(classroom: Classroom) -> School:
+    system = Actor.system()
+    with classroom.transaction() as session:
+        admin = people.create_person(
+            session, system, name="Alex Admin", email="alex@school.example", roles=[Role.ADMIN]
+        )
+        ada = people.create_person(
+            session, system, name="Ada Teacher", email="ada@school.example", roles=[Role.TEACHER]
+        )
+        brian = people.create_person(
+            session,
+            system,
+            name="Brian Teacher",
+            email="brian@school.example",
+            roles=[Role.TEACHER],
+        )
+        students = [
+            people.create_person(
+                session,
+                system,
+                name=name,
+                email=f"{name.lower()}@school.example",
+                roles=[Role.STUDENT],
+            )
+            for name in ("Sam", "Tess")
+        ]
+        taught = classes.create_class(session, Actor.of(ada), title="Maths 7", section="7B")
+        for student in students:
+            classes.enrol(session, Actor.of(ada), taught.id, student.id, EnrolmentRole.STUDENT)
+        return School(
+            admin=Actor.of(admin),
+            ada=Actor.of(ada),
+            brian=Actor.of(brian),
+            student_ids=(students[0].id, students[1].id),
+            class_id=taught.id,
+        )

@@ -153,7 +153,11 @@ class Person(Base):
 
     @property
     def roles(self) -> frozenset[Role]:
-        held = {Role.ADMIN: self.is_admin, Role.TEACHER: self.is_teacher, Role.STUDENT: self.is_student}
+        held = {
+            Role.ADMIN: self.is_admin,
+            Role.TEACHER: self.is_teacher,
+            Role.STUDENT: self.is_student,
+        }
         return frozenset(role for role, has_role in held.items() if has_role)
 
     def __repr__(self) -> str:

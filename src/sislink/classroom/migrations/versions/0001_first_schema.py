@@ -7,7 +7,9 @@ Create Date: 2026-11-28 21:48:47.167044
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -43,7 +45,7 @@ def upgrade() -> None:
             batch_op.f("ix_export_record_sis_sourced_id"), ["sis_sourced_id"], unique=False
         )
 
-    op.create_table(
+    organisation = op.create_table(
         "organisation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -52,6 +54,19 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisation")),
         sa.UniqueConstraint("identity_namespace", name=op.f("uq_organisation_identity_namespace")),
+    )
+    # The organisation row and its identity namespace are made here, once per database:
+    # never by two processes racing at first start.
+    op.bulk_insert(
+        organisation,
+        [
+            {
+                "name": "",
+                "identity_namespace": str(uuid.uuid4()),
+                "settings": {},
+                "created_at": datetime.now(UTC),
+            }
+        ],
     )
     op.create_table(
         "person",

@@ -1,0 +1,777 @@
+"""Bulk upserts of roster rows keyed by SIS sourcedId, with created/updated/unchanged counts.
+
+The roster import writes up to hundreds of thousands of rows in batches. Each batch is one
+fetch of the rows it names, a comparison in Python, then one multi-row INSERT for new rows
+and one executemany UPDATE for changed rows: an unchanged re-import only reads. The same
+code runs on SQLite and PostgreSQL, and the counts are exact (the import report shows them).
+
+Rows that cannot be written (a reference that was not imported, an email another person
+already uses) are not written and come back in `UpsertCounts.skipped` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Integer,
+    Table,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSON as JSON_PG
+from sqlalchemy.orm import Session
+
+from sislink.classroom.models import (
+    Class,
+    Course,
+    Enrolment,
+    EnrolmentRole,
+    GradingPeriod,
+    Person,
+    Role,
+    School,
+    Term,
+)
+
+# Bound parameters per statement stay well under SQLite's limit (32766) at this batch size.
+LOOKUP_CHUNK = 5000
+# After a PostgreSQL insert of this many rows, refresh the table's planner statistics.
+ANALYZE_AFTER_ROWS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A row that was not written, and why (in words for the import report)."""
+
+    sourced_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class UpsertCounts:
+    """What one upsert did: rows created, updated, unchanged, and skipped with a reason."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[SkippedRow] = field(default_factory=list)
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.created + other.created,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            [*self.skipped, *other.skipped],
+        )
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolRow:
+    sourced_id: str
+    name: str
+    identifier: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TermRow:
+    sourced_id: str
+    title: str
+    start_date: date | None = None
+    end_date: date | None = None
+    school_year: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GradingPeriodRow:
+    sourced_id: str
+    title: str
+    term_sourced_id: str | None
+    start_date: date | None = None
+    end_date: date | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRow:
+    sourced_id: str
+    title: str
+    course_code: str | None = None
+    school_sourced_id: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRow:
+    sourced_id: str
+    title: str
+    section: str | None = None
+    school_sourced_id: str | None = None
+    term_sourced_id: str | None = None
+    course_sourced_id: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """A person from the SIS. `roles` may hold teacher and student; admin is never imported."""
+
+    sourced_id: str
+    name: str
+    email: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    identifier: str | None = None
+    roles: frozenset[Role] = frozenset()
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentRow:
+    sourced_id: str
+    class_sourced_id: str
+    person_sourced_id: str
+    role: EnrolmentRole
+    is_primary: bool = False
+    active: bool = True
+
+
+ImportedModel = (
+    type[School]
+    | type[Term]
+    | type[GradingPeriod]
+    | type[Course]
+    | type[Class]
+    | type[Person]
+    | type[Enrolment]
+)
+
+
+def _table(model: ImportedModel) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def normalise_email(email: str | None) -> tuple[str | None, str | None]:
+    """The email as shown (trimmed) and its case-insensitive key; (None, None) when blank."""
+    if email is None or not email.strip():
+        return None, None
+    shown = email.strip()
+    return shown, shown.casefold()
+
+
+# --- the shared write path ---------------------------------------------------------------
+
+
+def _chunks(items: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _dedupe(rows: Iterable[Any]) -> list[Any]:
+    """One row per sourcedId, the last one winning (as a later line of an export would)."""
+    by_id: dict[str, Any] = {}
+    for row in rows:
+        by_id[row.sourced_id] = row
+    return list(by_id.values())
+
+
+def _fetch_by(
+    session: Session, table: Table, column: str, keys: Iterable[Any], columns: Sequence[str]
+) -> dict[Any, dict[str, Any]]:
+    """Existing rows whose `column` is one of `keys`, as plain dicts keyed by that column."""
+    unique_keys = list(dict.fromkeys(keys))
+    found: dict[Any, dict[str, Any]] = {}
+    if not unique_keys:
+        return found
+    wanted = dict.fromkeys(["id", column, *columns])
+    selected = [table.c[name] for name in wanted]
+    names = list(wanted)
+    position = names.index(column)
+    connection = session.connection()
+    for chunk in _chunks(unique_keys):
+        condition = _one_of(connection.dialect.name, table, column, chunk)
+        for row in connection.execute(select(*selected).where(condition)).all():
+            found[row[position]] = dict(zip(names, row, strict=True))
+    return found
+
+
+def _one_of(dialect: str, table: Table, column: str, keys: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN keys` with the keys as ONE parameter: a JSON array the database unpacks.
+
+    An IN list of thousands of parameters costs more to build and parse than the query
+    takes to run; a single JSON text is cheap to send and keeps the statement cacheable.
+    """
+    target = table.c[column]
+    as_json: BindParameter[str] = bindparam(None, json.dumps(list(keys)))
+    if dialect == "postgresql":
+        each_value = func.json_array_elements_text(cast(as_json, JSON_PG))
+        return target.in_(select(cast(each_value, target.type)))
+    each_key: ColumnElement[Any] = literal_column("value")
+    return target.in_(select(each_key).select_from(func.json_each(as_json)))
+
+
+class SourcedIdCache:
+    """sourcedId to row id, remembered across the batches of one import.
+
+    Enrolment batches name thousands of classes and people each; looking each one up once
+    per import instead of once per batch halves the reads. Ids never change once a row
+    exists, so the cache stays right while the import runs. Use one cache per import, and
+    drop it if a batch is rolled back (it may hold ids of rows that batch created).
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, int]] = {}
+
+    def ids(
+        self, session: Session, model: ImportedModel, sourced_ids: Iterable[str | None]
+    ) -> dict[str, int]:
+        known = self._known.setdefault(_table(model).name, {})
+        wanted = [sid for sid in dict.fromkeys(sourced_ids) if sid is not None]
+        unknown = [sid for sid in wanted if sid not in known]
+        if unknown:
+            known.update(_ids_by_sourced_id(session, model, unknown))
+        return {sid: known[sid] for sid in wanted if sid in known}
+
+
+def _ids_by_sourced_id(
+    session: Session, model: ImportedModel, sourced_ids: Iterable[str | None]
+) -> dict[str, int]:
+    wanted = [sid for sid in dict.fromkeys(sourced_ids) if sid is not None]
+    table = _table(model)
+    found = _fetch_by(session, table, "sis_sourced_id", wanted, ["sis_sourced_id"])
+    return {sid: row["id"] for sid, row in found.items()}
+
+
+def _resolver(
+    cache: SourcedIdCache | None,
+) -> Callable[[Session, ImportedModel, Iterable[str | None]], dict[str, int]]:
+    return _ids_by_sourced_id if cache is None else cache.ids
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Rows to insert and rows to update (each update a full set of columns plus `_id`)."""
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+
+    def add(
+        self,
+        existing: Mapping[str, Any] | None,
+        values: dict[str, Any],
+        protected: Iterable[str] = (),
+    ) -> None:
+        if existing is None:
+            self.inserts.append(values)
+            self.counts.created += 1
+            return
+        for name in protected:
+            if name in values:
+                values[name] = existing[name]
+        if all(existing[name] == value for name, value in values.items()):
+            self.counts.unchanged += 1
+            return
+        self.updates.append({"_id": existing["id"], **values})
+        self.counts.updated += 1
+
+    def skip(self, sourced_id: str, reason: str) -> None:
+        self.counts.skipped.append(SkippedRow(sourced_id, reason))
+
+    def write(self, session: Session, table: Table) -> UpsertCounts:
+        connection = session.connection()
+        if self.inserts:
+            _insert_rows(connection, table, self.inserts)
+        if self.updates:
+            names = [name for name in self.updates[0] if name != "_id"]
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({name: bindparam(name) for name in names})
+            )
+            connection.execute(statement, self.updates)
+        return self.counts
+
+
+def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (many times faster), executemany on SQLite."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    defaults = _python_defaults(table, names)
+    columns = [*names, *defaults]
+    json_columns = {column.name for column in table.columns if isinstance(column.type, JSON)}
+    statement = "COPY {} ({}) FROM STDIN".format(
+        _quoted(connection, table.name), ", ".join(_quoted(connection, name) for name in columns)
+    )
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    with driver_connection.cursor() as cursor:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[name] for name in names] + [make() for make in defaults.values()]
+                copy.write_row(
+                    [
+                        json.dumps(value) if name in json_columns else value
+                        for name, value in zip(columns, values, strict=True)
+                    ]
+                )
+        if len(rows) >= ANALYZE_AFTER_ROWS:
+            # A table that grew fast has stale statistics until autovacuum comes by; without
+            # fresh ones PostgreSQL scans the whole table for each batch's lookups.
+            cursor.execute(f"ANALYZE {_quoted(connection, table.name)}")
+
+
+def _python_defaults(table: Table, given: Sequence[str]) -> dict[str, Callable[[], Any]]:
+    """Makers of the Python-side defaults that Core would apply to columns not given."""
+    makers: dict[str, Callable[[], Any]] = {}
+    for column in table.columns:
+        if column.name in given or column.primary_key or column.default is None:
+            continue
+        default: Any = column.default
+        if default.is_callable:
+            makers[column.name] = partial(default.arg, None)
+        elif default.is_scalar:
+            makers[column.name] = partial(_constant, default.arg)
+    return makers
+
+
+def _constant(value: Any) -> Any:
+    return value
+
+
+def _quoted(connection: Connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote(name)
+
+
+def _upsert_simple(
+    session: Session,
+    model: ImportedModel,
+    desired: list[tuple[str, dict[str, Any]]],
+    plan: _Plan,
+    protected: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+) -> UpsertCounts:
+    """Upsert rows whose only key is sis_sourced_id (values include sis_sourced_id)."""
+    table = _table(model)
+    columns = list(desired[0][1]) if desired else []
+    if protected is not None:
+        columns.append("hand_edited_fields")
+    existing = _fetch_by(session, table, "sis_sourced_id", [sid for sid, _ in desired], columns)
+    for sourced_id, values in desired:
+        found = existing.get(sourced_id)
+        kept = protected(found) if (protected is not None and found is not None) else ()
+        plan.add(found, values, kept)
+    return plan.write(session, table)
+
+
+# --- one function per roster kind --------------------------------------------------------
+
+
+def upsert_schools(session: Session, rows: Iterable[SchoolRow]) -> UpsertCounts:
+    desired = [
+        (
+            row.sourced_id,
+            {
+                "sis_sourced_id": row.sourced_id,
+                "name": row.name,
+                "identifier": row.identifier,
+                "active": row.active,
+            },
+        )
+        for row in _dedupe(rows)
+    ]
+    return _upsert_simple(session, School, desired, _Plan())
+
+
+def upsert_terms(session: Session, rows: Iterable[TermRow]) -> UpsertCounts:
+    desired = [
+        (
+            row.sourced_id,
+            {
+                "sis_sourced_id": row.sourced_id,
+                "title": row.title,
+                "start_date": row.start_date,
+                "end_date": row.end_date,
+                "school_year": row.school_year,
+                "active": row.active,
+            },
+        )
+        for row in _dedupe(rows)
+    ]
+    return _upsert_simple(session, Term, desired, _Plan())
+
+
+def upsert_grading_periods(
+    session: Session, rows: Iterable[GradingPeriodRow], cache: SourcedIdCache | None = None
+) -> UpsertCounts:
+    unique_rows = _dedupe(rows)
+    terms = _resolver(cache)(session, Term, (row.term_sourced_id for row in unique_rows))
+    plan = _Plan()
+    desired = []
+    for row in unique_rows:
+        if row.term_sourced_id is not None and row.term_sourced_id not in terms:
+            plan.skip(row.sourced_id, _missing("term", row.term_sourced_id))
+            continue
+        desired.append(
+            (
+                row.sourced_id,
+                {
+                    "sis_sourced_id": row.sourced_id,
+                    "title": row.title,
+                    "start_date": row.start_date,
+                    "end_date": row.end_date,
+                    "term_id": terms.get(row.term_sourced_id) if row.term_sourced_id else None,
+                    "active": row.active,
+                },
+            )
+        )
+    return _upsert_simple(session, GradingPeriod, desired, plan)
+
+
+def upsert_courses(
+    session: Session, rows: Iterable[CourseRow], cache: SourcedIdCache | None = None
+) -> UpsertCounts:
+    unique_rows = _dedupe(rows)
+    schools = _resolver(cache)(session, School, (row.school_sourced_id for row in unique_rows))
+    plan = _Plan()
+    desired = []
+    for row in unique_rows:
+        if row.school_sourced_id is not None and row.school_sourced_id not in schools:
+            plan.skip(row.sourced_id, _missing("school", row.school_sourced_id))
+            continue
+        desired.append(
+            (
+                row.sourced_id,
+                {
+                    "sis_sourced_id": row.sourced_id,
+                    "title": row.title,
+                    "course_code": row.course_code,
+                    "school_id": schools.get(row.school_sourced_id)
+                    if row.school_sourced_id
+                    else None,
+                    "active": row.active,
+                },
+            )
+        )
+    return _upsert_simple(session, Course, desired, plan)
+
+
+def upsert_classes(
+    session: Session, rows: Iterable[ClassRow], cache: SourcedIdCache | None = None
+) -> UpsertCounts:
+    """Upsert classes; fields a teacher changed by hand (Class.hand_edited_fields) are kept."""
+    unique_rows = _dedupe(rows)
+    schools = _resolver(cache)(session, School, (row.school_sourced_id for row in unique_rows))
+    terms = _resolver(cache)(session, Term, (row.term_sourced_id for row in unique_rows))
+    courses = _resolver(cache)(session, Course, (row.course_sourced_id for row in unique_rows))
+    plan = _Plan()
+    desired = []
+    for row in unique_rows:
+        references = (
+            ("school", row.school_sourced_id, schools),
+            ("term", row.term_sourced_id, terms),
+            ("course", row.course_sourced_id, courses),
+        )
+        missing = _first_missing(references)
+        if missing is not None:
+            plan.skip(row.sourced_id, _missing(*missing))
+            continue
+        desired.append(
+            (
+                row.sourced_id,
+                {
+                    "sis_sourced_id": row.sourced_id,
+                    "title": row.title,
+                    "section": row.section,
+                    "school_id": schools.get(row.school_sourced_id or ""),
+                    "term_id": terms.get(row.term_sourced_id or ""),
+                    "course_id": courses.get(row.course_sourced_id or ""),
+                    "active": row.active,
+                },
+            )
+        )
+    return _upsert_simple(
+        session, Class, desired, plan, protected=lambda found: found["hand_edited_fields"] or ()
+    )
+
+
+def upsert_people(session: Session, rows: Iterable[PersonRow]) -> UpsertCounts:
+    """Upsert people by sourcedId; a person made here with the same email is adopted.
+
+    Emails are unique whatever their case: a SIS person whose email another person already
+    uses is skipped with a reason, never merged by guesswork. The admin role is local and
+    never changed by an import.
+    """
+    table = _table(Person)
+    unique_rows = _dedupe(rows)
+    columns = [
+        "sis_sourced_id",
+        "name",
+        "given_name",
+        "family_name",
+        "email",
+        "email_key",
+        "sis_identifier",
+        "is_teacher",
+        "is_student",
+        "active",
+    ]
+    by_sourced_id = _fetch_by(
+        session, table, "sis_sourced_id", [row.sourced_id for row in unique_rows], columns
+    )
+    desired: list[tuple[PersonRow, dict[str, Any]]] = []
+    for row in unique_rows:
+        shown, key = normalise_email(row.email)
+        desired.append(
+            (
+                row,
+                {
+                    "sis_sourced_id": row.sourced_id,
+                    "name": row.name,
+                    "given_name": row.given_name,
+                    "family_name": row.family_name,
+                    "email": shown,
+                    "email_key": key,
+                    "sis_identifier": row.identifier,
+                    "is_teacher": Role.TEACHER in row.roles,
+                    "is_student": Role.STUDENT in row.roles,
+                    "active": row.active,
+                },
+            )
+        )
+    # Only emails that are new or changed need checking against other people.
+    emails_to_check = [
+        values["email_key"]
+        for row, values in desired
+        if values["email_key"] is not None
+        and (by_sourced_id.get(row.sourced_id) or {}).get("email_key") != values["email_key"]
+    ]
+    by_email = _fetch_by(session, table, "email_key", emails_to_check, columns)
+    plan = _Plan()
+    claimed_emails: dict[str, str] = {}
+    for row, values in desired:
+        found = by_sourced_id.get(row.sourced_id)
+        key = values["email_key"]
+        if key is not None:
+            holder = by_email.get(key)
+            earlier = claimed_emails.get(key)
+            if earlier is not None:
+                plan.skip(row.sourced_id, _email_taken(values["email"], f"SIS id {earlier!r}"))
+                continue
+            if holder is not None and holder["id"] != (found or {}).get("id"):
+                if found is None and holder["sis_sourced_id"] is None:
+                    found = holder  # a person made here before the import: adopt them
+                else:
+                    owner = holder["sis_sourced_id"] or "a person made in sislink"
+                    plan.skip(row.sourced_id, _email_taken(values["email"], repr(owner)))
+                    continue
+            claimed_emails[key] = row.sourced_id
+        plan.add(found, values)
+    return plan.write(session, table)
+
+
+def upsert_enrolments(
+    session: Session, rows: Iterable[EnrolmentRow], cache: SourcedIdCache | None = None
+) -> UpsertCounts:
+    """Upsert enrolments by sourcedId; also sets each class's primary teacher from them.
+
+    One person has at most one enrolment per class and role: an enrolment made here for
+    the same class, person and role is adopted by the SIS one.
+    """
+    table = _table(Enrolment)
+    unique_rows = _dedupe(rows)
+    classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
+    people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
+    plan = _Plan()
+    desired: list[tuple[str, dict[str, Any]]] = []
+    for row in unique_rows:
+        if row.class_sourced_id not in classes:
+            plan.skip(row.sourced_id, _missing("class", row.class_sourced_id))
+        elif row.person_sourced_id not in people:
+            plan.skip(row.sourced_id, _missing("person", row.person_sourced_id))
+        else:
+            values = {
+                "sis_sourced_id": row.sourced_id,
+                "class_id": classes[row.class_sourced_id],
+                "person_id": people[row.person_sourced_id],
+                "role": str(row.role),
+                "is_primary": row.is_primary,
+                "active": row.active,
+            }
+            desired.append((row.sourced_id, values))
+    columns = ["sis_sourced_id", "class_id", "person_id", "role", "is_primary", "active"]
+    by_sourced_id = _fetch_by(session, table, "sis_sourced_id", [s for s, _ in desired], columns)
+    unmatched = [
+        (values["class_id"], values["person_id"])
+        for sourced_id, values in desired
+        if sourced_id not in by_sourced_id
+    ]
+    by_natural_key = _fetch_by_class_and_person(session, unmatched, columns)
+    taken = {
+        (found["class_id"], found["person_id"], found["role"]): sourced_id
+        for sourced_id, found in by_sourced_id.items()
+    }
+    for sourced_id, values in desired:
+        natural_key = (values["class_id"], values["person_id"], values["role"])
+        found = by_sourced_id.get(sourced_id)
+        if found is None:
+            found = by_natural_key.get(natural_key)
+            if found is not None and found["sis_sourced_id"] not in (None, sourced_id):
+                plan.skip(sourced_id, _duplicate_enrolment(found["sis_sourced_id"]))
+                continue
+        holder = taken.get(natural_key)
+        if holder is not None and holder != sourced_id:
+            plan.skip(sourced_id, _duplicate_enrolment(holder))
+            continue
+        taken[natural_key] = sourced_id
+        plan.add(found, values)
+    counts = plan.write(session, table)
+    _set_primary_teachers(session, desired, plan)
+    return counts
+
+
+def _fetch_by_class_and_person(
+    session: Session, pairs: list[tuple[int, int]], columns: Sequence[str]
+) -> dict[tuple[int, int, str], dict[str, Any]]:
+    table = _table(Enrolment)
+    found: dict[tuple[int, int, str], dict[str, Any]] = {}
+    selected = [table.c.id, *(table.c[name] for name in columns)]
+    connection = session.connection()
+    for chunk in _chunks(list(dict.fromkeys(pairs))):
+        class_ids = [class_id for class_id, _ in chunk]
+        person_ids = [person_id for _, person_id in chunk]
+        if connection.dialect.name == "postgresql":
+            wanted = select(
+                func.unnest(bindparam(None, class_ids, type_=ARRAY(Integer))),
+                func.unnest(bindparam(None, person_ids, type_=ARRAY(Integer))),
+            )
+        else:
+            pair: ColumnElement[Any] = literal_column("value")
+            wanted = select(
+                func.json_extract(pair, "$[0]"), func.json_extract(pair, "$[1]")
+            ).select_from(func.json_each(bindparam(None, json.dumps([list(p) for p in chunk]))))
+        statement = select(*selected).where(tuple_(table.c.class_id, table.c.person_id).in_(wanted))
+        for row in connection.execute(statement).mappings().all():
+            found[(row["class_id"], row["person_id"], row["role"])] = dict(row)
+    return found
+
+
+def _set_primary_teachers(
+    session: Session, desired: list[tuple[str, dict[str, Any]]], plan: _Plan
+) -> None:
+    written = {values["sis_sourced_id"] for values in [*plan.inserts, *plan.updates]}
+    primary: dict[int, int] = {}
+    for sourced_id, values in desired:
+        is_primary_teacher = values["role"] == EnrolmentRole.TEACHER and values["is_primary"]
+        if sourced_id in written and is_primary_teacher and values["active"]:
+            primary[values["class_id"]] = values["person_id"]
+    if not primary:
+        return
+    table = _table(Class)
+    current = _fetch_by(
+        session, table, "id", list(primary), ["id", "primary_teacher_id", "hand_edited_fields"]
+    )
+    changes = [
+        {"_id": class_id, "primary_teacher_id": teacher_id}
+        for class_id, teacher_id in primary.items()
+        if current[class_id]["primary_teacher_id"] != teacher_id
+        and "primary_teacher_id" not in (current[class_id]["hand_edited_fields"] or ())
+    ]
+    if changes:
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values(primary_teacher_id=bindparam("primary_teacher_id"))
+        )
+        session.connection().execute(statement, changes)
+
+
+def _first_missing(
+    references: Iterable[tuple[str, str | None, Mapping[str, int]]],
+) -> tuple[str, str] | None:
+    for kind, sourced_id, known in references:
+        if sourced_id is not None and sourced_id not in known:
+            return kind, sourced_id
+    return None
+
+
+# --- rows the SIS no longer sends --------------------------------------------------------
+
+
+def find_missing(
+    session: Session, model: ImportedModel, seen_sourced_ids: Iterable[str]
+) -> list[str]:
+    """SourcedIds of active imported rows that are not in `seen_sourced_ids`.
+
+    Rows made here (no sourcedId) are never listed. The import uses this for its shrink
+    guard before calling `deactivate`.
+    """
+    table = _table(model)
+    seen = set(seen_sourced_ids)
+    statement = select(table.c.sis_sourced_id).where(
+        table.c.sis_sourced_id.is_not(None), table.c.active.is_(True)
+    )
+    return [sid for sid in session.connection().execute(statement).scalars() if sid not in seen]
+
+
+def deactivate(session: Session, model: ImportedModel, sourced_ids: Sequence[str]) -> int:
+    """Mark these imported rows inactive (never deleted: marks and history stay). Returns how many."""
+    table = _table(model)
+    changed = 0
+    for chunk in _chunks(list(dict.fromkeys(sourced_ids))):
+        statement = (
+            update(table)
+            .where(table.c.sis_sourced_id.in_(chunk), table.c.active.is_(True))
+            .values(active=False)
+        )
+        changed += session.connection().execute(statement).rowcount
+    return changed
+
+
+# --- reasons, in words -------------------------------------------------------------------
+
+
+def _missing(kind: str, sourced_id: str) -> str:
+    return (
+        f"its {kind} (SIS id {sourced_id!r}) has not been imported; import the {kind} first "
+        "or check that the SIS sends it"
+    )
+
+
+def _email_taken(email: str, owner: str) -> str:
+    return (
+        f"the email {email!r} is already used by {owner}; each email may belong to one "
+        "person only: correct the email in the SIS or in sislink"
+    )
+
+
+def _duplicate_enrolment(other_sourced_id: str) -> str:
+    return (
+        "the same person is already enrolled in this class with this role "
+        f"(SIS enrolment {other_sourced_id!r}); the SIS sends a duplicate enrolment"
+    )

@@ -1,0 +1,252 @@
+"""The SIS connection and class links: save, authorise, disconnect, link classes to SIS classes.
+
+Checking credentials against the SIS is sync's work; these functions record what it found.
+The secret code is sealed with the installation's SecretBox before it reaches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sislink.classroom.models import ClassLink, ConnectionStatus, SisConnection, utc_now
+from sislink.classroom.secrets import SecretBox
+from sislink.classroom.services.access import (
+    Actor,
+    class_for_editing,
+    flush_or_conflict,
+    require_admin,
+)
+from sislink.classroom.services.audit import record_event
+
+SUPPORTED_VERSIONS = ("1.1", "1.2")
+CURRENT = 1
+
+
+def save_connection(
+    session: Session,
+    actor: Actor,
+    box: SecretBox,
+    *,
+    partner: str,
+    version: str,
+    host_url: str,
+    access_key: str,
+    secret_code: str,
+    token_url: str | None = None,
+) -> SisConnection:
+    """Save the details an administrator entered, as the current connection (a draft).
+
+    A previous current connection becomes history: it is disconnected if it was authorised.
+    """
+    require_admin(actor, "connect sislink to a SIS")
+    if not partner.strip():
+        raise InvalidInput("Choose the SIS (partner) to connect to.")
+    if version not in SUPPORTED_VERSIONS:
+        raise InvalidInput(f"OneRoster version {version!r} is not supported; choose 1.1 or 1.2.")
+    host = _url(host_url, "Host URL")
+    token = _url(token_url, "Token URL") if token_url and token_url.strip() else None
+    if not access_key.strip():
+        raise InvalidInput("The access key is required (the SIS shows it with the secret code).")
+    if not secret_code.strip():
+        raise InvalidInput("The secret code is required (the SIS shows it with the access key).")
+    previous = current_connection(session)
+    if previous is not None:
+        _retire(session, previous)
+    connection = SisConnection(
+        partner=partner.strip(),
+        version=version,
+        host_url=host,
+        token_url=token,
+        access_key=access_key.strip(),
+        secret_code_sealed=box.seal(secret_code.strip()),
+        status=ConnectionStatus.DRAFT,
+        current_slot=CURRENT,
+        connected_by_id=actor.person_id,
+    )
+    session.add(connection)
+    flush_or_conflict(
+        session, "Another administrator changed the SIS connection; reload and retry."
+    )
+    record_event(
+        session,
+        actor,
+        "sis.connection_saved",
+        f"sis_connection:{connection.id}",
+        {"partner": connection.partner, "version": version, "host_url": host},
+    )
+    return connection
+
+
+def secret_code(box: SecretBox, connection: SisConnection) -> str:
+    """The connection's secret code in clear, for the client that talks to the SIS only."""
+    return box.open(connection.secret_code_sealed)
+
+
+def mark_authorised(
+    session: Session,
+    actor: Actor,
+    connection_id: int,
+    *,
+    district_sourced_id: str | None = None,
+) -> SisConnection:
+    """Record that the SIS accepted the credentials (sync checked them for real)."""
+    require_admin(actor, "authorise the SIS connection")
+    connection = _get(session, connection_id)
+    if not connection.is_current:
+        raise Conflict("This is an old SIS connection; authorise the current one instead.")
+    connection.status = ConnectionStatus.AUTHORISED
+    connection.authorised_at = utc_now()
+    connection.disconnected_at = None
+    if district_sourced_id:
+        connection.district_sourced_id = district_sourced_id
+    record_event(
+        session,
+        actor,
+        "sis.authorised",
+        f"sis_connection:{connection.id}",
+        {"partner": connection.partner, "district": district_sourced_id},
+    )
+    return connection
+
+
+def disconnect(session: Session, actor: Actor) -> SisConnection:
+    """Disconnect the current connection: exports stop; exported data stays in the SIS.
+
+    The row stays current (as disconnected) until a new connection is saved, so that the
+    administrator can see what was connected and reconnect.
+    """
+    require_admin(actor, "disconnect the SIS")
+    connection = current_connection(session)
+    if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
+        raise Conflict("sislink is not connected to a SIS, so there is nothing to disconnect.")
+    connection.status = ConnectionStatus.DISCONNECTED
+    connection.disconnected_at = utc_now()
+    record_event(session, actor, "sis.disconnected", f"sis_connection:{connection.id}")
+    return connection
+
+
+def set_teacher_export(session: Session, actor: Actor, enabled: bool) -> SisConnection:
+    """Switch 'Enable classwork and mark exporting' for teachers."""
+    require_admin(actor, "change whether teachers may export marks")
+    connection = current_connection(session)
+    if connection is None:
+        raise NotFound("Connect to a SIS first; the export setting belongs to the connection.")
+    connection.teacher_export_enabled = enabled
+    record_event(
+        session,
+        actor,
+        "sis.teacher_export",
+        f"sis_connection:{connection.id}",
+        {"enabled": enabled},
+    )
+    return connection
+
+
+def current_connection(session: Session) -> SisConnection | None:
+    return session.scalars(
+        select(SisConnection).where(SisConnection.current_slot == CURRENT)
+    ).first()
+
+
+def connection_history(session: Session) -> Sequence[SisConnection]:
+    statement = select(SisConnection).order_by(
+        SisConnection.created_at.desc(), SisConnection.id.desc()
+    )
+    return session.scalars(statement).all()
+
+
+def require_export_allowed(session: Session, actor: Actor) -> SisConnection:
+    """The current connection, if the actor may export marks through it now."""
+    connection = current_connection(session)
+    if connection is None or connection.status != ConnectionStatus.AUTHORISED:
+        raise Conflict("sislink is not connected to a SIS; ask an administrator to connect it.")
+    if not actor.is_admin and not connection.teacher_export_enabled:
+        raise PermissionDenied(
+            "Mark export is switched off for teachers; an administrator can enable "
+            "'classwork and mark exporting'."
+        )
+    return connection
+
+
+def link_class(
+    session: Session, actor: Actor, class_id: int, sis_class_sourced_id: str
+) -> ClassLink:
+    """Link a class to one SIS class (replacing an earlier link). Its teachers or admins only."""
+    class_for_editing(session, actor, class_id)
+    connection = require_export_allowed(session, actor)
+    sourced_id = sis_class_sourced_id.strip()
+    if not sourced_id:
+        raise InvalidInput("Choose the SIS class to link this class to.")
+    link = class_link(session, class_id)
+    if link is None:
+        link = ClassLink(class_id=class_id)
+        session.add(link)
+    link.connection_id = connection.id
+    link.sis_class_sourced_id = sourced_id
+    link.linked_by_id = actor.person_id
+    link.linked_at = utc_now()
+    flush_or_conflict(session, "This class was linked by someone else at the same time; reload.")
+    record_event(session, actor, "class.linked", f"class:{class_id}", {"sis_class": sourced_id})
+    return link
+
+
+def unlink_class(session: Session, actor: Actor, class_id: int) -> bool:
+    """Remove a class's SIS link. True if it had one."""
+    class_for_editing(session, actor, class_id)
+    link = class_link(session, class_id)
+    if link is None:
+        return False
+    session.delete(link)
+    record_event(
+        session,
+        actor,
+        "class.unlinked",
+        f"class:{class_id}",
+        {"sis_class": link.sis_class_sourced_id},
+    )
+    return True
+
+
+def class_link(session: Session, class_id: int) -> ClassLink | None:
+    return session.scalars(select(ClassLink).where(ClassLink.class_id == class_id)).first()
+
+
+def record_activity(
+    session: Session, connection_id: int, *, imported: bool = False, exported: bool = False
+) -> None:
+    """Remember when the connection last imported or exported."""
+    connection = _get(session, connection_id)
+    if imported:
+        connection.last_import_at = utc_now()
+    if exported:
+        connection.last_export_at = utc_now()
+
+
+def _retire(session: Session, connection: SisConnection) -> None:
+    if connection.status != ConnectionStatus.DISCONNECTED:
+        connection.status = ConnectionStatus.DISCONNECTED
+        connection.disconnected_at = utc_now()
+    connection.current_slot = None
+    # The old row must leave the "current" slot before the new row takes it.
+    session.flush()
+
+
+def _get(session: Session, connection_id: int) -> SisConnection:
+    connection = session.get(SisConnection, connection_id)
+    if connection is None:
+        raise NotFound(f"There is no SIS connection with id {connection_id}.")
+    return connection
+
+
+def _url(value: str | None, label: str) -> str:
+    cleaned = (value or "").strip()
+    if not cleaned.startswith(("https://", "http://")) or len(cleaned) < len("http://a"):
+        raise InvalidInput(
+            f"The {label} must be a web address starting with https:// "
+            f"(for example https://sis.district.example); got {cleaned!r}."
+        )
+    return cleaned.rstrip("/")

@@ -1,0 +1,104 @@
+"""People: create them, find them by email, change their roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom.bulk import normalise_email
+from sislink.classroom.errors import Conflict, InvalidInput, NotFound
+from sislink.classroom.models import Person, Role
+from sislink.classroom.services.access import Actor, flush_or_conflict, require_admin
+from sislink.classroom.services.audit import record_event
+
+EMAIL_TAKEN = "Another person already uses this email ({email}). Use a different email."
+
+
+def check_email(email: str) -> tuple[str, str]:
+    """The email as shown and its case-insensitive key; InvalidInput if it is not an email."""
+    shown, key = normalise_email(email)
+    if shown is None or key is None:
+        raise InvalidInput("An email is required.")
+    local, at, domain = shown.partition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in shown):
+        raise InvalidInput(f"{shown!r} is not an email address (expected name@school.example).")
+    return shown, key
+
+
+def check_name(name: str) -> str:
+    cleaned = name.strip()
+    if not cleaned:
+        raise InvalidInput("A name is required.")
+    return cleaned
+
+
+def create_person(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    email: str,
+    roles: Iterable[Role] = (),
+) -> Person:
+    """Add a person (administrators only). Emails are unique whatever their case."""
+    require_admin(actor, "add people")
+    shown, key = check_email(email)
+    held = frozenset(roles)
+    if find_person_by_email(session, shown) is not None:
+        raise Conflict(EMAIL_TAKEN.format(email=shown))
+    person = Person(
+        name=check_name(name),
+        email=shown,
+        email_key=key,
+        is_admin=Role.ADMIN in held,
+        is_teacher=Role.TEACHER in held,
+        is_student=Role.STUDENT in held,
+    )
+    session.add(person)
+    flush_or_conflict(session, EMAIL_TAKEN.format(email=shown))
+    record_event(session, actor, "person.created", f"person:{person.id}", {"email": shown})
+    return person
+
+
+def find_person_by_email(session: Session, email: str) -> Person | None:
+    _, key = normalise_email(email)
+    if key is None:
+        return None
+    return session.scalars(select(Person).where(Person.email_key == key)).first()
+
+
+def get_person(session: Session, person_id: int) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"There is no person with id {person_id}.")
+    return person
+
+
+def change_email(session: Session, actor: Actor, person_id: int, email: str) -> Person:
+    """Change a person's email (administrators, or the person themself)."""
+    if actor.person_id != person_id:
+        require_admin(actor, "change another person's email")
+    person = get_person(session, person_id)
+    shown, key = check_email(email)
+    holder = find_person_by_email(session, shown)
+    if holder is not None and holder.id != person.id:
+        raise Conflict(EMAIL_TAKEN.format(email=shown))
+    person.email, person.email_key = shown, key
+    flush_or_conflict(session, EMAIL_TAKEN.format(email=shown))
+    return person
+
+
+def set_roles(session: Session, actor: Actor, person_id: int, roles: Iterable[Role]) -> Person:
+    """Replace a person's roles (administrators only)."""
+    require_admin(actor, "change people's roles")
+    person = get_person(session, person_id)
+    held = frozenset(roles)
+    person.is_admin = Role.ADMIN in held
+    person.is_teacher = Role.TEACHER in held
+    person.is_student = Role.STUDENT in held
+    record_event(
+        session, actor, "person.roles_changed", f"person:{person.id}", {"roles": sorted(held)}
+    )
+    return person
