@@ -98,3 +98,9 @@ class OpenApi:
 @pytest.fixture(scope="session")
 def openapi() -> OpenApi:
     return OpenApi()
+
+
+@pytest.fixture(scope="session")
+def fetch_token() -> Any:
+    """`fetch_token(provider, scopes=CLASSROOM_SCOPES, version="1.2")` -> a bearer token."""
+    return get_token

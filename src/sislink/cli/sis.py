@@ -2,10 +2,133 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-sis_app = typer.Typer(help="The built-in OneRoster SIS: serve it, export its data.", no_args_is_help=True)
+from sislink.oneroster.provider.profiles import PROFILES, profile_named
+from sislink.oneroster.provider.server import (
+    bind_socket,
+    build_config,
+    describe,
+    open_store,
+    serve_forever,
+)
+
+sis_app = typer.Typer(
+    help="The built-in OneRoster SIS: serve it, export its data.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(sis_app, name="sis")
+
+
+def _profile(name: str) -> str:
+    try:
+        profile_named(name)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    return name
+
+
+@sis_app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8100, help="Port (0: any free port)."),
+    profile: str = typer.Option(
+        "generic-1.2", callback=_profile, help=f"SIS to imitate: {', '.join(PROFILES)}."
+    ),
+    seed: int = typer.Option(7, help="Seed of the synthetic district (and of injected faults)."),
+    students: int = typer.Option(2000, help="Students in the synthetic district."),
+    schools: int | None = typer.Option(None, help="Schools (default: one per ~1,000 students)."),
+    client_id: str = typer.Option("sislink", help="The OAuth client id (consumer key)."),
+    client_secret: str = typer.Option(
+        ..., envvar="SISLINK_SIS_CLIENT_SECRET", help="The OAuth client secret (never printed)."
+    ),
+    csv: Path | None = typer.Option(
+        None, help="Serve this OneRoster CSV bundle instead of a seeded district."
+    ),
+    db: Path | None = typer.Option(
+        None, help="Keep the data in this SQLite file (default: memory)."
+    ),
+    latency_ms: float = typer.Option(0, help="Added latency per API call, in ms."),
+    jitter_ms: float = typer.Option(0, help="Random +/- jitter on the latency, in ms."),
+    fault_rate: float = typer.Option(0, help="Share of API calls answered 500/503."),
+    rate_429: float = typer.Option(0, help="Share of API calls answered 429 with Retry-After."),
+    drop_rate: float = typer.Option(0, help="Share of API calls whose connection is dropped."),
+    token_ttl_s: int = typer.Option(3600, help="Lifetime of access tokens, in seconds."),
+) -> None:
+    """Serve the built-in SIS. Prints host_url, base_url, token_url, client_id and teacher_email
+    first, one per line, then its log."""
+    chosen = profile_named(profile)
+    try:
+        store, teacher_email = open_store(
+            profile=chosen,
+            seed=seed,
+            students=students,
+            schools=schools,
+            csv_path=str(csv) if csv else None,
+            db_path=str(db) if db else None,
+        )
+        config = build_config(
+            chosen,
+            client_id=client_id,
+            client_secret=client_secret,
+            seed=seed,
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            fault_rate=fault_rate,
+            rate_429=rate_429,
+            drop_rate=drop_rate,
+            token_ttl_s=token_ttl_s,
+        )
+    except ValueError as error:  # a bad bundle or option: the message names what to fix
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    sock = bind_socket(host, port)
+    bound_port = sock.getsockname()[1]
+    urls = describe(chosen, f"http://{host}:{bound_port}")
+    for key in ("host_url", "base_url", "token_url"):
+        typer.echo(f"{key}: {urls[key]}")
+    typer.echo(f"client_id: {client_id}")
+    typer.echo(f"teacher_email: {teacher_email}")
+    try:
+        serve_forever(store, config, sock)
+    finally:
+        store.close()
+
+
+@sis_app.command("export-csv")
+def export_csv(
+    out: Path = typer.Argument(..., help="The bundle to write (a .zip)."),
+    version: str = typer.Option("1.2", help="OneRoster version of the bundle: 1.1 or 1.2."),
+    db: Path | None = typer.Option(None, help="Export this SQLite store (from `serve --db`)."),
+    profile: str = typer.Option("generic-1.2", callback=_profile, help="Profile (for staff ids)."),
+    seed: int = typer.Option(7, help="Seed of the synthetic district, when there is no --db."),
+    students: int = typer.Option(2000, help="Students in the synthetic district."),
+    schools: int | None = typer.Option(None, help="Schools (default: one per ~1,000 students)."),
+) -> None:
+    """Write the SIS's data as a OneRoster CSV bundle."""
+    from sislink.oneroster.provider.csv_bundle import export_bundle
+
+    if db is not None and not db.exists():
+        typer.echo(
+            f"error: {db} does not exist; start `sislink sis serve --db {db}` first.", err=True
+        )
+        raise typer.Exit(2)
+    store, _ = open_store(
+        profile=profile_named(profile),
+        seed=seed,
+        students=students,
+        schools=schools,
+        db_path=str(db) if db else None,
+    )
+    try:
+        counts = export_bundle(store, out, version)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    typer.echo(f"wrote {out}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))

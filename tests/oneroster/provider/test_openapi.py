@@ -12,7 +12,6 @@ import pytest
 from sislink.oneroster.provider.server import RunningProvider
 from sislink.oneroster.versions import Service, spec_for
 
-
 SPEC = spec_for("1.2")
 ROSTER = "rostering/v1p2"
 GRADEBOOK = "gradebook/v1p2"

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 
 from oauthlib.oauth1.rfc5849 import signature as oauth1_signature  # type: ignore[import-untyped]
 from oauthlib.oauth1.rfc5849.utils import (  # type: ignore[import-untyped]
+    escape,
     parse_authorization_header,
 )
 
@@ -196,7 +197,8 @@ class Authenticator:
         """Verify an OAuth 1.0a signed request. `url` is the full URL as the client addressed it,
         query string included (it is part of the signature base string)."""
         try:
-            header_params = dict(parse_authorization_header(authorization))
+            # Header values are percent-encoded (RFC 5849 section 3.5.1).
+            header_params = {k: unquote(v) for k, v in parse_authorization_header(authorization)}
         except (ValueError, IndexError):
             raise AuthError(
                 401, "invalid_request", "The OAuth Authorization header cannot be parsed."
@@ -241,12 +243,11 @@ class Authenticator:
             oauth1_signature.base_string_uri(base_uri),
             oauth1_signature.normalize_parameters(params),
         )
-        sign = (
-            oauth1_signature.sign_hmac_sha256
-            if method_name == "HMAC-SHA256"
-            else oauth1_signature.sign_hmac_sha1
-        )
-        expected = sign(base_string, client.secret, header_params.get("oauth_token_secret", ""))
+        key = f"{escape(client.secret)}&{escape(header_params.get('oauth_token_secret', ''))}"
+        digest = hashlib.sha256 if method_name == "HMAC-SHA256" else hashlib.sha1
+        expected = base64.b64encode(
+            hmac.new(key.encode(), base_string.encode(), digest).digest()
+        ).decode()
         if not hmac.compare_digest(expected, header_params["oauth_signature"]):
             raise AuthError(
                 401,

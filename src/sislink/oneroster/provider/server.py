@@ -211,3 +211,40 @@ def _wait_started(server: Any, thread: threading.Thread) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("The built-in SIS did not start within 20 s.")
         time.sleep(0.01)
+
+
+def open_store(
+    *,
+    profile: VendorProfile,
+    seed: int = 7,
+    students: int = 2000,
+    schools: int | None = None,
+    csv_path: str | None = None,
+    db_path: str | None = None,
+) -> tuple[ProviderStore, str]:
+    """A store filled from a CSV bundle, or seeded (unless a file store already holds data);
+    returns it with a teacher's email."""
+    store = ProviderStore(db_path)
+    if csv_path:
+        from sislink.oneroster.provider.csv_bundle import load_bundle
+
+        load_bundle(store, csv_path)
+        return store, find_teacher_email(store)
+    if db_path and store.count("user"):
+        return store, find_teacher_email(store)
+    summary = seed_district(
+        store,
+        seed=seed,
+        schools=schools,
+        students=students,
+        staff_id_prefix=profile.staff_id_prefix,
+    )
+    return store, summary.teacher_email
+
+
+def serve_forever(store: ProviderStore, config: ProviderConfig, sock: socket.socket) -> None:
+    """Serve in the foreground with an access log until interrupted (`sislink sis serve`)."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(store, config), log_level="info", lifespan="off")
+    )
+    server.run(sockets=[sock])
