@@ -27,7 +27,10 @@ def store() -> ProviderStore:
     s = ProviderStore()
     s.insert_many(
         "enrollment",
-        [_enrollment(i, f"u{i % 10}", f"c{i % 3}", "teacher" if i < 3 else "student") for i in range(30)],
+        [
+            _enrollment(i, f"u{i % 10}", f"c{i % 3}", "teacher" if i < 3 else "student")
+            for i in range(30)
+        ],
     )
     return s
 
@@ -37,8 +40,14 @@ def test_insert_many_replaces_records_with_the_same_sourced_id(store: ProviderSt
     assert store.count("enrollment") == 30
     assert store.get("enrollment", "e0")["user"]["sourcedId"] == "u99"  # type: ignore[index]
     # The old reference is gone, the new one answers.
-    assert store.query("enrollment", conditions=[store.referencing("enrollment", "class", "c9")]).total == 1
-    assert store.query("enrollment", conditions=[store.referencing("enrollment", "user", "u0")]).total == 2
+    assert (
+        store.query("enrollment", conditions=[store.referencing("enrollment", "class", "c9")]).total
+        == 1
+    )
+    assert (
+        store.query("enrollment", conditions=[store.referencing("enrollment", "user", "u0")]).total
+        == 2
+    )
 
 
 def test_iter_all_streams_every_record_in_insertion_order(store: ProviderStore) -> None:
@@ -56,15 +65,23 @@ def test_paging_with_offsets_visits_every_record_once(store: ProviderStore) -> N
 
 def test_filters_compare_dotted_fields_and_dates(store: ProviderStore) -> None:
     assert store.query("enrollment", filter=parse("class.sourcedId='c1'")).total == 10
-    assert store.query("enrollment", filter=parse("role='teacher' AND class.sourcedId='c1'")).total == 1
-    assert store.query("enrollment", filter=parse("role='teacher' OR class.sourcedId='c1'")).total == 12
+    assert (
+        store.query("enrollment", filter=parse("role='teacher' AND class.sourcedId='c1'")).total
+        == 1
+    )
+    assert (
+        store.query("enrollment", filter=parse("role='teacher' OR class.sourcedId='c1'")).total
+        == 12
+    )
     newer = store.query("enrollment", filter=parse("dateLastModified>'2025-01-08T00:00:00Z'"))
     assert {r["dateLastModified"][:10] for r in newer.records} == {"2025-01-09"}
     assert store.query("enrollment", filter=parse("dateLastModified>='2025-01-09'")).total == 3
     assert store.query("enrollment", filter=parse("user.sourcedId~'U1'")).total == 3
 
 
-def test_a_filter_on_an_unknown_field_is_refused_with_the_known_fields(store: ProviderStore) -> None:
+def test_a_filter_on_an_unknown_field_is_refused_with_the_known_fields(
+    store: ProviderStore,
+) -> None:
     with pytest.raises(FilterSyntaxError, match="no field 'colour'"):
         store.query("enrollment", filter=parse("colour='red'"))
 
@@ -83,7 +100,13 @@ def test_relationships_find_class_members_and_a_users_classes(store: ProviderSto
                 "sourcedId": f"u{i}",
                 "status": "active",
                 "dateLastModified": "2025-01-01T00:00:00.000Z",
-                "roles": [{"roleType": "primary", "role": "teacher" if i < 3 else "student", "org": {"sourcedId": "s1"}}],
+                "roles": [
+                    {
+                        "roleType": "primary",
+                        "role": "teacher" if i < 3 else "student",
+                        "org": {"sourcedId": "s1"},
+                    }
+                ],
             }
             for i in range(10)
         ],
@@ -100,7 +123,10 @@ def test_delete_removes_a_record_and_its_references(store: ProviderStore) -> Non
     assert store.delete("enrollment", "e1")
     assert not store.delete("enrollment", "e1")
     assert store.get("enrollment", "e1") is None
-    assert store.query("enrollment", conditions=[store.referencing("enrollment", "user", "u1")]).total == 2
+    assert (
+        store.query("enrollment", conditions=[store.referencing("enrollment", "user", "u1")]).total
+        == 2
+    )
 
 
 def test_a_file_store_keeps_its_records(tmp_path: Any) -> None:
