@@ -54,7 +54,7 @@ def test_retry_after_in_the_past_or_unreadable_asks_no_wait() -> None:
 def test_only_idempotent_methods_and_transient_statuses_are_retried() -> None:
     assert {"GET", "PUT", "DELETE"} <= IDEMPOTENT_METHODS
     assert "POST" not in IDEMPOTENT_METHODS
-    assert {429, 502, 503, 504} == RETRYABLE_STATUSES
+    assert {429, 500, 502, 503, 504} == RETRYABLE_STATUSES
 
 
 def test_breaker_opens_after_threshold_consecutive_failures() -> None:

@@ -56,7 +56,6 @@ from sislink.oneroster.consumer.exceptions import (
 from sislink.oneroster.consumer.paging import OffsetIgnored, Pager, parse_link_header, with_query
 from sislink.oneroster.consumer.retry import (
     IDEMPOTENT_METHODS,
-    RETRYABLE_STATUSES,
     FailureBreaker,
     RateLimiter,
     backoff_delay,
@@ -522,6 +521,8 @@ class OneRosterClient:
             token: Token | None = None
             if self._tokens is not None:
                 token = await self._tokens.authorise(request)
+            elif self._signer is not None:
+                self._signer.sign(request)  # per attempt: a retried nonce would be refused
             response = await self._attempt(
                 request, retryable=method in IDEMPOTENT_METHODS, attempt=attempt
             )
@@ -539,7 +540,7 @@ class OneRosterClient:
                 continue
             if response.is_success:
                 return response
-            if response.status_code in RETRYABLE_STATUSES and method in IDEMPOTENT_METHODS:
+            if response.status_code in self.settings.retry_statuses and method in IDEMPOTENT_METHODS:
                 delay = self._retry_delay(response, attempt)
                 if delay is not None:
                     logger.info(
@@ -655,7 +656,7 @@ class OneRosterClient:
             if response.status_code == 200:
                 logger.debug("OAuth 2 token %d issued", serial)
                 return read_token_response(response, serial=serial, now=time.monotonic())
-            if response.status_code in RETRYABLE_STATUSES:
+            if response.status_code in self.settings.retry_statuses:
                 delay = self._retry_delay(response, attempt)
                 if delay is not None:
                     await asyncio.sleep(delay)

@@ -15,8 +15,12 @@ import random
 import time
 from datetime import UTC, datetime
 
-RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
-"""Statuses that say "try again later" rather than "this request is wrong"."""
+RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+"""Statuses that say "try again later" rather than "this request is wrong".
+
+500 is among them: on real SIS (and in the provider's fault injection) it is most often a
+passing failure, and only idempotent calls are retried, so repeating one cannot duplicate.
+`ConnectionSettings.retry_statuses` narrows it for a SIS whose 500s are final."""
 
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Methods that may be repeated safely; POST is never retried (except the token request)."""

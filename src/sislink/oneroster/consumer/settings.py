@@ -12,6 +12,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from sislink.oneroster.consumer.exceptions import ConfigurationError
+from sislink.oneroster.consumer.retry import RETRYABLE_STATUSES
 from sislink.oneroster.versions import CLASSROOM_SCOPES, Service, Version, VersionSpec, spec_for
 
 CredentialsIn = Literal["basic", "form"]
@@ -97,6 +98,7 @@ class ConnectionSettings:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     max_retries: int = 6
+    retry_statuses: frozenset[int] = RETRYABLE_STATUSES
     backoff_base_s: float = 0.2
     backoff_max_s: float = 20.0
     max_retry_after_s: float = 120.0
