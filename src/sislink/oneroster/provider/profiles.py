@@ -76,7 +76,7 @@ PROFILES: dict[str, VendorProfile] = {
             name="infinite-campus",
             version=Version.V1_2,
             auth_kinds=(OAUTH2,),
-            host_path="",
+            host_path="/campus?appName=sislink",  # the Campus address and the district's appName
             oneroster_prefix="/campus/api",
             token_path="/campus/oauth2/token",  # noqa: S106
             token_query="appName=sislink",  # noqa: S106
@@ -88,7 +88,7 @@ PROFILES: dict[str, VendorProfile] = {
             name="skyward",
             version=Version.V1_1,
             auth_kinds=(OAUTH2, OAUTH1),
-            host_path="",
+            host_path="/api/ims/oneroster/v1p1",  # Application URL + /api/ims/oneroster/v1p1/
             oneroster_prefix="/api",
             token_path="/oauth2/token",  # noqa: S106
             default_category="Assignments",
