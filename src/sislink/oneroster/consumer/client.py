@@ -711,7 +711,10 @@ class OneRosterClient:
                 **common,
             )
         if code == 404:
-            if imsx is not None and imsx.code_minor == UNKNOWN_OBJECT:
+            # A top-level collection (`teachers`) always exists on a OneRoster SIS: a 404 there
+            # means the base URL is wrong, whatever minor code the server's catch-all sends.
+            top_level = endpoint is not None and not endpoint.placeholders
+            if imsx is not None and imsx.code_minor == UNKNOWN_OBJECT and not top_level:
                 return NotFound(f"{call}: the SIS has no such object{said}", **common)
             return NotFound(
                 f"{call}: there is no OneRoster endpoint at this address. Check the base URL: "

@@ -1,0 +1,133 @@
+"""`sislink check-sis` against the built-in SIS: a passing report card for every profile, and a
+precise message for a wrong base path, a wrong secret, a missing scope or nothing listening."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from sislink.cli import app
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+
+PROFILES = ["generic-1.1", "generic-1.2", "infinite-campus", "skyward", "aspen", "aeries"]
+
+
+def _check(
+    sis: RunningProvider, *extra: str, secret: str | None = None, base_url: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    args = [
+        "check-sis",
+        "--base-url",
+        base_url or sis.base_url,
+        "--client-id",
+        sis.client_id,
+        "--client-secret-env",
+        "CHECK_SIS_SECRET",
+        "--teacher-email",
+        sis.teacher_email,
+        "--profile",
+        sis.profile,
+        "--json",
+        *extra,
+    ]
+    if "oauth1" not in sis.auth_kinds[:1]:
+        args += ["--token-url", sis.token_url]
+    env = {"CHECK_SIS_SECRET": secret or sis.client_secret}
+    if sis.extra_headers:
+        env["CHECK_SIS_VENDOR"] = next(iter(sis.extra_headers.values()))
+        args += ["--vendor-key-env", "CHECK_SIS_VENDOR"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.output.strip(), result.exception
+    return result.exit_code, json.loads(result.output)
+
+
+def _failures(report: dict[str, Any]) -> dict[str, str]:
+    return {c["check"]: c["details"] for c in report["checks"] if c["status"] == "FAIL"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_check_sis_passes_every_check_against_each_profile(profile: str) -> None:
+    with running_provider(profile=profile, students=60) as sis:
+        code, report = _check(sis, "--write-test")
+    assert _failures(report) == {}
+    assert code == 0 and report["passed"]
+    names = [c["check"] for c in report["checks"]]
+    assert "line_item_put_creates_201" in names and "exempt_status_is_kept" in names
+    assert all(c["latency_ms"] is not None for c in report["checks"])
+
+
+def test_a_wrong_base_path_fails_with_the_404_and_what_to_fix() -> None:
+    with running_provider(students=40) as sis:
+        code, report = _check(sis, base_url=sis.origin + "/oneroster/wrong")
+    assert code == 1
+    details = _failures(report)["teachers_can_be_listed"]
+    assert "404" in details and "Check the base URL" in details
+
+
+def test_a_wrong_secret_fails_with_the_401_and_what_to_fix() -> None:
+    with running_provider(students=40) as sis:
+        code, report = _check(sis, secret="not-the-secret")
+    assert code == 1
+    details = _failures(report)["token_is_issued"]
+    assert "401" in details and "refused the client id or secret" in details
+    assert "not-the-secret" not in json.dumps(report)
+
+
+def test_a_wrong_oauth1_secret_fails_with_the_401_and_what_to_fix() -> None:
+    with running_provider(profile="generic-1.1", students=40) as sis:
+        code, report = _check(sis, secret="not-the-secret")
+    assert code == 1
+    assert "signature was refused" in _failures(report)["teachers_can_be_listed"]
+
+
+def test_a_missing_scope_fails_naming_the_scope() -> None:
+    with running_provider(students=40, scopes=["roster.readonly", "gradebook.readonly"]) as sis:
+        code, report = _check(sis, "--write-test")
+    assert code == 1
+    failures = _failures(report)
+    createput = "https://purl.imsglobal.org/spec/or/v1p2/scope/gradebook.createput"
+    assert createput in failures["token_is_issued"]
+    assert "403" in failures["line_item_put_creates_201"]
+    assert createput in failures["line_item_put_creates_201"]
+
+
+def test_nothing_listening_fails_saying_so() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with running_provider(students=40) as sis:
+        dead = RunningProvider(
+            **{
+                **{f: getattr(sis, f) for f in sis.__dataclass_fields__},
+                "base_url": f"http://127.0.0.1:{port}/ims/oneroster",
+                "token_url": f"http://127.0.0.1:{port}/oauth2/token",
+            }
+        )
+        code, report = _check(dead)
+    assert code == 1
+    assert "nothing is listening" in _failures(report)["token_is_issued"]
+    assert {c["status"] for c in report["checks"][1:]} == {"NOT RUN"}
+
+
+def test_the_secret_must_come_from_the_environment() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "check-sis",
+            "--base-url",
+            "http://127.0.0.1:9/ims/oneroster",
+            "--client-id",
+            "x",
+            "--client-secret-env",
+            "CHECK_SIS_UNSET_VARIABLE",
+            "--teacher-email",
+            "t@example.org",
+        ],
+        env={},
+    )
+    assert result.exit_code == 2
+    assert "CHECK_SIS_UNSET_VARIABLE is empty or not set" in result.output
