@@ -298,7 +298,9 @@ def test_counts_always_add_up_and_the_store_matches_the_last_load(
         session.execute(delete(School))
         upsert_schools(session, [SchoolRow(sid, name) for sid, name in first.items()])
         counts = upsert_schools(session, [SchoolRow(sid, name) for sid, name in second.items()])
-        stored = {sid: name for sid, name in session.execute(select(School.sis_sourced_id, School.name))}
+        stored = {
+            sid: name for sid, name in session.execute(select(School.sis_sourced_id, School.name))
+        }
     assert counts.created + counts.updated + counts.unchanged == len(second)
     assert counts.created == len(set(second) - set(first))
     assert counts.unchanged == sum(1 for sid, name in second.items() if first.get(sid) == name)

@@ -52,8 +52,8 @@ from sislink.classroom.models import (
 
 # Bound parameters per statement stay well under SQLite's limit (32766) at this batch size.
 LOOKUP_CHUNK = 5000
-# After a PostgreSQL insert of this many rows, refresh the table's planner statistics.
-ANALYZE_AFTER_ROWS = 1000
+# ANALYZE a PostgreSQL table after an insert when the batch is at least 1/4 of its known size.
+ANALYZE_WHEN_BATCH_EXCEEDS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,10 +341,19 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]
                         for name, value in zip(columns, values, strict=True)
                     ]
                 )
-        if len(rows) >= ANALYZE_AFTER_ROWS:
-            # A table that grew fast has stale statistics until autovacuum comes by; without
-            # fresh ones PostgreSQL scans the whole table for each batch's lookups.
+        if _statistics_are_stale(cursor, _quoted(connection, table.name), len(rows)):
+            # A table that has never been analysed, or that this batch alone makes much
+            # bigger, gets poor plans (whole-table scans for each batch's lookups) until
+            # autovacuum comes by. Later the planner scales the statistics by the table's
+            # size on disk, so a few early ANALYZEs are enough.
             cursor.execute(f"ANALYZE {_quoted(connection, table.name)}")
+
+
+def _statistics_are_stale(cursor: Any, quoted_table: str, inserted: int) -> bool:
+    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (quoted_table,))
+    found = cursor.fetchone()
+    estimated_rows = float(found[0]) if found is not None else -1.0
+    return estimated_rows < 0 or inserted * ANALYZE_WHEN_BATCH_EXCEEDS >= estimated_rows
 
 
 def _python_defaults(table: Table, given: Sequence[str]) -> dict[str, Callable[[], Any]]:

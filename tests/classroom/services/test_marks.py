@@ -1,0 +1,115 @@
+"""Marks: numbers only, extra credit allowed, students of the class only, returned on demand."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import func, select
+
+from sislink.classroom.db import Classroom
+from sislink.classroom.errors import InvalidInput, NotFound, PermissionDenied
+from sislink.classroom.models import Mark, MarkState
+from sislink.classroom.services import coursework, marks
+
+if TYPE_CHECKING:
+    from tests.classroom.conftest import School
+
+
+def make_work(classroom: Classroom, school: School, max_points: float | None = 10) -> int:
+    with classroom.transaction() as session:
+        return coursework.create_coursework(
+            session, school.ada, school.class_id, title="Quiz", max_points=max_points
+        ).id
+
+
+def test_a_mark_that_is_not_a_number_is_refused_and_nothing_is_written(
+    classroom: Classroom, school: School
+) -> None:
+    work_id = make_work(classroom, school)
+    with (
+        pytest.raises(InvalidInput, match="A mark of 'abc' is not a number"),
+        classroom.transaction() as session,
+    ):
+        marks.set_mark(session, school.ada, work_id, school.student_ids[0], score="abc")
+    with classroom.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Mark)) == 0
+
+
+@pytest.mark.parametrize(("given", "stored"), [("8.5", 8.5), (" 7 ", 7.0), (12, 12.0), ("", None)])
+def test_scores_are_stored_as_numbers_and_extra_credit_is_kept(
+    classroom: Classroom, school: School, given: object, stored: float | None
+) -> None:
+    work_id = make_work(classroom, school)
+    with classroom.transaction() as session:
+        mark = marks.set_mark(
+            session,
+            school.ada,
+            work_id,
+            school.student_ids[0],
+            score=given,  # type: ignore[arg-type]
+        )
+        assert mark.score == stored
+        assert mark.state == MarkState.DRAFT
+
+
+def test_negative_marks_are_refused(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    with (
+        pytest.raises(InvalidInput, match="cannot be negative"),
+        classroom.transaction() as session,
+    ):
+        marks.set_mark(session, school.ada, work_id, school.student_ids[0], score=-1)
+
+
+def test_only_students_of_the_class_get_marks(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    assert school.brian.person_id is not None
+    with (
+        pytest.raises(NotFound, match="not a student of this class"),
+        classroom.transaction() as session,
+    ):
+        marks.set_mark(session, school.ada, work_id, school.brian.person_id, score=5)
+
+
+def test_another_teacher_cannot_mark_this_class(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    with pytest.raises(PermissionDenied), classroom.transaction() as session:
+        marks.set_mark(session, school.brian, work_id, school.student_ids[0], score=5)
+
+
+def test_excused_missing_late_and_comment_change_without_touching_the_score(
+    classroom: Classroom, school: School
+) -> None:
+    work_id = make_work(classroom, school)
+    student = school.student_ids[0]
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, student, score=9)
+        mark = marks.set_mark(
+            session, school.ada, work_id, student, excused=True, late=True, comment="Ill"
+        )
+        assert (mark.score, mark.excused, mark.late, mark.missing, mark.comment) == (
+            9.0,
+            True,
+            True,
+            False,
+            "Ill",
+        )
+        assert len(marks.marks_for(session, work_id)) == 1
+
+
+def test_returning_marks_returns_drafts_only_once(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    with classroom.transaction() as session:
+        for student in school.student_ids:
+            marks.set_mark(session, school.ada, work_id, student, score=5)
+        assert marks.return_marks(session, school.ada, work_id, [school.student_ids[0]]) == 1
+        assert marks.return_marks(session, school.ada, work_id) == 1
+        assert marks.return_marks(session, school.ada, work_id) == 0
+        assert {m.state for m in marks.marks_for(session, work_id)} == {MarkState.RETURNED}
+
+
+def test_coursework_without_points_takes_no_score(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school, max_points=None)
+    with pytest.raises(InvalidInput, match="has no max points"), classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, school.student_ids[0], score=3)

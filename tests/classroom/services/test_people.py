@@ -1,0 +1,68 @@
+"""People: emails unique whatever their case, plain messages, only admins add people."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import func, select
+
+from sislink.classroom.db import Classroom
+from sislink.classroom.errors import Conflict, InvalidInput, PermissionDenied
+from sislink.classroom.models import Person, Role
+from sislink.classroom.services import people
+
+if TYPE_CHECKING:
+    from tests.classroom.conftest import School
+
+
+def test_another_person_with_the_same_email_in_other_case_is_refused(
+    classroom: Classroom, school: School
+) -> None:
+    with (
+        pytest.raises(Conflict, match="Another person already uses this email"),
+        classroom.transaction() as session,
+    ):
+        people.create_person(session, school.admin, name="Ada Two", email="ADA@School.Example")
+    with classroom.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Person)) == 5
+
+
+def test_changing_to_an_email_in_use_is_refused(classroom: Classroom, school: School) -> None:
+    assert school.ada.person_id is not None
+    with (
+        pytest.raises(Conflict, match="already uses this email"),
+        classroom.transaction() as session,
+    ):
+        people.change_email(session, school.ada, school.ada.person_id, "Brian@school.example")
+    with classroom.transaction() as session:
+        changed = people.change_email(
+            session, school.ada, school.ada.person_id, "Ada.L@School.example"
+        )
+        assert changed.email == "Ada.L@School.example"
+        found = people.find_person_by_email(session, "ada.l@school.example")
+        assert found is not None and found.id == school.ada.person_id
+
+
+@pytest.mark.parametrize("bad", ["", "no-at-sign", "a@b", "two words@school.example"])
+def test_malformed_emails_are_refused_with_an_example(
+    classroom: Classroom, school: School, bad: str
+) -> None:
+    with pytest.raises(InvalidInput, match="email"), classroom.transaction() as session:
+        people.create_person(session, school.admin, name="X", email=bad)
+
+
+def test_only_administrators_add_people_or_change_roles(
+    classroom: Classroom, school: School
+) -> None:
+    with (
+        pytest.raises(PermissionDenied, match="Only an administrator may add people"),
+        classroom.transaction() as session,
+    ):
+        people.create_person(session, school.ada, name="New", email="new@school.example")
+    assert school.brian.person_id is not None
+    with classroom.transaction() as session:
+        changed = people.set_roles(
+            session, school.admin, school.brian.person_id, [Role.TEACHER, Role.ADMIN]
+        )
+        assert changed.roles == {Role.TEACHER, Role.ADMIN}
