@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +19,10 @@ from sislink.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BEGIN_OPTION = "sislink_sqlite_begin"
+WRITE_OPTIONS = {SQLITE_BEGIN_OPTION: "IMMEDIATE"}
+# Any constant shared by every sislink process: migrations on PostgreSQL run one at a time.
+MIGRATION_LOCK_ID = 0x5151_0001
 
 
 def normalise_database_url(url: str | URL) -> URL:
@@ -62,13 +66,20 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # Write transactions BEGIN IMMEDIATE: they take the write lock up front and wait for
+        # it (busy_timeout), instead of failing when a read turns into a write after another
+        # writer committed (SQLITE_BUSY_SNAPSHOT, which no timeout retries).
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to `revision` (the latest by default)."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with engine.connect().execution_options(**WRITE_OPTIONS) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            # Several workers may start at once; the others wait, then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
@@ -96,8 +107,13 @@ class Classroom:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed if the block succeeds and rolled back otherwise."""
+        """A session whose work is committed if the block succeeds and rolled back otherwise.
+
+        On SQLite it holds the write lock from the start, so concurrent writers queue up
+        instead of failing half-way.
+        """
         with self._sessions() as session, session.begin():
+            session.connection(execution_options=WRITE_OPTIONS)
             yield session
 
     def session(self) -> Session:

@@ -18,12 +18,12 @@ class SecretBox:
         raw = key.encode("ascii") if isinstance(key, str) else key
         try:
             self._fernet = Fernet(raw)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError):
             raise InvalidInput(
                 "The secret key is not a valid Fernet key (44 URL-safe base64 characters). "
                 "Generate one with `python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'` and set SISLINK_SECRET_KEY to it."
-            ) from error
+            ) from None
 
     def __repr__(self) -> str:
         return "SecretBox(key=<hidden>)"

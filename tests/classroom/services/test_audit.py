@@ -8,7 +8,7 @@ from sislink.classroom.db import Classroom
 from sislink.classroom.services import audit
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
+    from ..conftest import School
 
 
 def test_secret_looking_details_are_redacted_at_any_depth(

@@ -13,7 +13,7 @@ from sislink.classroom.services import classes
 from sislink.classroom.services.access import Actor, teaches
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
+    from ..conftest import School
 
 
 def test_a_teacher_cannot_edit_a_class_they_do_not_teach(

@@ -13,9 +13,9 @@ from sislink.classroom.models import AuditEvent, ConnectionStatus
 from sislink.classroom.services import connections
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
-
     from sislink.classroom.services.access import Actor
+
+    from ..conftest import School
 
 
 def connect(classroom: Classroom, actor: Actor, host: str = "https://sis.example") -> int:

@@ -14,7 +14,7 @@ from sislink.classroom.models import Coursework, CourseworkState
 from sislink.classroom.services import classes, coursework
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
+    from ..conftest import School
 
 SEPT_1 = datetime(2026, 9, 1, 9, tzinfo=UTC)
 SEPT_8 = datetime(2026, 9, 8, 9, tzinfo=UTC)

@@ -12,7 +12,7 @@ from sislink.classroom.models import JobStatus
 from sislink.classroom.services import jobs
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
+    from ..conftest import School
 
 
 def test_a_second_job_for_the_same_class_waits_for_the_first(

@@ -13,7 +13,7 @@ from sislink.classroom.models import Mark, MarkState
 from sislink.classroom.services import coursework, marks
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
+    from ..conftest import School
 
 
 def make_work(classroom: Classroom, school: School, max_points: float | None = 10) -> int:

@@ -13,7 +13,7 @@ from sislink.classroom.models import Person, Role
 from sislink.classroom.services import people
 
 if TYPE_CHECKING:
-    from tests.classroom.conftest import School
+    from ..conftest import School
 
 
 def test_another_person_with_the_same_email_in_other_case_is_refused(
