@@ -35,7 +35,14 @@ from sislink.oneroster.models import SCORE_STATUSES, format_datetime, utc_now
 from sislink.oneroster.provider.auth import Authenticator, AuthError, Grant
 from sislink.oneroster.provider.faults import FaultConfig, FaultMiddleware, FaultPlan
 from sislink.oneroster.provider.profiles import OAUTH1, OAUTH2, VendorProfile
-from sislink.oneroster.provider.store import FIELDS, Condition, ProviderStore, check_field
+from sislink.oneroster.provider.store import (
+    FIELDS,
+    Condition,
+    ProviderStore,
+    TextPage,
+    absolute_hrefs,
+    check_field,
+)
 from sislink.oneroster.versions import VERSIONS, Endpoint, Service, Version, VersionSpec
 
 DEFAULT_LIMIT = 100
@@ -411,8 +418,11 @@ class _Api:
             conditions.append(_KINDS[endpoint.name]())
         if endpoint.name in _RELATIONS:
             conditions += _RELATIONS[endpoint.name](ids)
+        # A 1.2 page of whole objects is the stored text with its hrefs rooted: no decoding.
+        fast = fields is None and spec.version is Version.V1_2
+        query = self.store.query_text if fast else self.store.query
         try:
-            page = self.store.query(
+            page = query(
                 entity,
                 conditions=conditions,
                 filter=parsed_filter,
@@ -424,12 +434,16 @@ class _Api:
         except FilterSyntaxError as error:
             raise ProviderError(400, INVALID_FILTER_FIELD, str(error)) from None
         root = self._root_url(request)
-        items = [_project(spec.reshape(r, entity, root), fields) for r in page.records]
+        key = endpoint.kind.collection_key
+        if isinstance(page, TextPage):
+            body = texts_body(key, page.texts, root)
+        else:
+            body = records_body(key, page.records, spec, entity, root, fields)
         headers = {"x-total-count": str(page.total)}
         links = _link_header(request, limit, offset, page.total)
         if links:
             headers["link"] = links
-        return _json({endpoint.kind.collection_key: items}, 200, headers)
+        return Response(body, status_code=200, headers=headers, media_type="application/json")
 
     def _single(
         self, request: Request, spec: VersionSpec, endpoint: Endpoint, sourced_id: str
@@ -561,9 +575,33 @@ def _signed_url(request: Request) -> str:
     return f"{url}?{query.decode('latin-1')}" if query else url
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def _json(content: Any, status: int, headers: dict[str, str]) -> Response:
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    body = _ENCODER.encode(content).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def records_body(
+    collection_key: str,
+    records: list[dict[str, Any]],
+    spec: VersionSpec,
+    entity: str,
+    root_url: str,
+    fields: list[str] | None,
+) -> bytes:
+    """A collection body from stored records: each one reshaped for `spec` served from
+    `root_url`, cut to `fields` when given. Serves every page; the reference for `texts_body`."""
+    items = [_project(spec.reshape(r, entity, root_url), fields) for r in records]
+    return _ENCODER.encode({collection_key: items}).encode()
+
+
+def texts_body(collection_key: str, texts: list[str], root_url: str) -> bytes:
+    """The same body as `records_body` for a 1.2 page of whole objects, assembled from the
+    records' stored JSON texts: joined, hrefs rooted, never decoded."""
+    head = _ENCODER.encode(collection_key)
+    return absolute_hrefs(f"{{{head}:[{','.join(texts)}]}}", root_url).encode()
 
 
 def _int_param(text: str | None, name: str, default: int, *, minimum: int) -> int:

@@ -1,8 +1,12 @@
 """The built-in SIS's store: OneRoster objects in SQLite (a file or memory), queried as the API asks.
 
 Canonical content is the 1.2 wire form of each object (what `spec_for("1.2").to_wire` produces),
-one table per entity kind. Hrefs inside stored GUIDRefs are not trusted on output: the server
-rebuilds them for the host it is reached on.
+one table per entity kind, as compact JSON text. Every GUIDRef is stored complete (`type` filled
+in) with an href relative to the OneRoster root, e.g. `/rostering/v1p2/orgs/org-sch-001`, whatever
+href it arrived with: the server serves hrefs under the root it is reached on. In the stored
+text such an href is written `"\\/rostering/...`: a JSON escape of "/" that Python's json module
+never writes, so `absolute_hrefs` can root every href of a page of stored text with one string
+replacement, exactly, without decoding and re-encoding it (the fast path of a 1.2 page).
 
 Relationships (a class's students, a teacher's classes, a term's grading periods ...) are
 answered from a side table `refs` that holds one row per GUIDRef an object carries (`class`,
@@ -16,7 +20,8 @@ Conventions a loader must know:
 
 Thread-safe: one connection guarded by a lock; `iter_all` streams in batches without holding it.
 Paging in the default order (insertion order) remembers where each page ended, so paging a
-400,000-row collection with offset is linear, not quadratic.
+400,000-row collection with offset is linear, not quadratic. `bulk_load()` defers the
+relationship indexes while a district is loaded, then builds them in one pass.
 """
 
 # SQL is assembled from table names of ENTITIES and field paths checked against _FIELD_PATH and
@@ -38,6 +43,8 @@ from typing import Any
 
 from sislink.oneroster.filters import Filter, FilterSyntaxError, Predicate
 from sislink.oneroster.models import ENTITY_MODELS, format_datetime
+from sislink.oneroster.versions import ENTITIES as ENTITY_KINDS
+from sislink.oneroster.versions import Version, spec_for
 
 ENTITIES: tuple[str, ...] = (
     "org",
@@ -98,6 +105,11 @@ _EXTRA_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+STORED_FORM = 1
+"""Version of the stored text (SQLite's user_version). 0: hrefs kept as they arrived; 1: hrefs
+relative to the OneRoster root, written `"\\/...`. Opening an older file rewrites its records."""
+
+
 class UnknownEntityError(KeyError):
     """An entity kind the store does not hold."""
 
@@ -110,6 +122,130 @@ def _fields_of(entity: str) -> frozenset[str]:
 
 FIELDS: dict[str, frozenset[str]] = {entity: _fields_of(entity) for entity in ENTITIES}
 """The top-level wire fields of each entity (what filter, sort and fields may name)."""
+
+
+# ---- the stored form ------------------------------------------------------------------------
+
+_SPEC_1_2 = spec_for(Version.V1_2)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_HREF_PREFIX = {name: _SPEC_1_2.href("", name, "") for name in ENTITY_KINDS}
+"""The root-relative href of each GUIDRef type, less the sourcedId: `/rostering/v1p2/orgs/`."""
+_STORED_HREF = '"\\/'
+"""How a stored href begins in the JSON text (its opening quote and an escaped "/")."""
+
+
+def _learn_ref_fields() -> dict[str, dict[str, str]]:
+    """Per entity, the fields whose GUIDRefs the wire rebuilds, with the type each one defaults
+    to: asked of `VersionSpec.reshape` itself, so that the stored form and the wire agree."""
+    candidates = set().union(*FIELDS.values(), {"parent", "children"}) - {"roles"}
+    learned: dict[str, dict[str, str]] = {}
+    for entity in ENTITIES:
+        probe: dict[str, Any] = {name: {"sourcedId": "probe"} for name in sorted(candidates)}
+        _SPEC_1_2.reshape(probe, entity, "")
+        learned[entity] = {
+            name: str(ref["type"])
+            for name, ref in probe.items()
+            if isinstance(ref, dict) and "href" in ref
+        }
+    return learned
+
+
+_REF_FIELDS = _learn_ref_fields()
+_ROLE_ORG_TYPE = str(
+    _SPEC_1_2.reshape({"roles": [{"org": {"sourcedId": "probe"}}]}, "user", "")["roles"][0]["org"][
+        "type"
+    ]
+)
+
+RefRow = tuple[str, str, str | None]
+"""(field, target sourcedId, role) of one GUIDRef, as the `refs` side table holds it."""
+
+
+def stored_text(entity: str, record: dict[str, Any]) -> tuple[str, list[RefRow]]:
+    """A record's stored JSON text and its GUIDRefs. The record itself is left as it is.
+
+    Every GUIDRef gets its type (when missing) and a root-relative href. The hrefs are first
+    written with a marker of NUL characters, then the marker's JSON text is swapped for `\\/`;
+    the marker is lengthened until it occurs exactly where the hrefs are, so a string that
+    happens to begin with NULs is kept as it is.
+    """
+    marker = "\x00"
+    while True:
+        shaped, refs, hrefs = _with_relative_hrefs(entity, record, marker)
+        text = _ENCODER.encode(shaped)
+        if not hrefs:
+            return text, refs
+        marker_text = '"' + json.dumps(marker)[1:-1]
+        if text.count(marker_text) == hrefs:
+            return text.replace(marker_text, '"\\'), refs
+        marker += "\x00"
+
+
+def _with_relative_hrefs(
+    entity: str, record: dict[str, Any], marker: str
+) -> tuple[dict[str, Any], list[RefRow], int]:
+    """A shallow copy of `record` whose GUIDRefs are complete, hrefs `marker` + relative path;
+    with its refs for the side table and how many hrefs it wrote."""
+    shaped = dict(record)
+    refs: list[RefRow] = []
+    role = record.get("role") if entity == "enrollment" else None
+    ref_role = role if isinstance(role, str) else None
+
+    def complete(name: str, ref: dict[str, Any], default_type: str) -> dict[str, Any]:
+        ref_type = ref.get("type") or default_type
+        prefix = _HREF_PREFIX.get(ref_type)
+        if prefix is None:
+            raise ValueError(
+                f"A {entity} record's {name} points at type {ref_type!r}, which is not a "
+                f"OneRoster type; use one of: {', '.join(ENTITY_KINDS)}"
+            )
+        done = dict(ref)
+        done["type"] = ref_type
+        done["href"] = f"{marker}{prefix}{ref['sourcedId']}"
+        return done
+
+    for name, default_type in _REF_FIELDS[entity].items():
+        value = record.get(name)
+        if isinstance(value, dict):
+            if "sourcedId" in value:
+                shaped[name] = complete(name, value, default_type)
+                refs.append((name, str(value["sourcedId"]), ref_role))
+        elif isinstance(value, list):
+            items: list[Any] = []
+            for item in value:
+                if isinstance(item, dict) and "sourcedId" in item:
+                    items.append(complete(name, item, default_type))
+                    refs.append((name, str(item["sourcedId"]), ref_role))
+                else:
+                    items.append(item)
+            shaped[name] = items
+    hrefs = len(refs)
+    if entity == "user" and isinstance(record.get("roles"), list):
+        roles: list[Any] = []
+        for item in record["roles"]:
+            org = item.get("org") if isinstance(item, dict) else None
+            if isinstance(org, dict) and "sourcedId" in org:
+                item = {**item, "org": complete("roles.org", org, _ROLE_ORG_TYPE)}
+                hrefs += 1
+                given = item.get("role")
+                refs.append(
+                    ("roles.org", str(org["sourcedId"]), given if isinstance(given, str) else None)
+                )
+            roles.append(item)
+        shaped["roles"] = roles
+    if entity == "category":
+        metadata = record.get("metadata")
+        if isinstance(metadata, dict) and metadata.get(CATEGORY_CLASS_KEY):
+            refs.append(("class", str(metadata[CATEGORY_CLASS_KEY]), None))
+    # One row per (field, target): a record naming the same org twice is related to it once.
+    return shaped, list(dict.fromkeys(refs)), hrefs
+
+
+def absolute_hrefs(json_text: str, root_url: str) -> str:
+    """Stored JSON text (one record, or a body assembled from records) with every GUIDRef href
+    under `root_url`, e.g. `http://host/ims/oneroster`: the 1.2 wire text of those records."""
+    root = json.dumps(root_url.rstrip("/"), ensure_ascii=False)[1:-1]
+    return json_text.replace(_STORED_HREF, f'"{root}/')
 
 
 _CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -150,6 +286,14 @@ class Page:
 
 
 @dataclass
+class TextPage:
+    """One page of a query as stored JSON texts (see `absolute_hrefs`), and how many match."""
+
+    texts: list[str]
+    total: int
+
+
+@dataclass
 class _Query:
     entity: str
     where: list[Condition] = field(default_factory=list)
@@ -175,6 +319,7 @@ class ProviderStore:
         self._cursors: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._totals: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._create_schema()
+        self._upgrade_stored_form()
 
     # ---- schema ----------------------------------------------------------------------------
 
@@ -197,6 +342,18 @@ class ProviderStore:
                 "PRIMARY KEY (entity, field, target, sourced_id)) WITHOUT ROWID"
             )
             self._db.execute("CREATE INDEX IF NOT EXISTS refs_owner ON refs(entity, sourced_id)")
+
+    def _upgrade_stored_form(self) -> None:
+        """Rewrite the records of a file written by an older sislink into the current form."""
+        with self._lock:
+            (form,) = self._db.execute("PRAGMA user_version").fetchone()
+        if form >= STORED_FORM:
+            return
+        for entity in ENTITIES:
+            # Rewriting keeps each record's place (seq): iter_all's batches stay valid.
+            self.insert_many(entity, self.iter_all(entity))
+        with self._lock:
+            self._db.execute(f"PRAGMA user_version = {STORED_FORM:d}")
 
     def close(self) -> None:
         with self._lock:
@@ -261,20 +418,18 @@ class ProviderStore:
             by_id[sourced_id] = record
         rows = []
         ref_rows: list[tuple[str, str, str, str, str | None]] = []
+        now = format_datetime(datetime.now(UTC))
         for sourced_id, record in by_id.items():
-            modified = record.get("dateLastModified") or format_datetime(datetime.now(UTC))
+            text, refs = stored_text(entity, record)
             rows.append(
                 (
                     sourced_id,
                     record.get("status", "active"),
-                    normalise_datetime(modified),
-                    json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                    normalise_datetime(record.get("dateLastModified") or now),
+                    text,
                 )
             )
-            ref_rows.extend(
-                (entity, name, target, sourced_id, role)
-                for name, target, role in _refs_of(entity, record)
-            )
+            ref_rows.extend((entity, name, target, sourced_id, role) for name, target, role in refs)
         table = _table(entity)
         with self._lock:
             self._db.execute("BEGIN")
@@ -370,6 +525,34 @@ class ProviderStore:
         Raises FilterSyntaxError when the filter or sort names a field the entity lacks, or a
         value does not fit its field (a date-time, a number).
         """
+        texts, total = self._page(entity, conditions, filter, sort, descending, limit, offset)
+        return Page([json.loads(text) for text in texts], total)
+
+    def query_text(
+        self,
+        entity: str,
+        *,
+        conditions: Sequence[Condition] = (),
+        filter: Filter | None = None,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> TextPage:
+        """`query`, with each record as its stored JSON text instead of a dict (nothing decoded)."""
+        texts, total = self._page(entity, conditions, filter, sort, descending, limit, offset)
+        return TextPage(texts, total)
+
+    def _page(
+        self,
+        entity: str,
+        conditions: Sequence[Condition],
+        filter: Filter | None,
+        sort: str | None,
+        descending: bool,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[str], int]:
         _check(entity)
         where = list(conditions)
         if filter is not None:
@@ -407,7 +590,7 @@ class ProviderStore:
                 ).fetchall()
             if rows and not sort:
                 _remember(self._cursors, (*key, offset + len(rows)), rows[-1][0])
-        return Page([json.loads(data) for _, data in rows], int(total))
+        return [data for _, data in rows], int(total)
 
     # ---- conditions for relationship endpoints ---------------------------------------------
 
@@ -531,26 +714,6 @@ def _check(entity: str) -> None:
 
 def _table(entity: str) -> str:
     return f"e_{entity}"
-
-
-def _refs_of(entity: str, record: dict[str, Any]) -> Iterator[tuple[str, str, str | None]]:
-    """(field, target sourcedId, role) for every GUIDRef in a record."""
-    role = record.get("role") if entity == "enrollment" else None
-    for name, value in record.items():
-        if name == "metadata":
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict) and "sourcedId" in item and name != "userIds":
-                yield name, str(item["sourcedId"]), role if isinstance(role, str) else None
-    if entity == "user":
-        for item in record.get("roles") or []:
-            org = item.get("org") if isinstance(item, dict) else None
-            if isinstance(org, dict) and "sourcedId" in org:
-                yield "roles.org", str(org["sourcedId"]), item.get("role")
-    if entity == "category":
-        metadata = record.get("metadata")
-        if isinstance(metadata, dict) and metadata.get(CATEGORY_CLASS_KEY):
-            yield "class", str(metadata[CATEGORY_CLASS_KEY]), None
 
 
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
