@@ -1,0 +1,177 @@
+"""Benchmark: 2,000 result PUTs against the built-in SIS with 50 ms injected latency, sequential
+(max_concurrency=1) versus the consumer's default concurrency (16). Prints JSON.
+
+Target: the default is >= 10x faster than sequential and within 1.3x of the bound
+2000 x 50 ms / 16 = 6.25 s.
+
+The SIS runs in its own process, so the consumer's CPU is not shared with the server's. It is
+served on a socket created with IPPROTO_TCP, so that asyncio sets TCP_NODELAY on each connection:
+the provider's `bind_socket` creates its socket with proto 0, which makes asyncio skip
+TCP_NODELAY and adds a ~40 ms Nagle/delayed-ACK stall to every keep-alive call (reported to the
+provider's owner); measuring through that would measure the stall, not the consumer.
+
+Run: .venv/bin/python benchmarks/consumer_writes.py [--puts 2000] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime
+
+from sislink.oneroster.consumer import (
+    ConnectionSettings,
+    OAuth2Settings,
+    OneRosterClient,
+)
+from sislink.oneroster.models import GUIDRef, LineItem, Result
+
+SERVER = r"""
+import socket, sys, uvicorn
+from sislink.oneroster.provider.app import create_app
+from sislink.oneroster.provider.profiles import profile_named
+from sislink.oneroster.provider.seed import seed_district
+from sislink.oneroster.provider.server import build_config
+from sislink.oneroster.provider.store import ProviderStore
+students, latency = int(sys.argv[1]), float(sys.argv[2])
+store = ProviderStore()
+summary = seed_district(store, seed=7, students=students)
+config = build_config(profile_named("generic-1.2"), client_id="bench", client_secret="bench-secret",
+                      latency_ms=latency)
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 0))
+sock.listen(2048)
+print(sock.getsockname()[1], summary.teacher_email, flush=True)
+uvicorn.Server(uvicorn.Config(create_app(store, config), log_level="warning", access_log=False,
+                              lifespan="off")).run(sockets=[sock])
+"""
+
+
+def start_sis(students: int, latency_ms: float) -> tuple[subprocess.Popen[str], str, str]:
+    """The built-in SIS in its own process; returns it, its origin and a teacher's email."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(students), str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    port, email = process.stdout.readline().split()
+    origin = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(origin + "/", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return process, origin, email
+
+
+def settings(origin: str, max_concurrency: int) -> ConnectionSettings:
+    return ConnectionSettings(
+        version="1.2",
+        base_url=origin + "/ims/oneroster",
+        auth=OAuth2Settings(
+            token_url=origin + "/oauth2/token", client_id="bench", client_secret="bench-secret"
+        ),
+        max_concurrency=max_concurrency,
+    )
+
+
+async def prepare(origin: str, email: str, puts: int) -> list[Result]:
+    """LineItems enough for `puts` results over one class's students (not timed)."""
+    async with OneRosterClient(settings(origin, 16)) as sis:
+        teacher = await sis.find_teacher_by_email(email)
+        assert teacher is not None
+        klass = (await sis.classes_for_teacher(teacher.sourced_id))[0]
+        students = await sis.students_for_class(klass.sourced_id)
+        category = (await sis.categories_for_class(klass.sourced_id))[0]
+        items = [
+            LineItem(
+                sourced_id=str(uuid.uuid4()),
+                title=f"Benchmark item {i}",
+                assign_date=datetime(2026, 3, 1, tzinfo=UTC),
+                due_date=datetime(2026, 3, 8, tzinfo=UTC),
+                class_=GUIDRef(sourced_id=klass.sourced_id),
+                school=GUIDRef(sourced_id=klass.school.sourced_id),
+                category=GUIDRef(sourced_id=category.sourced_id),
+                result_value_min=0,
+                result_value_max=100,
+            )
+            for i in range(-(-puts // len(students)))
+        ]
+        await asyncio.gather(*(sis.put_line_item(item) for item in items))
+    return [
+        Result(
+            sourced_id=str(uuid.uuid4()),
+            line_item=GUIDRef(sourced_id=item.sourced_id),
+            student=GUIDRef(sourced_id=student.sourced_id),
+            class_=GUIDRef(sourced_id=klass.sourced_id),
+            score_status="fully graded",
+            score=float(n % 100),
+            score_date=date(2026, 3, 9),
+        )
+        for n, (item, student) in enumerate((i, s) for i in items for s in students)
+    ][:puts]
+
+
+async def put_all(origin: str, results: list[Result], max_concurrency: int) -> tuple[float, int]:
+    async with OneRosterClient(settings(origin, max_concurrency)) as sis:
+        await sis.authenticate()  # the token is not what is measured
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(sis.put_result(r) for r in results))
+        elapsed = time.perf_counter() - started
+    return elapsed, sum(o.created for o in outcomes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--puts", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    process, origin, email = start_sis(students=200, latency_ms=args.latency_ms)
+    try:
+        sequential_results = asyncio.run(prepare(origin, email, args.puts))
+        concurrent_results = [
+            r.model_copy(update={"sourced_id": str(uuid.uuid4())}) for r in sequential_results
+        ]
+        concurrent_s, created_c = asyncio.run(put_all(origin, concurrent_results, args.concurrency))
+        sequential_s, created_s = asyncio.run(put_all(origin, sequential_results, 1))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    bound_s = args.puts * args.latency_ms / 1000 / args.concurrency
+    speedup = sequential_s / concurrent_s
+    ratio = concurrent_s / bound_s
+    print(
+        json.dumps(
+            {
+                "benchmark": "consumer_writes",
+                "puts": args.puts,
+                "latency_ms": args.latency_ms,
+                "concurrency": args.concurrency,
+                "sequential_s": round(sequential_s, 2),
+                "concurrent_s": round(concurrent_s, 2),
+                "bound_s": round(bound_s, 2),
+                "speedup_vs_sequential": round(speedup, 1),
+                "ratio_to_bound": round(ratio, 2),
+                "created": {"sequential": created_s, "concurrent": created_c},
+                "targets": {"speedup_at_least": 10, "ratio_to_bound_at_most": 1.3},
+                "targets_met": speedup >= 10 and ratio <= 1.3,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
