@@ -40,7 +40,9 @@ class Settings:
     @classmethod
     def for_home(cls, home: Path, database_url: str | None = None) -> Settings:
         """Settings for a given home directory (tests, the demo), SQLite inside it by default."""
-        return cls(home=home, database_url=database_url or sqlite_url_for(home / DATABASE_FILE_NAME))
+        return cls(
+            home=home, database_url=database_url or sqlite_url_for(home / DATABASE_FILE_NAME)
+        )
 
 
 def sqlite_url_for(path: Path) -> str:

@@ -116,7 +116,11 @@ def test_class_title_changed_by_a_teacher_survives_the_next_import(classroom: Cl
         assert stored is not None
         assert stored.title == "Ada's Maths"
         assert stored.section == "7B-2"
+        again = upsert_classes(
+            session, [ClassRow("cls-1", "Another SIS title", "7B-2", "sch-1", "t-1", "c-1")]
+        )
     assert counts.updated == 1
+    assert again.unchanged == 1  # a difference only in a hand-edited field is no change
 
 
 def test_primary_teacher_comes_from_the_primary_teacher_enrolment(classroom: Classroom) -> None:
