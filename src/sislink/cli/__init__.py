@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import typer
 
-from sislink.cli import check_sis, demo, sis
+from sislink.cli import (
+    check_sis,
+    classes,
+    connection,
+    coursework,
+    demo,
+    marks,
+    roster,
+    sis,
+    users,
+)
 
 app = typer.Typer(
     name="sislink",
@@ -15,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-for module in (sis, check_sis, demo):
+for module in (sis, check_sis, connection, roster, classes, coursework, marks, users, demo):
     module.register(app)
 
 

@@ -1,0 +1,22 @@
+"""Mark export (issue 7): schema changes, if any.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Filled in by the work that needs it; a revision left empty is removed before release."""
+
+
+def downgrade() -> None:
+    """Mirror of upgrade()."""

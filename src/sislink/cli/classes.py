@@ -1,0 +1,9 @@
+"""`sislink classes ...`: list classes, link them to SIS classes."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this module's commands to `app`."""

@@ -1,0 +1,1 @@
+"""People's side: the web console and the REST API (thin: they call sync/ and classroom/ services)."""

@@ -1,0 +1,1 @@
+"""One router per audience: administrators (SIS setup), roster, teachers."""
