@@ -7,8 +7,9 @@ grade), classes (~0.16 per student, ~50 students each), teachers (~1 per 20 stud
 classes each), students (each in one class per subject of their grade: 8 enrolments), one
 primary teacher enrolment per class, and three gradebook categories per class.
 
-Records are produced lazily as 1.2 wire dicts (what `spec_for("1.2").to_wire` produces) and
-written through `store.insert_many`, so memory stays flat whatever the district's size.
+Records are produced lazily as 1.2 wire dicts and written through `store.insert_many` inside
+`store.bulk_load()`, so memory stays flat whatever the district's size. Their GUIDRefs carry
+sourcedId and type; the store adds each href (relative to the root the server is reached on).
 
 Identifiers are readable and stable: `org-district`, `org-sch-001`, `as-2026`, `as-2026-s1`,
 `as-2026-s1-gp1`, `crs-001-01`, `cls-00001`, `tch-00001` (after `staff_id_prefix`, e.g. Aeries'
@@ -19,14 +20,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
-
-from sislink.oneroster.versions import spec_for
-
-DEFAULT_ROOT_URL = "http://localhost/ims/oneroster"
-"""Root the seeded GUIDRef hrefs hang from (the server rebuilds hrefs for its own host)."""
 
 CATEGORY_CLASS_KEY = "classSourcedId"
 """Key in a category's metadata naming its class (the store's convention; CategoryDType has no class)."""
@@ -46,6 +43,8 @@ class RecordSink(Protocol):
     """Where seeded records go: `ProviderStore` or anything with its bulk insert."""
 
     def insert_many(self, entity: str, records: Iterable[dict[str, Any]]) -> int: ...
+
+    def bulk_load(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,6 @@ class _Plan:
     modified: str
     schools: list[_School]
     staff_id_prefix: str
-    root_url: str
 
     @property
     def year_id(self) -> str:
@@ -213,7 +211,6 @@ def _plan(
     students: int,
     today: date,
     staff_id_prefix: str,
-    root_url: str,
 ) -> _Plan:
     if students < 1:
         raise ValueError(f"A district needs at least one student; got students={students}")
@@ -294,7 +291,6 @@ def _plan(
         modified=f"{start.year}-07-31T12:00:00.000Z",
         schools=plan_schools,
         staff_id_prefix=staff_id_prefix,
-        root_url=root_url,
     )
 
 
@@ -317,18 +313,13 @@ def _student_classes(school: _School, position: int) -> Iterator[_Class]:
 
 
 class _Writer:
-    """Builds 1.2 wire dicts for one plan (GUIDRefs complete with href, sourcedId and type)."""
+    """Builds 1.2 wire dicts for one plan (GUIDRefs with sourcedId and type; the store adds hrefs)."""
 
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
-        self._href = spec_for("1.2").href
 
     def ref(self, ref_type: str, sourced_id: str) -> dict[str, str]:
-        return {
-            "href": self._href(self.plan.root_url, ref_type, sourced_id),
-            "sourcedId": sourced_id,
-            "type": ref_type,
-        }
+        return {"sourcedId": sourced_id, "type": ref_type}
 
     def base(self, sourced_id: str) -> dict[str, Any]:
         return {"sourcedId": sourced_id, "status": "active", "dateLastModified": self.plan.modified}
@@ -591,7 +582,6 @@ def seed_district(
     students: int = 2000,
     today: date | None = None,
     staff_id_prefix: str = "",
-    root_url: str = DEFAULT_ROOT_URL,
 ) -> SeedSummary:
     """Write a synthetic district into `store` and say what was written.
 
@@ -605,19 +595,19 @@ def seed_district(
         students=students,
         today=today or date.today(),
         staff_id_prefix=staff_id_prefix,
-        root_url=root_url,
     )
     writer = _Writer(plan)
-    counts = {
-        "org": store.insert_many("org", writer.orgs()),
-        "academicSession": store.insert_many("academicSession", writer.sessions()),
-        "course": store.insert_many("course", writer.courses()),
-        "class": store.insert_many("class", writer.classes()),
-    }
-    emails = _Emails()
-    counts["user"] = store.insert_many("user", writer.users(emails))
-    counts["enrollment"] = store.insert_many("enrollment", writer.enrollments())
-    counts["category"] = store.insert_many("category", writer.categories())
+    with store.bulk_load():
+        counts = {
+            "org": store.insert_many("org", writer.orgs()),
+            "academicSession": store.insert_many("academicSession", writer.sessions()),
+            "course": store.insert_many("course", writer.courses()),
+            "class": store.insert_many("class", writer.classes()),
+        }
+        emails = _Emails()
+        counts["user"] = store.insert_many("user", writer.users(emails))
+        counts["enrollment"] = store.insert_many("enrollment", writer.enrollments())
+        counts["category"] = store.insert_many("category", writer.categories())
 
     first_school = plan.schools[0]
     first_class = first_school.sections[0][0]

@@ -30,6 +30,7 @@ relationship indexes while a district is loaded, then builds them in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -110,6 +111,15 @@ STORED_FORM = 1
 relative to the OneRoster root, written `"\\/...`. Opening an older file rewrites its records."""
 
 
+_REF_INDEXES = {
+    # "Who points at X through field F (with role R)": relationship endpoints; covering.
+    "refs_target": "CREATE INDEX IF NOT EXISTS refs_target "
+    "ON refs(entity, field, target, sourced_id, role)",
+    # "What does X point at": joins through enrolments, and dropping a replaced record's refs.
+    "refs_owner": "CREATE INDEX IF NOT EXISTS refs_owner ON refs(entity, sourced_id, field, target)",
+}
+
+
 class UnknownEntityError(KeyError):
     """An entity kind the store does not hold."""
 
@@ -170,15 +180,16 @@ def stored_text(entity: str, record: dict[str, Any]) -> tuple[str, list[RefRow]]
     happens to begin with NULs is kept as it is.
     """
     marker = "\x00"
+    marker_text = '"\\u0000'
     while True:
         shaped, refs, hrefs = _with_relative_hrefs(entity, record, marker)
         text = _ENCODER.encode(shaped)
         if not hrefs:
             return text, refs
-        marker_text = '"' + json.dumps(marker)[1:-1]
         if text.count(marker_text) == hrefs:
             return text.replace(marker_text, '"\\'), refs
         marker += "\x00"
+        marker_text += "\\u0000"
 
 
 def _with_relative_hrefs(
@@ -190,34 +201,22 @@ def _with_relative_hrefs(
     refs: list[RefRow] = []
     role = record.get("role") if entity == "enrollment" else None
     ref_role = role if isinstance(role, str) else None
-
-    def complete(name: str, ref: dict[str, Any], default_type: str) -> dict[str, Any]:
-        ref_type = ref.get("type") or default_type
-        prefix = _HREF_PREFIX.get(ref_type)
-        if prefix is None:
-            raise ValueError(
-                f"A {entity} record's {name} points at type {ref_type!r}, which is not a "
-                f"OneRoster type; use one of: {', '.join(ENTITY_KINDS)}"
-            )
-        done = dict(ref)
-        done["type"] = ref_type
-        done["href"] = f"{marker}{prefix}{ref['sourcedId']}"
-        return done
-
-    for name, default_type in _REF_FIELDS[entity].items():
-        value = record.get(name)
+    ref_fields = _REF_FIELDS[entity]
+    for name, value in record.items():
+        default_type = ref_fields.get(name)
+        if default_type is None:
+            continue
         if isinstance(value, dict):
             if "sourcedId" in value:
-                shaped[name] = complete(name, value, default_type)
+                shaped[name] = _complete(entity, name, value, default_type, marker)
                 refs.append((name, str(value["sourcedId"]), ref_role))
         elif isinstance(value, list):
             items: list[Any] = []
             for item in value:
                 if isinstance(item, dict) and "sourcedId" in item:
-                    items.append(complete(name, item, default_type))
+                    item = _complete(entity, name, item, default_type, marker)
                     refs.append((name, str(item["sourcedId"]), ref_role))
-                else:
-                    items.append(item)
+                items.append(item)
             shaped[name] = items
     hrefs = len(refs)
     if entity == "user" and isinstance(record.get("roles"), list):
@@ -225,7 +224,7 @@ def _with_relative_hrefs(
         for item in record["roles"]:
             org = item.get("org") if isinstance(item, dict) else None
             if isinstance(org, dict) and "sourcedId" in org:
-                item = {**item, "org": complete("roles.org", org, _ROLE_ORG_TYPE)}
+                item = {**item, "org": _complete(entity, "roles.org", org, _ROLE_ORG_TYPE, marker)}
                 hrefs += 1
                 given = item.get("role")
                 refs.append(
@@ -233,12 +232,28 @@ def _with_relative_hrefs(
                 )
             roles.append(item)
         shaped["roles"] = roles
-    if entity == "category":
+    elif entity == "category":
         metadata = record.get("metadata")
         if isinstance(metadata, dict) and metadata.get(CATEGORY_CLASS_KEY):
             refs.append(("class", str(metadata[CATEGORY_CLASS_KEY]), None))
-    # One row per (field, target): a record naming the same org twice is related to it once.
-    return shaped, list(dict.fromkeys(refs)), hrefs
+    # One row per (field, target, role): a user with two roles at one org keeps both.
+    return shaped, list(dict.fromkeys(refs)) if len(refs) > 1 else refs, hrefs
+
+
+def _complete(
+    entity: str, name: str, ref: dict[str, Any], default_type: str, marker: str
+) -> dict[str, Any]:
+    ref_type = ref.get("type") or default_type
+    prefix = _HREF_PREFIX.get(ref_type)
+    if prefix is None:
+        raise ValueError(
+            f"A {entity} record's {name} points at type {ref_type!r}, which is not a "
+            f"OneRoster type; use one of: {', '.join(ENTITY_KINDS)}"
+        )
+    done = dict(ref)
+    done["type"] = ref_type
+    done["href"] = f"{marker}{prefix}{ref['sourcedId']}"
+    return done
 
 
 def absolute_hrefs(json_text: str, root_url: str) -> str:
@@ -318,6 +333,7 @@ class ProviderStore:
         self._db.execute("PRAGMA cache_size=-65536")
         self._cursors: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._totals: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._bulk_loads = 0
         self._create_schema()
         self._upgrade_stored_form()
 
@@ -335,13 +351,35 @@ class ProviderStore:
                 self._db.execute(
                     f"CREATE INDEX IF NOT EXISTS {table}_modified ON {table}(modified)"
                 )
-            # One row per GUIDRef; the primary key serves "who points at X through field F".
+            # One row per (owner, field, target, role): writes drop an owner's old rows first. Its
+            # indexes are kept apart so that `bulk_load` can build them once, after the rows.
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS refs (entity TEXT NOT NULL, field TEXT NOT NULL, "
-                "target TEXT NOT NULL, sourced_id TEXT NOT NULL, role TEXT, "
-                "PRIMARY KEY (entity, field, target, sourced_id)) WITHOUT ROWID"
+                "target TEXT NOT NULL, sourced_id TEXT NOT NULL, role TEXT)"
             )
-            self._db.execute("CREATE INDEX IF NOT EXISTS refs_owner ON refs(entity, sourced_id)")
+            if not self._bulk_loads:
+                self._create_ref_indexes()
+
+    def _create_ref_indexes(self) -> None:
+        for sql in _REF_INDEXES.values():
+            self._db.execute(sql)
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Write many records faster: the `refs` indexes are dropped meanwhile and built in one
+        pass at the end. Meanwhile relationship queries, and replacing records, are slow."""
+        with self._lock:
+            if not self._bulk_loads:
+                for name in _REF_INDEXES:
+                    self._db.execute(f"DROP INDEX IF EXISTS {name}")
+            self._bulk_loads += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._bulk_loads -= 1
+                if not self._bulk_loads:
+                    self._create_ref_indexes()
 
     def _upgrade_stored_form(self) -> None:
         """Rewrite the records of a file written by an older sislink into the current form."""
@@ -349,6 +387,10 @@ class ProviderStore:
             (form,) = self._db.execute("PRAGMA user_version").fetchone()
         if form >= STORED_FORM:
             return
+        with self._lock:
+            # Form 0's refs had a primary key; rewriting every record fills the new table.
+            self._db.execute("DROP TABLE refs")
+            self._create_schema()
         for entity in ENTITIES:
             # Rewriting keeps each record's place (seq): iter_all's batches stay valid.
             self.insert_many(entity, self.iter_all(entity))
@@ -451,7 +493,7 @@ class ProviderStore:
                     rows,
                 )
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO refs (entity, field, target, sourced_id, role) "
+                    "INSERT INTO refs (entity, field, target, sourced_id, role) "
                     "VALUES (?, ?, ?, ?, ?)",
                     ref_rows,
                 )
