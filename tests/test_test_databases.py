@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import POSTGRES_URL_VARIABLE, postgres_url_or_skip
+from conftest import POSTGRES_URL_VARIABLE, postgres_url_or_skip
 
 
 def test_without_a_postgres_url_ci_fails(monkeypatch: pytest.MonkeyPatch) -> None:
