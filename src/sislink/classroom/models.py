@@ -405,4 +405,47 @@ class ExportRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
+class MissingMarkExport(enum.StrEnum):
+    """What a mark flagged missing becomes in the SIS (a per-class choice)."""
+
+    ZERO = "zero"  # a score of 0
+    NOT_SUBMITTED = "not_submitted"  # scoreStatus 'not submitted', no score
+
+
+class ClassExportSettings(Base):
+    """A class's mark export choices, and what the SIS said of its class when it was linked."""
+
+    __tablename__ = "class_export_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"), unique=True)
+    missing_as: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=MissingMarkExport.ZERO)
+    export_drafts: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Kept from the SIS on link (and refreshed on export): the SIS class's school and terms,
+    # its grading periods ([{sourcedId, title, startDate, endDate}]) and categories.
+    sis_school_sourced_id: Mapped[str | None] = mapped_column(String(255))
+    sis_term_sourced_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sis_grading_periods: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    sis_categories: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    sis_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MarkExportReport(Base):
+    """One mark export of one class: what was sent, skipped and failed, item by item."""
+
+    __tablename__ = "mark_export_report"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    writes: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
 Index("ix_class_link_sis_class", ClassLink.connection_id, ClassLink.sis_class_sourced_id)
