@@ -310,6 +310,8 @@ class SisConnection(Base):
     access_key: Mapped[str] = mapped_column(String(500))
     # A Fernet token; the secret code itself is never stored.
     secret_code_sealed: Mapped[str] = mapped_column(Text)
+    # Sealed JSON of the profile's extra credentials (Infinite Campus's vendor key), if any.
+    extra_credentials_sealed: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=ConnectionStatus.DRAFT)
     teacher_export_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # 1 on the current connection, NULL on history: a unique column allows only one current.
@@ -449,3 +451,19 @@ class MarkExportReport(Base):
 
 
 Index("ix_class_link_sis_class", ClassLink.connection_id, ClassLink.sis_class_sourced_id)
+
+class ApiToken(Base):
+    """A REST API token: only its SHA-256 is stored; the token itself is shown once, when made."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"ApiToken(id={self.id!r}, person_id={self.person_id!r}, token=<hidden>)"

@@ -6,7 +6,8 @@ The secret code is sealed with the installation's SecretBox before it reaches th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,10 +38,12 @@ def save_connection(
     access_key: str,
     secret_code: str,
     token_url: str | None = None,
+    extra_credentials: Mapping[str, str] | None = None,
 ) -> SisConnection:
     """Save the details an administrator entered, as the current connection (a draft).
 
-    A previous current connection becomes history: it is disconnected if it was authorised.
+    A previous current connection becomes history: it is disconnected if it was authorised,
+    and its stored secrets are erased. `extra_credentials` (e.g. a vendor key) are sealed too.
     """
     require_admin(actor, "connect sislink to a SIS")
     if not partner.strip():
@@ -63,6 +66,9 @@ def save_connection(
         token_url=token,
         access_key=access_key.strip(),
         secret_code_sealed=box.seal(secret_code.strip()),
+        extra_credentials_sealed=(
+            box.seal(json.dumps(dict(extra_credentials))) if extra_credentials else None
+        ),
         status=ConnectionStatus.DRAFT,
         current_slot=CURRENT,
         connected_by_id=actor.person_id,
@@ -83,7 +89,23 @@ def save_connection(
 
 def secret_code(box: SecretBox, connection: SisConnection) -> str:
     """The connection's secret code in clear, for the client that talks to the SIS only."""
+    if not connection.secret_code_sealed:
+        raise Conflict("The SIS secret code was erased at disconnect; connect again to enter it.")
     return box.open(connection.secret_code_sealed)
+
+
+def extra_credentials(box: SecretBox, connection: SisConnection) -> dict[str, str]:
+    """The connection's extra credentials (e.g. Infinite Campus's vendor key) in clear."""
+    if not connection.extra_credentials_sealed:
+        return {}
+    opened = json.loads(box.open(connection.extra_credentials_sealed))
+    return {str(name): str(value) for name, value in opened.items()}
+
+
+def _erase_secrets(connection: SisConnection) -> None:
+    # Empty, not NULL: the column predates erasure; an empty seal opens to nothing.
+    connection.secret_code_sealed = ""
+    connection.extra_credentials_sealed = None
 
 
 def mark_authorised(
@@ -116,8 +138,9 @@ def mark_authorised(
 def disconnect(session: Session, actor: Actor) -> SisConnection:
     """Disconnect the current connection: exports stop; exported data stays in the SIS.
 
-    The row stays current (as disconnected) until a new connection is saved, so that the
-    administrator can see what was connected and reconnect.
+    The stored secret code (and extra credentials) are erased. The row stays current (as
+    disconnected) until a new connection is saved, so that the administrator can see what was
+    connected and reconnect.
     """
     require_admin(actor, "disconnect the SIS")
     connection = current_connection(session)
@@ -125,6 +148,7 @@ def disconnect(session: Session, actor: Actor) -> SisConnection:
         raise Conflict("sislink is not connected to a SIS, so there is nothing to disconnect.")
     connection.status = ConnectionStatus.DISCONNECTED
     connection.disconnected_at = utc_now()
+    _erase_secrets(connection)
     record_event(session, actor, "sis.disconnected", f"sis_connection:{connection.id}")
     return connection
 
@@ -230,6 +254,7 @@ def _retire(session: Session, connection: SisConnection) -> None:
     if connection.status != ConnectionStatus.DISCONNECTED:
         connection.status = ConnectionStatus.DISCONNECTED
         connection.disconnected_at = utc_now()
+    _erase_secrets(connection)
     connection.current_slot = None
     # The old row must leave the "current" slot before the new row takes it.
     session.flush()
