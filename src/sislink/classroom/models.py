@@ -377,6 +377,36 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the job was asked to do (ids, options): a worker elsewhere runs it from this alone.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set by whoever cancels; the job checks it between batches and stops cleanly.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RosterSyncState(Base):
+    """Where roster imports from one SIS connection stand: the delta watermark, the last runs."""
+
+    __tablename__ = "roster_sync_state"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("sis_connection.id"), primary_key=True)
+    # The start of the last import that finished: the next delta asks for changes since then.
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_full_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_job_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class RosterSchedule(Base):
+    """When roster imports run by themselves (one row): every so often, except in a pause window."""
+
+    __tablename__ = "roster_schedule"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=360)
+    # Dates (inclusive) with no scheduled imports, e.g. between school years.
+    pause_from: Mapped[date | None] = mapped_column(Date)
+    pause_until: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
 class AuditEvent(Base):
