@@ -1,0 +1,299 @@
+"""The in-process job runner: record a job, run its work with progress and cancel, end it with a report.
+
+A job is a coroutine function of a `JobContext` that returns its report (a JSON-able dict).
+The runner records it in the Job table (queued, running, then succeeded / failed / cancelled,
+or on hold when the work raises `JobHeld`), keeps at most one unfinished job per lock key
+(`lock_key_for(connection_id=...)` or `(class_id=...)`), stores progress for the console, and
+lets anyone cancel it: the work calls `context.check_cancelled()` between batches.
+
+Everything a job needs is in the database (the Job row's kind and params), so a worker in
+another process can run the same work by id: `execute_job(classroom, job_id)` looks the kind
+up in `JOB_KINDS`. That is how Celery (jobs/celery_app.py, later) will run the same functions:
+a task that opens the classroom and calls `execute_job`. Jobs must be idempotent: a job
+interrupted by a crash is marked failed by `recover_interrupted`, and running it again repeats
+only what is needed.
+
+    outcome = await run_job(
+        classroom, kind="mark_export", actor=actor, class_id=7,
+        lock_key=lock_key_for(class_id=7), work=export_work,
+    )
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
+from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.services import jobs as job_service
+from sislink.classroom.services.access import require_admin
+
+logger = logging.getLogger("sislink.jobs")
+
+# Progress is written at most this often (seconds), so a fast loop does not hammer the database.
+PROGRESS_INTERVAL_S = 0.5
+# The cancel flag is re-read from the database at most this often (seconds).
+CANCEL_POLL_S = 1.0
+
+
+class JobHeld(Exception):
+    """Raised by a job's work to put the job on hold for an administrator, with its report."""
+
+    def __init__(self, reason: str, report: Mapping[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.report = dict(report)
+
+
+class JobCancelled(Exception):
+    """Raised by `JobContext.check_cancelled` when someone asked the job to stop."""
+
+    def __init__(self, report: Mapping[str, Any] | None = None) -> None:
+        super().__init__("the job was cancelled")
+        self.report = dict(report or {})
+
+
+@dataclass
+class JobContext:
+    """What a running job's work may use: its ids, progress reporting, and the cancel flag."""
+
+    classroom: Classroom
+    job_id: int
+    kind: str
+    params: dict[str, Any]
+    actor: Actor
+    _last_progress: float = field(default=0.0, repr=False)
+    _last_cancel_poll: float = field(default=0.0, repr=False)
+    _cancelled: bool = field(default=False, repr=False)
+
+    def progress(
+        self, done: int, total: int | None = None, message: str = "", *, force: bool = False
+    ) -> None:
+        """Record how far the job is (throttled; `force` writes now)."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        with self.classroom.transaction() as session:
+            job_service.update_progress(session, self.job_id, done, total=total, message=message)
+
+    def cancelled(self) -> bool:
+        """True once someone asked this job to stop (read from the database, throttled)."""
+        if self._cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._last_cancel_poll >= CANCEL_POLL_S:
+            self._last_cancel_poll = now
+            with self.classroom.session() as session:
+                flag = session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+            self._cancelled = bool(flag)
+        return self._cancelled
+
+    def check_cancelled(self, report: Mapping[str, Any] | None = None) -> None:
+        """Raise JobCancelled (with the report so far) if someone asked this job to stop."""
+        if self.cancelled():
+            raise JobCancelled(report)
+
+
+JobWork = Callable[[JobContext], Awaitable[Mapping[str, Any]]]
+"""A job's work: given its context, do it and return the report."""
+
+JobKind = Callable[[JobContext], Awaitable[Mapping[str, Any]]]
+JOB_KINDS: dict[str, JobKind] = {}
+"""Registered job kinds, by name: the work `execute_job` runs for a Job row of that kind."""
+
+
+def register_job_kind(kind: str, work: JobKind) -> None:
+    """Make `execute_job` (and so the scheduler and workers) able to run jobs of this kind."""
+    JOB_KINDS[kind] = work
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended: its id, status (succeeded/failed/cancelled/on_hold) and report."""
+
+    job_id: int
+    status: JobStatus
+    report: dict[str, Any]
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is JobStatus.SUCCEEDED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": str(self.status),
+            "error": self.error,
+            "report": self.report,
+        }
+
+
+def queue(
+    classroom: Classroom,
+    *,
+    kind: str,
+    actor: Actor,
+    lock_key: str | None = None,
+    connection_id: int | None = None,
+    class_id: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """Record a queued job and return its id. Conflict if another unfinished job holds the lock."""
+    with classroom.transaction() as session:
+        job = job_service.queue_job(
+            session,
+            actor,
+            kind,
+            connection_id=connection_id,
+            class_id=class_id,
+            lock_key=lock_key,
+        )
+        job.params = dict(params or {})
+        session.flush()
+        return job.id
+
+
+async def execute(
+    classroom: Classroom, job_id: int, work: JobWork, *, actor: Actor | None = None
+) -> JobOutcome:
+    """Run a queued job's work now, in this process, and record how it ended."""
+    with classroom.transaction() as session:
+        job = job_service.start_job(session, job_id)
+        context = JobContext(
+            classroom,
+            job_id,
+            job.kind,
+            dict(job.params or {}),
+            # A queued job runs with sislink's own rights: the person's permission was checked
+            # when they asked for it.
+            actor or Actor.system(),
+        )
+    try:
+        report = dict(await work(context))
+    except JobHeld as held:
+        with classroom.transaction() as session:
+            job_service.hold_job(session, job_id, held.reason, held.report)
+        return JobOutcome(job_id, JobStatus.ON_HOLD, held.report, held.reason)
+    except (JobCancelled, asyncio.CancelledError) as stopped:
+        report = getattr(stopped, "report", {}) or {}
+        _finish(classroom, job_id, JobStatus.CANCELLED, {**report, "cancelled": True})
+        if isinstance(stopped, asyncio.CancelledError):
+            raise
+        return JobOutcome(job_id, JobStatus.CANCELLED, report, "cancelled")
+    except Exception as exc:
+        message = _plain(exc)
+        logger.warning("job %s (%s) failed: %s", job_id, context.kind, message, exc_info=True)
+        _finish(classroom, job_id, JobStatus.FAILED, {"error": message})
+        return JobOutcome(job_id, JobStatus.FAILED, {"error": message}, message)
+    _finish(classroom, job_id, JobStatus.SUCCEEDED, report)
+    return JobOutcome(job_id, JobStatus.SUCCEEDED, report)
+
+
+async def run_job(
+    classroom: Classroom,
+    *,
+    kind: str,
+    actor: Actor,
+    work: JobWork | None = None,
+    lock_key: str | None = None,
+    connection_id: int | None = None,
+    class_id: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> JobOutcome:
+    """Queue a job and run it now in this process; `work` defaults to the registered kind.
+
+    Raises `Conflict` (with a plain message) when another unfinished job holds `lock_key`;
+    every other failure of the work is recorded and returned as a failed outcome.
+    """
+    chosen = work or _registered(kind)
+    job_id = queue(
+        classroom,
+        kind=kind,
+        actor=actor,
+        lock_key=lock_key,
+        connection_id=connection_id,
+        class_id=class_id,
+        params=params,
+    )
+    return await execute(classroom, job_id, chosen, actor=actor)
+
+
+async def execute_job(classroom: Classroom, job_id: int) -> JobOutcome:
+    """Run a queued job by id with the work registered for its kind (workers, the scheduler)."""
+    with classroom.session() as session:
+        job = job_service.get_job(session, job_id)
+        kind = job.kind
+    return await execute(classroom, job_id, _registered(kind))
+
+
+def request_cancel(classroom: Classroom, job_id: int, actor: Actor) -> JobStatus:
+    """Ask a job to stop. A queued job ends at once; a running one stops at its next batch.
+
+    Returns the job's status after the request. Conflict if it has already ended.
+    """
+    require_admin(actor, "cancel a job")
+    with classroom.transaction() as session:
+        job = job_service.get_job(session, job_id)
+        if job.status in job_service.FINISHED:
+            raise Conflict(
+                f"Job {job_id} already ended as {job.status}; there is nothing to cancel."
+            )
+        job.cancel_requested = True
+        if job.status in (JobStatus.QUEUED, JobStatus.ON_HOLD):
+            job_service.finish_job(
+                session, job_id, JobStatus.CANCELLED, {**(job.report or {}), "cancelled": True}
+            )
+        return JobStatus(job.status)
+
+
+def recover_interrupted(classroom: Classroom) -> list[int]:
+    """Mark jobs left running by a process that stopped as failed, releasing their locks.
+
+    Call once when a runner starts (`sislink serve`), before any job of its own runs. The jobs
+    are idempotent, so running them again repeats only what is needed.
+    """
+    with classroom.transaction() as session:
+        stale = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)).all()
+        for job in stale:
+            job_service.finish_job(
+                session,
+                job.id,
+                JobStatus.FAILED,
+                {
+                    **(job.report or {}),
+                    "error": "sislink stopped while this job ran; run it again (it is safe to "
+                    "repeat: what was done is not done twice)",
+                },
+            )
+        return [job.id for job in stale]
+
+
+def _finish(
+    classroom: Classroom, job_id: int, status: JobStatus, report: Mapping[str, Any]
+) -> None:
+    with classroom.transaction() as session:
+        job_service.finish_job(session, job_id, status, report)
+
+
+def _registered(kind: str) -> JobKind:
+    try:
+        return JOB_KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(JOB_KINDS)) or "none"
+        raise ClassroomError(f"No job kind {kind!r} is registered (known: {known}).") from None
+
+
+def _plain(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, ClassroomError) or type(exc).__module__.startswith("sislink"):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
