@@ -533,11 +533,14 @@ class _Writer:
     def _enrollment(
         self, number: int, user: str, cls: str, school: str, role: str, begin: str, end: str
     ) -> dict[str, Any]:
+        # Written out in full: this runs 400,000 times for a 50,000-student district.
         record: dict[str, Any] = {
-            **self.base(f"enr-{number:07d}"),
-            "user": self.ref("user", user),
-            "class": self.ref("class", cls),
-            "school": self.ref("org", school),
+            "sourcedId": f"enr-{number:07d}",
+            "status": "active",
+            "dateLastModified": self.plan.modified,
+            "user": {"sourcedId": user, "type": "user"},
+            "class": {"sourcedId": cls, "type": "class"},
+            "school": {"sourcedId": school, "type": "org"},
             "role": role,
         }
         if role == "teacher":

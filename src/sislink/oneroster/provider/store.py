@@ -31,6 +31,7 @@ relationship indexes while a district is loaded, then builds them in one pass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import sqlite3
@@ -250,10 +251,7 @@ def _complete(
             f"A {entity} record's {name} points at type {ref_type!r}, which is not a "
             f"OneRoster type; use one of: {', '.join(ENTITY_KINDS)}"
         )
-    done = dict(ref)
-    done["type"] = ref_type
-    done["href"] = f"{marker}{prefix}{ref['sourcedId']}"
-    return done
+    return {**ref, "type": ref_type, "href": f"{marker}{prefix}{ref['sourcedId']}"}
 
 
 def absolute_hrefs(json_text: str, root_url: str) -> str:
@@ -266,6 +264,7 @@ def absolute_hrefs(json_text: str, root_url: str) -> str:
 _CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
+@functools.lru_cache(maxsize=1024)  # a district's records share a few dateLastModified values
 def normalise_datetime(text: str) -> str:
     """A filter's date-time (or date) value in the stored form, `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
     value = text.strip()
@@ -312,6 +311,52 @@ class TextPage:
 class _Query:
     entity: str
     where: list[Condition] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    """A batch ready for SQLite: entity-table rows (sourcedId, status, modified, text) and
+    refs rows (entity, field, target, sourcedId, role)."""
+
+    rows: list[tuple[str, str, str, str]]
+    ref_rows: list[tuple[str, str, str, str, str | None]]
+
+
+def _prepare(entity: str, batch: Sequence[dict[str, Any]]) -> _Prepared:
+    # The last record wins when a batch names one sourcedId twice.
+    by_id: dict[str, dict[str, Any]] = {}
+    for record in batch:
+        sourced_id = record.get("sourcedId")
+        if not isinstance(sourced_id, str) or not sourced_id:
+            raise ValueError(f"A {entity} record has no sourcedId: {record!r:.200}")
+        by_id[sourced_id] = record
+    prepared = _Prepared([], [])
+    now = format_datetime(datetime.now(UTC))
+    for sourced_id, record in by_id.items():
+        text, refs = stored_text(entity, record)
+        prepared.rows.append(
+            (
+                sourced_id,
+                record.get("status", "active"),
+                normalise_datetime(record.get("dateLastModified") or now),
+                text,
+            )
+        )
+        prepared.ref_rows.extend(
+            (entity, name, target, sourced_id, role) for name, target, role in refs
+        )
+    return prepared
+
+
+def _batches(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class ProviderStore:
@@ -379,7 +424,11 @@ class ProviderStore:
             with self._lock:
                 self._bulk_loads -= 1
                 if not self._bulk_loads:
+                    # Sort in temporary files, not memory: a district's million refs would
+                    # otherwise double the process's peak memory.
+                    self._db.execute("PRAGMA temp_store=FILE")
                     self._create_ref_indexes()
+                    self._db.execute("PRAGMA temp_store=MEMORY")
 
     def _upgrade_stored_form(self) -> None:
         """Rewrite the records of a file written by an older sislink into the current form."""
@@ -410,18 +459,13 @@ class ProviderStore:
     # ---- writing ---------------------------------------------------------------------------
 
     def insert_many(self, entity: str, records: Iterable[dict[str, Any]]) -> int:
-        """Insert (or replace, by sourcedId) records in batches; returns how many were written."""
+        """Insert (or replace, by sourcedId) records in batches, each committed on its own;
+        returns how many were written."""
         _check(entity)
-        written = 0
-        batch: list[dict[str, Any]] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= BATCH_SIZE:
-                written += self._write_batch(entity, batch)
-                batch = []
-        if batch:
-            written += self._write_batch(entity, batch)
-        return written
+        return sum(
+            self._write_prepared(entity, _prepare(entity, batch))
+            for batch in _batches(records, BATCH_SIZE)
+        )
 
     def put(self, entity: str, record: dict[str, Any]) -> bool:
         """Insert or replace one record; True when it was created, False when it replaced one."""
@@ -451,27 +495,9 @@ class ProviderStore:
             return cursor.rowcount > 0
 
     def _write_batch(self, entity: str, batch: Sequence[dict[str, Any]]) -> int:
-        # The last record wins when a batch names one sourcedId twice.
-        by_id: dict[str, dict[str, Any]] = {}
-        for record in batch:
-            sourced_id = record.get("sourcedId")
-            if not isinstance(sourced_id, str) or not sourced_id:
-                raise ValueError(f"A {entity} record has no sourcedId: {record!r:.200}")
-            by_id[sourced_id] = record
-        rows = []
-        ref_rows: list[tuple[str, str, str, str, str | None]] = []
-        now = format_datetime(datetime.now(UTC))
-        for sourced_id, record in by_id.items():
-            text, refs = stored_text(entity, record)
-            rows.append(
-                (
-                    sourced_id,
-                    record.get("status", "active"),
-                    normalise_datetime(record.get("dateLastModified") or now),
-                    text,
-                )
-            )
-            ref_rows.extend((entity, name, target, sourced_id, role) for name, target, role in refs)
+        return self._write_prepared(entity, _prepare(entity, batch))
+
+    def _write_prepared(self, entity: str, prepared: _Prepared) -> int:
         table = _table(entity)
         with self._lock:
             self._db.execute("BEGIN")
@@ -480,7 +506,7 @@ class ProviderStore:
                 replaced = self._db.execute(
                     f"SELECT sourced_id FROM {table} WHERE sourced_id IN "
                     "(SELECT value FROM json_each(?))",
-                    (json.dumps(list(by_id)),),
+                    (json.dumps([row[0] for row in prepared.rows]),),
                 ).fetchall()
                 self._db.executemany(
                     "DELETE FROM refs WHERE entity = ? AND sourced_id = ?",
@@ -490,19 +516,19 @@ class ProviderStore:
                     f"INSERT INTO {table} (sourced_id, status, modified, data) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT(sourced_id) DO UPDATE SET "
                     "status = excluded.status, modified = excluded.modified, data = excluded.data",
-                    rows,
+                    prepared.rows,
                 )
                 self._db.executemany(
                     "INSERT INTO refs (entity, field, target, sourced_id, role) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    ref_rows,
+                    prepared.ref_rows,
                 )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._forget_cursors()
-        return len(rows)
+        return len(prepared.rows)
 
     def _forget_cursors(self) -> None:
         self._cursors.clear()
