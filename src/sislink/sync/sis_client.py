@@ -15,6 +15,7 @@ from sislink.classroom import Classroom, SecretBox
 from sislink.classroom.models import ConnectionStatus, SisConnection
 from sislink.classroom.services import connections
 from sislink.oneroster.consumer import (
+    ConfigurationError,
     ConnectionSettings,
     OAuth1Settings,
     OAuth2Settings,
@@ -57,10 +58,38 @@ def build_settings(
 ) -> ConnectionSettings:
     """Consumer settings for `chosen` from what an administrator typed (checked, not called)."""
     try:
+        return _build_settings(
+            chosen,
+            host_url=host_url,
+            access_key=access_key,
+            secret_code=secret_code,
+            token_url=token_url,
+            extra_credentials=extra_credentials,
+            policy=policy,
+        )
+    except ConfigurationError as exc:
+        raise InvalidConnectionDetails(exc.message) from None
+
+
+def _build_settings(
+    chosen: Profile,
+    *,
+    host_url: str,
+    access_key: str,
+    secret_code: str,
+    token_url: str | None,
+    extra_credentials: Mapping[str, str] | None,
+    policy: UrlPolicy,
+) -> ConnectionSettings:
+    try:
         urls = derive_urls(chosen, host_url, policy)
     except HostUrlProblem as exc:
         raise InvalidConnectionDetails(exc.message, exc.suggestion) from None
     auth: OAuth1Settings | OAuth2Settings
+    if not access_key.strip() or not secret_code.strip():
+        raise InvalidConnectionDetails(
+            f"Give both the {chosen.labels.access_key} and the {chosen.labels.secret_code}."
+        )
     if chosen.auth == "oauth1":
         auth = OAuth1Settings(key=access_key, secret=secret_code)
     else:
