@@ -1,0 +1,302 @@
+"""Linking a classroom class to its SIS class: find the teacher in the SIS by email, list their
+active SIS classes, link or unlink (the primary teacher only), and keep what the SIS says of the
+linked class (school, terms, grading periods, categories) for mark export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ClassExportSettings,
+    ClassLink,
+    Person,
+    utc_now,
+)
+from sislink.classroom.services import connections
+from sislink.oneroster.consumer import OneRosterClient
+from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
+from sislink.oneroster.models import Class as SisClass
+from sislink.sync.errors import SyncError
+
+# What the SIS said of a class is fetched again on export once it is older than this.
+FACTS_STALE_AFTER = timedelta(hours=12)
+
+
+class TeacherNotInSis(SyncError):
+    """The SIS has no teacher with this email, so their SIS classes cannot be listed."""
+
+
+@dataclass(frozen=True)
+class SisClassChoice:
+    """One of a teacher's active SIS classes, as offered for linking."""
+
+    sourced_id: str
+    title: str
+    class_code: str | None
+    school_sourced_id: str
+    term_sourced_ids: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sourced_id": self.sourced_id,
+            "title": self.title,
+            "class_code": self.class_code,
+            "school": self.school_sourced_id,
+            "terms": list(self.term_sourced_ids),
+        }
+
+
+@dataclass(frozen=True)
+class GradingPeriodFact:
+    sourced_id: str
+    title: str
+    start_date: date
+    end_date: date
+
+    def contains(self, day: date) -> bool:
+        return self.start_date <= day <= self.end_date
+
+
+@dataclass(frozen=True)
+class SisClassFacts:
+    """What the SIS says of one class: what mark export needs to build lineItems."""
+
+    sis_class_id: str
+    school_sourced_id: str | None
+    term_sourced_ids: tuple[str, ...]
+    grading_periods: tuple[GradingPeriodFact, ...]
+    categories: tuple[tuple[str, str], ...]  # (sourcedId, title)
+
+    def category_titled(self, title: str) -> str | None:
+        """The sourcedId of the SIS category with this title (case and spaces ignored)."""
+        wanted = " ".join(title.split()).casefold()
+        for sourced_id, category_title in self.categories:
+            if " ".join(category_title.split()).casefold() == wanted:
+                return sourced_id
+        return None
+
+
+def _choice(sis_class: SisClass) -> SisClassChoice:
+    return SisClassChoice(
+        sourced_id=sis_class.sourced_id,
+        title=sis_class.title,
+        class_code=sis_class.class_code,
+        school_sourced_id=sis_class.school.sourced_id,
+        term_sourced_ids=tuple(t.sourced_id for t in sis_class.terms),
+    )
+
+
+async def sis_classes_for_teacher(client: OneRosterClient, email: str) -> list[SisClassChoice]:
+    """The teacher's active SIS classes (the teacher is found in the SIS by email)."""
+    teacher = await client.find_teacher_by_email(email.strip())
+    if teacher is None:
+        raise TeacherNotInSis(
+            f"The SIS has no teacher with the email {email.strip()}; ask the SIS administrator "
+            "to check the teacher's email in the SIS, or link as an administrator."
+        )
+    classes = await client.classes_for_teacher(teacher.sourced_id, active_only=True)
+    return sorted((_choice(c) for c in classes), key=lambda c: (c.title, c.sourced_id))
+
+
+async def fetch_sis_class_facts(client: OneRosterClient, sis_class_id: str) -> SisClassFacts:
+    """Read the SIS class, its terms' grading periods and its categories."""
+    try:
+        sis_class = await client.get("class", id=sis_class_id)
+    except SisNotFound:
+        raise NotFound(
+            f"The SIS has no class with sourcedId {sis_class_id!r}; choose one of your SIS "
+            "classes (sislink classes list --sis)."
+        ) from None
+    assert isinstance(sis_class, SisClass)
+    terms = tuple(t.sourced_id for t in sis_class.terms)
+    periods: dict[str, GradingPeriodFact] = {}
+    for term in terms:
+        for period in await client.grading_periods_for_term(term):
+            periods[period.sourced_id] = GradingPeriodFact(
+                period.sourced_id, period.title, period.start_date, period.end_date
+            )
+    categories = await client.categories_for_class(sis_class_id)
+    return SisClassFacts(
+        sis_class_id=sis_class_id,
+        school_sourced_id=sis_class.school.sourced_id,
+        term_sourced_ids=terms,
+        grading_periods=tuple(sorted(periods.values(), key=lambda p: (p.start_date, p.title))),
+        categories=tuple((c.sourced_id, c.title) for c in categories if c.status == "active"),
+    )
+
+
+def export_settings(session: Session, class_id: int) -> ClassExportSettings:
+    """The class's export settings row, made with the defaults on first use."""
+    found = session.scalars(
+        select(ClassExportSettings).where(ClassExportSettings.class_id == class_id)
+    ).first()
+    if found is None:
+        found = ClassExportSettings(
+            class_id=class_id,
+            sis_term_sourced_ids=[],
+            sis_grading_periods=[],
+            sis_categories=[],
+        )
+        session.add(found)
+        session.flush()
+    return found
+
+
+def keep_sis_class_facts(session: Session, class_id: int, facts: SisClassFacts) -> None:
+    """Remember what the SIS said of the linked class, and offer its categories to teachers."""
+    row = export_settings(session, class_id)
+    row.sis_school_sourced_id = facts.school_sourced_id
+    row.sis_term_sourced_ids = list(facts.term_sourced_ids)
+    row.sis_grading_periods = [
+        {
+            "sourcedId": p.sourced_id,
+            "title": p.title,
+            "startDate": p.start_date.isoformat(),
+            "endDate": p.end_date.isoformat(),
+        }
+        for p in facts.grading_periods
+    ]
+    row.sis_categories = [{"sourcedId": s, "title": t} for s, t in facts.categories]
+    row.sis_refreshed_at = utc_now()
+    existing = {
+        c.title.casefold(): c
+        for c in session.scalars(select(Category).where(Category.class_id == class_id))
+    }
+    for sourced_id, title in facts.categories:
+        category = existing.get(title.strip().casefold())
+        if category is None:
+            category = Category(class_id=class_id, title=title.strip())
+            session.add(category)
+            existing[title.strip().casefold()] = category
+        category.sis_sourced_id = sourced_id
+        category.active = True
+    session.flush()
+
+
+def kept_sis_class_facts(session: Session, class_id: int) -> SisClassFacts | None:
+    """What the SIS said of the class when it was last read (None if never, or stale)."""
+    row = session.scalars(
+        select(ClassExportSettings).where(ClassExportSettings.class_id == class_id)
+    ).first()
+    link = connections.class_link(session, class_id)
+    if row is None or link is None or row.sis_refreshed_at is None:
+        return None
+    if utc_now() - row.sis_refreshed_at > FACTS_STALE_AFTER:
+        return None
+    return SisClassFacts(
+        sis_class_id=link.sis_class_sourced_id,
+        school_sourced_id=row.sis_school_sourced_id,
+        term_sourced_ids=tuple(row.sis_term_sourced_ids),
+        grading_periods=tuple(
+            GradingPeriodFact(
+                p["sourcedId"],
+                p["title"],
+                date.fromisoformat(p["startDate"]),
+                date.fromisoformat(p["endDate"]),
+            )
+            for p in row.sis_grading_periods
+        ),
+        categories=tuple((c["sourcedId"], c["title"]) for c in row.sis_categories),
+    )
+
+
+def forget_sis_class_facts(session: Session, class_id: int) -> None:
+    row = session.scalars(
+        select(ClassExportSettings).where(ClassExportSettings.class_id == class_id)
+    ).first()
+    if row is not None:
+        row.sis_refreshed_at = None
+
+
+def require_primary_teacher(session: Session, actor: Actor, class_id: int, doing: str) -> Class:
+    """The class, if the actor is its primary teacher (or an administrator)."""
+    found = session.get(Class, class_id)
+    if found is None:
+        raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
+    if actor.is_admin or (
+        actor.person_id is not None and found.primary_teacher_id == actor.person_id
+    ):
+        return found
+    raise PermissionDenied(
+        f"Only the primary teacher of {found.title!r} can {doing}; ask them, or an administrator."
+    )
+
+
+async def link_class(
+    classroom: Classroom, client: OneRosterClient, actor: Actor, class_id: int, sis_class_id: str
+) -> SisClassFacts:
+    """Link a class to one SIS class and keep the SIS class's grading periods and categories.
+
+    Only the primary teacher (or an administrator) links; a teacher may only pick one of their
+    own SIS classes; one SIS class belongs to one classroom class.
+    """
+    sis_class_id = sis_class_id.strip()
+    if not sis_class_id:
+        raise InvalidInput("Give the SIS class to link to (its sourcedId).")
+    with classroom.transaction() as session:
+        klass = require_primary_teacher(session, actor, class_id, "link it to a SIS class")
+        connections.require_export_allowed(session, actor)
+        taken = session.scalars(
+            select(ClassLink).where(
+                ClassLink.sis_class_sourced_id == sis_class_id, ClassLink.class_id != class_id
+            )
+        ).first()
+        if taken is not None:
+            other = session.get(Class, taken.class_id)
+            raise Conflict(
+                f"The SIS class {sis_class_id} is already linked to {other.title if other else 'another class'!r}; "
+                "unlink that class first (one SIS class per class)."
+            )
+        teacher_email = None
+        if not actor.is_admin and actor.person_id is not None:
+            person = session.get(Person, actor.person_id)
+            teacher_email = person.email if person else None
+        title = klass.title
+    if teacher_email is not None:
+        offered = {c.sourced_id for c in await sis_classes_for_teacher(client, teacher_email)}
+        if sis_class_id not in offered:
+            raise PermissionDenied(
+                f"The SIS class {sis_class_id} is not one of your active SIS classes, so you "
+                f"cannot link {title!r} to it; choose one from `sislink classes list --sis`."
+            )
+    facts = await fetch_sis_class_facts(client, sis_class_id)
+    with classroom.transaction() as session:
+        connections.link_class(session, actor, class_id, sis_class_id)
+        keep_sis_class_facts(session, class_id, facts)
+    return facts
+
+
+def unlink_class(classroom: Classroom, actor: Actor, class_id: int) -> bool:
+    """Remove the class's SIS link (the primary teacher or an administrator). True if linked."""
+    with classroom.transaction() as session:
+        require_primary_teacher(session, actor, class_id, "unlink it from its SIS class")
+        unlinked = connections.unlink_class(session, actor, class_id)
+        forget_sis_class_facts(session, class_id)
+        return unlinked
+
+
+async def refresh_sis_class_facts(
+    classroom: Classroom, client: OneRosterClient, class_id: int
+) -> SisClassFacts:
+    """What the SIS says of the linked class now (read again only when stale), kept."""
+    with classroom.session() as session:
+        kept = kept_sis_class_facts(session, class_id)
+        link = connections.class_link(session, class_id)
+    if kept is not None:
+        return kept
+    if link is None:
+        raise InvalidInput("This class is not linked to a SIS class.")
+    facts = await fetch_sis_class_facts(client, link.sis_class_sourced_id)
+    with classroom.transaction() as session:
+        keep_sis_class_facts(session, class_id, facts)
+    return facts

@@ -1,0 +1,171 @@
+"""The mark export report ("Troubleshoot mark export"): per coursework and per student, what
+happened (exported, unchanged, skipped with the reason, failed with the SIS's own words), when,
+kept per class with its history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom.models import MarkExportReport, utc_now
+
+
+class Outcome(StrEnum):
+    """What happened to one item in one export."""
+
+    EXPORTED = "exported"  # written to the SIS (created or updated)
+    DELETED = "deleted"  # removed from the SIS (coursework deleted, mark removed)
+    UNCHANGED = "unchanged"  # the SIS already has exactly this: nothing sent
+    SKIPPED = "skipped"  # not sent, for a reason the teacher can act on
+    FAILED = "failed"  # sent, and the SIS refused or did not answer
+    WOULD_EXPORT = "would_export"  # dry run: would be written
+    WOULD_DELETE = "would_delete"  # dry run: would be removed
+
+
+class ExportOutcome(StrEnum):
+    """How a whole export ended."""
+
+    SUCCEEDED = "succeeded"  # nothing failed (items may have been skipped)
+    PARTIAL = "partial"  # some items failed; the next export finishes them
+    REFUSED = "refused"  # nothing was sent (permission, connection, link)
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True)
+class ItemReport:
+    """One coursework (lineItem) or one student's mark (result) in one export."""
+
+    kind: str  # "lineItem" or "result"
+    coursework_id: int
+    coursework_title: str
+    outcome: Outcome
+    sourced_id: str
+    at: datetime
+    student_id: int | None = None
+    student: str | None = None  # the student's name and email, for the teacher
+    reason: str = ""  # why skipped or failed, or a note on an exported item
+    status_code: int | None = None  # the SIS's HTTP status, when it answered with an error
+    sis_said: str | None = None  # the SIS's own description of the error
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "coursework_id": self.coursework_id,
+            "coursework": self.coursework_title,
+            "student_id": self.student_id,
+            "student": self.student,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "status_code": self.status_code,
+            "sis_said": self.sis_said,
+            "sourced_id": self.sourced_id,
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass
+class ExportReport:
+    """What one export of one class did. `writes` counts PUT and DELETE requests sent."""
+
+    class_id: int
+    class_title: str
+    sis_class_id: str | None
+    dry_run: bool
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    writes: int = 0
+    items: list[ItemReport] = field(default_factory=list)
+    refused: str | None = None  # the reason nothing was sent, when refused
+    report_id: int | None = None
+
+    @property
+    def outcome(self) -> ExportOutcome:
+        if self.refused is not None:
+            return ExportOutcome.REFUSED
+        if self.dry_run:
+            return ExportOutcome.DRY_RUN
+        if any(item.outcome is Outcome.FAILED for item in self.items):
+            return ExportOutcome.PARTIAL
+        return ExportOutcome.SUCCEEDED
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """How many items ended each way, per kind: {"lineItem": {"exported": 3, ...}, ...}."""
+        by_kind: dict[str, Counter[str]] = {"lineItem": Counter(), "result": Counter()}
+        for item in self.items:
+            by_kind.setdefault(item.kind, Counter())[item.outcome.value] += 1
+        return {kind: dict(counter) for kind, counter in by_kind.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "class_id": self.class_id,
+            "class": self.class_title,
+            "sis_class_id": self.sis_class_id,
+            "outcome": self.outcome.value,
+            "dry_run": self.dry_run,
+            "refused": self.refused,
+            "writes": self.writes,
+            "counts": self.counts(),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.summary(), "report_id": self.report_id, "items": self.json_items()}
+
+    def json_items(self) -> list[dict[str, Any]]:
+        return [item.as_json() for item in self.items]
+
+
+def save_report(
+    session: Session,
+    report: ExportReport,
+    *,
+    requested_by_id: int | None,
+    job_id: int | None = None,
+) -> MarkExportReport:
+    """Keep the report in the class's export history."""
+    row = MarkExportReport(
+        class_id=report.class_id,
+        job_id=job_id,
+        requested_by_id=requested_by_id,
+        dry_run=report.dry_run,
+        outcome=report.outcome.value,
+        writes=report.writes,
+        started_at=report.started_at,
+        finished_at=report.finished_at or utc_now(),
+        summary=report.summary(),
+        items=report.json_items(),
+    )
+    session.add(row)
+    session.flush()
+    report.report_id = row.id
+    return row
+
+
+def report_history(
+    session: Session, class_id: int, *, limit: int = 20
+) -> Sequence[MarkExportReport]:
+    """The class's export reports, newest first."""
+    statement = (
+        select(MarkExportReport)
+        .where(MarkExportReport.class_id == class_id)
+        .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
+        .limit(limit)
+    )
+    return session.scalars(statement).all()
+
+
+def stored_report_json(row: MarkExportReport, *, with_items: bool = True) -> dict[str, Any]:
+    """A stored report as JSON (the summary, and the items when asked)."""
+    data: dict[str, Any] = {**row.summary, "report_id": row.id, "job_id": row.job_id}
+    if with_items:
+        data["items"] = list(row.items)
+    return data

@@ -1,0 +1,431 @@
+"""Mark export: a class's coursework becomes SIS lineItems and its marks results, nothing
+duplicated, only what changed sent, every item's fate reported.
+
+`export_class_marks(classroom, client, actor, class_id)` checks that the export is allowed
+(permission, connection, link), reads the class once, asks the SIS for the class's students
+(and, when stale, its grading periods and categories), plans (see mark_export_plan), then PUTs
+concurrently (lineItems before their results; the client bounds how many are in flight) and
+DELETEs what was removed. Each outcome goes into the ledger as it lands (in small batches), so
+a crash or a failure leaves the ledger true to what the SIS has and the next export finishes
+the rest. Ids are derived (sislink.sync.identity): sending again updates, never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, or_, select
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.models import (
+    Class,
+    ClassLink,
+    ExportKind,
+    ExportRecord,
+    utc_now,
+)
+from sislink.classroom.services import connections
+from sislink.classroom.services.audit import record_event
+from sislink.classroom.services.classes import classes_taught_by
+from sislink.classroom.services.organisation import identity_namespace, organisation
+from sislink.oneroster.consumer import OneRosterClient
+from sislink.oneroster.consumer.exceptions import OneRosterError, StatusError
+from sislink.oneroster.models import LineItem, Result
+from sislink.oneroster.versions import Version
+from sislink.partners import profile as partner_profile
+from sislink.sync import preflight
+from sislink.sync.class_link import export_settings, refresh_sis_class_facts
+from sislink.sync.export_report import ExportReport, ItemReport, Outcome, save_report
+from sislink.sync.identity import class_identity
+from sislink.sync.mark_export_plan import (
+    SENT,
+    Delete,
+    ExportPlan,
+    Kept,
+    Put,
+    plan_export,
+    read_class_facts,
+)
+
+Progress = Callable[[int, int], None]
+# Outcomes are written to the ledger in batches of this many (and at the end of each export).
+LEDGER_BATCH = 200
+# Classes exported at once by `export_all_classes` (they share the client's concurrency).
+CLASSES_AT_ONCE = 4
+
+
+@dataclass(frozen=True)
+class _Landed:
+    """One write's outcome, waiting to be written to the ledger."""
+
+    kind: ExportKind
+    object_id: int
+    sourced_id: str
+    content_hash: str | None  # None: the SIS may not have it as planned: send again next time
+    status: str
+    message: str = ""
+    forget: bool = False  # the object is gone from the SIS: drop its ledger entry
+    forget_also: tuple[tuple[ExportKind, int], ...] = ()
+
+
+class _Ledger:
+    """Writes landed outcomes to the ledger in batches, each batch in its own transaction."""
+
+    def __init__(self, classroom: Classroom, scope: str) -> None:
+        self.classroom = classroom
+        self.scope = scope
+        self.pending: list[_Landed] = []
+
+    def add(self, landed: _Landed) -> None:
+        self.pending.append(landed)
+        if len(self.pending) >= LEDGER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        with self.classroom.transaction() as session:
+            keys = {(b.kind.value, b.object_id) for b in batch}
+            keys |= {(k.value, i) for b in batch for k, i in b.forget_also}
+            existing = {
+                (r.kind, r.object_id): r
+                for r in session.scalars(
+                    select(ExportRecord).where(
+                        ExportRecord.sis_identity == self.scope,
+                        or_(
+                            *(
+                                and_(ExportRecord.kind == k, ExportRecord.object_id == i)
+                                for k, i in keys
+                            )
+                        ),
+                    )
+                )
+            }
+            now = utc_now()
+            for landed in batch:
+                key = (landed.kind.value, landed.object_id)
+                doomed = [(k.value, i) for k, i in landed.forget_also]
+                if landed.forget:
+                    doomed.append(key)
+                for gone in doomed:
+                    record = existing.pop(gone, None)
+                    if record is not None:
+                        session.delete(record)
+                if landed.forget:
+                    continue
+                record = existing.get(key)
+                if record is None:
+                    record = ExportRecord(
+                        kind=landed.kind.value, object_id=landed.object_id, sis_identity=self.scope
+                    )
+                    session.add(record)
+                    existing[key] = record
+                record.sis_sourced_id = landed.sourced_id
+                record.content_hash = landed.content_hash
+                record.last_status = landed.status
+                record.last_message = landed.message[:2000]
+                record.updated_at = now
+
+
+def _failure(exc: OneRosterError) -> tuple[int | None, str | None, str]:
+    """(HTTP status, what the SIS said, our sentence) for a failed write."""
+    if isinstance(exc, StatusError):
+        return exc.status_code, exc.description, str(exc)
+    return None, None, str(exc)
+
+
+class _Run:
+    """One export of one class: sends the plan, fills the report and the ledger."""
+
+    def __init__(
+        self,
+        client: OneRosterClient,
+        ledger: _Ledger,
+        report: ExportReport,
+        total: int,
+        progress: Progress | None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.report = report
+        self.total = total
+        self.done = 0
+        self.progress = progress
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def _item(self, put: Put | Delete, outcome: Outcome, **extra: object) -> None:
+        self.report.items.append(
+            ItemReport(
+                kind=put.kind.value,
+                coursework_id=put.coursework_id,
+                coursework_title=put.coursework_title,
+                outcome=outcome,
+                sourced_id=put.sourced_id,
+                at=utc_now(),
+                student_id=put.student_id,
+                student=put.student,
+                **extra,  # type: ignore[arg-type]
+            )
+        )
+
+    async def put(self, op: Put) -> bool:
+        """PUT one object; True when the SIS has it."""
+        self.report.writes += 1
+        try:
+            if isinstance(op.body, LineItem):
+                await self.client.put_line_item(op.body)
+            else:
+                assert isinstance(op.body, Result)
+                await self.client.put_result(op.body)
+        except OneRosterError as exc:
+            status, said, sentence = _failure(exc)
+            # The SIS may or may not have applied it: no hash, so the next export sends again.
+            self.ledger.add(_Landed(op.kind, op.object_id, op.sourced_id, None, "failed", sentence))
+            self._item(op, Outcome.FAILED, reason=sentence, status_code=status, sis_said=said)
+            self._tick()
+            return False
+        forget_also = (
+            ((op.kind, op.replaces_object_id),) if op.replaces_object_id is not None else ()
+        )
+        self.ledger.add(
+            _Landed(
+                op.kind,
+                op.object_id,
+                op.sourced_id,
+                op.content_hash,
+                SENT,
+                op.note,
+                forget_also=forget_also,
+            )
+        )
+        self._item(op, Outcome.EXPORTED, reason=op.note)
+        self._tick()
+        return True
+
+    async def delete(self, op: Delete) -> None:
+        self.report.writes += 1
+        try:
+            if op.kind == ExportKind.LINE_ITEM:
+                await self.client.delete_line_item(op.sourced_id)
+            else:
+                await self.client.delete_result(op.sourced_id)
+        except OneRosterError as exc:
+            status, said, sentence = _failure(exc)
+            # Keep the entry: the next export tries the DELETE again.
+            self.ledger.add(
+                _Landed(op.kind, op.object_id, op.sourced_id, None, "delete_failed", sentence)
+            )
+            self._item(op, Outcome.FAILED, reason=sentence, status_code=status, sis_said=said)
+            self._tick()
+            return
+        self.ledger.add(
+            _Landed(
+                op.kind,
+                op.object_id,
+                op.sourced_id,
+                None,
+                "deleted",
+                forget=True,
+                forget_also=tuple((ExportKind.RESULT, i) for i in op.forget_results),
+            )
+        )
+        self._item(op, Outcome.DELETED, reason=op.why)
+        self._tick()
+
+    async def line_item_then_results(self, put: Put | None, results: Sequence[Put]) -> None:
+        if put is not None and not await self.put(put):
+            for result in results:
+                self._item(
+                    result,
+                    Outcome.SKIPPED,
+                    reason="Its coursework failed to export, so this mark waits for the next "
+                    "export.",
+                )
+                self._tick()
+            return
+        await asyncio.gather(*(self.put(result) for result in results))
+
+
+def _kept_report(kept: Kept) -> ItemReport:
+    return ItemReport(
+        kind=kept.kind.value,
+        coursework_id=kept.coursework_id,
+        coursework_title=kept.coursework_title,
+        outcome=Outcome.UNCHANGED if kept.skipped is None else Outcome.SKIPPED,
+        sourced_id=kept.sourced_id,
+        at=utc_now(),
+        student_id=kept.student_id,
+        student=kept.student,
+        reason=str(kept.skipped) if kept.skipped else "",
+    )
+
+
+def _dry_run_items(plan: ExportPlan) -> Iterable[ItemReport]:
+    now = utc_now()
+    for line_item in plan.line_items:
+        for op in ([line_item.put] if line_item.put else []) + list(line_item.results):
+            yield ItemReport(
+                kind=op.kind.value,
+                coursework_id=op.coursework_id,
+                coursework_title=op.coursework_title,
+                outcome=Outcome.WOULD_EXPORT,
+                sourced_id=op.sourced_id,
+                at=now,
+                student_id=op.student_id,
+                student=op.student,
+                reason=op.note,
+            )
+    for gone in plan.deletes:
+        yield ItemReport(
+            kind=gone.kind.value,
+            coursework_id=gone.coursework_id,
+            coursework_title=gone.coursework_title,
+            outcome=Outcome.WOULD_DELETE,
+            sourced_id=gone.sourced_id,
+            at=now,
+            student_id=gone.student_id,
+            student=gone.student,
+            reason=gone.why,
+        )
+
+
+def title_limit(settings: dict[str, object]) -> int:
+    value = settings.get(preflight.TITLE_LIMIT_SETTING)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+        return value
+    return preflight.DEFAULT_TITLE_LIMIT
+
+
+async def export_class_marks(
+    classroom: Classroom,
+    client: OneRosterClient,
+    actor: Actor,
+    class_id: int,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    job_id: int | None = None,
+) -> ExportReport:
+    """Export one class's coursework and marks to its linked SIS class; the report is kept.
+
+    Raises `preflight.ExportRefused` (nothing sent) when the actor may not export this class
+    now: permission off, not connected or disconnected, not their class, class not linked.
+    """
+    with classroom.transaction() as session:
+        klass, connection, link = preflight.check_export_allowed(session, actor, class_id)
+        chosen = partner_profile(connection.partner)
+        settings = export_settings(session, class_id)
+        scope = class_identity(connection.partner, link.sis_class_sourced_id)
+        facts = read_class_facts(
+            session,
+            class_id=class_id,
+            title=klass.title,
+            sis_class_id=link.sis_class_sourced_id,
+            scope=scope,
+            namespace=identity_namespace(session),
+            missing_as=settings.missing_as,
+            export_drafts=settings.export_drafts,
+            default_category=chosen.default_category,
+            title_limit=title_limit(organisation(session).settings or {}),
+        )
+        connection_id = connection.id
+    report = ExportReport(class_id, facts.title, facts.sis_class_id, dry_run)
+    sis_facts = await refresh_sis_class_facts(classroom, client, class_id)
+    students = preflight.StudentDirectory.of(await client.students_for_class(facts.sis_class_id))
+    plan = plan_export(
+        facts, sis_facts, students, version_has_school=client.spec.version is Version.V1_2
+    )
+    report.items.extend(_kept_report(k) for k in plan.kept)
+    if dry_run:
+        report.items.extend(_dry_run_items(plan))
+    else:
+        ledger = _Ledger(classroom, scope)
+        run = _Run(client, ledger, report, plan.writes, progress)
+        try:
+            await asyncio.gather(
+                *(run.line_item_then_results(li.put, li.results) for li in plan.line_items),
+                *(run.delete(op) for op in plan.deletes if op.kind == ExportKind.RESULT),
+            )
+            await asyncio.gather(
+                *(run.delete(op) for op in plan.deletes if op.kind == ExportKind.LINE_ITEM)
+            )
+        finally:
+            ledger.flush()
+    report.finished_at = utc_now()
+    with classroom.transaction() as session:
+        save_report(session, report, requested_by_id=actor.person_id, job_id=job_id)
+        if not dry_run:
+            connections.record_activity(session, connection_id, exported=True)
+        record_event(
+            session,
+            actor,
+            "marks.exported" if not dry_run else "marks.export_previewed",
+            f"class:{class_id}",
+            {"writes": report.writes, "outcome": report.outcome.value},
+        )
+    return report
+
+
+def exportable_class_ids(classroom: Classroom, actor: Actor) -> list[int]:
+    """The linked classes the actor may export: all (an administrator), or those they teach."""
+    with classroom.session() as session:
+        if actor.is_admin:
+            linked = session.scalars(
+                select(Class.id)
+                .join(ClassLink, ClassLink.class_id == Class.id)
+                .where(Class.active.is_(True))
+                .order_by(Class.id)
+            ).all()
+            return list(linked)
+        if actor.person_id is None:
+            return []
+        return [
+            c.id
+            for c in classes_taught_by(session, actor.person_id)
+            if connections.class_link(session, c.id) is not None
+        ]
+
+
+async def export_all_classes(
+    classroom: Classroom,
+    client: OneRosterClient,
+    actor: Actor,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[ExportReport]:
+    """Export every linked class the actor may export, a few classes at a time."""
+    class_ids = exportable_class_ids(classroom, actor)
+    gate = asyncio.Semaphore(CLASSES_AT_ONCE)
+    finished = 0
+
+    async def one(class_id: int) -> ExportReport:
+        nonlocal finished
+        async with gate:
+            report = await export_class_marks(classroom, client, actor, class_id, dry_run=dry_run)
+        finished += 1
+        if progress is not None:
+            progress(finished, len(class_ids))
+        return report
+
+    return list(await asyncio.gather(*(one(c) for c in class_ids)))
+
+
+def forget_ledger_for_class(classroom: Classroom, class_id: int) -> int:
+    """Drop what the ledger remembers of a class's exports (the next export sends everything
+    again, to the same ids). For repair and tests of what a lost ledger does."""
+    with classroom.transaction() as session:
+        link = connections.class_link(session, class_id)
+        connection = connections.current_connection(session)
+        if link is None or connection is None:
+            return 0
+        scope = class_identity(connection.partner, link.sis_class_sourced_id)
+        gone = session.execute(delete(ExportRecord).where(ExportRecord.sis_identity == scope))
+        return int(getattr(gone, "rowcount", 0) or 0)

@@ -1,0 +1,261 @@
+"""Mark export pre-flight: what stops a class, a coursework or a mark from going to the SIS,
+found before anything is sent and said in a teacher's words.
+
+Whole-export refusals (nothing is sent) raise `ExportRefused`; per-item reasons are `Reason`s
+with a sentence each, reported as skipped (or, for a long title, as a note on what was sent).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from sislink.classroom import Actor
+from sislink.classroom.errors import NotFound
+from sislink.classroom.models import Class, ClassLink, ConnectionStatus, SisConnection
+from sislink.classroom.services import connections
+from sislink.classroom.services.access import teaches
+from sislink.oneroster.models import User
+from sislink.sync.class_link import GradingPeriodFact, SisClassFacts
+from sislink.sync.errors import SyncError
+
+# How many characters of a lineItem title the SIS keeps, unless the organisation's settings
+# say otherwise (`sis_title_max_length`): longer titles are cut, the full title goes first in
+# the description, and the report says so.
+DEFAULT_TITLE_LIMIT = 255
+TITLE_LIMIT_SETTING = "sis_title_max_length"
+
+
+class Refusal(StrEnum):
+    PERMISSION_OFF = "permission_off"
+    DISCONNECTED = "disconnected"
+    NOT_CONNECTED = "not_connected"
+    NOT_YOUR_CLASS = "not_your_class"
+    CLASS_NOT_LINKED = "class_not_linked"
+
+
+class ExportRefused(SyncError):
+    """Nothing was sent: the export is not allowed or not possible now. `reason` says which."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Reason(StrEnum):
+    """Why one item was not sent (or, TITLE_TRUNCATED, what was changed on the way)."""
+
+    DRAFT_COURSEWORK = "draft_coursework"
+    NOT_FOR_EXPORT = "not_for_export"
+    NO_DUE_DATE = "no_due_date"
+    DUE_OUTSIDE_PERIODS = "due_date_outside_grading_periods"
+    NO_CATEGORY = "no_category"
+    CATEGORY_NOT_IN_SIS = "category_not_in_sis"
+    NO_POINTS = "no_points"
+    TITLE_TRUNCATED = "title_truncated"
+    STUDENT_NOT_IN_SIS = "student_not_in_sis_class"
+    SCORE_NOT_A_NUMBER = "score_not_a_number"
+    DRAFT_MARK = "draft_mark"
+    COURSEWORK_NOT_SENT = "coursework_not_sent"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A pre-flight finding on one item: the reason and the sentence for the teacher."""
+
+    reason: Reason
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_export_allowed(
+    session: Session, actor: Actor, class_id: int
+) -> tuple[Class, SisConnection, ClassLink]:
+    """The class, connection and link, if `actor` may export this class's marks now."""
+    klass = session.get(Class, class_id)
+    if klass is None:
+        raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
+    if not actor.is_admin and (
+        actor.person_id is None or not teaches(session, actor.person_id, class_id)
+    ):
+        raise ExportRefused(
+            Refusal.NOT_YOUR_CLASS,
+            f"You do not teach {klass.title!r}, so you cannot export its marks; only its "
+            "teachers (or an administrator) can.",
+        )
+    connection = connections.current_connection(session)
+    if connection is None:
+        raise ExportRefused(
+            Refusal.NOT_CONNECTED,
+            "sislink is not connected to a SIS, so marks cannot be exported; ask an "
+            "administrator to connect it.",
+        )
+    if connection.status == ConnectionStatus.DISCONNECTED:
+        raise ExportRefused(
+            Refusal.DISCONNECTED,
+            "sislink was disconnected from the SIS, so marks cannot be exported; ask an "
+            "administrator to reconnect it. Marks already exported stay in the SIS.",
+        )
+    if connection.status != ConnectionStatus.AUTHORISED:
+        raise ExportRefused(
+            Refusal.NOT_CONNECTED,
+            "The SIS connection is not authorised yet, so marks cannot be exported; ask an "
+            "administrator to authorise it.",
+        )
+    if not actor.is_admin and not connection.teacher_export_enabled:
+        raise ExportRefused(
+            Refusal.PERMISSION_OFF,
+            "Mark export is switched off for teachers; an administrator can switch on "
+            "'Enable classwork and mark exporting'.",
+        )
+    link = connections.class_link(session, class_id)
+    if link is None:
+        raise ExportRefused(
+            Refusal.CLASS_NOT_LINKED,
+            f"{klass.title!r} is not linked to a SIS class, so its marks have nowhere to go; "
+            "link it first (sislink classes link).",
+        )
+    return klass, connection, link
+
+
+def due_date_finding(due: datetime | None) -> Finding | None:
+    if due is None:
+        return Finding(
+            Reason.NO_DUE_DATE,
+            "It has no due date, and the SIS needs one: give it a due date.",
+        )
+    return None
+
+
+def choose_grading_period(
+    facts: SisClassFacts, due: datetime, chosen_sourced_id: str | None
+) -> tuple[str | None, Finding | None]:
+    """The grading period: the teacher's choice, else the one containing the due date."""
+    if chosen_sourced_id:
+        return chosen_sourced_id, None
+    if not facts.grading_periods:
+        return None, None  # the SIS class has none: send without (1.1 checks this itself)
+    day = due.date()
+    containing: list[GradingPeriodFact] = [p for p in facts.grading_periods if p.contains(day)]
+    if containing:
+        return containing[0].sourced_id, None
+    spans = "; ".join(
+        f"{p.title} {p.start_date.isoformat()} to {p.end_date.isoformat()}"
+        for p in facts.grading_periods
+    )
+    return None, Finding(
+        Reason.DUE_OUTSIDE_PERIODS,
+        f"Its due date {day.isoformat()} is outside every grading period of the SIS class "
+        f"({spans}): move the due date into one, or choose a grading period.",
+    )
+
+
+def choose_category(
+    facts: SisClassFacts,
+    chosen_title: str | None,
+    chosen_sourced_id: str | None,
+    default_title: str | None,
+) -> tuple[str | None, Finding | None]:
+    """The SIS category: the teacher's choice, else the SIS's default category (by title)."""
+    if chosen_sourced_id:
+        return chosen_sourced_id, None
+    if chosen_title:
+        found = facts.category_titled(chosen_title)
+        if found:
+            return found, None
+        offered = ", ".join(t for _, t in facts.categories) or "none"
+        return None, Finding(
+            Reason.CATEGORY_NOT_IN_SIS,
+            f"Its category {chosen_title!r} is not one of the SIS class's categories "
+            f"({offered}): choose one of those.",
+        )
+    if default_title:
+        found = facts.category_titled(default_title)
+        if found:
+            return found, None
+    return None, Finding(
+        Reason.NO_CATEGORY,
+        "It has no category and the SIS has no default category: choose a category.",
+    )
+
+
+def fit_title(title: str, description: str, limit: int) -> tuple[str, str, Finding | None]:
+    """Title and description as sent: a title over the SIS's limit is cut, and the full title
+    goes first in the description."""
+    if len(title) <= limit:
+        return title, description, None
+    cut = title[: max(limit - 1, 1)].rstrip() + "…"
+    full = f"Full title: {title}" + (f"\n\n{description}" if description else "")
+    return (
+        cut,
+        full,
+        Finding(
+            Reason.TITLE_TRUNCATED,
+            f"Its title has {len(title)} characters and the SIS keeps {limit}: it was sent "
+            "shortened, with the full title at the start of the description.",
+        ),
+    )
+
+
+def points_finding(max_points: float | None) -> Finding | None:
+    if max_points is None:
+        return Finding(
+            Reason.NO_POINTS,
+            "It is not marked with points, so the SIS has nothing to record: give it max points.",
+        )
+    return None
+
+
+def score_finding(score: float | None) -> Finding | None:
+    if score is not None and not math.isfinite(score):
+        return Finding(
+            Reason.SCORE_NOT_A_NUMBER,
+            f"The mark {score!r} is not a number: correct it.",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class StudentDirectory:
+    """The SIS class's students, to find each classroom student's SIS sourcedId."""
+
+    by_sourced_id: dict[str, str]
+    by_email: dict[str, str]
+    by_identifier: dict[str, str]
+
+    @classmethod
+    def of(cls, students: list[User]) -> StudentDirectory:
+        by_email: dict[str, str] = {}
+        by_identifier: dict[str, str] = {}
+        for user in students:
+            if user.email:
+                by_email.setdefault(user.email.strip().casefold(), user.sourced_id)
+            if user.identifier:
+                by_identifier.setdefault(user.identifier.strip(), user.sourced_id)
+        return cls({u.sourced_id: u.sourced_id for u in students}, by_email, by_identifier)
+
+    def find(
+        self, sis_sourced_id: str | None, email: str | None, identifier: str | None
+    ) -> str | None:
+        """The SIS sourcedId: by the imported sourcedId, then email, then identifier."""
+        if sis_sourced_id and sis_sourced_id in self.by_sourced_id:
+            return sis_sourced_id
+        if email and email.strip().casefold() in self.by_email:
+            return self.by_email[email.strip().casefold()]
+        if identifier and identifier.strip() in self.by_identifier:
+            return self.by_identifier[identifier.strip()]
+        return None
+
+
+def student_finding(name: str, email: str | None) -> Finding:
+    return Finding(
+        Reason.STUDENT_NOT_IN_SIS,
+        f"{name} ({email or 'no email'}) is not a student of the SIS class (looked up by email, "
+        "then by identifier): ask the SIS administrator to enrol them, or check their email.",
+    )
