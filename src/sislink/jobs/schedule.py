@@ -1,0 +1,152 @@
+"""Scheduled roster imports: every `interval_minutes`, except inside the pause window.
+
+`sislink serve` starts `scheduler_loop(classroom)`; each tick asks `due_import` whether an
+import should run now (enabled, outside the pause window, the interval passed since the last
+roster import started, no import running or on hold) and runs it through the job runner.
+The settings live in the RosterSchedule row (`get_schedule` / `set_schedule`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from sislink.classroom import Actor, Classroom, ClassroomError, InvalidInput
+from sislink.classroom.models import Job, RosterSchedule
+from sislink.classroom.services.access import require_admin
+from sislink.classroom.services.jobs import find_unfinished, lock_key_for
+from sislink.jobs.roster import run_roster_import
+from sislink.jobs.runner import JobOutcome
+from sislink.sync.errors import SyncError
+from sislink.sync.roster_holds import ROSTER_IMPORT
+from sislink.sync.sis_client import authorised_connection
+
+logger = logging.getLogger("sislink.jobs.schedule")
+
+DEFAULT_INTERVAL_MINUTES = 360
+TICK_S = 60.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    enabled: bool = True
+    interval_minutes: int = DEFAULT_INTERVAL_MINUTES
+    pause_from: date | None = None
+    pause_until: date | None = None
+
+    def paused_on(self, day: date) -> bool:
+        """True inside the pause window (inclusive); an open end pauses from / until forever."""
+        if self.pause_from is None and self.pause_until is None:
+            return False
+        after_start = self.pause_from is None or day >= self.pause_from
+        before_end = self.pause_until is None or day <= self.pause_until
+        return after_start and before_end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "interval_minutes": self.interval_minutes,
+            "pause_from": self.pause_from.isoformat() if self.pause_from else None,
+            "pause_until": self.pause_until.isoformat() if self.pause_until else None,
+        }
+
+
+def get_schedule(classroom: Classroom) -> Schedule:
+    with classroom.session() as session:
+        row = session.get(RosterSchedule, 1)
+        if row is None:
+            return Schedule()
+        return Schedule(row.enabled, row.interval_minutes, row.pause_from, row.pause_until)
+
+
+def set_schedule(classroom: Classroom, actor: Actor, schedule: Schedule) -> Schedule:
+    """Save the schedule (an administrator's setting)."""
+    require_admin(actor, "change the roster import schedule")
+    if schedule.interval_minutes < 5:
+        raise InvalidInput("Run scheduled imports at most every 5 minutes (interval_minutes >= 5).")
+    if schedule.pause_from and schedule.pause_until and schedule.pause_from > schedule.pause_until:
+        raise InvalidInput("The pause window ends before it starts; swap the two dates.")
+    with classroom.transaction() as session:
+        row = session.get(RosterSchedule, 1) or RosterSchedule(id=1)
+        session.add(row)
+        row.enabled = schedule.enabled
+        row.interval_minutes = schedule.interval_minutes
+        row.pause_from = schedule.pause_from
+        row.pause_until = schedule.pause_until
+    return schedule
+
+
+def due_import(classroom: Classroom, now: datetime | None = None) -> tuple[bool, str]:
+    """Whether a scheduled roster import should start now, and why (or why not)."""
+    now = now or datetime.now(UTC)
+    schedule = get_schedule(classroom)
+    if not schedule.enabled:
+        return False, "scheduled imports are switched off"
+    if schedule.paused_on(now.date()):
+        return False, "inside the pause window"
+    try:
+        connection = authorised_connection(classroom)
+    except SyncError as exc:
+        return False, str(exc)
+    with classroom.session() as session:
+        busy = find_unfinished(session, lock_key_for(connection_id=connection.id))
+        if busy is not None:
+            return False, f"job {busy.id} ({busy.kind}) is {busy.status}"
+        last = session.scalar(
+            select(Job.created_at)
+            .where(Job.kind == ROSTER_IMPORT, Job.connection_id == connection.id)
+            .order_by(Job.created_at.desc())
+            .limit(1)
+        )
+    if last is not None and now - last < timedelta(minutes=schedule.interval_minutes):
+        return False, f"the last import started at {last.isoformat()}"
+    return True, "due"
+
+
+RunImport = Callable[[Classroom], Awaitable[JobOutcome]]
+
+
+async def tick(
+    classroom: Classroom, run_import: RunImport, now: datetime | None = None
+) -> JobOutcome | None:
+    """One scheduler step: run an import if one is due; returns its outcome, or None."""
+    due, why = due_import(classroom, now)
+    if not due:
+        logger.debug("no scheduled roster import: %s", why)
+        return None
+    try:
+        return await run_import(classroom)
+    except (ClassroomError, SyncError) as exc:  # e.g. another import took the lock just now
+        logger.info("scheduled roster import not started: %s", exc)
+        return None
+
+
+async def scheduler_loop(
+    classroom: Classroom,
+    *,
+    run_import: RunImport | None = None,
+    tick_s: float = TICK_S,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run scheduled imports until `stop` is set (or the task is cancelled): `sislink serve`."""
+    chosen = run_import or _default_import
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            await tick(classroom, chosen)
+        except Exception:
+            # A scheduler that dies stops every later import: log and keep going.
+            logger.exception("scheduled roster import failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=tick_s)
+
+
+async def _default_import(classroom: Classroom) -> JobOutcome:
+    return await run_roster_import(classroom, Actor.system())

@@ -1,0 +1,154 @@
+"""Scheduled roster imports: the interval, the pause window, and the loop that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sislink.classroom import Actor, Classroom, InvalidInput, open_classroom
+from sislink.classroom.models import JobStatus
+from sislink.classroom.services import connections
+from sislink.classroom.services.jobs import lock_key_for
+from sislink.jobs.runner import JobOutcome, queue, run_job
+from sislink.jobs.schedule import (
+    Schedule,
+    due_import,
+    get_schedule,
+    scheduler_loop,
+    set_schedule,
+    tick,
+)
+from sislink.sync.roster_holds import ROSTER_IMPORT
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def connected(tmp_path: Path) -> Iterator[tuple[Classroom, int]]:
+    classroom = open_classroom(f"sqlite:///{tmp_path / 'schedule.db'}")
+    with classroom.transaction() as session:
+        saved = connections.save_connection(
+            session,
+            Actor.system(),
+            classroom.secret_box,
+            partner="generic-1.2",
+            version="1.2",
+            host_url="https://sis.example.org",
+            access_key="key",
+            secret_code="secret",
+            token_url="https://sis.example.org/token",
+        )
+        connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d")
+        connection_id = saved.id
+    try:
+        yield classroom, connection_id
+    finally:
+        classroom.close()
+
+
+async def pretend_import(classroom: Classroom, connection_id: int) -> JobOutcome:
+    async def work(_context: object) -> dict[str, str]:
+        return {"status": "applied"}
+
+    return await run_job(
+        classroom,
+        kind=ROSTER_IMPORT,
+        actor=Actor.system(),
+        work=work,  # type: ignore[arg-type]
+        lock_key=lock_key_for(connection_id=connection_id),
+        connection_id=connection_id,
+    )
+
+
+def test_the_default_schedule_is_every_six_hours_with_no_pause(tmp_path: Path) -> None:
+    classroom = open_classroom(f"sqlite:///{tmp_path / 'default.db'}")
+    assert get_schedule(classroom) == Schedule(True, 360, None, None)
+    classroom.close()
+
+
+@pytest.mark.anyio
+async def test_an_import_is_due_once_the_interval_has_passed(
+    connected: tuple[Classroom, int],
+) -> None:
+    classroom, connection_id = connected
+    set_schedule(classroom, Actor.system(), Schedule(interval_minutes=60))
+    assert due_import(classroom) == (True, "due")
+    await pretend_import(classroom, connection_id)
+    now = datetime.now(UTC)
+    assert due_import(classroom, now + timedelta(minutes=30))[0] is False
+    assert due_import(classroom, now + timedelta(minutes=61))[0] is True
+
+
+def test_no_import_is_due_inside_the_pause_window_or_when_switched_off(
+    connected: tuple[Classroom, int],
+) -> None:
+    classroom, _ = connected
+    summer = Schedule(pause_from=date(2026, 7, 1), pause_until=date(2026, 8, 15))
+    set_schedule(classroom, Actor.system(), summer)
+    assert due_import(classroom, datetime(2026, 7, 20, tzinfo=UTC)) == (
+        False,
+        "inside the pause window",
+    )
+    assert due_import(classroom, datetime(2026, 8, 16, tzinfo=UTC))[0] is True
+    set_schedule(classroom, Actor.system(), Schedule(enabled=False))
+    assert due_import(classroom)[0] is False
+
+
+def test_no_import_is_due_while_another_is_running_or_on_hold(
+    connected: tuple[Classroom, int],
+) -> None:
+    classroom, connection_id = connected
+    job_id = queue(
+        classroom,
+        kind=ROSTER_IMPORT,
+        actor=Actor.system(),
+        lock_key=lock_key_for(connection_id=connection_id),
+        connection_id=connection_id,
+    )
+    due, why = due_import(classroom)
+    assert not due and f"job {job_id}" in why
+
+
+def test_a_schedule_with_a_backwards_pause_window_is_refused(tmp_path: Path) -> None:
+    classroom = open_classroom(f"sqlite:///{tmp_path / 'bad.db'}")
+    with pytest.raises(InvalidInput, match="swap"):
+        set_schedule(
+            classroom,
+            Actor.system(),
+            Schedule(pause_from=date(2026, 8, 1), pause_until=date(2026, 7, 1)),
+        )
+    classroom.close()
+
+
+@pytest.mark.anyio
+async def test_the_scheduler_loop_runs_a_due_import_then_waits_for_the_interval(
+    connected: tuple[Classroom, int],
+) -> None:
+    classroom, connection_id = connected
+    runs: list[JobOutcome] = []
+    stop = asyncio.Event()
+    ran = asyncio.Event()
+
+    async def run_import(room: Classroom) -> JobOutcome:
+        outcome = await pretend_import(room, connection_id)
+        runs.append(outcome)
+        ran.set()
+        return outcome
+
+    loop = asyncio.create_task(
+        scheduler_loop(classroom, run_import=run_import, tick_s=0.01, stop=stop)
+    )
+    await ran.wait()
+    await asyncio.sleep(0.1)  # many ticks: the interval (6 h) has not passed
+    stop.set()
+    await loop
+    assert len(runs) == 1
+    assert runs[0].status is JobStatus.SUCCEEDED
+    assert await tick(classroom, run_import) is None
