@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 from typing import Any
 
 import pytest
 
 from sislink.oneroster.filters import FilterSyntaxError, parse
-from sislink.oneroster.provider.store import ProviderStore
+from sislink.oneroster.provider.store import STORED_FORM, ProviderStore, absolute_hrefs
 
 
 def _enrollment(i: int, user: str, klass: str, role: str = "student") -> dict[str, Any]:
@@ -135,3 +138,143 @@ def test_a_file_store_keeps_its_records(tmp_path: Any) -> None:
         store.insert_many("enrollment", [_enrollment(1, "u1", "c1")])
     with ProviderStore(path) as store:
         assert store.count("enrollment") == 1
+
+
+def test_stored_guidrefs_are_complete_with_hrefs_relative_to_the_root(
+    store: ProviderStore,
+) -> None:
+    store.insert_many(
+        "user",
+        [
+            {
+                "sourcedId": "u1",
+                "status": "active",
+                "dateLastModified": "2025-01-01T00:00:00.000Z",
+                "roles": [{"role": "teacher", "org": {"sourcedId": "s1"}}],
+                "primaryOrg": {"sourcedId": "s1", "href": "http://old-host/orgs/s1"},
+            }
+        ],
+    )
+    user = store.get("user", "u1")
+    assert user is not None
+    assert user["roles"][0]["org"] == {
+        "sourcedId": "s1",
+        "type": "org",
+        "href": "/rostering/v1p2/orgs/s1",
+    }
+    assert user["primaryOrg"] == {
+        "sourcedId": "s1",
+        "href": "/rostering/v1p2/orgs/s1",
+        "type": "org",
+    }
+    enrollment = store.get("enrollment", "e0")
+    assert enrollment is not None and enrollment["user"]["href"] == "/rostering/v1p2/users/u0"
+    [text] = store.query_text("enrollment", limit=1).texts
+    assert absolute_hrefs(text, "http://h:1/ims/oneroster/") == json.dumps(
+        {
+            **enrollment,
+            "user": {
+                **enrollment["user"],
+                "href": "http://h:1/ims/oneroster/rostering/v1p2/users/u0",
+            },
+            "class": {
+                **enrollment["class"],
+                "href": "http://h:1/ims/oneroster/rostering/v1p2/classes/c0",
+            },
+            "school": {
+                **enrollment["school"],
+                "href": "http://h:1/ims/oneroster/rostering/v1p2/orgs/s1",
+            },
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def test_a_record_is_not_changed_by_being_stored() -> None:
+    record = _enrollment(1, "u1", "c1")
+    before = json.dumps(record)
+    ProviderStore().insert_many("enrollment", [record])
+    assert json.dumps(record) == before
+
+
+def test_strings_beginning_with_nul_survive_the_href_marker() -> None:
+    awkward = ["\x00", "\x00\x00x", '"\x00', "\\/rostering", '"\\/']
+    store = ProviderStore()
+    record = {**_enrollment(1, "u1", "c1"), "metadata": {"notes": awkward, "\x00": "\x00"}}
+    store.insert_many("enrollment", [record])
+    stored = store.get("enrollment", "e1")
+    assert stored is not None and stored["metadata"] == record["metadata"]
+    assert stored["class"]["href"] == "/rostering/v1p2/classes/c1"
+
+
+def test_a_guidref_of_an_unknown_type_is_refused_with_the_types_to_use() -> None:
+    record = {**_enrollment(1, "u1", "c1"), "school": {"sourcedId": "s1", "type": "planet"}}
+    with pytest.raises(ValueError, match=r"school points at type 'planet'.*use one of: org"):
+        ProviderStore().insert_many("enrollment", [record])
+
+
+def test_bulk_load_builds_the_relationship_indexes_after_the_records(tmp_path: Any) -> None:
+    path = tmp_path / "sis.sqlite"
+
+    def indexes(_: ProviderStore) -> set[str]:
+        with contextlib.closing(sqlite3.connect(path)) as look:
+            rows = look.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'refs'"
+            ).fetchall()
+        return {name for (name,) in rows}
+
+    with ProviderStore(path) as store:
+        assert indexes(store) == {"refs_target", "refs_owner"}
+        with store.bulk_load():
+            store.insert_many("enrollment", [_enrollment(i, f"u{i % 4}", "c1") for i in range(8)])
+            assert indexes(store) == set()
+            # Replacing a record while loading still drops its old references.
+            store.insert_many("enrollment", [_enrollment(0, "u9", "c2")])
+        assert indexes(store) == {"refs_target", "refs_owner"}
+        in_c1 = store.query(
+            "enrollment", conditions=[store.referencing("enrollment", "class", "c1")]
+        )
+        assert in_c1.total == 7
+        assert (
+            store.query(
+                "enrollment", conditions=[store.referencing("enrollment", "user", "u9")]
+            ).total
+            == 1
+        )
+
+
+def test_a_file_from_an_older_sislink_is_rewritten_when_opened(tmp_path: Any) -> None:
+    path = tmp_path / "old.sqlite"
+    # Form 0: hrefs stored as they arrived, refs with a primary key, user_version 0.
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE e_enrollment (seq INTEGER PRIMARY KEY, sourced_id TEXT NOT NULL UNIQUE, "
+        "status TEXT NOT NULL, modified TEXT NOT NULL, data TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE refs (entity TEXT NOT NULL, field TEXT NOT NULL, target TEXT NOT NULL, "
+        "sourced_id TEXT NOT NULL, role TEXT, PRIMARY KEY (entity, field, target, sourced_id)) "
+        "WITHOUT ROWID"
+    )
+    old = _enrollment(3, "u3", "c3")
+    db.execute(
+        "INSERT INTO e_enrollment (sourced_id, status, modified, data) VALUES (?, ?, ?, ?)",
+        ("e3", "active", old["dateLastModified"], json.dumps(old)),
+    )
+    db.execute("INSERT INTO refs VALUES ('enrollment', 'class', 'c3', 'e3', 'student')")
+    db.commit()
+    db.close()
+
+    with ProviderStore(path) as store:
+        enrollment = store.get("enrollment", "e3")
+        assert enrollment is not None
+        assert enrollment["class"]["href"] == "/rostering/v1p2/classes/c3"
+        assert (
+            store.query(
+                "enrollment", conditions=[store.referencing("enrollment", "user", "u3")]
+            ).total
+            == 1
+        )
+    with contextlib.closing(sqlite3.connect(path)) as look:
+        assert look.execute("PRAGMA user_version").fetchone() == (STORED_FORM,)
