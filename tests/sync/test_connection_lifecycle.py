@@ -217,7 +217,7 @@ async def test_another_district_of_the_same_partner_needs_confirmation_and_sets_
     with running_provider(profile="generic-1.2", students=20, seed=12) as second_district:
         rename_district(second_district, "another-district")
         sis_connection.connect(classroom, admin, **connect_details(second_district))
-        with pytest.raises(ConfirmationRequired, match="different OneRoster 1.2 SIS district"):
+        with pytest.raises(ConfirmationRequired, match=r"different OneRoster 1\.2 SIS district"):
             await sis_connection.authorise(classroom, admin)
         assert link_connection(classroom, class_id) == first.connection.id
         second = await sis_connection.authorise(classroom, admin, confirm_different_sis=True)

@@ -39,6 +39,7 @@ from sislink.sync.errors import AuthorisationFailed
 from sislink.sync.sis_client import STORED_URL_POLICY
 
 DEFAULT_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,15 @@ def _check_granted_scopes(settings: ConnectionSettings, granted: str) -> None:
     asked = settings.scope_string().split()
     have = set(granted.split())
     missing = [uri for uri in asked if uri not in have]
+    version = settings.spec.version
+    other = Version.V1_1 if version is Version.V1_2 else Version.V1_2
+    if missing and have and have <= set(spec_for(other).scope_uris(CLASSROOM_SCOPES)):
+        raise AuthorisationFailed(
+            "wrong_version",
+            f"The SIS granted OneRoster {other.value} scopes, not {version.value} ones: it speaks "
+            f"OneRoster {other.value}. Choose a OneRoster {other.value} profile (for example "
+            f"generic-{other.value}), or ask your SIS for its {version.value} service.",
+        )
     if missing:
         raise AuthorisationFailed(
             "missing_scope",
@@ -173,6 +183,14 @@ async def problem_for(
             "your SIS vendor.",
         )
     if isinstance(exc, TokenRequestFailed):
+        if "invalid_scope" in exc.message:
+            # A 1.1 server refuses 1.2 scope names (and the reverse): say which version it is.
+            other = await _other_version_hint(settings, chosen)
+            if other is not None:
+                return AuthorisationFailed(
+                    "wrong_version",
+                    f"The SIS refused the OneRoster {settings.spec.version.value} scopes. {other}",
+                )
         return _token_problem(exc, chosen, token_url or "")
     if isinstance(exc, AuthenticationFailed):
         return _refused(exc, settings, chosen)
@@ -316,15 +334,10 @@ async def _wrong_path(
 async def _path_that_works(settings: ConnectionSettings, chosen: Profile, host_url: str) -> str:
     """Probe a few likely addresses (unauthenticated GETs) to say which would work."""
     version = settings.spec.version
-    other = Version.V1_1 if version is Version.V1_2 else Version.V1_2
-    root = settings.root_url
-    async with httpx.AsyncClient(timeout=3.0, follow_redirects=False) as http:
-        if await _answers_oneroster(http, _teachers_url(root, other)):
-            return (
-                f"The SIS answers OneRoster {other.value} there, not {version.value}: choose a "
-                f"OneRoster {other.value} profile (for example generic-{other.value}) instead of "
-                f"{chosen.display_name}, or ask your SIS for its {version.value} address."
-            )
+    other = await _other_version_hint(settings, chosen)
+    if other is not None:
+        return other
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, follow_redirects=False) as http:
         for candidate in _shorter_host_urls(host_url):
             try:
                 urls = derive_urls(chosen, candidate, STORED_URL_POLICY)
@@ -335,6 +348,20 @@ async def _path_that_works(settings: ConnectionSettings, chosen: Profile, host_u
     return (
         f"Check the {chosen.labels.host_url}: it should look like {chosen.host_url_example} "
         "(the address before /ims/oneroster)."
+    )
+
+
+async def _other_version_hint(settings: ConnectionSettings, chosen: Profile) -> str | None:
+    """What to do when the SIS speaks the other OneRoster version at the same root."""
+    version = settings.spec.version
+    other = Version.V1_1 if version is Version.V1_2 else Version.V1_2
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, follow_redirects=False) as http:
+        if not await _answers_oneroster(http, _teachers_url(settings.root_url, other)):
+            return None
+    return (
+        f"The SIS answers OneRoster {other.value} there, not {version.value}: choose a "
+        f"OneRoster {other.value} profile (for example generic-{other.value}) instead of "
+        f"{chosen.display_name}, or ask your SIS for its {version.value} address."
     )
 
 

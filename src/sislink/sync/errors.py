@@ -41,9 +41,10 @@ class ConfirmationRequired(SyncError):
 
 
 class AuthorisationFailed(SyncError):
-    """The SIS did not accept the connection. `problem` is a stable name for the cause
-    (dns, refused, tls, timeout, wrong_credentials, missing_scope, wrong_path,
-    wrong_token_url, not_oneroster, sis_error, rate_limited); `message` says what to do."""
+    """The SIS did not accept the connection. `problem` is a stable name for the cause (dns,
+    refused, tls, timeout, unreachable, wrong_credentials, missing_scope, wrong_path,
+    wrong_version, wrong_token_url, not_oneroster, no_district, sis_error, rate_limited);
+    `message` says what failed and what to do."""
 
     def __init__(self, problem: str, message: str) -> None:
         super().__init__(message)
