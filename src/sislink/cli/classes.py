@@ -1,9 +1,202 @@
-"""`sislink classes ...`: list classes, link them to SIS classes."""
+"""`sislink classes ...`: list classes (and a teacher's SIS classes), link and unlink them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from sislink.classroom import Classroom
+from sislink.classroom.models import Class, ClassLink, Person
+from sislink.classroom.services.classes import classes_taught_by
+from sislink.cli.common import (
+    AS_OPTION,
+    JSON_OPTION,
+    actor_for,
+    classroom_errors,
+    fail,
+    open_from_env,
+    out,
+    print_json,
+)
+from sislink.oneroster.consumer import OneRosterError
+from sislink.sync import class_link
+from sislink.sync.errors import SyncError
+from sislink.sync.sis_client import open_sis_client
+
+
+@contextmanager
+def sync_errors() -> Iterator[None]:
+    """Classroom, sync and SIS errors as one plain sentence and exit status 1."""
+    with classroom_errors():
+        try:
+            yield
+        except (SyncError, OneRosterError) as exc:
+            fail(str(exc))
+
+
+def find_class(classroom: Classroom, name_or_id: str) -> int:
+    """A class by id, or by exact title (case-insensitive) when only one class has it."""
+    with classroom.session() as session:
+        if name_or_id.strip().isdigit():
+            found = session.get(Class, int(name_or_id))
+            if found is not None:
+                return found.id
+        matches = [
+            c.id
+            for c in session.scalars(select(Class).where(Class.active.is_(True)))
+            if c.title.casefold() == name_or_id.strip().casefold()
+        ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        fail(f"Several classes are called {name_or_id!r}; give the class id instead.")
+    fail(f"There is no class {name_or_id!r}; `sislink classes list` shows ids and titles.")
+
+
+def class_rows(classroom: Classroom, teacher: str | None) -> list[dict[str, Any]]:
+    with classroom.session() as session:
+        links = {
+            link.class_id: link.sis_class_sourced_id for link in session.scalars(select(ClassLink))
+        }
+        if teacher is not None:
+            person = session.scalars(
+                select(Person).where(Person.email_key == teacher.strip().lower())
+            ).first()
+            if person is None:
+                fail(f"No person has the email {teacher!r}.")
+            found = list(classes_taught_by(session, person.id))
+        else:
+            found = list(
+                session.scalars(select(Class).where(Class.active.is_(True)).order_by(Class.title))
+            )
+        teachers = {
+            p.id: p.email
+            for p in session.scalars(
+                select(Person).where(Person.id.in_({c.primary_teacher_id for c in found}))
+            )
+        }
+        return [
+            {
+                "id": c.id,
+                "title": c.title,
+                "section": c.section,
+                "primary_teacher": teachers.get(c.primary_teacher_id or 0),
+                "sis_class_id": links.get(c.id),
+                "imported": c.sis_sourced_id is not None,
+            }
+            for c in found
+        ]
 
 
 def register(app: typer.Typer) -> None:
     """Adds this module's commands to `app`."""
+    group = typer.Typer(help="Classes and their links to SIS classes.", no_args_is_help=True)
+    app.add_typer(group, name="classes")
+
+    @group.command("list")
+    def list_classes(
+        teacher: str | None = typer.Option(None, "--teacher", help="Only this teacher's classes."),
+        sis: bool = typer.Option(
+            False, "--sis", help="List the teacher's active SIS classes instead (needs --teacher)."
+        ),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """List classes with their SIS link (sis_class_id is empty when unlinked)."""
+        classroom = open_from_env()
+        if sis:
+            if teacher is None:
+                fail("Give --teacher EMAIL to list that teacher's SIS classes.")
+
+            async def fetch() -> list[class_link.SisClassChoice]:
+                async with open_sis_client(classroom) as client:
+                    return await class_link.sis_classes_for_teacher(client, teacher)
+
+            with sync_errors():
+                choices = asyncio.run(fetch())
+            if as_json:
+                print_json([c.as_json() for c in choices])
+                return
+            table = Table("SIS class", "Title", "Code", "School", "Terms")
+            for c in choices:
+                table.add_row(
+                    c.sourced_id,
+                    c.title,
+                    c.class_code or "",
+                    c.school_sourced_id,
+                    ", ".join(c.term_sourced_ids),
+                )
+            out.print(table)
+            return
+        with sync_errors():
+            rows = class_rows(classroom, teacher)
+        if as_json:
+            print_json(rows)
+            return
+        table = Table("Id", "Title", "Primary teacher", "SIS class")
+        for row in rows:
+            table.add_row(
+                str(row["id"]),
+                row["title"],
+                row["primary_teacher"] or "",
+                row["sis_class_id"] or "(not linked)",
+            )
+        out.print(table)
+
+    @group.command("link")
+    def link(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        sis_class: str = typer.Option(..., "--sis-class", help="The SIS class's sourcedId."),
+        as_email: str | None = AS_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Link a class to one SIS class (its primary teacher, or an administrator)."""
+        classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        class_id = find_class(classroom, class_)
+
+        async def run() -> class_link.SisClassFacts:
+            async with open_sis_client(classroom) as client:
+                return await class_link.link_class(classroom, client, actor, class_id, sis_class)
+
+        with sync_errors():
+            facts = asyncio.run(run())
+        categories = [t for _, t in facts.categories]
+        result: dict[str, Any] = {
+            "class_id": class_id,
+            "sis_class_id": facts.sis_class_id,
+            "grading_periods": [p.title for p in facts.grading_periods],
+            "categories": categories,
+        }
+        if as_json:
+            print_json(result)
+            return
+        out.print(
+            f"Linked class {class_id} to SIS class {facts.sis_class_id}: "
+            f"{len(facts.grading_periods)} grading periods, categories "
+            f"{', '.join(categories) or 'none'}."
+        )
+
+    @group.command("unlink")
+    def unlink(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        as_email: str | None = AS_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Remove a class's SIS link (exported marks stay in the SIS)."""
+        classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        class_id = find_class(classroom, class_)
+        with sync_errors():
+            unlinked = class_link.unlink_class(classroom, actor, class_id)
+        if as_json:
+            print_json({"class_id": class_id, "unlinked": unlinked})
+            return
+        out.print(
+            f"Class {class_id} unlinked." if unlinked else f"Class {class_id} was not linked."
+        )

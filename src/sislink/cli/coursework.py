@@ -2,8 +2,119 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
+
 import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from sislink.classroom.models import Category
+from sislink.classroom.services import coursework as coursework_service
+from sislink.cli.classes import find_class, sync_errors
+from sislink.cli.common import (
+    AS_OPTION,
+    JSON_OPTION,
+    actor_for,
+    fail,
+    open_from_env,
+    out,
+    print_json,
+)
+
+
+def parse_due(text: str) -> datetime:
+    """A due date: `2026-10-01` (noon UTC) or a date-time with a zone (`2026-10-01T09:00Z`)."""
+    cleaned = text.strip()
+    try:
+        if len(cleaned) == 10:
+            return datetime.combine(datetime.fromisoformat(cleaned).date(), time(12), tzinfo=UTC)
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"The due date {text!r} is not a date; write it as 2026-10-01 or 2026-10-01T09:00Z.")
+    if moment.tzinfo is None:
+        fail(f"The due date {text!r} needs a time zone, e.g. 2026-10-01T09:00Z.")
+    return moment
 
 
 def register(app: typer.Typer) -> None:
     """Adds this module's commands to `app`."""
+    group = typer.Typer(help="Coursework of a class.", no_args_is_help=True)
+    app.add_typer(group, name="coursework")
+
+    @group.command("add")
+    def add(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        title: str = typer.Option(..., "--title"),
+        points: str = typer.Option(..., "--points", help="Max points."),
+        due: str = typer.Option(..., "--due", help="Due date, e.g. 2026-10-01."),
+        category: str | None = typer.Option(None, "--category", help="Category title."),
+        description: str = typer.Option("", "--description"),
+        draft: bool = typer.Option(False, "--draft", help="Keep it a draft (not exported)."),
+        as_email: str | None = AS_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Add published coursework to a class."""
+        classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        class_id = find_class(classroom, class_)
+        due_date = parse_due(due)
+        with sync_errors(), classroom.transaction() as session:
+            category_id = None
+            if category:
+                found = session.scalars(select(Category).where(Category.class_id == class_id)).all()
+                match = [c for c in found if c.title.casefold() == category.strip().casefold()]
+                if not match:
+                    offered = ", ".join(c.title for c in found) or "none yet (link the class)"
+                    fail(f"The class has no category {category!r}; its categories: {offered}.")
+                category_id = match[0].id
+            work = coursework_service.create_coursework(
+                session,
+                actor,
+                class_id,
+                title=title,
+                description=description,
+                max_points=points,
+                due_date=due_date,
+                category_id=category_id,
+                publish=not draft,
+            )
+            made = {
+                "id": work.id,
+                "class_id": class_id,
+                "title": work.title,
+                "points": work.max_points,
+                "due": work.due_date.isoformat() if work.due_date else None,
+                "category": category,
+                "state": work.state,
+            }
+        if as_json:
+            print_json(made)
+            return
+        out.print(f"Coursework {made['id']} added: {made['title']} ({made['points']} points).")
+
+    @group.command("list")
+    def list_coursework(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """List a class's coursework."""
+        classroom = open_from_env()
+        class_id = find_class(classroom, class_)
+        with classroom.session() as session:
+            rows: list[dict[str, str]] = [
+                {
+                    "id": str(w.id),
+                    "title": w.title,
+                    "points": "" if w.max_points is None else f"{w.max_points:g}",
+                    "due": w.due_date.isoformat() if w.due_date else "",
+                    "state": str(w.state),
+                }
+                for w in coursework_service.coursework_of_class(session, class_id)
+            ]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table("Id", "Title", "Points", "Due", "State")
+        for r in rows:
+            table.add_row(r["id"], r["title"], r["points"], r["due"], r["state"])
+        out.print(table)

@@ -1,0 +1,160 @@
+"""Mark export as a job: checked first (a refusal is an answer, not a failed job), then run by the
+job runner (one export per class at a time, progress, a Job row with the report's summary).
+
+The CLI, the console and the scheduler call these; `execute_job` runs the registered kinds by
+id in a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.models import Person
+from sislink.classroom.services import connections
+from sislink.classroom.services.jobs import lock_key_for
+from sislink.jobs.runner import JobContext, JobOutcome, register_job_kind, run_job
+from sislink.sync import preflight
+from sislink.sync.export_report import ExportReport
+from sislink.sync.mark_export import export_all_classes, export_class_marks
+from sislink.sync.sis_client import open_sis_client
+
+CLASS_EXPORT = "mark_export"
+ALL_EXPORT = "mark_export_all"
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """How an export job ended, and the export reports it produced."""
+
+    job: JobOutcome
+    reports: list[ExportReport]
+
+    @property
+    def writes(self) -> int:
+        return sum(r.writes for r in self.reports)
+
+    def as_json(self) -> dict[str, Any]:
+        items = [item for report in self.reports for item in report.json_items()]
+        return {
+            "job_id": self.job.job_id,
+            "status": str(self.job.status),
+            "error": self.job.error,
+            "writes": self.writes,
+            "classes": [r.summary() for r in self.reports],
+            "items": items,
+        }
+
+
+def _actor_of(classroom: Classroom, params: Mapping[str, Any]) -> Actor:
+    """The person who asked (their rights apply again when a worker runs the job)."""
+    person_id = params.get("person_id")
+    if person_id is None:
+        return Actor.system()
+    with classroom.session() as session:
+        person = session.get(Person, int(person_id))
+        return Actor.of(person) if person is not None else Actor.system()
+
+
+async def export_class_work(
+    context: JobContext, reports: list[ExportReport] | None = None
+) -> dict[str, Any]:
+    """The job's work: export one class (params: class_id, dry_run, person_id)."""
+    actor = _actor_of(context.classroom, context.params)
+    class_id = int(context.params["class_id"])
+
+    def progress(done: int, total: int) -> None:
+        context.progress(done, total, f"{done} of {total} writes")
+
+    async with open_sis_client(context.classroom) as client:
+        report = await export_class_marks(
+            context.classroom,
+            client,
+            actor,
+            class_id,
+            dry_run=bool(context.params.get("dry_run")),
+            progress=progress,
+            job_id=context.job_id,
+        )
+    if reports is not None:
+        reports.append(report)
+    return {**report.summary(), "report_id": report.report_id}
+
+
+async def export_all_work(
+    context: JobContext, reports: list[ExportReport] | None = None
+) -> dict[str, Any]:
+    """The job's work: export every linked class the person may export."""
+    actor = _actor_of(context.classroom, context.params)
+
+    def progress(done: int, total: int) -> None:
+        context.progress(done, total, f"{done} of {total} classes")
+
+    async with open_sis_client(context.classroom) as client:
+        done = await export_all_classes(
+            context.classroom,
+            client,
+            actor,
+            dry_run=bool(context.params.get("dry_run")),
+            progress=progress,
+        )
+    if reports is not None:
+        reports.extend(done)
+    return {
+        "classes": [r.summary() for r in done],
+        "writes": sum(r.writes for r in done),
+    }
+
+
+register_job_kind(CLASS_EXPORT, export_class_work)
+register_job_kind(ALL_EXPORT, export_all_work)
+
+
+async def run_class_export(
+    classroom: Classroom, actor: Actor, class_id: int, *, dry_run: bool = False
+) -> ExportRun:
+    """Export one class as a job. Raises preflight.ExportRefused before queuing when the
+    actor may not (permission off, disconnected, not their class, not linked)."""
+    with classroom.session() as session:
+        preflight.check_export_allowed(session, actor, class_id)
+    reports: list[ExportReport] = []
+
+    async def work(context: JobContext) -> dict[str, Any]:
+        return await export_class_work(context, reports)
+
+    outcome = await run_job(
+        classroom,
+        kind=CLASS_EXPORT,
+        actor=actor,
+        work=work,
+        lock_key=lock_key_for(class_id=class_id),
+        class_id=class_id,
+        params={"class_id": class_id, "dry_run": dry_run, "person_id": actor.person_id},
+    )
+    return ExportRun(outcome, reports)
+
+
+async def run_all_exports(
+    classroom: Classroom, actor: Actor, *, dry_run: bool = False
+) -> ExportRun:
+    """Export every linked class the actor may export, as one job per connection."""
+    with classroom.session() as session:
+        connection = connections.require_export_allowed(session, actor)
+        connection_id = connection.id
+    reports: list[ExportReport] = []
+
+    async def work(context: JobContext) -> dict[str, Any]:
+        return await export_all_work(context, reports)
+
+    outcome = await run_job(
+        classroom,
+        kind=ALL_EXPORT,
+        actor=actor,
+        work=work,
+        lock_key=f"mark_export:{lock_key_for(connection_id=connection_id)}",
+        connection_id=connection_id,
+        params={"dry_run": dry_run, "person_id": actor.person_id},
+    )
+    return ExportRun(outcome, reports)
