@@ -168,12 +168,12 @@ _ROLE_ORG_TYPE = str(
     ]
 )
 
-RefRow = tuple[str, str, str | None]
-"""(field, target sourcedId, role) of one GUIDRef, as the `refs` side table holds it."""
+RefRow = tuple[str, str, str, str, str | None]
+"""A row of the `refs` side table: (entity, field, target sourcedId, owner sourcedId, role)."""
 
 
 def stored_text(entity: str, record: dict[str, Any]) -> tuple[str, list[RefRow]]:
-    """A record's stored JSON text and its GUIDRefs. The record itself is left as it is.
+    """A record's stored JSON text and its `refs` rows. The record itself is left as it is.
 
     Every GUIDRef gets its type (when missing) and a root-relative href. The hrefs are first
     written with a marker of NUL characters, then the marker's JSON text is swapped for `\\/`;
@@ -197,12 +197,14 @@ def _with_relative_hrefs(
     entity: str, record: dict[str, Any], marker: str
 ) -> tuple[dict[str, Any], list[RefRow], int]:
     """A shallow copy of `record` whose GUIDRefs are complete, hrefs `marker` + relative path;
-    with its refs for the side table and how many hrefs it wrote."""
+    with its `refs` rows and how many hrefs it wrote."""
+    owner = str(record.get("sourcedId"))
     shaped = dict(record)
     refs: list[RefRow] = []
     role = record.get("role") if entity == "enrollment" else None
     ref_role = role if isinstance(role, str) else None
     ref_fields = _REF_FIELDS[entity]
+    listed = False  # only lists (terms, children, roles ...) can name a target twice
     for name, value in record.items():
         default_type = ref_fields.get(name)
         if default_type is None:
@@ -210,17 +212,19 @@ def _with_relative_hrefs(
         if isinstance(value, dict):
             if "sourcedId" in value:
                 shaped[name] = _complete(entity, name, value, default_type, marker)
-                refs.append((name, str(value["sourcedId"]), ref_role))
+                refs.append((entity, name, str(value["sourcedId"]), owner, ref_role))
         elif isinstance(value, list):
+            listed = True
             items: list[Any] = []
             for item in value:
                 if isinstance(item, dict) and "sourcedId" in item:
                     item = _complete(entity, name, item, default_type, marker)
-                    refs.append((name, str(item["sourcedId"]), ref_role))
+                    refs.append((entity, name, str(item["sourcedId"]), owner, ref_role))
                 items.append(item)
             shaped[name] = items
     hrefs = len(refs)
     if entity == "user" and isinstance(record.get("roles"), list):
+        listed = True
         roles: list[Any] = []
         for item in record["roles"]:
             org = item.get("org") if isinstance(item, dict) else None
@@ -229,16 +233,22 @@ def _with_relative_hrefs(
                 hrefs += 1
                 given = item.get("role")
                 refs.append(
-                    ("roles.org", str(org["sourcedId"]), given if isinstance(given, str) else None)
+                    (
+                        entity,
+                        "roles.org",
+                        str(org["sourcedId"]),
+                        owner,
+                        given if isinstance(given, str) else None,
+                    )
                 )
             roles.append(item)
         shaped["roles"] = roles
     elif entity == "category":
         metadata = record.get("metadata")
         if isinstance(metadata, dict) and metadata.get(CATEGORY_CLASS_KEY):
-            refs.append(("class", str(metadata[CATEGORY_CLASS_KEY]), None))
+            refs.append((entity, "class", str(metadata[CATEGORY_CLASS_KEY]), owner, None))
     # One row per (field, target, role): a user with two roles at one org keeps both.
-    return shaped, list(dict.fromkeys(refs)) if len(refs) > 1 else refs, hrefs
+    return shaped, list(dict.fromkeys(refs)) if listed else refs, hrefs
 
 
 def _complete(
@@ -319,7 +329,7 @@ class _Prepared:
     refs rows (entity, field, target, sourcedId, role)."""
 
     rows: list[tuple[str, str, str, str]]
-    ref_rows: list[tuple[str, str, str, str, str | None]]
+    ref_rows: list[RefRow]
 
 
 def _prepare(entity: str, batch: Sequence[dict[str, Any]]) -> _Prepared:
@@ -342,9 +352,7 @@ def _prepare(entity: str, batch: Sequence[dict[str, Any]]) -> _Prepared:
                 text,
             )
         )
-        prepared.ref_rows.extend(
-            (entity, name, target, sourced_id, role) for name, target, role in refs
-        )
+        prepared.ref_rows += refs
     return prepared
 
 
