@@ -1,7 +1,186 @@
-"""REST API for administrators under /api/admin: the SIS connection (connect, authorise, permission, disconnect, status)."""
+"""REST API for administrators under /api/admin: the SIS catalogue, eligibility, the connection
+(status, connect, authorise, permission, disconnect) and the audit trail. Admin-only; no logic
+here: each route calls `sislink.sync.connection`, the same services as the command line."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, Field, SecretStr
+
+from sislink.classroom import Actor, Classroom, ClassroomError, Conflict, NotFound, PermissionDenied
+from sislink.console.auth import admin_actor, get_classroom
+from sislink.sync import connection as service
+from sislink.sync.connection_checks import DEFAULT_TIMEOUT_S
+from sislink.sync.errors import (
+    AuthorisationFailed,
+    ConfirmationRequired,
+    InvalidConnectionDetails,
+    NotConnected,
+    SyncError,
+)
 
 router = APIRouter()
+
+
+@contextmanager
+def answered_plainly() -> Iterator[None]:
+    """Service errors become HTTP errors whose `detail` is the service's one sentence."""
+    try:
+        yield
+    except AuthorisationFailed as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, {"problem": exc.problem, "message": exc.message}
+        ) from None
+    except InvalidConnectionDetails as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            {"problem": "invalid_details", "message": exc.message, "suggestion": exc.suggestion},
+        ) from None
+    except ConfirmationRequired as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, {"problem": "confirmation_required", "message": exc.message}
+        ) from None
+    except NotConnected as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, {"problem": "not_connected", "message": exc.message}
+        ) from None
+    except SyncError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, {"problem": "sync", "message": exc.message}
+        ) from None
+    except PermissionDenied as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, {"problem": "forbidden", "message": exc.message}
+        ) from None
+    except NotFound as exc:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, {"problem": "not_found", "message": exc.message}
+        ) from None
+    except Conflict as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, {"problem": "conflict", "message": exc.message}
+        ) from None
+    except ClassroomError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, {"problem": "invalid", "message": exc.message}
+        ) from None
+
+
+class ConnectRequest(BaseModel):
+    """What the administrator typed. The secret code is never echoed back or logged."""
+
+    sis: str
+    host_url: str
+    access_key: str
+    secret_code: SecretStr
+    token_url: str | None = None
+    vendor_key: SecretStr | None = None
+    insecure: bool = False
+    confirm_different_sis: bool = False
+
+
+class AuthoriseRequest(BaseModel):
+    confirm_different_sis: bool = False
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=120)
+
+
+class PermissionsRequest(BaseModel):
+    teacher_export: bool
+
+
+@router.get("/partners")
+def list_partners(actor: Actor = Depends(admin_actor)) -> list[dict[str, Any]]:
+    return [entry.as_dict() for entry in service.partners()]
+
+
+@router.get("/eligibility")
+def eligibility(
+    sis: str,
+    version: str | None = None,
+    licence: bool | None = None,
+    hosting: Literal["vendor", "self"] | None = None,
+    actor: Actor = Depends(admin_actor),
+) -> dict[str, Any]:
+    with answered_plainly():
+        return service.eligibility(
+            sis, version=version, has_licence=licence, hosting=hosting
+        ).as_dict()
+
+
+@router.get("/connection")
+def connection_status(
+    actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+) -> dict[str, Any]:
+    with answered_plainly():
+        return service.status(classroom).as_dict()
+
+
+@router.post("/connection", status_code=status.HTTP_201_CREATED)
+def connect(
+    body: ConnectRequest,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    extras = {"vendor_key": body.vendor_key.get_secret_value()} if body.vendor_key else {}
+    with answered_plainly():
+        return service.connect(
+            classroom,
+            actor,
+            sis=body.sis,
+            host_url=body.host_url,
+            access_key=body.access_key,
+            secret_code=body.secret_code.get_secret_value(),
+            token_url=body.token_url,
+            extra_credentials=extras,
+            insecure=body.insecure,
+            confirm_different_sis=body.confirm_different_sis,
+        ).as_dict()
+
+
+@router.post("/connection/authorise")
+async def authorise(
+    body: AuthoriseRequest | None = None,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    asked = body or AuthoriseRequest()
+    with answered_plainly():
+        report = await service.authorise(
+            classroom,
+            actor,
+            confirm_different_sis=asked.confirm_different_sis,
+            timeout_s=asked.timeout_s,
+        )
+    return report.as_dict()
+
+
+@router.put("/connection/permissions")
+def set_permissions(
+    body: PermissionsRequest,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    with answered_plainly():
+        return service.set_teacher_export(classroom, actor, body.teacher_export).as_dict()
+
+
+@router.post("/connection/disconnect")
+def disconnect(
+    actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+) -> dict[str, Any]:
+    with answered_plainly():
+        return service.disconnect(classroom, actor).as_dict()
+
+
+@router.get("/audit")
+def audit(
+    limit: int = Query(100, ge=1, le=1000),
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> list[dict[str, Any]]:
+    with answered_plainly():
+        return service.audit_trail(classroom, actor, limit=limit)
