@@ -24,6 +24,8 @@ from sislink.sync.errors import (
 )
 
 router = APIRouter()
+# 422 by number: Starlette renamed its constant (UNPROCESSABLE_ENTITY -> _CONTENT).
+UNPROCESSABLE = 422
 
 
 @contextmanager
@@ -33,11 +35,11 @@ def answered_plainly() -> Iterator[None]:
         yield
     except AuthorisationFailed as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, {"problem": exc.problem, "message": exc.message}
+            UNPROCESSABLE, {"problem": exc.problem, "message": exc.message}
         ) from None
     except InvalidConnectionDetails as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            UNPROCESSABLE,
             {"problem": "invalid_details", "message": exc.message, "suggestion": exc.suggestion},
         ) from None
     except ConfirmationRequired as exc:
@@ -65,9 +67,7 @@ def answered_plainly() -> Iterator[None]:
             status.HTTP_409_CONFLICT, {"problem": "conflict", "message": exc.message}
         ) from None
     except ClassroomError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, {"problem": "invalid", "message": exc.message}
-        ) from None
+        raise HTTPException(UNPROCESSABLE, {"problem": "invalid", "message": exc.message}) from None
 
 
 class ConnectRequest(BaseModel):
