@@ -3,7 +3,9 @@
 One generic handler serves every collection, single object and relationship endpoint; what
 differs per endpoint is data (`_RELATIONS`, `_KINDS`, `_PARENTS`) and what differs per SIS is
 the vendor profile. Strict in what it returns (bodies valid against 1EdTech's OpenAPI), lenient
-in what it accepts (GUIDRefs with only a sourcedId).
+in what it accepts (GUIDRefs with only a sourcedId). A 1.2 collection page without `fields` is
+assembled from the records' stored JSON text (`texts_body`); every other body is rebuilt from
+decoded records (`records_body`), and the two give the same bytes.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from sislink.oneroster.provider.store import (
     FIELDS,
     Condition,
     ProviderStore,
-    TextPage,
     absolute_hrefs,
     check_field,
 )
@@ -418,29 +419,38 @@ class _Api:
             conditions.append(_KINDS[endpoint.name]())
         if endpoint.name in _RELATIONS:
             conditions += _RELATIONS[endpoint.name](ids)
-        # A 1.2 page of whole objects is the stored text with its hrefs rooted: no decoding.
-        fast = fields is None and spec.version is Version.V1_2
-        query = self.store.query_text if fast else self.store.query
-        try:
-            page = query(
-                entity,
-                conditions=conditions,
-                filter=parsed_filter,
-                sort=sort,
-                descending=order == "desc",
-                limit=limit,
-                offset=offset,
-            )
-        except FilterSyntaxError as error:
-            raise ProviderError(400, INVALID_FILTER_FIELD, str(error)) from None
         root = self._root_url(request)
         key = endpoint.kind.collection_key
-        if isinstance(page, TextPage):
-            body = texts_body(key, page.texts, root)
-        else:
-            body = records_body(key, page.records, spec, entity, root, fields)
-        headers = {"x-total-count": str(page.total)}
-        links = _link_header(request, limit, offset, page.total)
+        try:
+            if fields is None and spec.version is Version.V1_2:
+                # A 1.2 page of whole objects is its records' stored text with the hrefs
+                # rooted: nothing is decoded or encoded again.
+                text_page = self.store.query_text(
+                    entity,
+                    conditions=conditions,
+                    filter=parsed_filter,
+                    sort=sort,
+                    descending=order == "desc",
+                    limit=limit,
+                    offset=offset,
+                )
+                total, body = text_page.total, texts_body(key, text_page.texts, root)
+            else:
+                page = self.store.query(
+                    entity,
+                    conditions=conditions,
+                    filter=parsed_filter,
+                    sort=sort,
+                    descending=order == "desc",
+                    limit=limit,
+                    offset=offset,
+                )
+                total = page.total
+                body = records_body(key, page.records, spec, entity, root, fields)
+        except FilterSyntaxError as error:
+            raise ProviderError(400, INVALID_FILTER_FIELD, str(error)) from None
+        headers = {"x-total-count": str(total)}
+        links = _link_header(request, limit, offset, total)
         if links:
             headers["link"] = links
         return Response(body, status_code=200, headers=headers, media_type="application/json")
@@ -592,7 +602,8 @@ def records_body(
     fields: list[str] | None,
 ) -> bytes:
     """A collection body from stored records: each one reshaped for `spec` served from
-    `root_url`, cut to `fields` when given. Serves every page; the reference for `texts_body`."""
+    `root_url`, cut to `fields` when given. Serves 1.1 pages and pages with `fields`; the
+    reference that `texts_body` must equal."""
     items = [_project(spec.reshape(r, entity, root_url), fields) for r in records]
     return _ENCODER.encode({collection_key: items}).encode()
 
