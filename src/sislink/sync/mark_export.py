@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import (
@@ -51,7 +51,7 @@ from sislink.sync.mark_export_plan import (
 
 Progress = Callable[[int, int], None]
 # Outcomes are written to the ledger in batches of this many (and at the end of each export).
-LEDGER_BATCH = 200
+LEDGER_BATCH = 500
 # Classes exported at once by `export_all_classes` (they share the client's concurrency).
 CLASSES_AT_ONCE = 4
 
@@ -90,20 +90,17 @@ class _Ledger:
         with self.classroom.transaction() as session:
             keys = {(b.kind.value, b.object_id) for b in batch}
             keys |= {(k.value, i) for b in batch for k, i in b.forget_also}
-            existing = {
-                (r.kind, r.object_id): r
-                for r in session.scalars(
+            existing: dict[tuple[str, int], ExportRecord] = {}
+            for kind in {k for k, _ in keys}:
+                ids = sorted(i for k, i in keys if k == kind)
+                for record in session.scalars(
                     select(ExportRecord).where(
                         ExportRecord.sis_identity == self.scope,
-                        or_(
-                            *(
-                                and_(ExportRecord.kind == k, ExportRecord.object_id == i)
-                                for k, i in keys
-                            )
-                        ),
+                        ExportRecord.kind == kind,
+                        ExportRecord.object_id.in_(ids),
                     )
-                )
-            }
+                ):
+                    existing[(record.kind, record.object_id)] = record
             now = utc_now()
             for landed in batch:
                 key = (landed.kind.value, landed.object_id)
@@ -111,18 +108,19 @@ class _Ledger:
                 if landed.forget:
                     doomed.append(key)
                 for gone in doomed:
-                    record = existing.pop(gone, None)
-                    if record is not None:
-                        session.delete(record)
+                    dropped = existing.pop(gone, None)
+                    if dropped is not None:
+                        session.delete(dropped)
                 if landed.forget:
                     continue
-                record = existing.get(key)
-                if record is None:
-                    record = ExportRecord(
+                found = existing.get(key)
+                if found is None:
+                    found = ExportRecord(
                         kind=landed.kind.value, object_id=landed.object_id, sis_identity=self.scope
                     )
-                    session.add(record)
-                    existing[key] = record
+                    session.add(found)
+                    existing[key] = found
+                record = found
                 record.sis_sourced_id = landed.sourced_id
                 record.content_hash = landed.content_hash
                 record.last_status = landed.status

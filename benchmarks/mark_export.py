@@ -1,0 +1,238 @@
+"""Benchmark: mark export of a class of 35 students x 40 coursework (40 lineItems + 1,400
+results = 1,440 writes) to the built-in SIS with 50 ms latency; then the same export with no
+change (must send 0 writes); then `--all` over N such classes (first export, then no change).
+Prints JSON: seconds, writes, and the bound writes x latency / concurrency.
+
+Target: the first export within 1.5x of its bound (1,440 x 50 ms / 16 = 4.5 s).
+
+The SIS runs in its own process (same server script as benchmarks/consumer_writes.py: a socket
+made with IPPROTO_TCP so keep-alive calls skip Nagle). The classroom is a SQLite file in a
+temporary directory, filled with bulk inserts (the setup is not measured).
+
+Run: .venv/bin/python benchmarks/mark_export.py [--classes 200] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+sys.path.insert(0, str(Path(__file__).parent))
+from consumer_writes import start_sis
+
+from sislink.classroom import Actor, open_classroom
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ClassLink,
+    Coursework,
+    Enrolment,
+    Mark,
+    Person,
+)
+from sislink.classroom.services import connections
+from sislink.oneroster.consumer import OneRosterClient
+from sislink.oneroster.provider.seed import seed_district
+from sislink.oneroster.provider.store import ProviderStore
+from sislink.sync.mark_export import export_all_classes, export_class_marks
+from sislink.sync.sis_client import settings_for
+
+STUDENTS_PER_CLASS = 35
+COURSEWORK_PER_CLASS = 40
+DISTRICT_STUDENTS = 3000  # 480 classes of 47-56 students each, same seed as the SIS process
+
+
+def fill_classroom(url: str, origin: str, classes: int) -> Any:
+    """A classroom connected to the SIS, with `classes` linked classes full of marks."""
+    classroom = open_classroom(url)
+    store = ProviderStore()
+    seed_district(store, seed=7, students=DISTRICT_STUDENTS)
+    users = {u["sourcedId"]: u for u in store.iter_all("user")}
+    rosters: dict[str, list[str]] = {}
+    for enrolment in store.iter_all("enrollment"):
+        if enrolment["role"] == "student":
+            rosters.setdefault(enrolment["class"]["sourcedId"], []).append(
+                enrolment["user"]["sourcedId"]
+            )
+    periods = [s for s in store.iter_all("academicSession") if s["type"] == "gradingPeriod"]
+    period = periods[0]
+    due = datetime.combine(
+        datetime.fromisoformat(period["startDate"]).date() + timedelta(days=5),
+        day_time(12),
+        tzinfo=UTC,
+    )
+    chosen = sorted(c for c, r in rosters.items() if len(r) >= STUDENTS_PER_CLASS)[:classes]
+    if len(chosen) < classes:
+        raise SystemExit(f"the seeded district has only {len(chosen)} classes; ask for fewer")
+    rng = random.Random(7)
+    with classroom.transaction() as session:
+        saved = connections.save_connection(
+            session,
+            Actor.system(),
+            classroom.secret_box,
+            partner="generic-1.2",
+            version="1.2",
+            host_url=origin,
+            access_key="bench",
+            secret_code="bench-secret",
+            token_url=f"{origin}/oauth2/token",
+        )
+        connections.mark_authorised(
+            session, Actor.system(), saved.id, district_sourced_id="org-district"
+        )
+        person_ids: dict[str, int] = {}
+        wanted = {s for c in chosen for s in rosters[c][:STUDENTS_PER_CLASS]}
+        session.execute(
+            insert(Person),
+            [
+                {
+                    "name": f"{users[s]['givenName']} {users[s]['familyName']}",
+                    "email": users[s]["email"],
+                    "email_key": users[s]["email"].lower(),
+                    "is_student": True,
+                    "sis_sourced_id": s,
+                }
+                for s in sorted(wanted)
+            ],
+        )
+        person_ids = {
+            p.sis_sourced_id: p.id
+            for p in session.scalars(select(Person).where(Person.is_student.is_(True)))
+            if p.sis_sourced_id
+        }
+        for sis_class in chosen:
+            made = Class(title=f"Class {sis_class}", hand_edited_fields=[])
+            session.add(made)
+            session.flush()
+            session.add(
+                ClassLink(class_id=made.id, connection_id=saved.id, sis_class_sourced_id=sis_class)
+            )
+            category = Category(class_id=made.id, title="Homework")
+            session.add(category)
+            session.flush()
+            students = [person_ids[s] for s in rosters[sis_class][:STUDENTS_PER_CLASS]]
+            session.execute(
+                insert(Enrolment),
+                [{"class_id": made.id, "person_id": p, "role": "student"} for p in students],
+            )
+            session.execute(
+                insert(Coursework),
+                [
+                    {
+                        "class_id": made.id,
+                        "title": f"Coursework {n + 1}",
+                        "description": "",
+                        "max_points": 10.0,
+                        "due_date": due,
+                        "category_id": category.id,
+                        "state": "published",
+                        "export_to_sis": True,
+                    }
+                    for n in range(COURSEWORK_PER_CLASS)
+                ],
+            )
+            works = session.scalars(
+                select(Coursework.id).where(Coursework.class_id == made.id)
+            ).all()
+            session.execute(
+                insert(Mark),
+                [
+                    {
+                        "coursework_id": w,
+                        "student_id": p,
+                        "score": float(rng.randint(0, 12)),
+                        "state": "returned",
+                        "comment": "",
+                    }
+                    for w in works
+                    for p in students
+                ],
+            )
+    return classroom
+
+
+async def measure(classroom: Any, classes: int, latency_ms: float) -> dict[str, Any]:
+    with classroom.session() as session:
+        connection = connections.current_connection(session)
+        settings = settings_for(connection, classroom.secret_box)
+        first_class = session.scalars(select(Class.id).order_by(Class.id)).first()
+    concurrency = settings.max_concurrency
+    admin = Actor.system()
+
+    def bound(writes: int) -> float:
+        return round(writes * latency_ms / 1000 / concurrency, 2)
+
+    def ratio(seconds: float, writes: int) -> float | None:
+        return round(seconds / bound(writes), 2) if bound(writes) else None
+
+    figures: dict[str, Any] = {"latency_ms": latency_ms, "max_concurrency": concurrency}
+    async with OneRosterClient(settings) as client:
+        started = time.perf_counter()
+        first = await export_class_marks(classroom, client, admin, first_class)
+        seconds = time.perf_counter() - started
+        figures["first_export"] = {
+            "seconds": round(seconds, 2),
+            "writes": first.writes,
+            "bound_s": bound(first.writes),
+            "ratio_to_bound": ratio(seconds, first.writes),
+            "outcome": first.outcome.value,
+        }
+        started = time.perf_counter()
+        again = await export_class_marks(classroom, client, admin, first_class)
+        figures["re_export_no_change"] = {
+            "seconds": round(time.perf_counter() - started, 2),
+            "writes": again.writes,
+        }
+        started = time.perf_counter()
+        everything = await export_all_classes(classroom, client, admin)
+        seconds = time.perf_counter() - started
+        writes = sum(r.writes for r in everything)
+        figures["all_classes_first_export"] = {
+            "classes": len(everything),
+            "seconds": round(seconds, 2),
+            "writes": writes,
+            "bound_s": bound(writes),
+            "ratio_to_bound": ratio(seconds, writes),
+        }
+        started = time.perf_counter()
+        unchanged = await export_all_classes(classroom, client, admin)
+        figures["all_classes_no_change"] = {
+            "classes": len(unchanged),
+            "seconds": round(time.perf_counter() - started, 2),
+            "writes": sum(r.writes for r in unchanged),
+        }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=200)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    args = parser.parse_args()
+    process, origin, _ = start_sis(DISTRICT_STUDENTS, args.latency_ms)
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            started = time.perf_counter()
+            classroom = fill_classroom(f"sqlite:///{home}/bench.db", origin, args.classes)
+            setup = round(time.perf_counter() - started, 1)
+            figures = asyncio.run(measure(classroom, args.classes, args.latency_ms))
+            classroom.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    print(json.dumps({"benchmark": "mark_export", "setup_s": setup, **figures}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
