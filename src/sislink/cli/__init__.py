@@ -15,6 +15,7 @@ from sislink.cli import (
     demo,
     marks,
     roster,
+    serve,
     sis,
     users,
 )
@@ -25,7 +26,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-for module in (sis, check_sis, connection, roster, classes, coursework, marks, users, demo):
+for module in (
+    sis,
+    check_sis,
+    connection,
+    roster,
+    classes,
+    coursework,
+    marks,
+    users,
+    serve,
+    demo,
+):
     module.register(app)
 
 
