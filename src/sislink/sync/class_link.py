@@ -5,6 +5,7 @@ linked class (school, terms, grading periods, categories) for mark export.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from sislink.classroom.models import (
 from sislink.classroom.services import connections
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
+from sislink.oneroster.models import Category as SisCategory
 from sislink.oneroster.models import Class as SisClass
 from sislink.sync.errors import SyncError
 
@@ -131,8 +133,20 @@ async def fetch_sis_class_facts(client: OneRosterClient, sis_class_id: str) -> S
         school_sourced_id=sis_class.school.sourced_id,
         term_sourced_ids=terms,
         grading_periods=tuple(sorted(periods.values(), key=lambda p: (p.start_date, p.title))),
-        categories=tuple((c.sourced_id, c.title) for c in categories if c.status == "active"),
+        categories=_one_per_title(c for c in categories if c.status == "active"),
     )
+
+
+def _one_per_title(categories: Iterable[SisCategory]) -> tuple[tuple[str, str], ...]:
+    """(sourcedId, title) of each category title once. A 1.1 SIS has no per-class categories
+    endpoint, so the class is offered the district's list, where titles repeat; a teacher
+    chooses by title, and the first category of a title is the one sent."""
+    seen: dict[str, tuple[str, str]] = {}
+    for category in categories:
+        seen.setdefault(
+            " ".join(category.title.split()).casefold(), (category.sourced_id, category.title)
+        )
+    return tuple(seen.values())
 
 
 def export_settings(session: Session, class_id: int) -> ClassExportSettings:
