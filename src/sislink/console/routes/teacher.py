@@ -1,7 +1,492 @@
-"""REST API for teachers under /api/teacher: their classes, links, coursework, marks, exports."""
+"""REST API for teachers under /api/teacher: their classes, links, coursework, marks, exports.
+
+A teacher sees and changes only the classes they teach (an administrator sees all). Each route
+calls the same services as the command line (`sislink classes/coursework/marks ...`); errors
+answer `{"detail": {"problem": ..., "message": ...}}` in plain words (see `answered_plainly`).
+An export is queued as a job and its id returned at once (202); the job runs after the
+response, and `GET /jobs/{id}` shows its progress and summary.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom import Actor, Classroom, InvalidInput, NotFound
+from sislink.classroom.models import Category, Class, Coursework, Job, MarkExportReport, Person
+from sislink.classroom.services import connections
+from sislink.classroom.services import coursework as coursework_service
+from sislink.classroom.services import marks as mark_service
+from sislink.classroom.services.access import class_for_editing, teaches
+from sislink.classroom.services.classes import classes_taught_by
+from sislink.classroom.services.jobs import lock_key_for
+from sislink.classroom.services.people import find_person_by_email
+from sislink.console.auth import current_actor, get_classroom
+from sislink.console.routes.admin import answered_plainly
+from sislink.jobs import runner
+from sislink.oneroster.consumer import OneRosterError
+from sislink.sync import class_link, preflight
+from sislink.sync.export_report import report_history, stored_report_json
+from sislink.sync.mark_export_job import ALL_EXPORT, CLASS_EXPORT
+from sislink.sync.sis_client import open_sis_client
 
 router = APIRouter()
+
+# Whole-export refusals that are about who asks (403) rather than the state of things (409).
+FORBIDDEN_REFUSALS = frozenset({preflight.Refusal.PERMISSION_OFF, preflight.Refusal.NOT_YOUR_CLASS})
+EXPORT_KINDS = frozenset({CLASS_EXPORT, ALL_EXPORT})
+
+
+@contextmanager
+def teacher_errors() -> Iterator[None]:
+    """The admin API's translation, plus export refusals and SIS errors in the same shape."""
+    with answered_plainly():
+        try:
+            yield
+        except preflight.ExportRefused as exc:
+            code = (
+                status.HTTP_403_FORBIDDEN
+                if exc.reason in FORBIDDEN_REFUSALS
+                else status.HTTP_409_CONFLICT
+            )
+            raise HTTPException(
+                code, {"problem": exc.reason.value, "message": exc.message}
+            ) from None
+        except class_link.TeacherNotInSis as exc:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, {"problem": "teacher_not_in_sis", "message": exc.message}
+            ) from None
+        except OneRosterError as exc:
+            # The SIS itself failed or refused: say so in its words, as a bad gateway.
+            raise HTTPException(
+                status.HTTP_502_BAD_GATEWAY, {"problem": "sis_error", "message": exc.message}
+            ) from None
+
+
+def _problem(code: int, problem: str, message: str) -> HTTPException:
+    return HTTPException(code, {"problem": problem, "message": message})
+
+
+# ---- request bodies ------------------------------------------------------------------------
+
+
+class LinkRequest(BaseModel):
+    sis_class_id: str = Field(min_length=1, description="The SIS class's sourcedId.")
+
+
+class CourseworkRequest(BaseModel):
+    title: str
+    points: float | None = Field(100, ge=0, description="Max points; null for no score.")
+    due: str | None = Field(
+        None,
+        description="2026-10-01 (due at noon UTC) or a date-time with a zone, 2026-10-01T09:00Z.",
+    )
+    category: str | None = Field(None, description="A category title of the class.")
+    description: str = ""
+    draft: bool = Field(False, description="Keep it a draft (drafts are not exported).")
+
+
+class MarkRequest(BaseModel):
+    student: str = Field(description="The student's email.")
+    score: float | str | None = None
+    excused: bool = False
+    missing: bool = False
+    comment: str | None = None
+    draft: bool = Field(False, description="Keep it a draft (not returned, not exported).")
+
+
+class ExportRequest(BaseModel):
+    dry_run: bool = Field(False, description="Check and report what would be sent; send nothing.")
+
+
+# ---- views ---------------------------------------------------------------------------------
+
+
+def _class_view(session: Session, klass: Class) -> dict[str, Any]:
+    link = connections.class_link(session, klass.id)
+    teacher = session.get(Person, klass.primary_teacher_id) if klass.primary_teacher_id else None
+    return {
+        "id": klass.id,
+        "title": klass.title,
+        "section": klass.section,
+        "primary_teacher": teacher.email if teacher else None,
+        "sis_class_id": link.sis_class_sourced_id if link else None,
+        "imported": klass.sis_sourced_id is not None,
+    }
+
+
+def _coursework_view(session: Session, work: Coursework) -> dict[str, Any]:
+    category = session.get(Category, work.category_id) if work.category_id else None
+    return {
+        "id": work.id,
+        "class_id": work.class_id,
+        "title": work.title,
+        "description": work.description,
+        "points": work.max_points,
+        "due": work.due_date.isoformat() if work.due_date else None,
+        "category": category.title if category else None,
+        "state": str(work.state),
+        "export_to_sis": work.export_to_sis,
+    }
+
+
+def _job_view(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "kind": job.kind,
+        "status": str(job.status),
+        "class_id": job.class_id,
+        "progress": {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "message": job.progress_message,
+        },
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "report": job.report or {},
+    }
+
+
+def _due(text: str | None) -> datetime | None:
+    """A due date: `2026-10-01` (noon UTC) or a date-time with a zone (`2026-10-01T09:00Z`)."""
+    if text is None or not text.strip():
+        return None
+    cleaned = text.strip()
+    try:
+        if len(cleaned) == 10:
+            return datetime.combine(date.fromisoformat(cleaned), time(12), tzinfo=UTC)
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"The due date {text!r} is not a date; write it as 2026-10-01 or 2026-10-01T09:00Z."
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"The due date {text!r} needs a time zone, e.g. 2026-10-01T09:00Z.")
+    return moment
+
+
+def _category_id(session: Session, class_id: int, title: str | None) -> int | None:
+    if not title or not title.strip():
+        return None
+    found = session.scalars(select(Category).where(Category.class_id == class_id)).all()
+    for category in found:
+        if category.title.casefold() == title.strip().casefold():
+            return category.id
+    offered = ", ".join(c.title for c in found) or "none yet (link the class to get the SIS's)"
+    raise InvalidInput(f"The class has no category {title!r}; its categories: {offered}.")
+
+
+def _coursework_of(session: Session, class_id: int, coursework_id: int) -> Coursework:
+    work = session.get(Coursework, coursework_id)
+    if work is None or work.class_id != class_id:
+        raise NotFound(f"Class {class_id} has no coursework with id {coursework_id}.")
+    return work
+
+
+# ---- classes and links ---------------------------------------------------------------------
+
+
+@router.get("/classes")
+def my_classes(
+    actor: Actor = Depends(current_actor), classroom: Classroom = Depends(get_classroom)
+) -> list[dict[str, Any]]:
+    """The classes I teach (an administrator: every active class), with their SIS link."""
+    with teacher_errors(), classroom.session() as session:
+        if actor.is_admin:
+            found = session.scalars(
+                select(Class).where(Class.active.is_(True)).order_by(Class.title, Class.id)
+            ).all()
+        elif actor.person_id is None:
+            found = []
+        else:
+            found = classes_taught_by(session, actor.person_id)
+        return [_class_view(session, klass) for klass in found]
+
+
+@router.get("/classes/{class_id}")
+def one_class(
+    class_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    with teacher_errors(), classroom.session() as session:
+        return _class_view(session, class_for_editing(session, actor, class_id))
+
+
+@router.get("/sis-classes")
+async def my_sis_classes(
+    teacher: str | None = Query(None, description="Administrators: whose SIS classes."),
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> list[dict[str, Any]]:
+    """My active SIS classes (found in the SIS by my email), to choose from when linking."""
+    with teacher_errors():
+        email = teacher if actor.is_admin and teacher else None
+        if email is None:
+            with classroom.session() as session:
+                person = session.get(Person, actor.person_id) if actor.person_id else None
+                email = person.email if person else None
+        if not email:
+            raise InvalidInput("Say whose SIS classes to list: ?teacher=EMAIL.")
+        async with open_sis_client(classroom) as client:
+            choices = await class_link.sis_classes_for_teacher(client, email)
+        return [choice.as_json() for choice in choices]
+
+
+@router.put("/classes/{class_id}/link")
+async def link(
+    class_id: int,
+    body: LinkRequest,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Link the class to one of my SIS classes (the primary teacher, or an administrator)."""
+    with teacher_errors():
+        with classroom.session() as session:
+            # Checked before any SIS call, so another teacher's class is refused at once.
+            class_link.require_primary_teacher(session, actor, class_id, "link it to a SIS class")
+        async with open_sis_client(classroom) as client:
+            facts = await class_link.link_class(
+                classroom, client, actor, class_id, body.sis_class_id
+            )
+    return {
+        "class_id": class_id,
+        "sis_class_id": facts.sis_class_id,
+        "grading_periods": [
+            {"title": p.title, "start": p.start_date.isoformat(), "end": p.end_date.isoformat()}
+            for p in facts.grading_periods
+        ],
+        "categories": [title for _, title in facts.categories],
+    }
+
+
+@router.delete("/classes/{class_id}/link")
+def unlink(
+    class_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Remove the class's SIS link; marks already exported stay in the SIS."""
+    with teacher_errors():
+        unlinked = class_link.unlink_class(classroom, actor, class_id)
+    return {"class_id": class_id, "unlinked": unlinked}
+
+
+# ---- coursework and marks ------------------------------------------------------------------
+
+
+@router.get("/classes/{class_id}/coursework")
+def list_coursework(
+    class_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> list[dict[str, Any]]:
+    with teacher_errors(), classroom.session() as session:
+        class_for_editing(session, actor, class_id)
+        return [
+            _coursework_view(session, work)
+            for work in coursework_service.coursework_of_class(session, class_id)
+        ]
+
+
+@router.post("/classes/{class_id}/coursework", status_code=status.HTTP_201_CREATED)
+def add_coursework(
+    class_id: int,
+    body: CourseworkRequest,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Add coursework (published unless `draft`) to a class I teach."""
+    with teacher_errors(), classroom.transaction() as session:
+        class_for_editing(session, actor, class_id)
+        work = coursework_service.create_coursework(
+            session,
+            actor,
+            class_id,
+            title=body.title,
+            description=body.description,
+            max_points=body.points,
+            due_date=_due(body.due),
+            category_id=_category_id(session, class_id, body.category),
+            publish=not body.draft,
+        )
+        return _coursework_view(session, work)
+
+
+@router.put("/classes/{class_id}/coursework/{coursework_id}/marks")
+def set_mark(
+    class_id: int,
+    coursework_id: int,
+    body: MarkRequest,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Set one student's mark: a score, excused or missing (returned unless `draft`)."""
+    given = sum((body.score is not None, body.excused, body.missing))
+    if given != 1:
+        raise _problem(
+            422, "invalid", "Give exactly one of score, excused (true) or missing (true)."
+        )
+    with teacher_errors(), classroom.transaction() as session:
+        class_for_editing(session, actor, class_id)
+        _coursework_of(session, class_id, coursework_id)
+        student = find_person_by_email(session, body.student)
+        if student is None:
+            raise NotFound(f"No student has the email {body.student!r}.")
+        values: dict[str, Any] = {"excused": body.excused, "missing": body.missing}
+        if body.score is not None:
+            values["score"] = body.score
+        mark = mark_service.set_mark(
+            session, actor, coursework_id, student.id, comment=body.comment, **values
+        )
+        if not body.draft:
+            mark_service.return_marks(session, actor, coursework_id, [student.id])
+        return {
+            "coursework_id": coursework_id,
+            "student": student.email,
+            "score": mark.score,
+            "excused": mark.excused,
+            "missing": mark.missing,
+            "comment": mark.comment,
+            "state": str(mark.state),
+        }
+
+
+# ---- exports, jobs and reports -------------------------------------------------------------
+
+
+@router.post("/classes/{class_id}/exports", status_code=status.HTTP_202_ACCEPTED)
+def start_class_export(
+    class_id: int,
+    background: BackgroundTasks,
+    body: ExportRequest | None = None,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Export the class's coursework and marks to the SIS as a job; answers the job id at once.
+
+    Refusals (permission off, not my class, not linked, disconnected) answer now, before any
+    job is queued; one export per class runs at a time (409 while one is unfinished).
+    """
+    dry_run = bool(body and body.dry_run)
+    with teacher_errors():
+        with classroom.session() as session:
+            preflight.check_export_allowed(session, actor, class_id)
+        # The same job as `run_class_export`, queued here and run after the response.
+        job_id = runner.queue(
+            classroom,
+            kind=CLASS_EXPORT,
+            actor=actor,
+            lock_key=lock_key_for(class_id=class_id),
+            class_id=class_id,
+            params={"class_id": class_id, "dry_run": dry_run, "person_id": actor.person_id},
+        )
+    background.add_task(runner.execute_job, classroom, job_id)
+    return {"job_id": job_id, "status": "queued", "dry_run": dry_run, "class_id": class_id}
+
+
+@router.post("/exports", status_code=status.HTTP_202_ACCEPTED)
+def start_all_exports(
+    background: BackgroundTasks,
+    body: ExportRequest | None = None,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Export every linked class I teach (an administrator: every linked class) as one job."""
+    dry_run = bool(body and body.dry_run)
+    with teacher_errors():
+        with classroom.session() as session:
+            connection_id = connections.require_export_allowed(session, actor).id
+        job_id = runner.queue(
+            classroom,
+            kind=ALL_EXPORT,
+            actor=actor,
+            lock_key=f"mark_export:{lock_key_for(connection_id=connection_id)}",
+            connection_id=connection_id,
+            params={"dry_run": dry_run, "person_id": actor.person_id},
+        )
+    background.add_task(runner.execute_job, classroom, job_id)
+    return {"job_id": job_id, "status": "queued", "dry_run": dry_run}
+
+
+@router.get("/jobs/{job_id}")
+def job_status(
+    job_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """An export job's status, progress and summary (mine, or of a class I teach)."""
+    with classroom.session() as session:
+        job = session.get(Job, job_id)
+        visible = job is not None and (
+            actor.is_admin
+            or (
+                job.kind in EXPORT_KINDS
+                and actor.person_id is not None
+                and (
+                    job.requested_by_id == actor.person_id
+                    or (
+                        job.class_id is not None and teaches(session, actor.person_id, job.class_id)
+                    )
+                )
+            )
+        )
+        if job is None or not visible:
+            raise _problem(404, "not_found", f"You have no export job with id {job_id}.")
+        return _job_view(job)
+
+
+@router.get("/classes/{class_id}/report")
+def latest_report(
+    class_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Troubleshoot mark export: the class's last export, per coursework and per student."""
+    with teacher_errors(), classroom.session() as session:
+        class_for_editing(session, actor, class_id)
+        rows = report_history(session, class_id, limit=1)
+        if not rows:
+            raise _problem(
+                404, "no_report", "This class has not been exported yet; start an export first."
+            )
+        return stored_report_json(rows[0])
+
+
+@router.get("/classes/{class_id}/reports")
+def report_list(
+    class_id: int,
+    limit: int = Query(20, ge=1, le=200),
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> list[dict[str, Any]]:
+    """The class's export history, newest first (summaries; one report's items by its id)."""
+    with teacher_errors(), classroom.session() as session:
+        class_for_editing(session, actor, class_id)
+        return [
+            stored_report_json(row, with_items=False)
+            for row in report_history(session, class_id, limit=limit)
+        ]
+
+
+@router.get("/classes/{class_id}/reports/{report_id}")
+def one_report(
+    class_id: int,
+    report_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    with teacher_errors(), classroom.session() as session:
+        class_for_editing(session, actor, class_id)
+        row = session.get(MarkExportReport, report_id)
+        if row is None or row.class_id != class_id:
+            raise NotFound(f"Class {class_id} has no export report with id {report_id}.")
+        return stored_report_json(row)
