@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from sislink.oneroster.filters import Filter, FilterSyntaxError, Predicate
 from sislink.oneroster.models import ENTITY_MODELS, format_datetime
@@ -175,62 +175,47 @@ RefRow = tuple[str, str, str, str, str | None]
 def stored_text(entity: str, record: dict[str, Any]) -> tuple[str, list[RefRow]]:
     """A record's stored JSON text and its `refs` rows. The record itself is left as it is.
 
-    Every GUIDRef gets its type (when missing) and a root-relative href. The hrefs are first
-    written with a marker of NUL characters, then the marker's JSON text is swapped for `\\/`;
-    the marker is lengthened until it occurs exactly where the hrefs are, so a string that
-    happens to begin with NULs is kept as it is.
+    The text is what `json.dumps(record, ensure_ascii=False, separators=(",", ":"))` would give
+    once every GUIDRef is complete: its type filled in when missing, its href (replaced, or
+    added last) relative to the root and written `"\\/...`. It is assembled here, field by
+    field, from values the json module encodes: nothing is searched or replaced afterwards, so
+    no string in the record can be taken for an href; and a GUIDRef is encoded once per shape
+    and target, since a district's enrolments name the same classes thousands of times.
     """
-    marker = "\x00"
-    marker_text = '"\\u0000'
-    while True:
-        shaped, refs, hrefs = _with_relative_hrefs(entity, record, marker)
-        text = _ENCODER.encode(shaped)
-        if not hrefs:
-            return text, refs
-        if text.count(marker_text) == hrefs:
-            return text.replace(marker_text, '"\\'), refs
-        marker += "\x00"
-        marker_text += "\\u0000"
-
-
-def _with_relative_hrefs(
-    entity: str, record: dict[str, Any], marker: str
-) -> tuple[dict[str, Any], list[RefRow], int]:
-    """A shallow copy of `record` whose GUIDRefs are complete, hrefs `marker` + relative path;
-    with its `refs` rows and how many hrefs it wrote."""
     owner = str(record.get("sourcedId"))
-    shaped = dict(record)
+    ref_fields = _REF_FIELDS[entity]
+    parts: list[str] = []
     refs: list[RefRow] = []
     role = record.get("role") if entity == "enrollment" else None
     ref_role = role if isinstance(role, str) else None
-    ref_fields = _REF_FIELDS[entity]
     listed = False  # only lists (terms, children, roles ...) can name a target twice
     for name, value in record.items():
+        if not isinstance(name, str):
+            raise ValueError(f"A {entity} record has a field named {name!r}; names are text")
         default_type = ref_fields.get(name)
-        if default_type is None:
-            continue
-        if isinstance(value, dict):
-            if "sourcedId" in value:
-                shaped[name] = _complete(entity, name, value, default_type, marker)
-                refs.append((entity, name, str(value["sourcedId"]), owner, ref_role))
-        elif isinstance(value, list):
+        if default_type is not None and _is_ref(value):
+            text = _ref_text(entity, name, value, default_type)
+            refs.append((entity, name, str(value["sourcedId"]), owner, ref_role))
+        elif default_type is not None and isinstance(value, list) and any(map(_is_ref, value)):
             listed = True
-            items: list[Any] = []
+            items = []
             for item in value:
-                if isinstance(item, dict) and "sourcedId" in item:
-                    item = _complete(entity, name, item, default_type, marker)
+                if _is_ref(item):
+                    items.append(_ref_text(entity, name, item, default_type))
                     refs.append((entity, name, str(item["sourcedId"]), owner, ref_role))
-                items.append(item)
-            shaped[name] = items
-    hrefs = len(refs)
-    if entity == "user" and isinstance(record.get("roles"), list):
-        listed = True
-        roles: list[Any] = []
-        for item in record["roles"]:
-            org = item.get("org") if isinstance(item, dict) else None
-            if isinstance(org, dict) and "sourcedId" in org:
-                item = {**item, "org": _complete(entity, "roles.org", org, _ROLE_ORG_TYPE, marker)}
-                hrefs += 1
+                else:
+                    items.append(_encode(item))
+            text = f"[{','.join(items)}]"
+        elif name == "roles" and entity == "user" and isinstance(value, list):
+            listed = True
+            items = []
+            for item in value:
+                org = item.get("org") if isinstance(item, dict) else None
+                if not isinstance(item, dict) or not _is_ref(org):
+                    items.append(_encode(item))
+                    continue
+                org_text = _ref_text(entity, "roles.org", org, _ROLE_ORG_TYPE)
+                items.append(_object_text(item, {"org": org_text}))
                 given = item.get("role")
                 refs.append(
                     (
@@ -241,27 +226,67 @@ def _with_relative_hrefs(
                         given if isinstance(given, str) else None,
                     )
                 )
-            roles.append(item)
-        shaped["roles"] = roles
-    elif entity == "category":
+            text = f"[{','.join(items)}]"
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            # grades, subjects, periods: strings encode fast one by one, a list call does not.
+            text = f"[{','.join(map(_encode, value))}]"
+        else:
+            text = _encode(value)
+        parts.append(f"{_encode(name)}:{text}")
+    if entity == "category":
         metadata = record.get("metadata")
         if isinstance(metadata, dict) and metadata.get(CATEGORY_CLASS_KEY):
             refs.append((entity, "class", str(metadata[CATEGORY_CLASS_KEY]), owner, None))
     # One row per (field, target, role): a user with two roles at one org keeps both.
-    return shaped, list(dict.fromkeys(refs)) if listed else refs, hrefs
+    return f"{{{','.join(parts)}}}", list(dict.fromkeys(refs)) if listed else refs
 
 
-def _complete(
-    entity: str, name: str, ref: dict[str, Any], default_type: str, marker: str
-) -> dict[str, Any]:
+_encode = _ENCODER.encode
+
+
+def _is_ref(value: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict) and "sourcedId" in value
+
+
+def _ref_text(entity: str, name: str, ref: dict[str, Any], default_type: str) -> str:
+    """The stored text of one GUIDRef: as given, with its type and its relative href."""
     ref_type = ref.get("type") or default_type
-    prefix = _HREF_PREFIX.get(ref_type)
-    if prefix is None:
+    if ref_type not in _HREF_PREFIX:
         raise ValueError(
             f"A {entity} record's {name} points at type {ref_type!r}, which is not a "
             f"OneRoster type; use one of: {', '.join(ENTITY_KINDS)}"
         )
-    return {**ref, "type": ref_type, "href": f"{marker}{prefix}{ref['sourcedId']}"}
+    sourced_id = ref["sourcedId"]
+    if isinstance(sourced_id, str) and ref.keys() <= _PLAIN_REF_KEYS:
+        return _plain_ref_text(tuple(ref), ref_type, sourced_id)
+    completed = dict(ref)
+    completed["type"] = ref_type
+    return _object_text(completed, {"href": _href_text(ref_type, str(sourced_id))})
+
+
+_PLAIN_REF_KEYS = frozenset({"sourcedId", "type", "href"})
+
+
+@functools.lru_cache(maxsize=65536)
+def _plain_ref_text(keys: tuple[str, ...], ref_type: str, sourced_id: str) -> str:
+    """A GUIDRef with no fields beyond sourcedId, type and href, its keys in the given order."""
+    completed: dict[str, Any] = dict.fromkeys(keys)
+    completed["sourcedId"] = sourced_id
+    completed["type"] = ref_type
+    return _object_text(completed, {"href": _href_text(ref_type, sourced_id)})
+
+
+def _href_text(ref_type: str, sourced_id: str) -> str:
+    # `"\\/rostering/v1p2/orgs/` + the encoded id: the escaped "/" decodes to the "/" it is.
+    return f'"\\{_HREF_PREFIX[ref_type]}{_encode(sourced_id)[1:]}'
+
+
+def _object_text(obj: dict[str, Any], texts: dict[str, str]) -> str:
+    """`obj` encoded as the json module would, but with the keys of `texts` taking the
+    already-encoded values given there (in their place, or appended when `obj` lacks them)."""
+    parts = [f"{_encode(k)}:{texts[k] if k in texts else _encode(v)}" for k, v in obj.items()]
+    parts += [f"{_encode(k)}:{text}" for k, text in texts.items() if k not in obj]
+    return f"{{{','.join(parts)}}}"
 
 
 def absolute_hrefs(json_text: str, root_url: str) -> str:
