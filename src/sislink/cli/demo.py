@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
@@ -10,10 +12,37 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
-        students: int = typer.Option(200, help="Students in the demo district."),
+        profile: str = typer.Option(
+            "generic-1.2",
+            "--profile",
+            help="Which SIS the built-in one plays: generic-1.1, generic-1.2, infinite-campus, "
+            "skyward, aspen, aeries.",
+        ),
+        students: int = typer.Option(300, help="Students in the demo district."),
         seed: int = typer.Option(7, help="Seed of the demo district."),
+        classes: int = typer.Option(3, min=1, help="How many of the teacher's classes to use."),
+        google: bool = typer.Option(
+            True, "--google/--no-google", help="First check the SIS with Google's 1.2 sequence."
+        ),
+        home: Path | None = typer.Option(
+            None, "--home", help="SISLINK_HOME for the demo classroom (default: a new temp dir)."
+        ),
     ) -> None:
-        """Start the built-in SIS, print its URLs and credentials, run Google's 1.2 sequence."""
+        """Run the whole flow against the built-in SIS: connect, authorise, import the roster,
+        add coursework and marks, link, export; disconnect, reconnect, export again; show that
+        the SIS's lineItem and result counts stay equal (exit status 1 if not)."""
         from sislink.demo import run_demo
 
-        raise typer.Exit(run_demo(typer.echo, students=students, seed=seed))
+        if home is not None:
+            home.mkdir(parents=True, exist_ok=True)
+        raise typer.Exit(
+            run_demo(
+                typer.echo,
+                students=students,
+                seed=seed,
+                profile=profile,
+                classes=classes,
+                google=google,
+                home=home,
+            )
+        )
