@@ -22,8 +22,8 @@ from sislink.oneroster.provider.store import ENTITIES, ProviderStore
 from sislink.oneroster.versions import ENTITIES as KINDS
 from sislink.oneroster.versions import spec_for
 
-# Strings a naive href rewrite would damage: leading NULs (the store's href marker), text that
-# reads like a stored href, an escaped quote before a NUL, JSON-looking text, non-ASCII.
+# Strings a naive href rewrite would damage: leading NULs, text that reads like a stored href,
+# an escaped quote before a NUL, JSON-looking text, non-ASCII.
 AWKWARD = ["\x00", "\x00\x00rostering", '"\x00', "\\/rostering/v1p2/orgs/x", '"\\/', "Zoë \u2028 ☃"]
 
 

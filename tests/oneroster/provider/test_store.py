@@ -198,7 +198,7 @@ def test_a_record_is_not_changed_by_being_stored() -> None:
     assert json.dumps(record) == before
 
 
-def test_strings_beginning_with_nul_survive_the_href_marker() -> None:
+def test_strings_that_look_like_stored_hrefs_are_kept_as_they_are() -> None:
     awkward = ["\x00", "\x00\x00x", '"\x00', "\\/rostering", '"\\/']
     store = ProviderStore()
     record = {**_enrollment(1, "u1", "c1"), "metadata": {"notes": awkward, "\x00": "\x00"}}
@@ -220,18 +220,27 @@ def test_bulk_load_builds_the_relationship_indexes_after_the_records(tmp_path: A
     def indexes(_: ProviderStore) -> set[str]:
         with contextlib.closing(sqlite3.connect(path)) as look:
             rows = look.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'refs'"
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name IN ('refs', 'enrollment_links') AND sql IS NOT NULL"
             ).fetchall()
         return {name for (name,) in rows}
 
+    relationship_indexes = {
+        "refs_target",
+        "refs_owner",
+        "enrollment_links_class",
+        "enrollment_links_user",
+        "enrollment_links_school",
+    }
+
     with ProviderStore(path) as store:
-        assert indexes(store) == {"refs_target", "refs_owner"}
+        assert indexes(store) == relationship_indexes
         with store.bulk_load():
             store.insert_many("enrollment", [_enrollment(i, f"u{i % 4}", "c1") for i in range(8)])
             assert indexes(store) == set()
             # Replacing a record while loading still drops its old references.
             store.insert_many("enrollment", [_enrollment(0, "u9", "c2")])
-        assert indexes(store) == {"refs_target", "refs_owner"}
+        assert indexes(store) == relationship_indexes
         in_c1 = store.query(
             "enrollment", conditions=[store.referencing("enrollment", "class", "c1")]
         )

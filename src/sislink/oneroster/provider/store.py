@@ -9,8 +9,10 @@ never writes, so `absolute_hrefs` can root every href of a page of stored text w
 replacement, exactly, without decoding and re-encoding it (the fast path of a 1.2 page).
 
 Relationships (a class's students, a teacher's classes, a term's grading periods ...) are
-answered from a side table `refs` that holds one row per GUIDRef an object carries (`class`,
-`user`, `terms[]`, `roles[].org` with the role, ...), indexed both ways.
+answered from side tables, indexed both ways: `enrollment_links` holds one row per enrolment
+(its user, class, school and role: enrolments are nine records in ten of a district, and the
+join behind every roster endpoint), `refs` one row per other GUIDRef an object carries (`class`,
+`course`, `terms[]`, `roles[].org` with the role, ...).
 
 Conventions a loader must know:
 - A category belongs to a class when its `metadata` carries `{"classSourcedId": "<class id>"}`
@@ -107,18 +109,29 @@ _EXTRA_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
-STORED_FORM = 1
-"""Version of the stored text (SQLite's user_version). 0: hrefs kept as they arrived; 1: hrefs
-relative to the OneRoster root, written `"\\/...`. Opening an older file rewrites its records."""
+STORED_FORM = 2
+"""Version of the stored form (SQLite's user_version). 0: hrefs kept as they arrived; 2: hrefs
+relative to the OneRoster root, written `"\\/...`, and enrolments' links in a table of their own.
+Opening an older file rewrites its records."""
 
 
 _REF_INDEXES = {
     # "Who points at X through field F (with role R)": relationship endpoints; covering.
     "refs_target": "CREATE INDEX IF NOT EXISTS refs_target "
     "ON refs(entity, field, target, sourced_id, role)",
-    # "What does X point at": joins through enrolments, and dropping a replaced record's refs.
-    "refs_owner": "CREATE INDEX IF NOT EXISTS refs_owner ON refs(entity, sourced_id, field, target)",
+    # "What does X point at": dropping a replaced record's refs.
+    "refs_owner": "CREATE INDEX IF NOT EXISTS refs_owner ON refs(entity, sourced_id)",
+    # A class's members, a user's classes (covering, with the role), a school's enrolments.
+    "enrollment_links_class": "CREATE INDEX IF NOT EXISTS enrollment_links_class "
+    "ON enrollment_links(class_id, role, user_id)",
+    "enrollment_links_user": "CREATE INDEX IF NOT EXISTS enrollment_links_user "
+    "ON enrollment_links(user_id, role, class_id)",
+    "enrollment_links_school": "CREATE INDEX IF NOT EXISTS enrollment_links_school "
+    "ON enrollment_links(school_id)",
 }
+
+_LINK_COLUMNS = {"user": "user_id", "class": "class_id", "school": "school_id"}
+"""An enrolment's GUIDRef fields and their columns in `enrollment_links`."""
 
 
 class UnknownEntityError(KeyError):
@@ -348,13 +361,18 @@ class _Query:
     where: list[Condition] = field(default_factory=list)
 
 
+LinkRow = tuple[str, str | None, str | None, str | None, str | None]
+"""A row of `enrollment_links`: (enrolment sourcedId, user, class, school, role)."""
+
+
 @dataclass
 class _Prepared:
-    """A batch ready for SQLite: entity-table rows (sourcedId, status, modified, text) and
-    refs rows (entity, field, target, sourcedId, role)."""
+    """A batch ready for SQLite: entity-table rows (sourcedId, status, modified, text), refs
+    rows and, for enrolments, their links."""
 
-    rows: list[tuple[str, str, str, str]]
-    ref_rows: list[RefRow]
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    ref_rows: list[RefRow] = field(default_factory=list)
+    link_rows: list[LinkRow] = field(default_factory=list)
 
 
 def _prepare(entity: str, batch: Sequence[dict[str, Any]]) -> _Prepared:
@@ -365,7 +383,7 @@ def _prepare(entity: str, batch: Sequence[dict[str, Any]]) -> _Prepared:
         if not isinstance(sourced_id, str) or not sourced_id:
             raise ValueError(f"A {entity} record has no sourcedId: {record!r:.200}")
         by_id[sourced_id] = record
-    prepared = _Prepared([], [])
+    prepared = _Prepared()
     now = format_datetime(datetime.now(UTC))
     for sourced_id, record in by_id.items():
         text, refs = stored_text(entity, record)
@@ -377,7 +395,27 @@ def _prepare(entity: str, batch: Sequence[dict[str, Any]]) -> _Prepared:
                 text,
             )
         )
-        prepared.ref_rows += refs
+        if entity == "enrollment":
+            # An enrolment's user, class and school go to its link row (one each: a repeated
+            # field's last one); any other GUIDRef it carries goes to refs.
+            link = dict.fromkeys(_LINK_COLUMNS, None)
+            for row in refs:
+                if row[1] in link:
+                    link[row[1]] = row[2]
+                else:
+                    prepared.ref_rows.append(row)
+            role = record.get("role")
+            prepared.link_rows.append(
+                (
+                    sourced_id,
+                    link["user"],
+                    link["class"],
+                    link["school"],
+                    role if isinstance(role, str) else None,
+                )
+            )
+        else:
+            prepared.ref_rows += refs
     return prepared
 
 
@@ -435,6 +473,10 @@ class ProviderStore:
                 "CREATE TABLE IF NOT EXISTS refs (entity TEXT NOT NULL, field TEXT NOT NULL, "
                 "target TEXT NOT NULL, sourced_id TEXT NOT NULL, role TEXT)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS enrollment_links (sourced_id TEXT PRIMARY KEY, "
+                "user_id TEXT, class_id TEXT, school_id TEXT, role TEXT) WITHOUT ROWID"
+            )
             if not self._bulk_loads:
                 self._create_ref_indexes()
 
@@ -444,8 +486,8 @@ class ProviderStore:
 
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:
-        """Write many records faster: the `refs` indexes are dropped meanwhile and built in one
-        pass at the end. Meanwhile relationship queries, and replacing records, are slow."""
+        """Write many records faster: the relationship indexes are dropped meanwhile and built
+        in one pass at the end. Meanwhile relationship queries, and replacing records, are slow."""
         with self._lock:
             if not self._bulk_loads:
                 for name in _REF_INDEXES:
@@ -470,8 +512,10 @@ class ProviderStore:
         if form >= STORED_FORM:
             return
         with self._lock:
-            # Form 0's refs had a primary key; rewriting every record fills the new table.
+            # Rewriting every record fills the relationship tables afresh (form 0's refs had a
+            # primary key and held enrolments' links too).
             self._db.execute("DROP TABLE refs")
+            self._db.execute("DROP TABLE enrollment_links")
             self._create_schema()
         for entity in ENTITIES:
             # Rewriting keeps each record's place (seq): iter_all's batches stay valid.
@@ -520,6 +564,10 @@ class ProviderStore:
                 self._db.execute(
                     "DELETE FROM refs WHERE entity = ? AND sourced_id = ?", (entity, sourced_id)
                 )
+                if entity == "enrollment":
+                    self._db.execute(
+                        "DELETE FROM enrollment_links WHERE sourced_id = ?", (sourced_id,)
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -555,6 +603,11 @@ class ProviderStore:
                     "INSERT INTO refs (entity, field, target, sourced_id, role) "
                     "VALUES (?, ?, ?, ?, ?)",
                     prepared.ref_rows,
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO enrollment_links "
+                    "(sourced_id, user_id, class_id, school_id, role) VALUES (?, ?, ?, ?, ?)",
+                    prepared.link_rows,
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -699,17 +752,20 @@ class ProviderStore:
     def referencing(entity: str, ref_field: str, target: str) -> Condition:
         """Objects whose GUIDRef field (`class`, `school`, `terms`, `parent`, `roles.org` ...)
         points at `target`."""
+        table, owner, pointer, where, params = _ref_source(entity, ref_field)
         return Condition(
-            "t.sourced_id IN (SELECT sourced_id FROM refs WHERE entity = ? AND field = ? AND target = ?)",
-            (entity, ref_field, target),
+            f"t.sourced_id IN (SELECT {owner} FROM {table} WHERE {where} AND {pointer} = ?)",
+            (*params, target),
         )
 
     @staticmethod
     def referencing_nothing(entity: str, ref_field: str) -> Condition:
         """Objects that carry no GUIDRef in `ref_field` (e.g. district-wide categories)."""
+        table, owner, pointer, where, params = _ref_source(entity, ref_field)
         return Condition(
-            "t.sourced_id NOT IN (SELECT sourced_id FROM refs WHERE entity = ? AND field = ?)",
-            (entity, ref_field),
+            f"t.sourced_id NOT IN (SELECT {owner} FROM {table} WHERE {where} "
+            f"AND {pointer} IS NOT NULL)",
+            params,
         )
 
     @staticmethod
@@ -731,22 +787,18 @@ class ProviderStore:
     @staticmethod
     def enrolled_in(class_id: str, roles: Sequence[str] | None = None) -> Condition:
         """Users enrolled in a class (with one of `roles`, when given)."""
-        role_sql, role_params = _role_clause("c.role", roles)
+        role_sql, role_params = _role_clause("role", roles)
         return Condition(
-            "t.sourced_id IN (SELECT u.target FROM refs c JOIN refs u ON u.entity = 'enrollment' "
-            "AND u.sourced_id = c.sourced_id AND u.field = 'user' "
-            f"WHERE c.entity = 'enrollment' AND c.field = 'class' AND c.target = ?{role_sql})",
+            f"t.sourced_id IN (SELECT user_id FROM enrollment_links WHERE class_id = ?{role_sql})",
             (class_id, *role_params),
         )
 
     @staticmethod
     def classes_of(user_id: str, roles: Sequence[str] | None = None) -> Condition:
         """Classes a user is enrolled in (with one of `roles`, when given)."""
-        role_sql, role_params = _role_clause("u.role", roles)
+        role_sql, role_params = _role_clause("role", roles)
         return Condition(
-            "t.sourced_id IN (SELECT c.target FROM refs u JOIN refs c ON c.entity = 'enrollment' "
-            "AND c.sourced_id = u.sourced_id AND c.field = 'class' "
-            f"WHERE u.entity = 'enrollment' AND u.field = 'user' AND u.target = ?{role_sql})",
+            f"t.sourced_id IN (SELECT class_id FROM enrollment_links WHERE user_id = ?{role_sql})",
             (user_id, *role_params),
         )
 
@@ -775,10 +827,11 @@ class ProviderStore:
         """Objects whose `ref_field` points at any `of_entity` matching `conditions`
         (e.g. results whose lineItem belongs to a class)."""
         inner = ProviderStore.sub_select(of_entity, conditions)
+        table, owner, pointer, where, params = _ref_source(entity, ref_field)
         return Condition(
-            "t.sourced_id IN (SELECT r.sourced_id FROM refs r WHERE r.entity = ? AND r.field = ? "
-            f"AND r.target IN ({inner}))",
-            (entity, ref_field, *(p for c in conditions for p in c.params)),
+            f"t.sourced_id IN (SELECT {owner} FROM {table} WHERE {where} "
+            f"AND {pointer} IN ({inner}))",
+            (*params, *(p for c in conditions for p in c.params)),
         )
 
     @staticmethod
@@ -788,11 +841,20 @@ class ProviderStore:
         """Objects that some `of_entity` matching `conditions` points at through `ref_field`
         (e.g. the terms that a school's classes use)."""
         inner = ProviderStore.sub_select(of_entity, conditions)
+        table, owner, pointer, where, params = _ref_source(of_entity, ref_field)
         return Condition(
-            "t.sourced_id IN (SELECT r.target FROM refs r WHERE r.entity = ? AND r.field = ? "
-            f"AND r.sourced_id IN ({inner}))",
-            (of_entity, ref_field, *(p for c in conditions for p in c.params)),
+            f"t.sourced_id IN (SELECT {pointer} FROM {table} WHERE {where} "
+            f"AND {owner} IN ({inner}))",
+            (*params, *(p for c in conditions for p in c.params)),
         )
+
+
+def _ref_source(entity: str, ref_field: str) -> tuple[str, str, str, str, tuple[str, ...]]:
+    """Where the GUIDRefs of `entity`'s `ref_field` are kept: (table, owner column, target
+    column, WHERE clause that picks them, its parameters)."""
+    if entity == "enrollment" and ref_field in _LINK_COLUMNS:
+        return "enrollment_links", "sourced_id", _LINK_COLUMNS[ref_field], "1", ()
+    return "refs", "sourced_id", "target", "entity = ? AND field = ?", (entity, ref_field)
 
 
 def _remember(cache: OrderedDict[tuple[Any, ...], int], key: tuple[Any, ...], value: int) -> None:
