@@ -16,7 +16,7 @@ import asyncio
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -55,7 +55,6 @@ COURSEWORK = (
     ("Unit test", 50, "Tests"),
     ("Project", 20, "Assignments"),
 )
-
 
 
 class StepFailed(Exception):
@@ -669,13 +668,18 @@ def run_demo(
     return _verdict(flow, echo, home, time.perf_counter() - started)
 
 
+def nothing_duplicated(after_exports: Sequence[SisCounts]) -> bool:
+    """True when the SIS held the same, non-zero, lineItem and result counts after every export."""
+    distinct = set(after_exports)
+    return len(distinct) == 1 and all(c.line_items > 0 and c.results > 0 for c in distinct)
+
+
 def _verdict(flow: _Flow, echo: Callable[[str], None], home: Path, seconds: float) -> int:
     echo("")
     echo("The SIS's lineItems and results after each export:")
     for label, counts in flow.after_exports:
         echo(f"  {label + ':':<32} {counts.line_items:>5} lineItems {counts.results:>6} results")
-    distinct = {counts for _, counts in flow.after_exports}
-    held = len(distinct) == 1 and all(c.line_items and c.results for c in distinct)
+    held = nothing_duplicated([counts for _, counts in flow.after_exports])
     if held:
         echo(
             "Equal after every export: re-exports, the reconnect and a forgotten ledger updated "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -60,8 +61,8 @@ def test_sis_serve_prints_the_connection_lines_first_and_serves() -> None:
     assert "very-secret-value" not in "\n".join(lines) + output
 
 
-def test_demo_runs_googles_sequence_and_exits_zero() -> None:
+def test_demo_runs_googles_sequence_and_exits_zero(tmp_path: Path) -> None:
     printed: list[str] = []
-    assert run_demo(printed.append, students=60) == 0
+    assert run_demo(printed.append, students=60, home=tmp_path) == 0
     text = "\n".join(printed)
     assert "teacher_email:" in text and text.count(": ok (") == 11

@@ -1,0 +1,60 @@
+"""`sislink demo` (the function behind it): the whole flow runs against the built-in SIS, the
+SIS's lineItem and result counts printed after each export are equal and non-zero, and the
+demo exits 0; counts that differ make it exit non-zero."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sislink.demo import SisCounts, nothing_duplicated, run_demo
+
+COUNT_LINE = re.compile(
+    r"^  (?P<label>[^:]+):\s+(?P<items>\d+) lineItems\s+(?P<results>\d+) results$"
+)
+
+
+def printed_counts(lines: list[str]) -> list[tuple[str, int, int]]:
+    start = lines.index("The SIS's lineItems and results after each export:")
+    found = []
+    for line in lines[start + 1 :]:
+        match = COUNT_LINE.match(line)
+        if match is None:
+            break
+        found.append((match["label"], int(match["items"]), int(match["results"])))
+    return found
+
+
+@pytest.mark.parametrize("profile", ["generic-1.2", "skyward"])
+def test_the_demo_exports_reconnects_and_exports_again_without_duplicates(
+    profile: str, tmp_path: Path
+) -> None:
+    printed: list[str] = []
+    status = run_demo(printed.append, students=60, profile=profile, home=tmp_path)
+    text = "\n".join(printed)
+    assert status == 0, text
+    assert f"SISLINK_HOME={tmp_path}" in text
+    counts = printed_counts(printed)
+    assert [label for label, _, _ in counts] == [
+        "first export",
+        "after the reconnect",
+        "after the ledger was forgotten",
+    ]
+    assert len({(items, results) for _, items, results in counts}) == 1
+    _, items, results = counts[0]
+    assert items == 3 * 3 and results > 0  # three classes, three coursework each
+    assert "Class links resumed: 3; set aside: 0." in text
+    assert "A teacher's export now is refused before anything is sent" in text
+    assert "1 write (PUT/DELETE)" in text  # the one changed mark, and nothing else
+    assert ("Every step held." in text) is (profile == "generic-1.2")
+
+
+def test_counts_that_differ_or_stay_zero_mean_something_went_wrong() -> None:
+    same = SisCounts(9, 300)
+    assert nothing_duplicated([same, SisCounts(9, 300), SisCounts(9, 300)])
+    assert not nothing_duplicated([same, SisCounts(18, 300)])
+    assert not nothing_duplicated([same, SisCounts(9, 301)])
+    assert not nothing_duplicated([SisCounts(0, 0), SisCounts(0, 0)])
+    assert not nothing_duplicated([])
