@@ -482,6 +482,7 @@ class MarkExportReport(Base):
 
 Index("ix_class_link_sis_class", ClassLink.connection_id, ClassLink.sis_class_sourced_id)
 
+
 class ApiToken(Base):
     """A REST API token: only its SHA-256 is stored; the token itself is shown once, when made."""
 
@@ -497,3 +498,43 @@ class ApiToken(Base):
 
     def __repr__(self) -> str:
         return f"ApiToken(id={self.id!r}, person_id={self.person_id!r}, token=<hidden>)"
+
+
+class LoginAccount(Base):
+    """A person's console password, as an argon2 hash only; without one nobody signs in."""
+
+    __tablename__ = "login_account"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    password_set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"LoginAccount(person_id={self.person_id!r}, password=<hidden>)"
+
+
+class Invitation(Base):
+    """A set-password link for one person: only the token's SHA-256 is kept; used once."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConsoleKey(Base):
+    """The console's session-signing key (one row), sealed with the installation's secret box."""
+
+    __tablename__ = "console_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

@@ -1,15 +1,86 @@
-"""The console application: FastAPI app factory mounting the REST API routers."""
+"""The console application: the web pages (administrators, teachers) and the REST API.
+
+`create_app(classroom)` builds it; `serve_console(classroom, host=, port=)` serves it with
+uvicorn and, by default, runs the roster-import scheduler in the same process.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from sislink.classroom import Classroom, open_classroom
+from sislink.console.background import BackgroundWork
+from sislink.console.pages import activity, classes, login, setup
+from sislink.console.pages import roster as roster_pages
+from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
 from sislink.console.routes import admin, roster, teacher
+from sislink.settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+logger = logging.getLogger("sislink.console")
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="sislink", summary="Classroom to SIS link over OneRoster.")
+def classroom_of(app: FastAPI) -> Classroom:
+    """The classroom the app serves (`app.state.classroom`, else opened from the environment)."""
+    found = getattr(app.state, "classroom", None)
+    if found is None:
+        found = open_classroom(Settings.from_env())
+        app.state.classroom = found
+    assert isinstance(found, Classroom)
+    return found
+
+
+def create_app(
+    classroom: Classroom | None = None,
+    *,
+    scheduler: bool = False,
+    allow_private_sis: bool | None = None,
+) -> FastAPI:
+    """The console app. Without `classroom`, the installation's is opened from the environment
+    on first use. `scheduler` runs scheduled roster imports while the app runs;
+    `allow_private_sis` (None: SISLINK_ALLOW_PRIVATE_SIS) lets a SIS on a private address in."""
+    work = BackgroundWork()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if scheduler:
+            work.start_scheduler(classroom_of(app))
+        try:
+            yield
+        finally:
+            work.stop()
+
+    app = FastAPI(
+        title="sislink",
+        summary="Classroom to SIS link over OneRoster.",
+        lifespan=lifespan,
+    )
+    if classroom is not None:
+        app.state.classroom = classroom
+    app.state.background = work
+    app.state.allow_private_sis = allow_private_sis
     app.include_router(admin.router, prefix="/api/admin", tags=["admin"])
     app.include_router(roster.router, prefix="/api/admin/roster", tags=["roster"])
     app.include_router(teacher.router, prefix="/api/teacher", tags=["teacher"])
+    for pages in (login, setup, roster_pages, activity, classes):
+        app.include_router(pages.router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        from urllib.parse import quote
+
+        return redirect(request, f"/login?next={quote(exc.next_path, safe='/')}")
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> Response:
+        return error_page(request, exc)
+
     return app

@@ -87,3 +87,27 @@ def admin_actor(actor: Actor = Depends(current_actor)) -> Actor:
             "Only an administrator may do this; ask one to give you the admin role.",
         )
     return actor
+
+
+# ---- console pages: the person behind a session cookie (added for the web console) ---------
+
+
+def session_actor(request: Request, classroom: Classroom = Depends(get_classroom)) -> Actor | None:
+    """The person signed in to the console by session cookie, or None (anonymous, expired,
+    forged, password changed since, or no longer an active administrator or teacher).
+
+    Pages use this; the REST API stays on bearer tokens (a cookie would need CSRF checks there).
+    """
+    from sislink.classroom.services.accounts import may_sign_in, password_version
+    from sislink.console.sessions import COOKIE_NAME, session_codec
+
+    data = session_codec(request.app, classroom).loads(request.cookies.get(COOKIE_NAME))
+    if data is None or data.person_id is None:
+        return None
+    with classroom.session() as session:
+        person = session.get(Person, data.person_id)
+        if person is None or not may_sign_in(person):
+            return None
+        if password_version(session, person.id) != data.password_version:
+            return None
+        return Actor.of(person)

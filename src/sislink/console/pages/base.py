@@ -1,0 +1,242 @@
+"""What every console page shares: templates (autoescaped), who is looking (role checks), the
+CSRF check on every form, rendering with the session cookie, redirects with a one-time notice,
+and service errors turned into pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, Request
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from sislink.classroom import Actor, Classroom, ClassroomError, NotFound, PermissionDenied
+from sislink.classroom.models import Person
+from sislink.console.auth import get_classroom, session_actor
+from sislink.console.sessions import (
+    COOKIE_NAME,
+    CSRF_FIELD,
+    FLASH_COOKIE,
+    SessionData,
+    session_codec,
+    write_flash,
+    write_session,
+)
+from sislink.sync.errors import SyncError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    # Everything a person typed is escaped, in every template (.html or not).
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _when(value: datetime | date | str | None) -> str:
+    """A timestamp as a person reads it (UTC, to the minute)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+environment.filters["when"] = _when
+environment.filters["number"] = _number
+
+
+class PageError(Exception):
+    """Stop and show an error page (403, 404, 409...) with one plain sentence."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+class LoginRequired(Exception):
+    """Nobody is signed in: go to the sign-in page, then come back."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person looking at a page."""
+
+    actor: Actor
+    person_id: int
+    name: str
+    email: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.actor.is_admin
+
+    @property
+    def is_teacher(self) -> bool:
+        from sislink.classroom.models import Role
+
+        return Role.TEACHER in self.actor.roles
+
+
+def current_session(request: Request, classroom: Classroom) -> SessionData:
+    """This browser's session (a new anonymous one when it has none), kept on request.state."""
+    found = getattr(request.state, "console_session", None)
+    if isinstance(found, SessionData):
+        return found
+    codec = session_codec(request.app, classroom)
+    data = codec.loads(request.cookies.get(COOKIE_NAME))
+    if data is None:
+        data = SessionData()
+        request.state.session_changed = True
+    request.state.console_session = data
+    return data
+
+
+def set_session(request: Request, data: SessionData) -> None:
+    request.state.console_session = data
+    request.state.session_changed = True
+
+
+def viewer(
+    request: Request,
+    classroom: Classroom = Depends(get_classroom),
+    actor: Actor | None = Depends(session_actor),
+) -> Viewer:
+    """The signed-in person; anyone else is sent to the sign-in page."""
+    current_session(request, classroom)
+    if actor is None or actor.person_id is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path)
+    with classroom.session() as session:
+        person = session.get(Person, actor.person_id)
+        assert person is not None
+        return Viewer(actor, person.id, person.name, person.email or "")
+
+
+def admin_viewer(who: Viewer = Depends(viewer)) -> Viewer:
+    if not who.is_admin:
+        raise PageError(403, "Only an administrator may open this page.")
+    return who
+
+
+def teacher_viewer(who: Viewer = Depends(viewer)) -> Viewer:
+    """Teachers (and administrators, who may act on any class)."""
+    if not (who.is_teacher or who.is_admin):
+        raise PageError(403, "Only teachers may open this page.")
+    return who
+
+
+async def checked_form(request: Request, classroom: Classroom = Depends(get_classroom)) -> FormData:
+    """The submitted form, if its CSRF token is this session's; 403 otherwise."""
+    form = await request.form()
+    data = current_session(request, classroom)
+    submitted = form.get(CSRF_FIELD)
+    if not data.csrf_matches(submitted if isinstance(submitted, str) else None):
+        raise PageError(
+            403,
+            "This form is out of date or did not come from sislink; go back, reload the page "
+            "and send it again.",
+        )
+    return form
+
+
+def field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def checked(form: FormData, name: str) -> bool:
+    return field(form, name) in ("on", "true", "1", "yes")
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    who: Viewer | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page with the common context (who, csrf token, notice), writing the session."""
+    classroom: Classroom = get_classroom(request)
+    data = current_session(request, classroom)
+    codec = session_codec(request.app, classroom)
+    notice = codec.unsign_text(request.cookies.get(FLASH_COOKIE))
+    values = {
+        "request": request,
+        "who": who,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": data.csrf_token,
+        "notice": notice,
+        "path": request.url.path,
+        **(context or {}),
+    }
+    response = HTMLResponse(environment.get_template(template).render(values), status_code)
+    if notice is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    _finish(request, response, classroom, data)
+    return response
+
+
+def redirect(request: Request, url: str, notice: str | None = None) -> RedirectResponse:
+    """See-other to `url` (after a form), with a one-time notice for the next page."""
+    classroom: Classroom = get_classroom(request)
+    response = RedirectResponse(url, status_code=303)
+    if notice:
+        write_flash(request, response, session_codec(request.app, classroom), notice)
+    _finish(request, response, classroom, current_session(request, classroom))
+    return response
+
+
+def _finish(request: Request, response: Response, classroom: Classroom, data: SessionData) -> None:
+    if getattr(request.state, "session_changed", False):
+        write_session(request, response, session_codec(request.app, classroom), data)
+
+
+@contextmanager
+def as_page_errors() -> Iterator[None]:
+    """Service refusals as error pages: not allowed 403, not found 404, anything else 409."""
+    try:
+        yield
+    except PermissionDenied as exc:
+        raise PageError(403, exc.message) from None
+    except NotFound as exc:
+        raise PageError(404, exc.message) from None
+    except ClassroomError as exc:
+        raise PageError(409, exc.message) from None
+    except SyncError as exc:
+        raise PageError(409, exc.message) from None
+
+
+def error_page(request: Request, problem: PageError) -> HTMLResponse:
+    who: Viewer | None = None
+    return render(
+        request,
+        "error.html",
+        {"status_code": problem.status_code, "message": problem.message},
+        who=who,
+        status_code=problem.status_code,
+    )

@@ -1,0 +1,880 @@
+"""The teacher's pages: My classes (with link state), linking a class to one of my SIS classes,
+the class page (roster, coursework), the gradebook grid, Export marks with live progress, and the
+per-item report ("Troubleshoot").
+
+Every route checks that the class is the viewer's (administrators may open any class); the work
+is done by the classroom services and `sislink.sync` (class_link, mark_export_job), as the
+command line does it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.responses import JSONResponse, Response
+
+from sislink.classroom import Classroom, ClassroomError, InvalidInput
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ClassExportSettings,
+    Coursework,
+    CourseworkState,
+    Enrolment,
+    EnrolmentRole,
+    GradingPeriod,
+    Job,
+    Mark,
+    MarkExportReport,
+    MarkState,
+    Person,
+)
+from sislink.classroom.services import coursework as coursework_service
+from sislink.classroom.services import marks as marks_service
+from sislink.classroom.services.access import teaches
+from sislink.classroom.services.classes import classes_taught_by, members
+from sislink.classroom.services.connections import class_link, current_connection
+from sislink.classroom.services.jobs import lock_key_for
+from sislink.console.auth import get_classroom
+from sislink.console.background import BackgroundWork
+from sislink.console.pages.base import (
+    PageError,
+    Viewer,
+    as_page_errors,
+    checked,
+    checked_form,
+    field,
+    redirect,
+    render,
+    teacher_viewer,
+)
+from sislink.console.pages.roster import progress_of
+from sislink.jobs import runner
+from sislink.oneroster.consumer import OneRosterError
+from sislink.sync import class_link as linking
+from sislink.sync import preflight
+from sislink.sync.errors import SyncError
+from sislink.sync.export_report import report_history, stored_report_json
+from sislink.sync.mark_export_job import CLASS_EXPORT
+from sislink.sync.sis_client import open_sis_client
+
+router = APIRouter(prefix="/classes")
+
+EXCUSED_WORDS = ("ex", "exc", "excused")
+MISSING_WORDS = ("m", "missing")
+
+
+# ---- who may see which class ------------------------------------------------------------------
+
+
+def own_class(session: Session, who: Viewer, class_id: int) -> Class:
+    """The class, if the viewer teaches it (or is an administrator); 404 / 403 otherwise."""
+    found = session.get(Class, class_id)
+    if found is None:
+        raise PageError(404, f"There is no class {class_id}; it may have been deleted.")
+    if who.is_admin or teaches(session, who.person_id, class_id):
+        return found
+    raise PageError(
+        403,
+        "You do not teach this class, so you cannot open it; ask its teacher or an "
+        "administrator to add you as a co-teacher.",
+    )
+
+
+def export_refusal(session: Session, who: Viewer, class_id: int) -> str | None:
+    """Why this viewer cannot export this class's marks now, or None when they can."""
+    try:
+        preflight.check_export_allowed(session, who.actor, class_id)
+    except preflight.ExportRefused as refused:
+        return refused.message
+    return None
+
+
+def export_permission_off(session: Session, who: Viewer) -> bool:
+    connection = current_connection(session)
+    return (
+        not who.is_admin
+        and connection is not None
+        and connection.status == "authorised"
+        and not connection.teacher_export_enabled
+    )
+
+
+# ---- My classes ---------------------------------------------------------------------------
+
+
+@router.get("")
+def my_classes(
+    request: Request,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        taught = list(classes_taught_by(session, who.person_id))
+        counts = dict(
+            session.execute(
+                select(Enrolment.class_id, func.count())
+                .where(
+                    Enrolment.class_id.in_([c.id for c in taught]),
+                    Enrolment.role == EnrolmentRole.STUDENT,
+                    Enrolment.active.is_(True),
+                )
+                .group_by(Enrolment.class_id)
+            ).all()
+        )
+        rows = []
+        for klass in taught:
+            link = class_link(session, klass.id)
+            last = report_history(session, klass.id, limit=1)
+            rows.append(
+                {
+                    "id": klass.id,
+                    "title": klass.title,
+                    "section": klass.section,
+                    "students": counts.get(klass.id, 0),
+                    "linked_to": link.sis_class_sourced_id if link else None,
+                    "primary": klass.primary_teacher_id == who.person_id,
+                    "last_export": last[0].outcome if last else None,
+                }
+            )
+        permission_off = export_permission_off(session, who)
+    return render(
+        request,
+        "classes.html",
+        {"classes": rows, "permission_off": permission_off},
+        who=who,
+    )
+
+
+# ---- the class page -----------------------------------------------------------------------
+
+
+@router.get("/{class_id}")
+def class_page(
+    request: Request,
+    class_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        klass = own_class(session, who, class_id)
+        link = class_link(session, class_id)
+        students = [
+            {"id": p.id, "name": p.name, "email": p.email}
+            for p in members(session, class_id, EnrolmentRole.STUDENT)
+        ]
+        categories = _categories(session, class_id)
+        periods = {p.id: p.title for p in _grading_periods(session, klass)}
+        works = [
+            {
+                "id": w.id,
+                "title": w.title,
+                "points": w.max_points,
+                "due": w.due_date,
+                "category": categories.get(w.category_id or 0, ""),
+                "grading_period": periods.get(w.grading_period_id or 0, "by due date"),
+                "state": w.state,
+                "export_to_sis": w.export_to_sis,
+            }
+            for w in coursework_service.coursework_of_class(session, class_id)
+        ]
+        refusal = export_refusal(session, who, class_id)
+        permission_off = export_permission_off(session, who)
+        reports = [
+            {"id": r.id, "at": r.started_at, "outcome": r.outcome, "writes": r.writes}
+            for r in report_history(session, class_id, limit=5)
+        ]
+        running = session.scalars(
+            select(Job).where(Job.active_lock == lock_key_for(class_id=class_id))
+        ).first()
+        context = {
+            "klass": klass,
+            "link": link,
+            "students": students,
+            "works": works,
+            "refusal": refusal,
+            "permission_off": permission_off,
+            "reports": reports,
+            "running_job": running.id if running is not None else None,
+            "primary": klass.primary_teacher_id == who.person_id or who.is_admin,
+        }
+        return render(request, "class.html", context, who=who)
+
+
+# ---- linking ------------------------------------------------------------------------------
+
+
+@router.get("/{class_id}/link")
+async def link_page(
+    request: Request,
+    class_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    return await _link_page(request, who, classroom, class_id)
+
+
+async def _link_page(
+    request: Request,
+    who: Viewer,
+    classroom: Classroom,
+    class_id: int,
+    *,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    with classroom.session() as session:
+        klass = own_class(session, who, class_id)
+        link = class_link(session, class_id)
+        teacher = session.get(Person, klass.primary_teacher_id or 0)
+        email = teacher.email if teacher is not None else None
+        refusal = None
+        if export_permission_off(session, who):
+            refusal = (
+                "Linking classes and exporting marks is switched off for teachers; an "
+                "administrator can switch on 'Enable classwork and mark exporting'."
+            )
+        title = klass.title
+    choices: list[linking.SisClassChoice] = []
+    if refusal is None and email:
+        try:
+            async with open_sis_client(classroom) as client:
+                choices = await linking.sis_classes_for_teacher(client, email)
+        except (SyncError, OneRosterError) as exc:
+            problem = problem or str(exc)
+    return render(
+        request,
+        "link.html",
+        {
+            "class_id": class_id,
+            "title": title,
+            "link": link,
+            "choices": choices,
+            "refusal": refusal,
+            "problem": problem,
+        },
+        who=who,
+        status_code=status_code,
+    )
+
+
+@router.post("/{class_id}/link")
+async def link(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        own_class(session, who, class_id)
+    chosen = field(form, "sis_class").strip()
+    if not chosen:
+        return await _link_page(
+            request,
+            who,
+            classroom,
+            class_id,
+            problem="Choose one of your SIS classes.",
+            status_code=400,
+        )
+    try:
+        async with open_sis_client(classroom) as client:
+            facts = await linking.link_class(classroom, client, who.actor, class_id, chosen)
+    except (SyncError, ClassroomError, OneRosterError) as exc:
+        message = exc.message if isinstance(exc, (SyncError, ClassroomError)) else str(exc)
+        return await _link_page(request, who, classroom, class_id, problem=message, status_code=409)
+    return redirect(
+        request,
+        f"/classes/{class_id}",
+        f"Linked to SIS class {facts.sis_class_id}: {len(facts.grading_periods)} grading "
+        f"periods and {len(facts.categories)} categories from the SIS.",
+    )
+
+
+@router.post("/{class_id}/unlink")
+def unlink(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        own_class(session, who, class_id)
+    with as_page_errors():
+        linking.unlink_class(classroom, who.actor, class_id)
+    return redirect(
+        request, f"/classes/{class_id}", "Unlinked. What was exported stays in the SIS."
+    )
+
+
+# ---- coursework ---------------------------------------------------------------------------
+
+
+def _categories(session: Session, class_id: int) -> dict[int, str]:
+    rows = session.scalars(
+        select(Category)
+        .where(Category.class_id == class_id, Category.active.is_(True))
+        .order_by(Category.title)
+    )
+    return {c.id: c.title for c in rows}
+
+
+def _grading_periods(session: Session, klass: Class) -> list[GradingPeriod]:
+    """The grading periods a teacher may pick: the linked SIS class's, else the class term's."""
+    settings = session.scalars(
+        select(ClassExportSettings).where(ClassExportSettings.class_id == klass.id)
+    ).first()
+    sis_ids = [p["sourcedId"] for p in (settings.sis_grading_periods if settings else [])]
+    statement = select(GradingPeriod).where(GradingPeriod.active.is_(True))
+    if sis_ids:
+        statement = statement.where(GradingPeriod.sis_sourced_id.in_(sis_ids))
+    elif klass.term_id is not None:
+        statement = statement.where(GradingPeriod.term_id == klass.term_id)
+    else:
+        return []
+    return list(session.scalars(statement.order_by(GradingPeriod.start_date)))
+
+
+@dataclass
+class CourseworkForm:
+    """What the teacher typed, checked field by field (errors next to each field)."""
+
+    title: str = ""
+    description: str = ""
+    points: str = "100"
+    due: str = ""
+    category_id: str = ""
+    grading_period_id: str = ""
+    export_to_sis: bool = True
+    publish: bool = True
+
+    @classmethod
+    def of(cls, form: FormData) -> CourseworkForm:
+        return cls(
+            title=field(form, "title"),
+            description=field(form, "description"),
+            points=field(form, "points"),
+            due=field(form, "due"),
+            category_id=field(form, "category_id"),
+            grading_period_id=field(form, "grading_period_id"),
+            export_to_sis=checked(form, "export_to_sis"),
+            publish=checked(form, "publish"),
+        )
+
+    @classmethod
+    def from_coursework(cls, work: Coursework) -> CourseworkForm:
+        return cls(
+            title=work.title,
+            description=work.description,
+            points="" if work.max_points is None else f"{work.max_points:g}",
+            due=work.due_date.date().isoformat() if work.due_date else "",
+            category_id=str(work.category_id or ""),
+            grading_period_id=str(work.grading_period_id or ""),
+            export_to_sis=work.export_to_sis,
+            publish=work.state == CourseworkState.PUBLISHED,
+        )
+
+    def checked_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        errors: dict[str, str] = {}
+        values: dict[str, Any] = {
+            "title": self.title.strip(),
+            "description": self.description,
+            "export_to_sis": self.export_to_sis,
+        }
+        if not values["title"]:
+            errors["title"] = "Give the coursework a title."
+        elif len(values["title"]) > 500:
+            errors["title"] = (
+                f"A title may be at most 500 characters (this one has {len(values['title'])})."
+            )
+        try:
+            values["max_points"] = coursework_service.parse_max_points(
+                self.points if self.points.strip() else None
+            )
+        except InvalidInput:
+            errors["points"] = (
+                f"Points must be a positive number, like 10 or 2.5 (not {self.points!r})."
+            )
+        values["due_date"] = None
+        if self.due.strip():
+            try:
+                day = datetime.fromisoformat(self.due.strip()).date()
+                # Noon UTC, as the command line does: the same day everywhere in the world.
+                values["due_date"] = datetime.combine(day, time(12), tzinfo=UTC)
+            except ValueError:
+                errors["due"] = f"The due date {self.due!r} is not a date; pick one (2026-10-01)."
+        values["category_id"] = int(self.category_id) if self.category_id.isdigit() else None
+        values["grading_period_id"] = (
+            int(self.grading_period_id) if self.grading_period_id.isdigit() else None
+        )
+        return values, errors
+
+
+def _coursework_page(
+    request: Request,
+    who: Viewer,
+    classroom: Classroom,
+    class_id: int,
+    typed: CourseworkForm,
+    *,
+    coursework_id: int | None = None,
+    errors: dict[str, str] | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    with classroom.session() as session:
+        klass = own_class(session, who, class_id)
+        context = {
+            "klass": klass,
+            "typed": typed,
+            "coursework_id": coursework_id,
+            "categories": _categories(session, class_id),
+            "periods": [(p.id, p.title) for p in _grading_periods(session, klass)],
+            "errors": errors or {},
+            "problem": problem,
+            "linked": class_link(session, class_id) is not None,
+        }
+        return render(request, "coursework_form.html", context, who=who, status_code=status_code)
+
+
+@router.get("/{class_id}/coursework/new")
+def new_coursework(
+    request: Request,
+    class_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    return _coursework_page(request, who, classroom, class_id, CourseworkForm())
+
+
+@router.post("/{class_id}/coursework")
+def create_coursework(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    typed = CourseworkForm.of(form)
+    values, errors = typed.checked_values()
+    if not errors:
+        try:
+            with classroom.transaction() as session:
+                own_class(session, who, class_id)
+                work = coursework_service.create_coursework(
+                    session, who.actor, class_id, publish=typed.publish, **values
+                )
+                title = work.title
+        except ClassroomError as exc:
+            return _coursework_page(
+                request, who, classroom, class_id, typed, problem=exc.message, status_code=400
+            )
+        return redirect(request, f"/classes/{class_id}", f"Coursework added: {title}.")
+    return _coursework_page(
+        request, who, classroom, class_id, typed, errors=errors, status_code=400
+    )
+
+
+def _own_coursework(session: Session, who: Viewer, class_id: int, coursework_id: int) -> Coursework:
+    own_class(session, who, class_id)
+    work = session.get(Coursework, coursework_id)
+    if work is None or work.class_id != class_id or work.state == CourseworkState.DELETED:
+        raise PageError(404, f"This class has no coursework {coursework_id}.")
+    return work
+
+
+@router.get("/{class_id}/coursework/{coursework_id}/edit")
+def edit_coursework_page(
+    request: Request,
+    class_id: int,
+    coursework_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        typed = CourseworkForm.from_coursework(
+            _own_coursework(session, who, class_id, coursework_id)
+        )
+    return _coursework_page(request, who, classroom, class_id, typed, coursework_id=coursework_id)
+
+
+@router.post("/{class_id}/coursework/{coursework_id}")
+def edit_coursework(
+    request: Request,
+    class_id: int,
+    coursework_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    typed = CourseworkForm.of(form)
+    values, errors = typed.checked_values()
+    if not errors:
+        try:
+            with classroom.transaction() as session:
+                work = _own_coursework(session, who, class_id, coursework_id)
+                coursework_service.edit_coursework(session, who.actor, coursework_id, **values)
+                if typed.publish and work.state != CourseworkState.PUBLISHED:
+                    coursework_service.publish_coursework(session, who.actor, coursework_id)
+                elif not typed.publish and work.state == CourseworkState.PUBLISHED:
+                    work.state = CourseworkState.DRAFT
+                title = work.title
+        except ClassroomError as exc:
+            return _coursework_page(
+                request,
+                who,
+                classroom,
+                class_id,
+                typed,
+                coursework_id=coursework_id,
+                problem=exc.message,
+                status_code=400,
+            )
+        return redirect(request, f"/classes/{class_id}", f"Coursework saved: {title}.")
+    return _coursework_page(
+        request,
+        who,
+        classroom,
+        class_id,
+        typed,
+        coursework_id=coursework_id,
+        errors=errors,
+        status_code=400,
+    )
+
+
+@router.post("/{class_id}/coursework/{coursework_id}/delete")
+def delete_coursework(
+    request: Request,
+    class_id: int,
+    coursework_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with as_page_errors(), classroom.transaction() as session:
+        work = _own_coursework(session, who, class_id, coursework_id)
+        coursework_service.delete_coursework(session, who.actor, coursework_id)
+        title = work.title
+    return redirect(
+        request,
+        f"/classes/{class_id}",
+        f"Deleted {title}. The next export removes it from the SIS too.",
+    )
+
+
+# ---- the gradebook ------------------------------------------------------------------------
+
+
+def cell_text(mark: Mark | None) -> str:
+    """How a mark is shown and typed in the grid: a number, EX (excused), M (missing) or ''."""
+    if mark is None:
+        return ""
+    if mark.excused:
+        return "EX"
+    if mark.score is not None:
+        return f"{mark.score:g}"
+    if mark.missing:
+        return "M"
+    return ""
+
+
+def _gradebook(
+    session: Session, class_id: int
+) -> tuple[list[Person], list[Coursework], dict[tuple[int, int], Mark]]:
+    students = list(members(session, class_id, EnrolmentRole.STUDENT))
+    works = list(coursework_service.coursework_of_class(session, class_id))
+    found: dict[tuple[int, int], Mark] = {}
+    if works:
+        for mark in session.scalars(
+            select(Mark).where(Mark.coursework_id.in_([w.id for w in works]))
+        ):
+            found[(mark.coursework_id, mark.student_id)] = mark
+    return students, works, found
+
+
+def _gradebook_page(
+    request: Request,
+    who: Viewer,
+    classroom: Classroom,
+    class_id: int,
+    *,
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    with classroom.session() as session:
+        klass = own_class(session, who, class_id)
+        students, works, found = _gradebook(session, class_id)
+        rows = []
+        for student in students:
+            cells = []
+            for work in works:
+                mark = found.get((work.id, student.id))
+                name = f"m{work.id}_{student.id}"
+                state = ""
+                if mark is not None:
+                    state = (
+                        "excused"
+                        if mark.excused
+                        else "missing"
+                        if mark.missing and mark.score is None
+                        else ("returned" if mark.state == MarkState.RETURNED else "draft")
+                    )
+                cells.append(
+                    {
+                        "name": name,
+                        "value": (typed or {}).get(name, cell_text(mark)),
+                        "state": state,
+                        "error": (errors or {}).get(name),
+                    }
+                )
+            rows.append({"name": student.name, "email": student.email, "cells": cells})
+        columns = [
+            {
+                "id": w.id,
+                "title": w.title,
+                "points": w.max_points,
+                "drafts": sum(
+                    1
+                    for s in students
+                    if (m := found.get((w.id, s.id))) is not None and m.state == MarkState.DRAFT
+                ),
+            }
+            for w in works
+        ]
+        title = klass.title
+    return render(
+        request,
+        "gradebook.html",
+        {
+            "class_id": class_id,
+            "title": title,
+            "columns": columns,
+            "rows": rows,
+            "errors": errors or {},
+        },
+        who=who,
+        status_code=status_code,
+    )
+
+
+@router.get("/{class_id}/gradebook")
+def gradebook(
+    request: Request,
+    class_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    return _gradebook_page(request, who, classroom, class_id)
+
+
+def _cell_change(text: str) -> dict[str, Any]:
+    """What a typed cell asks for (InvalidInput, in words, for what is not a mark)."""
+    cleaned = text.strip().lower()
+    if not cleaned:
+        return {"score": None, "excused": False, "missing": False}
+    if cleaned in EXCUSED_WORDS:
+        return {"score": None, "excused": True, "missing": False}
+    if cleaned in MISSING_WORDS:
+        return {"score": None, "excused": False, "missing": True}
+    try:
+        score = marks_service.parse_score(text)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            exc.message.rstrip(".") + "; type a number, EX (excused) or M (missing)."
+        ) from None
+    return {"score": score, "excused": False, "missing": False}
+
+
+@router.post("/{class_id}/gradebook")
+def save_gradebook(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Save the cells that changed; a cell that is not a mark is answered next to it, and
+    every other cell is saved all the same."""
+    typed: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    saved = 0
+    with classroom.transaction() as session:
+        own_class(session, who, class_id)
+        students, works, found = _gradebook(session, class_id)
+        for work in works:
+            for student in students:
+                name = f"m{work.id}_{student.id}"
+                if name not in form:
+                    continue
+                text = field(form, name)
+                mark = found.get((work.id, student.id))
+                if text.strip().lower() == cell_text(mark).lower():
+                    continue
+                if mark is None and not text.strip():
+                    continue
+                typed[name] = text
+                try:
+                    change = _cell_change(text)
+                    marks_service.set_mark(session, who.actor, work.id, student.id, **change)
+                except ClassroomError as exc:
+                    errors[name] = f"{student.name}, {work.title}: {exc.message}"
+                    continue
+                del typed[name]
+                saved += 1
+    if errors:
+        return _gradebook_page(
+            request, who, classroom, class_id, typed=typed, errors=errors, status_code=400
+        )
+    return redirect(
+        request,
+        f"/classes/{class_id}/gradebook",
+        f"Saved {saved} mark{'s' if saved != 1 else ''}. Return them so that they can be exported.",
+    )
+
+
+@router.post("/{class_id}/return")
+def return_marks(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Return draft marks: of one coursework (`coursework_id`), or of all."""
+    chosen = field(form, "coursework_id")
+    returned = 0
+    with as_page_errors(), classroom.transaction() as session:
+        own_class(session, who, class_id)
+        works = coursework_service.coursework_of_class(session, class_id)
+        for work in works:
+            if chosen and str(work.id) != chosen:
+                continue
+            returned += marks_service.return_marks(session, who.actor, work.id)
+    return redirect(
+        request,
+        f"/classes/{class_id}/gradebook",
+        f"Returned {returned} mark{'s' if returned != 1 else ''} to students.",
+    )
+
+
+# ---- export and the report ----------------------------------------------------------------
+
+
+@router.post("/{class_id}/export")
+def export_marks(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Queue the class's mark export (refused first if not allowed) and run it in the
+    background; the next page polls its progress."""
+    with classroom.session() as session:
+        own_class(session, who, class_id)
+        refusal = export_refusal(session, who, class_id)
+    if refusal is not None:
+        raise PageError(403, refusal)
+    try:
+        job_id = runner.queue(
+            classroom,
+            kind=CLASS_EXPORT,
+            actor=who.actor,
+            lock_key=lock_key_for(class_id=class_id),
+            class_id=class_id,
+            params={
+                "class_id": class_id,
+                "dry_run": checked(form, "dry_run"),
+                "person_id": who.person_id,
+            },
+        )
+    except ClassroomError as exc:
+        raise PageError(409, exc.message) from None
+    background: BackgroundWork = request.app.state.background
+    background.submit(runner.execute_job(classroom, job_id))
+    return redirect(request, f"/classes/{class_id}/export/{job_id}")
+
+
+def _class_job(session: Session, who: Viewer, class_id: int, job_id: int) -> Job:
+    own_class(session, who, class_id)
+    job = session.get(Job, job_id)
+    if job is None or job.class_id != class_id:
+        raise PageError(404, f"This class has no export {job_id}.")
+    return job
+
+
+@router.get("/{class_id}/export/{job_id}")
+def export_progress_page(
+    request: Request,
+    class_id: int,
+    job_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        job = _class_job(session, who, class_id, job_id)
+        progress = progress_of(job)
+        report = session.scalars(
+            select(MarkExportReport.id).where(MarkExportReport.job_id == job_id)
+        ).first()
+        title = session.get(Class, class_id).title  # type: ignore[union-attr]
+    if progress["finished"] and report is not None:
+        return redirect(request, f"/classes/{class_id}/reports/{report}")
+    return render(
+        request,
+        "export_progress.html",
+        {"class_id": class_id, "title": title, "job": progress},
+        who=who,
+    )
+
+
+@router.get("/{class_id}/jobs/{job_id}/progress")
+def export_progress(
+    class_id: int,
+    job_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with classroom.session() as session:
+        return JSONResponse(progress_of(_class_job(session, who, class_id, job_id)))
+
+
+_OUTCOME_ORDER = {"failed": 0, "skipped": 1, "would_delete": 2, "deleted": 3}
+
+
+@router.get("/{class_id}/reports/{report_id}")
+def report_page(
+    request: Request,
+    class_id: int,
+    report_id: int,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Troubleshoot: every coursework and mark of one export, problems first, with reasons."""
+    with classroom.session() as session:
+        klass = own_class(session, who, class_id)
+        row = session.get(MarkExportReport, report_id)
+        if row is None or row.class_id != class_id:
+            raise PageError(404, f"This class has no export report {report_id}.")
+        report = stored_report_json(row)
+        title = klass.title
+    items = sorted(
+        report.get("items", []),
+        key=lambda item: (_OUTCOME_ORDER.get(item["outcome"], 9), item["kind"] != "lineItem"),
+    )
+    return render(
+        request,
+        "report.html",
+        {"class_id": class_id, "title": title, "report": report, "items": items},
+        who=who,
+    )

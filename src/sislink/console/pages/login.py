@@ -1,0 +1,152 @@
+"""Signing in and out, and setting a password from an invitation link."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from sislink.classroom import Actor, Classroom, ClassroomError
+from sislink.classroom.services import accounts
+from sislink.console.auth import get_classroom, session_actor
+from sislink.console.pages.base import (
+    checked_form,
+    current_session,
+    field,
+    redirect,
+    render,
+    set_session,
+)
+from sislink.console.sessions import SessionData, clear_session
+
+router = APIRouter()
+
+
+def _safe_next(value: str) -> str:
+    """Only a path on this site (never //elsewhere or a full URL)."""
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+@router.get("/")
+def start(
+    request: Request,
+    classroom: Classroom = Depends(get_classroom),
+    actor: Actor | None = Depends(session_actor),
+) -> Response:
+    """Administrators start at SIS setup, teachers at their classes."""
+    if actor is None:
+        return redirect(request, "/login")
+    return redirect(request, "/admin/sis" if actor.is_admin else "/classes")
+
+
+@router.get("/login")
+def login_page(
+    request: Request, next: str = "/", classroom: Classroom = Depends(get_classroom)
+) -> Response:
+    current_session(request, classroom)
+    return render(request, "login.html", {"next": _safe_next(next), "email": ""})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    email, password = field(form, "email").strip(), field(form, "password")
+    next_path = _safe_next(field(form, "next") or "/")
+    errors: dict[str, str] = {}
+    if not email:
+        errors["email"] = "Type your email."
+    if not password:
+        errors["password"] = "Type your password."  # noqa: S105 (words for a person)
+    person_id: int | None = None
+    version: str | None = None
+    if not errors:
+        with classroom.transaction() as session:
+            person = accounts.sign_in(session, email, password)
+            if person is not None:
+                person_id = person.id
+                version = accounts.password_version(session, person.id)
+    if person_id is None:
+        return render(
+            request,
+            "login.html",
+            {
+                "next": next_path,
+                "email": email,
+                "errors": errors,
+                "problem": None
+                if errors
+                else "That email and password do not match an administrator or teacher "
+                "account. Check both; if you have no password yet, ask an administrator for a "
+                "set-password link.",
+            },
+            status_code=400 if errors else 401,
+        )
+    set_session(request, current_session(request, classroom).signed_in_as(person_id, version))
+    return redirect(request, next_path)
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    set_session(request, SessionData())
+    response = redirect(request, "/login", "You are signed out.")
+    return response
+
+
+@router.get("/set-password")
+def set_password_page(
+    request: Request, token: str = "", classroom: Classroom = Depends(get_classroom)
+) -> Response:
+    current_session(request, classroom)
+    try:
+        with classroom.session() as session:
+            email = accounts.invited_person(session, token).email
+    except ClassroomError as exc:
+        return render(request, "set_password.html", {"problem": exc.message}, status_code=400)
+    return render(request, "set_password.html", {"token": token, "email": email})
+
+
+@router.post("/set-password")
+def set_password(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    token, password, confirm = field(form, "token"), field(form, "password"), field(form, "confirm")
+    email = ""
+    errors: dict[str, str] = {}
+    try:
+        with classroom.session() as session:
+            email = accounts.invited_person(session, token).email or ""
+    except ClassroomError as exc:
+        return render(request, "set_password.html", {"problem": exc.message}, status_code=400)
+    if password != confirm:
+        errors["confirm"] = "The two passwords differ; type the same password twice."
+    else:
+        try:
+            accounts.check_new_password(password)
+        except ClassroomError as exc:
+            errors["password"] = exc.message
+    if errors:
+        return render(
+            request,
+            "set_password.html",
+            {"token": token, "email": email, "errors": errors},
+            status_code=400,
+        )
+    with classroom.transaction() as session:
+        person = accounts.accept_invitation(session, token, password)
+        person_id, version = person.id, accounts.password_version(session, person.id)
+    set_session(request, current_session(request, classroom).signed_in_as(person_id, version))
+    return redirect(request, "/", "Your password is set; you are signed in.")
+
+
+__all__ = ["clear_session", "router"]

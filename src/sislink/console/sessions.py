@@ -1,0 +1,173 @@
+"""Console sessions: signed, HttpOnly, SameSite cookies, and the CSRF token every form carries.
+
+The cookie holds who signed in (a person id), when, a fingerprint of their password hash (a
+password change ends older sessions) and the session's CSRF token, signed with HMAC-SHA256 under
+the console's key (`accounts.session_signing_key`). Nothing in it is secret from its owner; it
+only must not be forged or changed, and scripts in a page cannot read it (HttpOnly). Anonymous
+visitors get a session too, so that the sign-in form has a CSRF token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sislink.classroom import Classroom
+from sislink.classroom.services.accounts import session_signing_key
+
+COOKIE_NAME = "sislink_session"
+FLASH_COOKIE = "sislink_flash"
+MAX_AGE_S = 12 * 3600
+CSRF_FIELD = "csrf_token"
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """One browser's session: anonymous (person_id None) or signed in."""
+
+    csrf_token: str = field(default_factory=new_csrf_token)
+    person_id: int | None = None
+    password_version: str | None = None
+    issued_at: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def signed_in(self) -> bool:
+        return self.person_id is not None
+
+    def signed_in_as(self, person_id: int, password_version: str | None) -> SessionData:
+        """A fresh session for this person (new CSRF token: nothing carries over from before)."""
+        return SessionData(person_id=person_id, password_version=password_version)
+
+    def renewed(self) -> SessionData:
+        return replace(self, issued_at=int(time.time()))
+
+    def csrf_matches(self, submitted: str | None) -> bool:
+        return bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+
+
+class SessionCodec:
+    """Turns SessionData into a signed cookie value and back (None when forged or expired)."""
+
+    def __init__(self, key: bytes, *, max_age_s: int = MAX_AGE_S) -> None:
+        if len(key) < 32:
+            raise ValueError("the session key must have at least 32 bytes")
+        self._key = key
+        self.max_age_s = max_age_s
+
+    def __repr__(self) -> str:
+        return "SessionCodec(key=<hidden>)"
+
+    def dumps(self, data: SessionData) -> str:
+        body = {
+            "c": data.csrf_token,
+            "p": data.person_id,
+            "v": data.password_version,
+            "t": data.issued_at,
+        }
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+        return f"{payload}.{self._sign(payload)}"
+
+    def loads(self, value: str | None, *, now: float | None = None) -> SessionData | None:
+        if not value or value.count(".") != 1:
+            return None
+        payload, signature = value.split(".")
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            body: dict[str, Any] = json.loads(_unb64(payload))
+            data = SessionData(
+                csrf_token=str(body["c"]),
+                person_id=None if body["p"] is None else int(body["p"]),
+                password_version=None if body["v"] is None else str(body["v"]),
+                issued_at=int(body["t"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+        if (now if now is not None else time.time()) - data.issued_at > self.max_age_s:
+            return None
+        return data
+
+    def sign_text(self, text: str) -> str:
+        """A short message (a flash notice) signed so that it cannot be planted by others."""
+        payload = _b64(text.encode("utf-8"))
+        return f"{payload}.{self._sign(payload)}"
+
+    def unsign_text(self, value: str | None) -> str | None:
+        if not value or value.count(".") != 1:
+            return None
+        payload, signature = value.split(".")
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            return _unb64(payload).decode("utf-8")
+        except ValueError:
+            return None
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()
+        return _b64(digest)
+
+
+def write_session(
+    request: Request, response: Response, codec: SessionCodec, data: SessionData
+) -> None:
+    """Set the session cookie: HttpOnly, SameSite=Lax, Secure over https, whole site."""
+    response.set_cookie(
+        COOKIE_NAME,
+        codec.dumps(data),
+        max_age=codec.max_age_s,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
+
+
+def write_flash(request: Request, response: Response, codec: SessionCodec, text: str) -> None:
+    """A one-time notice shown on the next page (e.g. "Saved.")."""
+    response.set_cookie(
+        FLASH_COOKIE,
+        codec.sign_text(text),
+        max_age=120,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def session_codec(app: Any, classroom: Classroom) -> SessionCodec:
+    """The app's codec, made once from the classroom's stored key (`app.state.session_codec`)."""
+    found = getattr(app.state, "session_codec", None)
+    if isinstance(found, SessionCodec):
+        return found
+    with classroom.transaction() as session:
+        key = session_signing_key(session, classroom.secret_box)
+    codec = SessionCodec(key)
+    app.state.session_codec = codec
+    return codec
