@@ -205,6 +205,9 @@ def stored_text(entity: str, record: dict[str, Any]) -> tuple[str, list[RefRow]]
     for name, value in record.items():
         if not isinstance(name, str):
             raise ValueError(f"A {entity} record has a field named {name!r}; names are text")
+        if type(value) is str:  # most fields: first, and quickly
+            parts.append(f"{_encode(name)}:{_encode(value)}")
+            continue
         default_type = ref_fields.get(name)
         if default_type is not None and _is_ref(value):
             text = _ref_text(entity, name, value, default_type)
