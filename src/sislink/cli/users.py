@@ -1,12 +1,15 @@
-"""`sislink users ...`: accounts (for now: the first administrator, and REST API tokens)."""
+"""`sislink users ...`: accounts: administrators (with a console password), set-password
+invitations for teachers, and REST API tokens."""
 
 from __future__ import annotations
+
+import os
 
 import typer
 
 from sislink.classroom import Actor, ClassroomError
 from sislink.classroom.models import Role
-from sislink.classroom.services import people
+from sislink.classroom.services import accounts, people
 from sislink.classroom.services.api_tokens import create_api_token
 from sislink.cli.common import JSON_OPTION, fail, open_from_env, out, print_json
 
@@ -17,9 +20,23 @@ users_app = typer.Typer(help="Accounts: administrators and REST API tokens.", no
 def create_admin(
     email: str = typer.Argument(..., help="The administrator's email."),
     name: str = typer.Option(..., "--name", help="Their name as people see it."),
+    password_env: str | None = typer.Option(
+        None, "--password-env", metavar="VAR", help="Set their console password from $VAR."
+    ),
+    ask_password: bool = typer.Option(
+        False, "--password", help="Ask for their console password (hidden, typed twice)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Add an administrator (or give an existing person the admin role)."""
+    """Add an administrator (or give an existing person the admin role), optionally with a
+    console password (otherwise: sislink users invite EMAIL)."""
+    password: str | None = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            fail(f"${password_env} is empty or not set; put the password in it, or use --password.")
+    elif ask_password:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     classroom = open_from_env()
     try:
         with classroom.transaction() as session:
@@ -31,7 +48,15 @@ def create_admin(
                 )
             else:
                 people.set_roles(session, operator, person.id, person.roles | {Role.ADMIN})
-            shown = {"id": person.id, "email": person.email, "name": person.name, "admin": True}
+            if password is not None:
+                accounts.set_password(session, operator, person.id, password)
+            shown = {
+                "id": person.id,
+                "email": person.email,
+                "name": person.name,
+                "admin": True,
+                "password_set": accounts.has_password(session, person.id),
+            }
     except ClassroomError as exc:
         fail(exc.message)
     finally:
@@ -68,6 +93,41 @@ def token(
         typer.echo(
             "Keep this token safe: it is shown only now. Send it as "
             "'Authorization: Bearer <token>'.",
+            err=True,
+        )
+
+
+@users_app.command("invite")
+def invite(
+    email: str = typer.Argument(..., help="A teacher (from the roster import) or administrator."),
+    base_url: str = typer.Option(
+        "",
+        "--base-url",
+        help="The console's address as people reach it (default $SISLINK_CONSOLE_URL, "
+        "else http://127.0.0.1:8000).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print a one-time set-password link (valid 7 days; only its hash is kept)."""
+    root = (base_url or os.environ.get("SISLINK_CONSOLE_URL") or "http://127.0.0.1:8000").rstrip(
+        "/"
+    )
+    classroom = open_from_env()
+    try:
+        with classroom.transaction() as session:
+            invitation, made = accounts.invite(session, Actor.system(), email)
+            expires = invitation.expires_at.isoformat()
+    except ClassroomError as exc:
+        fail(exc.message)
+    finally:
+        classroom.close()
+    link = f"{root}/set-password?token={made}"
+    if as_json:
+        print_json({"email": email.strip(), "link": link, "expires_at": expires})
+    else:
+        out.print(link, soft_wrap=True)
+        typer.echo(
+            f"Send this link to {email.strip()} yourself; it works once, until {expires}.",
             err=True,
         )
 

@@ -84,3 +84,27 @@ def create_app(
         return error_page(request, exc)
 
     return app
+
+
+def serve_console(
+    classroom: Classroom,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    scheduler: bool = True,
+    allow_private_sis: bool | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve the console (pages and REST API) until Ctrl-C; with `scheduler`, scheduled roster
+    imports run in the same process. Blocking: `sislink serve` and `sislink demo --serve`."""
+    import uvicorn
+
+    if scheduler:
+        from sislink.jobs.runner import recover_interrupted
+
+        # Jobs left running by a process that stopped are failed now, releasing their locks.
+        recovered = recover_interrupted(classroom)
+        if recovered:
+            logger.warning("jobs %s were interrupted by a restart; run them again", recovered)
+    app = create_app(classroom, scheduler=scheduler, allow_private_sis=allow_private_sis)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -43,6 +43,7 @@ _FIELD_OF_WORDS = (
     ("Token URL", "token_url"),
     ("vendor key", "vendor_key"),
     ("Host URL", "host_url"),
+    ("web address", "host_url"),
 )
 
 
