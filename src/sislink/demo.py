@@ -377,7 +377,9 @@ class _Flow:
         warnings = outcome.report.get("warnings", [])
         return (
             f"Job {outcome.job_id} {outcome.status}, {outcome.report.get('requests', 0)} requests: "
-            f"created {made}."
+            f"created {made}.\n"
+            f"{outcome.report.get('classes_linked', 0)} imported classes came linked to their SIS "
+            "class."
             + (f"\n{len(warnings)} kinds of warning (see the job's report)." if warnings else "")
         )
 
@@ -566,7 +568,9 @@ async def _whole_flow(flow: _Flow) -> None:
         "The SIS's sample teacher adds coursework and marks in their classes",
         flow.add_coursework_and_marks,
     )
-    await flow.step("The teacher links those classes to their SIS classes", flow.link_classes)
+    await flow.step(
+        "The teacher checks the SIS class each of those classes is linked to", flow.link_classes
+    )
     before = flow.sis_counts()
     flow.echo(f"      (Before the first export the SIS holds {before}.)")
 

@@ -76,6 +76,7 @@ from sislink.classroom.models import (
     School,
     Term,
 )
+from sislink.classroom.services import connections
 from sislink.oneroster import models as ors
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import (
@@ -190,6 +191,13 @@ async def import_roster(
 
             await database.run(finish)
             report.status = "applied"
+        if not dry_run:
+
+            def link_and_record(session: Session) -> None:
+                report.classes_linked = connections.link_imported_classes(session, connection_id)
+                connections.record_activity(session, connection_id, imported=True)
+
+            await database.run(link_and_record)
         await database.run(lambda s: _state_warnings(s, report))
     report.finished_at = format_datetime(datetime.now(UTC))
     return report

@@ -112,6 +112,7 @@ class RosterReport:
         }
     )
     deactivations: dict[str, list[str]] = field(default_factory=dict)
+    classes_linked: int = 0  # imported classes linked to their SIS class by this import
 
     def warn(self, code: str, entity: str, example: str, count: int = 1) -> None:
         key = f"{code}:{entity}" if code == "skipped" else code
@@ -142,6 +143,7 @@ class RosterReport:
             "warnings": [warning.to_dict() for warning in self.warnings.values()],
             "plan": self.plan,
             "deactivations": self.deactivations,
+            "classes_linked": self.classes_linked,
         }
 
     @classmethod
@@ -155,6 +157,7 @@ class RosterReport:
             finished_at=data.get("finished_at"),
             requests=int(data.get("requests") or 0),
             hold_reason=data.get("hold_reason"),
+            classes_linked=int(data.get("classes_linked") or 0),
         )
         for name, counts in (data.get("counts") or {}).items():
             report.counts[name] = EntityCounts(**counts)

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, insert, literal, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from sislink.classroom.models import ClassLink, ConnectionStatus, SisConnection, utc_now
+from sislink.classroom.models import (
+    Class,
+    ClassLink,
+    ConnectionStatus,
+    SisConnection,
+    UTCDateTime,
+    utc_now,
+)
 from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services.access import (
     Actor,
@@ -237,6 +245,30 @@ def unlink_class(session: Session, actor: Actor, class_id: int) -> bool:
 
 def class_link(session: Session, class_id: int) -> ClassLink | None:
     return session.scalars(select(ClassLink).where(ClassLink.class_id == class_id)).first()
+
+
+def link_imported_classes(session: Session, connection_id: int) -> int:
+    """Link every active class imported from the SIS, and not linked yet, to its own SIS class.
+
+    Classes that come from the SIS are linked already, as teachers expect: they need not pick
+    the SIS class a class was imported from. Returns how many links were made.
+    """
+    unlinked = (
+        select(
+            Class.id,
+            literal(connection_id),
+            Class.sis_sourced_id,
+            literal(utc_now(), UTCDateTime()),
+        )
+        .outerjoin(ClassLink, ClassLink.class_id == Class.id)
+        .where(Class.sis_sourced_id.is_not(None), Class.active.is_(True), ClassLink.id.is_(None))
+    )
+    made = session.execute(
+        insert(ClassLink).from_select(
+            ["class_id", "connection_id", "sis_class_sourced_id", "linked_at"], unlinked
+        )
+    )
+    return int(cast(CursorResult[Any], made).rowcount or 0)
 
 
 def record_activity(

@@ -1,0 +1,101 @@
+"""Classes imported from the SIS come linked to their SIS class: teachers need not link them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from sislink.classroom import Actor, Classroom, open_classroom
+from sislink.classroom.models import Class, ClassLink
+from sislink.classroom.services import classes as class_services
+from sislink.classroom.services import connections
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.sync import connection as connection_service
+from sislink.sync.roster_import import import_roster
+from sislink.sync.sis_client import open_sis_client
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def sis() -> Iterator[RunningProvider]:
+    with running_provider(students=120) as running:
+        yield running
+
+
+@pytest.fixture
+def classroom(tmp_path: Path) -> Iterator[Classroom]:
+    opened = open_classroom(f"sqlite:///{tmp_path / 'links.db'}")
+    yield opened
+    opened.close()
+
+
+async def _import(classroom: Classroom) -> int:
+    with classroom.session() as session:
+        current = connections.current_connection(session)
+        assert current is not None
+        connection_id = current.id
+    async with open_sis_client(classroom) as client:
+        report = await import_roster(classroom, client, connection_id=connection_id, full=True)
+    return report.classes_linked
+
+
+@pytest.mark.anyio
+async def test_imported_classes_come_linked_to_their_sis_class(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    linked = await _import(classroom)
+    with classroom.session() as session:
+        imported = session.scalars(select(Class).where(Class.sis_sourced_id.is_not(None))).all()
+        links = {
+            link.class_id: link.sis_class_sourced_id
+            for link in session.scalars(select(ClassLink)).all()
+        }
+    assert linked == len(imported) > 0
+    assert links == {c.id: c.sis_sourced_id for c in imported}
+
+
+@pytest.mark.anyio
+async def test_a_second_import_keeps_links_and_a_class_made_here_stays_unlinked(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    await _import(classroom)
+    with classroom.transaction() as session:
+        own = class_services.create_class(session, Actor.system(), title="Lunchtime chess club")
+        own_id = own.id
+    assert await _import(classroom) == 0
+    with classroom.session() as session:
+        assert connections.class_link(session, own_id) is None
+
+
+@pytest.mark.anyio
+async def test_the_import_records_when_the_connection_last_imported(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    await _import(classroom)
+    with classroom.session() as session:
+        current = connections.current_connection(session)
+        assert current is not None and current.last_import_at is not None
+
+
+async def _connect(classroom: Classroom, sis: RunningProvider) -> None:
+    admin = Actor.system()
+    connection_service.connect(
+        classroom,
+        admin,
+        sis=sis.profile,
+        host_url=sis.host_url,
+        access_key=sis.client_id,
+        secret_code=sis.client_secret,
+        token_url=sis.token_url,
+    )
+    await connection_service.authorise(classroom, admin)
