@@ -1,0 +1,230 @@
+"""The teacher's pages against the built-in SIS over HTTP: (re)link a class, coursework (checked
+field by field, typed text escaped), the gradebook grid (a bad cell answered, the rest saved),
+return, export with a job and the Troubleshoot report; another teacher's class is refused by URL;
+with the permission off, export is hidden and refused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from console.console_world import (
+    ADMIN_EMAIL,
+    Console,
+    PageClient,
+    connect_and_authorise,
+    console,
+    import_roster,
+    invite_and_sign_in,
+)
+from sislink.classroom.models import Job, Mark, MarkState, Role
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+
+
+@pytest.fixture(scope="module")
+def sis() -> Iterator[RunningProvider]:
+    with running_provider(profile="generic-1.2", students=40) as running:
+        yield running
+
+
+@dataclass
+class School:
+    served: Console
+    admin: PageClient
+    teacher: PageClient
+    class_id: int
+
+
+@pytest.fixture
+def school(sis: RunningProvider, tmp_path: Path) -> Iterator[School]:
+    """Connected, roster imported, the SIS's teacher signed in through their invitation."""
+    with console(tmp_path) as served:
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        connect_and_authorise(admin, sis)
+        import_roster(served, admin)
+        teacher = invite_and_sign_in(served, sis.teacher_email)
+        listed = teacher.get("/classes")
+        class_id = int(re.findall(r'href="/classes/(\d+)"', listed.text)[0])
+        yield School(served, admin, teacher, class_id)
+
+
+def link_first_sis_class(school: School) -> str:
+    """Unlink the class (the roster import linked it to its SIS class), then link it again."""
+    unlinked = school.teacher.post(f"/classes/{school.class_id}/unlink")
+    assert "Unlinked" in unlinked.text and "not linked" in unlinked.text
+    page = school.teacher.get(f"/classes/{school.class_id}/link")
+    sis_class = re.findall(r'name="sis_class" value="([^"]+)"', page.text)[0]
+    linked = school.teacher.post(f"/classes/{school.class_id}/link", {"sis_class": sis_class})
+    assert "Linked to SIS class" in linked.text, linked.text
+    return sis_class
+
+
+def coursework_ids(page: str) -> list[int]:
+    return [int(x) for x in re.findall(r"/coursework/(\d+)/edit", page)]
+
+
+def grid_cells(page: str) -> list[str]:
+    return re.findall(r'<input name="(m\d+_\d+)"', page)
+
+
+def test_a_teacher_links_adds_coursework_marks_returns_exports_and_reads_the_report(
+    school: School, sis: RunningProvider
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    sis_class = link_first_sis_class(school)
+    assert f"<code>{sis_class}</code>" in teacher.get(f"/classes/{cid}").text
+
+    form = teacher.get(f"/classes/{cid}/coursework/new")
+    categories = dict(
+        (name, value)
+        for value, name in re.findall(r'<option value="(\d+)" >([^<]+)</option>', form.text)
+    )
+    assert {"Homework", "Tests"} <= set(categories)
+    due = "2026-01-01"
+    periods = re.findall(r'<option value="(\d+)" >(Quarter[^<]*)</option>', form.text)
+    made = teacher.post(
+        f"/classes/{cid}/coursework",
+        {
+            "title": "Essay",
+            "points": "20",
+            "due": due,
+            "category_id": categories["Homework"],
+            "grading_period_id": periods[0][0],
+            "publish": "on",
+            "export_to_sis": "on",
+        },
+    )
+    assert "Coursework added: Essay." in made.text
+    teacher.post(
+        f"/classes/{cid}/coursework",
+        {"title": "Quiz", "points": "10", "publish": "on", "export_to_sis": "on"},
+    )
+    grid = teacher.get(f"/classes/{cid}/gradebook")
+    cells = grid_cells(grid.text)
+    assert len(cells) == 2 * len(re.findall(r'<th class="student"', grid.text)[1:])
+    essay = coursework_ids(teacher.get(f"/classes/{cid}").text)
+    essay_cells = [c for c in cells if c.startswith(f"m{min(essay)}_")]
+    saved = teacher.post(
+        f"/classes/{cid}/gradebook",
+        {essay_cells[0]: "18", essay_cells[1]: "EX", essay_cells[2]: "M", essay_cells[3]: "25"},
+    )
+    assert "Saved 4 marks." in saved.text
+    returned = teacher.post(f"/classes/{cid}/return", {})
+    assert "Returned 4 marks" in returned.text
+
+    report = teacher.post(f"/classes/{cid}/export", {})
+    school.served.background.wait_idle()
+    report = teacher.get(str(report.url))
+    assert report.url.path.startswith(f"/classes/{cid}/reports/"), report.text
+    assert "Troubleshoot mark export" in report.text
+    assert 'id="report-outcome">succeeded' in report.text
+    # The Quiz has no due date: the report says so, in words, before anything else.
+    first_row = report.text.split('<tr class="item ')[1]
+    assert first_row.startswith("skipped") and "It has no due date" in first_row
+    assert "exported" in report.text
+    activity = school.admin.get("/admin/activity")
+    assert "Mark exports" in activity.text and 'class="badge succeeded"' in activity.text
+
+
+def test_coursework_is_checked_field_by_field_and_what_was_typed_is_escaped(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    teacher.get(f"/classes/{cid}/coursework/new")
+    bad = teacher.post(
+        f"/classes/{cid}/coursework",
+        {"title": "<script>alert(1)</script>", "points": "ten", "due": "next week"},
+    )
+    assert bad.status_code == 400
+    assert 'id="points-error"' in bad.text and "positive number" in bad.text
+    assert 'id="due-error"' in bad.text and "not a date" in bad.text
+    assert "<script>alert(1)</script>" not in bad.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in bad.text  # kept, escaped
+    made = teacher.post(
+        f"/classes/{cid}/coursework",
+        {"title": "<script>alert(1)</script>", "points": "10", "publish": "on"},
+    )
+    assert "<script>alert(1)</script>" not in made.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in made.text
+    (work,) = coursework_ids(made.text)
+    edit = teacher.get(f"/classes/{cid}/coursework/{work}/edit")
+    assert 'name="export_to_sis" id="export_to_sis" >' in edit.text  # opted out when made
+    teacher.post(
+        f"/classes/{cid}/coursework/{work}",
+        {"title": "Lab report", "points": "12", "publish": "on", "export_to_sis": "on"},
+    )
+    page = teacher.get(f"/classes/{cid}")
+    assert "Lab report" in page.text and "<td>12</td>" in page.text
+    deleted = teacher.post(f"/classes/{cid}/coursework/{work}/delete")
+    assert "The next export removes it from the SIS" in deleted.text
+    assert coursework_ids(deleted.text) == []
+
+
+def test_a_cell_that_is_not_a_mark_is_answered_next_to_it_and_the_others_are_saved(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    teacher.get(f"/classes/{cid}/coursework/new")
+    teacher.post(f"/classes/{cid}/coursework", {"title": "Test 1", "points": "10"})
+    cells = grid_cells(teacher.get(f"/classes/{cid}/gradebook").text)
+    answer = teacher.post(
+        f"/classes/{cid}/gradebook", {cells[0]: "9", cells[1]: "nine", cells[2]: "-1"}
+    )
+    assert answer.status_code == 400
+    assert "is not a number; type a number, EX (excused) or M (missing)" in answer.text
+    assert "cannot be negative" in answer.text
+    assert 'value="nine"' in answer.text  # what was typed stays in its cell
+    with school.served.classroom.session() as session:
+        saved = session.scalars(select(Mark)).all()
+        assert [(m.score, m.state) for m in saved] == [(9.0, MarkState.DRAFT)]
+
+
+def test_another_teachers_class_is_refused_by_url(school: School) -> None:
+    served, cid = school.served, school.class_id
+    served.person_with_password("other@school.example", Role.TEACHER, "Other Teacher")
+    other = served.client()
+    other.sign_in("other@school.example")
+    assert f'href="/classes/{cid}"' not in other.get("/classes").text
+    for url in (
+        f"/classes/{cid}",
+        f"/classes/{cid}/gradebook",
+        f"/classes/{cid}/link",
+        f"/classes/{cid}/coursework/new",
+    ):
+        assert other.get(url).status_code == 403, url
+    for url in (
+        f"/classes/{cid}/export",
+        f"/classes/{cid}/gradebook",
+        f"/classes/{cid}/coursework",
+    ):
+        assert other.post(url, {"title": "x"}).status_code == 403, url
+    assert other.get("/classes/999999").status_code == 404
+    with served.classroom.session() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(Job).where(Job.kind == "mark_export"))
+            == 0
+        )
+
+
+def test_with_the_permission_off_export_is_hidden_and_refused(school: School) -> None:
+    teacher, cid = school.teacher, school.class_id
+    link_first_sis_class(school)
+    assert 'id="export-marks"' in teacher.get(f"/classes/{cid}").text
+    school.admin.post("/admin/sis/permission", {})
+    page = teacher.get(f"/classes/{cid}")
+    assert 'id="export-marks"' not in page.text
+    assert "Mark export is switched off for teachers" in page.text
+    assert 'id="permission-off"' in teacher.get("/classes").text
+    refused = teacher.post(f"/classes/{cid}/export", {})
+    assert refused.status_code == 403 and "switched off" in refused.text
+    with school.served.classroom.session() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(Job).where(Job.kind == "mark_export"))
+            == 0
+        )
