@@ -15,7 +15,7 @@ from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Person
 from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
-from sislink.jobs.runner import JobContext, JobOutcome, register_job_kind, run_job
+from sislink.jobs.runner import JobContext, JobOutcome, queue, register_job_kind, run_job
 from sislink.sync import preflight
 from sislink.sync.export_report import ExportReport
 from sislink.sync.mark_export import export_all_classes, export_class_marks
@@ -112,49 +112,85 @@ register_job_kind(CLASS_EXPORT, export_class_work)
 register_job_kind(ALL_EXPORT, export_all_work)
 
 
+@dataclass(frozen=True)
+class ExportJob:
+    """What identifies an export job: its kind, lock and parameters (the runner's arguments)."""
+
+    kind: str
+    lock_key: str
+    connection_id: int | None
+    class_id: int | None
+    params: dict[str, Any]
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "lock_key": self.lock_key,
+            "connection_id": self.connection_id,
+            "class_id": self.class_id,
+            "params": self.params,
+        }
+
+
+def class_export_job(
+    classroom: Classroom, actor: Actor, class_id: int, *, dry_run: bool = False
+) -> ExportJob:
+    """The job exporting one class. Raises preflight.ExportRefused when the actor may not
+    (permission off, disconnected, not their class, not linked): a refusal is an answer."""
+    with classroom.session() as session:
+        preflight.check_export_allowed(session, actor, class_id)
+        current = connections.current_connection(session)
+        connection_id = current.id if current is not None else None
+    return ExportJob(
+        kind=CLASS_EXPORT,
+        lock_key=lock_key_for(class_id=class_id),
+        connection_id=connection_id,  # so that a disconnect stops it
+        class_id=class_id,
+        params={"class_id": class_id, "dry_run": dry_run, "person_id": actor.person_id},
+    )
+
+
+def all_exports_job(classroom: Classroom, actor: Actor, *, dry_run: bool = False) -> ExportJob:
+    """The job exporting every linked class the actor may export (one per connection)."""
+    with classroom.session() as session:
+        connection_id = connections.require_export_allowed(session, actor).id
+    return ExportJob(
+        kind=ALL_EXPORT,
+        lock_key=f"mark_export:{lock_key_for(connection_id=connection_id)}",
+        connection_id=connection_id,
+        class_id=None,
+        params={"dry_run": dry_run, "person_id": actor.person_id},
+    )
+
+
+def queue_export(classroom: Classroom, actor: Actor, job: ExportJob) -> int:
+    """Queue an export job to run later (`execute_job`), e.g. after a web response."""
+    return queue(classroom, actor=actor, **job.arguments())
+
+
 async def run_class_export(
     classroom: Classroom, actor: Actor, class_id: int, *, dry_run: bool = False
 ) -> ExportRun:
-    """Export one class as a job. Raises preflight.ExportRefused before queuing when the
-    actor may not (permission off, disconnected, not their class, not linked)."""
-    with classroom.session() as session:
-        preflight.check_export_allowed(session, actor, class_id)
+    """Export one class as a job, here and now."""
+    job = class_export_job(classroom, actor, class_id, dry_run=dry_run)
     reports: list[ExportReport] = []
 
     async def work(context: JobContext) -> dict[str, Any]:
         return await export_class_work(context, reports)
 
-    outcome = await run_job(
-        classroom,
-        kind=CLASS_EXPORT,
-        actor=actor,
-        work=work,
-        lock_key=lock_key_for(class_id=class_id),
-        class_id=class_id,
-        params={"class_id": class_id, "dry_run": dry_run, "person_id": actor.person_id},
-    )
+    outcome = await run_job(classroom, actor=actor, work=work, **job.arguments())
     return ExportRun(outcome, reports)
 
 
 async def run_all_exports(
     classroom: Classroom, actor: Actor, *, dry_run: bool = False
 ) -> ExportRun:
-    """Export every linked class the actor may export, as one job per connection."""
-    with classroom.session() as session:
-        connection = connections.require_export_allowed(session, actor)
-        connection_id = connection.id
+    """Export every linked class the actor may export, as one job, here and now."""
+    job = all_exports_job(classroom, actor, dry_run=dry_run)
     reports: list[ExportReport] = []
 
     async def work(context: JobContext) -> dict[str, Any]:
         return await export_all_work(context, reports)
 
-    outcome = await run_job(
-        classroom,
-        kind=ALL_EXPORT,
-        actor=actor,
-        work=work,
-        lock_key=f"mark_export:{lock_key_for(connection_id=connection_id)}",
-        connection_id=connection_id,
-        params={"dry_run": dry_run, "person_id": actor.person_id},
-    )
+    outcome = await run_job(classroom, actor=actor, work=work, **job.arguments())
     return ExportRun(outcome, reports)

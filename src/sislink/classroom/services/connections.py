@@ -30,6 +30,7 @@ from sislink.classroom.services.access import (
     require_admin,
 )
 from sislink.classroom.services.audit import record_event
+from sislink.classroom.services.jobs import cancel_connection_jobs
 
 SUPPORTED_VERSIONS = ("1.1", "1.2")
 CURRENT = 1
@@ -157,7 +158,15 @@ def disconnect(session: Session, actor: Actor) -> SisConnection:
     connection.status = ConnectionStatus.DISCONNECTED
     connection.disconnected_at = utc_now()
     _erase_secrets(connection)
-    record_event(session, actor, "sis.disconnected", f"sis_connection:{connection.id}")
+    # Exports and imports stop at once, including those already under way.
+    stopped = cancel_connection_jobs(session, connection.id)
+    record_event(
+        session,
+        actor,
+        "sis.disconnected",
+        f"sis_connection:{connection.id}",
+        {"jobs_stopped": stopped} if stopped else None,
+    )
     return connection
 
 

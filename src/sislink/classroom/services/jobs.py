@@ -98,6 +98,21 @@ def finish_job(session: Session, job_id: int, status: JobStatus, report: Mapping
     return job
 
 
+def cancel_connection_jobs(session: Session, connection_id: int) -> list[int]:
+    """Ask every unfinished job of a connection to stop (it was disconnected): queued and held
+    jobs end now, running ones stop at their next batch. Returns their ids."""
+    unfinished = session.scalars(
+        select(Job).where(Job.connection_id == connection_id, Job.status.not_in(FINISHED))
+    ).all()
+    for job in unfinished:
+        job.cancel_requested = True
+        if job.status in (JobStatus.QUEUED, JobStatus.ON_HOLD):
+            finish_job(
+                session, job.id, JobStatus.CANCELLED, {**(job.report or {}), "cancelled": True}
+            )
+    return [job.id for job in unfinished]
+
+
 def get_job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:

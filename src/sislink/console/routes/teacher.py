@@ -26,13 +26,12 @@ from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing, teaches
 from sislink.classroom.services.classes import classes_taught_by
-from sislink.classroom.services.jobs import lock_key_for
 from sislink.classroom.services.people import find_person_by_email
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
 from sislink.jobs import runner
 from sislink.oneroster.consumer import OneRosterError
-from sislink.sync import class_link, preflight
+from sislink.sync import class_link, mark_export_job, preflight
 from sislink.sync.export_report import report_history, stored_report_json
 from sislink.sync.mark_export_job import ALL_EXPORT, CLASS_EXPORT
 from sislink.sync.sis_client import open_sis_client
@@ -378,17 +377,8 @@ def start_class_export(
     """
     dry_run = bool(body and body.dry_run)
     with teacher_errors():
-        with classroom.session() as session:
-            preflight.check_export_allowed(session, actor, class_id)
-        # The same job as `run_class_export`, queued here and run after the response.
-        job_id = runner.queue(
-            classroom,
-            kind=CLASS_EXPORT,
-            actor=actor,
-            lock_key=lock_key_for(class_id=class_id),
-            class_id=class_id,
-            params={"class_id": class_id, "dry_run": dry_run, "person_id": actor.person_id},
-        )
+        job = mark_export_job.class_export_job(classroom, actor, class_id, dry_run=dry_run)
+        job_id = mark_export_job.queue_export(classroom, actor, job)
     background.add_task(runner.execute_job, classroom, job_id)
     return {"job_id": job_id, "status": "queued", "dry_run": dry_run, "class_id": class_id}
 
@@ -403,16 +393,8 @@ def start_all_exports(
     """Export every linked class I teach (an administrator: every linked class) as one job."""
     dry_run = bool(body and body.dry_run)
     with teacher_errors():
-        with classroom.session() as session:
-            connection_id = connections.require_export_allowed(session, actor).id
-        job_id = runner.queue(
-            classroom,
-            kind=ALL_EXPORT,
-            actor=actor,
-            lock_key=f"mark_export:{lock_key_for(connection_id=connection_id)}",
-            connection_id=connection_id,
-            params={"dry_run": dry_run, "person_id": actor.person_id},
-        )
+        job = mark_export_job.all_exports_job(classroom, actor, dry_run=dry_run)
+        job_id = mark_export_job.queue_export(classroom, actor, job)
     background.add_task(runner.execute_job, classroom, job_id)
     return {"job_id": job_id, "status": "queued", "dry_run": dry_run}
 
