@@ -1,0 +1,126 @@
+"""Browser tests: the console served by uvicorn in a background thread on 127.0.0.1 (a free
+port) over a SQLite classroom in tmp_path, driven by Playwright's sync API with Debian's
+chromium (/usr/bin/chromium; `.ci/run` installs it; never `playwright install`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from sislink.classroom import Actor, Classroom, open_classroom
+from sislink.classroom.models import Role
+from sislink.classroom.secrets import SecretBox
+from sislink.classroom.services import accounts, people
+from sislink.console.app import create_app
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN_EMAIL = "ada@district.example"
+PASSWORD = "correct horse battery staple"
+# Set to a directory (e.g. docs/screenshots) to save screenshots of the main pages there.
+SCREENSHOTS_VARIABLE = "SISLINK_SCREENSHOTS"
+
+
+@dataclass
+class LiveConsole:
+    url: str
+    classroom: Classroom
+
+    def invite(self, email: str) -> str:
+        """A set-password link, as `sislink users invite EMAIL` prints it."""
+        with self.classroom.transaction() as session:
+            _, token = accounts.invite(session, Actor.system(), email)
+        return f"{self.url}/set-password?token={token}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def sis() -> Iterator[RunningProvider]:
+    with running_provider(profile="generic-1.2", students=40) as running:
+        yield running
+
+
+@pytest.fixture
+def live_console(tmp_path: Path) -> Iterator[LiveConsole]:
+    classroom = open_classroom(
+        f"sqlite:///{tmp_path / 'console.db'}", secret_box=SecretBox.generate()
+    )
+    with classroom.transaction() as session:
+        admin = people.create_person(
+            session, Actor.system(), name="Ada Admin", email=ADMIN_EMAIL, roles=[Role.ADMIN]
+        )
+        accounts.set_password(session, Actor.system(), admin.id, PASSWORD)
+    app = create_app(classroom, allow_private_sis=True)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="console", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the console did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveConsole(f"http://127.0.0.1:{port}", classroom)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        classroom.close()
+
+
+@pytest.fixture
+def shoot() -> object:
+    """shoot(page, name): a full-page screenshot into $SISLINK_SCREENSHOTS, when it is set."""
+    folder = os.environ.get(SCREENSHOTS_VARIABLE)
+
+    def take(page: Page, name: str) -> None:
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+    return take

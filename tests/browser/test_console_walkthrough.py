@@ -1,0 +1,164 @@
+"""In a real browser, against the built-in SIS over HTTP: the administrator connects,
+authorises, sets the teacher permission and imports the roster; a teacher sets a password from
+their invitation, links a class, adds coursework, enters marks, exports with live progress and
+reads the report; with the permission off, export is hidden and refused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+
+from playwright.sync_api import Page, expect
+
+from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole
+from sislink.oneroster.provider.server import RunningProvider
+
+Shoot = Callable[[Page, str], None]
+
+
+def sign_in(page: Page, url: str, email: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def administrator_sets_up(
+    page: Page, live: LiveConsole, sis: RunningProvider, shoot: Shoot
+) -> None:
+    sign_in(page, live.url, ADMIN_EMAIL)
+    expect(page.locator("h1")).to_have_text("Connect to your SIS")
+    page.get_by_role("row", name=re.compile("OneRoster 1.2 SIS")).get_by_role("link").click()
+    expect(page.locator("#steps")).to_contain_text("Token URL")
+    page.fill("#host_url", sis.host_url)
+    page.fill("#token_url", sis.token_url)
+    page.fill("#access_key", sis.client_id)
+    page.fill("#secret_code", sis.client_secret)
+    page.check("input[name=insecure]")
+    page.click("#connect-button")
+    expect(page.locator("#flash")).to_contain_text("now click Authorise")
+    expect(page.locator("#secret-state")).to_have_text("set")
+    page.click("#authorise")
+    expect(page.locator("#authorise-result")).to_contain_text("Authorised")
+    expect(page.locator("#connection-status")).to_have_text("authorised")
+    assert sis.client_secret not in page.content()
+    expect(page.locator("#teacher_export")).to_be_checked()
+    page.uncheck("#teacher_export")
+    page.click("#save-permission")
+    expect(page.locator("#flash")).to_contain_text("off for teachers")
+    page.check("#teacher_export")
+    page.click("#save-permission")
+    expect(page.locator("#flash")).to_contain_text("teachers may now export")
+    shoot(page, "admin-sis-setup")
+
+    page.click("text=Roster")
+    page.check("input[name=full]")
+    page.click("#import-now")
+    # The job page polls the job and reloads once it has ended.
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("table.counts")).to_contain_text("students")
+    page.click("text=← Roster")
+    shoot(page, "admin-roster")
+
+
+def test_administrator_and_teacher_walk_through_the_console(
+    page: Page, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot
+) -> None:
+    live = live_console
+    administrator_sets_up(page, live, sis, shoot)
+
+    teacher = page.context.browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[union-attr]
+    tab = teacher.new_page()
+    tab.goto(live.invite(sis.teacher_email))
+    tab.fill("#password", PASSWORD)
+    tab.fill("#confirm", PASSWORD)
+    tab.click("button[type=submit]")
+    expect(tab.locator("h1")).to_have_text("My classes")
+    expect(tab.locator("#flash")).to_contain_text("Your password is set")
+    shoot(tab, "teacher-my-classes")
+    tab.locator("#my-classes a").first.click()
+    class_url = tab.url
+
+    # Relink: unlink the class the roster import linked, then choose one of my SIS classes.
+    tab.get_by_role("button", name="Unlink").click()
+    expect(tab.locator("#link-state")).to_contain_text("not linked")
+    tab.click("#link-class")
+    tab.locator("input[name=sis_class]").first.check()
+    tab.click("#link-button")
+    expect(tab.locator("#flash")).to_contain_text("Linked to SIS class")
+
+    tab.click("#new-coursework")
+    tab.fill("#title", "<b>Essay</b> on rivers")
+    tab.fill("#points", "ten")
+    tab.click("#save-coursework")
+    expect(tab.locator("#points-error")).to_contain_text("positive number")
+    tab.fill("#points", "20")
+    tab.fill("#due", date.today().isoformat())  # inside the seeded school year
+    tab.select_option("#category_id", label="Homework")
+    tab.click("#save-coursework")
+    expect(tab.locator("#flash")).to_contain_text("Coursework added: <b>Essay</b> on rivers")
+    tab.click("#new-coursework")
+    tab.fill("#title", "Quiz without a due date")
+    tab.fill("#points", "10")
+    tab.click("#save-coursework")
+    shoot(tab, "teacher-class")
+
+    tab.click("#open-gradebook")
+    cells = tab.locator('table.grid input[aria-label$="on rivers"]')
+    cells.nth(0).fill("18")
+    cells.nth(1).fill("EX")
+    cells.nth(2).fill("M")
+    cells.nth(3).fill("twelve")
+    tab.click("#save-marks")
+    expect(tab.locator("#grid-errors")).to_contain_text("is not a number")
+    tab.locator("table.grid td.invalid input").fill("12")
+    tab.click("#save-marks")
+    expect(tab.locator("#flash")).to_contain_text("Saved 1 mark")
+    tab.click("#return-all")
+    expect(tab.locator("#flash")).to_contain_text("Returned 4 marks")
+    shoot(tab, "teacher-gradebook")
+
+    tab.goto(class_url)
+    tab.click("#export-marks")
+    # The progress page polls the export job and opens the report once it has ended.
+    expect(tab.locator("h1")).to_have_text("Troubleshoot mark export", timeout=60_000)
+    expect(tab.locator("#report-outcome")).to_have_text("succeeded")
+    expect(tab.locator("tr.item.skipped").first).to_contain_text("It has no due date")
+    expect(tab.locator("#summary")).to_contain_text("4 exported")  # the 4 returned marks
+    expect(tab.locator("tr.item.exported").first).to_be_visible()
+    shoot(tab, "teacher-troubleshoot")
+
+    page.goto(f"{live.url}/admin/activity")
+    expect(page.locator("#exports")).to_contain_text("succeeded")
+    shoot(page, "admin-activity")
+    teacher.close()
+
+
+def test_with_the_permission_off_export_is_hidden_and_refused(
+    page: Page, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot
+) -> None:
+    live = live_console
+    administrator_sets_up(page, live, sis, lambda *_: None)
+    page.goto(f"{live.url}/admin/sis")
+    page.uncheck("#teacher_export")
+    page.click("#save-permission")
+    expect(page.locator("#flash")).to_contain_text("off for teachers")
+
+    teacher = page.context.browser.new_context()  # type: ignore[union-attr]
+    tab = teacher.new_page()
+    tab.goto(live.invite(sis.teacher_email))
+    tab.fill("#password", PASSWORD)
+    tab.fill("#confirm", PASSWORD)
+    tab.click("button[type=submit]")
+    expect(tab.locator("#permission-off")).to_be_visible()
+    tab.locator("#my-classes a").first.click()
+    expect(tab.locator("#export-marks")).to_have_count(0)
+    expect(tab.locator("#export-refused")).to_contain_text("switched off for teachers")
+    # Sending the export form anyway (with this session's CSRF token) is refused.
+    token = tab.locator("input[name=csrf_token]").first.get_attribute("value")
+    class_path = tab.url.removeprefix(live.url)
+    refused = tab.request.post(f"{live.url}{class_path}/export", form={"csrf_token": token or ""})
+    assert refused.status == 403
+    assert "switched off" in refused.text()
+    teacher.close()
