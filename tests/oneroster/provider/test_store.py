@@ -287,3 +287,14 @@ def test_a_file_from_an_older_sislink_is_rewritten_when_opened(tmp_path: Any) ->
         )
     with contextlib.closing(sqlite3.connect(path)) as look:
         assert look.execute("PRAGMA user_version").fetchone() == (STORED_FORM,)
+
+
+def test_field_names_that_are_not_text_are_refused_with_the_name() -> None:
+    with pytest.raises(ValueError, match="field named 7"):
+        ProviderStore().insert_many("enrollment", [{**_enrollment(1, "u1", "c1"), 7: "x"}])
+    user = {
+        "sourcedId": "u1",
+        "roles": [{"role": "student", "org": {"sourcedId": "s1"}, 3: "x"}],
+    }
+    with pytest.raises(ValueError, match="not text"):
+        ProviderStore().insert_many("user", [user])

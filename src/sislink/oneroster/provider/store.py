@@ -300,6 +300,8 @@ def _href_text(ref_type: str, sourced_id: str) -> str:
 def _object_text(obj: dict[str, Any], texts: dict[str, str]) -> str:
     """`obj` encoded as the json module would, but with the keys of `texts` taking the
     already-encoded values given there (in their place, or appended when `obj` lacks them)."""
+    if not all(isinstance(k, str) for k in obj):
+        raise ValueError(f"An object in a GUIDRef field has a field name that is not text: {obj!r}")
     parts = [f"{_encode(k)}:{texts[k] if k in texts else _encode(v)}" for k, v in obj.items()]
     parts += [f"{_encode(k)}:{text}" for k, text in texts.items() if k not in obj]
     return f"{{{','.join(parts)}}}"
