@@ -177,3 +177,22 @@ def test_link_and_unlink_from_the_command_line_by_the_primary_teacher_only(
     )
     assert code == 0, text
     assert "Homework" in json.loads(text)["categories"]
+
+
+def test_a_teacher_lists_only_their_own_classes_and_their_coursework(
+    world: World, tmp_path: Path
+) -> None:
+    teacher, cls = world.teacher_email, str(world.class_id)
+    code, text = _run(world, tmp_path, "classes", "list", "--as", teacher, "--json")
+    assert code == 0, text
+    assert [c["id"] for c in json.loads(text)] == [world.class_id]
+    code, text = _run(world, tmp_path, "classes", "list", "--as", "other@school.example", "--json")
+    assert code == 0 and json.loads(text) == []
+    code, text = _run(
+        world, tmp_path, "classes", "list", "--as", "other@school.example", "--teacher", teacher
+    )
+    assert code == 1 and "only their own classes" in text
+    code, text = _run(world, tmp_path, "coursework", "list", cls, "--as", teacher, "--json")
+    assert code == 0 and json.loads(text) == []
+    code, text = _run(world, tmp_path, "coursework", "list", cls, "--as", "other@school.example")
+    assert code == 1 and "You do not teach this class" in text

@@ -105,10 +105,16 @@ def register(app: typer.Typer) -> None:
         sis: bool = typer.Option(
             False, "--sis", help="List the teacher's active SIS classes instead (needs --teacher)."
         ),
+        as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
         """List classes with their SIS link (sis_class_id is empty when unlinked)."""
         classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        if as_email is not None and not actor.is_admin:
+            if teacher is not None and teacher.strip().lower() != as_email.strip().lower():
+                fail("A teacher lists only their own classes; leave out --teacher.")
+            teacher = as_email
         if sis:
             if teacher is None:
                 fail("Give --teacher EMAIL to list that teacher's SIS classes.")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from sislink.classroom.models import Category
 from sislink.classroom.services import coursework as coursework_service
+from sislink.classroom.services.access import teaches
 from sislink.cli.classes import find_class, sync_errors
 from sislink.cli.common import (
     AS_OPTION,
@@ -95,12 +96,18 @@ def register(app: typer.Typer) -> None:
     @group.command("list")
     def list_coursework(
         class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
         """List a class's coursework."""
         classroom = open_from_env()
         class_id = find_class(classroom, class_)
+        actor = actor_for(classroom, as_email)
         with classroom.session() as session:
+            if not actor.is_admin and (
+                actor.person_id is None or not teaches(session, actor.person_id, class_id)
+            ):
+                fail("You do not teach this class, so you cannot see its coursework.")
             rows: list[dict[str, str]] = [
                 {
                     "id": str(w.id),
