@@ -232,7 +232,8 @@ def register(app: typer.Typer) -> None:
                 counts = report.counts()
                 out.print(
                     f"{report.class_title}: {report.outcome.value}, {report.writes} writes; "
-                    f"lineItems {counts.get('lineItem', {})}, results {counts.get('result', {})}"
+                    f"coursework (lineItems): {_tally(counts.get('lineItem', {}))}; "
+                    f"marks (results): {_tally(counts.get('result', {}))}"
                 )
                 for item in report.items:
                     if item.outcome.value in ("skipped", "failed"):
@@ -277,3 +278,8 @@ def register(app: typer.Typer) -> None:
                     item["coursework"], item.get("student") or "", item["outcome"], why, item["at"]
                 )
             out.print(table)
+
+
+def _tally(outcomes: dict[str, int]) -> str:
+    """{"exported": 2, "unchanged": 4} -> "2 exported, 4 unchanged"."""
+    return ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items()) or "none"
