@@ -79,10 +79,22 @@ class BackgroundWork:
             return
         if self._scheduler_stop is not None:
             loop.call_soon_threadsafe(self._scheduler_stop.set)
-        for future in list(self._pending):
-            future.cancel()
+
+        async def cancel_everything() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_everything(), loop).result(timeout=15)
+        except Exception:  # a job that will not stop must not keep sislink from stopping
+            logger.warning("background work did not stop in time", exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if not loop.is_running():
+            loop.close()
         self._loop = None
         self._thread = None
+        self._pending.clear()
