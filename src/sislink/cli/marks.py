@@ -27,8 +27,8 @@ from sislink.cli.common import (
     out,
     print_json,
 )
+from sislink.jobs.mark_export import ExportRun, run_all_exports, run_class_export
 from sislink.sync.export_report import report_history, stored_report_json
-from sislink.sync.mark_export_job import ExportRun, run_all_exports, run_class_export
 
 EXCUSED_WORDS = {"excused", "ex", "exempt"}
 MISSING_WORDS = {"missing", "m", "msg"}

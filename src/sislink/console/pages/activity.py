@@ -13,8 +13,8 @@ from sislink.classroom import Classroom
 from sislink.classroom.models import Class, Job, JobStatus, MarkExportReport, Person
 from sislink.console.auth import get_classroom
 from sislink.console.pages.base import Viewer, admin_viewer, render
+from sislink.jobs.mark_export import ALL_EXPORT, CLASS_EXPORT
 from sislink.sync import connection as service
-from sislink.sync.mark_export_job import ALL_EXPORT, CLASS_EXPORT
 
 router = APIRouter()
 

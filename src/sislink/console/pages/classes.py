@@ -56,12 +56,12 @@ from sislink.console.pages.base import (
 )
 from sislink.console.pages.roster import progress_of
 from sislink.jobs import runner
+from sislink.jobs.mark_export import CLASS_EXPORT
 from sislink.oneroster.consumer import OneRosterError
 from sislink.sync import class_link as linking
 from sislink.sync import preflight
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import report_history, stored_report_json
-from sislink.sync.mark_export_job import CLASS_EXPORT
 from sislink.sync.sis_client import open_sis_client
 
 router = APIRouter(prefix="/classes")

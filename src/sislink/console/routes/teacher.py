@@ -29,11 +29,12 @@ from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.people import find_person_by_email
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
+from sislink.jobs import mark_export as mark_export_job
 from sislink.jobs import runner
+from sislink.jobs.mark_export import ALL_EXPORT, CLASS_EXPORT
 from sislink.oneroster.consumer import OneRosterError
-from sislink.sync import class_link, mark_export_job, preflight
+from sislink.sync import class_link, preflight
 from sislink.sync.export_report import report_history, stored_report_json
-from sislink.sync.mark_export_job import ALL_EXPORT, CLASS_EXPORT
 from sislink.sync.sis_client import open_sis_client
 
 router = APIRouter()
