@@ -15,8 +15,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# The whole flow on the built-in SIS; at a terminal the console then stays up on
+# http://127.0.0.1:8000 with printed logins (Ctrl-C stops it). Elsewhere (CI, scripts) it exits.
 demo: $(STAMP)
-	$(BIN)/sislink demo
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/sislink demo --serve; else $(BIN)/sislink demo; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -13,6 +13,7 @@ again), or the demo exits non-zero.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
 import time
 import uuid
@@ -32,6 +33,7 @@ from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services import people
 from sislink.classroom.services.classes import classes_taught_by, members
+from sislink.jobs.mark_export import ExportRun, run_all_exports, run_class_export
 from sislink.jobs.roster import run_roster_import
 from sislink.oneroster.consumer import OneRosterError
 from sislink.oneroster.provider.server import RunningProvider, running_provider
@@ -41,7 +43,6 @@ from sislink.sync import class_link, connection
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import Outcome
 from sislink.sync.mark_export import forget_ledger_for_class
-from sislink.sync.mark_export_job import ExportRun, run_all_exports, run_class_export
 from sislink.sync.preflight import ExportRefused
 from sislink.sync.sis_client import open_sis_client
 
@@ -622,11 +623,14 @@ def run_demo(
     classes: int = DEFAULT_CLASSES,
     google: bool = True,
     home: Path | None = None,
+    serve: bool = False,
+    port: int = 8000,
 ) -> int:
     """Run the whole demo; 0 when every step held and the SIS's counts stayed equal, else 1.
 
     `home` is the classroom's SISLINK_HOME (a new temporary directory when None; it is kept
-    so that the result can be looked at afterwards with the command line).
+    so that the result can be looked at afterwards with the command line). With `serve`, the
+    console then runs on 127.0.0.1:`port` over the same classroom and SIS until Ctrl-C.
     """
     started = time.perf_counter()
     home = home or Path(tempfile.mkdtemp(prefix="sislink-demo-"))
@@ -663,13 +667,38 @@ def run_demo(
                     roles=[Role.ADMIN],
                 )
             asyncio.run(_whole_flow(flow))
+            verdict = _verdict(flow, echo, home, time.perf_counter() - started)
+            if serve and verdict == 0:
+                _serve_console(classroom, sis, echo, port)
+            return verdict
         except DemoFailed as failed:
             echo(f"      {failed}")
             echo("The demo stopped at a failed step.")
             return 1
         finally:
             classroom.close()
-    return _verdict(flow, echo, home, time.perf_counter() - started)
+
+
+def _serve_console(
+    classroom: Classroom, sis: RunningProvider, echo: Callable[[str], None], port: int
+) -> None:
+    """Keep the console running over the demo's classroom and SIS, with two logins."""
+    from sislink.classroom.services import accounts
+    from sislink.console.app import serve_console
+
+    logins = {}
+    with classroom.transaction() as session:
+        for email in (ADMIN_EMAIL, sis.teacher_email):
+            person = people.find_person_by_email(session, email)
+            assert person is not None
+            password = secrets.token_urlsafe(9)  # a fresh demo login, shown once below
+            accounts.set_password(session, Actor.system(), person.id, password)
+            logins[email] = password
+    echo("")
+    echo(f"The console is at http://127.0.0.1:{port} (Ctrl-C stops it and the SIS). Sign in as:")
+    echo(f"  administrator: {ADMIN_EMAIL}  password: {logins[ADMIN_EMAIL]}")
+    echo(f"  teacher:       {sis.teacher_email}  password: {logins[sis.teacher_email]}")
+    serve_console(classroom, host="127.0.0.1", port=port, allow_private_sis=True)
 
 
 def nothing_duplicated(after_exports: Sequence[SisCounts]) -> bool:

@@ -27,6 +27,10 @@ def register(app: typer.Typer) -> None:
         home: Path | None = typer.Option(
             None, "--home", help="SISLINK_HOME for the demo classroom (default: a new temp dir)."
         ),
+        serve: bool = typer.Option(
+            False, "--serve", help="Then keep the web console running (Ctrl-C stops it)."
+        ),
+        port: int = typer.Option(8000, "--port", help="The console's port, with --serve."),
     ) -> None:
         """Run the whole flow against the built-in SIS: connect, authorise, import the roster,
         add coursework and marks, link, export; disconnect, reconnect, export again; show that
@@ -44,5 +48,7 @@ def register(app: typer.Typer) -> None:
                 classes=classes,
                 google=google,
                 home=home,
+                serve=serve,
+                port=port,
             )
         )

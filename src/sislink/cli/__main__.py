@@ -1,0 +1,5 @@
+"""`python -m sislink.cli`: the same as the `sislink` command."""
+
+from sislink.cli import main
+
+main()
