@@ -61,3 +61,16 @@ def classroom(database_url: str, secret_box: SecretBox) -> Iterator[Classroom]:
         yield opened
     finally:
         opened.close()
+
+
+def _openapi_dir() -> Path:
+    """1EdTech's OneRoster 1.2 OpenAPI files: in `../shared/` beside the checkout (as CI lays
+    it out), else the workplace's copy."""
+    beside = Path(__file__).resolve().parents[2] / "shared" / "reference"
+    for reference in (beside, Path("/work/shared/reference")):
+        if (reference / "oneroster-1.2-openapi").is_dir():
+            return reference / "oneroster-1.2-openapi"
+    return beside / "oneroster-1.2-openapi"
+
+
+OPENAPI_DIR = _openapi_dir()

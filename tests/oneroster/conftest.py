@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +12,11 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from conftest import OPENAPI_DIR as SHARED_OPENAPI_DIR
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.oneroster.versions import CLASSROOM_SCOPES, spec_for
 
-OPENAPI_DIR = Path("/work/shared/reference/oneroster-1.2-openapi")
+OPENAPI_DIR = SHARED_OPENAPI_DIR
 
 
 @pytest.fixture

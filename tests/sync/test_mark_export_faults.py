@@ -16,6 +16,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 from sqlalchemy import select
 
+from conftest import OPENAPI_DIR
 from sislink.classroom import Classroom, open_classroom
 from sislink.classroom.models import ExportRecord
 from sislink.classroom.services import connections
@@ -29,7 +30,7 @@ from sislink.sync.mark_export import export_class_marks
 from sislink.sync.mark_export_plan import plan_export, read_class_facts
 from sync.mark_export_world import World, build_world, sis_gradebook
 
-OPENAPI = Path("/work/shared/reference/oneroster-1.2-openapi/gradebook.json")
+OPENAPI = OPENAPI_DIR / "gradebook.json"
 
 
 @pytest.fixture

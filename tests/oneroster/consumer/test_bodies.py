@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from conftest import OPENAPI_DIR
 from sislink.oneroster.consumer import ConnectionSettings, OneRosterClient
 from sislink.oneroster.models import Category, GUIDRef, LineItem, Result
 
-GRADEBOOK = Path("/work/shared/reference/oneroster-1.2-openapi/gradebook.json")
+GRADEBOOK = OPENAPI_DIR / "gradebook.json"
 
 
 def _validator(schema_name: str) -> jsonschema.Draft4Validator:

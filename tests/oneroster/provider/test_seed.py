@@ -6,17 +6,17 @@ import json
 from collections import Counter
 from datetime import date
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from conftest import OPENAPI_DIR
 from sislink.oneroster.provider.seed import CATEGORY_CLASS_KEY, SeedSummary, seed_district
 from sislink.oneroster.provider.store import ProviderStore
 from sislink.oneroster.versions import spec_for
 
-OPENAPI = Path("/work/shared/reference/oneroster-1.2-openapi")
+OPENAPI = OPENAPI_DIR
 SEEDED = ("org", "academicSession", "course", "class", "user", "enrollment", "category")
 SCHEMAS = {
     "org": ("rostering", "OrgDType"),
