@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from sislink.classroom import Actor, Classroom
-from sislink.classroom.models import Person
+from sislink.classroom.models import Class, Job, JobStatus, Person
 from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.jobs.runner import JobContext, JobOutcome, queue, register_job_kind, run_job
@@ -194,3 +196,25 @@ async def run_all_exports(
 
     outcome = await run_job(classroom, actor=actor, work=work, **job.arguments())
     return ExportRun(outcome, reports)
+
+
+def failed_export_jobs(classroom: Classroom, *, limit: int = 20) -> list[dict[str, Any]]:
+    """Export jobs that failed outright (the SIS unreachable, for example): no report exists."""
+    with classroom.session() as session:
+        rows = session.execute(
+            select(Job, Class.title)
+            .outerjoin(Class, Class.id == Job.class_id)
+            .where(Job.kind.in_((CLASS_EXPORT, ALL_EXPORT)), Job.status == JobStatus.FAILED)
+            .order_by(Job.created_at.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "job_id": job.id,
+                "class_id": job.class_id,
+                "class": title or "all classes",
+                "at": job.created_at,
+                "error": (job.report or {}).get("error", ""),
+            }
+            for job, title in rows
+        ]

@@ -12,10 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from sislink.classroom.models import MarkExportReport, utc_now
+from sislink.classroom import Classroom
+from sislink.classroom.models import Class, MarkExportReport, Person, utc_now
 
 
 class Outcome(StrEnum):
@@ -169,3 +170,38 @@ def stored_report_json(row: MarkExportReport, *, with_items: bool = True) -> dic
     if with_items:
         data["items"] = list(row.items)
     return data
+
+
+# Failed or partly failed exports come first: they are what an administrator acts on.
+_FAILURES_FIRST = case(
+    (MarkExportReport.outcome == "partial", 0), (MarkExportReport.outcome == "refused", 1), else_=2
+)
+
+
+def recent_exports(classroom: Classroom, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest mark exports of every class, failures first, then newest first."""
+    with classroom.session() as session:
+        rows = session.execute(
+            select(MarkExportReport, Class.title, Person.email)
+            .join(Class, Class.id == MarkExportReport.class_id)
+            .outerjoin(Person, Person.id == MarkExportReport.requested_by_id)
+            .order_by(
+                _FAILURES_FIRST, MarkExportReport.started_at.desc(), MarkExportReport.id.desc()
+            )
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "report_id": report.id,
+                "class_id": report.class_id,
+                "class": title,
+                "by": email or "sislink",
+                "started_at": report.started_at,
+                "outcome": report.outcome,
+                "dry_run": report.dry_run,
+                "writes": report.writes,
+                "counts": (report.summary or {}).get("counts", {}),
+                "refused": (report.summary or {}).get("refused"),
+            }
+            for report, title, email in rows
+        ]
