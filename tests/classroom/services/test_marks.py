@@ -78,24 +78,130 @@ def test_another_teacher_cannot_mark_this_class(classroom: Classroom, school: Sc
         marks.set_mark(session, school.brian, work_id, school.student_ids[0], score=5)
 
 
-def test_excused_missing_late_and_comment_change_without_touching_the_score(
+def test_late_and_comment_change_without_touching_the_score(
     classroom: Classroom, school: School
 ) -> None:
     work_id = make_work(classroom, school)
     student = school.student_ids[0]
     with classroom.transaction() as session:
         marks.set_mark(session, school.ada, work_id, student, score=9)
-        mark = marks.set_mark(
-            session, school.ada, work_id, student, excused=True, late=True, comment="Ill"
-        )
+        mark = marks.set_mark(session, school.ada, work_id, student, late=True, comment="Ill")
         assert (mark.score, mark.excused, mark.late, mark.missing, mark.comment) == (
             9.0,
-            True,
+            False,
             True,
             False,
             "Ill",
         )
         assert len(marks.marks_for(session, work_id)) == 1
+
+
+def _state(mark: Mark) -> tuple[float | None, bool, bool]:
+    return mark.score, mark.excused, mark.missing
+
+
+def test_missing_clears_an_earlier_score_and_excused(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    scored, excused = school.student_ids
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, scored, score=9)
+        marks.set_mark(session, school.ada, work_id, excused, excused=True)
+        assert _state(marks.set_mark(session, school.ada, work_id, scored, missing=True)) == (
+            None,
+            False,
+            True,
+        )
+        assert _state(marks.set_mark(session, school.ada, work_id, excused, missing=True)) == (
+            None,
+            False,
+            True,
+        )
+
+
+def test_excused_clears_an_earlier_score_and_missing(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    scored, missing = school.student_ids
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, scored, score=9, comment="Good")
+        marks.set_mark(session, school.ada, work_id, missing, missing=True)
+        excused = marks.set_mark(session, school.ada, work_id, scored, excused=True)
+        assert _state(excused) == (None, True, False) and excused.comment == "Good"
+        assert _state(marks.set_mark(session, school.ada, work_id, missing, excused=True)) == (
+            None,
+            True,
+            False,
+        )
+
+
+def test_a_score_clears_excused_and_missing(classroom: Classroom, school: School) -> None:
+    work_id = make_work(classroom, school)
+    excused, missing = school.student_ids
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, excused, excused=True)
+        marks.set_mark(session, school.ada, work_id, missing, missing=True)
+        assert _state(marks.set_mark(session, school.ada, work_id, excused, score="7")) == (
+            7.0,
+            False,
+            False,
+        )
+        assert _state(marks.set_mark(session, school.ada, work_id, missing, score=0)) == (
+            0.0,
+            False,
+            False,
+        )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"score": 5, "excused": True},
+        {"score": 5, "missing": True},
+        {"excused": True, "missing": True},
+    ],
+)
+def test_two_kinds_of_mark_at_once_are_refused_and_the_mark_is_kept(
+    classroom: Classroom, school: School, values: dict[str, object]
+) -> None:
+    work_id = make_work(classroom, school)
+    student = school.student_ids[0]
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, student, score=9)
+    with (
+        pytest.raises(InvalidInput, match="give only one"),
+        classroom.transaction() as session,
+    ):
+        marks.set_mark(session, school.ada, work_id, student, **values)  # type: ignore[arg-type]
+    with classroom.session() as session:
+        (kept,) = marks.marks_for(session, work_id)
+        assert _state(kept) == (9.0, False, False)
+
+
+def test_a_blank_score_with_nothing_else_clears_the_mark(
+    classroom: Classroom, school: School
+) -> None:
+    work_id = make_work(classroom, school)
+    student = school.student_ids[0]
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, student, excused=True)
+        cleared = marks.set_mark(
+            session, school.ada, work_id, student, score=None, excused=False, missing=False
+        )
+        assert _state(cleared) == (None, False, False)
+
+
+def test_a_returned_mark_set_as_a_draft_is_a_draft_again(
+    classroom: Classroom, school: School
+) -> None:
+    work_id = make_work(classroom, school)
+    student = school.student_ids[0]
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, student, score=9)
+        marks.return_marks(session, school.ada, work_id)
+        changed = marks.set_mark(session, school.ada, work_id, student, score=4)
+        assert changed.state == MarkState.RETURNED  # without draft=True the state is kept
+        drafted = marks.set_mark(session, school.ada, work_id, student, score=6, draft=True)
+        assert (drafted.score, drafted.state) == (6.0, MarkState.DRAFT)
+        assert marks.return_marks(session, school.ada, work_id) == 1
 
 
 def test_returning_marks_returns_drafts_only_once(classroom: Classroom, school: School) -> None:

@@ -53,12 +53,23 @@ def set_mark(
     missing: bool | None = None,
     late: bool | None = None,
     comment: str | None = None,
+    draft: bool = False,
 ) -> Mark:
-    """Set a student's mark (a draft until returned). Only the class's teachers may."""
+    """Set a student's mark (a draft until returned). Only the class's teachers may.
+
+    A mark is one of a score, excused or missing, so setting one clears the other two: a score
+    clears excused and missing; `excused=True` clears the score and missing; `missing=True`
+    clears the score and excused. (The export sends a missing mark as 0 or 'not submitted'
+    only when it has no score, so a missing mark must not keep an earlier one.) Asking for two
+    at once is refused. `draft=True` makes the mark a draft again even if it was returned, so
+    it is not exported until it is returned again.
+    """
     work = coursework_for_editing(session, actor, coursework_id)
     if work.state == CourseworkState.DELETED:
         raise InvalidInput(f"The coursework {work.title!r} was deleted; marks cannot be set on it.")
     new_score = None if isinstance(score, Unset) else parse_score(score)
+    if sum((new_score is not None, excused is True, missing is True)) > 1:
+        raise InvalidInput("A mark is a score, excused or missing, not two of them: give only one.")
     if work.max_points is None and new_score is not None:
         raise InvalidInput(
             f"The coursework {work.title!r} has no max points, so it takes no score."
@@ -70,16 +81,26 @@ def set_mark(
     if mark is None:
         mark = Mark(coursework_id=coursework_id, student_id=student_id, comment="")
         session.add(mark)
-    if not isinstance(score, Unset):
-        mark.score = new_score
-    if excused is not None:
-        mark.excused = excused
-    if missing is not None:
-        mark.missing = missing
+    if new_score is not None:
+        mark.score, mark.excused, mark.missing = new_score, False, False
+    elif excused:
+        mark.score, mark.excused, mark.missing = None, True, False
+    elif missing:
+        mark.score, mark.excused, mark.missing = None, False, True
+    else:
+        # Only clearing: a blank score, or excused / missing set to False.
+        if not isinstance(score, Unset):
+            mark.score = None
+        if excused is not None:
+            mark.excused = False
+        if missing is not None:
+            mark.missing = False
     if late is not None:
         mark.late = late
     if comment is not None:
         mark.comment = comment
+    if draft:
+        mark.state = MarkState.DRAFT
     mark.updated_by_id = actor.person_id
     flush_or_conflict(session, "This mark was changed by someone else at the same time; try again.")
     return mark
