@@ -6,5 +6,6 @@ an `Actor`. They raise ClassroomError subclasses with plain messages, never data
 - access: Actor, permission checks (a teacher changes only the classes they teach)
 - people, classes, coursework, marks: the classroom itself
 - connections: the SIS connection (secret sealed at rest) and class links
+- export_settings: a class's mark export choices (missing marks as 0 or not submitted; drafts)
 - jobs, audit, ledger, organisation: what happened, what was sent, the identity namespace
 """

@@ -1,0 +1,153 @@
+"""A class's mark export choices: what a missing mark becomes in the SIS, and whether draft
+marks are exported too.
+
+Anyone who teaches the class (or an administrator) may read them, since they decide what an
+export sends; only the primary teacher (or an administrator) changes them, as with the class's
+SIS link. The export reads the same row (`sync.class_link.export_settings`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom.errors import InvalidInput, NotFound, PermissionDenied
+from sislink.classroom.models import Class, ClassExportSettings, MissingMarkExport
+from sislink.classroom.services.access import Actor, class_for_editing, flush_or_conflict
+from sislink.classroom.services.audit import record_event
+
+# What a person may type for each choice: "not-submitted" on a command line, "not_submitted"
+# as stored and answered, "not submitted" as the SIS's scoreStatus reads.
+MISSING_AS_WORDS: dict[str, MissingMarkExport] = {
+    "zero": MissingMarkExport.ZERO,
+    "0": MissingMarkExport.ZERO,
+    "not_submitted": MissingMarkExport.NOT_SUBMITTED,
+    "not-submitted": MissingMarkExport.NOT_SUBMITTED,
+    "not submitted": MissingMarkExport.NOT_SUBMITTED,
+}
+
+
+@dataclass(frozen=True)
+class ExportChoices:
+    """The class's choices as the export applies them."""
+
+    class_id: int
+    missing_as: MissingMarkExport
+    export_drafts: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "class_id": self.class_id,
+            "missing_as": self.missing_as.value,
+            "export_drafts": self.export_drafts,
+        }
+
+    def describe(self) -> str:
+        """The choices in a teacher's words."""
+        missing = (
+            "a score of 0"
+            if self.missing_as == MissingMarkExport.ZERO
+            else "'not submitted' (no score)"
+        )
+        drafts = (
+            "draft marks are exported too"
+            if self.export_drafts
+            else "only returned marks are exported"
+        )
+        return f"Missing marks go to the SIS as {missing}; {drafts}."
+
+
+def parse_missing_as(value: str | MissingMarkExport) -> MissingMarkExport:
+    """'zero' or 'not-submitted' (also 'not_submitted', 'not submitted'), any case."""
+    if isinstance(value, MissingMarkExport):
+        return value
+    found = MISSING_AS_WORDS.get(" ".join(value.split()).casefold())
+    if found is None:
+        raise InvalidInput(
+            f"Missing marks can go to the SIS as 'zero' (a score of 0) or 'not-submitted' "
+            f"(no score), not {value!r}."
+        )
+    return found
+
+
+def export_choices(session: Session, actor: Actor, class_id: int) -> ExportChoices:
+    """The class's choices (the defaults until someone changes them): for those who teach it."""
+    class_for_editing(session, actor, class_id)
+    return _choices(class_id, _row(session, class_id))
+
+
+def change_export_choices(
+    session: Session,
+    actor: Actor,
+    class_id: int,
+    *,
+    missing_as: str | MissingMarkExport | None = None,
+    export_drafts: bool | None = None,
+) -> ExportChoices:
+    """Change what is given (None keeps a choice as it is). Only the class's primary teacher,
+    or an administrator, may; the change is in the audit trail."""
+    klass = _for_primary_teacher(session, actor, class_id)
+    chosen = None if missing_as is None else parse_missing_as(missing_as)
+    row = _row(session, class_id)
+    if row is None:
+        row = ClassExportSettings(
+            class_id=class_id,
+            missing_as=MissingMarkExport.ZERO,
+            export_drafts=False,
+            sis_term_sourced_ids=[],
+            sis_grading_periods=[],
+            sis_categories=[],
+        )
+        session.add(row)
+    before = _choices(class_id, row)
+    if chosen is not None:
+        row.missing_as = chosen
+    if export_drafts is not None:
+        row.export_drafts = export_drafts
+    flush_or_conflict(
+        session, "The export choices were changed by someone else at the same time; try again."
+    )
+    after = _choices(class_id, row)
+    if after != before:
+        record_event(
+            session,
+            actor,
+            "class.export_choices_changed",
+            f"class:{class_id}",
+            {"title": klass.title, "before": before.as_json(), "after": after.as_json()},
+        )
+    return after
+
+
+def _row(session: Session, class_id: int) -> ClassExportSettings | None:
+    return session.scalars(
+        select(ClassExportSettings).where(ClassExportSettings.class_id == class_id)
+    ).first()
+
+
+def _choices(class_id: int, row: ClassExportSettings | None) -> ExportChoices:
+    if row is None:
+        return ExportChoices(class_id, MissingMarkExport.ZERO, False)
+    return ExportChoices(
+        class_id,
+        parse_missing_as(row.missing_as or MissingMarkExport.ZERO),
+        bool(row.export_drafts),
+    )
+
+
+def _for_primary_teacher(session: Session, actor: Actor, class_id: int) -> Class:
+    """The class, if the actor is its primary teacher or an administrator (as for its link)."""
+    found = session.get(Class, class_id)
+    if found is None:
+        raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
+    if actor.is_admin or (
+        actor.person_id is not None and found.primary_teacher_id == actor.person_id
+    ):
+        return found
+    raise PermissionDenied(
+        f"Only the primary teacher of {found.title!r} can change its mark export choices; "
+        "ask them, or an administrator."
+    )
