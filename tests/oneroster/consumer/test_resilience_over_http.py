@@ -11,8 +11,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from sislink.oneroster.consumer import (
     SISDown,
     SISUnreachable,
 )
-from sislink.oneroster.models import GUIDRef, Result
+from sislink.oneroster.models import GUIDRef, LineItem, Result
 from sislink.oneroster.provider.app import create_app
 from sislink.oneroster.provider.profiles import profile_named
 from sislink.oneroster.provider.seed import seed_district
@@ -35,8 +36,12 @@ from sislink.oneroster.provider.store import ProviderStore
 pytestmark = pytest.mark.anyio
 Connect = Callable[..., ConnectionSettings]
 
-FAULTS = {"fault_rate": 0.10, "rate_429": 0.05, "drop_rate": 0.02}
+# The issue's "Done when": 10% 503, 5% 429 and 2% dropped connections, half of them dropped
+# before the SIS saw the request, half after it had handled it (a write applied, its answer
+# lost).
+FAULTS = {"rate_503": 0.10, "rate_429": 0.05, "drop_rate": 0.01, "drop_after_rate": 0.01}
 PATIENT = {"max_retries": 10, "failure_threshold": 25}
+WRITES = ("PUT", "DELETE")
 
 
 def _without_modified(record: dict[str, Any], origin: str = "") -> str:
@@ -56,8 +61,9 @@ async def _district(settings: ConnectionSettings) -> tuple[dict[str, list[dict[s
         return data, sis.calls_made
 
 
-async def _put_batch(settings: ConnectionSettings, sis_data: RunningProvider) -> list[str]:
-    """A teacher's marks for one lineItem: 1 lineItem PUT, then every student's result at once."""
+async def _write_marks(settings: ConnectionSettings, sis_data: RunningProvider) -> int:
+    """A teacher's marks for three lineItems (every student's result, sent all at once), then
+    a quarter of the results deleted; returns how many attempts it took."""
     async with OneRosterClient(settings) as sis:
         teacher = await sis.find_teacher_by_email(sis_data.teacher_email)
         assert teacher is not None
@@ -65,28 +71,29 @@ async def _put_batch(settings: ConnectionSettings, sis_data: RunningProvider) ->
         students = await sis.students_for_class(klass.sourced_id)
         category = (await sis.categories_for_class(klass.sourced_id))[0]
         period = (await sis.grading_periods_for_term(klass.terms[0].sourced_id))[0]
-        from datetime import UTC, datetime
-
-        item_id = str(uuid.UUID(int=1))
-        from sislink.oneroster.models import LineItem
-
-        await sis.put_line_item(
-            LineItem(
-                sourced_id=item_id,
-                title="Fault-tolerant essay",
-                assign_date=datetime(2026, 3, 1, tzinfo=UTC),
-                due_date=datetime(2026, 3, 8, tzinfo=UTC),
-                class_=GUIDRef(sourced_id=klass.sourced_id),
-                school=GUIDRef(sourced_id=klass.school.sourced_id),
-                category=GUIDRef(sourced_id=category.sourced_id),
-                grading_period=GUIDRef(sourced_id=period.sourced_id),
-                result_value_min=0,
-                result_value_max=100,
+        item_ids = [str(uuid.UUID(int=n)) for n in (1, 2, 3)]
+        await asyncio.gather(
+            *(
+                sis.put_line_item(
+                    LineItem(
+                        sourced_id=item_id,
+                        title=f"Fault-tolerant essay {n}",
+                        assign_date=datetime(2026, 3, 1, tzinfo=UTC),
+                        due_date=datetime(2026, 3, 8, tzinfo=UTC),
+                        class_=GUIDRef(sourced_id=klass.sourced_id),
+                        school=GUIDRef(sourced_id=klass.school.sourced_id),
+                        category=GUIDRef(sourced_id=category.sourced_id),
+                        grading_period=GUIDRef(sourced_id=period.sourced_id),
+                        result_value_min=0,
+                        result_value_max=100,
+                    )
+                )
+                for n, item_id in enumerate(item_ids)
             )
         )
         results = [
             Result(
-                sourced_id=str(uuid.UUID(int=1000 + i)),
+                sourced_id=str(uuid.UUID(int=1000 * (n + 1) + i)),
                 line_item=GUIDRef(sourced_id=item_id),
                 student=GUIDRef(sourced_id=student.sourced_id),
                 class_=GUIDRef(sourced_id=klass.sourced_id),
@@ -94,11 +101,25 @@ async def _put_batch(settings: ConnectionSettings, sis_data: RunningProvider) ->
                 score=float(50 + i),
                 score_date=date(2026, 3, 9),
             )
+            for n, item_id in enumerate(item_ids)
             for i, student in enumerate(students)
         ]
         outcomes = await asyncio.gather(*(sis.put_result(r) for r in results))
         assert all(o.status_code in (200, 201) for o in outcomes)
-        return [item_id] + [r.sourced_id for r in results]
+        await asyncio.gather(*(sis.delete_result(r.sourced_id) for r in results[::4]))
+        return sis.calls_made
+
+
+def _gradebook(sis: RunningProvider) -> dict[str, list[str]]:
+    """Every lineItem and result the SIS holds, comparable across two servers."""
+    return {
+        entity: sorted(_without_modified(r, sis.origin) for r in sis.store.iter_all(entity))
+        for entity in ("lineItem", "result")
+    }
+
+
+def _met(sis: RunningProvider, methods: tuple[str, ...]) -> Counter[str]:
+    return Counter({kind: n for (method, kind), n in sis.faults_met.items() if method in methods})
 
 
 async def test_faults_change_neither_the_records_read_nor_the_state_written(
@@ -111,34 +132,39 @@ async def test_faults_change_neither_the_records_read_nor_the_state_written(
         expected, clean_calls = await _district(connect(clean))
         got, faulty_calls = await _district(connect(faulty, **PATIENT))
         assert faulty_calls > clean_calls  # faults were met, and retried
+        assert _met(faulty, ("GET",)).keys() >= {"503", "429"}
         for name, records in expected.items():
             assert [_without_modified(r, faulty.origin) for r in got[name]] == [
                 _without_modified(r, clean.origin) for r in records
             ], name
-        clean_ids = await _put_batch(connect(clean), clean)
-        faulty_ids = await _put_batch(connect(faulty, **PATIENT), faulty)
-        assert clean_ids == faulty_ids
-        for entity, ids in (("lineItem", clean_ids[:1]), ("result", clean_ids[1:])):
-            for sourced_id in ids:
-                a, b = clean.store.get(entity, sourced_id), faulty.store.get(entity, sourced_id)
-                assert a is not None and b is not None
-                assert _without_modified(a, clean.origin) == _without_modified(b, faulty.origin)
-        assert faulty.store.count("result") == clean.store.count("result")
+
+        clean_writes = await _write_marks(connect(clean), clean)
+        faulty_writes = await _write_marks(connect(faulty, **PATIENT), faulty)
+        # The writes met every kind of fault: 503s, 429s, and connections dropped both before
+        # the SIS saw a write and after it had applied one.
+        met = _met(faulty, WRITES)
+        assert met.keys() >= {"503", "429", "drop_after"}, met
+        assert met["drop"] + met["drop_after"] >= 2, met
+        assert faulty_writes > clean_writes
+        assert clean.store.count("result") > 0
+        assert _gradebook(faulty) == _gradebook(clean)
 
 
 async def test_a_token_expiring_mid_run_is_renewed_without_a_failed_call(
     connect: Connect,
 ) -> None:
-    with running_provider(students=40, token_ttl_s=1) as running:
+    with running_provider(students=40, token_ttl_s=2) as running:
         async with OneRosterClient(connect(running)) as sis:
-            deadline = time.monotonic() + 2.5
+            deadline = time.monotonic() + 4.0
             calls = 0
             while time.monotonic() < deadline:
                 page = await sis.page("teachers", limit=1)
                 assert len(page.records) == 1
                 calls += 1
-            assert sis.tokens_fetched >= 3
-            assert calls > sis.tokens_fetched
+            assert sis.tokens_fetched >= 3  # renewed twice mid-run
+            # Every attempt on the wire was a call or a token request: no call was refused
+            # (401) and repeated with a new token.
+            assert sis.calls_made == calls + sis.tokens_fetched
 
 
 async def test_a_token_refused_before_its_announced_expiry_is_renewed_once_and_retried(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections import Counter
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sislink.oneroster.provider.faults import FaultConfig, FaultPlan
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 
 ROSTER = "rostering/v1p2"
@@ -187,3 +189,96 @@ def test_unknown_ids_are_404_unknownobject(http: httpx.Client) -> None:
             response.json()["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"]
             == "unknownobject"
         )
+
+
+def test_exact_rates_give_each_status_its_own_share() -> None:
+    plan = FaultPlan(
+        FaultConfig(
+            seed=5,
+            rate_503=0.10,
+            rate_500=0.05,
+            rate_429=0.05,
+            drop_rate=0.02,
+            drop_after_rate=0.03,
+        )
+    )
+    counts = Counter(plan.next().kind for _ in range(20_000))
+    shares = {kind: n / 20_000 for kind, n in counts.items()}
+    for kind, share in (
+        ("503", 0.10),
+        ("500", 0.05),
+        ("429", 0.05),
+        ("drop", 0.02),
+        ("drop_after", 0.03),
+        (None, 0.75),
+    ):
+        assert shares[kind] == pytest.approx(share, abs=0.01), kind
+
+
+def test_fault_rate_keeps_splitting_into_500_and_503_and_old_seeds_keep_their_faults() -> None:
+    old = FaultConfig(seed=9, fault_rate=0.2, rate_429=0.1, drop_rate=0.1)
+    plan = FaultPlan(old)
+    kinds = [plan.next().kind for _ in range(2000)]
+    counts = Counter(kinds)
+    assert counts["500"] == pytest.approx(200, abs=45) and counts["503"] == pytest.approx(
+        200, abs=45
+    )
+    # The same rolls, checked as the configuration has always been read (500/503, 429, drop).
+    rng = random.Random(9)
+    expected = []
+    for _ in range(2000):
+        roll = rng.random()
+        expected.append(
+            ("500" if roll < 0.1 else "503")
+            if roll < 0.2
+            else "429"
+            if roll < 0.2 + 0.1
+            else "drop"
+            if roll < 0.2 + 0.1 + 0.1
+            else None
+        )
+    assert kinds == expected
+
+
+def test_rates_that_add_up_to_more_than_everything_are_refused() -> None:
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        FaultConfig(fault_rate=0.5, rate_503=0.4, drop_after_rate=0.2)
+    with pytest.raises(ValueError, match="drop_after_rate is a share"):
+        FaultConfig(drop_after_rate=1.5)
+
+
+def _put_category(sis: RunningProvider, token: str, sourced_id: str) -> str:
+    """PUTs a category; what the client saw: the status, or "drop" when no answer came."""
+    body = {"category": {"sourcedId": sourced_id, "status": "active", "title": "Homework"}}
+    try:
+        response = httpx.put(
+            sis.url(f"gradebook/v1p2/categories/{sourced_id}"),
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except httpx.TransportError:
+        return "drop"
+    return str(response.status_code)
+
+
+def test_a_drop_after_the_request_keeps_the_write_and_a_drop_before_does_not(
+    fetch_token: Any,
+) -> None:
+    with running_provider(students=40, drop_after_rate=1.0) as sis:
+        assert _put_category(sis, fetch_token(sis), "cat-dropped-after") == "drop"
+        assert sis.store.get("category", "cat-dropped-after") is not None  # applied, answer lost
+        assert sis.faults_met == Counter({("PUT", "drop_after"): 1})
+    with running_provider(students=40, drop_rate=1.0) as sis:
+        assert _put_category(sis, fetch_token(sis), "cat-dropped-before") == "drop"
+        assert sis.store.get("category", "cat-dropped-before") is None  # never reached the SIS
+        assert sis.faults_met == Counter({("PUT", "drop"): 1})
+
+
+def test_exact_503s_answer_503_with_the_imsx_status(fetch_token: Any) -> None:
+    with running_provider(students=40, rate_503=1.0) as sis:
+        response = httpx.get(
+            sis.url(f"{ROSTER}/orgs"), headers={"Authorization": f"Bearer {fetch_token(sis)}"}
+        )
+        assert response.status_code == 503
+        assert response.json()["imsx_codeMajor"] == "failure"
+        assert sis.faults_met == Counter({("GET", "503"): 1})

@@ -3,6 +3,10 @@
 An ASGI middleware draws one decision per API request from a seeded random generator, so a run
 with the same seed and the same request order sees the same faults. Latency is an `asyncio.sleep`:
 concurrent requests wait side by side, never one after another.
+
+A connection is dropped either before the request reaches the SIS (`drop_rate`: nothing
+happened) or after the SIS has handled it (`drop_after_rate`: a write was applied, but its
+answer is lost), which is the case a client retrying a PUT or DELETE must survive.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import json
 import random
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,39 +29,63 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+# The rates in the order a roll is checked against them. The newer ones come last, so a seed
+# gives the same faults as before to a configuration that does not use them.
+# `fault_rate` (500 or 503, half each) comes first, before them all.
+RATE_KINDS: tuple[tuple[str, str], ...] = (
+    ("rate_429", "429"),
+    ("drop_rate", "drop"),
+    ("rate_500", "500"),
+    ("rate_503", "503"),
+    ("drop_after_rate", "drop_after"),
+)
+
+
 @dataclass(frozen=True)
 class FaultConfig:
-    """What to inject. Rates are shares of API requests (0..1); they add up, checked in order."""
+    """What to inject. Rates are shares of API requests (0..1); they add up, checked in order.
+
+    `fault_rate` is answered 500 or 503, half each; `rate_500` and `rate_503` add exactly that
+    status. `drop_rate` drops the connection before the request reaches the SIS;
+    `drop_after_rate` drops it after the SIS has handled the request (the answer is lost).
+    """
 
     seed: int = 7
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
-    fault_rate: float = 0.0  # 500 or 503, half each
+    fault_rate: float = 0.0
     rate_429: float = 0.0
     drop_rate: float = 0.0
     retry_after_s: int = 1
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    drop_after_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("fault_rate", "rate_429", "drop_rate"):
+        names = ["fault_rate", *(name for name, _ in RATE_KINDS)]
+        for name in names:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a share of requests between 0 and 1, not {value}")
-        if self.fault_rate + self.rate_429 + self.drop_rate > 1.0:
-            raise ValueError("fault_rate + rate_429 + drop_rate must not exceed 1")
+        if sum(getattr(self, name) for name in names) > 1.0:
+            raise ValueError(f"{' + '.join(names)} must not exceed 1")
         if self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("latency_ms and jitter_ms cannot be negative")
 
     @property
     def active(self) -> bool:
         return bool(
-            self.latency_ms or self.jitter_ms or self.fault_rate or self.rate_429 or self.drop_rate
+            self.latency_ms
+            or self.jitter_ms
+            or self.fault_rate
+            or any(getattr(self, name) for name, _ in RATE_KINDS)
         )
 
 
 @dataclass(frozen=True)
 class FaultDecision:
     delay_s: float
-    kind: str | None  # None, "500", "503", "429", "drop"
+    kind: str | None  # None, "500", "503", "429", "drop", "drop_after"
 
 
 class FaultPlan:
@@ -73,23 +102,28 @@ class FaultPlan:
             jitter = self._rng.uniform(-c.jitter_ms, c.jitter_ms) if c.jitter_ms else 0.0
             roll = self._rng.random()
         delay = max(0.0, c.latency_ms + jitter) / 1000.0
-        kind: str | None = None
         if roll < c.fault_rate:
-            kind = "500" if roll < c.fault_rate / 2 else "503"
-        elif roll < c.fault_rate + c.rate_429:
-            kind = "429"
-        elif roll < c.fault_rate + c.rate_429 + c.drop_rate:
-            kind = "drop"
-        return FaultDecision(delay, kind)
+            return FaultDecision(delay, "500" if roll < c.fault_rate / 2 else "503")
+        ceiling = c.fault_rate
+        for name, kind in RATE_KINDS:
+            ceiling += getattr(c, name)
+            if roll < ceiling:
+                return FaultDecision(delay, kind)
+        return FaultDecision(delay, None)
 
 
 class FaultMiddleware:
-    """Applies a FaultPlan to HTTP requests whose path passes `applies_to`."""
+    """Applies a FaultPlan to HTTP requests whose path passes `applies_to`.
+
+    `met` counts the faults injected by (HTTP method, kind), e.g. `met["PUT", "drop_after"]`,
+    so a test can tell which faults its calls actually met.
+    """
 
     def __init__(self, app: ASGIApp, plan: FaultPlan, applies_to: Callable[[str], bool]) -> None:
         self.app = app
         self.plan = plan
         self.applies_to = applies_to
+        self.met: Counter[tuple[str, str]] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.applies_to(scope["path"]):
@@ -100,7 +134,12 @@ class FaultMiddleware:
             await asyncio.sleep(decision.delay_s)
         if decision.kind is None:
             await self.app(scope, receive, send)
-        elif decision.kind == "drop":
+            return
+        self.met[scope["method"], decision.kind] += 1
+        if decision.kind == "drop":
+            await _drop_connection(send)
+        elif decision.kind == "drop_after":
+            await self.app(scope, receive, _discard)
             await _drop_connection(send)
         elif decision.kind == "429":
             await _send_status(
@@ -130,6 +169,10 @@ async def _send_status(
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _discard(message: Message) -> None:
+    """Where the answer of a request whose connection is dropped after it was handled goes."""
 
 
 async def _drop_connection(send: Send) -> None:

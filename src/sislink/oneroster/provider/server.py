@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ import uvicorn
 from sislink.oneroster.filters import parse
 from sislink.oneroster.provider.app import ProviderConfig, create_app
 from sislink.oneroster.provider.auth import ALL_SCOPES, Authenticator, Client, scope_short_name
-from sislink.oneroster.provider.faults import FaultConfig
+from sislink.oneroster.provider.faults import FaultConfig, FaultMiddleware
 from sislink.oneroster.provider.profiles import VendorProfile, profile_named
 from sislink.oneroster.provider.seed import seed_district
 from sislink.oneroster.provider.store import ProviderStore
@@ -44,6 +45,8 @@ class RunningProvider:
     extra_headers: dict[str, str] = field(default_factory=dict, repr=False)
     scope_required: bool = False
     affinity_cookie: str | None = None
+    # Faults injected so far by (HTTP method, kind), e.g. faults_met["PUT", "drop_after"].
+    faults_met: Counter[tuple[str, str]] = field(default_factory=Counter, repr=False)
 
     def url(self, path: str) -> str:
         """An absolute URL below the OneRoster root, e.g. `url("rostering/v1p2/teachers")`."""
@@ -61,6 +64,9 @@ def build_config(
     fault_rate: float = 0,
     rate_429: float = 0,
     drop_rate: float = 0,
+    rate_500: float = 0,
+    rate_503: float = 0,
+    drop_after_rate: float = 0,
     token_ttl_s: int = 3600,
     scopes: Sequence[str] | None = None,
 ) -> ProviderConfig:
@@ -82,6 +88,9 @@ def build_config(
         fault_rate=fault_rate,
         rate_429=rate_429,
         drop_rate=drop_rate,
+        rate_500=rate_500,
+        rate_503=rate_503,
+        drop_after_rate=drop_after_rate,
     )
     return ProviderConfig(profile=profile, authenticator=authenticator, faults=faults)
 
@@ -132,6 +141,9 @@ def running_provider(
     fault_rate: float = 0,
     rate_429: float = 0,
     drop_rate: float = 0,
+    rate_500: float = 0,
+    rate_503: float = 0,
+    drop_after_rate: float = 0,
     token_ttl_s: int = 3600,
     scopes: Sequence[str] | None = None,
 ) -> Iterator[RunningProvider]:
@@ -160,10 +172,14 @@ def running_provider(
         fault_rate=fault_rate,
         rate_429=rate_429,
         drop_rate=drop_rate,
+        rate_500=rate_500,
+        rate_503=rate_503,
+        drop_after_rate=drop_after_rate,
         token_ttl_s=token_ttl_s,
         scopes=scopes,
     )
     app = create_app(store, config)
+    faults_met = app.met if isinstance(app, FaultMiddleware) else Counter()
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     origin = f"http://127.0.0.1:{port}"
@@ -197,6 +213,7 @@ def running_provider(
             extra_headers=extra,
             scope_required=chosen.scope_required,
             affinity_cookie=chosen.affinity_cookie,
+            faults_met=faults_met,
         )
     finally:
         server.should_exit = True
