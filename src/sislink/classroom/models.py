@@ -227,6 +227,9 @@ class Class(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+    # When the class was last unlinked from its SIS class by hand (cleared when it is linked
+    # by hand again): while set, roster imports do not link the imported class again.
+    sis_unlinked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"Class(id={self.id!r}, title={self.title!r})"
@@ -343,7 +346,9 @@ class SisConnection(Base):
 
 
 class ClassLink(Base):
-    """A classroom class linked to one SIS class (one SIS class per classroom class)."""
+    """A classroom class linked to one SIS class: one SIS class per classroom class, and one
+    classroom class per SIS class of a connection (the unique index below). Links of another
+    SIS stay on their old connection, so the same sourcedId may appear there."""
 
     __tablename__ = "class_link"
 
@@ -480,7 +485,12 @@ class MarkExportReport(Base):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
-Index("ix_class_link_sis_class", ClassLink.connection_id, ClassLink.sis_class_sourced_id)
+Index(
+    "ix_class_link_sis_class",
+    ClassLink.connection_id,
+    ClassLink.sis_class_sourced_id,
+    unique=True,
+)
 
 
 class ApiToken(Base):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from sislink.classroom.db import Classroom
 from sislink.classroom.errors import Conflict, InvalidInput, PermissionDenied
-from sislink.classroom.models import AuditEvent, ConnectionStatus
-from sislink.classroom.services import connections
+from sislink.classroom.models import AuditEvent, Class, ClassLink, ConnectionStatus
+from sislink.classroom.services import classes, connections
 
 if TYPE_CHECKING:
     from sislink.classroom.services.access import Actor
@@ -131,3 +134,117 @@ def test_teachers_link_only_their_classes_and_only_when_export_is_enabled(
         assert relinked.sis_class_sourced_id == "sis-class-2"
         assert connections.unlink_class(session, school.ada, school.class_id) is True
         assert connections.unlink_class(session, school.ada, school.class_id) is False
+
+
+def _second_class(classroom: Classroom, teacher: Actor, title: str = "Maths 7 (set 2)") -> int:
+    with classroom.transaction() as session:
+        return classes.create_class(session, teacher, title=title).id
+
+
+def test_a_sis_class_already_linked_to_another_class_is_refused_naming_it(
+    classroom: Classroom, school: School
+) -> None:
+    connect(classroom, school.admin)
+    other = _second_class(classroom, school.ada)
+    with classroom.transaction() as session:
+        connections.link_class(session, school.ada, school.class_id, "sis-class-1")
+        # Linking the same class to the same SIS class again is no clash.
+        connections.link_class(session, school.ada, school.class_id, "sis-class-1")
+    for actor in (school.ada, school.admin):
+        with (
+            pytest.raises(
+                Conflict,
+                match=r"The SIS class sis-class-1 is already linked to the class 'Maths 7'; "
+                "unlink it there first",
+            ),
+            classroom.transaction() as session,
+        ):
+            connections.link_class(session, actor, other, "sis-class-1")
+    with classroom.transaction() as session:
+        assert connections.class_link(session, other) is None
+        connections.unlink_class(session, school.ada, school.class_id)
+        assert connections.link_class(session, school.ada, other, "sis-class-1").class_id == other
+
+
+def test_the_schema_refuses_a_second_class_on_one_sis_class(
+    classroom: Classroom, school: School
+) -> None:
+    # Written around the services, as a racing writer that skipped the check would.
+    connection_id = connect(classroom, school.admin)
+    other = _second_class(classroom, school.ada)
+    with classroom.transaction() as session:
+        connections.link_class(session, school.ada, school.class_id, "sis-class-1")
+    with pytest.raises(IntegrityError), classroom.transaction() as session:
+        session.add(
+            ClassLink(
+                class_id=other, connection_id=connection_id, sis_class_sourced_id="sis-class-1"
+            )
+        )
+        session.flush()
+
+
+def test_two_classes_linked_to_one_sis_class_at_once_one_is_refused_with_a_clear_message(
+    classroom: Classroom, school: School
+) -> None:
+    # The first link is written but not committed when the second is made: the second must be
+    # refused (by the check after the first commits, or by the schema while it waits), never
+    # written beside it.
+    connect(classroom, school.admin)
+    other = _second_class(classroom, school.ada)
+    outcome: list[BaseException | ClassLink] = []
+
+    def link_other() -> None:
+        try:
+            with classroom.transaction() as session:
+                outcome.append(connections.link_class(session, school.ada, other, "sis-class-1"))
+        except BaseException as error:  # reported by the main thread
+            outcome.append(error)
+
+    with classroom.transaction() as session:
+        connections.link_class(session, school.ada, school.class_id, "sis-class-1")
+        second = threading.Thread(target=link_other)
+        second.start()
+        if classroom.engine.dialect.name == "postgresql":
+            _wait_until_a_writer_waits_for_a_lock(classroom)
+    second.join()
+    (result,) = outcome
+    assert isinstance(result, Conflict), result
+    assert "already linked to the class 'Maths 7'; unlink it there first" in str(result)
+    with classroom.session() as session:
+        links = session.scalars(select(ClassLink)).all()
+    assert [(link.class_id, link.sis_class_sourced_id) for link in links] == [
+        (school.class_id, "sis-class-1")
+    ]
+
+
+def _wait_until_a_writer_waits_for_a_lock(classroom: Classroom) -> None:
+    """Until the second linker waits on the unique index (PostgreSQL shows it in pg_locks)."""
+    for _ in range(6000):
+        with classroom.engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                    "WHERE NOT l.granted AND a.query ILIKE '%class_link%'"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the second link never reached the database")
+
+
+def test_unlinking_by_hand_is_remembered_until_the_class_is_linked_again(
+    classroom: Classroom, school: School
+) -> None:
+    connect(classroom, school.admin)
+    with classroom.transaction() as session:
+        connections.link_class(session, school.ada, school.class_id, "sis-class-1")
+        connections.unlink_class(session, school.ada, school.class_id)
+    with classroom.session() as session:
+        klass = session.get(Class, school.class_id)
+        assert klass is not None and klass.sis_unlinked_at is not None
+    with classroom.transaction() as session:
+        connections.link_class(session, school.ada, school.class_id, "sis-class-2")
+    with classroom.session() as session:
+        klass = session.get(Class, school.class_id)
+        assert klass is not None and klass.sis_unlinked_at is None

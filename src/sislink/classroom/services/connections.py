@@ -10,8 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Select, and_, exists, insert, literal, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
 
 from sislink.classroom.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sislink.classroom.models import (
@@ -216,32 +217,98 @@ def require_export_allowed(session: Session, actor: Actor) -> SisConnection:
 def link_class(
     session: Session, actor: Actor, class_id: int, sis_class_sourced_id: str
 ) -> ClassLink:
-    """Link a class to one SIS class (replacing an earlier link). Its teachers or admins only."""
-    class_for_editing(session, actor, class_id)
+    """Link a class to one SIS class (replacing an earlier link). Its teachers or admins only.
+
+    One SIS class belongs to one classroom class: checked here, in the transaction that writes
+    the link, and enforced by the schema, so two links made at once cannot both succeed.
+    """
+    klass = class_for_editing(session, actor, class_id)
     connection = require_export_allowed(session, actor)
     sourced_id = sis_class_sourced_id.strip()
     if not sourced_id:
         raise InvalidInput("Choose the SIS class to link this class to.")
-    link = class_link(session, class_id)
-    if link is None:
-        link = ClassLink(class_id=class_id)
-        session.add(link)
-    link.connection_id = connection.id
-    link.sis_class_sourced_id = sourced_id
-    link.linked_by_id = actor.person_id
-    link.linked_at = utc_now()
-    flush_or_conflict(session, "This class was linked by someone else at the same time; reload.")
+    refuse_if_sis_class_taken(session, connection, sourced_id, class_id)
+    try:
+        with session.begin_nested():
+            link = class_link(session, class_id)
+            if link is None:
+                link = ClassLink(class_id=class_id)
+                session.add(link)
+            link.connection_id = connection.id
+            link.sis_class_sourced_id = sourced_id
+            link.linked_by_id = actor.person_id
+            link.linked_at = utc_now()
+            klass.sis_unlinked_at = None
+            session.flush()
+    except IntegrityError:
+        # Someone linked at the same moment: say who holds the SIS class, if that was the clash.
+        with session.no_autoflush:
+            refuse_if_sis_class_taken(session, connection, sourced_id, class_id)
+        raise Conflict("This class was linked by someone else at the same time; reload.") from None
     record_event(session, actor, "class.linked", f"class:{class_id}", {"sis_class": sourced_id})
     return link
 
 
+def sis_class_holder(
+    session: Session, connection: SisConnection, sis_class_sourced_id: str, other_than: int
+) -> Class | None:
+    """The class, other than `other_than`, linked to this SIS class of the connected SIS.
+
+    Links made through earlier connections to the same SIS (same partner and district) count:
+    they are the same SIS class.
+    """
+    holder = session.scalars(
+        select(Class)
+        .join(ClassLink, ClassLink.class_id == Class.id)
+        .where(
+            ClassLink.sis_class_sourced_id == sis_class_sourced_id,
+            ClassLink.class_id != other_than,
+            ClassLink.connection_id.in_(_same_sis(connection)),
+        )
+        .order_by(ClassLink.id)
+    ).first()
+    return holder
+
+
+def refuse_if_sis_class_taken(
+    session: Session, connection: SisConnection, sis_class_sourced_id: str, class_id: int
+) -> None:
+    """Conflict naming the class that holds this SIS class already, if another one does."""
+    holder = sis_class_holder(session, connection, sis_class_sourced_id, class_id)
+    if holder is not None:
+        raise Conflict(
+            f"The SIS class {sis_class_sourced_id} is already linked to the class "
+            f"{holder.title!r}; unlink it there first (one SIS class per class)."
+        )
+
+
+def _same_sis(connection: SisConnection) -> Select[int]:
+    """Ids of the connections to the same SIS as `connection` (itself included)."""
+    if connection.district_sourced_id is None:
+        return select(SisConnection.id).where(SisConnection.id == connection.id)
+    return select(SisConnection.id).where(
+        or_(
+            SisConnection.id == connection.id,
+            and_(
+                SisConnection.partner == connection.partner,
+                SisConnection.district_sourced_id == connection.district_sourced_id,
+            ),
+        )
+    )
+
+
 def unlink_class(session: Session, actor: Actor, class_id: int) -> bool:
-    """Remove a class's SIS link. True if it had one."""
-    class_for_editing(session, actor, class_id)
+    """Remove a class's SIS link. True if it had one.
+
+    The class remembers it was unlinked by hand, so that roster imports leave it unlinked
+    until someone links it again.
+    """
+    klass = class_for_editing(session, actor, class_id)
     link = class_link(session, class_id)
     if link is None:
         return False
     session.delete(link)
+    klass.sis_unlinked_at = utc_now()
     record_event(
         session,
         actor,
@@ -260,8 +327,12 @@ def link_imported_classes(session: Session, connection_id: int) -> int:
     """Link every active class imported from the SIS, and not linked yet, to its own SIS class.
 
     Classes that come from the SIS are linked already, as teachers expect: they need not pick
-    the SIS class a class was imported from. Returns how many links were made.
+    the SIS class a class was imported from. Left alone: a class someone unlinked by hand (the
+    unlink stands until someone links it again), and a class whose SIS class another class is
+    linked to already (one SIS class per class). Returns how many links were made.
     """
+    connection = _get(session, connection_id)
+    taken = aliased(ClassLink)
     unlinked = (
         select(
             Class.id,
@@ -270,7 +341,16 @@ def link_imported_classes(session: Session, connection_id: int) -> int:
             literal(utc_now(), UTCDateTime()),
         )
         .outerjoin(ClassLink, ClassLink.class_id == Class.id)
-        .where(Class.sis_sourced_id.is_not(None), Class.active.is_(True), ClassLink.id.is_(None))
+        .where(
+            Class.sis_sourced_id.is_not(None),
+            Class.active.is_(True),
+            Class.sis_unlinked_at.is_(None),
+            ClassLink.id.is_(None),
+            ~exists().where(
+                taken.sis_class_sourced_id == Class.sis_sourced_id,
+                taken.connection_id.in_(_same_sis(connection)),
+            ),
+        )
     )
     made = session.execute(
         insert(ClassLink).from_select(
