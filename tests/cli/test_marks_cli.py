@@ -8,17 +8,20 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from sislink.classroom import Actor, open_classroom
 from sislink.classroom.models import Role
 from sislink.classroom.services import people
 from sislink.cli import app
+from sislink.oneroster.models import Result
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.settings import Settings
-from sync.mark_export_world import World, build_world
+from sync.mark_export_world import World, build_world, sis_gradebook
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +199,305 @@ def test_a_teacher_lists_only_their_own_classes_and_their_coursework(
     assert code == 0 and json.loads(text) == []
     code, text = _run(world, tmp_path, "coursework", "list", cls, "--as", "other@school.example")
     assert code == 1 and "You do not teach this class" in text
+
+
+# ---- marks set, import and the class's export choices, as the SIS then holds them -----------
+
+
+def _json(world: World, tmp_path: Path, *args: str) -> Any:
+    code, text = _run(world, tmp_path, *args)
+    assert code == 0, text
+    return json.loads(text)
+
+
+def _sis_results(world: World, title: str) -> dict[str, Result]:
+    """The SIS's results of the lineItem with this title, by the student's email."""
+    email_of = dict(
+        zip((world.sis_students[s] for s in world.students), _emails(world), strict=True)
+    )
+    items, results = asyncio.run(sis_gradebook(world))
+    (item,) = [i for i in items if i.title == title]
+    return {email_of[r.student.sourced_id]: r for r in results[item.sourced_id]}
+
+
+def _status(result: Result) -> tuple[str, float | None]:
+    return result.score_status, result.score
+
+
+def test_excused_and_missing_set_from_the_command_line_reach_the_sis_as_the_class_chose(
+    world: World, tmp_path: Path
+) -> None:
+    teacher, cls = world.teacher_email, str(world.class_id)
+    work = world.add_coursework("Essay", points=20)
+    a, b, c = _emails(world)
+
+    def mark(student: str, *given: str) -> Any:
+        return _json(
+            world,
+            tmp_path,
+            "marks",
+            "set",
+            cls,
+            "--coursework",
+            str(work),
+            "--student",
+            student,
+            *given,
+            "--as",
+            teacher,
+            "--json",
+        )
+
+    mark(a, "--score", "15")
+    mark(b, "--score", "12")
+    mark(c, "--excused")
+    missing = mark(a, "--missing")  # the earlier 15 must not stay behind
+    assert (missing["score"], missing["excused"], missing["missing"]) == (None, False, True)
+    excused = mark(b, "--excused")
+    assert (excused["score"], excused["excused"], excused["missing"]) == (None, True, False)
+    assert mark(c, "--missing")["excused"] is False  # no longer excused
+    code, text = _run(
+        world,
+        tmp_path,
+        "marks",
+        "set",
+        cls,
+        "--coursework",
+        str(work),
+        "--student",
+        a,
+        "--score",
+        "3",
+        "--missing",
+        "--as",
+        teacher,
+    )
+    assert code == 1 and "exactly one of --score N, --excused or --missing" in text
+
+    assert _json(world, tmp_path, "classes", "settings", cls, "--as", teacher, "--json") == {
+        "class_id": world.class_id,
+        "missing_as": "zero",
+        "export_drafts": False,
+    }
+    first = _json(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert first["writes"] == 1 + 3, first
+    held = _sis_results(world, "Essay")
+    assert _status(held[a]) == ("fully graded", 0)
+    assert _status(held[b]) == ("exempt", None)
+    assert _status(held[c]) == ("fully graded", 0)
+
+    chosen = _json(
+        world,
+        tmp_path,
+        "classes",
+        "settings",
+        cls,
+        "--missing-as",
+        "not-submitted",
+        "--as",
+        teacher,
+        "--json",
+    )
+    assert chosen["missing_as"] == "not_submitted" and chosen["export_drafts"] is False
+    code, text = _run(world, tmp_path, "classes", "settings", cls, "--as", teacher)
+    assert code == 0 and "'not submitted' (no score)" in text
+    second = _json(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert second["writes"] == 2  # the two missing marks, nothing else
+    held = _sis_results(world, "Essay")
+    assert _status(held[a]) == _status(held[c]) == ("not submitted", None)
+    assert _status(held[b]) == ("exempt", None)
+
+
+def test_only_the_primary_teacher_changes_the_export_choices_and_bad_values_are_explained(
+    world: World, tmp_path: Path
+) -> None:
+    cls = str(world.class_id)
+    code, text = _run(
+        world,
+        tmp_path,
+        "classes",
+        "settings",
+        cls,
+        "--export-drafts",
+        "--as",
+        "other@school.example",
+    )
+    assert code == 1 and "Only the primary teacher of" in text
+    code, text = _run(world, tmp_path, "classes", "settings", cls, "--as", "other@school.example")
+    assert code == 1 and "You do not teach" in text
+    code, text = _run(
+        world,
+        tmp_path,
+        "classes",
+        "settings",
+        cls,
+        "--missing-as",
+        "blank",
+        "--as",
+        world.teacher_email,
+    )
+    assert code == 1 and "'zero'" in text and "'not-submitted'" in text and "'blank'" in text
+    # Without --as the command line acts as the installation's administrator.
+    assert _json(world, tmp_path, "classes", "settings", cls, "--export-drafts", "--json")[
+        "export_drafts"
+    ]
+    assert not _json(world, tmp_path, "classes", "settings", cls, "--no-export-drafts", "--json")[
+        "export_drafts"
+    ]
+
+
+def test_a_returned_mark_set_again_as_a_draft_is_not_exported_until_the_class_says_so(
+    world: World, tmp_path: Path
+) -> None:
+    teacher, cls = world.teacher_email, str(world.class_id)
+    work = world.add_coursework("Lab", points=10)
+    (a, *_) = _emails(world)
+
+    def mark(*given: str) -> Any:
+        return _json(
+            world,
+            tmp_path,
+            "marks",
+            "set",
+            cls,
+            "--coursework",
+            str(work),
+            "--student",
+            a,
+            *given,
+            "--as",
+            teacher,
+            "--json",
+        )
+
+    assert mark("--score", "8")["state"] == "returned"
+    _json(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert _status(_sis_results(world, "Lab")[a]) == ("fully graded", 8)
+    assert mark("--score", "9", "--draft")["state"] == "draft"
+    kept = _json(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert kept["writes"] == 0
+    (item,) = [i for i in kept["items"] if i["kind"] == "result"]
+    assert item["outcome"] == "skipped" and item["reason"].startswith("The mark is a draft")
+    assert _status(_sis_results(world, "Lab")[a]) == ("fully graded", 8)
+    _json(world, tmp_path, "classes", "settings", cls, "--export-drafts", "--as", teacher, "--json")
+    drafts = _json(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert drafts["writes"] == 1
+    assert _status(_sis_results(world, "Lab")[a]) == ("fully graded", 9)
+
+
+def test_a_reimported_sheet_replaces_excused_and_scores_and_rows_are_numbered_as_the_sheet(
+    world: World, tmp_path: Path
+) -> None:
+    teacher, cls = world.teacher_email, str(world.class_id)
+    world.add_coursework("Essay", points=20)
+    world.add_coursework("Quiz", points=10)
+    a, b, c = _emails(world)
+    sheet = tmp_path / "marks.csv"
+    sheet.write_text(f"email,Essay,Quiz\n{a},ex,5\n{b},7,ex\n{c},9,4\n", encoding="utf-8")
+    first = _json(world, tmp_path, "marks", "import", cls, str(sheet), "--as", teacher, "--json")
+    assert first == {"imported": 6, "problems": []}
+    # A quoted cell with a line break is one cell, and a line separator inside a cell is no
+    # row break: the rows keep the numbers a spreadsheet shows (2, 3, 4).
+    sheet.write_text(
+        f'email,Essay,Quiz\r\n{a},missing,"not\r\nsure"\r\n{b},M,abc\u2028def\r\n{c},ex,oops\r\n',
+        encoding="utf-8",
+    )
+    code, text = _run(
+        world, tmp_path, "marks", "import", cls, str(sheet), "--as", teacher, "--json"
+    )
+    assert code == 2, text
+    again = json.loads(text)
+    assert again["imported"] == 3
+    assert [(p["row"], p["column"], p["value"]) for p in again["problems"]] == [
+        (2, "Quiz", "not\r\nsure"),
+        (3, "Quiz", "abc\u2028def"),
+        (4, "Quiz", "oops"),
+    ]
+    exported = _json(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert exported["status"] == "succeeded", exported
+    essay, quiz = _sis_results(world, "Essay"), _sis_results(world, "Quiz")
+    assert _status(essay[a]) == ("fully graded", 0)  # missing, no longer excused
+    assert _status(essay[b]) == ("fully graded", 0)  # missing: the 7 is gone
+    assert _status(essay[c]) == ("exempt", None)  # excused: the 9 is gone
+    assert _status(quiz[a]) == ("fully graded", 5)  # the unreadable cell changed nothing
+    assert _status(quiz[b]) == ("exempt", None)
+    assert _status(quiz[c]) == ("fully graded", 4)
+
+
+def test_a_sheet_with_an_unclosed_quote_is_refused_whole(world: World, tmp_path: Path) -> None:
+    from sislink.classroom.models import Mark
+
+    world.add_coursework("Essay", points=20)
+    a, b, _ = _emails(world)
+    sheet = tmp_path / "marks.csv"
+    sheet.write_text(f'email,Essay\n{a},"8\n{b},9\n', encoding="utf-8")
+    code, text = _run(
+        world,
+        tmp_path,
+        "marks",
+        "import",
+        str(world.class_id),
+        str(sheet),
+        "--as",
+        world.teacher_email,
+    )
+    assert code == 1
+    assert "not a readable CSV sheet" in text and "Nothing was imported" in text
+    with world.classroom.session() as session:
+        assert session.scalars(select(Mark)).all() == []
+
+
+def test_a_dry_run_sends_nothing_and_all_exports_only_the_teachers_own_linked_classes(
+    world: World, tmp_path: Path
+) -> None:
+    teacher, cls = world.teacher_email, str(world.class_id)
+    work = world.add_coursework("Essay", points=20)
+    for n, student in enumerate(world.students):
+        world.mark(work, student, score=10 + n)
+    others = _other_teachers_linked_class(world)
+
+    dry = _json(
+        world, tmp_path, "marks", "export", "--class", cls, "--dry-run", "--as", teacher, "--json"
+    )
+    assert dry["writes"] == 0 and dry["status"] == "succeeded"
+    assert sorted((i["kind"], i["outcome"]) for i in dry["items"]) == [
+        ("lineItem", "would_export"),
+        *[("result", "would_export")] * 3,
+    ]
+    items, _ = asyncio.run(sis_gradebook(world))
+    assert items == []  # the SIS holds nothing yet
+
+    mine = _json(world, tmp_path, "marks", "export", "--all", "--as", teacher, "--json")
+    assert mine["writes"] == 1 + 3 and mine["status"] == "succeeded"
+    assert [c["class_id"] for c in mine["classes"]] == [world.class_id]
+    assert {i["outcome"] for i in mine["items"]} == {"exported"}
+    assert sorted(r.score for r in _sis_results(world, "Essay").values()) == [10, 11, 12]
+    # Without --as (the installation's administrator) every linked class goes.
+    everyone = _json(world, tmp_path, "marks", "export", "--all", "--dry-run", "--json")
+    assert sorted(c["class_id"] for c in everyone["classes"]) == sorted([world.class_id, others])
+    assert everyone["writes"] == 0
+
+
+def _other_teachers_linked_class(world: World) -> int:
+    """A class of the other teacher, linked (by an administrator) to another SIS class."""
+    from sislink.classroom.services import classes
+    from sislink.sync import class_link
+
+    with world.classroom.transaction() as session:
+        other = people.find_person_by_email(session, "other@school.example")
+        assert other is not None
+        made = classes.create_class(
+            session, Actor.system(), title="Other's class", primary_teacher_id=other.id
+        )
+        class_id = made.id
+
+    async def link() -> None:
+        async with world.client() as client:
+            choices = await class_link.sis_classes_for_teacher(client, world.teacher_email)
+            free = next(c for c in choices if c.sourced_id != world.sis_class_id)
+            await class_link.link_class(
+                world.classroom, client, Actor.system(), class_id, free.sourced_id
+            )
+
+    asyncio.run(link())
+    return class_id

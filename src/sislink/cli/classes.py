@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Class, ClassLink, Person
+from sislink.classroom.services import export_settings
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.cli.common import (
     AS_OPTION,
@@ -206,3 +207,38 @@ def register(app: typer.Typer) -> None:
         out.print(
             f"Class {class_id} unlinked." if unlinked else f"Class {class_id} was not linked."
         )
+
+    @group.command("settings")
+    def export_choices(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        missing_as: str | None = typer.Option(
+            None,
+            "--missing-as",
+            metavar="zero|not-submitted",
+            help="What a missing mark becomes in the SIS: zero (a score of 0) or "
+            "not-submitted (scoreStatus 'not submitted', no score).",
+        ),
+        export_drafts: bool | None = typer.Option(
+            None,
+            "--export-drafts/--no-export-drafts",
+            help="Export draft marks too, or only marks returned to students (the default).",
+        ),
+        as_email: str | None = AS_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Show the class's mark export choices, or change them (its primary teacher, or an
+        administrator)."""
+        classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        class_id = find_class(classroom, class_)
+        with sync_errors(), classroom.transaction() as session:
+            if missing_as is None and export_drafts is None:
+                choices = export_settings.export_choices(session, actor, class_id)
+            else:
+                choices = export_settings.change_export_choices(
+                    session, actor, class_id, missing_as=missing_as, export_drafts=export_drafts
+                )
+        if as_json:
+            print_json(choices.as_json())
+            return
+        out.print(f"Class {class_id}: {choices.describe()}")

@@ -54,16 +54,32 @@ class CellProblem:
         return f"row {self.row}, column {self.column!r} ({self.value!r}): {self.problem}"
 
 
+def read_sheet(path: Path) -> list[list[str]]:
+    """The sheet's rows, one per spreadsheet row: a quoted cell may hold line breaks, so the
+    file is parsed as CSV, never split into lines first (row numbers stay the sheet's own).
+    A sheet that is not CSV (an unclosed quote, say) is refused whole, before anything is set.
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as sheet:
+            reader = csv.reader(sheet, strict=True)
+            try:
+                return list(reader)
+            except csv.Error as exc:
+                fail(
+                    f"{path} is not a readable CSV sheet (line {reader.line_num}: {exc}); check "
+                    "that every quoted cell is closed, or save it again as CSV. Nothing was "
+                    "imported."
+                )
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"Cannot read {path}: {exc}. Save the sheet as CSV (UTF-8) and try again.")
+
+
 def import_gradebook(
     classroom: Classroom, actor: Actor, class_id: int, path: Path, *, returned: bool = True
 ) -> tuple[int, list[CellProblem]]:
     """Read a gradebook sheet (one row per student by email, one column per coursework title)
     and set every mark it can; each bad cell is reported and the rest imported."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"Cannot read {path}: {exc}. Save the sheet as CSV (UTF-8) and try again.")
-    rows = list(csv.reader(text.splitlines()))
+    rows = read_sheet(path)
     if not rows:
         fail(f"{path} is empty; it needs a header row: email, then one column per coursework.")
     header = [h.strip() for h in rows[0]]
@@ -107,13 +123,15 @@ def import_gradebook(
                 value = row[i].strip() if i < len(row) else ""
                 if not value:
                     continue
+                # The service clears what the cell does not say: a "missing" cell drops an
+                # earlier score or excused, a score drops excused and missing.
                 values: dict[str, Any]
                 if value.casefold() in EXCUSED_WORDS:
                     values = {"excused": True}
                 elif value.casefold() in MISSING_WORDS:
                     values = {"missing": True}
                 else:
-                    values = {"score": value, "excused": False, "missing": False}
+                    values = {"score": value}
                 try:
                     with session.begin_nested():
                         mark_service.set_mark(session, actor, work.id, student.id, **values)
@@ -140,11 +158,14 @@ def register(app: typer.Typer) -> None:
         excused: bool = typer.Option(False, "--excused"),
         missing: bool = typer.Option(False, "--missing"),
         comment: str | None = typer.Option(None, "--comment"),
-        draft: bool = typer.Option(False, "--draft", help="Keep it a draft (not returned)."),
+        draft: bool = typer.Option(
+            False, "--draft", help="Make it a draft (not returned, not exported), even if returned."
+        ),
         as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
-        """Set one student's mark (returned to the student unless --draft)."""
+        """Set one student's mark: a score, excused or missing (each clears the other two);
+        returned to the student unless --draft."""
         if sum((score is not None, excused, missing)) != 1:
             fail("Give exactly one of --score N, --excused or --missing.")
         classroom = open_from_env()
@@ -157,11 +178,17 @@ def register(app: typer.Typer) -> None:
             work = session.get(Coursework, coursework)
             if work is None or work.class_id != class_id:
                 fail(f"Coursework {coursework} is not in class {class_id}.")
-            values: dict[str, Any] = {"excused": excused, "missing": missing}
-            if score is not None:
-                values["score"] = score
+            values: dict[str, Any] = (
+                {"score": score}
+                if score is not None
+                else {"excused": True}
+                if excused
+                else {"missing": True}
+            )
+            # The service clears the other two (a missing mark keeps no earlier score), and
+            # --draft takes back a mark that was returned, so that it is not exported.
             mark = mark_service.set_mark(
-                session, actor, coursework, person.id, comment=comment, **values
+                session, actor, coursework, person.id, comment=comment, draft=draft, **values
             )
             if not draft:
                 mark_service.return_marks(session, actor, coursework, [person.id])
