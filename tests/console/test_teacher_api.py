@@ -242,3 +242,78 @@ def test_disconnected_refuses_export_and_no_token_is_401(world: World, api: Test
     assert refused.status_code == 409 and detail(refused)["problem"] == "disconnected"
     offline = api.get("/api/teacher/sis-classes", headers=me)
     assert offline.status_code == 409 and detail(offline)["problem"] == "not_connected"
+
+
+def test_missing_and_excused_marks_replace_a_score_and_go_as_the_class_chose(
+    world: World, api: TestClient
+) -> None:
+    me = bearer(world.classroom, world.teacher_email)
+    cls = world.class_id
+    settings_url = f"/api/teacher/classes/{cls}/export-settings"
+    assert api.get(settings_url, headers=me).json() == {
+        "class_id": cls,
+        "missing_as": "zero",
+        "export_drafts": False,
+    }
+    essay = api.post(
+        f"/api/teacher/classes/{cls}/coursework",
+        headers=me,
+        json={
+            "title": "Essay",
+            "points": 20,
+            "due": world.due_in_period().date().isoformat(),
+            "category": "Homework",
+        },
+    ).json()
+    marks_url = f"/api/teacher/classes/{cls}/coursework/{essay['id']}/marks"
+    a, b, c = student_emails(world)
+    for email, score in ((a, 15), (b, 12), (c, 11)):
+        assert api.put(marks_url, headers=me, json={"student": email, "score": score}).is_success
+    missing = api.put(marks_url, headers=me, json={"student": a, "missing": True}).json()
+    assert (missing["score"], missing["excused"], missing["missing"]) == (None, False, True)
+    excused = api.put(marks_url, headers=me, json={"student": b, "excused": True}).json()
+    assert (excused["score"], excused["excused"], excused["missing"]) == (None, True, False)
+    draft = api.put(marks_url, headers=me, json={"student": c, "score": 13, "draft": True}).json()
+    assert (draft["score"], draft["state"]) == (13, "draft")
+
+    changed = api.patch(settings_url, headers=me, json={"missing_as": "not_submitted"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json() == {
+        "class_id": cls,
+        "missing_as": "not_submitted",
+        "export_drafts": False,
+    }
+    job_id = api.post(f"/api/teacher/classes/{cls}/exports", headers=me).json()["job_id"]
+    assert api.get(f"/api/teacher/jobs/{job_id}", headers=me).json()["status"] == "succeeded"
+    items, results = asyncio.run(sis_gradebook(world))
+    sis_id = {world.sis_students[s]: e for s, e in zip(world.students, (a, b, c), strict=True)}
+    held = {sis_id[r.student.sourced_id]: r for r in results[items[0].sourced_id]}
+    assert set(held) == {a, b}  # c's mark is a draft: it stays home
+    assert (held[a].score_status, held[a].score) == ("not submitted", None)
+    assert (held[b].score_status, held[b].score) == ("exempt", None)
+
+    drafts = api.patch(settings_url, headers=me, json={"export_drafts": True})
+    assert drafts.json()["export_drafts"] is True and drafts.json()["missing_as"] == "not_submitted"
+    job_id = api.post(f"/api/teacher/classes/{cls}/exports", headers=me).json()["job_id"]
+    assert api.get(f"/api/teacher/jobs/{job_id}", headers=me).json()["report"]["writes"] == 1
+    _, results = asyncio.run(sis_gradebook(world))
+    assert 13 in {r.score for r in results[items[0].sourced_id]}
+
+
+def test_export_settings_are_refused_to_others_and_bad_values_are_explained(
+    world: World, api: TestClient
+) -> None:
+    me = bearer(world.classroom, world.teacher_email)
+    other = bearer(world.classroom, "other@school.example")
+    url = f"/api/teacher/classes/{world.class_id}/export-settings"
+    assert api.get(url).status_code == 401
+    seen = api.get(url, headers=other)
+    assert seen.status_code == 403 and "You do not teach" in detail(seen)["message"]
+    changed = api.patch(url, headers=other, json={"export_drafts": True})
+    assert changed.status_code == 403 and "Only the primary teacher" in detail(changed)["message"]
+    bad = api.patch(url, headers=me, json={"missing_as": "blank", "export_drafts": True})
+    assert bad.status_code == 422 and "'not-submitted'" in detail(bad)["message"]
+    typo = api.patch(url, headers=me, json={"missingAs": "zero"})
+    assert typo.status_code == 422 and "missingAs" in typo.text
+    assert api.get(url, headers=me).json()["export_drafts"] is False  # nothing changed
+    assert api.get("/api/teacher/classes/999999/export-settings", headers=me).status_code == 404

@@ -15,13 +15,13 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, InvalidInput, NotFound
 from sislink.classroom.models import Category, Class, Coursework, Job, MarkExportReport, Person
-from sislink.classroom.services import connections
+from sislink.classroom.services import connections, export_settings
 from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing, teaches
@@ -99,7 +99,24 @@ class MarkRequest(BaseModel):
     excused: bool = False
     missing: bool = False
     comment: str | None = None
-    draft: bool = Field(False, description="Keep it a draft (not returned, not exported).")
+    draft: bool = Field(
+        False, description="Make it a draft (not returned, not exported), even if it was returned."
+    )
+
+
+class ExportChoicesRequest(BaseModel):
+    """Only what is given changes; an unknown field is refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    missing_as: str | None = Field(
+        None,
+        description="What a missing mark becomes in the SIS: 'zero' (a score of 0) or "
+        "'not_submitted' (scoreStatus 'not submitted', no score; 'not-submitted' also reads).",
+    )
+    export_drafts: bool | None = Field(
+        None, description="Export draft marks too (false: only marks returned to students)."
+    )
 
 
 class ExportRequest(BaseModel):
@@ -280,6 +297,37 @@ def unlink(
     return {"class_id": class_id, "unlinked": unlinked}
 
 
+@router.get("/classes/{class_id}/export-settings")
+def get_export_choices(
+    class_id: int,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """The class's mark export choices: `missing_as` ('zero' or 'not_submitted') and
+    `export_drafts`."""
+    with teacher_errors(), classroom.session() as session:
+        return export_settings.export_choices(session, actor, class_id).as_json()
+
+
+@router.patch("/classes/{class_id}/export-settings")
+def change_export_choices(
+    class_id: int,
+    body: ExportChoicesRequest,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Change the class's mark export choices (the primary teacher, or an administrator);
+    answers them all as they are now."""
+    with teacher_errors(), classroom.transaction() as session:
+        return export_settings.change_export_choices(
+            session,
+            actor,
+            class_id,
+            missing_as=body.missing_as,
+            export_drafts=body.export_drafts,
+        ).as_json()
+
+
 # ---- coursework and marks ------------------------------------------------------------------
 
 
@@ -341,11 +389,23 @@ def set_mark(
         student = find_person_by_email(session, body.student)
         if student is None:
             raise NotFound(f"No student has the email {body.student!r}.")
-        values: dict[str, Any] = {"excused": body.excused, "missing": body.missing}
-        if body.score is not None:
-            values["score"] = body.score
+        values: dict[str, Any] = (
+            {"score": body.score}
+            if body.score is not None
+            else {"excused": True}
+            if body.excused
+            else {"missing": True}
+        )
+        # The service clears the other two (a missing mark keeps no earlier score), and a
+        # draft takes back a mark that was returned, so that it is not exported.
         mark = mark_service.set_mark(
-            session, actor, coursework_id, student.id, comment=body.comment, **values
+            session,
+            actor,
+            coursework_id,
+            student.id,
+            comment=body.comment,
+            draft=body.draft,
+            **values,
         )
         if not body.draft:
             mark_service.return_marks(session, actor, coursework_id, [student.id])
