@@ -23,8 +23,11 @@ from console.console_world import (
     import_roster,
     invite_and_sign_in,
 )
-from sislink.classroom.models import Job, Mark, MarkState, Role
+from sislink.classroom import Actor
+from sislink.classroom.models import EnrolmentRole, Job, Mark, MarkState, MissingMarkExport, Role
+from sislink.classroom.services import classes
 from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.sync import class_link
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +232,51 @@ def test_with_the_permission_off_export_is_hidden_and_refused(school: School) ->
             session.scalar(select(func.count()).select_from(Job).where(Job.kind == "mark_export"))
             == 0
         )
+
+
+def test_the_primary_teacher_chooses_how_missing_and_draft_marks_are_exported(
+    school: School,
+) -> None:
+    teacher, cid, served = school.teacher, school.class_id, school.served
+    page = teacher.get(f"/classes/{cid}")
+    assert 'id="save-export-choices"' in page.text
+    assert 'value="zero" id="missing-as-zero" checked' in page.text
+    assert 'id="export_drafts" >' in page.text  # not ticked: only returned marks go
+
+    saved = teacher.post(
+        f"/classes/{cid}/export-settings", {"missing_as": "not_submitted", "export_drafts": "on"}
+    )
+    assert saved.status_code == 200 and "Export choices saved" in saved.text
+    assert 'value="not_submitted" id="missing-as-not-submitted" checked' in saved.text
+    assert 'id="export_drafts" checked' in saved.text
+    with served.classroom.session() as session:
+        row = class_link.export_settings(session, cid)
+        assert (row.missing_as, row.export_drafts) == (MissingMarkExport.NOT_SUBMITTED, True)
+
+    unticked = teacher.post(f"/classes/{cid}/export-settings", {"missing_as": "zero"})
+    assert 'value="zero" id="missing-as-zero" checked' in unticked.text
+    assert 'id="export_drafts" >' in unticked.text
+    bad = teacher.post(f"/classes/{cid}/export-settings", {"missing_as": "blank"})
+    assert bad.status_code == 409 and "not-submitted" in bad.text
+    forged = teacher.post(f"/classes/{cid}/export-settings", {"export_drafts": "on"}, csrf=False)
+    assert forged.status_code == 403
+    with served.classroom.session() as session:
+        row = class_link.export_settings(session, cid)
+        assert (row.missing_as, row.export_drafts) == (MissingMarkExport.ZERO, False)
+
+
+def test_a_co_teacher_sees_the_export_choices_but_cannot_change_them(school: School) -> None:
+    served, cid = school.served, school.class_id
+    co_id = served.person_with_password("co@school.example", Role.TEACHER, "Co Teacher")
+    with served.classroom.transaction() as session:
+        classes.enrol(session, Actor.system(), cid, co_id, EnrolmentRole.TEACHER)
+    co = served.client()
+    co.sign_in("co@school.example")
+    page = co.get(f"/classes/{cid}")
+    assert page.status_code == 200
+    assert 'id="save-export-choices"' not in page.text
+    assert 'id="export-choices-text"' in page.text and "a score of 0" in page.text
+    refused = co.post(f"/classes/{cid}/export-settings", {"export_drafts": "on"})
+    assert refused.status_code == 403 and "Only the primary teacher" in refused.text
+    with served.classroom.session() as session:
+        assert not class_link.export_settings(session, cid).export_drafts

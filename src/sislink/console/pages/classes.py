@@ -36,6 +36,7 @@ from sislink.classroom.models import (
     Person,
 )
 from sislink.classroom.services import coursework as coursework_service
+from sislink.classroom.services import export_settings
 from sislink.classroom.services import marks as marks_service
 from sislink.classroom.services.access import teaches
 from sislink.classroom.services.classes import classes_taught_by, members
@@ -193,6 +194,7 @@ def class_page(
         running = session.scalars(
             select(Job).where(Job.active_lock == lock_key_for(class_id=class_id))
         ).first()
+        choices = export_settings.export_choices(session, who.actor, class_id)
         context = {
             "klass": klass,
             "link": link,
@@ -203,8 +205,30 @@ def class_page(
             "reports": reports,
             "running_job": running.id if running is not None else None,
             "primary": klass.primary_teacher_id == who.person_id or who.is_admin,
+            "choices": choices,
         }
         return render(request, "class.html", context, who=who)
+
+
+@router.post("/{class_id}/export-settings")
+def change_export_choices(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Save the class's mark export choices (its primary teacher, or an administrator)."""
+    with as_page_errors(), classroom.transaction() as session:
+        own_class(session, who, class_id)
+        choices = export_settings.change_export_choices(
+            session,
+            who.actor,
+            class_id,
+            missing_as=field(form, "missing_as") or None,
+            export_drafts=checked(form, "export_drafts"),
+        )
+    return redirect(request, f"/classes/{class_id}", f"Export choices saved. {choices.describe()}")
 
 
 # ---- linking ------------------------------------------------------------------------------
