@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -80,6 +81,44 @@ def test_breaker_lets_one_attempt_through_after_its_cooldown() -> None:
     breaker.record_failure()
     assert not breaker.is_open  # cooled down at once: half-open
     assert breaker.record_failure()  # one more failure opens it again
+
+
+def _opened(cooldown_s: float) -> FailureBreaker:
+    breaker = FailureBreaker(2, cooldown_s=cooldown_s)
+    breaker.record_failure()
+    assert breaker.record_failure()
+    return breaker
+
+
+def test_half_open_admits_exactly_one_probe_until_it_reports() -> None:
+    breaker = _opened(0.05)
+    assert breaker.is_open
+    time.sleep(0.06)
+    # Many callers ask at once: the first is the probe, everyone else still finds it open.
+    assert [breaker.is_open for _ in range(10)] == [False] + [True] * 9
+    breaker.record_success()
+    assert [breaker.is_open for _ in range(3)] == [False] * 3
+    assert breaker.consecutive_failures == 0
+
+
+def test_a_failed_probe_opens_the_breaker_for_another_cooldown() -> None:
+    breaker = _opened(0.05)
+    time.sleep(0.06)
+    assert not breaker.is_open
+    assert breaker.is_open  # the probe is out
+    assert breaker.record_failure()  # it failed: open again, not half-open
+    assert breaker.is_open
+    time.sleep(0.06)
+    assert [breaker.is_open for _ in range(3)] == [False, True, True]
+
+
+def test_a_probe_that_never_reports_frees_the_way_after_a_cooldown() -> None:
+    breaker = _opened(0.05)
+    time.sleep(0.06)
+    assert not breaker.is_open  # the probe's call is then cancelled: it never reports
+    assert breaker.is_open
+    time.sleep(0.06)
+    assert [breaker.is_open for _ in range(3)] == [False, True, True]
 
 
 @pytest.mark.anyio

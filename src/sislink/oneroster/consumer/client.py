@@ -119,7 +119,9 @@ class OneRosterClient:
         self._rate = (
             RateLimiter(settings.requests_per_second) if settings.requests_per_second else None
         )
-        self._breaker = FailureBreaker(settings.failure_threshold)
+        self._breaker = FailureBreaker(
+            settings.failure_threshold, cooldown_s=settings.failure_cooldown_s
+        )
         self._tokens: OAuth2TokenCache | None = None
         self._signer: OAuth1Signer | None = None
         if isinstance(settings.auth, OAuth2Settings):

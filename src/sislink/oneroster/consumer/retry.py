@@ -79,8 +79,11 @@ class FailureBreaker:
 
     A failure is an attempt that got no answer or a 5xx; any other answer (even a 4xx or a
     429, which prove the SIS is alive) resets the count. Once the count reaches `threshold`
-    the breaker is open: `is_open` stays true for `cooldown_s`, then one attempt is let
-    through; its success closes the breaker, its failure opens it again.
+    the breaker is open: `is_open` stays true for `cooldown_s`. Then it is half-open: the
+    first caller to ask is let through (the probe) and every other caller still finds it
+    open until the probe's result is recorded: a success closes the breaker, a failure opens
+    it for another cooldown. A probe that never reports (its call was cancelled) frees the
+    way for another probe after a cooldown.
     """
 
     def __init__(self, threshold: int, *, cooldown_s: float = 30.0) -> None:
@@ -88,24 +91,34 @@ class FailureBreaker:
         self.cooldown_s = cooldown_s
         self.consecutive_failures = 0
         self._opened_at: float | None = None
+        self._probe_sent_at: float | None = None
 
     @property
     def is_open(self) -> bool:
-        if self._opened_at is None:
+        """True when no attempt may be made now; False lets this caller's attempt go."""
+        opened_at = self._opened_at
+        if opened_at is None:
             return False
-        if time.monotonic() - self._opened_at >= self.cooldown_s:
-            self._opened_at = None  # half-open: the next attempt decides
-            self.consecutive_failures = self.threshold - 1
-            return False
-        return True
+        now = time.monotonic()
+        since = self._probe_sent_at if self._probe_sent_at is not None else opened_at
+        if now - since < self.cooldown_s:
+            return True
+        self._probe_sent_at = now  # half-open: this caller is the one probe
+        return False
 
     def record_success(self) -> None:
         self.consecutive_failures = 0
-        self._opened_at = None
+        if self._opened_at is not None:
+            self._opened_at = None
+            self._probe_sent_at = None
 
     def record_failure(self) -> bool:
-        """Counts a failure; True when that opened the breaker."""
+        """Counts a failure; True when that opened the breaker (or reopened it, half-open)."""
         self.consecutive_failures += 1
+        if self._probe_sent_at is not None:
+            self._opened_at = time.monotonic()
+            self._probe_sent_at = None
+            return True
         if self.consecutive_failures >= self.threshold and self._opened_at is None:
             self._opened_at = time.monotonic()
             return True

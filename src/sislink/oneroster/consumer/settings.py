@@ -82,7 +82,8 @@ class ConnectionSettings:
     Limits: at most `max_concurrency` calls in flight, at most `requests_per_second` started
     per second (None: no rate limit), `max_retries` retries of an idempotent call, and after
     `failure_threshold` consecutive failed attempts (5xx, no answer) the client stops with
-    SISDown instead of hammering a SIS that is down.
+    SISDown instead of hammering a SIS that is down; after `failure_cooldown_s` one attempt
+    is let through to see whether it is back.
     """
 
     version: Version | Literal["1.1", "1.2"]
@@ -103,6 +104,7 @@ class ConnectionSettings:
     backoff_max_s: float = 20.0
     max_retry_after_s: float = 120.0
     failure_threshold: int = 10
+    failure_cooldown_s: float = 30.0
 
     def __post_init__(self) -> None:
         try:
@@ -140,6 +142,10 @@ class ConnectionSettings:
                 raise ConfigurationError(
                     f"{name} must be at least {low}, not {getattr(self, name)}"
                 )
+        if self.failure_cooldown_s < 0:
+            raise ConfigurationError(
+                f"failure_cooldown_s cannot be negative, not {self.failure_cooldown_s}"
+            )
         if self.requests_per_second is not None and self.requests_per_second <= 0:
             raise ConfigurationError("requests_per_second must be positive, or None for no limit")
         if not isinstance(self.auth, OAuth2Settings | OAuth1Settings):
