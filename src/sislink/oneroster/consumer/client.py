@@ -176,12 +176,23 @@ class OneRosterClient:
     # ---- the Classroom calls, by name ------------------------------------------------------
 
     async def find_teacher_by_email(self, email: str) -> User | None:
-        """The teacher with this email, None if there is none. AmbiguousMatch if several."""
+        """The teacher with this email (compared case-insensitively), None if there is none,
+        even when the SIS ignores the filter and answers with other teachers. AmbiguousMatch if
+        several."""
         found = [
             cast(User, teacher)
             async for teacher in self.iter_collection("teachers", filter=where("email", "=", email))
         ]
-        exact = [t for t in found if (t.email or "").lower() == email.lower()] or found
+        wanted = email.casefold()
+        exact = [t for t in found if (t.email or "").casefold() == wanted]
+        if found and not exact:
+            # The SIS answered the filter with teachers who do not have this email: it ignores
+            # `filter` (or matched another field). None of them is the teacher asked for.
+            logger.warning(
+                "The SIS answered the email filter with %d teachers, none with that email: "
+                "it may ignore `filter`",
+                len(found),
+            )
         if len(exact) > 1:
             ids = ", ".join(t.sourced_id for t in exact[:5])
             raise AmbiguousMatch(
