@@ -13,6 +13,7 @@ from sislink.classroom.models import Class, ClassLink
 from sislink.classroom.services import classes as class_services
 from sislink.classroom.services import connections
 from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.sync import class_link
 from sislink.sync import connection as connection_service
 from sislink.sync.roster_import import import_roster
 from sislink.sync.sis_client import open_sis_client
@@ -85,6 +86,50 @@ async def test_the_import_records_when_the_connection_last_imported(
     with classroom.session() as session:
         current = connections.current_connection(session)
         assert current is not None and current.last_import_at is not None
+
+
+@pytest.mark.anyio
+async def test_an_imported_class_unlinked_by_hand_stays_unlinked_until_linked_by_hand(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    await _import(classroom)
+    with classroom.session() as session:
+        imported = session.scalars(
+            select(Class).where(Class.sis_sourced_id.is_not(None)).order_by(Class.id)
+        ).first()
+        assert imported is not None and imported.sis_sourced_id is not None
+    class_link.unlink_class(classroom, Actor.system(), imported.id)
+    assert await _import(classroom) == 0
+    with classroom.session() as session:
+        assert connections.class_link(session, imported.id) is None
+    with classroom.transaction() as session:
+        connections.link_class(session, Actor.system(), imported.id, imported.sis_sourced_id)
+    assert await _import(classroom) == 0
+    with classroom.session() as session:
+        link = connections.class_link(session, imported.id)
+        assert link is not None and link.sis_class_sourced_id == imported.sis_sourced_id
+
+
+@pytest.mark.anyio
+async def test_an_import_does_not_link_a_sis_class_another_class_is_linked_to(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    taken = next(c["sourcedId"] for c in sis.store.iter_all("class") if c["status"] == "active")
+    with classroom.transaction() as session:
+        own = class_services.create_class(session, Actor.system(), title="English, made here")
+        connections.link_class(session, Actor.system(), own.id, taken)
+        own_id = own.id
+    linked = await _import(classroom)
+    with classroom.session() as session:
+        imported = session.scalars(select(Class).where(Class.sis_sourced_id.is_not(None))).all()
+        holders = session.scalars(
+            select(ClassLink.class_id).where(ClassLink.sis_class_sourced_id == taken)
+        ).all()
+    assert taken in {c.sis_sourced_id for c in imported}
+    assert holders == [own_id]
+    assert linked == len(imported) - 1
 
 
 async def _connect(classroom: Classroom, sis: RunningProvider) -> None:
