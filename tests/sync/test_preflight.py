@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -241,3 +242,72 @@ async def test_another_teachers_class_is_refused(
     with pytest.raises(ExportRefused, match="You do not teach") as refused:
         await _export(world, Actor.of(other))
     assert refused.value.reason is Refusal.NOT_YOUR_CLASS
+
+
+def _teachers_first_class(sis: RunningProvider) -> dict[str, Any]:
+    """The SIS teacher's class that `build_world` links (the first offered)."""
+    teacher = next(u for u in sis.store.iter_all("user") if u.get("email") == sis.teacher_email)
+    taught = {
+        e["class"]["sourcedId"]
+        for e in sis.store.iter_all("enrollment")
+        if e["user"]["sourcedId"] == teacher["sourcedId"] and e["status"] == "active"
+    }
+    return min(
+        (c for c in sis.store.iter_all("class") if c["sourcedId"] in taught),
+        key=lambda c: (c["title"], c["sourcedId"]),
+    )
+
+
+@pytest.mark.anyio
+async def test_a_sis_class_without_the_profiles_default_category_says_so_and_names_the_choices(
+    tmp_path: Path,
+) -> None:
+    # Skyward files a lineItem without a category under "Assignments"; this class has none.
+    with running_provider(profile="skyward", students=60) as skyward:
+        for category in list(skyward.store.iter_all("category")):
+            if category["title"] == "Assignments":
+                skyward.store.put("category", {**category, "status": "tobedeleted"})
+        classroom = open_classroom(f"sqlite:///{tmp_path / 'skyward.db'}")
+        try:
+            world = await build_world(skyward, classroom)
+            work = world.add_coursework("Uncategorised", category=None)
+            report = await _export(world)
+        finally:
+            classroom.close()
+    item = _item(report, work)
+    assert item.outcome is Outcome.SKIPPED
+    assert item.reason == (
+        "It has no category, and the SIS class has no category 'Assignments', the default "
+        "for Skyward: choose one of: Homework, Tests."
+    )
+    assert report.writes == 0
+
+
+@pytest.mark.anyio
+async def test_a_class_without_grading_periods_on_oneroster_1_1_is_told_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    # OneRoster 1.1 requires a lineItem's gradingPeriod: a class whose terms have no grading
+    # periods cannot take one, and the teacher is told so instead of the SIS refusing it.
+    with running_provider(profile="generic-1.1", students=60) as sis_1_1:
+        terms = {t["sourcedId"] for t in _teachers_first_class(sis_1_1)["terms"]}
+        for period in list(sis_1_1.store.iter_all("academicSession")):
+            if period["type"] == "gradingPeriod" and period["parent"]["sourcedId"] in terms:
+                sis_1_1.store.delete("academicSession", period["sourcedId"])
+        classroom = open_classroom(f"sqlite:///{tmp_path / 'one-one.db'}")
+        try:
+            world = await build_world(sis_1_1, classroom)
+            assert world.facts.grading_periods == ()
+            work = world.add_coursework("Quiz", due=datetime(2026, 9, 15, 12, tzinfo=UTC))
+            world.mark(work, world.students[0], score=7)
+            report = await _export(world)
+            sent = sis_1_1.store.count("lineItem")
+        finally:
+            classroom.close()
+    item = _item(report, work)
+    assert item.outcome is Outcome.SKIPPED
+    assert item.reason.startswith(
+        "The SIS class has no grading periods, and OneRoster 1.1 SIS (OAuth 1.0a) needs one "
+        "for every assignment: ask the SIS administrator"
+    )
+    assert report.writes == 0 and sent == 0

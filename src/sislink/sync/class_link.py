@@ -6,7 +6,7 @@ linked class (school, terms, grading periods, categories) for mark export.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom
-from sislink.classroom.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sislink.classroom.errors import InvalidInput, NotFound, PermissionDenied
 from sislink.classroom.models import (
     Category,
     Class,
     ClassExportSettings,
-    ClassLink,
     Person,
+    SisConnection,
     utc_now,
 )
 from sislink.classroom.services import connections
@@ -28,6 +28,8 @@ from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
 from sislink.oneroster.models import Category as SisCategory
 from sislink.oneroster.models import Class as SisClass
+from sislink.oneroster.versions import Version
+from sislink.partners import catalogue
 from sislink.sync.errors import SyncError
 
 # What the SIS said of a class is fetched again on export once it is older than this.
@@ -78,6 +80,16 @@ class SisClassFacts:
     term_sourced_ids: tuple[str, ...]
     grading_periods: tuple[GradingPeriodFact, ...]
     categories: tuple[tuple[str, str], ...]  # (sourcedId, title)
+    # OneRoster 1.1 refuses a lineItem without a gradingPeriod; 1.2 does not need one.
+    grading_period_required: bool = False
+    # The SIS as teachers know it ("Skyward"), for what pre-flight tells them.
+    sis_name: str = "the SIS"
+
+    def has_category(self, sourced_id: str) -> bool:
+        return any(s == sourced_id for s, _ in self.categories)
+
+    def grading_period(self, sourced_id: str) -> GradingPeriodFact | None:
+        return next((p for p in self.grading_periods if p.sourced_id == sourced_id), None)
 
     def category_titled(self, title: str) -> str | None:
         """The sourcedId of the SIS category with this title (case and spaces ignored)."""
@@ -110,8 +122,10 @@ async def sis_classes_for_teacher(client: OneRosterClient, email: str) -> list[S
     return sorted((_choice(c) for c in classes), key=lambda c: (c.title, c.sourced_id))
 
 
-async def fetch_sis_class_facts(client: OneRosterClient, sis_class_id: str) -> SisClassFacts:
-    """Read the SIS class, its terms' grading periods and its categories."""
+async def fetch_sis_class_facts(
+    client: OneRosterClient, sis_class_id: str, *, sis_name: str = "the SIS"
+) -> SisClassFacts:
+    """Read the SIS class, its terms' active grading periods and its active categories."""
     try:
         sis_class = await client.get("class", id=sis_class_id)
     except SisNotFound:
@@ -124,6 +138,8 @@ async def fetch_sis_class_facts(client: OneRosterClient, sis_class_id: str) -> S
     periods: dict[str, GradingPeriodFact] = {}
     for term in terms:
         for period in await client.grading_periods_for_term(term):
+            if period.status != "active":
+                continue  # a period the SIS is deleting takes no new lineItems
             periods[period.sourced_id] = GradingPeriodFact(
                 period.sourced_id, period.title, period.start_date, period.end_date
             )
@@ -134,7 +150,16 @@ async def fetch_sis_class_facts(client: OneRosterClient, sis_class_id: str) -> S
         term_sourced_ids=terms,
         grading_periods=tuple(sorted(periods.values(), key=lambda p: (p.start_date, p.title))),
         categories=_one_per_title(c for c in categories if c.status == "active"),
+        grading_period_required=client.spec.version is Version.V1_1,
+        sis_name=sis_name,
     )
+
+
+def sis_name(session: Session) -> str:
+    """The connected SIS as teachers know it (its profile's display name)."""
+    connection = connections.current_connection(session)
+    found = catalogue().get(connection.partner) if connection is not None else None
+    return found.display_name if found is not None else "the SIS"
 
 
 def _one_per_title(categories: Iterable[SisCategory]) -> tuple[tuple[str, str], ...]:
@@ -167,7 +192,11 @@ def export_settings(session: Session, class_id: int) -> ClassExportSettings:
 
 
 def keep_sis_class_facts(session: Session, class_id: int, facts: SisClassFacts) -> None:
-    """Remember what the SIS said of the linked class, and offer its categories to teachers."""
+    """Remember what the SIS said of the linked class, and offer its categories to teachers.
+
+    A category whose SIS category the SIS class does not have (any more, or after a relink to
+    another SIS class) forgets its SIS sourcedId: it is matched by title again at export.
+    """
     row = export_settings(session, class_id)
     row.sis_school_sourced_id = facts.school_sourced_id
     row.sis_term_sourced_ids = list(facts.term_sourced_ids)
@@ -186,6 +215,10 @@ def keep_sis_class_facts(session: Session, class_id: int, facts: SisClassFacts) 
         c.title.casefold(): c
         for c in session.scalars(select(Category).where(Category.class_id == class_id))
     }
+    offered = {sourced_id for sourced_id, _ in facts.categories}
+    for held in existing.values():
+        if held.sis_sourced_id is not None and held.sis_sourced_id not in offered:
+            held.sis_sourced_id = None
     for sourced_id, title in facts.categories:
         category = existing.get(title.strip().casefold())
         if category is None:
@@ -207,6 +240,7 @@ def kept_sis_class_facts(session: Session, class_id: int) -> SisClassFacts | Non
         return None
     if utc_now() - row.sis_refreshed_at > FACTS_STALE_AFTER:
         return None
+    connection = session.get(SisConnection, link.connection_id)
     return SisClassFacts(
         sis_class_id=link.sis_class_sourced_id,
         school_sourced_id=row.sis_school_sourced_id,
@@ -221,6 +255,8 @@ def kept_sis_class_facts(session: Session, class_id: int) -> SisClassFacts | Non
             for p in row.sis_grading_periods
         ),
         categories=tuple((c["sourcedId"], c["title"]) for c in row.sis_categories),
+        grading_period_required=connection is not None and connection.version == "1.1",
+        sis_name=sis_name(session),
     )
 
 
@@ -252,30 +288,24 @@ async def link_class(
     """Link a class to one SIS class and keep the SIS class's grading periods and categories.
 
     Only the primary teacher (or an administrator) links; a teacher may only pick one of their
-    own SIS classes; one SIS class belongs to one classroom class.
+    own active SIS classes; one SIS class belongs to one classroom class. The permission and
+    "already linked" checks are made first, so nothing is asked of the SIS in vain, and made
+    again in the transaction that writes the link (the SIS calls take time in between).
     """
     sis_class_id = sis_class_id.strip()
     if not sis_class_id:
         raise InvalidInput("Give the SIS class to link to (its sourcedId).")
+    doing = "link it to a SIS class"
     with classroom.transaction() as session:
-        klass = require_primary_teacher(session, actor, class_id, "link it to a SIS class")
-        connections.require_export_allowed(session, actor)
-        taken = session.scalars(
-            select(ClassLink).where(
-                ClassLink.sis_class_sourced_id == sis_class_id, ClassLink.class_id != class_id
-            )
-        ).first()
-        if taken is not None:
-            other = session.get(Class, taken.class_id)
-            raise Conflict(
-                f"The SIS class {sis_class_id} is already linked to {other.title if other else 'another class'!r}; "
-                "unlink that class first (one SIS class per class)."
-            )
+        klass = require_primary_teacher(session, actor, class_id, doing)
+        connection = connections.require_export_allowed(session, actor)
+        connections.refuse_if_sis_class_taken(session, connection, sis_class_id, class_id)
         teacher_email = None
         if not actor.is_admin and actor.person_id is not None:
             person = session.get(Person, actor.person_id)
             teacher_email = person.email if person else None
         title = klass.title
+        name = sis_name(session)
     if teacher_email is not None:
         offered = {c.sourced_id for c in await sis_classes_for_teacher(client, teacher_email)}
         if sis_class_id not in offered:
@@ -283,8 +313,9 @@ async def link_class(
                 f"The SIS class {sis_class_id} is not one of your active SIS classes, so you "
                 f"cannot link {title!r} to it; choose one from `sislink classes list --sis`."
             )
-    facts = await fetch_sis_class_facts(client, sis_class_id)
+    facts = await fetch_sis_class_facts(client, sis_class_id, sis_name=name)
     with classroom.transaction() as session:
+        require_primary_teacher(session, actor, class_id, doing)
         connections.link_class(session, actor, class_id, sis_class_id)
         keep_sis_class_facts(session, class_id, facts)
     return facts
@@ -306,11 +337,13 @@ async def refresh_sis_class_facts(
     with classroom.session() as session:
         kept = kept_sis_class_facts(session, class_id)
         link = connections.class_link(session, class_id)
+        name = sis_name(session)
     if kept is not None:
-        return kept
+        # The version that counts is the one the export speaks.
+        return replace(kept, grading_period_required=client.spec.version is Version.V1_1)
     if link is None:
         raise InvalidInput("This class is not linked to a SIS class.")
-    facts = await fetch_sis_class_facts(client, link.sis_class_sourced_id)
+    facts = await fetch_sis_class_facts(client, link.sis_class_sourced_id, sis_name=name)
     with classroom.transaction() as session:
         keep_sis_class_facts(session, class_id, facts)
     return facts

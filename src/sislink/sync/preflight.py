@@ -53,6 +53,8 @@ class Reason(StrEnum):
     NOT_FOR_EXPORT = "not_for_export"
     NO_DUE_DATE = "no_due_date"
     DUE_OUTSIDE_PERIODS = "due_date_outside_grading_periods"
+    GRADING_PERIOD_NOT_IN_SIS = "grading_period_not_in_sis"
+    NO_GRADING_PERIOD = "no_grading_period"
     NO_CATEGORY = "no_category"
     CATEGORY_NOT_IN_SIS = "category_not_in_sis"
     NO_POINTS = "no_points"
@@ -136,23 +138,44 @@ def due_date_finding(due: datetime | None) -> Finding | None:
 def choose_grading_period(
     facts: SisClassFacts, due: datetime, chosen_sourced_id: str | None
 ) -> tuple[str | None, Finding | None]:
-    """The grading period: the teacher's choice, else the one containing the due date."""
+    """The grading period: the teacher's choice, else the one containing the due date.
+
+    The choice must be one of the SIS class's grading periods now: after a relink to another
+    SIS class, a period of the old one would be refused by the SIS (or land in the wrong class).
+    """
     if chosen_sourced_id:
-        return chosen_sourced_id, None
+        if facts.grading_period(chosen_sourced_id) is not None:
+            return chosen_sourced_id, None
+        return None, Finding(
+            Reason.GRADING_PERIOD_NOT_IN_SIS,
+            f"The grading period chosen for it (SIS id {chosen_sourced_id}) is not one of the "
+            f"SIS class's grading periods ({_spans(facts) or 'it has none'}): choose one of "
+            "those, or none to use the one containing the due date.",
+        )
     if not facts.grading_periods:
-        return None, None  # the SIS class has none: send without (1.1 checks this itself)
+        if facts.grading_period_required:
+            return None, Finding(
+                Reason.NO_GRADING_PERIOD,
+                f"The SIS class has no grading periods, and {facts.sis_name} needs one for "
+                "every assignment: ask the SIS administrator to add grading periods to the "
+                "class's term.",
+            )
+        return None, None  # the SIS class has none and the SIS does not ask for one
     day = due.date()
     containing: list[GradingPeriodFact] = [p for p in facts.grading_periods if p.contains(day)]
     if containing:
         return containing[0].sourced_id, None
-    spans = "; ".join(
-        f"{p.title} {p.start_date.isoformat()} to {p.end_date.isoformat()}"
-        for p in facts.grading_periods
-    )
     return None, Finding(
         Reason.DUE_OUTSIDE_PERIODS,
         f"Its due date {day.isoformat()} is outside every grading period of the SIS class "
-        f"({spans}): move the due date into one, or choose a grading period.",
+        f"({_spans(facts)}): move the due date into one, or choose a grading period.",
+    )
+
+
+def _spans(facts: SisClassFacts) -> str:
+    return "; ".join(
+        f"{p.title} {p.start_date.isoformat()} to {p.end_date.isoformat()}"
+        for p in facts.grading_periods
     )
 
 
@@ -162,27 +185,46 @@ def choose_category(
     chosen_sourced_id: str | None,
     default_title: str | None,
 ) -> tuple[str | None, Finding | None]:
-    """The SIS category: the teacher's choice, else the SIS's default category (by title)."""
-    if chosen_sourced_id:
+    """The SIS category: the teacher's choice, else the SIS's default category (by title).
+
+    A chosen category's SIS sourcedId is used only if the SIS class has that category now;
+    otherwise (e.g. it was the old SIS class's, before a relink) it is found by title.
+    """
+    if chosen_sourced_id and facts.has_category(chosen_sourced_id):
         return chosen_sourced_id, None
-    if chosen_title:
-        found = facts.category_titled(chosen_title)
+    if chosen_title or chosen_sourced_id:
+        found = facts.category_titled(chosen_title) if chosen_title else None
         if found:
             return found, None
-        offered = ", ".join(t for _, t in facts.categories) or "none"
+        named = repr(chosen_title) if chosen_title else f"(SIS id {chosen_sourced_id})"
         return None, Finding(
             Reason.CATEGORY_NOT_IN_SIS,
-            f"Its category {chosen_title!r} is not one of the SIS class's categories "
-            f"({offered}): choose one of those.",
+            f"Its category {named} is not one of the SIS class's categories "
+            f"({_titles(facts) or 'it has none'}): choose one of those.",
         )
     if default_title:
         found = facts.category_titled(default_title)
         if found:
             return found, None
+        return None, Finding(
+            Reason.NO_CATEGORY,
+            f"It has no category, and the SIS class has no category {default_title!r}, the "
+            f"default for {facts.sis_name}: {_choose_one(facts)}.",
+        )
     return None, Finding(
         Reason.NO_CATEGORY,
-        "It has no category and the SIS has no default category: choose a category.",
+        f"It has no category and the SIS has no default category: {_choose_one(facts)}.",
     )
+
+
+def _titles(facts: SisClassFacts) -> str:
+    return ", ".join(title for _, title in facts.categories)
+
+
+def _choose_one(facts: SisClassFacts) -> str:
+    if not facts.categories:
+        return "the SIS class has no categories at all; ask the SIS administrator to add one"
+    return f"choose one of: {_titles(facts)}"
 
 
 def fit_title(title: str, description: str, limit: int) -> tuple[str, str, Finding | None]:
