@@ -553,7 +553,10 @@ class OneRosterClient:
                 continue
             if response.is_success:
                 return response
-            if response.status_code in self.settings.retry_statuses and method in IDEMPOTENT_METHODS:
+            if (
+                response.status_code in self.settings.retry_statuses
+                and method in IDEMPOTENT_METHODS
+            ):
                 delay = self._retry_delay(response, attempt)
                 if delay is not None:
                     logger.info(
@@ -603,12 +606,7 @@ class OneRosterClient:
             try:
                 response = await self._client.send(request)
             except httpx.TimeoutException as exc:
-                failure = SISTimeout(
-                    f"{request.method} {path}: the SIS at {request.url.host} did not answer in time "
-                    f"({type(exc).__name__}); it may be overloaded, or the timeouts too short",
-                    method=request.method,
-                    path=path,
-                )
+                failure = self._timeout(request, exc)
             except (httpx.UnsupportedProtocol, httpx.ProxyError):
                 raise
             except httpx.TransportError as exc:
@@ -640,6 +638,22 @@ class OneRosterClient:
             await asyncio.sleep(delay)
             return None
         raise failure
+
+    def _timeout(self, request: httpx.Request, exc: httpx.TimeoutException) -> SISTimeout:
+        s = self.settings
+        if isinstance(exc, httpx.ConnectTimeout):
+            what, setting, limit = "could not be reached", "connect_timeout_s", s.connect_timeout_s
+        elif isinstance(exc, httpx.WriteTimeout):
+            what, setting, limit = "did not take the request", "read_timeout_s", s.read_timeout_s
+        else:
+            what, setting, limit = "did not answer", "read_timeout_s", s.read_timeout_s
+        path = request.url.path
+        return SISTimeout(
+            f"{request.method} {path}: the SIS at {request.url.host} {what} within {limit:g} s "
+            f"({setting}); it may be overloaded, or {setting} too short for it",
+            method=request.method,
+            path=path,
+        )
 
     def _sis_down(self, request: httpx.Request, last: str) -> SISDown:
         n = self._breaker.consecutive_failures
@@ -678,6 +692,11 @@ class OneRosterClient:
             raise _token_error(response)
 
     # ---- errors ----------------------------------------------------------------------------
+
+    def _wait_too_long(self, response: httpx.Response) -> float | None:
+        """The Retry-After asked for, when it is longer than the client will wait."""
+        asked = retry_after_delay(response.headers.get("retry-after"))
+        return asked if asked is not None and asked > self.settings.max_retry_after_s else None
 
     def error_for(
         self, response: httpx.Response, endpoint: Endpoint | None = None, *, refreshed: bool = False
@@ -738,17 +757,36 @@ class OneRosterClient:
         if code == 422:
             return InvalidData(f"{call}: the SIS refused the data sent{said}", **common)
         if code == 429:
-            return RateLimited(
-                f"{call}: the SIS kept asking to slow down after "
-                f"{self.settings.max_retries} retries; lower requests_per_second{said}",
-                **common,
-            )
+            asked = self._wait_too_long(response)
+            if asked is not None:
+                why = (
+                    f"the SIS asked to wait {asked:g} s (Retry-After), longer than "
+                    f"max_retry_after_s ({self.settings.max_retry_after_s:g} s); try again later"
+                )
+            elif method not in IDEMPOTENT_METHODS:
+                why = f"the SIS asked to slow down; a {method} is never retried"
+            else:
+                why = (
+                    f"the SIS kept asking to slow down after {self.settings.max_retries} "
+                    "retries; lower requests_per_second"
+                )
+            return RateLimited(f"{call}: {why}{said}", **common)
         if code >= 500:
-            return ServerError(
-                f"{call}: the SIS failed on every attempt ({self.settings.max_retries} retries)"
-                f"{said}",
-                **common,
-            )
+            if method not in IDEMPOTENT_METHODS:
+                why = (
+                    f"the SIS failed; a {method} is never retried, as repeating it could apply "
+                    "it twice"
+                )
+            elif code not in self.settings.retry_statuses:
+                why = "the SIS failed (this status is not retried: see retry_statuses)"
+            elif (asked := self._wait_too_long(response)) is not None:
+                why = (
+                    f"the SIS failed and asked to wait {asked:g} s (Retry-After), longer than "
+                    f"max_retry_after_s ({self.settings.max_retry_after_s:g} s)"
+                )
+            else:
+                why = f"the SIS failed on every attempt ({self.settings.max_retries} retries)"
+            return ServerError(f"{call}: {why}{said}", **common)
         return StatusError(f"{call}{said}", **common)
 
 
