@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -134,6 +135,16 @@ class OAuth2TokenCache:
         token = await self.token()
         request.headers["Authorization"] = f"Bearer {token.access_token}"
         return token
+
+
+def _keeps_signatures_out(record: logging.LogRecord) -> bool:
+    """oauthlib logs each signature it computes at DEBUG ("Signature: ..."), and parameters
+    that may include one: such lines never reach a log, whatever its level."""
+    text = str(record.msg)
+    return not (text.startswith("Signature") or "oauth_signature" in text)
+
+
+logging.getLogger("oauthlib.oauth1.rfc5849").addFilter(_keeps_signatures_out)
 
 
 class OAuth1Signer:
