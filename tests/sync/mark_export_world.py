@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from sislink.classroom import Actor, Classroom
-from sislink.classroom.models import EnrolmentRole, Role
+from sislink.classroom.models import Category, EnrolmentRole, Role
 from sislink.classroom.services import classes, connections, coursework, marks, people
 from sislink.oneroster.consumer import ConnectionSettings, OneRosterClient
 from sislink.oneroster.models import LineItem, Result
@@ -121,64 +123,85 @@ async def build_world(
 ) -> World:
     """Connect, make the SIS teacher and one of their classes (with `students` of its students)
     in the classroom, and link it as that teacher."""
+    (world,) = await build_worlds(sis, classroom, students=students, class_indexes=[class_index])
+    return world
+
+
+async def build_worlds(
+    sis: RunningProvider,
+    classroom: Classroom,
+    *,
+    students: int = 5,
+    class_indexes: list[int] | None = None,
+) -> list[World]:
+    """Connect, make the SIS teacher and some of their SIS classes (each with `students` of
+    its students) in the classroom, and link each as that teacher: one World per class."""
     connect_classroom(sis, classroom)
     admin = Actor.system()
+    # The SIS is shared by a module's tests: start each from an empty gradebook (all of it,
+    # so that a result left behind by a lineItem's DELETE would show in `sis_gradebook`).
+    for kind in ("result", "lineItem"):
+        for record in list(sis.store.iter_all(kind)):
+            sis.store.delete(kind, str(record["sourcedId"]))
+    worlds: list[World] = []
     async with OneRosterClient(_settings(classroom)) as client:
         choices = await class_link.sis_classes_for_teacher(client, sis.teacher_email)
-        sis_class = choices[class_index]
-        roster = await client.students_for_class(sis_class.sourced_id)
-        # The SIS is shared by a module's tests: start each from an empty gradebook.
-        for item in await client.line_items_for_class(sis_class.sourced_id):
-            for result in await client.results_for_line_item(sis_class.sourced_id, item.sourced_id):
-                await client.delete_result(result.sourced_id)
-            await client.delete_line_item(item.sourced_id)
         with classroom.transaction() as session:
             teacher = people.create_person(
                 session, admin, name="The Teacher", email=sis.teacher_email, roles=[Role.TEACHER]
             )
             teacher_actor = Actor.of(teacher)
-            made = classes.create_class(
-                session, admin, title=f"Class {sis_class.title}", primary_teacher_id=teacher.id
-            )
-            person_ids: list[int] = []
-            sis_ids: dict[int, str] = {}
-            for user in roster[:students]:
-                assert user.email
-                student = people.create_person(
+        known: dict[str, int] = {}  # student email -> classroom person id
+        for class_index in class_indexes or [0]:
+            sis_class = choices[class_index]
+            roster = await client.students_for_class(sis_class.sourced_id)
+            with classroom.transaction() as session:
+                made = classes.create_class(
                     session,
                     admin,
-                    name=f"{user.given_name} {user.family_name}",
-                    email=user.email,
-                    roles=[Role.STUDENT],
+                    title=f"Class {sis_class.title}",
+                    primary_teacher_id=teacher_actor.person_id,
                 )
-                classes.enrol(session, admin, made.id, student.id, EnrolmentRole.STUDENT)
-                person_ids.append(student.id)
-                sis_ids[student.id] = user.sourced_id
-            class_id = made.id
-        facts = await class_link.link_class(
-            classroom, client, teacher_actor, class_id, sis_class.sourced_id
-        )
-    with classroom.session() as session:
-        from sqlalchemy import select
-
-        from sislink.classroom.models import Category
-
-        categories = {
-            c.title: c.id
-            for c in session.scalars(select(Category).where(Category.class_id == class_id))
-        }
-    return World(
-        sis=sis,
-        classroom=classroom,
-        teacher=teacher_actor,
-        teacher_email=sis.teacher_email,
-        class_id=class_id,
-        sis_class_id=sis_class.sourced_id,
-        facts=facts,
-        students=person_ids,
-        sis_students=sis_ids,
-        categories=categories,
-    )
+                person_ids: list[int] = []
+                sis_ids: dict[int, str] = {}
+                for user in roster[:students]:
+                    assert user.email
+                    if user.email not in known:
+                        known[user.email] = people.create_person(
+                            session,
+                            admin,
+                            name=f"{user.given_name} {user.family_name}",
+                            email=user.email,
+                            roles=[Role.STUDENT],
+                        ).id
+                    student_id = known[user.email]
+                    classes.enrol(session, admin, made.id, student_id, EnrolmentRole.STUDENT)
+                    person_ids.append(student_id)
+                    sis_ids[student_id] = user.sourced_id
+                class_id = made.id
+            facts = await class_link.link_class(
+                classroom, client, teacher_actor, class_id, sis_class.sourced_id
+            )
+            with classroom.session() as session:
+                categories = {
+                    c.title: c.id
+                    for c in session.scalars(select(Category).where(Category.class_id == class_id))
+                }
+            worlds.append(
+                World(
+                    sis=sis,
+                    classroom=classroom,
+                    teacher=teacher_actor,
+                    teacher_email=sis.teacher_email,
+                    class_id=class_id,
+                    sis_class_id=sis_class.sourced_id,
+                    facts=facts,
+                    students=person_ids,
+                    sis_students=sis_ids,
+                    categories=categories,
+                )
+            )
+    return worlds
 
 
 def _settings(classroom: Classroom) -> ConnectionSettings:
@@ -189,14 +212,25 @@ def _settings(classroom: Classroom) -> ConnectionSettings:
 
 
 async def sis_gradebook(world: World) -> tuple[list[LineItem], dict[str, list[Result]]]:
-    """The SIS class's lineItems and each one's results, as the SIS lists them now."""
+    """The SIS class's lineItems and each one's results, as the SIS lists them now.
+
+    The world's SIS holds no other gradebook, so every lineItem and result in it must be
+    listed here: one that is not (a result whose lineItem was deleted under it) fails."""
     async with world.client() as client:
         items = await client.line_items_for_class(world.sis_class_id)
         results = {
             li.sourced_id: await client.results_for_line_item(world.sis_class_id, li.sourced_id)
             for li in items
         }
+    assert sis_holds(world) == (len(items), sum(len(r) for r in results.values())), (
+        "the SIS holds lineItems or results that the class's gradebook does not list"
+    )
     return items, results
+
+
+def sis_holds(world: World) -> tuple[int, int]:
+    """How many lineItems and results the whole SIS holds (orphans included)."""
+    return world.sis.store.count("lineItem"), world.sis.store.count("result")
 
 
 def today() -> date:

@@ -17,7 +17,13 @@ from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync.class_link import export_settings
 from sislink.sync.export_report import ExportOutcome, Outcome
 from sislink.sync.mark_export import export_class_marks, forget_ledger_for_class
-from sync.mark_export_world import World, build_world, connect_classroom, sis_gradebook
+from sync.mark_export_world import (
+    World,
+    build_world,
+    connect_classroom,
+    sis_gradebook,
+    sis_holds,
+)
 
 PROFILES = ["generic-1.1", "generic-1.2", "infinite-campus", "skyward", "aspen", "aeries"]
 
@@ -162,7 +168,43 @@ async def test_reconnect_does_not_duplicate_line_items(
 
 
 @pytest.mark.anyio
-async def test_deleted_coursework_and_removed_marks_are_deleted_in_the_sis(
+async def test_deleting_coursework_deletes_its_results_then_its_line_item(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    world = await build_world(sis, classroom)
+    ids = _stage_gradebook(world)
+    await _export(world)
+    a, c = world.students[0], world.students[2]
+    world.mark(ids["essay"], a, score=None)  # mark removed
+    world.mark(ids["quiz"], c, score=6)  # the quiz now has two exported results: a's and c's
+    await _export(world)
+    held_before = sis_holds(world)
+    with classroom.transaction() as session:
+        coursework.delete_coursework(session, world.teacher, ids["quiz"])
+    report = await _export(world)
+    deleted = [i for i in report.items if i.outcome is Outcome.DELETED]
+    # The quiz's two results, each named by student, then the quiz's lineItem: three DELETEs.
+    assert report.writes == 3
+    assert [(i.kind, i.student_id) for i in deleted[:2]] in (
+        [("result", a), ("result", c)],
+        [("result", c), ("result", a)],
+    )
+    assert (deleted[2].kind, deleted[2].coursework_id) == ("lineItem", ids["quiz"])
+    assert all(i.coursework_id == ids["quiz"] and i.student for i in deleted[:2])
+    # Nothing of the quiz is left in the SIS, orphans included (b's draft was never sent).
+    assert sis_holds(world) == (held_before[0] - 1, held_before[1] - 2)
+    items, results = await sis_gradebook(world)
+    assert "Quiz 1" not in {li.title for li in items}
+    essay = next(li for li in items if li.title == "Essay")
+    assert world.sis_students[a] not in {r.student.sourced_id for r in results[essay.sourced_id]}
+    with classroom.session() as session:
+        remembered = {(r.kind, r.object_id) for r in session.scalars(select(ExportRecord))}
+    assert ("lineItem", ids["quiz"]) not in remembered
+    assert (await _export(world)).writes == 0
+
+
+@pytest.mark.anyio
+async def test_removed_marks_are_deleted_in_the_sis(
     sis: RunningProvider, classroom: Classroom
 ) -> None:
     world = await build_world(sis, classroom)
@@ -170,21 +212,17 @@ async def test_deleted_coursework_and_removed_marks_are_deleted_in_the_sis(
     await _export(world)
     a = world.students[0]
     world.mark(ids["essay"], a, score=None)  # mark removed
-    with classroom.transaction() as session:
-        coursework.delete_coursework(session, world.teacher, ids["quiz"])
     report = await _export(world)
-    assert report.writes == 2
-    assert {(i.kind, i.outcome) for i in report.items if i.outcome is Outcome.DELETED} == {
-        ("result", Outcome.DELETED),
-        ("lineItem", Outcome.DELETED),
-    }
+    assert report.writes == 1
+    (deleted,) = [i for i in report.items if i.outcome is Outcome.DELETED]
+    assert (deleted.kind, deleted.coursework_id, deleted.student_id) == (
+        "result",
+        ids["essay"],
+        a,
+    )
     items, results = await sis_gradebook(world)
-    assert "Quiz 1" not in {li.title for li in items}
     essay = next(li for li in items if li.title == "Essay")
     assert world.sis_students[a] not in {r.student.sourced_id for r in results[essay.sourced_id]}
-    with classroom.session() as session:
-        kinds = [r.kind for r in session.scalars(select(ExportRecord))]
-    assert report.writes == 2 and "lineItem" in kinds
     assert (await _export(world)).writes == 0
 
 

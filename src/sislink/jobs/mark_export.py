@@ -1,6 +1,11 @@
 """Mark export as a job: checked first (a refusal is an answer, not a failed job), then run by the
 job runner (one export per class at a time, progress, a Job row with the report's summary).
 
+The job stops when asked (cancelled, or its connection disconnected): no write is sent after
+that, what was sent stays in the ledger, and the job ends cancelled with the report so far.
+Every class gets a report kept in its history, also one that could not be exported; the job
+fails (after all the classes) when a class could not be exported because of the SIS.
+
 The CLI, the console and the scheduler call these; `execute_job` runs the registered kinds by
 id in a worker.
 """
@@ -17,14 +22,30 @@ from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Class, Job, JobStatus, Person
 from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
-from sislink.jobs.runner import JobContext, JobOutcome, queue, register_job_kind, run_job
+from sislink.jobs.runner import (
+    JobCancelled,
+    JobContext,
+    JobOutcome,
+    queue,
+    register_job_kind,
+    run_job,
+)
 from sislink.sync import preflight
-from sislink.sync.export_report import ExportReport
-from sislink.sync.mark_export import export_all_classes, export_class_marks
+from sislink.sync.errors import SyncError
+from sislink.sync.export_report import ExportOutcome, ExportReport
+from sislink.sync.mark_export import export_all_classes, export_one_class
 from sislink.sync.sis_client import open_sis_client
 
 CLASS_EXPORT = "mark_export"
 ALL_EXPORT = "mark_export_all"
+# How many failed classes a failed job's message names (the rest are counted).
+NAMED_FAILURES = 3
+
+
+class ExportNotDone(SyncError):
+    """An export job could not export a class (refused or failed): the job fails with this.
+
+    The class's report, saying why, is kept in its history all the same."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +59,18 @@ class ExportRun:
     def writes(self) -> int:
         return sum(r.writes for r in self.reports)
 
+    @property
+    def stopped(self) -> bool:
+        """True when the job was stopped (cancelled, or the SIS disconnected) part way."""
+        return any(r.outcome is ExportOutcome.STOPPED for r in self.reports)
+
     def as_json(self) -> dict[str, Any]:
         items = [item for report in self.reports for item in report.json_items()]
         return {
             "job_id": self.job.job_id,
             "status": str(self.job.status),
             "error": self.job.error,
+            "stopped": self.stopped,
             "writes": self.writes,
             "classes": [r.summary() for r in self.reports],
             "items": items,
@@ -71,18 +98,25 @@ async def export_class_work(
         context.progress(done, total, f"{done} of {total} writes")
 
     async with open_sis_client(context.classroom) as client:
-        report = await export_class_marks(
+        report = await export_one_class(
             context.classroom,
             client,
             actor,
             class_id,
             dry_run=bool(context.params.get("dry_run")),
             progress=progress,
+            should_stop=context.cancelled,
             job_id=context.job_id,
         )
     if reports is not None:
         reports.append(report)
-    return {**report.summary(), "report_id": report.report_id}
+    result = {**report.summary(), "report_id": report.report_id}
+    if report.stopped is not None:
+        raise JobCancelled(result)
+    not_done = report.refused or report.failed
+    if not_done is not None:
+        raise ExportNotDone(not_done)
+    return result
 
 
 async def export_all_work(
@@ -101,13 +135,31 @@ async def export_all_work(
             actor,
             dry_run=bool(context.params.get("dry_run")),
             progress=progress,
+            should_stop=context.cancelled,
+            job_id=context.job_id,
         )
     if reports is not None:
         reports.extend(done)
-    return {
+    result = {
         "classes": [r.summary() for r in done],
         "writes": sum(r.writes for r in done),
     }
+    if any(r.stopped is not None for r in done):
+        raise JobCancelled(result)
+    failed = [r for r in done if r.failed is not None]
+    if failed:
+        raise ExportNotDone(_failed_classes(failed, len(done)))
+    return result
+
+
+def _failed_classes(failed: list[ExportReport], total: int) -> str:
+    """The failed job's message: how many classes failed, the first few named with why."""
+    named = "; ".join(f"{r.class_title!r}: {r.failed}" for r in failed[:NAMED_FAILURES])
+    more = len(failed) - NAMED_FAILURES
+    rest = f"; and {more} more (see each class's export report)" if more > 0 else ""
+    return (
+        f"{len(failed)} of {total} classes could not be exported (the others were): {named}{rest}"
+    )
 
 
 register_job_kind(CLASS_EXPORT, export_class_work)

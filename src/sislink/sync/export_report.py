@@ -37,6 +37,8 @@ class ExportOutcome(StrEnum):
     SUCCEEDED = "succeeded"  # nothing failed (items may have been skipped)
     PARTIAL = "partial"  # some items failed; the next export finishes them
     REFUSED = "refused"  # nothing was sent (permission, connection, link)
+    FAILED = "failed"  # the SIS could not be asked, or stopped answering: not done (or not all)
+    STOPPED = "stopped"  # someone stopped it (cancelled, or the SIS was disconnected) part way
     DRY_RUN = "dry_run"
 
 
@@ -85,12 +87,20 @@ class ExportReport:
     writes: int = 0
     items: list[ItemReport] = field(default_factory=list)
     refused: str | None = None  # the reason nothing was sent, when refused
+    failed: str | None = None  # why the export could not be done or finished, when it could not
+    stopped: str | None = None  # said when the export was stopped before it finished
+    # The SIS stopped answering altogether (SISDown): an export of several classes tries no more.
+    sis_down: bool = False
     report_id: int | None = None
 
     @property
     def outcome(self) -> ExportOutcome:
         if self.refused is not None:
             return ExportOutcome.REFUSED
+        if self.failed is not None:
+            return ExportOutcome.FAILED
+        if self.stopped is not None:
+            return ExportOutcome.STOPPED
         if self.dry_run:
             return ExportOutcome.DRY_RUN
         if any(item.outcome is Outcome.FAILED for item in self.items):
@@ -112,6 +122,8 @@ class ExportReport:
             "outcome": self.outcome.value,
             "dry_run": self.dry_run,
             "refused": self.refused,
+            "failed": self.failed,
+            "stopped": self.stopped,
             "writes": self.writes,
             "counts": self.counts(),
             "started_at": self.started_at.isoformat(),
@@ -174,7 +186,11 @@ def stored_report_json(row: MarkExportReport, *, with_items: bool = True) -> dic
 
 # Failed or partly failed exports come first: they are what an administrator acts on.
 _FAILURES_FIRST = case(
-    (MarkExportReport.outcome == "partial", 0), (MarkExportReport.outcome == "refused", 1), else_=2
+    (MarkExportReport.outcome == ExportOutcome.FAILED.value, 0),
+    (MarkExportReport.outcome == ExportOutcome.PARTIAL.value, 1),
+    (MarkExportReport.outcome == ExportOutcome.REFUSED.value, 2),
+    (MarkExportReport.outcome == ExportOutcome.STOPPED.value, 3),
+    else_=4,
 )
 
 
@@ -202,6 +218,8 @@ def recent_exports(classroom: Classroom, *, limit: int = 100) -> list[dict[str, 
                 "writes": report.writes,
                 "counts": (report.summary or {}).get("counts", {}),
                 "refused": (report.summary or {}).get("refused"),
+                "failed": (report.summary or {}).get("failed"),
+                "stopped": (report.summary or {}).get("stopped"),
             }
             for report, title, email in rows
         ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from sislink.classroom import Actor, Classroom
+from sislink.classroom import Actor, Classroom, ClassroomError
 from sislink.classroom.models import (
     Class,
     ClassLink,
@@ -31,16 +31,19 @@ from sislink.classroom.services.audit import record_event
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.organisation import identity_namespace, organisation
 from sislink.oneroster.consumer import OneRosterClient
-from sislink.oneroster.consumer.exceptions import OneRosterError, StatusError
+from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
+from sislink.oneroster.consumer.exceptions import OneRosterError, SISDown, StatusError
 from sislink.oneroster.models import LineItem, Result
 from sislink.oneroster.versions import Version
 from sislink.partners import profile as partner_profile
 from sislink.sync import preflight
 from sislink.sync.class_link import export_settings, refresh_sis_class_facts
+from sislink.sync.errors import SyncError
 from sislink.sync.export_report import ExportReport, ItemReport, Outcome, save_report
 from sislink.sync.identity import class_identity
 from sislink.sync.mark_export_plan import (
-    SENT,
+    CREATED,
+    UPDATED,
     Delete,
     ExportPlan,
     Kept,
@@ -50,6 +53,9 @@ from sislink.sync.mark_export_plan import (
 )
 
 Progress = Callable[[int, int], None]
+# Asked before each write (and before each class): True once someone wants the export to stop
+# (a job's `context.cancelled`, which a disconnect sets). What is in flight lands and is kept.
+ShouldStop = Callable[[], bool]
 # Outcomes are written to the ledger in batches of this many (and at the end of each export).
 LEDGER_BATCH = 500
 # Classes exported at once by `export_all_classes` (they share the client's concurrency).
@@ -136,7 +142,12 @@ def _failure(exc: OneRosterError) -> tuple[int | None, str | None, str]:
 
 
 class _Run:
-    """One export of one class: sends the plan, fills the report and the ledger."""
+    """One export of one class: sends the plan, fills the report and the ledger.
+
+    Each write waits for one of the run's slots (as many as the client's concurrency), then
+    asks whether to go on: once the export is stopped, or the SIS is down, the writes not yet
+    sent are reported as not sent and leave the ledger alone, so the next export sends them.
+    """
 
     def __init__(
         self,
@@ -145,6 +156,7 @@ class _Run:
         report: ExportReport,
         total: int,
         progress: Progress | None,
+        should_stop: ShouldStop | None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -152,11 +164,29 @@ class _Run:
         self.total = total
         self.done = 0
         self.progress = progress
+        self.should_stop = should_stop
+        self.slots = asyncio.Semaphore(client.settings.max_concurrency)
+        self.stopped = False
+        self.sis_down: SISDown | None = None
+        # Coursework whose results could not all be deleted: its lineItem DELETE waits.
+        self.results_left: set[int] = set()
 
     def _tick(self) -> None:
         self.done += 1
         if self.progress is not None:
             self.progress(self.done, self.total)
+
+    def halted(self) -> str | None:
+        """Why nothing more is sent (the SIS is down, or the export was stopped), else None."""
+        if self.sis_down is not None:
+            return (
+                "Not sent: the SIS stopped answering during this export; the next export sends it."
+            )
+        if not self.stopped and self.should_stop is not None and self.should_stop():
+            self.stopped = True
+        if self.stopped:
+            return "Not sent: the export was stopped first; the next export sends it."
+        return None
 
     def _item(self, put: Put | Delete, outcome: Outcome, **extra: object) -> None:
         self.report.items.append(
@@ -173,22 +203,39 @@ class _Run:
             )
         )
 
+    def _not_sent(self, op: Put | Delete, reason: str) -> None:
+        self._item(op, Outcome.SKIPPED, reason=reason)
+        self._tick()
+
+    def _failed(self, op: Put | Delete, exc: OneRosterError, status_in_ledger: str) -> None:
+        if isinstance(exc, SISDown) and self.sis_down is None:
+            self.sis_down = exc
+        status, said, sentence = _failure(exc)
+        # The SIS may or may not have applied it: no hash, so the next export sends it again
+        # (a failed DELETE keeps its entry, so the next export tries the DELETE again).
+        self.ledger.add(
+            _Landed(op.kind, op.object_id, op.sourced_id, None, status_in_ledger, sentence)
+        )
+        self._item(op, Outcome.FAILED, reason=sentence, status_code=status, sis_said=said)
+        self._tick()
+
     async def put(self, op: Put) -> bool:
         """PUT one object; True when the SIS has it."""
-        self.report.writes += 1
-        try:
-            if isinstance(op.body, LineItem):
-                await self.client.put_line_item(op.body)
-            else:
-                assert isinstance(op.body, Result)
-                await self.client.put_result(op.body)
-        except OneRosterError as exc:
-            status, said, sentence = _failure(exc)
-            # The SIS may or may not have applied it: no hash, so the next export sends again.
-            self.ledger.add(_Landed(op.kind, op.object_id, op.sourced_id, None, "failed", sentence))
-            self._item(op, Outcome.FAILED, reason=sentence, status_code=status, sis_said=said)
-            self._tick()
-            return False
+        async with self.slots:
+            halted = self.halted()
+            if halted is not None:
+                self._not_sent(op, halted)
+                return False
+            self.report.writes += 1
+            try:
+                if isinstance(op.body, LineItem):
+                    created = (await self.client.put_line_item(op.body)).created
+                else:
+                    assert isinstance(op.body, Result)
+                    created = (await self.client.put_result(op.body)).created
+            except OneRosterError as exc:
+                self._failed(op, exc, "failed")
+                return False
         forget_also = (
             ((op.kind, op.replaces_object_id),) if op.replaces_object_id is not None else ()
         )
@@ -198,7 +245,7 @@ class _Run:
                 op.object_id,
                 op.sourced_id,
                 op.content_hash,
-                SENT,
+                CREATED if created else UPDATED,  # what the SIS answered
                 op.note,
                 forget_also=forget_also,
             )
@@ -208,47 +255,54 @@ class _Run:
         return True
 
     async def delete(self, op: Delete) -> None:
-        self.report.writes += 1
-        try:
-            if op.kind == ExportKind.LINE_ITEM:
-                await self.client.delete_line_item(op.sourced_id)
-            else:
-                await self.client.delete_result(op.sourced_id)
-        except OneRosterError as exc:
-            status, said, sentence = _failure(exc)
-            # Keep the entry: the next export tries the DELETE again.
-            self.ledger.add(
-                _Landed(op.kind, op.object_id, op.sourced_id, None, "delete_failed", sentence)
+        if op.kind == ExportKind.LINE_ITEM and op.coursework_id in self.results_left:
+            self._not_sent(
+                op,
+                "Not deleted yet: some of its marks could not be deleted from the SIS first "
+                "(see them above); the next export tries again.",
             )
-            self._item(op, Outcome.FAILED, reason=sentence, status_code=status, sis_said=said)
-            self._tick()
             return
-        self.ledger.add(
-            _Landed(
-                op.kind,
-                op.object_id,
-                op.sourced_id,
-                None,
-                "deleted",
-                forget=True,
-                forget_also=tuple((ExportKind.RESULT, i) for i in op.forget_results),
-            )
-        )
+        async with self.slots:
+            halted = self.halted()
+            if halted is not None:
+                self.results_left.add(op.coursework_id)
+                self._not_sent(op, halted)
+                return
+            self.report.writes += 1
+            try:
+                if op.kind == ExportKind.LINE_ITEM:
+                    await self.client.delete_line_item(op.sourced_id)
+                else:
+                    await self.client.delete_result(op.sourced_id)
+            except OneRosterError as exc:
+                if op.kind == ExportKind.RESULT:
+                    self.results_left.add(op.coursework_id)
+                self._failed(op, exc, "delete_failed")
+                return
+        self.ledger.add(_Landed(op.kind, op.object_id, op.sourced_id, None, "deleted", forget=True))
         self._item(op, Outcome.DELETED, reason=op.why)
         self._tick()
 
     async def line_item_then_results(self, put: Put | None, results: Sequence[Put]) -> None:
         if put is not None and not await self.put(put):
+            reason = self.halted() or (
+                "Its coursework failed to export, so this mark waits for the next export."
+            )
             for result in results:
-                self._item(
-                    result,
-                    Outcome.SKIPPED,
-                    reason="Its coursework failed to export, so this mark waits for the next "
-                    "export.",
-                )
-                self._tick()
+                self._not_sent(result, reason)
             return
         await asyncio.gather(*(self.put(result) for result in results))
+
+    async def send(self, plan: ExportPlan) -> None:
+        """PUT lineItems then their results, DELETE results; then DELETE lineItems (after
+        their results: a SIS may refuse to delete a lineItem that still has results)."""
+        await asyncio.gather(
+            *(self.line_item_then_results(li.put, li.results) for li in plan.line_items),
+            *(self.delete(op) for op in plan.deletes if op.kind == ExportKind.RESULT),
+        )
+        await asyncio.gather(
+            *(self.delete(op) for op in plan.deletes if op.kind == ExportKind.LINE_ITEM)
+        )
 
 
 def _kept_report(kept: Kept) -> ItemReport:
@@ -309,12 +363,16 @@ async def export_class_marks(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
     job_id: int | None = None,
 ) -> ExportReport:
     """Export one class's coursework and marks to its linked SIS class; the report is kept.
 
     Raises `preflight.ExportRefused` (nothing sent) when the actor may not export this class
-    now: permission off, not connected or disconnected, not their class, class not linked.
+    now: permission off, not connected or disconnected, not their class, class not linked; and
+    the consumer's errors when the SIS cannot be asked about the class (`export_one_class`
+    turns both into a kept report). Once `should_stop()` says so, or the SIS is down, no more
+    writes are sent: the report says so (outcome stopped or failed).
     """
     with classroom.transaction() as session:
         klass, connection, link = preflight.check_export_allowed(session, actor, class_id)
@@ -345,17 +403,22 @@ async def export_class_marks(
         report.items.extend(_dry_run_items(plan))
     else:
         ledger = _Ledger(classroom, scope)
-        run = _Run(client, ledger, report, plan.writes, progress)
+        run = _Run(client, ledger, report, plan.writes, progress, should_stop)
         try:
-            await asyncio.gather(
-                *(run.line_item_then_results(li.put, li.results) for li in plan.line_items),
-                *(run.delete(op) for op in plan.deletes if op.kind == ExportKind.RESULT),
-            )
-            await asyncio.gather(
-                *(run.delete(op) for op in plan.deletes if op.kind == ExportKind.LINE_ITEM)
-            )
+            await run.send(plan)
         finally:
             ledger.flush()
+        if run.sis_down is not None:
+            report.sis_down = True
+            report.failed = (
+                f"The SIS stopped answering part way, so the export did not finish: "
+                f"{run.sis_down} What was sent is kept; export again later to send the rest."
+            )
+        elif run.stopped:
+            report.stopped = (
+                "The export was stopped part way (it was cancelled, or the SIS was "
+                "disconnected). What was sent is kept; export again to send the rest."
+            )
     report.finished_at = utc_now()
     with classroom.transaction() as session:
         save_report(session, report, requested_by_id=actor.person_id, job_id=job_id)
@@ -391,6 +454,104 @@ def exportable_class_ids(classroom: Classroom, actor: Actor) -> list[int]:
         ]
 
 
+def _failure_in_words(exc: Exception, sis_class_id: str | None) -> str:
+    """Why a class could not be exported at all, for the teacher."""
+    if isinstance(exc, SISDown):
+        return f"The SIS stopped answering, so nothing was sent for this class: {exc}"
+    if isinstance(exc, SisNotFound):
+        return (
+            f"The SIS does not know this class's SIS class ({sis_class_id}) any more: it may "
+            "have been deleted or ended there. Nothing was sent; link the class to its current "
+            f"SIS class, then export again. (The SIS answered: {exc})"
+        )
+    if isinstance(exc, OneRosterError):
+        return f"The SIS could not be asked about this class, so nothing was sent: {exc}"
+    return f"This class could not be exported, so nothing was sent: {exc}"
+
+
+def _unexported_report(
+    classroom: Classroom,
+    actor: Actor,
+    class_id: int,
+    *,
+    dry_run: bool,
+    refused: str | None = None,
+    failed: str | None = None,
+    stopped: str | None = None,
+    sis_down: bool = False,
+    job_id: int | None = None,
+) -> ExportReport:
+    """The report of a class that was not exported (refused, failed or not tried), kept in
+    the class's history like any other (unless the class itself is gone)."""
+    with classroom.transaction() as session:
+        klass = session.get(Class, class_id)
+        link = connections.class_link(session, class_id)
+        report = ExportReport(
+            class_id,
+            klass.title if klass is not None else f"class {class_id} (deleted)",
+            link.sis_class_sourced_id if link is not None else None,
+            dry_run,
+            refused=refused,
+            failed=failed,
+            stopped=stopped,
+            sis_down=sis_down,
+        )
+        report.finished_at = utc_now()
+        if klass is not None:
+            save_report(session, report, requested_by_id=actor.person_id, job_id=job_id)
+            record_event(
+                session,
+                actor,
+                "marks.export_not_done",
+                f"class:{class_id}",
+                {"outcome": report.outcome.value},
+            )
+    return report
+
+
+async def export_one_class(
+    classroom: Classroom,
+    client: OneRosterClient,
+    actor: Actor,
+    class_id: int,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    job_id: int | None = None,
+) -> ExportReport:
+    """`export_class_marks`, except that a class that cannot be exported gets a report saying
+    why (refused, or failed in the SIS's words), kept in its history, instead of an error."""
+    try:
+        return await export_class_marks(
+            classroom,
+            client,
+            actor,
+            class_id,
+            dry_run=dry_run,
+            progress=progress,
+            should_stop=should_stop,
+            job_id=job_id,
+        )
+    except preflight.ExportRefused as refused:
+        return _unexported_report(
+            classroom, actor, class_id, dry_run=dry_run, refused=refused.message, job_id=job_id
+        )
+    except (OneRosterError, SyncError, ClassroomError) as exc:
+        with classroom.session() as session:
+            link = connections.class_link(session, class_id)
+        sentence = _failure_in_words(exc, link.sis_class_sourced_id if link else None)
+        return _unexported_report(
+            classroom,
+            actor,
+            class_id,
+            dry_run=dry_run,
+            failed=sentence,
+            sis_down=isinstance(exc, SISDown),
+            job_id=job_id,
+        )
+
+
 async def export_all_classes(
     classroom: Classroom,
     client: OneRosterClient,
@@ -398,22 +559,65 @@ async def export_all_classes(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    class_ids: Sequence[int] | None = None,
+    job_id: int | None = None,
 ) -> list[ExportReport]:
-    """Export every linked class the actor may export, a few classes at a time."""
-    class_ids = exportable_class_ids(classroom, actor)
+    """Export every linked class the actor may export (or `class_ids`), a few at a time: one
+    report per class, in order. Each class stands alone: one that cannot be exported gets a
+    report saying why and the others go on. Once the SIS is down, or `should_stop()`, the
+    classes not yet started are not tried, and their reports say so."""
+    chosen = list(class_ids) if class_ids is not None else exportable_class_ids(classroom, actor)
     gate = asyncio.Semaphore(CLASSES_AT_ONCE)
     finished = 0
+    sis_down: str | None = None
 
     async def one(class_id: int) -> ExportReport:
-        nonlocal finished
+        nonlocal finished, sis_down
         async with gate:
-            report = await export_class_marks(classroom, client, actor, class_id, dry_run=dry_run)
+            if sis_down is not None:
+                report = _unexported_report(
+                    classroom,
+                    actor,
+                    class_id,
+                    dry_run=dry_run,
+                    failed=f"Not tried: the SIS stopped answering while other classes were "
+                    f"exported ({sis_down}). Export again later.",
+                    sis_down=True,
+                    job_id=job_id,
+                )
+            elif should_stop is not None and should_stop():
+                report = _unexported_report(
+                    classroom,
+                    actor,
+                    class_id,
+                    dry_run=dry_run,
+                    stopped="Not tried: the export was stopped (it was cancelled, or the SIS "
+                    "was disconnected) before this class's turn. Export again to send it.",
+                    job_id=job_id,
+                )
+            else:
+                report = await export_one_class(
+                    classroom,
+                    client,
+                    actor,
+                    class_id,
+                    dry_run=dry_run,
+                    should_stop=should_stop,
+                    job_id=job_id,
+                )
+                if report.sis_down and sis_down is None:
+                    sis_down = report.failed
         finished += 1
         if progress is not None:
-            progress(finished, len(class_ids))
+            progress(finished, len(chosen))
         return report
 
-    return list(await asyncio.gather(*(one(c) for c in class_ids)))
+    # A task group: should anything unforeseen go wrong in one class, the others are cancelled
+    # and awaited before the caller closes the client under them.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(c)) for c in chosen]
+    return [task.result() for task in tasks]
 
 
 def forget_ledger_for_class(classroom: Classroom, class_id: int) -> int:

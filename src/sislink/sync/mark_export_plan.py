@@ -33,8 +33,10 @@ from sislink.sync import preflight
 from sislink.sync.class_link import SisClassFacts
 from sislink.sync.identity import line_item_sourced_id, result_sourced_id
 
-# Sent unless the lineItem came back from the SIS with a different status; kept per object.
-SENT = "sent"
+# The ledger's last_status for an object the SIS has: what the SIS answered to its last PUT
+# (201 created, or 200 updated).
+CREATED = "created"
+UPDATED = "updated"
 
 
 @dataclass(frozen=True)
@@ -248,8 +250,6 @@ class Delete:
     why: str
     student_id: int | None = None
     student: str | None = None
-    # Ledger entries that go with it (a deleted lineItem's results).
-    forget_results: tuple[int, ...] = ()
 
 
 @dataclass
@@ -318,25 +318,10 @@ def plan_export(
             work.state == CourseworkState.PUBLISHED and not work.export_to_sis
         )
         if gone or work.state != CourseworkState.PUBLISHED:
-            if recorded is not None and gone:
-                plan.deletes.append(
-                    Delete(
-                        ExportKind.LINE_ITEM,
-                        work.id,
-                        recorded.sourced_id,
-                        work.id,
-                        work.title,
-                        "The coursework was deleted."
-                        if work.state == CourseworkState.DELETED
-                        else "The coursework was set not to go to the SIS.",
-                        forget_results=tuple(
-                            r.object_id
-                            for m in marks
-                            for r in [ledger_results.get(m.id)]
-                            if r is not None
-                        ),
-                    )
-                )
+            if gone and _plan_removal(
+                plan, facts, work, recorded, marks, ledger_results, results_by_sid
+            ):
+                pass
             elif work.state == CourseworkState.DRAFT:
                 plan.kept.append(
                     Kept(
@@ -415,6 +400,54 @@ def plan_export(
                 )
             )
     return plan
+
+
+def _plan_removal(
+    plan: ExportPlan,
+    facts: ClassFacts,
+    work: CourseworkFacts,
+    recorded: LedgerFacts | None,
+    marks: Sequence[MarkFacts],
+    ledger_results: dict[int, LedgerFacts],
+    results_by_sid: dict[str, LedgerFacts],
+) -> bool:
+    """Plan the DELETEs of coursework that is gone (deleted, or set not to go to the SIS): its
+    results that the ledger knows were sent, then its lineItem. The SIS does not delete a
+    lineItem's results with it (many refuse to delete a lineItem that still has results), so
+    the run sends the lineItem's DELETE only once all of its results are gone. False when the
+    ledger knows of nothing sent for it."""
+    why = (
+        "The coursework was deleted."
+        if work.state == CourseworkState.DELETED
+        else "The coursework was set not to go to the SIS."
+    )
+    planned = False
+    for mark in marks:
+        record = ledger_results.get(mark.id) or results_by_sid.get(
+            result_sourced_id(facts.namespace, facts.scope, work.id, mark.student_id)
+        )
+        if record is None:
+            continue
+        student = facts.students.get(mark.student_id)
+        plan.deletes.append(
+            Delete(
+                ExportKind.RESULT,
+                record.object_id,
+                record.sourced_id,
+                work.id,
+                work.title,
+                f"{why} Its mark goes with it.",
+                mark.student_id,
+                student.label if student else f"student {mark.student_id}",
+            )
+        )
+        planned = True
+    if recorded is not None:
+        plan.deletes.append(
+            Delete(ExportKind.LINE_ITEM, work.id, recorded.sourced_id, work.id, work.title, why)
+        )
+        planned = True
+    return planned
 
 
 def _plan_result(
