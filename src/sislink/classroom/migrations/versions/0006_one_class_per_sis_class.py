@@ -4,7 +4,9 @@ hand remembers it so that roster imports do not link it again.
 - `class_link`: the index on (connection_id, sis_class_sourced_id) becomes unique. Links made
   before this revision may break the rule (two classes linked to one SIS class, e.g. by a
   roster import that linked an imported class whose SIS class a teacher had already linked
-  by hand). For each such SIS class the earliest link is kept; the later ones are removed,
+  by hand), within one connection or across connections to the same SIS (same partner and
+  district), whose links move together to the next connection when it is authorised. For
+  each such SIS class the earliest link is kept; the later ones are removed,
   their classes are marked as unlinked by hand (so the next import does not link them again),
   and each removal is written to the migration log, naming the class and the SIS class, so
   an administrator can link them to the right SIS class.
@@ -51,6 +53,12 @@ def _unlink_second_links_to_one_sis_class() -> None:
         sa.column("connection_id", sa.Integer()),
         sa.column("sis_class_sourced_id", sa.String()),
     )
+    connection = sa.table(
+        "sis_connection",
+        sa.column("id", sa.Integer()),
+        sa.column("partner", sa.String()),
+        sa.column("district_sourced_id", sa.String()),
+    )
     klass = sa.table(
         "class",
         sa.column("id", sa.Integer()),
@@ -58,12 +66,25 @@ def _unlink_second_links_to_one_sis_class() -> None:
     )
     rows = bind.execute(
         sa.select(
-            link.c.id, link.c.class_id, link.c.connection_id, link.c.sis_class_sourced_id
-        ).order_by(link.c.id)
+            link.c.id,
+            link.c.class_id,
+            link.c.connection_id,
+            link.c.sis_class_sourced_id,
+            connection.c.partner,
+            connection.c.district_sourced_id,
+        )
+        .join(connection, connection.c.id == link.c.connection_id)
+        .order_by(link.c.id)
     ).all()
-    kept: dict[tuple[int, str], int] = {}
+    kept: dict[tuple[str, str, str], int] = {}
     for row in rows:
-        key = (row.connection_id, row.sis_class_sourced_id)
+        # The SIS a link belongs to: partner and district, else (never authorised) its connection.
+        sis = (
+            (row.partner, row.district_sourced_id)
+            if row.district_sourced_id is not None
+            else ("connection", str(row.connection_id))
+        )
+        key = (*sis, row.sis_class_sourced_id)
         if key not in kept:
             kept[key] = row.class_id
             continue
