@@ -5,9 +5,13 @@ duplicated, only what changed sent, every item's fate reported.
 (permission, connection, link), reads the class once, asks the SIS for the class's students
 (and, when stale, its grading periods and categories), plans (see mark_export_plan), then PUTs
 concurrently (lineItems before their results; the client bounds how many are in flight) and
-DELETEs what was removed. Each outcome goes into the ledger as it lands (in small batches), so
-a crash or a failure leaves the ledger true to what the SIS has and the next export finishes
-the rest. Ids are derived (sislink.sync.identity): sending again updates, never duplicates.
+DELETEs what was removed (a removed coursework's results before its lineItem). Each outcome
+goes into the ledger as it lands (in small batches), so a crash, a failure or a stop leaves the
+ledger true to what the SIS has and the next export finishes the rest. Ids are derived
+(sislink.sync.identity): sending again updates, never duplicates.
+
+`export_one_class` and `export_all_classes` never let one class's trouble escape: a class that
+cannot be exported gets a report saying why, kept in its history like any other.
 """
 
 from __future__ import annotations
