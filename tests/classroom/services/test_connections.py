@@ -248,3 +248,59 @@ def test_unlinking_by_hand_is_remembered_until_the_class_is_linked_again(
     with classroom.session() as session:
         klass = session.get(Class, school.class_id)
         assert klass is not None and klass.sis_unlinked_at is None
+
+
+def test_an_import_linking_while_a_teacher_links_its_sis_class_leaves_the_teachers_link(
+    classroom: Classroom, school: School
+) -> None:
+    connection_id = connect(classroom, school.admin)
+    with classroom.transaction() as session:
+        imported = classes.create_class(session, school.ada, title="Maths 7 (from the SIS)")
+        imported.sis_sourced_id = "sis-class-1"
+    outcome: list[BaseException | int] = []
+
+    def link_imported() -> None:
+        try:
+            with classroom.transaction() as session:
+                outcome.append(connections.link_imported_classes(session, connection_id))
+        except BaseException as error:  # reported by the main thread
+            outcome.append(error)
+
+    with classroom.transaction() as session:
+        connections.link_class(session, school.ada, school.class_id, "sis-class-1")
+        importer = threading.Thread(target=link_imported)
+        importer.start()
+        if classroom.engine.dialect.name == "postgresql":
+            _wait_until_a_writer_waits_for_a_lock(classroom)
+    importer.join()
+    assert outcome == [0]
+    with classroom.session() as session:
+        links = session.scalars(select(ClassLink)).all()
+    assert [(link.class_id, link.sis_class_sourced_id) for link in links] == [
+        (school.class_id, "sis-class-1")
+    ]
+
+
+def test_linking_imported_classes_links_only_those_free_to_link_and_counts_them(
+    classroom: Classroom, school: School
+) -> None:
+    connection_id = connect(classroom, school.admin)
+    with classroom.transaction() as session:
+        made: dict[str, int] = {}
+        for sis_class in ("sis-a", "sis-b", "sis-c"):
+            imported = classes.create_class(session, school.ada, title=f"Imported {sis_class}")
+            imported.sis_sourced_id = sis_class
+            made[sis_class] = imported.id
+        # sis-b is linked by hand to another class; sis-c's class was unlinked by hand.
+        connections.link_class(session, school.ada, school.class_id, "sis-b")
+        connections.link_class(session, school.ada, made["sis-c"], "sis-c")
+        connections.unlink_class(session, school.ada, made["sis-c"])
+    with classroom.transaction() as session:
+        assert connections.link_imported_classes(session, connection_id) == 1
+        assert connections.link_imported_classes(session, connection_id) == 0
+    with classroom.session() as session:
+        links = {
+            link.class_id: link.sis_class_sourced_id
+            for link in session.scalars(select(ClassLink)).all()
+        }
+    assert links == {school.class_id: "sis-b", made["sis-a"]: "sis-a"}

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, exists, insert, literal, or_, select
+from sqlalchemy import Select, and_, exists, insert, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -352,12 +351,21 @@ def link_imported_classes(session: Session, connection_id: int) -> int:
             ),
         )
     )
-    made = session.execute(
-        insert(ClassLink).from_select(
-            ["class_id", "connection_id", "sis_class_sourced_id", "linked_at"], unlinked
-        )
+    # Counted from RETURNING: PostgreSQL's driver gives no rowcount for INSERT ... SELECT.
+    statement = (
+        insert(ClassLink)
+        .from_select(["class_id", "connection_id", "sis_class_sourced_id", "linked_at"], unlinked)
+        .returning(ClassLink.id)
     )
-    return int(cast(CursorResult[Any], made).rowcount or 0)
+    try:
+        with session.begin_nested():
+            made = session.execute(statement).all()
+    except IntegrityError:
+        # A teacher linked one of these classes, or its SIS class, while this statement ran:
+        # read again, now that their link is there to be seen, and leave theirs alone.
+        with session.begin_nested():
+            made = session.execute(statement).all()
+    return len(made)
 
 
 def record_activity(
