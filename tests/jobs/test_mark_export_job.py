@@ -95,3 +95,22 @@ async def test_a_disconnect_stops_a_running_export_and_the_next_export_sends_the
         assert len(per_item) == COURSEWORK
         assert all(students == set(world.sis_students.values()) for students in per_item.values())
         assert sis_holds(world) == (COURSEWORK, COURSEWORK * STUDENTS)
+
+
+@pytest.mark.anyio
+async def test_a_class_export_job_that_cannot_export_fails_saying_why_and_keeps_the_report(
+    classroom: Classroom,
+) -> None:
+    with running_provider(profile="generic-1.2", students=60) as sis:
+        world = await build_world(sis, classroom, students=2)
+        work = world.add_coursework("Essay")
+        world.mark(work, world.students[0], score=3)
+        assert sis.store.delete("class", world.sis_class_id)  # deleted in the SIS meanwhile
+        run = await run_class_export(classroom, world.teacher, world.class_id)
+    assert run.job.status is JobStatus.FAILED and run.job.error is not None
+    assert f"does not know this class's SIS class ({world.sis_class_id})" in run.job.error
+    (report,) = run.reports
+    assert report.outcome is ExportOutcome.FAILED and report.failed == run.job.error
+    with classroom.session() as session:
+        (kept,) = report_history(session, world.class_id)
+        assert kept.outcome == "failed" and kept.job_id == run.job.job_id
