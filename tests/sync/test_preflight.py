@@ -16,7 +16,7 @@ from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import EnrolmentRole, Mark, Person, Role
 from sislink.classroom.services import classes, connections, coursework, organisation, people
 from sislink.oneroster.provider.server import RunningProvider, running_provider
-from sislink.sync.class_link import unlink_class
+from sislink.sync.class_link import link_class, unlink_class
 from sislink.sync.export_report import ExportReport, ItemReport, Outcome
 from sislink.sync.mark_export import export_class_marks
 from sislink.sync.preflight import ExportRefused, Refusal
@@ -311,3 +311,39 @@ async def test_a_class_without_grading_periods_on_oneroster_1_1_is_told_before_a
         "for every assignment: ask the SIS administrator"
     )
     assert report.writes == 0 and sent == 0
+
+
+@pytest.mark.anyio
+async def test_a_class_linked_with_another_sis_is_refused_until_linked_again(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    # An administrator connects to another SIS (another district): the class's link, made with
+    # the first SIS, names a class of that SIS, not of this one.
+    world = await build_world(sis, classroom)
+    world.add_coursework("Quiz")
+    with classroom.transaction() as session:
+        old = connections.current_connection(session)
+        assert old is not None
+        new = connections.save_connection(
+            session,
+            Actor.system(),
+            classroom.secret_box,
+            partner=old.partner,
+            version=old.version,
+            host_url=sis.host_url,
+            access_key=sis.client_id,
+            secret_code=sis.client_secret,
+            token_url=sis.token_url or None,
+        )
+        connections.mark_authorised(
+            session, Actor.system(), new.id, district_sourced_id="another-district"
+        )
+    with pytest.raises(
+        ExportRefused, match="is linked to a class of the SIS sislink was connected to before"
+    ) as refused:
+        await _export(world)
+    assert refused.value.reason is Refusal.CLASS_NOT_LINKED
+    assert (await sis_gradebook(world))[0] == []
+    async with world.client() as client:
+        await link_class(classroom, client, world.teacher, world.class_id, world.sis_class_id)
+    assert (await _export(world)).writes == 1

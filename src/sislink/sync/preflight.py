@@ -123,6 +123,25 @@ def check_export_allowed(
             f"{klass.title!r} is not linked to a SIS class, so its marks have nowhere to go; "
             "link it first (sislink classes link).",
         )
+    linked_through = (
+        session.get(SisConnection, link.connection_id)
+        if link.connection_id != connection.id
+        else connection
+    )
+    if (
+        linked_through is not None
+        and linked_through.sis_identity is not None
+        and connection.sis_identity is not None
+        and linked_through.sis_identity != connection.sis_identity
+    ):
+        # A link made with another SIS is set aside at reconnect: its SIS class belongs to
+        # that SIS, and the same sourcedId here may be another class (or another class's).
+        raise ExportRefused(
+            Refusal.CLASS_NOT_LINKED,
+            f"{klass.title!r} is linked to a class of the SIS sislink was connected to before "
+            f"({linked_through.partner}), not of the SIS connected now, so its marks have "
+            "nowhere to go; link it to one of this SIS's classes (sislink classes link).",
+        )
     return klass, connection, link
 
 
