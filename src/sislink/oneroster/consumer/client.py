@@ -62,6 +62,7 @@ from sislink.oneroster.consumer.retry import (
     retry_after_delay,
 )
 from sislink.oneroster.consumer.settings import ConnectionSettings, OAuth1Settings, OAuth2Settings
+from sislink.oneroster.consumer.transport import asyncio_transport
 from sislink.oneroster.errors import INVALID_DATA, UNKNOWN_OBJECT, ImsxStatus, read_status
 from sislink.oneroster.filters import Filter, where
 from sislink.oneroster.models import (
@@ -147,8 +148,10 @@ class OneRosterClient:
                 write=s.read_timeout_s,
                 pool=None,  # the semaphore already bounds waiting for a connection
             ),
-            limits=httpx.Limits(
-                max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency
+            transport=asyncio_transport(
+                httpx.Limits(
+                    max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency
+                )
             ),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             follow_redirects=False,

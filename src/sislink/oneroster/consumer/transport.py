@@ -1,0 +1,184 @@
+"""The HTTP transport under `OneRosterClient`: httpx's own, on a plain-asyncio network backend.
+
+Why: at 16 calls in flight the consumer is CPU-bound, and the profile of 2,000 PUTs put a
+third of its time in httpcore's default (anyio) network streams: cancel scopes around every
+read and write, and, each time the pool hands out a connection, an `is_readable` check on
+every idle connection that rebuilds anyio's table of socket attributes. `AsyncioStream` does
+the same work with asyncio's own streams, keeps its socket at hand, and adds no scope when no
+timeout is asked. Measured with `benchmarks/consumer_writes.py`: docs/benchmarks.md.
+
+Everything above the socket is unchanged: httpcore's connection pool and HTTP/1.1 (h11), and
+httpx's mapping of httpcore's errors (`httpcore.ReadTimeout` -> `httpx.ReadTimeout`, ...).
+Errors keep their cause (`raise ... from exc`), which is how `client._reason` and
+`sync.connection_checks` tell a refused connection, an unknown host and a TLS failure apart.
+"""
+
+# The `timeout` parameters are httpcore's interface, which these classes implement.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+
+def _is_readable(sock: socket.socket | None) -> bool:
+    """True when a read would not block: for an idle keep-alive connection that means the
+    server closed it (or sent something unasked), so the pool must not reuse it."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One TCP (or TLS) connection, as httpcore's connections expect it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._socket: socket.socket | None = writer.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise httpcore.ReadTimeout(f"no answer within {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.ReadError(_why(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+        except TimeoutError:
+            raise httpcore.WriteTimeout(f"could not send within {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.WriteError(_why(exc)) from exc
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+    def _abort(self) -> None:
+        """Drops a connection whose TLS handshake failed. Not `aclose`: asyncio handed the
+        socket to its TLS protocol, so the stream's own close would wait for ever."""
+        self._writer.transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            # Our own deadline, so that running out of time is a timeout: asyncio's
+            # ssl_handshake_timeout ends in ConnectionAbortedError instead.
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError:
+            self._abort()
+            raise httpcore.ConnectTimeout(f"no TLS handshake within {timeout} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._abort()
+            raise httpcore.ConnectError(_why(exc)) from exc
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _is_readable(self._socket)
+        if info == "socket":
+            return self._socket
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Opens `AsyncioStream`s (asyncio sets TCP_NODELAY on them, as anyio does)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=(local_address, 0) if local_address else None
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(_why(exc)) from exc
+        stream = AsyncioStream(reader, writer)
+        if stream._socket is not None:
+            for option in socket_options or ():
+                stream._socket.setsockopt(*option)
+        return stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("sislink reaches a SIS over TCP, not a Unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def asyncio_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's transport (certificate checks as httpx's defaults, SSL_CERT_FILE honoured),
+    with its connection pool on `AsyncioBackend`.
+
+    httpx offers no argument for httpcore's `network_backend`, so the pool httpx built is
+    replaced by the same pool on our backend; `transport._pool` is where httpx (pinned in
+    requirements.lock) keeps it, and a test checks that the backend is the one in use.
+    """
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    built = transport._pool
+    if not isinstance(built, httpcore.AsyncConnectionPool):  # pragma: no cover - a proxy
+        return transport
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=False,
+        network_backend=AsyncioBackend(),
+    )
+    return transport
