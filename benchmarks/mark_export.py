@@ -3,13 +3,15 @@ results = 1,440 writes) to the built-in SIS with 50 ms latency; then the same ex
 change (must send 0 writes); then `--all` over N such classes (first export, then no change).
 Prints JSON: seconds, writes, and the bound writes x latency / concurrency.
 
-Target: the first export within 1.5x of its bound (1,440 x 50 ms / 16 = 4.5 s).
+Target: the first export within 1.5x of its bound (1,440 x 50 ms / 16 = 4.5 s). The first
+export is made of `--repeat` different classes (default 3), one after another, and judged by
+the median; the machine's 1-minute load average before and after is in the JSON.
 
 The SIS runs in its own process (same server script as benchmarks/consumer_writes.py: a socket
 made with IPPROTO_TCP so keep-alive calls skip Nagle). The classroom is a SQLite file in a
 temporary directory, filled with bulk inserts (the setup is not measured).
 
-Run: .venv/bin/python benchmarks/mark_export.py [--classes 200] [--latency-ms 50]
+Run: .venv/bin/python benchmarks/mark_export.py [--classes 200] [--latency-ms 50] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -162,11 +166,11 @@ def fill_classroom(url: str, origin: str, classes: int) -> Any:
     return classroom
 
 
-async def measure(classroom: Any, classes: int, latency_ms: float) -> dict[str, Any]:
+async def measure(classroom: Any, repeat: int, latency_ms: float) -> dict[str, Any]:
     with classroom.session() as session:
         connection = connections.current_connection(session)
         settings = settings_for(connection, classroom.secret_box)
-        first_class = session.scalars(select(Class.id).order_by(Class.id)).first()
+        first_classes = session.scalars(select(Class.id).order_by(Class.id).limit(repeat)).all()
     concurrency = settings.max_concurrency
     admin = Actor.system()
 
@@ -178,18 +182,24 @@ async def measure(classroom: Any, classes: int, latency_ms: float) -> dict[str, 
 
     figures: dict[str, Any] = {"latency_ms": latency_ms, "max_concurrency": concurrency}
     async with OneRosterClient(settings) as client:
-        started = time.perf_counter()
-        first = await export_class_marks(classroom, client, admin, first_class)
-        seconds = time.perf_counter() - started
+        runs = []
+        for class_id in first_classes:
+            started = time.perf_counter()
+            first = await export_class_marks(classroom, client, admin, class_id)
+            runs.append((time.perf_counter() - started, first))
+        seconds = statistics.median(s for s, _ in runs)
+        writes = runs[0][1].writes
         figures["first_export"] = {
             "seconds": round(seconds, 2),
-            "writes": first.writes,
-            "bound_s": bound(first.writes),
-            "ratio_to_bound": ratio(seconds, first.writes),
-            "outcome": first.outcome.value,
+            "runs_s": [round(s, 2) for s, _ in runs],
+            "writes": writes,
+            "writes_per_run": [r.writes for _, r in runs],
+            "bound_s": bound(writes),
+            "ratio_to_bound": ratio(seconds, writes),
+            "outcomes": [r.outcome.value for _, r in runs],
         }
         started = time.perf_counter()
-        again = await export_class_marks(classroom, client, admin, first_class)
+        again = await export_class_marks(classroom, client, admin, first_classes[0])
         figures["re_export_no_change"] = {
             "seconds": round(time.perf_counter() - started, 2),
             "writes": again.writes,
@@ -219,19 +229,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="classes exported one by one first")
     args = parser.parse_args()
+    if not 1 <= args.repeat <= args.classes:
+        parser.error("--repeat must be between 1 and --classes")
+    load_before = round(os.getloadavg()[0], 2)
     process, origin, _ = start_sis(DISTRICT_STUDENTS, args.latency_ms)
     try:
         with tempfile.TemporaryDirectory() as home:
             started = time.perf_counter()
             classroom = fill_classroom(f"sqlite:///{home}/bench.db", origin, args.classes)
             setup = round(time.perf_counter() - started, 1)
-            figures = asyncio.run(measure(classroom, args.classes, args.latency_ms))
+            figures = asyncio.run(measure(classroom, args.repeat, args.latency_ms))
             classroom.close()
     finally:
         process.terminate()
         process.wait(timeout=10)
-    print(json.dumps({"benchmark": "mark_export", "setup_s": setup, **figures}, indent=2))
+    machine = {
+        "cpus": os.cpu_count(),
+        "load_average_1m_before": load_before,
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+    }
+    print(
+        json.dumps(
+            {"benchmark": "mark_export", "setup_s": setup, **figures, "machine": machine},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
