@@ -501,3 +501,24 @@ def _other_teachers_linked_class(world: World) -> int:
 
     asyncio.run(link())
     return class_id
+
+
+def test_all_says_which_class_could_not_be_exported_and_why_and_exits_non_zero(
+    tmp_path: Path,
+) -> None:
+    # A SIS of its own: this test deletes a class in it.
+    with running_provider(profile="generic-1.2", students=60) as own_sis:
+        classroom = open_classroom(Settings.for_home(tmp_path))
+        world = asyncio.run(build_world(own_sis, classroom, students=2))
+        work = world.add_coursework("Essay", points=20)
+        for student in world.students:
+            world.mark(work, student, score=10)
+        assert own_sis.store.delete("class", world.sis_class_id)  # deleted in the SIS meanwhile
+
+        code, output = _run(
+            world, tmp_path, "marks", "export", "--all", "--as", world.teacher_email
+        )
+        classroom.close()
+    assert code == 1
+    assert "failed" in output
+    assert f"does not know this class's SIS class ({world.sis_class_id})" in output

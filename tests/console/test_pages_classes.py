@@ -24,7 +24,16 @@ from console.console_world import (
     invite_and_sign_in,
 )
 from sislink.classroom import Actor
-from sislink.classroom.models import EnrolmentRole, Job, Mark, MarkState, MissingMarkExport, Role
+from sislink.classroom.models import (
+    ClassLink,
+    EnrolmentRole,
+    Job,
+    Mark,
+    MarkExportReport,
+    MarkState,
+    MissingMarkExport,
+    Role,
+)
 from sislink.classroom.services import classes
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync import class_link
@@ -280,3 +289,41 @@ def test_a_co_teacher_sees_the_export_choices_but_cannot_change_them(school: Sch
     assert refused.status_code == 403 and "Only the primary teacher" in refused.text
     with served.classroom.session() as session:
         assert not class_link.export_settings(session, cid).export_drafts
+
+
+def test_an_export_the_sis_cannot_take_shows_failed_with_the_reason_on_both_pages(
+    tmp_path: Path,
+) -> None:
+    # A SIS of its own: this test deletes a class in it.
+    with (
+        running_provider(profile="generic-1.2", students=40) as own_sis,
+        console(tmp_path) as served,
+    ):
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        connect_and_authorise(admin, own_sis)
+        import_roster(served, admin)
+        teacher = invite_and_sign_in(served, own_sis.teacher_email)
+        cid = int(re.findall(r'href="/classes/(\d+)"', teacher.get("/classes").text)[0])
+        teacher.post(
+            f"/classes/{cid}/coursework",
+            {"title": "Quiz", "points": "10", "publish": "on", "export_to_sis": "on"},
+        )
+        with served.classroom.session() as session:
+            link = session.scalars(select(ClassLink).where(ClassLink.class_id == cid)).one()
+            sis_class_id = link.sis_class_sourced_id
+        assert own_sis.store.delete("class", sis_class_id)  # deleted in the SIS meanwhile
+
+        teacher.post(f"/classes/{cid}/export", {})
+        served.background.wait_idle()
+        with served.classroom.session() as session:
+            report_id = session.scalars(
+                select(MarkExportReport.id).where(MarkExportReport.class_id == cid)
+            ).one()
+        report = teacher.get(f"/classes/{cid}/reports/{report_id}")
+        activity = admin.get("/admin/activity")
+    reason = f"The SIS has no class with sourcedId '{sis_class_id}'"
+    assert 'id="report-outcome">failed' in report.text
+    assert reason in report.text.replace("&#39;", "'")
+    assert 'class="badge failed"' in activity.text
+    assert reason in activity.text.replace("&#39;", "'")

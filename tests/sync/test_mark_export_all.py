@@ -114,7 +114,10 @@ async def test_a_class_unlinked_meanwhile_is_refused_in_its_history_and_the_othe
 
 def _down_client(world: World, down_base_url: str, down_token_url: str) -> OneRosterClient:
     """A client of the world's connection, pointed at the same SIS served broken."""
-    settings = world.settings(failure_threshold=3, max_retries=1)
+    # More retries than the breaker's threshold: whichever call meets the SIS down first, it
+    # opens the breaker (SISDown) before it could run out of retries (a plain ServerError),
+    # however the classes' calls interleave on a busy machine.
+    settings = world.settings(failure_threshold=3, max_retries=5)
     assert isinstance(settings.auth, OAuth2Settings)
     return OneRosterClient(
         replace(

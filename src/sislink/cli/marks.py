@@ -28,7 +28,7 @@ from sislink.cli.common import (
     print_json,
 )
 from sislink.jobs.mark_export import ExportRun, run_all_exports, run_class_export
-from sislink.sync.export_report import report_history, stored_report_json
+from sislink.sync.export_report import ExportOutcome, report_history, stored_report_json
 
 EXCUSED_WORDS = {"excused", "ex", "exempt"}
 MISSING_WORDS = {"missing", "m", "msg"}
@@ -262,13 +262,18 @@ def register(app: typer.Typer) -> None:
                     f"coursework (lineItems): {_tally(counts.get('lineItem', {}))}; "
                     f"marks (results): {_tally(counts.get('result', {}))}"
                 )
+                for why in (report.refused, report.failed, report.stopped):
+                    if why:
+                        out.print(f"  {why}")
                 for item in report.items:
                     if item.outcome.value in ("skipped", "failed"):
                         who = f" / {item.student}" if item.student else ""
                         out.print(
                             f"  {item.outcome.value}: {item.coursework_title}{who}: {item.reason}"
                         )
-        if run.job.error or any(r.outcome.value == "partial" for r in run.reports):
+        # Non-zero whenever something was not exported as asked, so scripts notice.
+        finished = (ExportOutcome.SUCCEEDED, ExportOutcome.DRY_RUN)
+        if run.job.error or any(r.outcome not in finished for r in run.reports):
             raise typer.Exit(1)
 
     @group.command("report")
