@@ -2,8 +2,7 @@
 from the built-in SIS running in its own process. Prints JSON: records per second and the
 consumer's own CPU seconds per 10,000 records (time.process_time of this process only).
 
-The SIS is served on an IPPROTO_TCP socket so asyncio sets TCP_NODELAY (see consumer_writes.py:
-the provider's `bind_socket` misses it and would add ~40 ms to every page).
+The SIS is the server process of consumer_writes.py.
 
 Run: .venv/bin/python benchmarks/consumer_paging.py [--students 50000] [--page-size 1000]
 """

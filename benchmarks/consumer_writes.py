@@ -10,11 +10,9 @@ reports the consumer's own CPU seconds (this process: the SIS has its own), and 
 machine's 1-minute load average before and after: on 2 cores, a busy neighbour slows the
 consumer, and the figures say so.
 
-The SIS runs in its own process, so the consumer's CPU is not shared with the server's. It is
-served on a socket created with IPPROTO_TCP, so that asyncio sets TCP_NODELAY on each connection:
-the provider's `bind_socket` creates its socket with proto 0, which makes asyncio skip
-TCP_NODELAY and adds a ~40 ms Nagle/delayed-ACK stall to every keep-alive call (reported to the
-provider's owner); measuring through that would measure the stall, not the consumer.
+The SIS runs in its own process, so the consumer's CPU is not shared with the server's; it
+listens on the provider's `bind_socket` (IPPROTO_TCP, so asyncio turns Nagle off on each
+connection; without it every keep-alive call would wait ~40 ms for a delayed ACK).
 
 Run: .venv/bin/python benchmarks/consumer_writes.py [--puts 2000] [--latency-ms 50] [--repeat 3]
 """
@@ -40,21 +38,18 @@ from sislink.oneroster.consumer import (
 from sislink.oneroster.models import GUIDRef, LineItem, Result
 
 SERVER = r"""
-import socket, sys, uvicorn
+import sys, uvicorn
 from sislink.oneroster.provider.app import create_app
 from sislink.oneroster.provider.profiles import profile_named
 from sislink.oneroster.provider.seed import seed_district
-from sislink.oneroster.provider.server import build_config
+from sislink.oneroster.provider.server import bind_socket, build_config
 from sislink.oneroster.provider.store import ProviderStore
 students, latency = int(sys.argv[1]), float(sys.argv[2])
 store = ProviderStore()
 summary = seed_district(store, seed=7, students=students)
 config = build_config(profile_named("generic-1.2"), client_id="bench", client_secret="bench-secret",
                       latency_ms=latency)
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", 0))
-sock.listen(2048)
+sock = bind_socket("127.0.0.1", 0)
 print(sock.getsockname()[1], summary.teacher_email, flush=True)
 uvicorn.Server(uvicorn.Config(create_app(store, config), log_level="warning", access_log=False,
                               lifespan="off")).run(sockets=[sock])

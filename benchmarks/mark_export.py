@@ -7,8 +7,7 @@ Target: the first export within 1.5x of its bound (1,440 x 50 ms / 16 = 4.5 s). 
 export is made of `--repeat` different classes (default 3), one after another, and judged by
 the median; the machine's 1-minute load average before and after is in the JSON.
 
-The SIS runs in its own process (same server script as benchmarks/consumer_writes.py: a socket
-made with IPPROTO_TCP so keep-alive calls skip Nagle). The classroom is a SQLite file in a
+The SIS runs in its own process (the server script of benchmarks/consumer_writes.py). The classroom is a SQLite file in a
 temporary directory, filled with bulk inserts (the setup is not measured).
 
 Run: .venv/bin/python benchmarks/mark_export.py [--classes 200] [--latency-ms 50] [--repeat 3]
