@@ -281,6 +281,23 @@ def refuse_if_sis_class_taken(
         )
 
 
+def is_another_sis(linked_through: SisConnection, current: SisConnection) -> bool:
+    """Whether a link made through `linked_through` was made with another SIS than `current`.
+
+    Another SIS is one whose identity (partner and district) is known on both sides and
+    differs: such a link's SIS class belongs to that SIS, and the same sourcedId here may be
+    another class, so the class cannot export until it is linked again. A connection whose
+    district is not known yet is not taken for another SIS: nothing says it is one.
+    """
+    if linked_through.id == current.id:
+        return False
+    return (
+        linked_through.sis_identity is not None
+        and current.sis_identity is not None
+        and linked_through.sis_identity != current.sis_identity
+    )
+
+
 def _same_sis(connection: SisConnection) -> Select[int]:
     """Ids of the connections to the same SIS as `connection` (itself included)."""
     if connection.district_sourced_id is None:
