@@ -1,6 +1,6 @@
-"""Mark export when the SIS misbehaves: 503s and 429s injected still end in the exact SIS state;
-a write the SIS refuses is reported with its status and the SIS's own words, the ledger stays
-true, and the next export finishes the rest. And what is sent validates against 1EdTech's
+"""Mark export when the SIS misbehaves: 503s, 429s and answers lost after the write was applied
+still end in the exact SIS state; a write the SIS refuses is reported with its status and the
+SIS's own words, the ledger stays true, and the next export finishes the rest. And what is sent validates against 1EdTech's
 official OneRoster 1.2 OpenAPI."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import select
 from conftest import OPENAPI_DIR
 from sislink.classroom import Classroom, open_classroom
 from sislink.classroom.models import ExportRecord
-from sislink.classroom.services import connections
+from sislink.classroom.services import connections, coursework
 from sislink.classroom.services.organisation import identity_namespace
 from sislink.oneroster.provider.server import running_provider
 from sislink.sync import preflight
@@ -45,11 +45,16 @@ def classroom(tmp_path: Path) -> Iterator[Classroom]:
     opened.close()
 
 
-def _gradebook(world: World, coursework: int = 6) -> dict[tuple[str, str], float | None]:
-    """Coursework with a mark for every student; the expected SIS state by (title, student)."""
+def _gradebook(
+    world: World, coursework: int = 6
+) -> tuple[list[int], dict[tuple[str, str], float | None]]:
+    """Coursework with a mark for every student: its ids, and the expected SIS state by
+    (title, student)."""
+    ids: list[int] = []
     expected: dict[tuple[str, str], float | None] = {}
     for n in range(coursework):
         work = world.add_coursework(f"Work {n}", points=10, category="Homework")
+        ids.append(work)
         for i, student in enumerate(world.students):
             if (n + i) % 5 == 0:
                 world.mark(work, student, excused=True)
@@ -57,11 +62,11 @@ def _gradebook(world: World, coursework: int = 6) -> dict[tuple[str, str], float
             else:
                 world.mark(work, student, score=n + i)
                 expected[(f"Work {n}", world.sis_students[student])] = float(n + i)
-    return expected
+    return ids, expected
 
 
 async def _sis_state(world: World) -> dict[tuple[str, str], float | None]:
-    items, results = await sis_gradebook(world)
+    items, results = await sis_gradebook(world)  # also: no result outside these lineItems
     assert len({li.title for li in items}) == len(items), "a lineItem was duplicated"
     state: dict[tuple[str, str], float | None] = {}
     for item in items:
@@ -78,16 +83,47 @@ async def test_with_503s_and_429s_injected_the_final_sis_state_is_exact(
     profile: str, tmp_path: Path
 ) -> None:
     classroom = open_classroom(f"sqlite:///{tmp_path / 'faults.db'}")
-    # fault_rate is half 500, half 503: 0.2 gives 10% 503s (and 10% 500s); 5% 429s.
-    with running_provider(profile=profile, students=60, fault_rate=0.2, rate_429=0.05) as sis:
-        world = await build_world(sis, classroom, students=8)
-        expected = _gradebook(world)
+    # Issue 7's faults, exactly: 10% of API calls answered 503, 5% 429 (Retry-After). And 4%
+    # whose write the SIS applies but whose answer is lost (the connection drops after it):
+    # the retry of such a PUT finds it there, of such a DELETE finds it gone (404).
+    with running_provider(
+        profile=profile, students=60, rate_503=0.10, rate_429=0.05, drop_after_rate=0.04
+    ) as sis:
+        world = await build_world(sis, classroom, students=10)
+        work, expected = _gradebook(world, coursework=8)
         async with world.client() as client:
-            report = await export_class_marks(classroom, client, world.teacher, world.class_id)
+            first = await export_class_marks(classroom, client, world.teacher, world.class_id)
+            assert first.outcome is ExportOutcome.SUCCEEDED
+            assert first.writes == 8 + 8 * 10
+            assert await _sis_state(world) == expected
+            # Then half the coursework is deleted and two marks are removed: DELETEs only.
+            with classroom.transaction() as session:
+                for gone in work[:4]:
+                    coursework.delete_coursework(session, world.teacher, gone)
+            for student in world.students[2:4]:  # two scored marks (not excused)
+                world.mark(work[4], student, score=None)
+                del expected[("Work 4", world.sis_students[student])]
+            gone_titles = {f"Work {n}" for n in range(4)}
+            expected = {key: v for key, v in expected.items() if key[0] not in gone_titles}
+            second = await export_class_marks(classroom, client, world.teacher, world.class_id)
+            assert second.outcome is ExportOutcome.SUCCEEDED
+            assert second.writes == 4 + 4 * 10 + 2
+            assert {i.outcome for i in second.items if i.outcome is not Outcome.UNCHANGED} == {
+                Outcome.DELETED
+            }
             again = await export_class_marks(classroom, client, world.teacher, world.class_id)
-        assert report.outcome is ExportOutcome.SUCCEEDED
         assert again.writes == 0
         assert await _sis_state(world) == expected
+        # The faults were really met, by the writes: PUTs and DELETEs each met every kind.
+        # (Every call is retried until it is answered, so the seeded faults fall the same way
+        # on every run: how many each method meets does not depend on timing.)
+        met = sis.faults_met
+        for method in ("PUT", "DELETE"):
+            assert {kind for (m, kind), n in met.items() if m == method and n} == {
+                "503",
+                "429",
+                "drop_after",
+            }, f"{method}s did not meet every injected fault: {dict(met)}"
     classroom.close()
 
 
