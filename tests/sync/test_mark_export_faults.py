@@ -1,7 +1,7 @@
 """Mark export when the SIS misbehaves: 503s, 429s and answers lost after the write was applied
 still end in the exact SIS state; a write the SIS refuses is reported with its status and the
-SIS's own words, the ledger stays true, and the next export finishes the rest. And what is sent validates against 1EdTech's
-official OneRoster 1.2 OpenAPI."""
+SIS's own words, the ledger stays true, and the next export finishes the rest. And what is sent
+validates against 1EdTech's official OneRoster 1.2 OpenAPI."""
 
 from __future__ import annotations
 
