@@ -358,12 +358,15 @@ async def test_faults_and_rate_limits_change_nothing_in_the_result(
     tmp_path: Path,
 ) -> None:
     results = []
-    for name, faults in (("clean", {}), ("faulty", {"fault_rate": 0.10, "rate_429": 0.05})):
+    met: dict[str, set[str]] = {}
+    # Issue 6's faults, exactly: 10% of API calls answered 503, 5% answered 429.
+    for name, faults in (("clean", {}), ("faulty", {"rate_503": 0.10, "rate_429": 0.05})):
         classroom = open_classroom(f"sqlite:///{tmp_path / name}.db")
         try:
             with running_provider(students=200, **faults) as running:  # type: ignore[arg-type]
                 connection_id = connect(classroom, running)
                 report = await run_import(classroom, connection_id)
+                met[name] = {kind for (_, kind), n in running.faults_met.items() if n}
             results.append(
                 (report.to_dict()["counts"], classroom_roster(classroom), report.requests)
             )
@@ -376,6 +379,7 @@ async def test_faults_and_rate_limits_change_nothing_in_the_result(
     assert faulty_counts == clean_counts
     assert faulty_roster == clean_roster
     assert faulty_requests > clean_requests  # the faults were really there, and retried
+    assert met == {"clean": set(), "faulty": {"503", "429"}}
 
 
 @pytest.mark.anyio
