@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -32,6 +33,18 @@ def _profile(name: str) -> str:
     return name
 
 
+# The provider names its settings as Python does; the user typed options.
+_SETTING = re.compile(
+    r"\b(?:fault_rate|rate_429|rate_500|rate_503|drop_rate|drop_after_rate"
+    r"|latency_ms|jitter_ms)\b"
+)
+
+
+def _in_option_names(message: str) -> str:
+    """The provider's message with its setting names as the options that set them."""
+    return _SETTING.sub(lambda found: "--" + found.group().replace("_", "-"), message)
+
+
 @sis_app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -54,23 +67,37 @@ def serve(
     ),
     latency_ms: float = typer.Option(0, help="Added latency per API call, in ms."),
     jitter_ms: float = typer.Option(0, help="Random +/- jitter on the latency, in ms."),
-    fault_rate: float = typer.Option(0, help="Share of API calls answered 500/503."),
-    rate_429: float = typer.Option(0, help="Share of API calls answered 429 with Retry-After."),
-    drop_rate: float = typer.Option(0, help="Share of API calls whose connection is dropped."),
+    fault_rate: float = typer.Option(
+        0, min=0.0, max=1.0, help="Share of API calls answered 500 or 503 (half each)."
+    ),
+    rate_429: float = typer.Option(
+        0, min=0.0, max=1.0, help="Share of API calls answered 429 with Retry-After."
+    ),
+    drop_rate: float = typer.Option(
+        0,
+        min=0.0,
+        max=1.0,
+        help="Share of API calls whose connection is dropped before the SIS sees them.",
+    ),
+    rate_500: float = typer.Option(0, min=0.0, max=1.0, help="Share of API calls answered 500."),
+    rate_503: float = typer.Option(0, min=0.0, max=1.0, help="Share of API calls answered 503."),
+    drop_after_rate: float = typer.Option(
+        0,
+        min=0.0,
+        max=1.0,
+        help="Share of API calls the SIS carries out (a write is saved) and then drops the "
+        "connection without answering.",
+    ),
     token_ttl_s: int = typer.Option(3600, help="Lifetime of access tokens, in seconds."),
 ) -> None:
     """Serve the built-in SIS. Prints host_url, base_url, token_url, client_id and teacher_email
-    first, one per line, then its log."""
+    first, one per line, then its log.
+
+    The fault rates are shares of the same API calls, so together they must not exceed 1.
+    """
     chosen = profile_named(profile)
     try:
-        store, teacher_email = open_store(
-            profile=chosen,
-            seed=seed,
-            students=students,
-            schools=schools,
-            csv_path=str(csv) if csv else None,
-            db_path=str(db) if db else None,
-        )
+        # The options first (quick), then the data (a district may take a while to build).
         config = build_config(
             chosen,
             client_id=client_id,
@@ -81,10 +108,21 @@ def serve(
             fault_rate=fault_rate,
             rate_429=rate_429,
             drop_rate=drop_rate,
+            rate_500=rate_500,
+            rate_503=rate_503,
+            drop_after_rate=drop_after_rate,
             token_ttl_s=token_ttl_s,
         )
+        store, teacher_email = open_store(
+            profile=chosen,
+            seed=seed,
+            students=students,
+            schools=schools,
+            csv_path=str(csv) if csv else None,
+            db_path=str(db) if db else None,
+        )
     except ValueError as error:  # a bad bundle or option: the message names what to fix
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {_in_option_names(str(error))}", err=True)
         raise typer.Exit(2) from None
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
