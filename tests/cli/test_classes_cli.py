@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sislink.classroom import Actor, open_classroom
+from sislink.classroom.models import Class
 from sislink.classroom.services import classes, connections
 from sislink.cli import app
 from sislink.oneroster.provider.server import RunningProvider, running_provider
@@ -127,3 +128,24 @@ def test_a_class_never_linked_is_listed_as_not_linked(world: World, tmp_path: Pa
     assert row["unlinked_at"] is None and row["link_advice"] is None
     code, text = _run(tmp_path, "classes", "list")
     assert code == 0 and "(not linked)" in text
+
+
+def test_roster_import_json_says_why_an_imported_class_was_left_unlinked(
+    world: World, tmp_path: Path
+) -> None:
+    # The world's class, made here, holds the SIS class that the import brings a class for.
+    code, text = _run(tmp_path, "roster", "import", "--full", "--json")
+    assert code == 0, text
+    report = json.loads(text)
+    (left,) = [
+        c for c in report["classes_left_unlinked"] if c["sis_class_id"] == world.sis_class_id
+    ]
+    assert left["reason"] == "sis_class_taken" and left["holder_id"] == world.class_id
+    with world.classroom.session() as session:
+        holder = session.get(Class, world.class_id)
+        assert holder is not None
+    assert left["message"].endswith(
+        f"SIS class {world.sis_class_id} is already linked to class {holder.title!r} "
+        "(one SIS class per class)"
+    )
+    assert report["classes_left_unlinked_count"] == len(report["classes_left_unlinked"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +15,7 @@ from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync import class_link
 from sislink.sync import connection as connection_service
 from sislink.sync.roster_import import import_roster
+from sislink.sync.roster_report import RosterReport
 from sislink.sync.sis_client import open_sis_client
 
 
@@ -31,8 +31,8 @@ def sis() -> Iterator[RunningProvider]:
 
 
 @pytest.fixture
-def classroom(tmp_path: Path) -> Iterator[Classroom]:
-    opened = open_classroom(f"sqlite:///{tmp_path / 'links.db'}")
+def classroom(database_url: str) -> Iterator[Classroom]:
+    opened = open_classroom(database_url)
     yield opened
     opened.close()
 
@@ -130,6 +130,98 @@ async def test_an_import_does_not_link_a_sis_class_another_class_is_linked_to(
     assert taken in {c.sis_sourced_id for c in imported}
     assert holders == [own_id]
     assert linked == len(imported) - 1
+
+
+async def _import_report(classroom: Classroom) -> RosterReport:
+    with classroom.session() as session:
+        current = connections.current_connection(session)
+        assert current is not None
+        connection_id = current.id
+    async with open_sis_client(classroom) as client:
+        report = await import_roster(classroom, client, connection_id=connection_id, full=True)
+    # As stored in the job and read back by the console and `roster import --json`.
+    return RosterReport.from_dict(report.to_dict())
+
+
+def _first_imported(classroom: Classroom) -> Class:
+    with classroom.session() as session:
+        imported = session.scalars(
+            select(Class).where(Class.sis_sourced_id.is_not(None)).order_by(Class.id)
+        ).first()
+        assert imported is not None and imported.sis_sourced_id is not None
+        return imported
+
+
+@pytest.mark.anyio
+async def test_the_report_says_a_class_unlinked_by_hand_was_left_unlinked_and_since_when(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    assert (await _import_report(classroom)).classes_left_unlinked == []
+    imported = _first_imported(classroom)
+    class_link.unlink_class(classroom, Actor.system(), imported.id)
+    with classroom.session() as session:
+        unlinked_at = session.get(Class, imported.id).sis_unlinked_at  # type: ignore[union-attr]
+        assert unlinked_at is not None
+    report = await _import_report(classroom)
+    (left,) = report.classes_left_unlinked
+    assert report.classes_left_unlinked_count == 1
+    assert (left.class_id, left.reason, left.holder_id) == (imported.id, "unlinked_by_hand", None)
+    assert left.message == (
+        f"Class {imported.title!r} was not linked to SIS class {imported.sis_sourced_id}: it "
+        f"was unlinked by hand on {unlinked_at.date().isoformat()}; link it again if that was "
+        "a mistake"
+    )
+    assert report.to_dict()["classes_left_unlinked"][0]["message"] == left.message
+    with classroom.transaction() as session:
+        connections.link_class(session, Actor.system(), imported.id, imported.sis_sourced_id)
+    assert (await _import_report(classroom)).classes_left_unlinked == []
+
+
+@pytest.mark.anyio
+async def test_the_report_names_the_class_that_holds_an_imported_class_s_sis_class(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    taken = next(c["sourcedId"] for c in sis.store.iter_all("class") if c["status"] == "active")
+    with classroom.transaction() as session:
+        own = class_services.create_class(session, Actor.system(), title="English, made here")
+        connections.link_class(session, Actor.system(), own.id, taken)
+        own_id = own.id
+    report = await _import_report(classroom)
+    (left,) = report.classes_left_unlinked
+    with classroom.session() as session:
+        imported = session.scalars(select(Class).where(Class.sis_sourced_id == taken)).one()
+    assert (left.class_id, left.sis_class_id, left.reason) == (
+        imported.id,
+        taken,
+        "sis_class_taken",
+    )
+    assert (left.holder_id, left.unlinked_at) == (own_id, None)
+    assert left.message == (
+        f"Class {imported.title!r} was not linked to SIS class {taken}: SIS class {taken} is "
+        "already linked to class 'English, made here' (one SIS class per class)"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_class_unlinked_by_hand_whose_sis_class_was_then_taken_is_told_both(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    await _connect(classroom, sis)
+    await _import_report(classroom)
+    imported = _first_imported(classroom)
+    class_link.unlink_class(classroom, Actor.system(), imported.id)
+    with classroom.transaction() as session:
+        own = class_services.create_class(session, Actor.system(), title="Art, made here")
+        connections.link_class(session, Actor.system(), own.id, imported.sis_sourced_id or "")
+    (left,) = (await _import_report(classroom)).classes_left_unlinked
+    assert left.reason == "unlinked_by_hand" and left.holder_title == "Art, made here"
+    assert "link it again if that was a mistake" in left.message
+    assert left.message.endswith(
+        f"(SIS class {imported.sis_sourced_id} is already linked to class 'Art, made here': "
+        "unlink it there first)"
+    )
 
 
 async def _connect(classroom: Classroom, sis: RunningProvider) -> None:

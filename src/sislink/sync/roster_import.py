@@ -66,6 +66,7 @@ from sislink.classroom.db import WRITE_OPTIONS
 from sislink.classroom.models import (
     Category,
     Class,
+    ClassLink,
     Course,
     Enrolment,
     EnrolmentRole,
@@ -74,6 +75,7 @@ from sislink.classroom.models import (
     Role,
     RosterSyncState,
     School,
+    SisConnection,
     Term,
 )
 from sislink.classroom.services import connections
@@ -89,7 +91,7 @@ from sislink.oneroster.consumer.exceptions import (
 from sislink.oneroster.filters import where
 from sislink.oneroster.models import format_datetime
 from sislink.sync.errors import SyncError
-from sislink.sync.roster_report import ENTITIES, GUARDED, RosterReport
+from sislink.sync.roster_report import ENTITIES, GUARDED, ClassLeftUnlinked, RosterReport
 
 T = TypeVar("T")
 
@@ -195,12 +197,54 @@ async def import_roster(
 
             def link_and_record(session: Session) -> None:
                 report.classes_linked = connections.link_imported_classes(session, connection_id)
+                _report_classes_left_unlinked(session, connection_id, report)
                 connections.record_activity(session, connection_id, imported=True)
 
             await database.run(link_and_record)
         await database.run(lambda s: _state_warnings(s, report))
     report.finished_at = format_datetime(datetime.now(UTC))
     return report
+
+
+def _report_classes_left_unlinked(
+    session: Session, connection_id: int, report: RosterReport
+) -> None:
+    """Tell, class by class, why an imported class is still unlinked after the import linked
+    the others: someone unlinked it by hand (imports leave that be), or another class is linked
+    to its SIS class already. Without this, a teacher sees only that it is not linked."""
+    connection = session.get(SisConnection, connection_id)
+    if connection is None:
+        return
+    unlinked = session.scalars(
+        select(Class)
+        .outerjoin(ClassLink, ClassLink.class_id == Class.id)
+        .where(
+            Class.sis_sourced_id.is_not(None),
+            Class.active.is_(True),
+            ClassLink.id.is_(None),
+        )
+        .order_by(Class.title, Class.id)
+    )
+    for klass in unlinked:
+        sis_class_id = klass.sis_sourced_id or ""
+        holder = connections.sis_class_holder(session, connection, sis_class_id, klass.id)
+        if klass.sis_unlinked_at is not None:
+            reason, unlinked_at = "unlinked_by_hand", klass.sis_unlinked_at.isoformat()
+        elif holder is not None:
+            reason, unlinked_at = "sis_class_taken", None
+        else:
+            continue  # unlinked at this moment by someone else; the next import will say
+        report.left_unlinked(
+            ClassLeftUnlinked(
+                class_id=klass.id,
+                class_title=klass.title,
+                sis_class_id=sis_class_id,
+                reason=reason,
+                unlinked_at=unlinked_at,
+                holder_id=holder.id if holder is not None else None,
+                holder_title=holder.title if holder is not None else None,
+            )
+        )
 
 
 # --- the database side: one thread, a transaction per batch (or one rolled back) ----------

@@ -85,6 +85,56 @@ class RosterWarning:
         }
 
 
+# Imported classes left unlinked are listed one by one up to this many; the rest are counted.
+LEFT_UNLINKED_LISTED = 100
+
+
+@dataclass
+class ClassLeftUnlinked:
+    """An imported class the import did not link to its SIS class, and why, for its teacher
+    and the administrator: `reason` is "unlinked_by_hand" (someone unlinked it; imports leave
+    that alone) or "sis_class_taken" (another class is linked to its SIS class)."""
+
+    class_id: int
+    class_title: str
+    sis_class_id: str
+    reason: str
+    unlinked_at: str | None = None  # when it was unlinked by hand, ISO 8601
+    holder_id: int | None = None  # the class linked to its SIS class, if one is
+    holder_title: str | None = None
+
+    @property
+    def message(self) -> str:
+        head = f"Class {self.class_title!r} was not linked to SIS class {self.sis_class_id}"
+        held = (
+            f"SIS class {self.sis_class_id} is already linked to class {self.holder_title!r}"
+            if self.holder_title is not None
+            else None
+        )
+        if self.reason == "unlinked_by_hand":
+            day = (self.unlinked_at or "")[:10] or "an earlier day"
+            advice = (
+                f"{head}: it was unlinked by hand on {day}; link it again if that was a mistake"
+            )
+            return f"{advice} ({held}: unlink it there first)" if held else advice
+        return f"{head}: {held or 'another class is linked to it'} (one SIS class per class)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClassLeftUnlinked:
+        return cls(
+            class_id=int(data["class_id"]),
+            class_title=str(data["class_title"]),
+            sis_class_id=str(data["sis_class_id"]),
+            reason=str(data["reason"]),
+            unlinked_at=data.get("unlinked_at"),
+            holder_id=data.get("holder_id"),
+            holder_title=data.get("holder_title"),
+        )
+
+
 @dataclass
 class RosterReport:
     """One import: full or delta, dry run or applied (or on hold), its counts and warnings.
@@ -113,6 +163,14 @@ class RosterReport:
     )
     deactivations: dict[str, list[str]] = field(default_factory=dict)
     classes_linked: int = 0  # imported classes linked to their SIS class by this import
+    # Imported classes still unlinked after the import, and why (listed up to a limit).
+    classes_left_unlinked: list[ClassLeftUnlinked] = field(default_factory=list)
+    classes_left_unlinked_count: int = 0
+
+    def left_unlinked(self, entry: ClassLeftUnlinked) -> None:
+        self.classes_left_unlinked_count += 1
+        if len(self.classes_left_unlinked) < LEFT_UNLINKED_LISTED:
+            self.classes_left_unlinked.append(entry)
 
     def warn(self, code: str, entity: str, example: str, count: int = 1) -> None:
         key = f"{code}:{entity}" if code == "skipped" else code
@@ -144,6 +202,8 @@ class RosterReport:
             "plan": self.plan,
             "deactivations": self.deactivations,
             "classes_linked": self.classes_linked,
+            "classes_left_unlinked": [c.to_dict() for c in self.classes_left_unlinked],
+            "classes_left_unlinked_count": self.classes_left_unlinked_count,
         }
 
     @classmethod
@@ -158,6 +218,11 @@ class RosterReport:
             requests=int(data.get("requests") or 0),
             hold_reason=data.get("hold_reason"),
             classes_linked=int(data.get("classes_linked") or 0),
+            classes_left_unlinked=[
+                ClassLeftUnlinked.from_dict(item)
+                for item in data.get("classes_left_unlinked") or []
+            ],
+            classes_left_unlinked_count=int(data.get("classes_left_unlinked_count") or 0),
         )
         for name, counts in (data.get("counts") or {}).items():
             report.counts[name] = EntityCounts(**counts)
