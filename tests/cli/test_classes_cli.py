@@ -149,3 +149,13 @@ def test_roster_import_json_says_why_an_imported_class_was_left_unlinked(
         "(one SIS class per class)"
     )
     assert report["classes_left_unlinked_count"] == len(report["classes_left_unlinked"])
+
+
+def test_roster_import_says_in_words_why_an_imported_class_was_left_unlinked(
+    world: World, tmp_path: Path
+) -> None:
+    code, text = _run(tmp_path, "roster", "import", "--full")
+    assert code == 0, text
+    flat = " ".join(text.split())  # the terminal may wrap a long line
+    assert "Not linked: Class " in flat
+    assert f"SIS class {world.sis_class_id} is already linked to class" in flat

@@ -127,6 +127,12 @@ def _print_report(report: dict[str, Any]) -> None:
         out.print(
             f"[yellow]Warning:[/] {warning['message']} (e.g. {', '.join(warning['examples'][:3])})"
         )
+    left = report.get("classes_left_unlinked", [])
+    for unlinked in left:
+        out.print(f"Not linked: {unlinked['message']}.", markup=False, highlight=False)
+    unlisted = report.get("classes_left_unlinked_count", len(left)) - len(left)
+    if unlisted > 0:
+        out.print(f"Not linked: {unlisted} more imported classes (see --json).")
     if report.get("status") == "on_hold":
         out.print(f"[bold]On hold (job {report.get('job_id')}):[/] {report.get('hold_reason')}")
 

@@ -128,12 +128,7 @@ def check_export_allowed(
         if link.connection_id != connection.id
         else connection
     )
-    if (
-        linked_through is not None
-        and linked_through.sis_identity is not None
-        and connection.sis_identity is not None
-        and linked_through.sis_identity != connection.sis_identity
-    ):
+    if linked_through is not None and connections.is_another_sis(linked_through, connection):
         # A link made with another SIS is set aside at reconnect: its SIS class belongs to
         # that SIS, and the same sourcedId here may be another class (or another class's).
         raise ExportRefused(
