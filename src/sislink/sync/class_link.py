@@ -24,6 +24,7 @@ from sislink.classroom.models import (
     utc_now,
 )
 from sislink.classroom.services import connections
+from sislink.classroom.services.access import class_for_primary_teacher
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
 from sislink.oneroster.models import Category as SisCategory
@@ -270,16 +271,7 @@ def forget_sis_class_facts(session: Session, class_id: int) -> None:
 
 def require_primary_teacher(session: Session, actor: Actor, class_id: int, doing: str) -> Class:
     """The class, if the actor is its primary teacher (or an administrator)."""
-    found = session.get(Class, class_id)
-    if found is None:
-        raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
-    if actor.is_admin or (
-        actor.person_id is not None and found.primary_teacher_id == actor.person_id
-    ):
-        return found
-    raise PermissionDenied(
-        f"Only the primary teacher of {found.title!r} can {doing}; ask them, or an administrator."
-    )
+    return class_for_primary_teacher(session, actor, class_id, doing)
 
 
 async def link_class(

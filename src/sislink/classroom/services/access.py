@@ -67,6 +67,22 @@ def class_for_editing(session: Session, actor: Actor, class_id: int) -> Class:
     )
 
 
+def class_for_primary_teacher(session: Session, actor: Actor, class_id: int, doing: str) -> Class:
+    """The class, if the actor is its primary teacher or an administrator: the rule for what
+    only the class's owner decides (its SIS link, its mark export choices). `doing` ends the
+    refusal's sentence: "Only the primary teacher of 'X' can {doing}; ..."."""
+    found = session.get(Class, class_id)
+    if found is None:
+        raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
+    if actor.is_admin or (
+        actor.person_id is not None and found.primary_teacher_id == actor.person_id
+    ):
+        return found
+    raise PermissionDenied(
+        f"Only the primary teacher of {found.title!r} can {doing}; ask them, or an administrator."
+    )
+
+
 def flush_or_conflict(session: Session, message: str) -> None:
     """Write pending changes; a clash with stored data becomes Conflict(message).
 

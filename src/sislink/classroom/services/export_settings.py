@@ -14,9 +14,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sislink.classroom.errors import InvalidInput, NotFound, PermissionDenied
-from sislink.classroom.models import Class, ClassExportSettings, MissingMarkExport
-from sislink.classroom.services.access import Actor, class_for_editing, flush_or_conflict
+from sislink.classroom.errors import InvalidInput
+from sislink.classroom.models import ClassExportSettings, MissingMarkExport
+from sislink.classroom.services.access import (
+    Actor,
+    class_for_editing,
+    class_for_primary_teacher,
+    flush_or_conflict,
+)
 from sislink.classroom.services.audit import record_event
 
 # What a person may type for each choice: "not-submitted" on a command line, "not_submitted"
@@ -89,7 +94,7 @@ def change_export_choices(
 ) -> ExportChoices:
     """Change what is given (None keeps a choice as it is). Only the class's primary teacher,
     or an administrator, may; the change is in the audit trail."""
-    klass = _for_primary_teacher(session, actor, class_id)
+    klass = class_for_primary_teacher(session, actor, class_id, "change its mark export choices")
     chosen = None if missing_as is None else parse_missing_as(missing_as)
     row = _row(session, class_id)
     if row is None:
@@ -135,19 +140,4 @@ def _choices(class_id: int, row: ClassExportSettings | None) -> ExportChoices:
         class_id,
         parse_missing_as(row.missing_as or MissingMarkExport.ZERO),
         bool(row.export_drafts),
-    )
-
-
-def _for_primary_teacher(session: Session, actor: Actor, class_id: int) -> Class:
-    """The class, if the actor is its primary teacher or an administrator (as for its link)."""
-    found = session.get(Class, class_id)
-    if found is None:
-        raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
-    if actor.is_admin or (
-        actor.person_id is not None and found.primary_teacher_id == actor.person_id
-    ):
-        return found
-    raise PermissionDenied(
-        f"Only the primary teacher of {found.title!r} can change its mark export choices; "
-        "ask them, or an administrator."
     )
