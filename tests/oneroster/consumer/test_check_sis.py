@@ -131,3 +131,29 @@ def test_the_secret_must_come_from_the_environment() -> None:
     )
     assert result.exit_code == 2
     assert "CHECK_SIS_UNSET_VARIABLE is empty or not set" in result.output
+
+
+def test_without_write_test_the_sis_is_only_read_and_the_report_card_is_printed() -> None:
+    with running_provider(profile="generic-1.2", students=60) as sis:
+        before = (sis.store.count("lineItem"), sis.store.count("result"))
+        args = [
+            "check-sis",
+            "--base-url",
+            sis.base_url,
+            "--token-url",
+            sis.token_url,
+            "--client-id",
+            sis.client_id,
+            "--client-secret-env",
+            "CHECK_SIS_SECRET",
+            "--teacher-email",
+            sis.teacher_email,
+        ]
+        result = CliRunner().invoke(app, args, env={"CHECK_SIS_SECRET": sis.client_secret})
+        after = (sis.store.count("lineItem"), sis.store.count("result"))
+    assert result.exit_code == 0, result.output
+    assert after == before  # reads only: no lineItem or result was written
+    card = " ".join(result.output.split())
+    assert "teachers_can_be_listed" in card and "PASS" in card and "FAIL" not in card
+    assert "line_item_put_creates_201" not in card  # the write checks need --write-test
+    assert sis.client_secret not in result.output
