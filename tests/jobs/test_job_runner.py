@@ -191,3 +191,21 @@ def test_cancelling_a_finished_job_says_it_already_ended(sqlite_classroom: Class
 
 def test_job_cancelled_carries_the_report_so_far() -> None:
     assert JobCancelled({"done": 3}).report == {"done": 3}
+
+
+@pytest.mark.anyio
+async def test_a_job_failing_in_words_logs_the_words_and_a_bug_logs_its_traceback(
+    sqlite_classroom: Classroom, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def refused(context: JobContext) -> Mapping[str, Any]:
+        raise Conflict("The class is not linked to a SIS class; link it first.")
+
+    async def broken(context: JobContext) -> Mapping[str, Any]:
+        raise KeyError("unexpected")
+
+    with caplog.at_level("WARNING", logger="sislink.jobs"):
+        await run_job(sqlite_classroom, kind="test", actor=Actor.system(), work=refused)
+        await run_job(sqlite_classroom, kind="test", actor=Actor.system(), work=broken)
+    worded, bug = [r for r in caplog.records if r.name == "sislink.jobs"]
+    assert "link it first" in worded.getMessage() and not worded.exc_info
+    assert bug.exc_info is not None and bug.exc_info[0] is KeyError

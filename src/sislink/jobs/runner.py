@@ -191,7 +191,10 @@ async def execute(
         return JobOutcome(job_id, JobStatus.CANCELLED, report, "cancelled")
     except Exception as exc:
         message = _plain(exc)
-        logger.warning("job %s (%s) failed: %s", job_id, context.kind, message, exc_info=True)
+        # sislink's own errors are sentences that say it all; anything else is a bug to trace.
+        logger.warning(
+            "job %s (%s) failed: %s", job_id, context.kind, message, exc_info=not _ours(exc)
+        )
         _finish(classroom, job_id, JobStatus.FAILED, {"error": message})
         return JobOutcome(job_id, JobStatus.FAILED, {"error": message}, message)
     _finish(classroom, job_id, JobStatus.SUCCEEDED, report)
@@ -292,8 +295,12 @@ def _registered(kind: str) -> JobKind:
         raise ClassroomError(f"No job kind {kind!r} is registered (known: {known}).") from None
 
 
+def _ours(exc: BaseException) -> bool:
+    return isinstance(exc, ClassroomError) or type(exc).__module__.startswith("sislink")
+
+
 def _plain(exc: BaseException) -> str:
     text = str(exc).strip()
-    if isinstance(exc, ClassroomError) or type(exc).__module__.startswith("sislink"):
+    if _ours(exc):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
