@@ -189,9 +189,20 @@ def read_class_facts(
         if student_ids
         else {}
     )
+    records = session.scalars(select(ExportRecord).where(ExportRecord.sis_identity == scope)).all()
+    # The ledger is kept per SIS class. After an unlink and a relink, it also holds what another
+    # classroom class sent there: those results are that class's, not removed marks of this one,
+    # so they are left out (and stay in the SIS as they are).
+    unknown = {r.object_id for r in records if r.kind == ExportKind.RESULT} - {m.id for m in marks}
+    elsewhere = (
+        set(session.scalars(select(Mark.id).where(Mark.id.in_(unknown))).all())
+        if unknown
+        else set()
+    )
     ledger = tuple(
         LedgerFacts(r.kind, r.object_id, r.sis_sourced_id, r.content_hash)
-        for r in session.scalars(select(ExportRecord).where(ExportRecord.sis_identity == scope))
+        for r in records
+        if not (r.kind == ExportKind.RESULT and r.object_id in elsewhere)
     )
     return ClassFacts(
         class_id=class_id,
