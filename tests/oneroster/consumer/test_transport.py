@@ -140,3 +140,25 @@ async def test_the_oneroster_client_sends_through_the_asyncio_backend(
         assert isinstance(pool, httpcore.AsyncConnectionPool)
         assert isinstance(pool._network_backend, AsyncioBackend)
         assert pool._max_connections == oauth2_settings.max_concurrency
+
+
+@pytest.mark.anyio
+async def test_a_sis_behind_an_environment_proxy_keeps_httpx_proxy_routing(
+    oauth2_settings: ConnectionSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.school.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with OneRosterClient(oauth2_settings) as sis:
+        transport = sis._client._transport
+        assert isinstance(transport, httpx.AsyncHTTPTransport)
+        assert not isinstance(transport._pool._network_backend, AsyncioBackend)  # type: ignore[union-attr]
+        sis_url = httpx.URL(oauth2_settings.root_url)
+        proxied = [m for p, m in sis._client._mounts.items() if p.matches(sis_url) and m]
+        assert proxied, "the SIS's calls would not go through the proxy"
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with OneRosterClient(oauth2_settings) as sis:
+        transport = sis._client._transport
+        assert isinstance(transport, httpx.AsyncHTTPTransport)
+        assert isinstance(transport._pool, httpcore.AsyncConnectionPool)
+        assert isinstance(transport._pool._network_backend, AsyncioBackend)

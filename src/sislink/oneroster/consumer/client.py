@@ -62,7 +62,7 @@ from sislink.oneroster.consumer.retry import (
     retry_after_delay,
 )
 from sislink.oneroster.consumer.settings import ConnectionSettings, OAuth1Settings, OAuth2Settings
-from sislink.oneroster.consumer.transport import asyncio_transport
+from sislink.oneroster.consumer.transport import asyncio_transport, environment_proxy_for
 from sislink.oneroster.errors import INVALID_DATA, UNKNOWN_OBJECT, ImsxStatus, read_status
 from sislink.oneroster.filters import Filter, where
 from sislink.oneroster.models import (
@@ -141,6 +141,9 @@ class OneRosterClient:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        limits = httpx.Limits(
+            max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(
                 connect=s.connect_timeout_s,
@@ -148,11 +151,9 @@ class OneRosterClient:
                 write=s.read_timeout_s,
                 pool=None,  # the semaphore already bounds waiting for a connection
             ),
-            transport=asyncio_transport(
-                httpx.Limits(
-                    max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency
-                )
-            ),
+            limits=limits,
+            # httpx's own transport where an environment proxy applies (see transport.py).
+            transport=None if environment_proxy_for(s.root_url) else asyncio_transport(limits),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             follow_redirects=False,
         )

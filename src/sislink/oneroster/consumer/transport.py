@@ -23,8 +23,10 @@ import contextlib
 import select
 import socket
 import ssl
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -136,7 +138,13 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    # As anyio does: try the next address (IPv4 after IPv6) after 250 ms, so
+                    # a host whose IPv6 route drops packets does not time out.
+                    happy_eyeballs_delay=0.25,
+                    interleave=1,
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from None
@@ -182,3 +190,14 @@ def asyncio_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
         network_backend=AsyncioBackend(),
     )
     return transport
+
+
+def environment_proxy_for(url: str) -> bool:
+    """Whether HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (less NO_PROXY) send calls to `url` through
+    a proxy. httpx routes those itself, but only when it builds its own transport: with ours it
+    would ignore them, so a client that needs a proxy keeps httpx's transport."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
