@@ -327,3 +327,5 @@ def test_an_export_the_sis_cannot_take_shows_failed_with_the_reason_on_both_page
     assert reason in report.text.replace("&#39;", "'")
     assert 'class="badge failed"' in activity.text
     assert reason in activity.text.replace("&#39;", "'")
+    # Once, with its report: not again among the export jobs that could not run at all.
+    assert "Export jobs that could not run" not in activity.text

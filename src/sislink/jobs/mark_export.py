@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from sislink.classroom import Actor, Classroom
-from sislink.classroom.models import Class, Job, JobStatus, Person
+from sislink.classroom.models import Class, Job, JobStatus, MarkExportReport, Person
 from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.jobs.runner import (
@@ -251,12 +251,18 @@ async def run_all_exports(
 
 
 def failed_export_jobs(classroom: Classroom, *, limit: int = 20) -> list[dict[str, Any]]:
-    """Export jobs that failed outright (the SIS unreachable, for example): no report exists."""
+    """Export jobs that failed with no report kept (the SIS client could not even be opened)."""
     with classroom.session() as session:
         rows = session.execute(
             select(Job, Class.title)
             .outerjoin(Class, Class.id == Job.class_id)
-            .where(Job.kind.in_((CLASS_EXPORT, ALL_EXPORT)), Job.status == JobStatus.FAILED)
+            .where(
+                Job.kind.in_((CLASS_EXPORT, ALL_EXPORT)),
+                Job.status == JobStatus.FAILED,
+                # A job that failed after a class's report was kept is on the list of exports
+                # already, with its reason: only jobs with no report at all are listed here.
+                ~exists().where(MarkExportReport.job_id == Job.id),
+            )
             .order_by(Job.created_at.desc())
             .limit(limit)
         ).all()
