@@ -209,3 +209,20 @@ async def test_a_job_failing_in_words_logs_the_words_and_a_bug_logs_its_tracebac
     worded, bug = [r for r in caplog.records if r.name == "sislink.jobs"]
     assert "link it first" in worded.getMessage() and not worded.exc_info
     assert bug.exc_info is not None and bug.exc_info[0] is KeyError
+
+
+@pytest.mark.anyio
+async def test_a_job_whose_tasks_fail_says_the_failing_tasks_own_sentence(
+    sqlite_classroom: Classroom,
+) -> None:
+    async def side_by_side(context: JobContext) -> Mapping[str, Any]:
+        async def one_class() -> None:
+            raise Conflict("The class is not linked to a SIS class; link it first.")
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(one_class())
+        return {}
+
+    outcome = await run_job(sqlite_classroom, kind="test", actor=Actor.system(), work=side_by_side)
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.error == "The class is not linked to a SIS class; link it first."

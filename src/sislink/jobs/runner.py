@@ -189,7 +189,8 @@ async def execute(
         if isinstance(stopped, asyncio.CancelledError):
             raise
         return JobOutcome(job_id, JobStatus.CANCELLED, report, "cancelled")
-    except Exception as exc:
+    except Exception as caught:
+        exc = _sole_error(caught)
         message = _plain(exc)
         # sislink's own errors are sentences that say it all; anything else is a bug to trace.
         logger.warning(
@@ -293,6 +294,14 @@ def _registered(kind: str) -> JobKind:
     except KeyError:
         known = ", ".join(sorted(JOB_KINDS)) or "none"
         raise ClassroomError(f"No job kind {kind!r} is registered (known: {known}).") from None
+
+
+def _sole_error(exc: Exception) -> Exception:
+    """The one error inside a task group's ExceptionGroup (work that ran tasks side by side),
+    so that its own sentence is what the job says; a group of several stays a group."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _ours(exc: BaseException) -> bool:
