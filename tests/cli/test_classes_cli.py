@@ -159,3 +159,34 @@ def test_roster_import_says_in_words_why_an_imported_class_was_left_unlinked(
     flat = " ".join(text.split())  # the terminal may wrap a long line
     assert "Not linked: Class " in flat
     assert f"SIS class {world.sis_class_id} is already linked to class" in flat
+
+
+def test_the_api_and_my_classes_page_say_what_the_list_says_of_a_link_with_another_sis(
+    world: World, sis: RunningProvider, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from console.console_world import PASSWORD, PageClient
+    from sislink.classroom import Actor
+    from sislink.classroom.models import Person
+    from sislink.classroom.services import accounts
+    from sislink.classroom.services.api_tokens import create_api_token
+    from sislink.console.app import create_app
+
+    _reconnect(world, sis, district="another-district")
+    with world.classroom.transaction() as session:
+        teacher = session.get(Person, world.teacher.person_id)
+        assert teacher is not None
+        accounts.set_password(session, Actor.system(), teacher.id, PASSWORD)
+        _, token = create_api_token(session, Actor.system(), teacher)
+    app = create_app(world.classroom, allow_private_sis=True)
+    with TestClient(app) as client:
+        (listed,) = client.get(
+            "/api/teacher/classes", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        page = PageClient(client)
+        page.sign_in(world.teacher_email)
+        mine = page.get("/classes").text
+    assert listed["link"] == "linked_with_another_sis" and listed["sis_class_id"] is None
+    assert "link it again" in listed["link_advice"]
+    assert "not linked" in mine and "linked with another SIS" in mine

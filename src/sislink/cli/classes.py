@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import Any
 
 import typer
@@ -13,9 +12,10 @@ from rich.table import Table
 from sqlalchemy import select
 
 from sislink.classroom import Classroom
-from sislink.classroom.models import Class, ClassLink, Person, SisConnection
+from sislink.classroom.models import Class, Person
 from sislink.classroom.services import connections, export_settings
 from sislink.classroom.services.classes import classes_taught_by
+from sislink.classroom.services.connections import LinkState
 from sislink.cli.common import (
     AS_OPTION,
     JSON_OPTION,
@@ -61,74 +61,8 @@ def find_class(classroom: Classroom, name_or_id: str) -> int:
     fail(f"There is no class {name_or_id!r}; `sislink classes list` shows ids and titles.")
 
 
-class LinkState(StrEnum):
-    """What a class's SIS link is, as `classes list` reports it."""
-
-    LINKED = "linked"
-    UNLINKED = "unlinked"
-    UNLINKED_BY_HAND = "unlinked_by_hand"
-    # Linked through a connection to another SIS: pre-flight refuses its export.
-    LINKED_WITH_ANOTHER_SIS = "linked_with_another_sis"
-
-
-IN_WORDS = {
-    LinkState.LINKED: "linked",
-    LinkState.UNLINKED: "not linked",
-    LinkState.UNLINKED_BY_HAND: "unlinked by hand",
-    LinkState.LINKED_WITH_ANOTHER_SIS: "linked with another SIS",
-}
-
-
-def link_facts(
-    klass: Class,
-    link: ClassLink | None,
-    current: SisConnection | None,
-    linked_through: SisConnection | None,
-) -> dict[str, Any]:
-    """The class's link state, the SIS class it exports to (None when it cannot), and what to
-    do about it in words."""
-    if link is None:
-        if klass.sis_unlinked_at is not None:
-            day = klass.sis_unlinked_at.date().isoformat()
-            return {
-                "link": LinkState.UNLINKED_BY_HAND,
-                "sis_class_id": None,
-                "unlinked_at": klass.sis_unlinked_at.isoformat(),
-                "link_advice": f"unlinked by hand on {day}; roster imports leave it unlinked: "
-                "link it again if that was a mistake",
-            }
-        return {
-            "link": LinkState.UNLINKED,
-            "sis_class_id": None,
-            "unlinked_at": None,
-            "link_advice": None,
-        }
-    if (
-        current is not None
-        and linked_through is not None
-        and connections.is_another_sis(linked_through, current)
-    ):
-        return {
-            "link": LinkState.LINKED_WITH_ANOTHER_SIS,
-            "sis_class_id": None,
-            "unlinked_at": None,
-            "link_advice": f"linked with another SIS ({linked_through.partner}, SIS class "
-            f"{link.sis_class_sourced_id}), so its marks cannot be exported: link it again "
-            "to one of this SIS's classes",
-        }
-    return {
-        "link": LinkState.LINKED,
-        "sis_class_id": link.sis_class_sourced_id,
-        "unlinked_at": None,
-        "link_advice": None,
-    }
-
-
 def class_rows(classroom: Classroom, teacher: str | None) -> list[dict[str, Any]]:
     with classroom.session() as session:
-        links = {link.class_id: link for link in session.scalars(select(ClassLink))}
-        through = {c.id: c for c in session.scalars(select(SisConnection))}
-        current = connections.current_connection(session)
         if teacher is not None:
             person = session.scalars(
                 select(Person).where(Person.email_key == teacher.strip().lower())
@@ -146,10 +80,9 @@ def class_rows(classroom: Classroom, teacher: str | None) -> list[dict[str, Any]
                 select(Person).where(Person.id.in_({c.primary_teacher_id for c in found}))
             )
         }
+        states = connections.link_states(session, found)
         rows = []
         for c in found:
-            link = links.get(c.id)
-            linked_through = through.get(link.connection_id) if link is not None else None
             rows.append(
                 {
                     "id": c.id,
@@ -157,7 +90,7 @@ def class_rows(classroom: Classroom, teacher: str | None) -> list[dict[str, Any]
                     "section": c.section,
                     "primary_teacher": teachers.get(c.primary_teacher_id or 0),
                     "imported": c.sis_sourced_id is not None,
-                    **link_facts(c, link, current, linked_through),
+                    **states[c.id].as_json(),
                 }
             )
         return rows
@@ -220,7 +153,7 @@ def register(app: typer.Typer) -> None:
                 str(row["id"]),
                 row["title"],
                 row["primary_teacher"] or "",
-                row["sis_class_id"] or f"({IN_WORDS[row['link']]})",
+                row["sis_class_id"] or f"({LinkState(row['link']).in_words})",
             )
         out.print(table)
         # The advice as whole sentences under the table, where a narrow terminal cannot wrap it.

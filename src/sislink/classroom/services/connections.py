@@ -7,7 +7,11 @@ The secret code is sealed with the installation's SecretBox before it reaches th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Select, and_, exists, insert, literal, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -421,3 +425,82 @@ def _url(value: str | None, label: str) -> str:
             f"(for example https://sis.district.example); got {cleaned!r}."
         )
     return cleaned.rstrip("/")
+
+
+class LinkState(StrEnum):
+    """What a class's SIS link is, for the lists people see (CLI, pages, REST)."""
+
+    LINKED = "linked"
+    UNLINKED = "unlinked"
+    UNLINKED_BY_HAND = "unlinked_by_hand"
+    # Linked through a connection to another SIS: pre-flight refuses its export.
+    LINKED_WITH_ANOTHER_SIS = "linked_with_another_sis"
+
+    @property
+    def in_words(self) -> str:
+        return "not linked" if self is LinkState.UNLINKED else self.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class ClassLinkState:
+    """A class's link as the people who use it should see it."""
+
+    state: LinkState
+    sis_class_id: str | None  # the SIS class its marks go to; None when they cannot go
+    unlinked_at: datetime | None = None
+    advice: str | None = None  # what to do about it, in words
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "link": self.state.value,
+            "sis_class_id": self.sis_class_id,
+            "unlinked_at": self.unlinked_at.isoformat() if self.unlinked_at else None,
+            "link_advice": self.advice,
+        }
+
+
+def link_states(session: Session, found: Iterable[Class]) -> dict[int, ClassLinkState]:
+    """Each class's link state, by class id (three queries, however many classes)."""
+    classes_ = list(found)
+    links = {
+        link.class_id: link
+        for link in session.scalars(
+            select(ClassLink).where(ClassLink.class_id.in_([c.id for c in classes_]))
+        )
+    }
+    through = {c.id: c for c in session.scalars(select(SisConnection))}
+    current = current_connection(session)
+    return {c.id: _link_state(c, links.get(c.id), current, through) for c in classes_}
+
+
+def _link_state(
+    klass: Class,
+    link: ClassLink | None,
+    current: SisConnection | None,
+    through: Mapping[int, SisConnection],
+) -> ClassLinkState:
+    if link is None:
+        if klass.sis_unlinked_at is not None:
+            day = klass.sis_unlinked_at.date().isoformat()
+            return ClassLinkState(
+                LinkState.UNLINKED_BY_HAND,
+                None,
+                klass.sis_unlinked_at,
+                f"unlinked by hand on {day}; roster imports leave it unlinked: link it again "
+                "if that was a mistake",
+            )
+        return ClassLinkState(LinkState.UNLINKED, None)
+    linked_through = through.get(link.connection_id)
+    if (
+        current is not None
+        and linked_through is not None
+        and is_another_sis(linked_through, current)
+    ):
+        return ClassLinkState(
+            LinkState.LINKED_WITH_ANOTHER_SIS,
+            None,
+            advice=f"linked with another SIS ({linked_through.partner}, SIS class "
+            f"{link.sis_class_sourced_id}), so its marks cannot be exported: link it again to "
+            "one of this SIS's classes",
+        )
+    return ClassLinkState(LinkState.LINKED, link.sis_class_sourced_id)

@@ -40,7 +40,7 @@ from sislink.classroom.services import export_settings
 from sislink.classroom.services import marks as marks_service
 from sislink.classroom.services.access import teaches
 from sislink.classroom.services.classes import classes_taught_by, members
-from sislink.classroom.services.connections import class_link, current_connection
+from sislink.classroom.services.connections import class_link, current_connection, link_states
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
@@ -129,9 +129,10 @@ def my_classes(
                 .group_by(Enrolment.class_id)
             ).all()
         )
+        states = link_states(session, taught)
         rows = []
         for klass in taught:
-            link = class_link(session, klass.id)
+            state = states[klass.id]
             last = report_history(session, klass.id, limit=1)
             rows.append(
                 {
@@ -139,7 +140,8 @@ def my_classes(
                     "title": klass.title,
                     "section": klass.section,
                     "students": counts.get(klass.id, 0),
-                    "linked_to": link.sis_class_sourced_id if link else None,
+                    "linked_to": state.sis_class_id,
+                    "link_advice": state.advice,
                     "primary": klass.primary_teacher_id == who.person_id,
                     "last_export": last[0].outcome if last else None,
                 }

@@ -127,15 +127,15 @@ class ExportRequest(BaseModel):
 
 
 def _class_view(session: Session, klass: Class) -> dict[str, Any]:
-    link = connections.class_link(session, klass.id)
+    state = connections.link_states(session, [klass])[klass.id]
     teacher = session.get(Person, klass.primary_teacher_id) if klass.primary_teacher_id else None
     return {
         "id": klass.id,
         "title": klass.title,
         "section": klass.section,
         "primary_teacher": teacher.email if teacher else None,
-        "sis_class_id": link.sis_class_sourced_id if link else None,
         "imported": klass.sis_sourced_id is not None,
+        **state.as_json(),
     }
 
 
