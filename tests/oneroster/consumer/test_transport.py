@@ -162,3 +162,16 @@ async def test_a_sis_behind_an_environment_proxy_keeps_httpx_proxy_routing(
         assert isinstance(transport, httpx.AsyncHTTPTransport)
         assert isinstance(transport._pool, httpcore.AsyncConnectionPool)
         assert isinstance(transport._pool._network_backend, AsyncioBackend)
+
+
+def test_the_backend_connects_on_uvloop_as_on_asyncio() -> None:
+    # The console serves under uvicorn on uvloop, and its SIS calls run on that loop.
+    import uvloop
+
+    async def one_call() -> int:
+        async with tiny_server(None) as (origin, _), client_on(asyncio_transport(LIMITS)) as http:
+            return (await http.get(origin + "/x")).status_code
+
+    for loop_factory in (uvloop.new_event_loop, asyncio.new_event_loop):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            assert runner.run(one_call()) == 200

@@ -46,6 +46,15 @@ def _is_readable(sock: socket.socket | None) -> bool:
     return bool(poller.poll(0))
 
 
+def _racing(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
+    """As anyio does, try the next address (IPv4 after IPv6) after 250 ms, so that a host whose
+    IPv6 route drops packets does not time out. asyncio's own loops do it when asked; uvloop's
+    (the console's, under uvicorn) has no such option and connects to one address at a time."""
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return {"happy_eyeballs_delay": 0.25, "interleave": 1}
+    return {}
+
+
 def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
@@ -141,10 +150,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     host,
                     port,
                     local_addr=(local_address, 0) if local_address else None,
-                    # As anyio does: try the next address (IPv4 after IPv6) after 250 ms, so
-                    # a host whose IPv6 route drops packets does not time out.
-                    happy_eyeballs_delay=0.25,
-                    interleave=1,
+                    **_racing(asyncio.get_running_loop()),
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from None
