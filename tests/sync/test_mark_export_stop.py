@@ -164,3 +164,37 @@ async def test_a_line_item_whose_results_could_not_be_deleted_waits_for_them(
         assert again.writes == len(world.students) + 1
         assert sis_holds(world) == (0, 0)
         assert (await sis_gradebook(world))[0] == []
+
+
+@pytest.mark.anyio
+async def test_a_stopped_export_of_every_class_leaves_at_most_one_lot_of_writes_under_way(
+    classroom: Classroom,
+) -> None:
+    # Four classes export at once; the SIS is slow, so writes queue for the client's slots.
+    # Once the stop is seen, only the writes already past the stop check may still land: one
+    # lot of max_concurrency for all the classes, not one lot per class.
+    concurrency, seen_at = 4, 10
+    with running_provider(profile="generic-1.2", students=60, latency_ms=50) as sis:
+        worlds = await build_worlds(sis, classroom, students=5, class_indexes=[0, 1, 2, 3])
+        for world in worlds:
+            for n in range(4):
+                work = world.add_coursework(f"Work {n}")
+                for student in world.students:
+                    world.mark(work, student, score=n)
+        landed_when_stopped: list[int] = []
+
+        def stop_once_the_sis_has_some() -> bool:
+            landed = sis.store.count("lineItem") + sis.store.count("result")
+            if landed >= seen_at and not landed_when_stopped:
+                landed_when_stopped.append(landed)
+            return bool(landed_when_stopped)
+
+        async with worlds[0].client(max_concurrency=concurrency) as client:
+            reports = await export_all_classes(
+                classroom, client, worlds[0].teacher, should_stop=stop_once_the_sis_has_some
+            )
+        landed = sis.store.count("lineItem") + sis.store.count("result")
+    assert all(r.outcome is ExportOutcome.STOPPED for r in reports)
+    (when,) = landed_when_stopped
+    assert landed - when <= concurrency
+    assert sum(r.writes for r in reports) == landed

@@ -161,6 +161,7 @@ class _Run:
         total: int,
         progress: Progress | None,
         should_stop: ShouldStop | None,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -169,7 +170,9 @@ class _Run:
         self.done = 0
         self.progress = progress
         self.should_stop = should_stop
-        self.slots = asyncio.Semaphore(client.settings.max_concurrency)
+        # Writes past the stop check at once; shared by the classes of one `--all`, so that a
+        # stop or a SIS outage leaves at most max_concurrency writes under way, not one lot per class.
+        self.slots = slots or asyncio.Semaphore(client.settings.max_concurrency)
         self.stopped = False
         self.sis_down: SISDown | None = None
         # Coursework whose results could not all be deleted: its lineItem DELETE waits.
@@ -368,6 +371,7 @@ async def export_class_marks(
     dry_run: bool = False,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    slots: asyncio.Semaphore | None = None,
     job_id: int | None = None,
 ) -> ExportReport:
     """Export one class's coursework and marks to its linked SIS class; the report is kept.
@@ -407,7 +411,7 @@ async def export_class_marks(
         report.items.extend(_dry_run_items(plan))
     else:
         ledger = _Ledger(classroom, scope)
-        run = _Run(client, ledger, report, plan.writes, progress, should_stop)
+        run = _Run(client, ledger, report, plan.writes, progress, should_stop, slots)
         try:
             await run.send(plan)
         finally:
@@ -522,6 +526,7 @@ async def export_one_class(
     dry_run: bool = False,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    slots: asyncio.Semaphore | None = None,
     job_id: int | None = None,
 ) -> ExportReport:
     """`export_class_marks`, except that a class that cannot be exported gets a report saying
@@ -535,6 +540,7 @@ async def export_one_class(
             dry_run=dry_run,
             progress=progress,
             should_stop=should_stop,
+            slots=slots,
             job_id=job_id,
         )
     except preflight.ExportRefused as refused:
@@ -573,6 +579,7 @@ async def export_all_classes(
     classes not yet started are not tried, and their reports say so."""
     chosen = list(class_ids) if class_ids is not None else exportable_class_ids(classroom, actor)
     gate = asyncio.Semaphore(CLASSES_AT_ONCE)
+    slots = asyncio.Semaphore(client.settings.max_concurrency)
     finished = 0
     sis_down: str | None = None
 
@@ -608,6 +615,7 @@ async def export_all_classes(
                     class_id,
                     dry_run=dry_run,
                     should_stop=should_stop,
+                    slots=slots,
                     job_id=job_id,
                 )
                 if report.sis_down and sis_down is None:
