@@ -98,6 +98,9 @@ class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    # Finished, but something in it was not done (items skipped, records rejected): someone
+    # should read its report. Never shown as a green "succeeded".
+    NEEDS_ATTENTION = "needs_attention"
     FAILED = "failed"
     ON_HOLD = "on_hold"
     CANCELLED = "cancelled"

@@ -24,6 +24,10 @@ from sislink.settings import Settings
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Exit statuses every command shares, so a cron job can tell them apart (README, "Exit status").
+EXIT_FAILED = 1
+EXIT_NEEDS_ATTENTION = 3  # finished, but skipped or rejected something: read the report
+
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
 AS_OPTION = typer.Option(
     None, "--as", help="Act as this person (email); their permissions apply.", metavar="EMAIL"

@@ -1,8 +1,8 @@
 """The in-process job runner: record a job, run its work with progress and cancel, end it with a report.
 
 A job is a coroutine function of a `JobContext` that returns its report (a JSON-able dict).
-The runner records it in the Job table (queued, running, then succeeded / failed / cancelled,
-or on hold when the work raises `JobHeld`), keeps at most one unfinished job per lock key
+The runner records it in the Job table (queued, running, then succeeded / needs_attention /
+failed / cancelled, or on hold when the work raises `JobHeld`), keeps at most one unfinished job per lock key
 (`lock_key_for(connection_id=...)` or `(class_id=...)`), stores progress for the console, and
 lets anyone cancel it: the work calls `context.check_cancelled()` between batches.
 
@@ -102,6 +102,25 @@ class JobContext:
             raise JobCancelled(report)
 
 
+ATTENTION_KEY = "attention"
+"""A job's report may carry `{"attention": {"count": N, "reasons": ["...", ...]}}`: the work
+finished but N things in it were not done (skipped items, rejected records). The runner then
+ends the job `needs_attention` instead of `succeeded`; the reasons are the first few, in words."""
+
+
+def attention(count: int, reasons: list[str], *, keep: int = 5) -> dict[str, Any]:
+    """The report entry that makes a finished job `needs_attention` (empty when count is 0)."""
+    if count <= 0:
+        return {}
+    return {ATTENTION_KEY: {"count": count, "reasons": reasons[:keep]}}
+
+
+def needs_attention(report: Mapping[str, Any]) -> bool:
+    """True when a finished job's report says something in it was not done."""
+    entry = report.get(ATTENTION_KEY)
+    return isinstance(entry, Mapping) and int(entry.get("count", 0) or 0) > 0
+
+
 JobWork = Callable[[JobContext], Awaitable[Mapping[str, Any]]]
 """A job's work: given its context, do it and return the report."""
 
@@ -126,7 +145,8 @@ class JobOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.status is JobStatus.SUCCEEDED
+        """Finished its work (perhaps with items that need attention)."""
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.NEEDS_ATTENTION)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,8 +218,9 @@ async def execute(
         )
         _finish(classroom, job_id, JobStatus.FAILED, {"error": message})
         return JobOutcome(job_id, JobStatus.FAILED, {"error": message}, message)
-    _finish(classroom, job_id, JobStatus.SUCCEEDED, report)
-    return JobOutcome(job_id, JobStatus.SUCCEEDED, report)
+    status = JobStatus.NEEDS_ATTENTION if needs_attention(report) else JobStatus.SUCCEEDED
+    _finish(classroom, job_id, status, report)
+    return JobOutcome(job_id, status, report)
 
 
 async def run_job(

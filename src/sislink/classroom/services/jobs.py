@@ -12,7 +12,9 @@ from sislink.classroom.errors import Conflict, InvalidInput, NotFound
 from sislink.classroom.models import Job, JobStatus, utc_now
 from sislink.classroom.services.access import Actor, flush_or_conflict
 
-FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+FINISHED = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.NEEDS_ATTENTION, JobStatus.FAILED, JobStatus.CANCELLED}
+)
 
 
 def lock_key_for(*, connection_id: int | None = None, class_id: int | None = None) -> str:
