@@ -232,6 +232,57 @@ async def test_another_district_of_the_same_partner_needs_confirmation_and_sets_
 
 
 @pytest.mark.anyio
+async def test_reauthorising_a_saved_connection_whose_sis_now_reports_another_district_asks_first(
+    classroom: Classroom, admin: Actor
+) -> None:
+    store = ProviderStore()
+    seed_district(store, seed=11, students=20)
+    with running_provider(profile="generic-1.2", store=store) as sis:
+        sis_connection.connect(classroom, admin, **connect_details(sis))
+        first = await sis_connection.authorise(classroom, admin)
+        class_id = make_linked_class(classroom, "Algebra", "class-1")
+    # The same address and credentials, but the SIS now serves another district.
+    other = ProviderStore()
+    seed_district(other, seed=12, students=20)
+    with running_provider(profile="generic-1.2", store=other) as moved:
+        rename_district(moved, "another-district")
+        with classroom.transaction() as session:
+            saved = session.get(SisConnection, first.connection.id)
+            assert saved is not None
+            saved.host_url, saved.token_url = moved.host_url, moved.token_url
+        with pytest.raises(ConfirmationRequired, match=r"now reaches another district") as asked:
+            await sis_connection.authorise(classroom, admin)
+        assert "another-district" in str(asked.value) and "--confirm-different-sis" in str(
+            asked.value
+        )
+        # Nothing changed: the saved connection still is the old district, links on it.
+        unchanged = all_connections(classroom)
+        assert [c.sis_identity for c in unchanged] == [first.connection.sis_identity]
+        assert link_connection(classroom, class_id) == first.connection.id
+        second = await sis_connection.authorise(classroom, admin, confirm_different_sis=True)
+    assert second.connection.sis_identity == "generic-1.2:another-district"
+    assert second.same_sis_as_before is False
+    assert second.links_set_aside == 1 and second.links_resumed == 0
+    # The old district keeps its row and its link (set aside, never reused by the new SIS).
+    rows = all_connections(classroom)
+    assert [c.sis_identity for c in rows] == [
+        first.connection.sis_identity,
+        "generic-1.2:another-district",
+    ]
+    assert rows[0].current_slot is None and rows[1].current_slot is not None
+    assert link_connection(classroom, class_id) == first.connection.id
+    assert "sis.different_sis_found" in actions(classroom)
+    # The replacement row works: its secret was carried over sealed.
+    with running_provider(profile="generic-1.2", store=other) as again:
+        with classroom.transaction() as session:
+            current = session.get(SisConnection, second.connection.id)
+            assert current is not None
+            current.host_url, current.token_url = again.host_url, again.token_url
+        third = await sis_connection.authorise(classroom, admin)
+    assert third.same_sis_as_before is True and third.connection.id == second.connection.id
+
+
+@pytest.mark.anyio
 async def test_another_partner_needs_confirmation_at_connect(
     classroom: Classroom, admin: Actor
 ) -> None:

@@ -327,11 +327,32 @@ async def authorise(
         raise
     identity = f"{chosen.name}:{answer.district_sourced_id}"
     with classroom.session() as session:
-        before = _last_known_sis(session, excluding=connection_id)
+        # The saved connection itself, once authorised, is the SIS to compare with: the same
+        # credentials reaching another district are a different SIS, as a new connection is.
+        saved = _get(session, connection_id)
+        before = saved if saved.sis_identity is not None else None
+        before = before or _last_known_sis(session, excluding=connection_id)
         before_identity = before.sis_identity if before is not None else None
         before_partner = before.partner if before is not None else None
         before_district = before.district_sourced_id if before is not None else None
+        moved_under_saved = before is saved and before_identity != identity
     same: bool | None = None if before_identity is None else before_identity == identity
+    if moved_under_saved and not confirm_different_sis:
+        with classroom.transaction() as session:
+            record_event(
+                session,
+                actor,
+                "sis.different_sis_found",
+                f"sis_connection:{connection_id}",
+                {"before": before_identity, "found": identity, "same_connection": True},
+            )
+        raise ConfirmationRequired(
+            f"The saved connection to {chosen.display_name} now reaches another district "
+            f"({answer.district_sourced_id}) than the one it was authorised with "
+            f"({before_district}): that is a different SIS. Class links made with the old "
+            "district will be set aside (kept for history, not reused). To go ahead, "
+            "authorise again and confirm (--confirm-different-sis)."
+        )
     if same is False and before_partner == chosen.name and not confirm_different_sis:
         with classroom.transaction() as session:
             record_event(
@@ -355,6 +376,10 @@ async def authorise(
                 "Another administrator replaced the SIS connection while it was being "
                 "authorised; look at `sislink status` and authorise again."
             )
+        if moved_under_saved:
+            # Confirmed: the old district keeps its row (history) and its links (set aside);
+            # a new row, with the same details, is the connection to the new district.
+            connection = _replace_connection(session, actor, classroom, connection)
         was_authorised = connection.status == ConnectionStatus.AUTHORISED
         connections.mark_authorised(
             session, actor, connection.id, district_sourced_id=answer.district_sourced_id
@@ -475,6 +500,35 @@ def _last_known_sis(session: Session, excluding: int | None = None) -> SisConnec
         statement = statement.where(SisConnection.id != excluding)
     statement = statement.order_by(SisConnection.id.desc()).limit(1)
     return session.scalars(statement).first()
+
+
+def _replace_connection(
+    session: Session, actor: Actor, classroom: Classroom, old: SisConnection
+) -> SisConnection:
+    """A new current connection with `old`'s details (its secrets opened and sealed again),
+    `old` retired into history with its district and class links."""
+    extras = connections.extra_credentials(classroom.secret_box, old)
+    replacement = connections.save_connection(
+        session,
+        actor,
+        classroom.secret_box,
+        partner=old.partner,
+        version=old.version,
+        host_url=old.host_url,
+        access_key=old.access_key,
+        secret_code=connections.secret_code(classroom.secret_box, old),
+        token_url=old.token_url,
+        extra_credentials=extras or None,
+    )
+    replacement.teacher_export_enabled = old.teacher_export_enabled
+    record_event(
+        session,
+        actor,
+        "sis.different_sis_confirmed",
+        f"sis_connection:{replacement.id}",
+        {"from": old.sis_identity, "to_partner": old.partner, "replaces": old.id},
+    )
+    return replacement
 
 
 def _carry_links(session: Session, actor: Actor, connection: SisConnection) -> tuple[int, int]:
