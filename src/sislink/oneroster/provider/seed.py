@@ -25,12 +25,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
+from sislink.seeddata import FIRST_NAMES as _FIRST_NAMES
+from sislink.seeddata import LAST_NAMES as _LAST_NAMES
+from sislink.seeddata import PLACES as _PLACES
+from sislink.seeddata import STUDENTS_PER_SCHOOL, STUDENTS_PER_TEACHER
+from sislink.seeddata import EmailLocalParts as _Emails
+
 CATEGORY_CLASS_KEY = "classSourcedId"
 """Key in a category's metadata naming its class (the store's convention; CategoryDType has no class)."""
 
-STUDENTS_PER_SCHOOL = 1000
 CLASSES_PER_STUDENT = 0.16
-STUDENTS_PER_TEACHER = 20
 CATEGORIES: tuple[tuple[str, float], ...] = (
     ("Homework", 0.3),
     ("Tests", 0.5),
@@ -84,37 +88,6 @@ class SeedSummary:
 
 
 # ---- built-in vocabulary ---------------------------------------------------------------------
-
-_FIRST_NAMES = (
-    "Aaliyah", "Aarav", "Abigail", "Adrian", "Aiden", "Alejandro", "Alexis", "Amara", "Amelia",
-    "Ana", "Andre", "Aria", "Asher", "Ava", "Benjamin", "Brianna", "Caleb", "Camila", "Carlos",
-    "Charlotte", "Chloe", "Daniel", "David", "Diego", "Elena", "Eli", "Elijah", "Emily", "Emma",
-    "Ethan", "Evelyn", "Fatima", "Gabriel", "Grace", "Hana", "Harper", "Hiro", "Isaac",
-    "Isabella", "Jackson", "Jada", "James", "Jasmine", "Javier", "Jayden", "Julia", "Kai",
-    "Kayla", "Leah", "Leo", "Liam", "Lucas", "Luna", "Madison", "Malik", "Maria", "Mason",
-    "Mateo", "Maya", "Mia", "Michael", "Mohammed", "Naomi", "Noah", "Nora", "Oliver", "Olivia",
-    "Omar", "Priya", "Rafael", "Riley", "Ryan", "Samuel", "Santiago", "Sara", "Sofia", "Sophia",
-    "Tariq", "Theo", "Valentina", "Victoria", "Wei", "William", "Xavier", "Yusuf", "Zara", "Zoe",
-)  # fmt: skip
-_LAST_NAMES = (
-    "Adams", "Ahmed", "Allen", "Alvarez", "Anderson", "Baker", "Bennett", "Brooks", "Brown",
-    "Campbell", "Carter", "Castillo", "Chen", "Clark", "Collins", "Cruz", "Davis", "Diaz",
-    "Edwards", "Evans", "Flores", "Foster", "Garcia", "Gomez", "Gonzalez", "Gray", "Green",
-    "Hall", "Harris", "Hernandez", "Hill", "Huang", "Hughes", "Jackson", "James", "Johnson",
-    "Jones", "Kelly", "Khan", "Kim", "King", "Lee", "Lewis", "Lopez", "Martin", "Martinez",
-    "Mendoza", "Miller", "Mitchell", "Moore", "Morales", "Murphy", "Nguyen", "Okafor", "Ortiz",
-    "Parker", "Patel", "Perez", "Phillips", "Price", "Ramirez", "Reed", "Reyes", "Rivera",
-    "Roberts", "Robinson", "Rodriguez", "Rogers", "Ross", "Sanchez", "Scott", "Shah", "Singh",
-    "Smith", "Stewart", "Sullivan", "Taylor", "Thomas", "Thompson", "Torres", "Turner", "Walker",
-    "Wang", "Ward", "White", "Williams", "Wilson", "Wright", "Young", "Zhang",
-)  # fmt: skip
-_PLACES = (
-    "Lincoln", "Riverside", "Lakeview", "Hillcrest", "Oak Ridge", "Maple Grove", "Cedar Park",
-    "Pine Valley", "Westfield", "Eastwood", "Northgate", "Southridge", "Fairview", "Greenwood",
-    "Brookside", "Highland", "Jefferson", "Roosevelt", "Washington", "Franklin", "Madison",
-    "Kennedy", "Sunset Hills", "Willow Creek", "Stonebridge", "Bayside", "Meadowbrook",
-    "Clearwater", "Silver Lake", "Summit",
-)  # fmt: skip
 
 # (subject, course code stem, titles by grade) per kind of school; the grade band is the titles' span.
 _HIGH_GRADES = ("09", "10", "11", "12")
@@ -562,19 +535,6 @@ class _Writer:
                             "title": title,
                             "weight": weight,
                         }
-
-
-class _Emails:
-    """Unique lowercase email local parts: `ava.smith`, then `ava.smith2`, `ava.smith3`, ..."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
-
-    def claim(self, given: str, family: str) -> str:
-        stem = f"{given}.{family}".lower().replace(" ", "").replace("'", "")
-        n = self._seen.get(stem, 0) + 1
-        self._seen[stem] = n
-        return stem if n == 1 else f"{stem}{n}"
 
 
 def seed_district(
