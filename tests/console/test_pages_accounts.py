@@ -120,3 +120,48 @@ def test_after_signing_in_only_paths_on_this_site_are_followed(tmp_path: Path) -
         assert answer.headers["location"] == "/"
         asked = browser.client.get("/admin/activity", follow_redirects=False)
         assert asked.status_code == 200
+
+
+def test_sign_in_is_refused_after_too_many_failures_even_with_the_right_password(
+    tmp_path: Path,
+) -> None:
+    with console(tmp_path) as served:
+        served.app.state.sign_in_guard = accounts.SignInGuard(
+            accounts.SignInLimits(per_account=3, per_address=100)
+        )
+        browser = served.client()
+        for _ in range(3):
+            assert browser.sign_in(ADMIN_EMAIL, "not the password").status_code == 401
+        refused = browser.sign_in(ADMIN_EMAIL)
+        assert refused.status_code == 429
+        assert "Too many sign-in attempts" in refused.text and "try again after" in refused.text
+        assert refused.headers["retry-after"].isdigit()
+        assert browser.get("/admin/sis", follow_redirects=False).status_code == 303
+
+
+def test_a_throttled_unknown_email_is_answered_as_a_known_one(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        served.app.state.sign_in_guard = accounts.SignInGuard(
+            accounts.SignInLimits(per_account=2, per_address=100)
+        )
+        answers = {}
+        for email in (ADMIN_EMAIL, "nobody@district.example"):
+            browser = served.client()
+            for _ in range(2):
+                browser.sign_in(email, "not the password")
+            answers[email] = browser.sign_in(email, "not the password")
+        known, unknown = answers[ADMIN_EMAIL], answers["nobody@district.example"]
+        assert known.status_code == unknown.status_code == 429
+        problem = re.compile(r'<p class="problem"[^>]*>(.*?)</p>', re.S)
+        assert problem.findall(known.text) == problem.findall(unknown.text) != []
+
+
+def test_sign_in_is_throttled_per_address_across_emails(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        served.app.state.sign_in_guard = accounts.SignInGuard(
+            accounts.SignInLimits(per_account=100, per_address=3)
+        )
+        browser = served.client()
+        for n in range(3):
+            browser.sign_in(f"guess{n}@district.example", "not the password")
+        assert browser.sign_in(ADMIN_EMAIL).status_code == 429

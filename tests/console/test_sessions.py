@@ -1,5 +1,6 @@
 """Console sessions: signed cookies that cannot be forged or changed, HttpOnly and SameSite, a
-CSRF token on every form, and sessions that end with sign-out or a password change."""
+CSRF token on every form, and sessions kept in the database that end, in every browser and for
+every saved cookie, with sign-out, a password change or a disabled account."""
 
 from __future__ import annotations
 
@@ -18,16 +19,16 @@ KEY = b"k" * 32
 
 def test_a_session_cookie_reads_back_as_it_was_written() -> None:
     codec = SessionCodec(KEY)
-    data = SessionData(person_id=7, password_version="abc")
+    data = SessionData(session_key="abc")
     assert codec.loads(codec.dumps(data)) == data
 
 
 def test_a_changed_or_foreign_session_cookie_is_refused() -> None:
     codec = SessionCodec(KEY)
-    value = codec.dumps(SessionData(person_id=7))
+    value = codec.dumps(SessionData(session_key="seven"))
     payload, signature = value.split(".")
-    forged = SessionCodec(b"x" * 32).dumps(SessionData(person_id=1))
-    other_person = codec.dumps(SessionData(person_id=1)).split(".")[0] + "." + signature
+    forged = SessionCodec(b"x" * 32).dumps(SessionData(session_key="one"))
+    other_person = codec.dumps(SessionData(session_key="one")).split(".")[0] + "." + signature
     assert codec.loads(forged) is None
     assert codec.loads(other_person) is None
     assert codec.loads(payload) is None
@@ -36,7 +37,7 @@ def test_a_changed_or_foreign_session_cookie_is_refused() -> None:
 
 def test_an_old_session_cookie_has_expired() -> None:
     codec = SessionCodec(KEY, max_age_s=60)
-    data = SessionData(person_id=7, issued_at=1000)
+    data = SessionData(session_key="seven", issued_at=1000)
     assert codec.loads(codec.dumps(data), now=1059) == data
     assert codec.loads(codec.dumps(data), now=1061) is None
 
@@ -130,3 +131,61 @@ def test_the_session_signing_key_is_made_once_and_kept_sealed(classroom: Classro
 
         sealed = session.scalars(select(ConsoleKey.key_sealed)).one()
         assert first.hex() not in sealed
+
+
+def test_a_cookie_saved_before_signing_out_no_longer_works_nor_do_other_sessions(
+    tmp_path: Path,
+) -> None:
+    with console(tmp_path) as served:
+        browser = served.client()
+        browser.sign_in(ADMIN_EMAIL)
+        saved = browser.client.cookies.get(COOKIE_NAME)
+        assert saved
+        elsewhere = served.client()
+        elsewhere.sign_in(ADMIN_EMAIL)
+        assert elsewhere.get("/admin/sis").status_code == 200
+        browser.post("/logout")
+        replayed = served.client()
+        replayed.client.cookies.set(COOKIE_NAME, saved)
+        assert replayed.get("/admin/sis", follow_redirects=False).status_code == 303
+        assert elsewhere.get("/admin/sis", follow_redirects=False).status_code == 303
+
+
+def test_a_cookie_saved_before_a_password_change_no_longer_works(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        browser = served.client()
+        browser.sign_in(ADMIN_EMAIL)
+        saved = browser.client.cookies.get(COOKIE_NAME)
+        with served.classroom.transaction() as session:
+            person = people.find_person_by_email(session, ADMIN_EMAIL)
+            assert person is not None
+            accounts.set_password(session, Actor.system(), person.id, "another long password")
+        replayed = served.client()
+        replayed.client.cookies.set(COOKIE_NAME, str(saved))
+        assert replayed.get("/admin/sis", follow_redirects=False).status_code == 303
+
+
+def test_disabling_an_account_ends_its_sessions_and_it_cannot_sign_in(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        teacher_id = served.person_with_password("tom@school.example", Role.TEACHER, "Tom")
+        browser = served.client()
+        browser.sign_in("tom@school.example")
+        assert browser.get("/classes").status_code == 200
+        with served.classroom.transaction() as session:
+            accounts.disable_account(session, Actor.system(), teacher_id)
+        assert browser.get("/classes", follow_redirects=False).status_code == 303
+        again = served.client().sign_in("tom@school.example")
+        assert again.status_code == 401
+
+
+def test_a_session_of_a_person_no_longer_allowed_in_does_not_come_back(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        teacher_id = served.person_with_password("tom@school.example", Role.TEACHER, "Tom")
+        browser = served.client()
+        browser.sign_in("tom@school.example")
+        with served.classroom.transaction() as session:
+            people.set_roles(session, Actor.system(), teacher_id, set())
+        assert browser.get("/classes", follow_redirects=False).status_code == 303
+        with served.classroom.transaction() as session:
+            people.set_roles(session, Actor.system(), teacher_id, {Role.TEACHER})
+        assert browser.get("/classes", follow_redirects=False).status_code == 303

@@ -389,6 +389,24 @@ class Job(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Set by whoever cancels; the job checks it between batches and stops cleanly.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The lease of a queued or running job (services/jobs.py): the process that holds it (host,
+    # pid, start, machine), its last heartbeat and when the lease runs out, both in the
+    # database's time. A dead holder's job is failed and its locks taken over by the next run.
+    lease_holder: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobLock(Base):
+    """A lock an unfinished job holds: its own (`Job.lock_key`) and, for as long as it works on
+    one, a class's (`class:N`, taken by an export of every class). The key is unique, so two
+    jobs never hold one lock; a job's locks go when it ends."""
+
+    __tablename__ = "job_lock"
+
+    lock_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
 class RosterSyncState(Base):
@@ -551,3 +569,42 @@ class ConsoleKey(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+# The largest id a row can have: ids are INTEGER columns, 32-bit signed on PostgreSQL. An id
+# outside 1..MAX_ROW_ID names no row (the REST API answers 404 without asking the database).
+MAX_ROW_ID = 2**31 - 1
+
+
+class ConsoleSession(Base):
+    """A signed-in console session: the browser's cookie carries a random key, only its SHA-256
+    is kept here. Deleting the row ends the session at once (sign-out, password change,
+    account disabled), whatever cookie a browser kept."""
+
+    __tablename__ = "console_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"ConsoleSession(id={self.id!r}, person_id={self.person_id!r}, key=<hidden>)"
+
+
+class SignInFailure(Base):
+    """A console sign-in that failed, or is being checked (it counts from the moment it starts
+    and is removed if it succeeds): by the email typed (folded, whether or not it is a person)
+    and the address it came from. Kept in the database so every console process counts them."""
+
+    __tablename__ = "sign_in_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_key: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+
+
+Index("ix_sign_in_failure_account", SignInFailure.account_key, SignInFailure.failed_at)
+Index("ix_sign_in_failure_address", SignInFailure.address, SignInFailure.failed_at)

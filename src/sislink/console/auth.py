@@ -93,21 +93,25 @@ def admin_actor(actor: Actor = Depends(current_actor)) -> Actor:
 
 
 def session_actor(request: Request, classroom: Classroom = Depends(get_classroom)) -> Actor | None:
-    """The person signed in to the console by session cookie, or None (anonymous, expired,
-    forged, password changed since, or no longer an active administrator or teacher).
+    """The person signed in to the console by session cookie, or None (anonymous, forged,
+    signed out, expired, password changed since, or no longer an active administrator or
+    teacher with a password).
 
     Pages use this; the REST API stays on bearer tokens (a cookie would need CSRF checks there).
     """
-    from sislink.classroom.services.accounts import may_sign_in, password_version
+    from sislink.classroom.services import accounts
     from sislink.console.sessions import COOKIE_NAME, session_codec
 
     data = session_codec(request.app, classroom).loads(request.cookies.get(COOKIE_NAME))
-    if data is None or data.person_id is None:
+    if data is None or data.session_key is None:
         return None
     with classroom.session() as session:
-        person = session.get(Person, data.person_id)
-        if person is None or not may_sign_in(person):
-            return None
-        if password_version(session, person.id) != data.password_version:
-            return None
-        return Actor.of(person)
+        person = accounts.console_session_person(session, data.session_key)
+        if person is not None:
+            return Actor.of(person)
+        owner = accounts.console_session_owner(session, data.session_key)
+    if owner is not None:
+        # A person no longer allowed in keeps no session that could come back with them.
+        with classroom.transaction() as session:
+            accounts.end_sessions_if_not_allowed(session, owner)
+    return None

@@ -1,10 +1,12 @@
 """Console sessions: signed, HttpOnly, SameSite cookies, and the CSRF token every form carries.
 
-The cookie holds who signed in (a person id), when, a fingerprint of their password hash (a
-password change ends older sessions) and the session's CSRF token, signed with HMAC-SHA256 under
-the console's key (`accounts.session_signing_key`). Nothing in it is secret from its owner; it
-only must not be forged or changed, and scripts in a page cannot read it (HttpOnly). Anonymous
-visitors get a session too, so that the sign-in form has a CSRF token.
+The cookie holds the session's CSRF token and, once signed in, a random session key whose
+SHA-256 is a row in the database (`accounts.start_console_session`): the row, not the cookie,
+says who is signed in, so deleting it (signing out, a password change, a disabled account) ends
+the session at once, whatever copy of the cookie a browser kept. The cookie is also signed
+with HMAC-SHA256 under the console's key (`accounts.session_signing_key`), so it cannot be
+forged or changed, and scripts in a page cannot read it (HttpOnly). Anonymous visitors get a
+cookie too (no row), so that the sign-in form has a CSRF token.
 """
 
 from __future__ import annotations
@@ -39,17 +41,16 @@ class SessionData:
     """One browser's session: anonymous (person_id None) or signed in."""
 
     csrf_token: str = field(default_factory=new_csrf_token)
-    person_id: int | None = None
-    password_version: str | None = None
+    session_key: str | None = field(default=None, repr=False)
     issued_at: int = field(default_factory=lambda: int(time.time()))
 
     @property
     def signed_in(self) -> bool:
-        return self.person_id is not None
+        return self.session_key is not None
 
-    def signed_in_as(self, person_id: int, password_version: str | None) -> SessionData:
-        """A fresh session for this person (new CSRF token: nothing carries over from before)."""
-        return SessionData(person_id=person_id, password_version=password_version)
+    def signed_in_with(self, session_key: str) -> SessionData:
+        """A fresh session under this key (new CSRF token: nothing carries over from before)."""
+        return SessionData(session_key=session_key)
 
     def renewed(self) -> SessionData:
         return replace(self, issued_at=int(time.time()))
@@ -73,8 +74,7 @@ class SessionCodec:
     def dumps(self, data: SessionData) -> str:
         body = {
             "c": data.csrf_token,
-            "p": data.person_id,
-            "v": data.password_version,
+            "s": data.session_key,
             "t": data.issued_at,
         }
         payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
@@ -90,8 +90,7 @@ class SessionCodec:
             body: dict[str, Any] = json.loads(_unb64(payload))
             data = SessionData(
                 csrf_token=str(body["c"]),
-                person_id=None if body["p"] is None else int(body["p"]),
-                password_version=None if body["v"] is None else str(body["v"]),
+                session_key=None if body["s"] is None else str(body["s"]),
                 issued_at=int(body["t"]),
             )
         except (ValueError, KeyError, TypeError):

@@ -62,31 +62,38 @@ def login(
         errors["email"] = "Type your email."
     if not password:
         errors["password"] = "Type your password."  # noqa: S105 (words for a person)
-    person_id: int | None = None
-    version: str | None = None
+    result: accounts.SignInResult | None = None
     if not errors:
-        with classroom.transaction() as session:
-            person = accounts.sign_in(session, email, password)
-            if person is not None:
-                person_id = person.id
-                version = accounts.password_version(session, person.id)
-    if person_id is None:
-        return render(
+        guard = getattr(request.app.state, "sign_in_guard", None)
+        result = accounts.attempt_sign_in(
+            classroom,
+            email,
+            password,
+            request.client.host if request.client else "",
+            guard if isinstance(guard, accounts.SignInGuard) else accounts.DEFAULT_GUARD,
+        )
+    if result is None or result.session_key is None:
+        if errors:
+            problem, code = None, 400
+        elif result is not None and result.refused:
+            problem, code = result.message, 429 if result.throttled_until else 503
+        else:
+            problem, code = (
+                "That email and password do not match an administrator or teacher account. "
+                "Check both; if you have no password yet, ask an administrator for a "
+                "set-password link.",
+                401,
+            )
+        answer = render(
             request,
             "login.html",
-            {
-                "next": next_path,
-                "email": email,
-                "errors": errors,
-                "problem": None
-                if errors
-                else "That email and password do not match an administrator or teacher "
-                "account. Check both; if you have no password yet, ask an administrator for a "
-                "set-password link.",
-            },
-            status_code=400 if errors else 401,
+            {"next": next_path, "email": email, "errors": errors, "problem": problem},
+            status_code=code,
         )
-    set_session(request, current_session(request, classroom).signed_in_as(person_id, version))
+        if result is not None and result.refused:
+            answer.headers["Retry-After"] = str(result.retry_after_s)
+        return answer
+    set_session(request, current_session(request, classroom).signed_in_with(result.session_key))
     return redirect(request, next_path)
 
 
@@ -96,9 +103,11 @@ def logout(
     form: FormData = Depends(checked_form),
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
+    # Every session of this person ends, here and in any other browser (or a copied cookie).
+    with classroom.transaction() as session:
+        accounts.sign_out(session, current_session(request, classroom).session_key)
     set_session(request, SessionData())
-    response = redirect(request, "/login", "You are signed out.")
-    return response
+    return redirect(request, "/login", "You are signed out.")
 
 
 @router.get("/set-password")
@@ -144,8 +153,8 @@ def set_password(
         )
     with classroom.transaction() as session:
         person = accounts.accept_invitation(session, token, password)
-        person_id, version = person.id, accounts.password_version(session, person.id)
-    set_session(request, current_session(request, classroom).signed_in_as(person_id, version))
+        key = accounts.start_console_session(session, person.id)
+    set_session(request, current_session(request, classroom).signed_in_with(key))
     return redirect(request, "/", "Your password is set; you are signed in.")
 
 
