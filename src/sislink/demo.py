@@ -173,8 +173,10 @@ def _put_line_item(run: _Run) -> str:
     }
     url = f"{run.gradebook}/lineItems/{line_item_id}"
     run.expect(run.client.put(url, json=run.found["line_item"]), 201)
-    run.expect(run.client.put(url, json=run.found["line_item"]), 200)
-    return f"lineItem {line_item_id}: 201 created, then 200 updated"
+    # Updating: 1EdTech's OpenAPI lists 201; Google's notebook accepts 200 or 201.
+    again = run.client.put(url, json=run.found["line_item"])
+    run.expect(again, 200, 201)
+    return f"lineItem {line_item_id}: 201 created, then {again.status_code} updated"
 
 
 def _class_line_items(run: _Run) -> str:
@@ -183,12 +185,9 @@ def _class_line_items(run: _Run) -> str:
     if run.found["line_item_id"] not in ids:
         raise StepFailed("the lineItem just written is not listed for its class")
     run.found["line_item"]["lineItem"]["title"] = "Long title " * 100
-    kept = run.expect(
-        run.client.put(
-            f"{run.gradebook}/lineItems/{run.found['line_item_id']}", json=run.found["line_item"]
-        ),
-        200,
-    )["lineItem"]["title"]
+    url = f"{run.gradebook}/lineItems/{run.found['line_item_id']}"
+    run.expect(run.client.put(url, json=run.found["line_item"]), 200, 201)
+    kept = run.expect(run.client.get(url), 200)["lineItem"]["title"]
     return f"listed; a {len(run.found['line_item']['lineItem']['title'])}-character title kept as {len(kept)}"
 
 
@@ -207,11 +206,11 @@ def _results(run: _Run) -> str:
     }
     run.expect(run.client.put(url, json=body), 200, 201)
     body["result"]["score"] = 300
-    run.expect(run.client.put(url, json=body), 200)
+    run.expect(run.client.put(url, json=body), 200, 201)
     if run.expect(run.client.get(url), 200)["result"]["score"] != 300:
         raise StepFailed("a score of 300 (extra credit) was not kept")
     body["result"]["scoreStatus"] = "exempt"
-    run.expect(run.client.put(url, json=body), 200)
+    run.expect(run.client.put(url, json=body), 200, 201)
     if run.expect(run.client.get(url), 200)["result"]["scoreStatus"] != "exempt":
         raise StepFailed("scoreStatus exempt was not kept")
     return "80 stored; 300 of 100 kept (extra credit); exempt kept"
@@ -242,7 +241,7 @@ GOOGLE_SEQUENCE: tuple[tuple[str, Callable[[_Run], str]], ...] = (
     ("the class's students", _class_students),
     ("the class's categories", _categories),
     ("the term's grading periods", _grading_periods),
-    ("PUT a lineItem: 201 then 200", _put_line_item),
+    ("PUT a lineItem: 201, then 200 or 201", _put_line_item),
     ("the class's lineItems; a long title", _class_line_items),
     ("PUT a result: 80, 300, exempt", _results),
     ("DELETE the result and the lineItem", _deletes),

@@ -36,13 +36,22 @@ def _profile(name: str) -> str:
 # The provider names its settings as Python does; the user typed options.
 _SETTING = re.compile(
     r"\b(?:fault_rate|rate_429|rate_500|rate_503|drop_rate|drop_after_rate"
-    r"|latency_ms|jitter_ms)\b"
+    r"|latency_ms|jitter_ms|client_auth|vendor_key)\b"
 )
 
 
 def _in_option_names(message: str) -> str:
     """The provider's message with its setting names as the options that set them."""
     return _SETTING.sub(lambda found: "--" + found.group().replace("_", "-"), message)
+
+
+def _client_auth_methods(option: str | None) -> tuple[str, ...] | None:
+    if option is None:
+        return None
+    choices = {"basic": ("basic",), "post": ("post",), "both": ("basic", "post")}
+    if option not in choices:
+        raise ValueError(f"--client-auth is basic, post or both, not {option!r}")
+    return choices[option]
 
 
 @sis_app.command("serve")
@@ -89,9 +98,20 @@ def serve(
         "connection without answering.",
     ),
     token_ttl_s: int = typer.Option(3600, help="Lifetime of access tokens, in seconds."),
+    client_auth: str | None = typer.Option(
+        None,
+        help="How the token endpoint takes the client id and secret: basic (HTTP Basic), post "
+        "(in the form body) or both (default: as the profile's SIS does).",
+    ),
+    vendor_key: str | None = typer.Option(
+        None,
+        envvar="SISLINK_SIS_VENDOR_KEY",
+        help="key:secret that gradebook calls must carry in the profile's vendor header "
+        "(Infinite Campus's x-vendor-authorization); default: a sandbox key, printed.",
+    ),
 ) -> None:
     """Serve the built-in SIS. Prints host_url, base_url, token_url, client_id and teacher_email
-    first, one per line, then its log.
+    first, one per line (and vendor_key where the profile's SIS needs one), then its log.
 
     The fault rates are shares of the same API calls, so together they must not exceed 1.
     """
@@ -112,6 +132,8 @@ def serve(
             rate_503=rate_503,
             drop_after_rate=drop_after_rate,
             token_ttl_s=token_ttl_s,
+            client_auth=_client_auth_methods(client_auth),
+            vendor_key=vendor_key,
         )
         store, teacher_email = open_store(
             profile=chosen,
@@ -131,6 +153,10 @@ def serve(
         typer.echo(f"{key}: {urls[key]}")
     typer.echo(f"client_id: {client_id}")
     typer.echo(f"teacher_email: {teacher_email}")
+    if chosen.gradebook_header:
+        # The sandbox's own key is shown whole; one the operator chose shows its key part only.
+        shown = config.vendor_header_value if vendor_key is None else f"{config.vendor_key}:..."
+        typer.echo(f"vendor_key: {shown} (in {chosen.gradebook_header} on gradebook calls)")
     try:
         serve_forever(store, config, sock)
     finally:

@@ -8,6 +8,7 @@ over HTTP for 1.1 and 1.2 with and without `fields`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,12 +180,23 @@ def test_awkward_strings_are_served_as_they_were_stored(store: ProviderStore) ->
 @pytest.fixture(scope="module")
 def served(
     store: ProviderStore, fetch_token: Any
-) -> Iterator[tuple[RunningProvider, httpx.Client]]:
-    # Every profile serves both versions' routes; a bearer token's scopes hold for either.
-    with running_provider(store=store, profile="generic-1.2") as sis:
-        headers = {"Authorization": f"Bearer {fetch_token(sis)}"}
-        with httpx.Client(base_url=sis.base_url + "/", headers=headers, timeout=30) as client:
-            yield sis, client
+) -> Iterator[dict[str, tuple[RunningProvider, httpx.Client]]]:
+    # A profile serves only its own version: one SIS of each version, on the same store.
+    with (
+        running_provider(store=store, profile="generic-1.1") as sis_1_1,
+        running_provider(store=store, profile="generic-1.2") as sis_1_2,
+    ):
+        clients = {}
+        with contextlib.ExitStack() as stack:
+            for sis in (sis_1_1, sis_1_2):
+                headers = {"Authorization": f"Bearer {fetch_token(sis, version=sis.version)}"}
+                clients[sis.version] = (
+                    sis,
+                    stack.enter_context(
+                        httpx.Client(base_url=sis.base_url + "/", headers=headers, timeout=30)
+                    ),
+                )
+            yield clients
 
 
 _PAGES = [
@@ -211,7 +223,7 @@ _FIELDS = {
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 @pytest.mark.parametrize(("path", "entity", "params"), _PAGES)
 def test_served_pages_equal_the_decoded_rendering(
-    served: tuple[RunningProvider, httpx.Client],
+    served: dict[str, tuple[RunningProvider, httpx.Client]],
     store: ProviderStore,
     version: str,
     with_fields: bool,
@@ -219,7 +231,7 @@ def test_served_pages_equal_the_decoded_rendering(
     entity: str,
     params: dict[str, str],
 ) -> None:
-    sis, client = served
+    sis, client = served[version]
     spec = spec_for(version)
     query = dict(params)
     fields = None

@@ -143,7 +143,7 @@ def test_a_client_limited_to_reading_rosters_is_not_granted_gradebook_scopes(
         assert response.status_code == 403
 
 
-def test_1_1_scope_uris_are_understood(provider: RunningProvider, fetch_token: Any) -> None:
-    token = fetch_token(provider, ("roster.readonly",), version="1.1")
-    response = httpx.get(provider.url("v1p1/orgs"), headers={"Authorization": f"Bearer {token}"})
+def test_1_1_scope_uris_are_understood(sis_1_1: RunningProvider, fetch_token: Any) -> None:
+    token = fetch_token(sis_1_1, ("roster.readonly",), version="1.1")
+    response = httpx.get(sis_1_1.url("v1p1/orgs"), headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sislink.oneroster.provider.server import RunningProvider
+from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.oneroster.versions import Service, spec_for
 
 SPEC = spec_for("1.2")
@@ -159,10 +159,25 @@ def test_errors_are_imsx_status_bodies(
     openapi.validate_named("rostering", "imsx_StatusInfoDType", response.json())
 
 
-def test_put_answers_validate_as_single_objects(
+def test_an_updating_put_answers_as_the_openapi_lists_201_without_a_body(
     http: httpx.Client, ids: dict[str, str], openapi: Any
 ) -> None:
+    listed = openapi.docs["gradebook"]["paths"]["/lineItems/{sourcedId}"]["put"]["responses"]
+    assert [code for code in listed if code.startswith("2")] == ["201"]
+    assert "content" not in listed["201"]
     line_item = http.get(f"{GRADEBOOK}/lineItems/{ids['line_item']}").json()
     response = http.put(f"{GRADEBOOK}/lineItems/{ids['line_item']}", json=line_item)
-    assert response.status_code == 200
-    openapi.validate_named("gradebook", "SingleLineItemDType", response.json())
+    assert (response.status_code, response.content) == (201, b"")
+
+
+def test_a_profile_whose_sis_answers_200_answers_an_update_with_the_object(
+    openapi: Any, fetch_token: Any
+) -> None:
+    with running_provider(profile="infinite-campus", students=40) as sis:
+        headers = {"Authorization": f"Bearer {fetch_token(sis)}", **sis.extra_headers}
+        with httpx.Client(base_url=sis.base_url + "/", headers=headers, timeout=30) as http:
+            category = http.get(f"{GRADEBOOK}/categories", params={"limit": 1}).json()
+            (first,) = category["categories"]
+            response = http.put(f"{GRADEBOOK}/categories/{first['sourcedId']}", json=first)
+    assert response.status_code == sis.update_status == 200
+    openapi.validate_named("gradebook", "SingleCategoryDType", response.json())

@@ -64,10 +64,16 @@ class ProviderConfig:
     vendor_key: str = "sislink-vendor"
     vendor_secret: str = field(default="vendor-s3cret", repr=False)
     max_limit: int = 100_000
+    # How the token endpoint takes client credentials ("basic", "post"); None: the profile's.
+    client_auth: tuple[str, ...] | None = None
 
     @property
     def vendor_header_value(self) -> str:
         return f"{self.vendor_key}:{self.vendor_secret}"
+
+    @property
+    def accepted_client_auth(self) -> tuple[str, ...]:
+        return self.client_auth or self.profile.client_auth
 
 
 class ProviderError(Exception):
@@ -240,7 +246,8 @@ def create_app(store: ProviderStore, config: ProviderConfig) -> Any:
     if profile.token_path is not None:
         app.add_api_route(profile.token_path, api.token, methods=["POST"], include_in_schema=False)
 
-    for spec in VERSIONS.values():
+    for version in profile.versions:
+        spec = VERSIONS[version]
         for endpoint in spec.endpoints.values():
             path = f"{profile.oneroster_prefix}/ims/oneroster/{spec.service_roots[endpoint.service]}/{endpoint.path}"
             app.add_api_route(
@@ -280,7 +287,7 @@ class _Api:
             if form.get("grant_type") != "client_credentials":
                 raise AuthError(400, "unsupported_grant_type", "Use grant_type=client_credentials.")
             client_id, secret = self.auth.client_credentials(
-                request.headers.get("authorization"), form
+                request.headers.get("authorization"), form, self.config.accepted_client_auth
             )
             issued = self.auth.issue_token(
                 client_id, secret, form.get("scope"), scope_required=self.profile.scope_required
@@ -514,8 +521,12 @@ class _Api:
         stored = VERSIONS[Version.V1_2].to_wire(model, self._root_url(request))
         self._check_put(entity, key, stored)
         created = self.store.put(entity, stored)
+        status = 201 if created else self.profile.update_status
+        if not self.profile.put_answers_body:
+            # 1EdTech's OpenAPI: 201, "successfully stored", with no body.
+            return Response(status_code=status)
         out = spec.reshape(stored, entity, self._root_url(request))
-        return _json({key: out}, 201 if created else 200, {})
+        return _json({key: out}, status, {})
 
     def _default_category(self, data: dict[str, Any]) -> dict[str, str] | None:
         klass = data.get("class")

@@ -17,7 +17,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
@@ -112,10 +112,29 @@ class Authenticator:
     # ---- OAuth 2 --------------------------------------------------------------------------
 
     def client_credentials(
-        self, authorization: str | None, form: dict[str, str]
+        self,
+        authorization: str | None,
+        form: dict[str, str],
+        accepted: Collection[str] = ("basic", "post"),
     ) -> tuple[str, str]:
-        """The client id and secret of a token request: HTTP Basic first, else the form."""
-        if authorization and authorization.lower().startswith("basic "):
+        """The client id and secret of a token request: HTTP Basic first, else the form.
+        `accepted` names the methods this SIS takes ("basic", "post"); another is refused."""
+        basic = bool(authorization and authorization.lower().startswith("basic "))
+        if basic and "basic" not in accepted:
+            raise AuthError(
+                401,
+                "invalid_client",
+                "This SIS does not take client credentials by HTTP Basic: send client_id and "
+                "client_secret in the form body (client_secret_post).",
+            )
+        if not basic and form.get("client_id") and "post" not in accepted:
+            raise AuthError(
+                401,
+                "invalid_client",
+                "This SIS does not take client credentials in the form body: send them by "
+                "HTTP Basic (client_secret_basic).",
+            )
+        if basic and authorization:
             try:
                 decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
                 client_id, _, secret = decoded.partition(":")

@@ -13,6 +13,9 @@ from sislink.oneroster.versions import Version
 
 OAUTH1 = "oauth1"
 OAUTH2 = "oauth2"
+CLIENT_AUTH_BASIC = "basic"  # RFC 6749 2.3.1: client id and secret by HTTP Basic
+CLIENT_AUTH_POST = "post"  # client_secret_post: client_id and client_secret in the form body
+CLIENT_AUTH_METHODS = (CLIENT_AUTH_BASIC, CLIENT_AUTH_POST)
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,21 @@ class VendorProfile:
     gradebook_header: str | None = None  # header gradebook calls must carry ("key:secret")
     staff_id_prefix: str = ""  # prepended to teacher sourcedIds (Aeries: TCH_)
     default_category: str | None = None  # category title a lineItem without one falls into
+    # How a PUT that updates an existing object is answered. 1EdTech's OpenAPI (1.2) lists
+    # only 201, with no body, for every PUT; a SIS may answer 200 with the object instead
+    # (what Google's notebook first expects), so a profile says which its SIS does.
+    update_status: int = 201
+    put_answers_body: bool = False  # the PUT answer carries the object as stored
+    # How the token endpoint takes the client id and secret (RFC 6749 section 2.3.1):
+    # "basic" (HTTP Basic) and/or "post" (client_id and client_secret in the form body).
+    client_auth: tuple[str, ...] = ("basic", "post")
     note: str = ""
+
+    @property
+    def versions(self) -> tuple[Version, ...]:
+        """The OneRoster versions this SIS serves: only its own (a 1.1 SIS answers 404 on
+        the 1.2 paths, and the reverse)."""
+        return (self.version,)
 
     def host_url(self, origin: str) -> str:
         return origin.rstrip("/") + self.host_path
@@ -74,6 +91,8 @@ PROFILES: dict[str, VendorProfile] = {
         ),
         VendorProfile(
             name="infinite-campus",
+            update_status=200,  # as Google's notebook first expects (unconfirmed)
+            put_answers_body=True,
             version=Version.V1_2,
             auth_kinds=(OAUTH2,),
             host_path="/campus?appName=sislink",  # the Campus address and the district's appName
@@ -86,6 +105,8 @@ PROFILES: dict[str, VendorProfile] = {
         ),
         VendorProfile(
             name="skyward",
+            update_status=200,  # as Google's notebook first expects (unconfirmed)
+            put_answers_body=True,
             version=Version.V1_1,
             auth_kinds=(OAUTH2, OAUTH1),
             host_path="/api/ims/oneroster/v1p1",  # Application URL + /api/ims/oneroster/v1p1/
@@ -96,6 +117,8 @@ PROFILES: dict[str, VendorProfile] = {
         ),
         VendorProfile(
             name="aspen",
+            update_status=200,  # as Google's notebook first expects (unconfirmed)
+            put_answers_body=True,
             version=Version.V1_1,
             auth_kinds=(OAUTH2,),
             host_path="",
@@ -105,6 +128,8 @@ PROFILES: dict[str, VendorProfile] = {
         ),
         VendorProfile(
             name="aeries",
+            update_status=200,  # as Google's notebook first expects (unconfirmed)
+            put_answers_body=True,
             version=Version.V1_1,
             auth_kinds=(OAUTH2,),
             host_path="/aeries",

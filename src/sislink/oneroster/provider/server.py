@@ -22,7 +22,11 @@ from sislink.oneroster.filters import parse
 from sislink.oneroster.provider.app import ProviderConfig, create_app
 from sislink.oneroster.provider.auth import ALL_SCOPES, Authenticator, Client, scope_short_name
 from sislink.oneroster.provider.faults import FaultConfig, FaultMiddleware
-from sislink.oneroster.provider.profiles import VendorProfile, profile_named
+from sislink.oneroster.provider.profiles import (
+    CLIENT_AUTH_METHODS,
+    VendorProfile,
+    profile_named,
+)
 from sislink.oneroster.provider.seed import seed_district
 from sislink.oneroster.provider.store import ProviderStore
 
@@ -45,6 +49,8 @@ class RunningProvider:
     extra_headers: dict[str, str] = field(default_factory=dict, repr=False)
     scope_required: bool = False
     affinity_cookie: str | None = None
+    client_auth: tuple[str, ...] = CLIENT_AUTH_METHODS  # how its token endpoint takes credentials
+    update_status: int = 201  # what a PUT that updates answers (201, or 200 where the SIS does)
     # Faults injected so far by (HTTP method, kind), e.g. faults_met["PUT", "drop_after"].
     faults_met: Counter[tuple[str, str]] = field(default_factory=Counter, repr=False)
 
@@ -69,9 +75,22 @@ def build_config(
     drop_after_rate: float = 0,
     token_ttl_s: int = 3600,
     scopes: Sequence[str] | None = None,
+    client_auth: Sequence[str] | None = None,
+    vendor_key: str | None = None,
 ) -> ProviderConfig:
     """The server configuration for one client. `scopes` (short names or URIs) limits what the
-    client may be granted; None grants everything."""
+    client may be granted; None grants everything. `client_auth` ("basic", "post") limits how
+    the token endpoint takes the client's credentials (None: as the profile says).
+    `vendor_key` (key:secret) is what a profile with a gradebook header expects in it."""
+    accepted = tuple(dict.fromkeys(client_auth)) if client_auth is not None else None
+    if accepted is not None and (not accepted or set(accepted) - set(CLIENT_AUTH_METHODS)):
+        raise ValueError(
+            f"client_auth is basic, post or both, not {', '.join(accepted) or 'nothing'}"
+        )
+    if vendor_key is not None:
+        key, colon, vendor_secret = vendor_key.partition(":")
+        if not key or not colon or not vendor_secret:
+            raise ValueError("vendor_key is key:secret, both parts given")
     allowed: list[str] = []
     for text in scopes if scopes is not None else ALL_SCOPES:
         name = scope_short_name(text)
@@ -92,7 +111,12 @@ def build_config(
         rate_503=rate_503,
         drop_after_rate=drop_after_rate,
     )
-    return ProviderConfig(profile=profile, authenticator=authenticator, faults=faults)
+    config = ProviderConfig(
+        profile=profile, authenticator=authenticator, faults=faults, client_auth=accepted
+    )
+    if vendor_key is not None:
+        config.vendor_key, config.vendor_secret = key, vendor_secret
+    return config
 
 
 def find_teacher_email(store: ProviderStore) -> str:
@@ -146,6 +170,7 @@ def running_provider(
     drop_after_rate: float = 0,
     token_ttl_s: int = 3600,
     scopes: Sequence[str] | None = None,
+    client_auth: Sequence[str] | None = None,
 ) -> Iterator[RunningProvider]:
     """A built-in SIS on 127.0.0.1 (a free port), seeded unless a store is given; stopped on exit."""
     chosen = profile_named(profile)
@@ -177,6 +202,7 @@ def running_provider(
         drop_after_rate=drop_after_rate,
         token_ttl_s=token_ttl_s,
         scopes=scopes,
+        client_auth=client_auth,
     )
     app = create_app(store, config)
     faults_met = app.met if isinstance(app, FaultMiddleware) else Counter()
@@ -213,6 +239,8 @@ def running_provider(
             extra_headers=extra,
             scope_required=chosen.scope_required,
             affinity_cookie=chosen.affinity_cookie,
+            client_auth=config.accepted_client_auth,
+            update_status=chosen.update_status,
             faults_met=faults_met,
         )
     finally:
