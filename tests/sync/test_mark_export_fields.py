@@ -196,7 +196,9 @@ async def test_drafts_and_opted_out_coursework_stay_home_and_opting_out_later_de
 async def test_the_ledger_keeps_whether_the_sis_created_or_updated(
     sis: RunningProvider, classroom: Classroom
 ) -> None:
-    if sis.profile not in ("generic-1.1", "generic-1.2"):
+    if sis.profile not in ("skyward", "infinite-campus"):
+        # One profile per version whose SIS answers an update 200: the generic ones answer
+        # 201 to every PUT, as 1EdTech's OpenAPI lists, which cannot tell an update apart.
         pytest.skip("one profile per version is enough for what the ledger keeps")
     world = await build_world(sis, classroom, students=3)
     work = world.add_coursework("Essay")
