@@ -21,6 +21,7 @@ from sislink.oneroster.consumer import (
     OAuth2Settings,
     OneRosterClient,
 )
+from sislink.oneroster.consumer.settings import limits_from_environment
 from sislink.oneroster.versions import CLASSROOM_SCOPES
 from sislink.partners import (
     HostUrlProblem,
@@ -127,6 +128,8 @@ def _build_settings(
         extra_headers=everywhere,
         gradebook_headers=gradebook,
         keep_cookies=chosen.keep_cookies,
+        # The bounds on the SIS's answers an administrator set (SISLINK_SIS_MAX_RECORDS, ...).
+        **limits_from_environment(),
     )
 
 

@@ -7,8 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from sislink.oneroster.consumer.paging import (
+    LinkElsewhere,
     OffsetIgnored,
     Pager,
+    WalkStopped,
     parse_link_header,
     with_query,
 )
@@ -81,7 +83,7 @@ def test_a_page_repeating_the_previous_one_means_offset_is_ignored() -> None:
 def test_a_link_next_pointing_back_at_a_read_page_is_refused() -> None:
     pager = Pager(BASE, limit=2)
     first = pager.first_page_url()
-    with pytest.raises(OffsetIgnored, match="already read"):
+    with pytest.raises(WalkStopped, match="points back at page 1"):
         pager.next_page_url(
             first, ["a", "b"], link_header=f'<{first}>; rel="next"', total_count=None
         )

@@ -39,6 +39,7 @@ from sislink.oneroster.consumer.exceptions import (
     AmbiguousMatch,
     AuthenticationFailed,
     BadRequest,
+    ForeignAddress,
     InvalidData,
     MalformedResponse,
     NotFound,
@@ -46,14 +47,24 @@ from sislink.oneroster.consumer.exceptions import (
     PagingError,
     PermissionDenied,
     RateLimited,
+    ResponseTooLarge,
+    RunawayCollection,
     ServerError,
     SISDown,
     SISTimeout,
     SISUnreachable,
     StatusError,
+    TimeBudgetSpent,
     TokenRequestFailed,
 )
-from sislink.oneroster.consumer.paging import OffsetIgnored, Pager, parse_link_header, with_query
+from sislink.oneroster.consumer.paging import (
+    LinkElsewhere,
+    OffsetIgnored,
+    Pager,
+    WalkStopped,
+    parse_link_header,
+    with_query,
+)
 from sislink.oneroster.consumer.retry import (
     IDEMPOTENT_METHODS,
     FailureBreaker,
@@ -133,6 +144,10 @@ class OneRosterClient:
             (_path_pattern(endpoint), endpoint) for endpoint in self.spec.endpoints.values()
         ]
         self.calls_made = 0  # attempts sent, retries included (for tests and benchmarks)
+        # Every request goes to one of the SIS's own origins (those the administrator gave,
+        # checked by `connect`): a next link or anything else cannot take the token elsewhere.
+        self._origins = frozenset(_origin_of(httpx.URL(url)) for url in _sis_urls(settings))
+        self._budget_ends: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -141,6 +156,8 @@ class OneRosterClient:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        if s.job_time_budget_s is not None:
+            self._budget_ends = time.monotonic() + s.job_time_budget_s
         limits = httpx.Limits(
             max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency
         )
@@ -410,7 +427,15 @@ class OneRosterClient:
             params["orderBy"] = order_by
         if fields:
             params["fields"] = ",".join(fields)
-        pager = Pager(with_query(url, params), page_size or self.settings.page_size)
+        s = self.settings
+        pager = Pager(
+            with_query(url, params),
+            page_size or s.page_size,
+            max_records=s.max_records_per_collection,
+            max_pages=s.max_pages_per_collection,
+            link_prefixes=(s.root_url, *s.service_urls.values()),
+        )
+        walk_ends = time.monotonic() + s.collection_time_budget_s
         page_url = pager.first_page_url()
         response = await self._send("GET", page_url, endpoint=row)
         prefetch: asyncio.Task[httpx.Response] | None = None
@@ -424,6 +449,23 @@ class OneRosterClient:
                         link_header=response.headers.get("link"),
                         total_count=response.headers.get("x-total-count"),
                     )
+                    if next_url is not None and time.monotonic() > walk_ends:
+                        raise WalkStopped(
+                            f"{pager.pages_read:,} pages ({pager.records_read:,} records) took "
+                            f"longer than its time budget of {s.collection_time_budget_s:g} s",
+                            bound="time",
+                        )
+                except WalkStopped as exc:
+                    raise self._runaway(row, url, exc) from None
+                except LinkElsewhere as exc:
+                    raise ForeignAddress(
+                        f"sislink refused to follow the next link of the SIS's {_name(row)} "
+                        f"collection: it points to {_shown(exc.link)}, which is not under the "
+                        f"SIS's address ({s.root_url}), and sislink sends its credentials only "
+                        "there; ask the SIS vendor to fix its paging links, then try again.",
+                        method="GET",
+                        path=response.request.url.path,
+                    ) from None
                 except OffsetIgnored as exc:
                     raise PagingError(
                         f"The SIS returned the same records again while paging {row.path} "
@@ -447,6 +489,28 @@ class OneRosterClient:
                 prefetch.cancel()
                 with contextlib.suppress(asyncio.CancelledError, OneRosterError):
                     await prefetch
+
+    def _runaway(self, row: Endpoint, url: str, exc: WalkStopped) -> RunawayCollection:
+        advice = {
+            "seen": "the SIS is sending its pages in a loop; ask the SIS vendor to fix its "
+            "paging (Link next, or limit and offset), then try again",
+            "total": "the SIS keeps sending records it did not count; ask the SIS vendor to fix "
+            "its paging, then try again",
+            "records": "if the district really has more, raise SISLINK_SIS_MAX_RECORDS "
+            "(max_records_per_collection); otherwise the SIS keeps inventing records: ask the "
+            "SIS vendor",
+            "pages": "if the district really has more, raise SISLINK_SIS_MAX_PAGES "
+            "(max_pages_per_collection) or the SIS's page size; otherwise ask the SIS vendor "
+            "to fix its paging",
+            "time": "if the SIS is only slow, raise SISLINK_SIS_COLLECTION_BUDGET_S "
+            "(collection_time_budget_s); otherwise ask the SIS vendor why its pages never end",
+        }[exc.bound]
+        return RunawayCollection(
+            f"sislink stopped reading the SIS's {_name(row)} collection ({_shown(url)}): "
+            f"{exc}; {advice}.",
+            method="GET",
+            path=httpx.URL(url).path,
+        )
 
     def _records(self, row: Endpoint, response: httpx.Response) -> list[dict[str, Any]]:
         data = self._json(response)
@@ -533,6 +597,7 @@ class OneRosterClient:
             headers["Content-Type"] = "application/json"
         refreshed = False
         attempt = 0
+        call = _Call(_what(method, endpoint), time.monotonic() + self.settings.call_deadline_s)
         while True:
             request = self._client.build_request(method, url, headers=headers, content=content)
             token: Token | None = None
@@ -541,7 +606,7 @@ class OneRosterClient:
             elif self._signer is not None:
                 self._signer.sign(request)  # per attempt: a retried nonce would be refused
             response = await self._attempt(
-                request, retryable=method in IDEMPOTENT_METHODS, attempt=attempt
+                request, retryable=method in IDEMPOTENT_METHODS, attempt=attempt, call=call
             )
             if response is None:
                 attempt += 1
@@ -561,7 +626,7 @@ class OneRosterClient:
                 response.status_code in self.settings.retry_statuses
                 and method in IDEMPOTENT_METHODS
             ):
-                delay = self._retry_delay(response, attempt)
+                delay = self._retry_delay(response, attempt, call)
                 if delay is not None:
                     logger.info(
                         "%s %s answered %s; retry %d/%d in %.2fs",
@@ -583,32 +648,147 @@ class OneRosterClient:
             raise RuntimeError("use the client inside `async with OneRosterClient(settings)`")
         return self._http
 
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds to wait before retrying this answer, None when we must give up."""
+    def _retry_delay(self, response: httpx.Response, attempt: int, call: _Call) -> float | None:
+        """Seconds to wait before retrying this answer, None when we must give up (out of
+        retries, a Retry-After too long, or a wait that would end past the call's deadline)."""
         if attempt >= self.settings.max_retries:
             return None
         asked = retry_after_delay(response.headers.get("retry-after"))
         if asked is not None:
-            return asked if asked <= self.settings.max_retry_after_s else None
-        return backoff_delay(
-            attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
+            delay = asked if asked <= self.settings.max_retry_after_s else None
+        else:
+            delay = backoff_delay(
+                attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
+            )
+        if delay is not None and time.monotonic() + delay >= call.ends:
+            return None
+        return delay
+
+    def _time_left(self, request: httpx.Request, call: _Call) -> tuple[float, str]:
+        """How long this attempt may take, and the setting that says so; TimeBudgetSpent or
+        SISTimeout when the job's budget or the call's deadline is already spent."""
+        s = self.settings
+        now = time.monotonic()
+        limit, setting = s.request_deadline_s, "request_deadline_s"
+        if call.ends - now < limit:
+            limit, setting = call.ends - now, "call_deadline_s"
+        if self._budget_ends is not None and self._budget_ends - now < limit:
+            limit, setting = self._budget_ends - now, "job_time_budget_s"
+        if limit <= 0:
+            raise self._deadline_error(request, call, setting)
+        return limit, setting
+
+    async def _exchange(
+        self, request: httpx.Request, limit: float, max_bytes: int, call: _Call
+    ) -> httpx.Response:
+        """Sends `request` and reads its whole answer within `limit` seconds, headers and body
+        together (a body dribbled a byte at a time ends too), reading no more than `max_bytes`
+        of it (decoded: a compressed bomb stops as well)."""
+        async with asyncio.timeout(limit):
+            response = await self._client.send(request, stream=True)
+            try:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise self._too_large(request, call, max_bytes, f"{int(declared):,} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise self._too_large(request, call, max_bytes, "more")
+                    chunks.append(chunk)
+                # What `Response.aread` sets (httpx is pinned in requirements.lock).
+                response._content = b"".join(chunks)
+            finally:
+                await response.aclose()
+        return response
+
+    def _too_large(
+        self, request: httpx.Request, call: _Call, max_bytes: int, sent: str
+    ) -> ResponseTooLarge:
+        token = call.what == TOKEN
+        setting = (
+            "SISLINK_SIS_MAX_TOKEN_RESPONSE_BYTES (max_token_response_bytes)"
+            if token
+            else "SISLINK_SIS_MAX_RESPONSE_BYTES (max_response_bytes)"
+        )
+        advice = (
+            "check the token URL"
+            if token
+            else f"if its pages are really that large, lower the page size or raise {setting}"
+        )
+        return ResponseTooLarge(
+            f"The SIS sent {sent} than the {max_bytes:,} bytes sislink reads for {call.what} "
+            f"from {_shown(str(request.url))}, so sislink stopped reading it ({setting}); "
+            f"{advice}.",
+            method=request.method,
+            path=request.url.path,
         )
 
+    def _deadline_error(self, request: httpx.Request, call: _Call, setting: str) -> SISTimeout:
+        s = self.settings
+        where = _shown(str(request.url))
+        common: dict[str, Any] = {"method": request.method, "path": request.url.path}
+        if setting == "job_time_budget_s":
+            assert s.job_time_budget_s is not None
+            return TimeBudgetSpent(
+                f"This job has spent its time budget of {s.job_time_budget_s:g} s talking to "
+                f"the SIS (SISLINK_SIS_JOB_BUDGET_S, job_time_budget_s) while waiting for "
+                f"{call.what} from {where}; sislink stopped. If the SIS is only slow, raise it; "
+                "otherwise try again later.",
+                **common,
+            )
+        if setting == "call_deadline_s":
+            return SISTimeout(
+                f"The SIS took longer than {s.call_deadline_s:g} s to send {call.what} from "
+                f"{where}, every attempt and retry included (SISLINK_SIS_CALL_DEADLINE_S, "
+                "call_deadline_s); it may be overloaded: try again later, or raise it if the "
+                "SIS is only slow.",
+                **common,
+            )
+        return SISTimeout(
+            f"The SIS took longer than {s.request_deadline_s:g} s to send {call.what} from "
+            f"{where} (SISLINK_SIS_REQUEST_DEADLINE_S, request_deadline_s); it may be "
+            "overloaded: try again later, or raise it if the SIS is only slow.",
+            **common,
+        )
+
+    def _refuse_foreign(self, request: httpx.Request) -> None:
+        if _origin_of(request.url) not in self._origins:
+            raise ForeignAddress(
+                f"sislink refused to send {request.method} to {_shown(str(request.url))}: it "
+                f"is not the SIS's address ({self.settings.root_url}), and sislink sends its "
+                "credentials only there.",
+                method=request.method,
+                path=request.url.path,
+            )
+
     async def _attempt(
-        self, request: httpx.Request, *, retryable: bool, attempt: int
+        self, request: httpx.Request, *, retryable: bool, attempt: int, call: _Call
     ) -> httpx.Response | None:
         """One attempt: the response, or None after a transport failure worth retrying (having
         waited the backoff). Raises when the failure is final or the SIS looks down."""
         path = request.url.path
+        self._refuse_foreign(request)
         if self._breaker.is_open:
             raise self._sis_down(request, "no attempt made")
         if self._rate is not None:
             await self._rate.wait()
         failure: OneRosterError
         async with self._semaphore:
+            limit, setting = self._time_left(request, call)
+            max_bytes = (
+                self.settings.max_token_response_bytes
+                if call.what == TOKEN
+                else self.settings.max_response_bytes
+            )
             self.calls_made += 1
             try:
-                response = await self._client.send(request)
+                response = await self._exchange(request, limit, max_bytes, call)
+            except TimeoutError:
+                failure = self._deadline_error(request, call, setting)
+                if setting == "job_time_budget_s":
+                    raise failure from None
             except httpx.TimeoutException as exc:
                 failure = self._timeout(request, exc)
             except (httpx.UnsupportedProtocol, httpx.ProxyError):
@@ -636,6 +816,8 @@ class OneRosterClient:
             delay = backoff_delay(
                 attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
             )
+            if time.monotonic() + delay >= call.ends:
+                raise failure  # no time left in this call for another attempt
             logger.info(
                 "%s; retry %d/%d in %.2fs", failure, attempt + 1, self.settings.max_retries, delay
             )
@@ -674,13 +856,14 @@ class OneRosterClient:
         assert isinstance(settings, OAuth2Settings)
         template = build_token_request(settings, self.settings.scope_string())
         attempt = 0
+        call = _Call(TOKEN, time.monotonic() + self.settings.call_deadline_s)
         while True:
             request = self._client.build_request(
                 "POST", template.url, headers=template.headers, content=template.content
             )
             # A client-credentials POST creates nothing but a token: unlike other POSTs it is
             # safe to repeat, and a token endpoint that flickers must not fail a whole import.
-            response = await self._attempt(request, retryable=True, attempt=attempt)
+            response = await self._attempt(request, retryable=True, attempt=attempt, call=call)
             if response is None:
                 attempt += 1
                 continue
@@ -688,7 +871,7 @@ class OneRosterClient:
                 logger.debug("OAuth 2 token %d issued", serial)
                 return read_token_response(response, serial=serial, now=time.monotonic())
             if response.status_code in self.settings.retry_statuses:
-                delay = self._retry_delay(response, attempt)
+                delay = self._retry_delay(response, attempt, call)
                 if delay is not None:
                     await asyncio.sleep(delay)
                     attempt += 1
@@ -791,7 +974,75 @@ class OneRosterClient:
             else:
                 why = f"the SIS failed on every attempt ({self.settings.max_retries} retries)"
             return ServerError(f"{call}: {why}{said}", **common)
+        if 300 <= code < 400:
+            return StatusError(
+                f"{call}: the SIS redirected the call{_redirect_target(response)}; sislink "
+                "follows no redirect, so that its credentials go only to the address it was "
+                f"given: check the base URL, or ask the SIS vendor{said}",
+                **common,
+            )
         return StatusError(f"{call}{said}", **common)
+
+
+TOKEN = "a token"  # noqa: S105 (words in a message, not a secret)
+"""What a token request asks the SIS for (its answer is capped at max_token_response_bytes)."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call, across its attempts: what it asks the SIS for, in words, and when its time
+    (call_deadline_s) ends, on time.monotonic()."""
+
+    what: str
+    ends: float
+
+
+def _what(method: str, endpoint: Endpoint | None) -> str:
+    """What a call asks the SIS for, in words: "a page of users", "the answer to a PUT of a
+    result"."""
+    if endpoint is None:
+        return f"the answer to a {method}"
+    if method != "GET":
+        return f"the answer to a {method} of a {endpoint.kind.single_key}"
+    if endpoint.collection:
+        return f"a page of {endpoint.kind.collection_key}"
+    return f"the {endpoint.kind.single_key}"
+
+
+def _name(row: Endpoint) -> str:
+    """A collection's name as a person reads it: `users`, `classes/{class_id}/students`."""
+    return row.path
+
+
+def _shown(url: str) -> str:
+    """A URL as sislink shows it: scheme, host, port and path, never the query (a filter, or
+    whatever a hostile SIS put there)."""
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.netloc.decode('ascii', 'replace')}{parts.path}"
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    location = response.headers.get("location")
+    if not location:
+        return ""
+    try:
+        return f" to {_shown(str(response.request.url.join(location)))}"
+    except httpx.InvalidURL:
+        return ""
+
+
+def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+def _sis_urls(settings: ConnectionSettings) -> list[str]:
+    """Every URL the administrator gave for this SIS: the requests may go to their origins."""
+    urls = [settings.root_url, *settings.service_urls.values()]
+    if settings.base_url is not None:
+        urls.append(settings.base_url)
+    if isinstance(settings.auth, OAuth2Settings):
+        urls.append(settings.auth.token_url)
+    return urls
 
 
 def _token_error(response: httpx.Response) -> TokenRequestFailed:

@@ -9,7 +9,8 @@ signature: they are built from the request line and the response body only.
     +-- ConfigurationError          the settings themselves are wrong
     +-- TransportError              no HTTP answer at all
     |   +-- SISUnreachable          could not connect, or the connection dropped
-    |   +-- SISTimeout              no answer in time
+    |   +-- SISTimeout              no answer in time (one attempt, or one call's retries)
+    |       +-- TimeBudgetSpent     every call of one job together took too long
     +-- SISDown                     too many consecutive failures: the client stops calling
     +-- ResponseError               an HTTP answer we cannot use
     |   +-- StatusError             any 4xx / 5xx
@@ -23,6 +24,9 @@ signature: they are built from the request line and the response body only.
     |   |   +-- ServerError         5xx, after every retry
     |   +-- MalformedResponse       not JSON, or not OneRoster
     |   +-- PagingError             the SIS pages wrongly (e.g. ignores `offset`)
+    |   +-- RunawayCollection       a collection's pages past a bound (seen, count, time)
+    |   +-- ForeignAddress          a next link or redirect away from the SIS (refused)
+    |   +-- ResponseTooLarge        an answer past the size cap
     +-- AmbiguousMatch              a lookup that must find one object found several
 """
 
@@ -163,3 +167,21 @@ class PagingError(ResponseError):
 
 class AmbiguousMatch(OneRosterError):
     """A lookup that must find at most one object found several."""
+
+
+class RunawayCollection(ResponseError):
+    """The SIS kept sending pages of a collection past a bound (a page already read, more
+    records or pages than it said it had or than the ceiling, the walk's time budget)."""
+
+
+class ForeignAddress(ResponseError):
+    """The SIS pointed sislink at an address that is not the SIS's own (a next link or a
+    redirect to another scheme, host, port or path): refused, the token never sent there."""
+
+
+class ResponseTooLarge(ResponseError):
+    """The SIS's answer was larger than the cap; sislink stopped reading it."""
+
+
+class TimeBudgetSpent(SISTimeout):
+    """Every call of this import or export together took longer than its time budget."""

@@ -46,11 +46,90 @@ class OffsetIgnored(Exception):
     """Raised by `Pager` when a page repeats the previous one; the client turns it into PagingError."""
 
 
+class WalkStopped(Exception):
+    """Raised by `Pager` when a walk goes past one of its bounds; the client turns it into
+    RunawayCollection. The message says what was seen, in words, without the collection's name
+    (the client adds it) and without advice (the client knows the setting to name)."""
+
+    def __init__(self, message: str, *, bound: str) -> None:
+        super().__init__(message)
+        self.bound = bound  # "seen", "records", "pages" or "total"
+
+
+class LinkElsewhere(Exception):
+    """Raised by `Pager` when a `Link` next points away from the SIS (another scheme, host,
+    port, or outside its base path); the client turns it into ForeignAddress."""
+
+    def __init__(self, link: str) -> None:
+        super().__init__(link)
+        self.link = link
+
+
+TOTAL_SLACK_FRACTION = 0.1
+"""Records a SIS may add while a collection is being read, as a share of the X-Total-Count it
+first gave (at least one page's worth): past that, the walk is not the collection it said."""
+
+
+def same_place(url: str, prefixes: Sequence[str]) -> bool:
+    """True when `url` has the scheme, host and port of one of `prefixes` and a path under its
+    path (`prefixes` are URLs such as `https://sis.example.org/ims/oneroster`)."""
+    target = urlsplit(url)
+    try:
+        port = target.port
+    except ValueError:
+        return False
+    path = _normal_path(target.path)
+    for prefix in prefixes:
+        allowed = urlsplit(prefix)
+        if (
+            target.scheme.lower() == allowed.scheme.lower()
+            and (target.hostname or "") == (allowed.hostname or "")
+            and _port_or_default(port, target.scheme)
+            == _port_or_default(allowed.port, allowed.scheme)
+        ):
+            base = _normal_path(allowed.path).rstrip("/")
+            if path == base or path.startswith(base + "/"):
+                return True
+    return False
+
+
+def _normal_path(path: str) -> str:
+    """The path with dot segments resolved (`/a/b/../c` -> `/a/c`), so `..` cannot climb out."""
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    return "/".join(out)
+
+
+def _port_or_default(port: int | None, scheme: str) -> int:
+    if port is not None:
+        return port
+    return 443 if scheme.lower() == "https" else 80
+
+
+def _page_key(url: str) -> str:
+    """One key per page whatever the order of its query parameters."""
+    parts = urlsplit(url)
+    query = sorted(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), _normal_path(parts.path), urlencode(query), "")
+    )
+
+
 @dataclass
 class Pager:
-    """Where the next page of one collection is.
+    """Where the next page of one collection is, and whether the walk is still believable.
 
     `first_url` is the collection URL with every parameter except `limit` and `offset`.
+    `link_prefixes` are the URLs a `Link` next may point under (the SIS's OneRoster root); empty
+    allows only the collection's own scheme, host and port. A walk stops (WalkStopped) at a
+    page already read (by its URL, or holding the same records as an earlier page), at more
+    records than the SIS's first X-Total-Count (plus TOTAL_SLACK_FRACTION), or past
+    `max_records` or `max_pages`.
     """
 
     first_url: str
@@ -58,8 +137,13 @@ class Pager:
     offset: int = 0
     pages_read: int = 0
     records_read: int = 0
+    max_records: int | None = None
+    max_pages: int | None = None
+    link_prefixes: tuple[str, ...] = ()
+    claimed_total: int | None = None  # the first X-Total-Count the SIS gave
     _previous_ids: tuple[str, ...] = field(default=(), repr=False)
-    _seen_links: set[str] = field(default_factory=set, repr=False)
+    _seen_pages: dict[str, int] = field(default_factory=dict, repr=False)
+    _seen_contents: dict[int, int] = field(default_factory=dict, repr=False)
 
     def first_page_url(self) -> str:
         return with_query(self.first_url, {"limit": str(self.limit), "offset": "0"})
@@ -74,34 +158,85 @@ class Pager:
     ) -> str | None:
         """Given what the page at `current_url` held, the URL of the next page, or None.
 
-        Raises OffsetIgnored when this page holds exactly the ids of the page before it, or
-        when a `Link` next points at a page already read.
+        Raises OffsetIgnored when this page holds exactly the ids of the page before it,
+        WalkStopped when the walk goes past a bound, LinkElsewhere when `Link` next points
+        away from the SIS.
         """
         page_ids = tuple(ids)
+        page_number = self.pages_read + 1
         if self.pages_read > 0 and page_ids and page_ids == self._previous_ids:
             raise OffsetIgnored(
                 f"page {self.pages_read + 1} (offset {self.offset}) repeats page {self.pages_read}"
             )
+        if page_ids:
+            fingerprint = hash(page_ids)
+            earlier = self._seen_contents.get(fingerprint)
+            if earlier is not None:
+                raise WalkStopped(
+                    f"page {page_number} holds the same records as page {earlier}", bound="seen"
+                )
+            self._seen_contents[fingerprint] = page_number
+        self._seen_pages.setdefault(_page_key(current_url), page_number)
         self._previous_ids = page_ids
-        self._seen_links.add(current_url)
-        self.pages_read += 1
+        self.pages_read = page_number
         self.records_read += len(page_ids)
         self.offset += len(page_ids)
         if not page_ids:
             return None
+        total = _int_or_none(total_count)
+        if self.claimed_total is None and total is not None:
+            self.claimed_total = total
+        self._check_bounds()
         next_link = parse_link_header(link_header).get("next")
         if next_link:
             absolute = urljoin(current_url, next_link)
-            if absolute in self._seen_links:
-                raise OffsetIgnored(f"Link next points back at a page already read ({absolute})")
-            return absolute
-        total = _int_or_none(total_count)
+            if not same_place(absolute, self.link_prefixes or (_origin(self.first_url),)):
+                raise LinkElsewhere(absolute)
+            earlier = self._seen_pages.get(_page_key(absolute))
+            if earlier is not None:
+                raise WalkStopped(
+                    f"page {page_number}'s next link points back at page {earlier}", bound="seen"
+                )
+            return self._another_page(absolute)
         if total is not None:
             if self.offset >= total:
                 return None
         elif len(page_ids) < self.limit:
             return None  # a short page without a total is the last one
-        return with_query(self.first_url, {"limit": str(self.limit), "offset": str(self.offset)})
+        return self._another_page(
+            with_query(self.first_url, {"limit": str(self.limit), "offset": str(self.offset)})
+        )
+
+    def _another_page(self, url: str) -> str:
+        if self.max_pages is not None and self.pages_read >= self.max_pages:
+            raise WalkStopped(
+                f"{self.pages_read:,} pages ({self.records_read:,} records) were read and the "
+                f"SIS offered another, past the ceiling of {self.max_pages:,} pages",
+                bound="pages",
+            )
+        return url
+
+    def _check_bounds(self) -> None:
+        if self.max_records is not None and self.records_read > self.max_records:
+            raise WalkStopped(
+                f"{self.records_read:,} records were read in {self.pages_read:,} pages, past "
+                f"the ceiling of {self.max_records:,} records",
+                bound="records",
+            )
+        claimed = self.claimed_total
+        if claimed is not None:
+            allowed = claimed + max(self.limit, int(claimed * TOTAL_SLACK_FRACTION))
+            if self.records_read > allowed:
+                raise WalkStopped(
+                    f"{self.records_read:,} records were read in {self.pages_read:,} pages "
+                    f"although the SIS said it had {claimed:,} (X-Total-Count)",
+                    bound="total",
+                )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -6,9 +6,10 @@ Secrets (client secret, OAuth 1 secret, header values such as a vendor key) are 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sislink.oneroster.consumer.exceptions import ConfigurationError
@@ -65,6 +66,61 @@ class OAuth1Settings:
 
 AuthSettings = OAuth2Settings | OAuth1Settings
 
+# The bounds on a SIS's answers. A real 50,000-student district has ~410,000 enrolments (its
+# largest collection) in ~410 pages of 1,000: the collection ceilings leave it room, and stop
+# a SIS that keeps inventing records (whatever X-Total-Count claims) within about two minutes
+# of an import on loopback (~6,000 records a second are written). An administrator of a larger
+# district raises them (the environment variables below).
+DEFAULT_MAX_RECORDS_PER_COLLECTION = 600_000
+DEFAULT_MAX_PAGES_PER_COLLECTION = 6_000  # pages of 100 records (the smallest SIS page sizes)
+DEFAULT_COLLECTION_TIME_BUDGET_S = 1800.0  # one collection's walk, every page
+DEFAULT_REQUEST_DEADLINE_S = 60.0  # one attempt: headers and the whole body
+DEFAULT_CALL_DEADLINE_S = 120.0  # one call, every retry and wait included: two full attempts
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a page of 1,000 users is ~1-2 MB
+DEFAULT_MAX_TOKEN_RESPONSE_BYTES = 64 * 1024  # a token answer is a few hundred bytes
+DEFAULT_JOB_TIME_BUDGET_S = 4 * 3600.0  # every call of one client (one import or export)
+
+LIMIT_VARIABLES: dict[str, str] = {
+    "SISLINK_SIS_MAX_RECORDS": "max_records_per_collection",
+    "SISLINK_SIS_MAX_PAGES": "max_pages_per_collection",
+    "SISLINK_SIS_COLLECTION_BUDGET_S": "collection_time_budget_s",
+    "SISLINK_SIS_REQUEST_DEADLINE_S": "request_deadline_s",
+    "SISLINK_SIS_CALL_DEADLINE_S": "call_deadline_s",
+    "SISLINK_SIS_MAX_RESPONSE_BYTES": "max_response_bytes",
+    "SISLINK_SIS_MAX_TOKEN_RESPONSE_BYTES": "max_token_response_bytes",
+    "SISLINK_SIS_JOB_BUDGET_S": "job_time_budget_s",
+}
+"""Environment variables an administrator sets to change the bounds, and the setting each sets."""
+
+_INTEGER_LIMITS = frozenset(
+    {
+        "max_records_per_collection",
+        "max_pages_per_collection",
+        "max_response_bytes",
+        "max_token_response_bytes",
+    }
+)
+
+
+def limits_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The bounds set in the environment (LIMIT_VARIABLES), as ConnectionSettings keywords.
+
+    A value that is not a number is refused naming the variable (ConfigurationError)."""
+    env = os.environ if environ is None else environ
+    limits: dict[str, Any] = {}
+    for variable, name in LIMIT_VARIABLES.items():
+        text = env.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            limits[name] = int(text) if name in _INTEGER_LIMITS else float(text)
+        except ValueError:
+            kind = "a whole number" if name in _INTEGER_LIMITS else "a number of seconds"
+            raise ConfigurationError(
+                f"{variable} must be {kind}, not {text!r}: fix or unset it"
+            ) from None
+    return limits
+
 
 @dataclass(frozen=True)
 class ConnectionSettings:
@@ -84,6 +140,13 @@ class ConnectionSettings:
     `failure_threshold` consecutive failed attempts (5xx, no answer) the client stops with
     SISDown instead of hammering a SIS that is down; after `failure_cooldown_s` one attempt
     is let through to see whether it is back.
+
+    Bounds, because the SIS is not trusted: a collection's walk stops past
+    `max_records_per_collection` records, `max_pages_per_collection` pages or
+    `collection_time_budget_s`; one attempt has `request_deadline_s` for its headers and whole
+    body, one call (its retries and waits included) `call_deadline_s`, and every call of the
+    client together `job_time_budget_s` (None: no budget); an answer stops being read past
+    `max_response_bytes` (`max_token_response_bytes` for the token endpoint's).
     """
 
     version: Version | Literal["1.1", "1.2"]
@@ -105,6 +168,15 @@ class ConnectionSettings:
     max_retry_after_s: float = 120.0
     failure_threshold: int = 10
     failure_cooldown_s: float = 30.0
+    # Bounds on what the SIS may make the client do (docs/security.md, "The SIS is not trusted").
+    max_records_per_collection: int = DEFAULT_MAX_RECORDS_PER_COLLECTION
+    max_pages_per_collection: int = DEFAULT_MAX_PAGES_PER_COLLECTION
+    collection_time_budget_s: float = DEFAULT_COLLECTION_TIME_BUDGET_S
+    request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
+    call_deadline_s: float = DEFAULT_CALL_DEADLINE_S
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_token_response_bytes: int = DEFAULT_MAX_TOKEN_RESPONSE_BYTES
+    job_time_budget_s: float | None = DEFAULT_JOB_TIME_BUDGET_S
 
     def __post_init__(self) -> None:
         try:
@@ -142,6 +214,22 @@ class ConnectionSettings:
                 raise ConfigurationError(
                     f"{name} must be at least {low}, not {getattr(self, name)}"
                 )
+        for name in (
+            "max_records_per_collection",
+            "max_pages_per_collection",
+            "max_response_bytes",
+            "max_token_response_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("collection_time_budget_s", "request_deadline_s", "call_deadline_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.job_time_budget_s is not None and not self.job_time_budget_s > 0:
+            raise ConfigurationError(
+                f"job_time_budget_s must be positive (or None: no budget), "
+                f"not {self.job_time_budget_s}"
+            )
         if self.failure_cooldown_s < 0:
             raise ConfigurationError(
                 f"failure_cooldown_s cannot be negative, not {self.failure_cooldown_s}"
