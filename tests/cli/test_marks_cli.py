@@ -522,3 +522,38 @@ def test_all_says_which_class_could_not_be_exported_and_why_and_exits_non_zero(
     assert code == 1
     assert "failed" in output
     assert f"does not know this class's SIS class ({world.sis_class_id})" in output
+
+
+def test_an_export_that_skipped_everything_needs_attention_and_exits_3(
+    world: World, tmp_path: Path
+) -> None:
+    teacher, cls = world.teacher_email, str(world.class_id)
+    work = world.add_coursework("Reading log", points=None)  # no points: the SIS cannot take it
+    world.add_coursework("Plan", points=10, publish=False)  # a draft: the teacher's own choice
+    code, text = _run(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert code == 3, text
+    done = json.loads(text)
+    assert done["status"] == "needs_attention" and done["writes"] == 0
+    (summary,) = done["classes"]
+    assert summary["outcome"] == "needs_attention"
+    # The draft is reported as skipped, but only the coursework without points needs attention.
+    assert summary["attention"] == {
+        "count": 1,
+        "reasons": [
+            "Reading log: It is not marked with points, so the SIS has nothing to record: "
+            "give it max points."
+        ],
+    }
+    code, text = _run(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher)
+    assert code == 3
+    assert "needs_attention" in text and "Needs attention: 1 item skipped" in text
+    code, text = _run(world, tmp_path, "marks", "export", "--all", "--as", teacher)
+    assert code == 3, text
+    # Once nothing is left to act on, the export succeeds again (exit 0).
+    with world.classroom.transaction() as session:
+        from sislink.classroom.services import coursework
+
+        coursework.edit_coursework(session, world.teacher, work, max_points=5)
+    code, text = _run(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
+    assert code == 0, text
+    assert json.loads(text)["status"] == "succeeded"

@@ -136,13 +136,26 @@ def test_a_teacher_links_adds_coursework_marks_returns_exports_and_reads_the_rep
     report = teacher.get(str(report.url))
     assert report.url.path.startswith(f"/classes/{cid}/reports/"), report.text
     assert "Troubleshoot mark export" in report.text
-    assert 'id="report-outcome">succeeded' in report.text
+    # The Quiz was skipped, so the export is not "succeeded": it needs attention, with the
+    # count and the reason, wherever its status is shown.
+    no_due = "Quiz: It has no due date, and the SIS needs one: give it a due date."
+    assert (
+        'id="report-outcome">needs attention</span> <span class="attention-count">1 item skipped'
+        in report.text
+    )
+    assert no_due in report.text
     # The Quiz has no due date: the report says so, in words, before anything else.
     first_row = report.text.split('<tr class="item ')[1]
     assert first_row.startswith("skipped") and "It has no due date" in first_row
     assert report.text.count('<tr class="item exported"') == 5  # the Essay and 4 marks
-    activity = school.admin.get("/admin/activity")
-    assert "Mark exports" in activity.text and 'class="badge succeeded"' in activity.text
+    for page in (
+        teacher.get(f"/classes/{cid}"),
+        teacher.get("/classes"),
+        school.admin.get("/admin/activity"),
+    ):
+        assert 'class="badge needs_attention">needs attention' in page.text, page.url
+        assert "1 item skipped" in page.text and no_due in page.text, page.url
+        assert 'class="badge succeeded"' not in page.text
 
 
 def test_coursework_is_checked_field_by_field_and_what_was_typed_is_escaped(

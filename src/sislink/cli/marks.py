@@ -13,13 +13,15 @@ from rich.table import Table
 from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom, ClassroomError
-from sislink.classroom.models import Coursework, CourseworkState
+from sislink.classroom.models import Coursework, CourseworkState, JobStatus
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing
 from sislink.classroom.services.people import find_person_by_email
 from sislink.cli.classes import find_class, sync_errors
 from sislink.cli.common import (
     AS_OPTION,
+    EXIT_FAILED,
+    EXIT_NEEDS_ATTENTION,
     JSON_OPTION,
     actor_for,
     fail,
@@ -238,7 +240,10 @@ def register(app: typer.Typer) -> None:
         as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
-        """Export coursework and marks to the SIS (only what changed since the last export)."""
+        """Export coursework and marks to the SIS (only what changed since the last export).
+
+        Exit status: 0 all sent; 3 finished, but items were skipped for a reason to act on
+        (listed); 1 a class failed, was refused or stopped."""
         if (class_ is None) == (not all_classes):
             fail("Give --class CLASS or --all.")
         classroom = open_from_env()
@@ -265,16 +270,29 @@ def register(app: typer.Typer) -> None:
                 for why in (report.refused, report.failed, report.stopped):
                     if why:
                         out.print(f"  {why}")
+                if report.attention_count:
+                    out.print(
+                        f"  Needs attention: {report.attention_count} item"
+                        f"{'s' if report.attention_count != 1 else ''} skipped (below)."
+                    )
                 for item in report.items:
                     if item.outcome.value in ("skipped", "failed"):
                         who = f" / {item.student}" if item.student else ""
                         out.print(
                             f"  {item.outcome.value}: {item.coursework_title}{who}: {item.reason}"
                         )
-        # Non-zero whenever something was not exported as asked, so scripts notice.
-        finished = (ExportOutcome.SUCCEEDED, ExportOutcome.DRY_RUN)
+        # Non-zero whenever something was not exported as asked, so scripts notice: 1 when a
+        # class failed, was refused or stopped; 3 when every class finished but items were
+        # skipped for a reason someone must act on (README, "Exit status").
+        finished = (
+            ExportOutcome.SUCCEEDED,
+            ExportOutcome.NEEDS_ATTENTION,
+            ExportOutcome.DRY_RUN,
+        )
         if run.job.error or any(r.outcome not in finished for r in run.reports):
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAILED)
+        if run.job.status == JobStatus.NEEDS_ATTENTION:
+            raise typer.Exit(EXIT_NEEDS_ATTENTION)
 
     @group.command("report")
     def report(

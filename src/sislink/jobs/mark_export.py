@@ -26,6 +26,7 @@ from sislink.jobs.runner import (
     JobCancelled,
     JobContext,
     JobOutcome,
+    attention,
     queue,
     register_job_kind,
     run_job,
@@ -110,7 +111,7 @@ async def export_class_work(
         )
     if reports is not None:
         reports.append(report)
-    result = {**report.summary(), "report_id": report.report_id}
+    result = {**report.summary(), "report_id": report.report_id, **_attention_of([report])}
     if report.stopped is not None:
         raise JobCancelled(result)
     not_done = report.refused or report.failed
@@ -143,6 +144,7 @@ async def export_all_work(
     result = {
         "classes": [r.summary() for r in done],
         "writes": sum(r.writes for r in done),
+        **_attention_of(done, name_classes=True),
     }
     if any(r.stopped is not None for r in done):
         raise JobCancelled(result)
@@ -150,6 +152,21 @@ async def export_all_work(
     if failed:
         raise ExportNotDone(_failed_classes(failed, len(done)))
     return result
+
+
+def _attention_of(reports: list[ExportReport], *, name_classes: bool = False) -> dict[str, Any]:
+    """The job report's `attention` entry (the runner then ends the job needs_attention): how
+    many items were skipped for a reason someone must act on, and the first reasons."""
+    count = 0
+    reasons: list[str] = []
+    for report in reports:
+        entry = report.attention()
+        if entry is None:
+            continue
+        count += int(entry["count"])
+        prefix = f"{report.class_title}: " if name_classes else ""
+        reasons.extend(prefix + reason for reason in entry["reasons"])
+    return attention(count, reasons)
 
 
 def _failed_classes(failed: list[ExportReport], total: int) -> str:

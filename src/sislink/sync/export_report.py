@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Class, MarkExportReport, Person, utc_now
+from sislink.sync.preflight import Reason
 
 
 class Outcome(StrEnum):
@@ -31,10 +32,22 @@ class Outcome(StrEnum):
     WOULD_DELETE = "would_delete"  # dry run: would be removed
 
 
+# Skipped items that are the teacher's own choice, not a problem: a draft or not-for-export
+# coursework, a mark not yet returned. They are reported, but do not make an export need attention.
+CHOSEN_SKIPS = frozenset(
+    {Reason.DRAFT_COURSEWORK.value, Reason.NOT_FOR_EXPORT.value, Reason.DRAFT_MARK.value}
+)
+# How many reasons an export's `attention` names (the count covers them all).
+ATTENTION_REASONS = 5
+
+
 class ExportOutcome(StrEnum):
     """How a whole export ended."""
 
-    SUCCEEDED = "succeeded"  # nothing failed (items may have been skipped)
+    SUCCEEDED = "succeeded"  # everything was sent, or left out by the teacher's own choice
+    # Nothing failed, but items were skipped for a reason someone must act on (no due date, a
+    # category the SIS lacks, a student the SIS class does not have...): sent nothing for them.
+    NEEDS_ATTENTION = "needs_attention"
     PARTIAL = "partial"  # some items failed; the next export finishes them
     REFUSED = "refused"  # nothing was sent (permission, connection, link)
     FAILED = "failed"  # the SIS could not be asked, or stopped answering: not done (or not all)
@@ -57,6 +70,18 @@ class ItemReport:
     reason: str = ""  # why skipped or failed, or a note on an exported item
     status_code: int | None = None  # the SIS's HTTP status, when it answered with an error
     sis_said: str | None = None  # the SIS's own description of the error
+    # Why it was skipped, as pre-flight's Reason value (e.g. "no_due_date"), when it was.
+    skip_reason: str | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        """Skipped for a reason someone must act on (not by the teacher's own choice)."""
+        return self.outcome is Outcome.SKIPPED and self.skip_reason not in CHOSEN_SKIPS
+
+    def in_words(self) -> str:
+        """The item and why, for lists of reasons: "Essay / Ann Lee (ann@...): It has no..."."""
+        who = f" / {self.student}" if self.student else ""
+        return f"{self.coursework_title}{who}: {self.reason}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +94,7 @@ class ItemReport:
             "reason": self.reason,
             "status_code": self.status_code,
             "sis_said": self.sis_said,
+            "skip_reason": self.skip_reason,
             "sourced_id": self.sourced_id,
             "at": self.at.isoformat(),
         }
@@ -105,7 +131,28 @@ class ExportReport:
             return ExportOutcome.DRY_RUN
         if any(item.outcome is Outcome.FAILED for item in self.items):
             return ExportOutcome.PARTIAL
+        if self.attention_count:
+            return ExportOutcome.NEEDS_ATTENTION
         return ExportOutcome.SUCCEEDED
+
+    @property
+    def attention_count(self) -> int:
+        """How many items were skipped for a reason someone must act on."""
+        return sum(1 for item in self.items if item.needs_attention)
+
+    def attention(self) -> dict[str, Any] | None:
+        """{"count": N, "reasons": [the first few, in words]} when items need attention."""
+        needing = [item for item in self.items if item.needs_attention]
+        if not needing:
+            return None
+        reasons: list[str] = []
+        for item in needing:
+            said = item.in_words()
+            if said not in reasons:
+                reasons.append(said)
+            if len(reasons) == ATTENTION_REASONS:
+                break
+        return {"count": len(needing), "reasons": reasons}
 
     def counts(self) -> dict[str, dict[str, int]]:
         """How many items ended each way, per kind: {"lineItem": {"exported": 3, ...}, ...}."""
@@ -124,6 +171,7 @@ class ExportReport:
             "refused": self.refused,
             "failed": self.failed,
             "stopped": self.stopped,
+            "attention": self.attention(),
             "writes": self.writes,
             "counts": self.counts(),
             "started_at": self.started_at.isoformat(),
@@ -184,13 +232,15 @@ def stored_report_json(row: MarkExportReport, *, with_items: bool = True) -> dic
     return data
 
 
-# Failed or partly failed exports come first: they are what an administrator acts on.
+# Failed or partly failed exports come first, then those needing attention: they are what an
+# administrator acts on.
 _FAILURES_FIRST = case(
     (MarkExportReport.outcome == ExportOutcome.FAILED.value, 0),
     (MarkExportReport.outcome == ExportOutcome.PARTIAL.value, 1),
     (MarkExportReport.outcome == ExportOutcome.REFUSED.value, 2),
     (MarkExportReport.outcome == ExportOutcome.STOPPED.value, 3),
-    else_=4,
+    (MarkExportReport.outcome == ExportOutcome.NEEDS_ATTENTION.value, 4),
+    else_=5,
 )
 
 
@@ -220,6 +270,7 @@ def recent_exports(classroom: Classroom, *, limit: int = 100) -> list[dict[str, 
                 "refused": (report.summary or {}).get("refused"),
                 "failed": (report.summary or {}).get("failed"),
                 "stopped": (report.summary or {}).get("stopped"),
+                "attention": (report.summary or {}).get("attention"),
             }
             for report, title, email in rows
         ]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from sislink.classroom import Actor, Classroom, ClassroomError
+from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
 from sislink.classroom.models import (
     Class,
     ClassLink,
@@ -31,6 +31,7 @@ from sislink.classroom.models import (
     utc_now,
 )
 from sislink.classroom.services import connections
+from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.audit import record_event
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.organisation import identity_namespace, organisation
@@ -64,6 +65,8 @@ ShouldStop = Callable[[], bool]
 LEDGER_BATCH = 500
 # Classes exported at once by `export_all_classes` (they share the client's concurrency).
 CLASSES_AT_ONCE = 4
+# The skip reason of a write not sent because the export stopped or another write failed first.
+NOT_SENT = "not_sent"
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ class _Run:
         )
 
     def _not_sent(self, op: Put | Delete, reason: str) -> None:
-        self._item(op, Outcome.SKIPPED, reason=reason)
+        self._item(op, Outcome.SKIPPED, reason=reason, skip_reason=NOT_SENT)
         self._tick()
 
     def _failed(self, op: Put | Delete, exc: OneRosterError, status_in_ledger: str) -> None:
@@ -323,6 +326,7 @@ def _kept_report(kept: Kept) -> ItemReport:
         student_id=kept.student_id,
         student=kept.student,
         reason=str(kept.skipped) if kept.skipped else "",
+        skip_reason=kept.skipped.reason.value if kept.skipped else None,
     )
 
 
@@ -607,17 +611,24 @@ async def export_all_classes(
                     "was disconnected) before this class's turn. Export again to send it.",
                     job_id=job_id,
                 )
-            else:
-                report = await export_one_class(
-                    classroom,
-                    client,
-                    actor,
-                    class_id,
-                    dry_run=dry_run,
-                    should_stop=should_stop,
-                    slots=slots,
-                    job_id=job_id,
+            elif (busy := _take_class(classroom, job_id, class_id, dry_run)) is not None:
+                report = _unexported_report(
+                    classroom, actor, class_id, dry_run=dry_run, refused=busy, job_id=job_id
                 )
+            else:
+                try:
+                    report = await export_one_class(
+                        classroom,
+                        client,
+                        actor,
+                        class_id,
+                        dry_run=dry_run,
+                        should_stop=should_stop,
+                        slots=slots,
+                        job_id=job_id,
+                    )
+                finally:
+                    _give_back_class(classroom, job_id, class_id, dry_run)
                 if report.sis_down and sis_down is None:
                     sis_down = report.failed
         finished += 1
@@ -630,6 +641,31 @@ async def export_all_classes(
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(one(c)) for c in chosen]
     return [task.result() for task in tasks]
+
+
+def _take_class(
+    classroom: Classroom, job_id: int | None, class_id: int, dry_run: bool
+) -> str | None:
+    """Take the class's lock for the job exporting every class, so that no other job writes
+    the class meanwhile (a dry run writes nothing and takes none): None once taken, else why
+    the class is not exported by this job (which job holds it, in words)."""
+    if job_id is None or dry_run:
+        return None
+    try:
+        with classroom.transaction() as session:
+            job_service.take_lock(session, job_id, job_service.lock_key_for(class_id=class_id))
+    except Conflict as busy:
+        return f"Not exported by this job: another job is exporting this class. {busy.message}"
+    return None
+
+
+def _give_back_class(
+    classroom: Classroom, job_id: int | None, class_id: int, dry_run: bool
+) -> None:
+    if job_id is None or dry_run:
+        return
+    with classroom.transaction() as session:
+        job_service.release_lock(session, job_id, job_service.lock_key_for(class_id=class_id))
 
 
 def forget_ledger_for_class(classroom: Classroom, class_id: int) -> int:

@@ -144,6 +144,7 @@ def my_classes(
                     "link_advice": state.advice,
                     "primary": klass.primary_teacher_id == who.person_id,
                     "last_export": last[0].outcome if last else None,
+                    "last_attention": (last[0].summary or {}).get("attention") if last else None,
                 }
             )
         permission_off = export_permission_off(session, who)
@@ -190,7 +191,13 @@ def class_page(
         refusal = export_refusal(session, who, class_id)
         permission_off = export_permission_off(session, who)
         reports = [
-            {"id": r.id, "at": r.started_at, "outcome": r.outcome, "writes": r.writes}
+            {
+                "id": r.id,
+                "at": r.started_at,
+                "outcome": r.outcome,
+                "writes": r.writes,
+                "attention": (r.summary or {}).get("attention"),
+            }
             for r in report_history(session, class_id, limit=5)
         ]
         running = session.scalars(

@@ -265,6 +265,8 @@ def progress_of(job: Job) -> dict[str, Any]:
         "done": job.progress_done,
         "total": job.progress_total,
         "message": job.progress_message,
-        "finished": str(job.status) in ("succeeded", "failed", "cancelled", "on_hold"),
+        "finished": str(job.status)
+        in ("succeeded", "needs_attention", "failed", "cancelled", "on_hold"),
         "error": (job.report or {}).get("error"),
+        "attention": (job.report or {}).get("attention"),
     }
