@@ -76,7 +76,8 @@ def _report_card(report: ConformanceReport) -> Table:
     for check in report.checks:
         latency = "" if check.latency_ms is None else f"{check.latency_ms:.0f}"
         style = STATUS_STYLE[check.status]
-        table.add_row(check.name, f"[{style}]{check.status}[/]", check.details, latency)
+        details = check.details + (f"\n[yellow]note:[/] {check.note}" if check.note else "")
+        table.add_row(check.name, f"[{style}]{check.status}[/]", details, latency)
     verdict = "all checks passed" if report.passed else "some checks FAILED or did not run"
     table.caption = verdict
     return table

@@ -116,12 +116,14 @@ def settings_for_check(
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One behaviour checked: passed (True), failed (False) or not run (None)."""
+    """One behaviour checked: passed (True), failed (False) or not run (None). `note`: what a
+    passing SIS does differently from what most consumers expect (worth knowing, not a fault)."""
 
     name: str
     passed: bool | None
     details: str
     latency_ms: float | None = None
+    note: str | None = None
 
     @property
     def status(self) -> str:
@@ -150,6 +152,7 @@ class ConformanceReport:
                     "status": c.status,
                     "details": c.details,
                     "latency_ms": None if c.latency_ms is None else round(c.latency_ms, 1),
+                    "note": c.note,
                 }
                 for c in self.checks
             ],
@@ -158,6 +161,14 @@ class ConformanceReport:
 
 class CheckFailed(Exception):
     """A behaviour that did not hold; the message says what was seen."""
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A check that held, with a note on how (e.g. an update answered 201, not 200)."""
+
+    details: str
+    note: str
 
 
 LONG_TITLE_LENGTH = 1000
@@ -187,7 +198,7 @@ class _Run:
     async def check(
         self,
         name: str,
-        run: Callable[[], Awaitable[str]],
+        run: Callable[[], Awaitable[str | Passed]],
         *,
         needs: tuple[str, ...] = (),
         gate: bool = False,
@@ -202,14 +213,22 @@ class _Run:
             )
             return False
         started = time.perf_counter()
+        note: str | None = None
+        unanswered = False  # the call itself failed (as opposed to an answer that was wrong)
         try:
-            details = await run()
+            outcome = await run()
             passed = True
-        except (CheckFailed, OneRosterError) as exc:
+            if isinstance(outcome, Passed):
+                details, note = outcome.details, outcome.note
+            else:
+                details = outcome
+        except CheckFailed as exc:
             details, passed = str(exc), False
+        except OneRosterError as exc:
+            details, passed, unanswered = str(exc), False, True
         latency = (time.perf_counter() - started) * 1000
-        self.report.checks.append(CheckResult(name, passed, details, latency))
-        if gate and not passed and not (name == "token_is_issued" and self.sis.tokens_fetched):
+        self.report.checks.append(CheckResult(name, passed, details, latency, note))
+        if gate and unanswered and not (name == "token_is_issued" and self.sis.tokens_fetched):
             # A token without every scope still lets the checks run: each call that needs a
             # missing scope then fails and names it.
             self.blocked = f"{name} failed"
@@ -233,7 +252,35 @@ class _Run:
     async def teachers_can_be_listed(self) -> str:
         page = await self.sis.page("teachers", limit=1)
         total = f" of {page.total_count}" if page.total_count is not None else ""
+        if len(page.records) > 1:
+            raise CheckFailed(
+                f"teachers?limit=1 answered {len(page.records)} teachers{total}: the SIS ignores "
+                "`limit`, so it cannot be paged; ask the SIS vendor to support limit/offset"
+            )
         return f"{len(page.records)} teacher{total} on a page of 1"
+
+    async def teachers_page_by_limit_and_offset(self) -> str | Passed:
+        first = await self.sis.page("teachers", limit=2, offset=0)
+        second = await self.sis.page("teachers", limit=2, offset=1)
+        for offset, page in ((0, first), (1, second)):
+            if len(page.records) > 2:
+                raise CheckFailed(
+                    f"teachers?limit=2&offset={offset} answered {len(page.records)} teachers: "
+                    "the SIS ignores `limit`, so it cannot be paged"
+                )
+        ids = [str(r.get("sourcedId")) for r in first.records]
+        if len(ids) < 2:
+            return Passed(
+                f"only {len(ids)} teacher(s): paging could not be compared",
+                "list at least two teachers to this client to check paging",
+            )
+        if not second.records or str(second.records[0].get("sourcedId")) != ids[1]:
+            seen = ", ".join(str(r.get("sourcedId")) for r in second.records) or "nothing"
+            raise CheckFailed(
+                f"teachers?limit=2&offset=1 answered {seen}, not {ids[1]} (the second of "
+                f"offset=0): the SIS ignores `offset`, so pages repeat or skip records"
+            )
+        return "limit=2 gives two teachers; offset=1 starts at the second"
 
     async def teacher_is_found_by_email(self) -> str:
         found = [
@@ -242,16 +289,28 @@ class _Run:
                 "teachers", filter=where("email", "=", self.email), page_size=10000
             )
         ]
+        wanted = self.email.casefold()
+        others = [
+            t for t in found if not isinstance(t, User) or (t.email or "").casefold() != wanted
+        ]
+        if others:
+            shown = ", ".join(
+                f"{t.sourced_id} ({(t.email if isinstance(t, User) else None) or 'no email'})"
+                for t in others[:3]
+            )
+            raise CheckFailed(
+                f"teachers?filter=email='{self.email}' answered {len(found)} users, "
+                f"{len(others)} of them with another email ({shown}): the SIS ignores or "
+                "misreads `filter`"
+            )
         if len(found) != 1:
             raise CheckFailed(
                 f"teachers?filter=email='{self.email}' returned {len(found)} users, expected one"
             )
         teacher = found[0]
         assert isinstance(teacher, User)
-        if not teacher.email:
-            raise CheckFailed(f"teacher {teacher.sourced_id} has no email")
         self.state.teacher = teacher
-        return f"sourcedId {teacher.sourced_id} (limit=10000 accepted)"
+        return f"sourcedId {teacher.sourced_id}, email {teacher.email} (limit=10000 accepted)"
 
     async def teacher_classes_have_school_and_terms(self) -> str:
         assert self.state.teacher is not None
@@ -330,11 +389,20 @@ class _Run:
             raise CheckFailed(f"a new lineItem answered {outcome.status_code}, expected 201")
         return f"lineItem {s.line_item.sourced_id} created (201)"
 
-    async def line_item_put_again_updates_200(self) -> str:
+    async def line_item_put_again_updates(self) -> str | Passed:
         assert self.state.line_item is not None
         outcome = await self.sis.put_line_item(self.state.line_item)
+        if outcome.status_code == 201:
+            return Passed(
+                "updated (201)",
+                "the SIS answers 201 to a PUT that updates, as 1EdTech's OpenAPI lists; "
+                "Google's notebook accepts 200 or 201, so sislink cannot tell an update from a "
+                "creation by the answer alone",
+            )
         if outcome.status_code != 200:
-            raise CheckFailed(f"the same PUT again answered {outcome.status_code}, expected 200")
+            raise CheckFailed(
+                f"the same PUT again answered {outcome.status_code}, expected 200 or 201"
+            )
         return "updated (200)"
 
     async def line_item_is_listed_for_class(self) -> str:
@@ -437,6 +505,7 @@ async def run_conformance(
         if isinstance(settings.auth, OAuth2Settings):
             await run.check("token_is_issued", run.token_is_issued, gate=True)
         await run.check("teachers_can_be_listed", run.teachers_can_be_listed, gate=True)
+        await run.check("teachers_page_by_limit_and_offset", run.teachers_page_by_limit_and_offset)
         await run.check("teacher_is_found_by_email", run.teacher_is_found_by_email)
         await run.check(
             "teacher_classes_have_school_and_terms",
@@ -470,7 +539,7 @@ async def _write_checks(run: _Run) -> None:
         # The PUT may have written it with another status: keep going so it gets deleted.
         created = True
     await run.check(
-        "line_item_put_again_updates_200", run.line_item_put_again_updates_200, needs=("line_item",)
+        "line_item_put_again_updates", run.line_item_put_again_updates, needs=("line_item",)
     )
     await run.check(
         "line_item_is_listed_for_class", run.line_item_is_listed_for_class, needs=("line_item",)
