@@ -87,3 +87,63 @@ def test_a_link_next_pointing_back_at_a_read_page_is_refused() -> None:
         pager.next_page_url(
             first, ["a", "b"], link_header=f'<{first}>; rel="next"', total_count=None
         )
+
+
+def test_a_page_already_read_by_its_url_stops_the_walk_whatever_its_query_order() -> None:
+    pager = Pager(BASE, limit=2)
+    first = BASE + "?a=1&b=2"
+    second = pager.next_page_url(
+        first, ["a", "b"], link_header=f'<{BASE}?c=3>; rel="next"', total_count=None
+    )
+    assert second is not None
+    with pytest.raises(WalkStopped, match="page 2's next link points back at page 1"):
+        pager.next_page_url(
+            second, ["c", "d"], link_header=f'<{BASE}?b=2&a=1>; rel="next"', total_count=None
+        )
+
+
+def test_records_beyond_the_first_total_and_its_slack_stop_the_walk() -> None:
+    pager = Pager(BASE, limit=2)
+    url = pager.first_page_url()
+    url = pager.next_page_url(url, ["a", "b"], link_header=None, total_count="2")  # type: ignore[assignment]
+    assert url is None  # offset paging ends at the total by itself
+    linked = Pager(BASE, limit=2)
+    link = f'<{BASE}?page=next>; rel="next"'
+    page_url = linked.first_page_url()
+    for n in range(2):  # 4 records: the total (2) plus one page of slack
+        page_url = linked.next_page_url(  # type: ignore[assignment]
+            page_url,
+            [f"{n}a", f"{n}b"],
+            link_header=link.replace("next>", f"{n}>"),
+            total_count="2",
+        )
+    with pytest.raises(WalkStopped, match="although the SIS said it had 2"):
+        linked.next_page_url(page_url, ["x", "y"], link_header=link, total_count="999")
+
+
+def test_a_next_link_to_another_origin_or_outside_the_base_path_is_refused() -> None:
+    root = "http://sis.test/ims/oneroster"
+    for elsewhere in (
+        "http://other.test/ims/oneroster/rostering/v1p2/users?offset=2",
+        "http://sis.test:8080/ims/oneroster/rostering/v1p2/users?offset=2",
+        "https://sis.test/ims/oneroster/rostering/v1p2/users?offset=2",
+        "http://sis.test/admin/users?offset=2",
+        "http://sis.test/ims/oneroster/../../admin?offset=2",
+        "//other.test/ims/oneroster/rostering/v1p2/users",
+    ):
+        pager = Pager(BASE, limit=2, link_prefixes=(root,))
+        with pytest.raises(LinkElsewhere):
+            pager.next_page_url(
+                pager.first_page_url(),
+                ["a", "b"],
+                link_header=f'<{elsewhere}>; rel="next"',
+                total_count=None,
+            )
+    pager = Pager(BASE, limit=2, link_prefixes=(root,))
+    same = pager.next_page_url(
+        pager.first_page_url(),
+        ["a", "b"],
+        link_header='<users?cursor=2>; rel="next"',
+        total_count=None,
+    )
+    assert same == "http://sis.test/ims/oneroster/rostering/v1p2/users?cursor=2"

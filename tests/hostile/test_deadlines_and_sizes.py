@@ -1,0 +1,95 @@
+"""Item 3 of issue 17: every answer has a deadline (headers and whole body) and a size; one
+call's retries share one deadline; a job has a total budget. The bounds are configured small
+and the outcome and sentence checked (never the wall clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hostile.hostile_sis import (
+    HostileSIS,
+    dribbled_body,
+    huge_body,
+    huge_token,
+    slow_headers,
+)
+from sislink.oneroster.consumer import OneRosterClient, SISTimeout
+from sislink.oneroster.consumer.exceptions import ResponseTooLarge, TimeBudgetSpent
+
+pytestmark = pytest.mark.anyio
+
+USERS = "/ims/oneroster/rostering/v1p2/users"
+
+
+async def _read_users(sis: HostileSIS, **bounds: object) -> None:
+    async with OneRosterClient(sis.settings(**bounds)) as client:
+        async for _ in client.iter_records("users"):
+            pass
+
+
+async def test_a_body_dribbled_a_byte_at_a_time_ends_at_the_request_deadline() -> None:
+    """Each byte comes well within the read timeout: only the deadline on the whole answer
+    can end it."""
+    with HostileSIS(dribbled_body(every_s=0.05)) as sis, pytest.raises(SISTimeout) as caught:
+        await _read_users(sis, request_deadline_s=0.3, call_deadline_s=0.7, read_timeout_s=30)
+    message = str(caught.value)
+    assert message.startswith("The SIS took longer than")
+    assert f"a page of users from {sis.origin}{USERS}" in message
+    assert "limit=" not in message
+
+
+async def test_retries_of_an_answer_that_never_comes_stop_at_the_call_deadline() -> None:
+    """The issue's 7 attempts of 60 s: retries share one deadline, so a call ends there."""
+    with HostileSIS(slow_headers(seconds=5)) as sis, pytest.raises(SISTimeout) as caught:
+        await _read_users(sis, request_deadline_s=0.3, call_deadline_s=0.5, max_retries=6)
+    assert "every attempt and retry included" in str(caught.value)
+    assert "SISLINK_SIS_CALL_DEADLINE_S" in str(caught.value)
+    assert len(sis.calls()) == 2  # 0.3 s, then the 0.2 s left; not 7 attempts
+
+
+async def test_headers_held_back_past_the_request_deadline_are_named_in_words() -> None:
+    with HostileSIS(slow_headers(seconds=5)) as sis, pytest.raises(SISTimeout) as caught:
+        await _read_users(sis, request_deadline_s=0.2, max_retries=0)
+    assert str(caught.value) == (
+        f"The SIS took longer than 0.2 s to send a page of users from {sis.origin}{USERS} "
+        "(SISLINK_SIS_REQUEST_DEADLINE_S, request_deadline_s); it may be overloaded: try "
+        "again later, or raise it if the SIS is only slow."
+    )
+
+
+async def test_a_body_without_end_stops_being_read_at_the_size_cap() -> None:
+    with (
+        HostileSIS(huge_body(endless=True)) as sis,
+        pytest.raises(ResponseTooLarge) as caught,
+    ):
+        await _read_users(sis, max_response_bytes=1_000_000)
+    message = str(caught.value)
+    assert "more than the 1,000,000 bytes sislink reads for a page of users" in message
+    assert "SISLINK_SIS_MAX_RESPONSE_BYTES" in message
+
+
+async def test_a_declared_length_past_the_cap_is_refused_before_reading() -> None:
+    with (
+        HostileSIS(huge_body(endless=False, size=2_000_000)) as sis,
+        pytest.raises(ResponseTooLarge, match=r"sent 2,000,000 bytes than the 1,000,000"),
+    ):
+        await _read_users(sis, max_response_bytes=1_000_000)
+
+
+async def test_a_token_answer_without_end_stops_at_the_token_cap() -> None:
+    with HostileSIS(huge_token()) as sis, pytest.raises(ResponseTooLarge) as caught:
+        await _read_users(sis, max_token_response_bytes=4096)
+    assert "4,096 bytes sislink reads for a token" in str(caught.value)
+    assert "SISLINK_SIS_MAX_TOKEN_RESPONSE_BYTES" in str(caught.value)
+    assert sis.calls() == []  # no OneRoster call was made without a token
+
+
+async def test_a_job_stops_when_its_time_budget_is_spent() -> None:
+    with HostileSIS(slow_headers(seconds=0.15)) as sis:
+        async with OneRosterClient(sis.settings(job_time_budget_s=0.4)) as client:
+            with pytest.raises(TimeBudgetSpent) as caught:
+                for _ in range(20):
+                    await client.page("users", limit=1)
+    assert "spent its time budget of 0.4 s" in str(caught.value)
+    assert "SISLINK_SIS_JOB_BUDGET_S" in str(caught.value)
+    assert len(sis.calls()) <= 4
