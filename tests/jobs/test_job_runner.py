@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +16,7 @@ import pytest
 
 from sislink.classroom import Actor, Classroom, Conflict, open_classroom
 from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.jobs.runner import (
     JobCancelled,
@@ -166,20 +172,158 @@ async def test_a_queued_job_runs_by_id_with_its_registered_kind_and_params(
     assert outcome.report == {"seen": {"connection_id": 9}}
 
 
-def test_jobs_left_running_by_a_stopped_process_are_failed_and_unlocked(
-    sqlite_classroom: Classroom,
+# Runs a job that never ends by itself, holding the lock argv[2]; prints its id once it runs.
+RUN_A_JOB_UNTIL_KILLED = """
+import asyncio, sys
+from sislink.classroom import Actor, open_classroom
+from sislink.jobs.runner import run_job
+classroom = open_classroom(sys.argv[1], migrate_schema=False)
+async def forever(context):
+    print(context.job_id, flush=True)
+    await asyncio.Event().wait()
+    return {}
+asyncio.run(run_job(classroom, kind="test", actor=Actor.system(), work=forever, lock_key=sys.argv[2]))
+"""
+
+
+def _killed_mid_run(classroom: Classroom, lock: str) -> tuple[int, int]:
+    """A job another process was running when it was killed (kill -9): (job id, its pid)."""
+    url = classroom.engine.url.render_as_string(hide_password=False)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_A_JOB_UNTIL_KILLED, url, lock],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        job_id = int(process.stdout.readline())
+        assert job_row(classroom, job_id).status == JobStatus.RUNNING
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    return job_id, process.pid
+
+
+def test_a_job_whose_process_was_killed_is_failed_and_its_lock_free_for_the_next_run(
+    classroom: Classroom,
 ) -> None:
     lock = lock_key_for(class_id=3)
-    job_id = queue(sqlite_classroom, kind="test", actor=Actor.system(), lock_key=lock)
-    with sqlite_classroom.transaction() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        job.status = JobStatus.RUNNING  # as if the process died mid-run
-    assert recover_interrupted(sqlite_classroom) == [job_id]
-    job = job_row(sqlite_classroom, job_id)
-    assert job.status == JobStatus.FAILED
-    assert "safe to repeat" in job.report["error"]
-    queue(sqlite_classroom, kind="test", actor=Actor.system(), lock_key=lock)
+    job_id, pid = _killed_mid_run(classroom, lock)
+    assert recover_interrupted(classroom) == [job_id]
+    job = job_row(classroom, job_id)
+    assert job.status == JobStatus.FAILED and job.active_lock is None
+    assert job.report["error"] == (
+        f"sislink stopped while this job ran (the process {pid} on {socket.gethostname()} has "
+        "ended); it is safe to run again: what was done is not done twice."
+    )
+    queue(classroom, kind="test", actor=Actor.system(), lock_key=lock)
+
+
+@pytest.mark.anyio
+async def test_the_next_run_takes_a_killed_jobs_lock_without_anyone_recovering_it(
+    classroom: Classroom,
+) -> None:
+    lock = lock_key_for(connection_id=2)
+    job_id, _ = _killed_mid_run(classroom, lock)
+
+    async def work(context: JobContext) -> Mapping[str, Any]:
+        return {"ran": True}
+
+    outcome = await run_job(classroom, kind="test", actor=Actor.system(), work=work, lock_key=lock)
+    assert outcome.succeeded
+    assert job_row(classroom, job_id).status == JobStatus.FAILED
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_job_whose_process_was_killed_ends_it_at_once(
+    classroom: Classroom,
+) -> None:
+    job_id, _ = _killed_mid_run(classroom, lock_key_for(connection_id=5))
+    assert request_cancel(classroom, job_id, Actor.system()) is JobStatus.CANCELLED
+    job = job_row(classroom, job_id)
+    assert job.active_lock is None and job.report["cancelled"] is True
+    assert "has ended" in job.report["error"]
+
+
+@pytest.mark.anyio
+async def test_recovering_leaves_the_running_job_of_a_living_process_alone(
+    classroom: Classroom,
+) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(context: JobContext) -> Mapping[str, Any]:
+        started.set()
+        await release.wait()
+        return {"done": True}
+
+    running = asyncio.create_task(
+        run_job(classroom, kind="test", actor=Actor.system(), work=slow, lock_key="connection:7")
+    )
+    await started.wait()
+    assert recover_interrupted(classroom) == []
+    release.set()
+    outcome = await running
+    assert outcome.status is JobStatus.SUCCEEDED and outcome.report == {"done": True}
+
+
+@pytest.mark.anyio
+async def test_a_running_job_renews_its_lease_while_it_works(
+    sqlite_classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SISLINK_JOB_LEASE_SECONDS", "0.6")  # a heartbeat every 0.1 s
+    seen: list[datetime] = []
+
+    async def watch_own_lease(context: JobContext) -> Mapping[str, Any]:
+        for _ in range(1000):
+            expires = job_row(sqlite_classroom, context.job_id).lease_expires_at
+            assert expires is not None
+            if not seen or expires > seen[-1]:
+                seen.append(expires)
+            if len(seen) >= 4:
+                break
+            await asyncio.sleep(0.02)
+        return {}
+
+    outcome = await run_job(
+        sqlite_classroom, kind="test", actor=Actor.system(), work=watch_own_lease
+    )
+    assert outcome.succeeded
+    assert len(seen) >= 4, "the lease was not renewed while the job ran"
+
+
+@pytest.mark.anyio
+async def test_a_job_taken_over_elsewhere_stops_and_the_takeover_stands(
+    sqlite_classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SISLINK_JOB_LEASE_SECONDS", "0.6")
+    batches = 0
+
+    async def batches_until_stopped(context: JobContext) -> Mapping[str, Any]:
+        nonlocal batches
+        with sqlite_classroom.transaction() as session:
+            # What another machine does when this process's heartbeat is late past its lease:
+            # fails the job, which releases the lock for its own run.
+            job = session.get(Job, context.job_id)
+            assert job is not None
+            job_service.finish_job(
+                session, job.id, JobStatus.FAILED, {"error": "taken over by the next run"}
+            )
+        for _ in range(1000):
+            context.check_cancelled({"batches": batches})
+            batches += 1
+            await asyncio.sleep(0.01)
+        return {"batches": batches}
+
+    outcome = await run_job(
+        sqlite_classroom, kind="test", actor=Actor.system(), work=batches_until_stopped
+    )
+    assert batches < 1000, "the job went on after it was taken over"
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.error == "taken over by the next run"
+    assert job_row(sqlite_classroom, outcome.job_id).report == {
+        "error": "taken over by the next run"
+    }
 
 
 def test_cancelling_a_finished_job_says_it_already_ended(sqlite_classroom: Classroom) -> None:

@@ -99,12 +99,12 @@ def serve_console(
     imports run in the same process. Blocking: `sislink serve` and `sislink demo --serve`."""
     import uvicorn
 
-    if scheduler:
-        from sislink.jobs.runner import recover_interrupted
+    from sislink.jobs.runner import recover_interrupted
 
-        # Jobs left running by a process that stopped are failed now, releasing their locks.
-        recovered = recover_interrupted(classroom)
-        if recovered:
-            logger.warning("jobs %s were interrupted by a restart; run them again", recovered)
+    # Jobs left by a process that was killed are failed now, releasing their locks; jobs of a
+    # process still running (a CLI export, another server) are theirs and are left alone.
+    recovered = recover_interrupted(classroom)
+    if recovered:
+        logger.warning("jobs %s were left by a process that stopped; run them again", recovered)
     app = create_app(classroom, scheduler=scheduler, allow_private_sis=allow_private_sis)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -10,8 +10,14 @@ Everything a job needs is in the database (the Job row's kind and params), so a 
 another process can run the same work by id: `execute_job(classroom, job_id)` looks the kind
 up in `JOB_KINDS`. That is how Celery (jobs/celery_app.py, later) will run the same functions:
 a task that opens the classroom and calls `execute_job`. Jobs must be idempotent: a job
-interrupted by a crash is marked failed by `recover_interrupted`, and running it again repeats
-only what is needed.
+interrupted by a crash is failed by the next run that needs its lock, and running it again
+repeats only what is needed.
+
+Locks belong to living processes (classroom/services/jobs.py): while a job runs, a heartbeat
+thread renews its lease every `heartbeat_seconds()`; a process that was killed leaves a lock
+that the next run (CLI or server) takes over at once on this machine, or once the lease runs
+out from another. A job that finds its lease taken (it was paused past its lease on another
+machine, and presumed dead) stops at its next cancel check, as if cancelled.
 
     outcome = await run_job(
         classroom, kind="mark_export", actor=actor, class_id=7,
@@ -23,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
 from sislink.classroom.models import Job, JobStatus
@@ -72,6 +80,8 @@ class JobContext:
     _last_progress: float = field(default=0.0, repr=False)
     _last_cancel_poll: float = field(default=0.0, repr=False)
     _cancelled: bool = field(default=False, repr=False)
+    # Set by the heartbeat when another process took the job over: stop as if cancelled.
+    lease_lost: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def progress(
         self, done: int, total: int | None = None, message: str = "", *, force: bool = False
@@ -85,8 +95,9 @@ class JobContext:
             job_service.update_progress(session, self.job_id, done, total=total, message=message)
 
     def cancelled(self) -> bool:
-        """True once someone asked this job to stop (read from the database, throttled)."""
-        if self._cancelled:
+        """True once someone asked this job to stop (read from the database, throttled), or
+        its lease was taken over."""
+        if self._cancelled or self.lease_lost.is_set():
             return True
         now = time.monotonic()
         if now - self._last_cancel_poll >= CANCEL_POLL_S:
@@ -197,17 +208,36 @@ async def execute(
             # when they asked for it.
             actor or Actor.system(),
         )
+    heartbeat = Heartbeat(classroom, job_id, context.lease_lost)
+    heartbeat.start()
+    try:
+        return await _run_work(classroom, context, work, heartbeat)
+    finally:
+        heartbeat.stop()
+
+
+async def _run_work(
+    classroom: Classroom, context: JobContext, work: JobWork, heartbeat: Heartbeat
+) -> JobOutcome:
+    job_id = context.job_id
     try:
         report = dict(await work(context))
     except JobHeld as held:
+        heartbeat.stop()
         with classroom.transaction() as session:
+            taken = _taken_over(session, job_id)
+            if taken is not None:
+                return taken
             job_service.hold_job(session, job_id, held.reason, held.report)
         return JobOutcome(job_id, JobStatus.ON_HOLD, held.report, held.reason)
     except (JobCancelled, asyncio.CancelledError) as stopped:
         report = getattr(stopped, "report", {}) or {}
-        _finish(classroom, job_id, JobStatus.CANCELLED, {**report, "cancelled": True})
+        heartbeat.stop()
+        ended = _finish(classroom, job_id, JobStatus.CANCELLED, {**report, "cancelled": True})
         if isinstance(stopped, asyncio.CancelledError):
             raise
+        if ended.status is not JobStatus.CANCELLED:
+            return ended
         return JobOutcome(job_id, JobStatus.CANCELLED, report, "cancelled")
     except Exception as caught:
         exc = _sole_error(caught)
@@ -216,11 +246,54 @@ async def execute(
         logger.warning(
             "job %s (%s) failed: %s", job_id, context.kind, message, exc_info=not _ours(exc)
         )
-        _finish(classroom, job_id, JobStatus.FAILED, {"error": message})
-        return JobOutcome(job_id, JobStatus.FAILED, {"error": message}, message)
+        heartbeat.stop()
+        return _finish(classroom, job_id, JobStatus.FAILED, {"error": message}, error=message)
     status = JobStatus.NEEDS_ATTENTION if needs_attention(report) else JobStatus.SUCCEEDED
-    _finish(classroom, job_id, status, report)
-    return JobOutcome(job_id, status, report)
+    heartbeat.stop()
+    return _finish(classroom, job_id, status, report)
+
+
+class Heartbeat:
+    """Renews a running job's lease from a thread of its own, so that a job whose event loop is
+    busy (a long synchronous write) still shows it lives. Sets `lost` when the lease is no
+    longer this process's (another process took the job over): the job then stops."""
+
+    def __init__(self, classroom: Classroom, job_id: int, lost: threading.Event) -> None:
+        self.classroom = classroom
+        self.job_id = job_id
+        self.lost = lost
+        self.holder = job_service.this_process()
+        self.interval_s = job_service.heartbeat_seconds()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"sislink-job-{job_id}-heartbeat", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating (the job is ending: its end is written next). Does not wait for a beat
+        under way: it only extends a lease that is still running and this process's."""
+        self._stopping.set()
+
+    def _beat(self) -> None:
+        while not self._stopping.wait(self.interval_s):
+            try:
+                with self.classroom.transaction() as session:
+                    held = job_service.renew_lease(session, self.job_id, self.holder)
+            except Exception:  # the database is briefly away: the lease has margin, try again
+                logger.warning("job %s: its heartbeat was not written", self.job_id, exc_info=True)
+                continue
+            if not held:
+                if not self._stopping.is_set():
+                    logger.warning(
+                        "job %s: another process took it over (its heartbeat was late); "
+                        "stopping it here",
+                        self.job_id,
+                    )
+                    self.lost.set()
+                return
 
 
 async def run_job(
@@ -261,7 +334,8 @@ async def execute_job(classroom: Classroom, job_id: int) -> JobOutcome:
 
 
 def request_cancel(classroom: Classroom, job_id: int, actor: Actor) -> JobStatus:
-    """Ask a job to stop. A queued job ends at once; a running one stops at its next batch.
+    """Ask a job to stop. A queued job ends at once, and so does one whose process is gone (it
+    was killed); a running one stops at its next batch.
 
     Returns the job's status after the request. Conflict if it has already ended.
     """
@@ -273,40 +347,56 @@ def request_cancel(classroom: Classroom, job_id: int, actor: Actor) -> JobStatus
                 f"Job {job_id} already ended as {job.status}; there is nothing to cancel."
             )
         job.cancel_requested = True
-        if job.status in (JobStatus.QUEUED, JobStatus.ON_HOLD):
-            job_service.finish_job(
-                session, job_id, JobStatus.CANCELLED, {**(job.report or {}), "cancelled": True}
-            )
+        report = {**(job.report or {}), "cancelled": True}
+        gone = job_service.holder_gone(job, job_service.database_now(session))
+        if gone is not None:
+            report["error"] = job_service.interrupted_sentence(job, gone)
+        if gone is not None or job.status in (JobStatus.QUEUED, JobStatus.ON_HOLD):
+            job_service.finish_job(session, job_id, JobStatus.CANCELLED, report)
         return JobStatus(job.status)
 
 
 def recover_interrupted(classroom: Classroom) -> list[int]:
-    """Mark jobs left running by a process that stopped as failed, releasing their locks.
+    """Fail the jobs whose process is gone (killed, or the machine stopped), releasing their
+    locks; returns their ids. Jobs of processes still running, here or on another machine
+    (a CLI export while `sislink serve` starts), are left alone.
 
-    Call once when a runner starts (`sislink serve`), before any job of its own runs. The jobs
-    are idempotent, so running them again repeats only what is needed.
+    `sislink serve` calls it when it starts, and the scheduler at every tick; any run that
+    needs a lock does the same for that lock's job. The jobs are idempotent, so running them
+    again repeats only what is needed.
     """
     with classroom.transaction() as session:
-        stale = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)).all()
-        for job in stale:
-            job_service.finish_job(
-                session,
-                job.id,
-                JobStatus.FAILED,
-                {
-                    **(job.report or {}),
-                    "error": "sislink stopped while this job ran; run it again (it is safe to "
-                    "repeat: what was done is not done twice)",
-                },
-            )
-        return [job.id for job in stale]
+        return job_service.end_jobs_whose_holder_is_gone(session)
 
 
 def _finish(
-    classroom: Classroom, job_id: int, status: JobStatus, report: Mapping[str, Any]
-) -> None:
+    classroom: Classroom,
+    job_id: int,
+    status: JobStatus,
+    report: Mapping[str, Any],
+    *,
+    error: str | None = None,
+) -> JobOutcome:
+    """Record how the job ended, unless another process already ended it (it took the job
+    over when this one's heartbeat stopped): then that ending stands and is returned."""
     with classroom.transaction() as session:
+        taken = _taken_over(session, job_id)
+        if taken is not None:
+            return taken
         job_service.finish_job(session, job_id, status, report)
+    return JobOutcome(job_id, status, dict(report), error)
+
+
+def _taken_over(session: Session, job_id: int) -> JobOutcome | None:
+    job = job_service.get_job(session, job_id)
+    if job.status not in job_service.FINISHED:
+        return None
+    report = dict(job.report or {})
+    error = report.get("error")
+    logger.warning(
+        "job %s was ended elsewhere as %s while it ran here: %s", job_id, job.status, error
+    )
+    return JobOutcome(job_id, JobStatus(job.status), report, str(error) if error else None)
 
 
 def _registered(kind: str) -> JobKind:

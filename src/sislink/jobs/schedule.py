@@ -1,8 +1,9 @@
 """Scheduled roster imports: every `interval_minutes`, except inside the pause window.
 
-`sislink serve` starts `scheduler_loop(classroom)`; each tick asks `due_import` whether an
-import should run now (enabled, outside the pause window, the interval passed since the last
-roster import started, no import running or on hold) and runs it through the job runner.
+`sislink serve` starts `scheduler_loop(classroom)`; each tick fails the jobs whose process is
+gone (`recover_interrupted`), then asks `due_import` whether an import should run now (enabled,
+outside the pause window, the interval passed since the last roster import started, no import
+running or on hold) and runs it through the job runner.
 The settings live in the RosterSchedule row (`get_schedule` / `set_schedule`).
 """
 
@@ -23,7 +24,7 @@ from sislink.classroom.models import Job, RosterSchedule
 from sislink.classroom.services.access import require_admin
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
 from sislink.jobs.roster import run_roster_import
-from sislink.jobs.runner import JobOutcome
+from sislink.jobs.runner import JobOutcome, recover_interrupted
 from sislink.sync.errors import SyncError
 from sislink.sync.roster_holds import ROSTER_IMPORT
 from sislink.sync.sis_client import authorised_connection
@@ -116,7 +117,13 @@ RunImport = Callable[[Classroom], Awaitable[JobOutcome]]
 async def tick(
     classroom: Classroom, run_import: RunImport, now: datetime | None = None
 ) -> JobOutcome | None:
-    """One scheduler step: run an import if one is due; returns its outcome, or None."""
+    """One scheduler step: run an import if one is due; returns its outcome, or None.
+
+    First, jobs whose process is gone (killed) are failed and their locks released, so that a
+    killed import does not stop every scheduled one after it."""
+    interrupted = recover_interrupted(classroom)
+    if interrupted:
+        logger.warning("jobs %s were left by a process that stopped: failed", interrupted)
     due, why = due_import(classroom, now)
     if not due:
         logger.debug("no scheduled roster import: %s", why)
