@@ -95,3 +95,30 @@ def test_oauth_credentials_must_be_given() -> None:
         OAuth2Settings(token_url="https://a.org/t", client_id="id", client_secret="")
     with pytest.raises(ConfigurationError, match="HMAC-SHA256 or HMAC-SHA1"):
         OAuth1Settings(key="k", secret="s", signature_method="PLAINTEXT")  # type: ignore[arg-type]
+
+
+def test_bounds_come_from_the_environment_and_a_wrong_value_names_its_variable() -> None:
+    from sislink.oneroster.consumer.settings import limits_from_environment
+
+    limits = limits_from_environment(
+        {"SISLINK_SIS_MAX_RECORDS": "2000000", "SISLINK_SIS_REQUEST_DEADLINE_S": "90.5"}
+    )
+    assert limits == {"max_records_per_collection": 2_000_000, "request_deadline_s": 90.5}
+    settings = ConnectionSettings(version="1.2", base_url="https://a.org/x", auth=AUTH, **limits)
+    assert settings.max_records_per_collection == 2_000_000
+    with pytest.raises(ConfigurationError, match="SISLINK_SIS_MAX_PAGES must be a whole number"):
+        limits_from_environment({"SISLINK_SIS_MAX_PAGES": "lots"})
+
+
+def test_bounds_that_could_never_let_a_call_through_are_refused() -> None:
+    for name, value in (
+        ("max_records_per_collection", 0),
+        ("request_deadline_s", 0.0),
+        ("call_deadline_s", -1.0),
+        ("max_response_bytes", 0),
+        ("job_time_budget_s", 0.0),
+    ):
+        with pytest.raises(ConfigurationError, match=name):
+            ConnectionSettings(
+                version="1.2", base_url="https://a.org/x", auth=AUTH, **{name: value}
+            )
