@@ -7,17 +7,22 @@ from pathlib import Path
 
 import typer
 
+from sislink.cli.common import EXIT_FAILED, EXIT_NEEDS_ATTENTION, JSON_OPTION, print_json
+from sislink.oneroster.provider.csv_bundle import BundleSummary, CsvBundleError, load_bundles
 from sislink.oneroster.provider.profiles import PROFILES, profile_named
 from sislink.oneroster.provider.server import (
     bind_socket,
     build_config,
     describe,
+    find_teacher_email,
     open_store,
     serve_forever,
 )
+from sislink.oneroster.provider.store import ProviderStore
 
 sis_app = typer.Typer(
-    help="The built-in OneRoster SIS: serve it, export its data.", no_args_is_help=True
+    help="The built-in OneRoster SIS: serve it, export its data, check CSV bundles.",
+    no_args_is_help=True,
 )
 
 
@@ -54,6 +59,20 @@ def _client_auth_methods(option: str | None) -> tuple[str, ...] | None:
     return choices[option]
 
 
+def _open_bundles(
+    paths: list[Path], db: Path | None
+) -> tuple[ProviderStore, str, list[BundleSummary]]:
+    """A store holding the bundles, loaded one on top of another; a teacher's email; what each
+    load found. Raises CsvBundleError (a ValueError) at the first bundle with errors."""
+    store = ProviderStore(str(db) if db else None)
+    try:
+        summaries = load_bundles(store, paths)
+    except BaseException:
+        store.close()
+        raise
+    return store, find_teacher_email(store), summaries
+
+
 @sis_app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -68,8 +87,11 @@ def serve(
     client_secret: str = typer.Option(
         ..., envvar="SISLINK_SIS_CLIENT_SECRET", help="The OAuth client secret (never printed)."
     ),
-    csv: Path | None = typer.Option(
-        None, help="Serve this OneRoster CSV bundle instead of a seeded district."
+    csv: list[Path] | None = typer.Option(
+        None,
+        help="Serve this OneRoster CSV bundle (zip or directory) instead of a seeded district. "
+        "Repeat it to load bundles one on top of another (a bulk bundle, then its deltas). "
+        "Every problem of a bundle is printed after the URLs; a bundle with errors is refused.",
     ),
     db: Path | None = typer.Option(
         None, help="Keep the data in this SQLite file (default: memory)."
@@ -135,14 +157,17 @@ def serve(
             client_auth=_client_auth_methods(client_auth),
             vendor_key=vendor_key,
         )
-        store, teacher_email = open_store(
-            profile=chosen,
-            seed=seed,
-            students=students,
-            schools=schools,
-            csv_path=str(csv) if csv else None,
-            db_path=str(db) if db else None,
-        )
+        summaries: list[BundleSummary] = []
+        if csv:
+            store, teacher_email, summaries = _open_bundles(csv, db)
+        else:
+            store, teacher_email = open_store(
+                profile=chosen,
+                seed=seed,
+                students=students,
+                schools=schools,
+                db_path=str(db) if db else None,
+            )
     except ValueError as error:  # a bad bundle or option: the message names what to fix
         typer.echo(f"error: {_in_option_names(str(error))}", err=True)
         raise typer.Exit(2) from None
@@ -157,6 +182,9 @@ def serve(
         # The sandbox's own key is shown whole; one the operator chose shows its key part only.
         shown = config.vendor_header_value if vendor_key is None else f"{config.vendor_key}:..."
         typer.echo(f"vendor_key: {shown} (in {chosen.gradebook_header} on gradebook calls)")
+    for summary in summaries:
+        for line in summary.lines():
+            typer.echo(line)
     try:
         serve_forever(store, config, sock)
     finally:
@@ -196,3 +224,36 @@ def export_csv(
     finally:
         store.close()
     typer.echo(f"wrote {out}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+
+
+@sis_app.command("check-csv")
+def check_csv(
+    bundles: list[Path] = typer.Argument(
+        ..., help="OneRoster CSV bundles (zip or directory), loaded in this order."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Read CSV bundles as `sis serve --csv` would (in memory; nothing is served or kept) and
+    print every problem: file:row column: problem; what to do.
+
+    Exit status: 0 no problem, 3 loaded with warnings, 1 refused (errors).
+    """
+    store = ProviderStore()
+    try:
+        summaries = load_bundles(store, bundles)
+    except CsvBundleError as error:
+        if as_json:
+            print_json({"loaded": False, "problems": [p.as_dict() for p in error.problems]})
+        else:
+            typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        store.close()
+    if as_json:
+        print_json({"loaded": True, "bundles": [s.as_dict() for s in summaries]})
+    else:
+        for summary in summaries:
+            for line in summary.lines():
+                typer.echo(line)
+    if any(summary.warnings for summary in summaries):
+        raise typer.Exit(EXIT_NEEDS_ATTENTION)

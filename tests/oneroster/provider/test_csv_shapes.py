@@ -4,9 +4,11 @@ was wrong, where (file, row, column) and what to do. Each test writes its own bu
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from csv_bundle_shapes import (
@@ -31,6 +33,7 @@ from sislink.oneroster.provider.csv_bundle import (
     load_bundles,
 )
 from sislink.oneroster.provider.csv_report import BundleProblem
+from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.oneroster.provider.store import ProviderStore
 
 
@@ -252,3 +255,50 @@ def test_every_error_of_a_bundle_is_reported_at_once_and_nothing_is_loaded(
     assert str(error).startswith("the bundle has 4 errors; nothing was loaded:\n  ")
     assert any(p.severity == "warning" for p in error.problems)
     assert all(store.count(entity) == 0 for entity in ("org", "user", "enrollment"))
+
+
+@pytest.mark.parametrize(
+    ("path", "openapi_path"),
+    [
+        ("orgs", "/orgs"),
+        ("orgs/sch-south", "/orgs/{sourcedId}"),
+        ("schools", "/schools"),
+        ("academicSessions", "/academicSessions"),
+        ("courses/crs-music", "/courses/{sourcedId}"),
+        ("classes", "/classes"),
+        ("classes/cls-chem-1", "/classes/{sourcedId}"),
+        ("users", "/users"),
+        ("users/stu-2", "/users/{sourcedId}"),
+        ("enrollments", "/enrollments"),
+    ],
+)
+def test_a_bundle_of_every_shape_is_served_as_valid_oneroster(
+    served_shapes: tuple[RunningProvider, httpx.Client], path: str, openapi_path: str, openapi: Any
+) -> None:
+    _, http = served_shapes
+    response = http.get(f"rostering/v1p2/{path}")
+    assert response.status_code == 200, response.text
+    openapi.validate(
+        openapi.response_schema("rostering", openapi_path, "get", "200"), response.json()
+    )
+
+
+@pytest.fixture(scope="module")
+def served_shapes(
+    tmp_path_factory: pytest.TempPathFactory, fetch_token: Any
+) -> Iterator[tuple[RunningProvider, httpx.Client]]:
+    folder = tmp_path_factory.mktemp("shapes")
+    bundle = district()
+    for shape in EVERY_BULK_SHAPE:
+        shape(bundle)
+    store = ProviderStore()
+    load_bundles(
+        store, [bundle.write(folder / "full.zip"), delta_on_top().write(folder / "delta.zip")]
+    )
+    with running_provider(store=store) as running:
+        token = fetch_token(running)
+        with httpx.Client(
+            base_url=running.base_url + "/", headers={"Authorization": f"Bearer {token}"}
+        ) as http:
+            yield running, http
+    store.close()
