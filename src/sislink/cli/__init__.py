@@ -13,6 +13,7 @@ from sislink.cli import (
     connection,
     coursework,
     demo,
+    google,
     marks,
     roster,
     serve,
@@ -37,6 +38,7 @@ for module in (
     users,
     serve,
     demo,
+    google,
 ):
     module.register(app)
 
