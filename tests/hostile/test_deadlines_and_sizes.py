@@ -93,3 +93,16 @@ async def test_a_job_stops_when_its_time_budget_is_spent() -> None:
     assert "spent its time budget of 0.4 s" in str(caught.value)
     assert "SISLINK_SIS_JOB_BUDGET_S" in str(caught.value)
     assert len(sis.calls()) <= 4
+
+
+async def test_waiting_for_one_of_the_clients_own_slots_does_not_count_against_a_call() -> None:
+    """Six calls queued behind max_concurrency=1 take longer together than one call's deadline;
+    each call's own time is short, so all of them succeed (found by consumer_writes: 2,000
+    queued PUTs ran out of call_deadline_s behind each other)."""
+    import asyncio
+
+    with HostileSIS(slow_headers(seconds=0.1)) as sis:
+        settings = sis.settings(max_concurrency=1, call_deadline_s=0.35, request_deadline_s=0.3)
+        async with OneRosterClient(settings) as client:
+            pages = await asyncio.gather(*(client.page("users", limit=1) for _ in range(6)))
+    assert [len(page.records) for page in pages] == [1] * 6

@@ -33,7 +33,9 @@ from sislink.oneroster.consumer.auth import (
     OAuth2TokenCache,
     Token,
     build_token_request,
+    read_token_refusal,
     read_token_response,
+    scopes_asked,
 )
 from sislink.oneroster.consumer.exceptions import (
     AmbiguousMatch,
@@ -55,6 +57,7 @@ from sislink.oneroster.consumer.exceptions import (
     SISUnreachable,
     StatusError,
     TimeBudgetSpent,
+    TokenRefused,
     TokenRequestFailed,
 )
 from sislink.oneroster.consumer.paging import (
@@ -597,7 +600,7 @@ class OneRosterClient:
             headers["Content-Type"] = "application/json"
         refreshed = False
         attempt = 0
-        call = _Call(_what(method, endpoint), time.monotonic() + self.settings.call_deadline_s)
+        call = _Call(_what(method, endpoint), self.settings.call_deadline_s)
         while True:
             request = self._client.build_request(method, url, headers=headers, content=content)
             token: Token | None = None
@@ -638,6 +641,7 @@ class OneRosterClient:
                         delay,
                     )
                     await asyncio.sleep(delay)
+                    call.spent += delay
                     attempt += 1
                     continue
             raise self.error_for(response, endpoint, refreshed=refreshed)
@@ -660,7 +664,7 @@ class OneRosterClient:
             delay = backoff_delay(
                 attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
             )
-        if delay is not None and time.monotonic() + delay >= call.ends:
+        if delay is not None and call.spent + delay >= call.deadline_s:
             return None
         return delay
 
@@ -670,8 +674,8 @@ class OneRosterClient:
         s = self.settings
         now = time.monotonic()
         limit, setting = s.request_deadline_s, "request_deadline_s"
-        if call.ends - now < limit:
-            limit, setting = call.ends - now, "call_deadline_s"
+        if call.deadline_s - call.spent < limit:
+            limit, setting = call.deadline_s - call.spent, "call_deadline_s"
         if self._budget_ends is not None and self._budget_ends - now < limit:
             limit, setting = self._budget_ends - now, "job_time_budget_s"
         if limit <= 0:
@@ -783,6 +787,7 @@ class OneRosterClient:
                 else self.settings.max_response_bytes
             )
             self.calls_made += 1
+            began = time.monotonic()
             try:
                 response = await self._exchange(request, limit, max_bytes, call)
             except TimeoutError:
@@ -810,18 +815,21 @@ class OneRosterClient:
                 else:
                     self._breaker.record_success()
                 return response
+            finally:
+                call.spent += time.monotonic() - began
         if self._breaker.record_failure():
             raise self._sis_down(request, str(failure))
         if retryable and attempt < self.settings.max_retries:
             delay = backoff_delay(
                 attempt, base_s=self.settings.backoff_base_s, cap_s=self.settings.backoff_max_s
             )
-            if time.monotonic() + delay >= call.ends:
+            if call.spent + delay >= call.deadline_s:
                 raise failure  # no time left in this call for another attempt
             logger.info(
                 "%s; retry %d/%d in %.2fs", failure, attempt + 1, self.settings.max_retries, delay
             )
             await asyncio.sleep(delay)
+            call.spent += delay
             return None
         raise failure
 
@@ -856,7 +864,7 @@ class OneRosterClient:
         assert isinstance(settings, OAuth2Settings)
         template = build_token_request(settings, self.settings.scope_string())
         attempt = 0
-        call = _Call(TOKEN, time.monotonic() + self.settings.call_deadline_s)
+        call = _Call(TOKEN, self.settings.call_deadline_s)
         while True:
             request = self._client.build_request(
                 "POST", template.url, headers=template.headers, content=template.content
@@ -874,6 +882,7 @@ class OneRosterClient:
                 delay = self._retry_delay(response, attempt, call)
                 if delay is not None:
                     await asyncio.sleep(delay)
+                    call.spent += delay
                     attempt += 1
                     continue
             raise _token_error(response)
@@ -988,13 +997,16 @@ TOKEN = "a token"  # noqa: S105 (words in a message, not a secret)
 """What a token request asks the SIS for (its answer is capped at max_token_response_bytes)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Call:
-    """One call, across its attempts: what it asks the SIS for, in words, and when its time
-    (call_deadline_s) ends, on time.monotonic()."""
+    """One call, across its attempts: what it asks the SIS for, in words, its deadline, and
+    the seconds it has spent so far in attempts and in waits between them. Waiting for one of
+    the client's own slots (max_concurrency, the rate limit) is not counted: 2,000 PUTs queued
+    at once must not run out of time behind each other."""
 
     what: str
-    ends: float
+    deadline_s: float
+    spent: float = 0.0
 
 
 def _what(method: str, endpoint: Endpoint | None) -> str:
@@ -1048,30 +1060,30 @@ def _sis_urls(settings: ConnectionSettings) -> list[str]:
 def _token_error(response: httpx.Response) -> TokenRequestFailed:
     code = response.status_code
     path = response.request.url.path
-    error, description = None, None
-    with contextlib.suppress(ValueError):
-        data = response.json()
-        if isinstance(data, dict):
-            error, description = data.get("error"), data.get("error_description")
+    refusal = read_token_refusal(response)  # strings only, printable: never a Python dict
+    error = refusal.error
     imsx = _imsx_of(response)
-    detail = ": ".join(str(x) for x in (error, description) if x) or _what_the_sis_said(imsx)[2:]
+    detail = refusal.words or _what_the_sis_said(imsx)[2:]
     detail = f" ({detail})" if detail else ""
     if code == 404:
         why = "there is no token endpoint at this address: check the token URL"
     elif error == "invalid_scope":
-        why = "it refused the scopes asked for: ask the SIS administrator to grant them"
-    elif code in (400, 401) or error == "invalid_client":
-        why = "it refused the client id or secret: check both (and that the secret is current)"
+        asked = scopes_asked(response.request) or "none"
+        why = f"it refused the scopes asked for ({asked}): ask the SIS administrator to grant them"
     elif code >= 500:
         why = "the token endpoint failed on every attempt"
+    elif code == 401 or error in ("invalid_client", "unauthorized_client") or error is None:
+        why = "it refused the client id or secret: check both (and that the secret is current)"
     else:
         why = "it refused to issue a token"
-    return TokenRequestFailed(
+    return TokenRefused(
         f"POST {path} (token) answered {code} {_reason_phrase(code)}: {why}{detail}",
         method="POST",
         path=path,
         status_code=code,
         imsx=imsx,
+        error=refusal.error,
+        error_description=refusal.description,
     )
 
 
