@@ -162,6 +162,7 @@ class ClientSettings:
     max_retries: int = 6
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 32.0
+    retry_after_cap_s: float = 120.0  # a Retry-After is obeyed up to this, whatever the backoff
     timeout_s: float = 30.0
     calls_per_minute_per_user: int = 1200
     calls_per_minute: int = 3000
@@ -243,6 +244,7 @@ class ClassroomClient:
         self._pool_lock = threading.Lock()
         self.calls_made = 0  # HTTP round trips (a batch is one)
         self.retries = 0
+        self.waits: collections.deque[float] = collections.deque(maxlen=200)  # backoffs taken
 
     def __repr__(self) -> str:
         return f"ClassroomClient({self.key.client_email!r} as {self.admin_email!r} at {self.api_endpoint!r})"
@@ -347,13 +349,19 @@ class ClassroomClient:
             time.sleep(max(wait, 0.001))
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """Seconds to wait before retry `attempt` (0 first): Retry-After when the answer had
+        one, else exponential backoff with jitter (half to all of base x 2^attempt, capped)."""
+        wait: float | None = None
         if retry_after:
             try:
-                return min(float(retry_after), self.settings.backoff_cap_s)
+                wait = min(max(float(retry_after), 0.0), self.settings.retry_after_cap_s)
             except ValueError:
-                pass
-        ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
+                wait = None
+        if wait is None:
+            ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt)
+            wait = random.uniform(ceiling / 2, ceiling)
+        self.waits.append(wait)
+        return wait
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
