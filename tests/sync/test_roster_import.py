@@ -242,12 +242,14 @@ async def test_a_delta_import_applies_exactly_what_changed_in_the_sis(
     delta = await run_import(sqlite_classroom, connection_id, shrink_threshold=0.5)
 
     assert delta.mode == "delta" and delta.status == "applied"
+    # The enrolment moved to another class: the old one ended, the new one started.
     assert changed_counts(delta) == {
         "students": {"created": 2},
-        "enrolments": {"updated": 1},
+        "enrolments": {"created": 1, "deactivated": 1},
         "teachers": {"deactivated": 1},
         "classes": {"updated": 1},
     }
+    assert delta.warnings["enrolments_moved"].examples[0].startswith(repr(moved["sourcedId"]))
     assert classroom_roster(sqlite_classroom) == provider_roster(store)
     with sqlite_classroom.session() as session:
         title = session.scalar(

@@ -35,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
 from sqlalchemy.orm import Session
 
@@ -325,12 +326,31 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]
     names = list(rows[0])
     defaults = _python_defaults(table, names)
     columns = [*names, *defaults]
-    json_columns = {column.name for column in table.columns if isinstance(column.type, JSON)}
     statement = "COPY {} ({}) FROM STDIN".format(
         _quoted(connection, table.name), ", ".join(_quoted(connection, name) for name in columns)
     )
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        _copy_rows(connection, driver_connection, table, rows, statement, names, defaults)
+    except driver_error as exc:
+        # Raised as SQLAlchemy raises any other statement's error, so that callers catch one
+        # kind (and the row in the driver's message is not shown as if it were the cause).
+        raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+
+
+def _copy_rows(
+    connection: Connection,
+    driver_connection: Any,
+    table: Table,
+    rows: list[dict[str, Any]],
+    statement: str,
+    names: list[str],
+    defaults: dict[str, Callable[[], Any]],
+) -> None:
+    columns = [*names, *defaults]
+    json_columns = {column.name for column in table.columns if isinstance(column.type, JSON)}
     with driver_connection.cursor() as cursor:
         with cursor.copy(statement) as copy:
             for row in rows:
@@ -604,13 +624,97 @@ def upsert_people(session: Session, rows: Iterable[PersonRow]) -> UpsertCounts:
     return plan.write(session, table)
 
 
-def upsert_enrolments(
+@dataclass(frozen=True, slots=True)
+class MovedEnrolment:
+    """An enrolment whose SIS id now names another class, person or role: the old one ended."""
+
+    sourced_id: str
+    old_class: str
+    old_person: str
+    old_role: str
+    new_class: str
+    new_person: str
+    new_role: str
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"{self.sourced_id!r} moved from {self.old_role} {self.old_person!r} in class "
+            f"{self.old_class!r} to {self.new_role} {self.new_person!r} in class "
+            f"{self.new_class!r}: the old enrolment ended, the new one started"
+        )
+
+
+def end_moved_enrolments(
     session: Session, rows: Iterable[EnrolmentRow], cache: SourcedIdCache | None = None
+) -> list[MovedEnrolment]:
+    """End the enrolments whose SIS id the SIS now uses for another class, person or role.
+
+    An enrolment is its class, person and role: a SIS that re-uses or re-numbers enrolment
+    ids must not move one person's membership onto another. The old row is deactivated and
+    lets go of the id (it stays, inactive, as history); `upsert_enrolments` then starts the
+    new one. Call it for every batch of an import before upserting any, so that ids that
+    swap places never meet.
+    """
+    table = _table(Enrolment)
+    unique_rows = _dedupe(rows)
+    classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
+    people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
+    wanted = {
+        row.sourced_id: (classes[row.class_sourced_id], people[row.person_sourced_id], row)
+        for row in unique_rows
+        if row.class_sourced_id in classes and row.person_sourced_id in people
+    }
+    columns = ["sis_sourced_id", "class_id", "person_id", "role"]
+    existing = _fetch_by(session, table, "sis_sourced_id", list(wanted), columns)
+    moved_rows = [
+        (found, wanted[sourced_id])
+        for sourced_id, found in existing.items()
+        if (found["class_id"], found["person_id"], found["role"])
+        != (wanted[sourced_id][0], wanted[sourced_id][1], str(wanted[sourced_id][2].role))
+    ]
+    if not moved_rows:
+        return []
+    class_ids = _fetch_by(
+        session, _table(Class), "id", [f["class_id"] for f, _ in moved_rows], ["sis_sourced_id"]
+    )
+    person_ids = _fetch_by(
+        session, _table(Person), "id", [f["person_id"] for f, _ in moved_rows], ["sis_sourced_id"]
+    )
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values(active=False, sis_sourced_id=None, is_primary=False),
+        [{"_id": found["id"]} for found, _ in moved_rows],
+    )
+    return [
+        MovedEnrolment(
+            sourced_id=found["sis_sourced_id"],
+            old_class=str(class_ids.get(found["class_id"], {}).get("sis_sourced_id")),
+            old_person=str(person_ids.get(found["person_id"], {}).get("sis_sourced_id")),
+            old_role=found["role"],
+            new_class=row.class_sourced_id,
+            new_person=row.person_sourced_id,
+            new_role=str(row.role),
+        )
+        for found, (_, _, row) in moved_rows
+    ]
+
+
+def upsert_enrolments(
+    session: Session,
+    rows: Iterable[EnrolmentRow],
+    cache: SourcedIdCache | None = None,
+    *,
+    sent_now: set[str] | None = None,
 ) -> UpsertCounts:
     """Upsert enrolments by sourcedId; also sets each class's primary teacher from them.
 
     One person has at most one enrolment per class and role: an enrolment made here for
-    the same class, person and role is adopted by the SIS one.
+    the same class, person and role is adopted by the SIS one. `sent_now` (a full import:
+    every enrolment id the SIS sends) lets an enrolment the SIS re-numbered take its row
+    over from its old id, which the SIS no longer sends; without it, a second id for the
+    same class, person and role is a duplicate and skipped.
     """
     table = _table(Enrolment)
     unique_rows = _dedupe(rows)
@@ -650,7 +754,9 @@ def upsert_enrolments(
         found = by_sourced_id.get(sourced_id)
         if found is None:
             found = by_natural_key.get(natural_key)
-            if found is not None and found["sis_sourced_id"] not in (None, sourced_id):
+            holder_id = found["sis_sourced_id"] if found is not None else None
+            renumbered = sent_now is not None and holder_id not in sent_now
+            if found is not None and holder_id not in (None, sourced_id) and not renumbered:
                 plan.skip(sourced_id, _duplicate_enrolment(found["sis_sourced_id"]))
                 continue
         holder = taken.get(natural_key)

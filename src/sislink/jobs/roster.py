@@ -18,6 +18,7 @@ from sislink.jobs.runner import (
     JobContext,
     JobHeld,
     JobOutcome,
+    attention,
     register_job_kind,
     run_job,
 )
@@ -64,9 +65,11 @@ async def roster_import_job(
             )
         except RosterImportCancelled as stopped:
             raise JobCancelled(stopped.report.to_dict()) from None
+        # Rejected records and rows that could not be written: the job needs attention.
+        not_applied = attention(*report.not_applied())
         if report.status == "on_hold":
-            raise JobHeld(report.hold_reason or "on hold", report.to_dict())
-        return report.to_dict()
+            raise JobHeld(report.hold_reason or "on hold", report.to_dict() | not_applied)
+        return report.to_dict() | not_applied
 
     if client is not None:
         return await run(client)

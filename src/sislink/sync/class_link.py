@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.errors import InvalidInput, NotFound, PermissionDenied
 from sislink.classroom.models import (
-    Category,
     Class,
     ClassExportSettings,
     Person,
@@ -24,13 +23,16 @@ from sislink.classroom.models import (
     utc_now,
 )
 from sislink.classroom.services import connections
-from sislink.classroom.services.access import class_for_primary_teacher
+from sislink.classroom.services.access import class_for_editing, class_for_primary_teacher
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
+from sislink.oneroster.consumer.exceptions import OneRosterError
+from sislink.oneroster.filters import where
 from sislink.oneroster.models import Category as SisCategory
 from sislink.oneroster.models import Class as SisClass
 from sislink.oneroster.versions import Version
 from sislink.partners import catalogue
+from sislink.sync.class_facts import facts_confirmed_at, offer_categories
 from sislink.sync.errors import SyncError
 
 # What the SIS said of a class is fetched again on export once it is older than this.
@@ -73,6 +75,29 @@ class GradingPeriodFact:
 
 
 @dataclass(frozen=True)
+class NotServed:
+    """A call for the linked SIS class that the SIS answered 404 although it has the class."""
+
+    what: str  # GRADING_PERIODS or CATEGORIES
+    call: str  # "GET /ims/oneroster/rostering/v1p2/terms/t1/gradingPeriods"
+
+    def as_json(self) -> dict[str, str]:
+        return {"what": self.what, "call": self.call}
+
+
+GRADING_PERIODS = "grading_periods"
+CATEGORIES = "categories"
+
+
+class SisClassGone(NotFound):
+    """The SIS answers 404 for the linked SIS class itself: deleted or ended there."""
+
+    def __init__(self, message: str, sis_class_id: str) -> None:
+        super().__init__(message)
+        self.sis_class_id = sis_class_id
+
+
+@dataclass(frozen=True)
 class SisClassFacts:
     """What the SIS says of one class: what mark export needs to build lineItems."""
 
@@ -85,6 +110,14 @@ class SisClassFacts:
     grading_period_required: bool = False
     # The SIS as teachers know it ("Skyward"), for what pre-flight tells them.
     sis_name: str = "the SIS"
+    # What the SIS answered 404 for although it has the class (a term's grading periods, the
+    # class's categories): those facts are missing, not the class. Pre-flight says so.
+    not_served: tuple[NotServed, ...] = ()
+
+    def not_served_call(self, what: str) -> str | None:
+        """The call(s) the SIS did not serve for `what` ("grading_periods" or "categories")."""
+        calls = [n.call for n in self.not_served if n.what == what]
+        return ", ".join(calls) if calls else None
 
     def has_category(self, sourced_id: str) -> bool:
         return any(s == sourced_id for s, _ in self.categories)
@@ -126,25 +159,42 @@ async def sis_classes_for_teacher(client: OneRosterClient, email: str) -> list[S
 async def fetch_sis_class_facts(
     client: OneRosterClient, sis_class_id: str, *, sis_name: str = "the SIS"
 ) -> SisClassFacts:
-    """Read the SIS class, its terms' active grading periods and its active categories."""
+    """Read the SIS class, its terms' active grading periods and its active categories.
+
+    Only a 404 for the class itself means the class is gone (SisClassGone). Once the SIS has
+    answered for the class, a 404 for a term's grading periods (optional in 1.2; a term of type
+    `semester` may have none to serve) or for the class's categories (a SIS without that
+    endpoint: the district's categories are offered instead, as in 1.1) means the SIS does not
+    serve them: the facts go on without them, saying which call it was (`not_served`)."""
     try:
         sis_class = await client.get("class", id=sis_class_id)
     except SisNotFound:
-        raise NotFound(
+        raise SisClassGone(
             f"The SIS has no class with sourcedId {sis_class_id!r}; choose one of your SIS "
-            "classes (sislink classes list --sis)."
+            "classes (sislink classes list --sis).",
+            sis_class_id,
         ) from None
     assert isinstance(sis_class, SisClass)
     terms = tuple(t.sourced_id for t in sis_class.terms)
     periods: dict[str, GradingPeriodFact] = {}
+    not_served: list[NotServed] = []
     for term in terms:
-        for period in await client.grading_periods_for_term(term):
+        try:
+            term_periods = await client.grading_periods_for_term(term)
+        except SisNotFound as exc:
+            not_served.append(NotServed(GRADING_PERIODS, f"{exc.method} {exc.path}"))
+            continue
+        for period in term_periods:
             if period.status != "active":
                 continue  # a period the SIS is deleting takes no new lineItems
             periods[period.sourced_id] = GradingPeriodFact(
                 period.sourced_id, period.title, period.start_date, period.end_date
             )
-    categories = await client.categories_for_class(sis_class_id)
+    try:
+        categories = await client.categories_for_class(sis_class_id)
+    except SisNotFound as exc:
+        not_served.append(NotServed(CATEGORIES, f"{exc.method} {exc.path}"))
+        categories = await _district_categories(client)
     return SisClassFacts(
         sis_class_id=sis_class_id,
         school_sourced_id=sis_class.school.sourced_id,
@@ -153,7 +203,23 @@ async def fetch_sis_class_facts(
         categories=_one_per_title(c for c in categories if c.status == "active"),
         grading_period_required=client.spec.version is Version.V1_1,
         sis_name=sis_name,
+        not_served=tuple(not_served),
     )
+
+
+async def _district_categories(client: OneRosterClient) -> list[SisCategory]:
+    """Every active category of the SIS, for a class whose own list the SIS does not serve;
+    none when the SIS serves no categories at all (pre-flight then says which call failed)."""
+    try:
+        return [
+            c
+            async for c in client.iter_collection(
+                "categories", filter=where("status", "=", "active")
+            )
+            if isinstance(c, SisCategory)
+        ]
+    except SisNotFound:
+        return []
 
 
 def sis_name(session: Session) -> str:
@@ -211,24 +277,9 @@ def keep_sis_class_facts(session: Session, class_id: int, facts: SisClassFacts) 
         for p in facts.grading_periods
     ]
     row.sis_categories = [{"sourcedId": s, "title": t} for s, t in facts.categories]
+    row.sis_not_served = [n.as_json() for n in facts.not_served]
     row.sis_refreshed_at = utc_now()
-    existing = {
-        c.title.casefold(): c
-        for c in session.scalars(select(Category).where(Category.class_id == class_id))
-    }
-    offered = {sourced_id for sourced_id, _ in facts.categories}
-    for held in existing.values():
-        if held.sis_sourced_id is not None and held.sis_sourced_id not in offered:
-            held.sis_sourced_id = None
-    for sourced_id, title in facts.categories:
-        category = existing.get(title.strip().casefold())
-        if category is None:
-            category = Category(class_id=class_id, title=title.strip())
-            session.add(category)
-            existing[title.strip().casefold()] = category
-        category.sis_sourced_id = sourced_id
-        category.active = True
-    session.flush()
+    offer_categories(session, class_id, list(facts.categories))
 
 
 def kept_sis_class_facts(session: Session, class_id: int) -> SisClassFacts | None:
@@ -239,7 +290,10 @@ def kept_sis_class_facts(session: Session, class_id: int) -> SisClassFacts | Non
     link = connections.class_link(session, class_id)
     if row is None or link is None or row.sis_refreshed_at is None:
         return None
-    if utc_now() - row.sis_refreshed_at > FACTS_STALE_AFTER:
+    # A roster import confirms the facts of every linked class it did not change.
+    confirmed = facts_confirmed_at(session, link.connection_id)
+    read_at = max(row.sis_refreshed_at, confirmed) if confirmed else row.sis_refreshed_at
+    if utc_now() - read_at > FACTS_STALE_AFTER:
         return None
     connection = session.get(SisConnection, link.connection_id)
     return SisClassFacts(
@@ -258,6 +312,10 @@ def kept_sis_class_facts(session: Session, class_id: int) -> SisClassFacts | Non
         categories=tuple((c["sourcedId"], c["title"]) for c in row.sis_categories),
         grading_period_required=connection is not None and connection.version == "1.1",
         sis_name=sis_name(session),
+        not_served=tuple(
+            NotServed(str(n.get("what", "")), str(n.get("call", "")))
+            for n in row.sis_not_served or []
+        ),
     )
 
 
@@ -323,11 +381,11 @@ def unlink_class(classroom: Classroom, actor: Actor, class_id: int) -> bool:
 
 
 async def refresh_sis_class_facts(
-    classroom: Classroom, client: OneRosterClient, class_id: int
+    classroom: Classroom, client: OneRosterClient, class_id: int, *, force: bool = False
 ) -> SisClassFacts:
-    """What the SIS says of the linked class now (read again only when stale), kept."""
+    """What the SIS says of the linked class now (read again when stale, or when `force`), kept."""
     with classroom.session() as session:
-        kept = kept_sis_class_facts(session, class_id)
+        kept = None if force else kept_sis_class_facts(session, class_id)
         link = connections.class_link(session, class_id)
         name = sis_name(session)
     if kept is not None:
@@ -339,3 +397,31 @@ async def refresh_sis_class_facts(
     with classroom.transaction() as session:
         keep_sis_class_facts(session, class_id, facts)
     return facts
+
+
+async def refresh_class_facts_for_teacher(
+    classroom: Classroom, client: OneRosterClient, actor: Actor, class_id: int
+) -> SisClassFacts:
+    """Read the linked class's SIS facts again now, for any of its teachers (or an administrator):
+    after the SIS changed its categories or grading periods, nobody waits for them to go stale."""
+    with classroom.session() as session:
+        class_for_editing(session, actor, class_id)
+    return await refresh_sis_class_facts(classroom, client, class_id, force=True)
+
+
+async def fresh_facts_for_coursework(
+    classroom: Classroom, client: OneRosterClient, class_id: int
+) -> str | None:
+    """Before a teacher adds coursework: read the class's SIS facts if they are stale, so its
+    SIS categories are there to choose. Returns why they could not be read (the SIS is down,
+    the class is not linked) in words, or None; the teacher can add coursework either way."""
+    with classroom.session() as session:
+        if connections.class_link(session, class_id) is None:
+            return None
+        if kept_sis_class_facts(session, class_id) is not None:
+            return None
+    try:
+        await refresh_sis_class_facts(classroom, client, class_id)
+    except (OneRosterError, SyncError, NotFound, InvalidInput) as exc:
+        return f"The SIS's categories could not be read now ({exc}); those known are offered."
+    return None

@@ -1,21 +1,28 @@
-"""Roster import: stream the SIS's roster page by page into the classroom, fully or by changes.
+"""Roster import: read the SIS's whole roster (or its changes), then apply it in one transaction.
 
 `import_roster(classroom, client, connection_id=...)` reads schools, academic sessions (terms
 and grading periods), courses, classes, users (teachers and students), enrolments and, when
-the connection may, grading categories; converts each page into classroom rows and upserts
-them in batches (`sislink.classroom.bulk`), each batch its own transaction, on one database
-thread while the next page is fetched. Memory stays bounded by the batch size, plus the
-sourcedIds seen (a full import must know them to find what the SIS no longer sends).
+the connection may, grading categories. Nothing is written while the SIS is read: each page is
+turned into compact classroom rows (`sislink.classroom.bulk`) and kept in memory (a 50,000
+student district fits in a few hundred MB). Only when every page has been read does the import
+open ONE transaction and apply everything: upserts in batches, enrolments that moved, the
+deactivations, the links, the classes' SIS facts, the delta watermark. A SIS error mid-walk, a
+bad page, a database refusal, a cancel or a crash (kill -9) therefore leaves the classroom
+exactly as it was; the next run starts again from the same watermark. The write transaction
+is as short as the writes themselves: on SQLite (one writer) other writers wait for it, up to
+the busy timeout.
 
-Creates and updates are written as they come (they never remove anything). Deactivations
-(what a full import no longer sees, what a delta marks `tobedeleted`) are decided at the
-end: when they exceed `shrink_threshold` of students, teachers or enrolments, nothing is
-deactivated and the report comes back `on_hold` with the complete list, for an administrator
-to approve (`roster_holds.approve_hold`) or discard. Otherwise they are applied together with
-the delta watermark, in one transaction: a failed or cancelled import leaves the watermark
-where it was, so the next run repeats what is needed (every write is idempotent).
+Deactivations (what a full import no longer sees, what a delta marks `tobedeleted`) are
+decided in that transaction: when they exceed `shrink_threshold` of students, teachers or
+enrolments, nothing is deactivated (creates and updates are applied, the watermark stays) and
+the report comes back `on_hold` with the complete list, for an administrator to approve
+(`roster_holds.approve_hold`) or discard.
 
-A dry run does everything in one transaction that is rolled back: the counts are exact and
+A record that does not validate is rejected: it is reported by id and reason, and what the
+classroom holds for it stays as it was (it is never deactivated for being invalid). An import
+that rejected records carries `attention` in its report (the job ends `needs_attention`).
+
+A dry run does the same in a transaction that is rolled back: the counts are exact and
 nothing stays.
 """
 
@@ -23,8 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -32,6 +39,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Classroom
@@ -47,6 +55,7 @@ from sislink.classroom.bulk import (
     TermRow,
     UpsertCounts,
     deactivate,
+    end_moved_enrolments,
     find_missing,
     upsert_classes,
     upsert_courses,
@@ -88,12 +97,16 @@ from sislink.oneroster.consumer.exceptions import (
     PagingError,
     PermissionDenied,
 )
+from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
 from sislink.oneroster.filters import where
 from sislink.oneroster.models import format_datetime
+from sislink.sync.class_facts import ClassFactsFromRoster, rebuild_class_facts
 from sislink.sync.errors import SyncError
 from sislink.sync.roster_report import ENTITIES, GUARDED, ClassLeftUnlinked, RosterReport
 
 T = TypeVar("T")
+
+logger = logging.getLogger("sislink.sync.roster_import")
 
 DEFAULT_BATCH_SIZE = 5000
 DEFAULT_SHRINK_THRESHOLD = 0.10
@@ -102,6 +115,8 @@ DEFAULT_SHRINK_THRESHOLD = 0.10
 SAFETY_MARGIN = timedelta(minutes=10)
 TERM_TYPES = frozenset({"term", "semester"})
 CATEGORY_CLASS_KEY = "classSourcedId"
+# Classes whose categories are asked of the SIS at once, when its categories name no class.
+CLASS_CATEGORY_CALLS_AT_ONCE = 8
 
 MODELS: dict[str, ImportedModel] = {
     "schools": School,
@@ -113,19 +128,40 @@ MODELS: dict[str, ImportedModel] = {
 }
 
 Progress = Callable[[str, int, int | None], None]
-"""Called after each batch with (entity, records read so far, total if the SIS said)."""
+"""Called after each page batch read with (entity, records read so far, total if the SIS said)."""
 
 
 class RosterImportFailed(SyncError):
-    """The import stopped: the SIS sent something that is not OneRoster, or could not be read."""
+    """The import stopped and changed nothing: the SIS could not be read, or the classroom
+    could not take the changes."""
 
 
 class RosterImportCancelled(SyncError):
-    """Someone cancelled the import; what was written so far stays (it is all idempotent)."""
+    """Someone cancelled the import; nothing of it was applied."""
 
     def __init__(self, report: RosterReport) -> None:
-        super().__init__("The roster import was cancelled; run it again to finish.")
+        super().__init__("The roster import was cancelled; nothing of it was applied.")
         self.report = report
+
+
+@dataclass
+class _Roster:
+    """What the SIS sent, as classroom rows, waiting to be applied in one transaction."""
+
+    schools: list[SchoolRow] = field(default_factory=list)
+    sessions: list[ors.AcademicSession] = field(default_factory=list)
+    courses: list[CourseRow] = field(default_factory=list)
+    # Each class with every term the SIS names for it (its classroom term is chosen on apply).
+    classes: list[tuple[ClassRow, tuple[str, ...]]] = field(default_factory=list)
+    people: list[tuple[str, PersonRow]] = field(default_factory=list)  # (teachers|students, row)
+    enrolments: list[EnrolmentRow] = field(default_factory=list)
+    categories: list[CategoryRow] = field(default_factory=list)
+    # Categories that name no class (a plain OneRoster 1.2 SIS): sourcedId -> (title, weight).
+    unplaced: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    # What `classes/{id}/categories` answered, per SIS class asked: [(sourcedId, title)].
+    class_categories: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # Categories listed by several classes (district-wide): offered to each by title.
+    shared_categories: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -157,8 +193,9 @@ async def import_roster(
     """Import the roster from `client`'s SIS; a delta when a previous import finished, unless `full`.
 
     Returns the report (status applied, dry_run or on_hold). Raises RosterImportFailed when
-    the SIS sends a page that is not valid OneRoster (the message names the endpoint), and
-    RosterImportCancelled when `should_stop()` turns true between batches.
+    the SIS cannot be read or sends a page that is not valid OneRoster (the message names the
+    endpoint) or when the classroom cannot take the changes, and RosterImportCancelled when
+    `should_stop()` turns true; in every one of those cases nothing was changed.
     """
     started = now or datetime.now(UTC)
     watermark = None if full else _watermark(classroom, connection_id)
@@ -168,42 +205,105 @@ async def import_roster(
         report.since = format_datetime(watermark - SAFETY_MARGIN)
     state = _State(report, full=watermark is None)
     calls_before = client.calls_made
-    with _Database(classroom, dry_run) as database:
-        reader = _Reader(client, state, report.since, batch_size, progress, should_stop)
-        await _import_everything(reader, database, state)
-        deactivations = await database.run(lambda s: _deactivations(s, state))
-        report.requests = client.calls_made - calls_before
-        for entity, ids in deactivations.items():
-            for sourced_id in ids[:5]:
-                report.example(entity, "deactivate", sourced_id)
-        hold = _shrink_guard(deactivations, await database.run(_active_counts), shrink_threshold)
-        if dry_run:
-            for entity, ids in deactivations.items():
-                report.counts[entity].deactivated = len(ids)
-            report.status = "dry_run"
-        elif hold is not None:
-            report.status = "on_hold"
-            report.hold_reason = hold
-            report.deactivations = deactivations
-        else:
-
-            def finish(session: Session) -> None:
-                _apply_deactivations(session, report, deactivations)
-                advance_watermark(session, connection_id, started, full=state.full)
-
-            await database.run(finish)
-            report.status = "applied"
-        if not dry_run:
-
-            def link_and_record(session: Session) -> None:
-                report.classes_linked = connections.link_imported_classes(session, connection_id)
-                _report_classes_left_unlinked(session, connection_id, report)
-                connections.record_activity(session, connection_id, imported=True)
-
-            await database.run(link_and_record)
-        await database.run(lambda s: _state_warnings(s, report))
+    reader = _Reader(client, state, report.since, batch_size, progress, should_stop)
+    roster = await _read_everything(reader, state)
+    await _read_class_categories(classroom, client, connection_id, roster, state)
+    report.requests = client.calls_made - calls_before
+    apply = partial(
+        _apply_in_one_transaction,
+        classroom,
+        roster,
+        state,
+        connection_id=connection_id,
+        started=started,
+        shrink_threshold=shrink_threshold,
+        batch_size=batch_size,
+        should_stop=should_stop,
+    )
+    # The writes run on a thread: a console serving other people keeps answering meanwhile.
+    await asyncio.to_thread(apply)
     report.finished_at = format_datetime(datetime.now(UTC))
     return report
+
+
+def _apply_in_one_transaction(
+    classroom: Classroom,
+    roster: _Roster,
+    state: _State,
+    *,
+    connection_id: int,
+    started: datetime,
+    shrink_threshold: float,
+    batch_size: int,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    report = state.report
+    try:
+        with _one_transaction(classroom, rolled_back=report.dry_run) as session:
+            _apply(
+                session,
+                roster,
+                state,
+                batch_size=batch_size,
+                should_stop=should_stop,
+            )
+            deactivations = _deactivations(session, state)
+            for entity, ids in deactivations.items():
+                for sourced_id in ids[:5]:
+                    report.example(entity, "deactivate", sourced_id)
+            hold = _shrink_guard(deactivations, _active_counts(session), shrink_threshold)
+            if report.dry_run:
+                for entity, ids in deactivations.items():
+                    report.counts[entity].deactivated += len(ids)
+                report.status = "dry_run"
+            elif hold is not None:
+                report.status = "on_hold"
+                report.hold_reason = hold
+                report.deactivations = deactivations
+            else:
+                _apply_deactivations(session, report, deactivations)
+                advance_watermark(session, connection_id, started, full=state.full)
+                report.status = "applied"
+            if not report.dry_run:
+                report.classes_linked = connections.link_imported_classes(session, connection_id)
+                _report_classes_left_unlinked(session, connection_id, report)
+                rebuild_class_facts(session, connection_id, _facts_from(roster, state))
+                connections.record_activity(session, connection_id, imported=True)
+            _state_warnings(session, report)
+    except SQLAlchemyError as exc:
+        raise RosterImportFailed(_database_refused(exc)) from None
+
+
+def _database_refused(exc: SQLAlchemyError) -> str:
+    """The sentence for the administrator; the operator's log gets the database's own words
+    (never the statement's parameters: they hold names and emails)."""
+    orig = getattr(exc, "orig", None)
+    said = str(orig if orig is not None else exc).strip().splitlines()
+    logger.error(
+        "roster import: the database refused the changes (%s: %s); nothing was applied",
+        type(orig if orig is not None else exc).__name__,
+        said[0] if said else "",
+    )
+    return (
+        "The roster import changed nothing: the classroom's database refused part of what the "
+        "SIS sent (the operator's log says which rule). Run the import again; if it fails the "
+        "same way, send the log line to whoever runs sislink."
+    )
+
+
+@contextlib.contextmanager
+def _one_transaction(classroom: Classroom, *, rolled_back: bool) -> Iterator[Session]:
+    """One write transaction, committed at the end of the block (or rolled back: a dry run)."""
+    if not rolled_back:
+        with classroom.transaction() as session:
+            yield session
+        return
+    with classroom.session() as session:
+        session.connection(execution_options=WRITE_OPTIONS)
+        try:
+            yield session
+        finally:
+            session.rollback()  # a dry run leaves nothing behind
 
 
 def _report_classes_left_unlinked(
@@ -247,50 +347,11 @@ def _report_classes_left_unlinked(
         )
 
 
-# --- the database side: one thread, a transaction per batch (or one rolled back) ----------
-
-
-class _Database:
-    """Runs database work on one thread so that the SIS is read while a batch is written."""
-
-    def __init__(self, classroom: Classroom, dry_run: bool) -> None:
-        self.classroom = classroom
-        self.dry_run = dry_run
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-db")
-        self._dry_session: Session | None = None
-
-    def __enter__(self) -> _Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._dry_session is not None:
-            self._executor.submit(self._close_dry).result()
-        self._executor.shutdown(wait=True)
-
-    def _close_dry(self) -> None:
-        assert self._dry_session is not None
-        self._dry_session.rollback()  # a dry run leaves nothing behind
-        self._dry_session.close()
-
-    async def run(self, work: Callable[[Session], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
-
-    def _call(self, work: Callable[[Session], T]) -> T:
-        if self.dry_run:
-            if self._dry_session is None:
-                self._dry_session = self.classroom.session()
-                self._dry_session.connection(execution_options=WRITE_OPTIONS)
-            return work(self._dry_session)
-        with self.classroom.transaction() as session:
-            return work(session)
-
-
-# --- reading the SIS ----------------------------------------------------------------------
+# --- reading the SIS: nothing is written here ---------------------------------------------
 
 
 class _Reader:
-    """Streams one collection in batches of models; bad records are skipped with a warning."""
+    """Streams one collection in batches of models; invalid records are rejected, by id."""
 
     def __init__(
         self,
@@ -321,12 +382,7 @@ class _Reader:
                 try:
                     batch.append(self.client.spec.from_wire(entity, record))
                 except ValidationError as exc:
-                    self.state.report.counts[label].skipped += 1
-                    self.state.report.warn(
-                        "invalid_records",
-                        label,
-                        f"{record.get('sourcedId')!r} from {endpoint}: {_first_problem(exc)}",
-                    )
+                    self._reject(endpoint, label, record, exc)
                 if len(batch) >= self.batch_size:
                     yield batch
                     batch = []
@@ -334,6 +390,19 @@ class _Reader:
             if batch:
                 yield batch
             self._after_batch(label, read, total)
+
+    def _reject(
+        self, endpoint: str, label: str, record: dict[str, Any], exc: ValidationError
+    ) -> None:
+        """An invalid record is not a deletion: its row stays as it was, and it is reported."""
+        sourced_id = record.get("sourcedId")
+        reason = _first_problem(exc)
+        report = self.state.report
+        report.counts[label].skipped += 1
+        report.warn("invalid_records", label, f"{sourced_id!r} from {endpoint}: {reason}")
+        report.reject(label, str(sourced_id) if sourced_id is not None else "", reason)
+        if isinstance(sourced_id, str):
+            self.state.seen[label].add(sourced_id)
 
     def _after_batch(self, label: str, read: int, total: int | None) -> None:
         if self.progress is not None:
@@ -348,9 +417,9 @@ def _stopping_on_bad_pages(endpoint: str) -> Iterator[None]:
         yield
     except (MalformedResponse, PagingError) as exc:
         raise RosterImportFailed(
-            f"The roster import stopped: the SIS's {endpoint} endpoint sent a page that is not "
-            f"valid OneRoster ({exc}). Nothing past that page was imported; ask the SIS vendor "
-            "to fix it, then import again."
+            f"The roster import stopped and changed nothing: the SIS's {endpoint} endpoint "
+            f"sent a page that is not valid OneRoster ({exc}). Ask the SIS vendor to fix it, "
+            "then import again."
         ) from None
 
 
@@ -359,60 +428,47 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
 
 
-def _write_batch(
-    write: Callable[[Session, list[Any]], None], batch: list[Any], session: Session
-) -> None:
-    write(session, batch)
-
-
-async def _pipelined(
-    batches: AsyncIterator[list[Any]],
-    database: _Database,
-    write: Callable[[Session, list[Any]], None],
-) -> None:
-    """Write each batch on the database thread while the next one is being read."""
-    pending: asyncio.Future[None] | None = None
+async def _read_everything(reader: _Reader, state: _State) -> _Roster:
+    roster = _Roster()
     try:
-        async for batch in batches:
-            if pending is not None:
-                await pending
-            pending = asyncio.ensure_future(database.run(partial(_write_batch, write, batch)))
-    finally:
-        if pending is not None:
-            await pending
+        await _read_roster(reader, state, roster)
+    except (RosterImportFailed, RosterImportCancelled):
+        raise
+    except OneRosterError as exc:
+        raise RosterImportFailed(f"The roster import stopped and changed nothing: {exc}") from None
+    return roster
 
 
-# --- each entity ----------------------------------------------------------------------------
-
-
-async def _import_everything(reader: _Reader, database: _Database, state: _State) -> None:
-    await _pipelined(
-        reader.batches("schools", "org", "schools"), database, lambda s, b: _schools(s, b, state)
-    )
-    sessions: list[ors.AcademicSession] = []
+async def _read_roster(reader: _Reader, state: _State, roster: _Roster) -> None:
+    async for batch in reader.batches("schools", "org", "schools"):
+        for org in _split_deleted(state, "schools", batch):
+            roster.schools.append(SchoolRow(org.sourced_id, org.name, org.identifier or None))
     async for batch in reader.batches("academic_sessions", "academicSession", "terms"):
-        sessions.extend(batch)  # a district has tens of sessions: they fit in memory
-    await database.run(lambda s: _sessions(s, sessions, state))
-    await _pipelined(
-        reader.batches("courses", "course", "courses"), database, lambda s, b: _courses(s, b, state)
-    )
-    await _pipelined(
-        reader.batches("classes", "class", "classes"), database, lambda s, b: _classes(s, b, state)
-    )
-    await _pipelined(
-        reader.batches("users", "user", "students"), database, lambda s, b: _users(s, b, state)
-    )
-    await _pipelined(
-        reader.batches("enrollments", "enrollment", "enrolments"),
-        database,
-        lambda s, b: _enrolments(s, b, state),
-    )
+        roster.sessions.extend(batch)  # a district has tens of sessions: they fit in memory
+    async for batch in reader.batches("courses", "course", "courses"):
+        for course in _split_deleted(state, "courses", batch):
+            school = course.org.sourced_id if course.org is not None else None
+            roster.courses.append(
+                CourseRow(course.sourced_id, course.title, course.course_code or None, school)
+            )
+    async for batch in reader.batches("classes", "class", "classes"):
+        for cls in _split_deleted(state, "classes", batch):
+            class_row = ClassRow(
+                cls.sourced_id,
+                cls.title,
+                cls.class_code,
+                cls.school.sourced_id,
+                None,
+                cls.course.sourced_id,
+            )
+            roster.classes.append((class_row, tuple(ref.sourced_id for ref in cls.terms)))
+    async for batch in reader.batches("users", "user", "students"):
+        _read_users(batch, state, roster)
+    async for batch in reader.batches("enrollments", "enrollment", "enrolments"):
+        _read_enrolments(batch, state, roster)
     try:
-        await _pipelined(
-            reader.batches("categories", "category", "categories"),
-            database,
-            lambda s, b: _categories(s, b, state),
-        )
+        async for batch in reader.batches("categories", "category", "categories"):
+            _read_categories(batch, state, roster)
     except (PermissionDenied, AuthenticationFailed) as exc:
         state.incomplete.add("categories")
         state.report.warn("categories_not_permitted", "categories", str(exc)[:300])
@@ -426,7 +482,257 @@ def _split_deleted(state: _State, entity: str, records: list[Any]) -> list[Any]:
             state.deleted[entity].append(record.sourced_id)
         else:
             active.append(record)
+            state.seen[entity].add(record.sourced_id)
     return active
+
+
+def _read_users(batch: list[ors.User], state: _State, roster: _Roster) -> None:
+    for user in batch:
+        is_teacher = user.has_role("teacher")
+        is_student = user.has_role("student")
+        if not (is_teacher or is_student):
+            continue  # parents, guardians, administrators: not imported
+        label = "teachers" if is_teacher else "students"
+        if user.status == "tobedeleted":
+            state.deleted[label].append(user.sourced_id)
+            continue
+        state.seen[label].add(user.sourced_id)
+        roles = frozenset(
+            role for role, held in ((Role.TEACHER, is_teacher), (Role.STUDENT, is_student)) if held
+        )
+        given = user.preferred_first_name or user.given_name
+        row = PersonRow(
+            user.sourced_id,
+            f"{given} {user.family_name}".strip() or user.sourced_id,
+            user.email,
+            user.given_name,
+            user.family_name,
+            user.identifier,
+            roles,
+        )
+        roster.people.append((label, row))
+        if not (user.email or "").strip():
+            state.report.warn(f"{label}_without_email", label, repr(user.sourced_id))
+
+
+_ENROLMENT_ROLES = {"teacher": EnrolmentRole.TEACHER, "student": EnrolmentRole.STUDENT}
+
+
+def _read_enrolments(batch: list[ors.Enrollment], state: _State, roster: _Roster) -> None:
+    for enrolment in _split_deleted(state, "enrolments", batch):
+        role = _ENROLMENT_ROLES.get(enrolment.role)
+        if role is None:
+            # Not imported: an enrolment of ours with this id (a role changed) is not sent now.
+            state.seen["enrolments"].discard(enrolment.sourced_id)
+            state.report.counts["enrolments"].skipped += 1
+            state.report.warn(
+                "enrolments_other_role",
+                "enrolments",
+                f"{enrolment.sourced_id!r} (role {enrolment.role})",
+            )
+            continue
+        roster.enrolments.append(
+            EnrolmentRow(
+                enrolment.sourced_id,
+                enrolment.class_.sourced_id,
+                enrolment.user.sourced_id,
+                role,
+                bool(enrolment.primary),
+            )
+        )
+
+
+def _read_categories(batch: list[ors.Category], state: _State, roster: _Roster) -> None:
+    for category in _split_deleted(state, "categories", batch):
+        class_id = (category.metadata or {}).get(CATEGORY_CLASS_KEY)
+        if class_id:
+            roster.categories.append(
+                CategoryRow(category.sourced_id, str(class_id), category.title, category.weight)
+            )
+        else:
+            # OneRoster 1.2 categories name no class: `classes/{id}/categories` says whose.
+            roster.unplaced[category.sourced_id] = (category.title, category.weight)
+
+
+async def _read_class_categories(
+    classroom: Classroom,
+    client: OneRosterClient,
+    connection_id: int,
+    roster: _Roster,
+    state: _State,
+) -> None:
+    """Place the categories that name no class by asking `classes/{id}/categories`.
+
+    Asked of every class this import brings in, and, when the SIS sent a category the
+    classroom does not know yet, of every class linked now too (its class is not otherwise
+    known). A SIS whose categories all name their class (the built-in SIS's metadata) is
+    asked nothing more.
+    """
+    if not roster.unplaced or not client.spec.has("class_categories"):
+        return
+    asked = {row.sourced_id for row, _ in roster.classes}
+    with classroom.session() as session:
+        known = set(
+            session.scalars(
+                select(Category.sis_sourced_id).where(
+                    Category.sis_sourced_id.in_(list(roster.unplaced)[:30000])
+                )
+            )
+        )
+        if any(sid not in known for sid in roster.unplaced):
+            asked |= set(
+                session.scalars(
+                    select(ClassLink.sis_class_sourced_id)
+                    .join(Class, Class.id == ClassLink.class_id)
+                    .where(ClassLink.connection_id == connection_id, Class.active.is_(True))
+                )
+            )
+    gate = asyncio.Semaphore(CLASS_CATEGORY_CALLS_AT_ONCE)
+
+    async def ask(class_sourced_id: str) -> None:
+        async with gate:
+            try:
+                found = await client.categories_for_class(class_sourced_id)
+            except SisNotFound:
+                return  # a class the SIS no longer serves keeps what it had
+        roster.class_categories[class_sourced_id] = [
+            (c.sourced_id, c.title) for c in found if c.status == "active"
+        ]
+
+    refused: list[str] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            for class_sourced_id in sorted(asked):
+                group.create_task(ask(class_sourced_id))
+    except* (PermissionDenied, AuthenticationFailed) as group_refused:
+        refused.append(str(group_refused.exceptions[0])[:300])
+    except* OneRosterError as failed:
+        raise RosterImportFailed(
+            "The roster import stopped and changed nothing: the SIS could not list a class's "
+            f"categories ({failed.exceptions[0]})."
+        ) from None
+    if refused:
+        state.incomplete.add("categories")
+        state.report.warn("categories_not_permitted", "categories", refused[0])
+        roster.class_categories.clear()
+        return
+    holders: dict[str, list[str]] = {}
+    for class_sourced_id, listed in roster.class_categories.items():
+        for sourced_id, _ in listed:
+            holders.setdefault(sourced_id, []).append(class_sourced_id)
+    for sourced_id, (title, weight) in roster.unplaced.items():
+        classes = holders.get(sourced_id, [])
+        if len(classes) == 1:  # a category of one class: kept with its SIS id
+            roster.categories.append(CategoryRow(sourced_id, classes[0], title, weight))
+        elif len(classes) > 1:
+            roster.shared_categories.add(sourced_id)
+
+
+# --- applying: one transaction ----------------------------------------------------------------
+
+
+def _apply(
+    session: Session,
+    roster: _Roster,
+    state: _State,
+    *,
+    batch_size: int,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    """Upsert everything the SIS sent, in batches, inside the caller's transaction."""
+
+    def batches(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+        for start in range(0, len(rows), batch_size):
+            if should_stop is not None and should_stop():
+                raise RosterImportCancelled(state.report)
+            yield rows[start : start + batch_size]
+
+    cache = state.cache
+    for schools in batches(roster.schools):
+        _record(
+            session, state, "schools", School, schools, partial(upsert_schools, session, schools)
+        )
+    _sessions(session, roster.sessions, state)
+    for courses in batches(roster.courses):
+        _courses(session, list(courses), state)
+    for classes in batches(roster.classes):
+        _classes(session, list(classes), state)
+    for people in batches(roster.people):
+        for label in ("teachers", "students"):
+            rows = [row for held, row in people if held == label]
+            if rows:
+                _record(session, state, label, Person, rows, partial(upsert_people, session, rows))
+    incoming = {row.sourced_id for row in roster.enrolments}
+    for enrolments in batches(roster.enrolments):
+        for moved in end_moved_enrolments(session, enrolments, cache):
+            state.report.counts["enrolments"].deactivated += 1
+            state.report.warn("enrolments_moved", "enrolments", moved.sentence)
+    renumbered = None if not state.full else incoming
+    for enrolments in batches(roster.enrolments):
+        enrolment_rows = list(enrolments)
+        _record(
+            session,
+            state,
+            "enrolments",
+            Enrolment,
+            enrolment_rows,
+            partial(upsert_enrolments, session, enrolment_rows, cache, sent_now=renumbered),
+        )
+    for categories in batches(roster.categories):
+        category_rows = list(categories)
+        _record(
+            session,
+            state,
+            "categories",
+            Category,
+            category_rows,
+            partial(upsert_categories, session, category_rows, cache),
+        )
+    placed = {row.sourced_id for row in roster.categories} | roster.shared_categories
+    for sourced_id in roster.unplaced:
+        if sourced_id not in placed:
+            _keep_or_skip_unplaced(session, sourced_id, roster, state)
+
+
+def _keep_or_skip_unplaced(
+    session: Session, sourced_id: str, roster: _Roster, state: _State
+) -> None:
+    """A category that names no class, and that no class was asked about: a category the
+    classroom has already keeps its class (title and weight updated); any other is skipped."""
+    title, weight = roster.unplaced[sourced_id]
+    class_sis_id = session.scalar(
+        select(Class.sis_sourced_id)
+        .join(Category, Category.class_id == Class.id)
+        .where(Category.sis_sourced_id == sourced_id)
+    )
+    if class_sis_id is None:
+        state.report.counts["categories"].skipped += 1
+        state.report.warn("categories_without_class", "categories", repr(sourced_id))
+        return
+    rows = [CategoryRow(sourced_id, class_sis_id, title, weight)]
+    _record(
+        session,
+        state,
+        "categories",
+        Category,
+        rows,
+        partial(upsert_categories, session, rows, state.cache),
+    )
+
+
+def _facts_from(roster: _Roster, state: _State) -> ClassFactsFromRoster:
+    return ClassFactsFromRoster(
+        full=state.full,
+        class_terms={row.sourced_id: terms for row, terms in roster.classes},
+        class_categories=roster.class_categories,
+        categories_changed={row.class_sourced_id for row in roster.categories},
+        terms_with_new_periods={
+            s.parent.sourced_id
+            for s in roster.sessions
+            if s.type == "gradingPeriod" and s.parent is not None
+        },
+        categories_known="categories" not in state.incomplete,
+    )
 
 
 def _record(
@@ -434,7 +740,7 @@ def _record(
     state: _State,
     entity: str,
     model: Any,
-    rows: list[Any],
+    rows: Sequence[Any],
     upsert: Callable[[], UpsertCounts],
 ) -> None:
     """Upsert rows of one entity, counting and noting examples and skipped rows."""
@@ -495,14 +801,6 @@ def _warning_code(entity: str, reason: str) -> str:
     return "skipped"
 
 
-def _schools(session: Session, batch: list[ors.Org], state: _State) -> None:
-    rows = [
-        SchoolRow(org.sourced_id, org.name, org.identifier or None)
-        for org in _split_deleted(state, "schools", batch)
-    ]
-    _record(session, state, "schools", School, rows, lambda: upsert_schools(session, rows))
-
-
 def _sessions(session: Session, sessions: list[ors.AcademicSession], state: _State) -> None:
     terms = [s for s in sessions if s.type in TERM_TYPES]
     periods = [s for s in sessions if s.type == "gradingPeriod"]
@@ -561,133 +859,45 @@ def _warn_periods_outside_terms(
             )
 
 
-def _courses(session: Session, batch: list[ors.Course], state: _State) -> None:
-    rows = [
-        CourseRow(c.sourced_id, c.title, c.course_code or None, _school_of(session, c, state))
-        for c in _split_deleted(state, "courses", batch)
-    ]
+def _courses(session: Session, rows: list[CourseRow], state: _State) -> None:
+    # A course may belong to the district rather than a school: then it has no school here.
+    known = state.cache.ids(session, School, (row.school_sourced_id for row in rows))
+    placed = [row if row.school_sourced_id in known else _without_school(row) for row in rows]
     _record(
-        session, state, "courses", Course, rows, lambda: upsert_courses(session, rows, state.cache)
+        session,
+        state,
+        "courses",
+        Course,
+        placed,
+        lambda: upsert_courses(session, placed, state.cache),
     )
 
 
-def _school_of(session: Session, course: ors.Course, state: _State) -> str | None:
-    # A course may belong to the district rather than a school: then it has no school here.
-    if course.org is None:
-        return None
-    known = state.cache.ids(session, School, [course.org.sourced_id])
-    return course.org.sourced_id if known else None
+def _without_school(row: CourseRow) -> CourseRow:
+    return CourseRow(row.sourced_id, row.title, row.course_code, None, row.active)
 
 
-def _classes(session: Session, batch: list[ors.Class], state: _State) -> None:
-    active = _split_deleted(state, "classes", batch)
-    term_refs = {ref.sourced_id for cls in active for ref in cls.terms}
+def _classes(
+    session: Session, classes: list[tuple[ClassRow, tuple[str, ...]]], state: _State
+) -> None:
+    term_refs = {term for _, terms in classes for term in terms}
     known_terms = state.cache.ids(session, Term, term_refs)
     rows = []
-    for cls in active:
+    for row, terms in classes:
         # A class may name the school year and its terms: the first imported term is its term.
-        terms = [ref.sourced_id for ref in cls.terms]
         term = next((t for t in terms if t in known_terms), terms[0] if terms else None)
         rows.append(
             ClassRow(
-                cls.sourced_id,
-                cls.title,
-                cls.class_code,
-                cls.school.sourced_id,
+                row.sourced_id,
+                row.title,
+                row.section,
+                row.school_sourced_id,
                 term,
-                cls.course.sourced_id,
+                row.course_sourced_id,
             )
         )
     _record(
         session, state, "classes", Class, rows, lambda: upsert_classes(session, rows, state.cache)
-    )
-
-
-def _users(session: Session, batch: list[ors.User], state: _State) -> None:
-    teachers: list[PersonRow] = []
-    students: list[PersonRow] = []
-    for user in batch:
-        is_teacher = user.has_role("teacher")
-        is_student = user.has_role("student")
-        if not (is_teacher or is_student):
-            continue  # parents, guardians, administrators: not imported
-        label = "teachers" if is_teacher else "students"
-        if user.status == "tobedeleted":
-            state.deleted[label].append(user.sourced_id)
-            continue
-        roles = frozenset(
-            role for role, held in ((Role.TEACHER, is_teacher), (Role.STUDENT, is_student)) if held
-        )
-        given = user.preferred_first_name or user.given_name
-        row = PersonRow(
-            user.sourced_id,
-            f"{given} {user.family_name}".strip() or user.sourced_id,
-            user.email,
-            user.given_name,
-            user.family_name,
-            user.identifier,
-            roles,
-        )
-        (teachers if is_teacher else students).append(row)
-        if label == "students" and not (user.email or "").strip():
-            state.report.warn("students_without_email", "students", repr(user.sourced_id))
-    for label, rows in (("teachers", teachers), ("students", students)):
-        if rows:
-            _record(session, state, label, Person, rows, partial(upsert_people, session, rows))
-
-
-_ENROLMENT_ROLES = {"teacher": EnrolmentRole.TEACHER, "student": EnrolmentRole.STUDENT}
-
-
-def _enrolments(session: Session, batch: list[ors.Enrollment], state: _State) -> None:
-    rows = []
-    for enrolment in _split_deleted(state, "enrolments", batch):
-        role = _ENROLMENT_ROLES.get(enrolment.role)
-        if role is None:
-            state.report.counts["enrolments"].skipped += 1
-            state.report.warn(
-                "enrolments_other_role",
-                "enrolments",
-                f"{enrolment.sourced_id!r} (role {enrolment.role})",
-            )
-            continue
-        rows.append(
-            EnrolmentRow(
-                enrolment.sourced_id,
-                enrolment.class_.sourced_id,
-                enrolment.user.sourced_id,
-                role,
-                bool(enrolment.primary),
-            )
-        )
-    _record(
-        session,
-        state,
-        "enrolments",
-        Enrolment,
-        rows,
-        lambda: upsert_enrolments(session, rows, state.cache),
-    )
-
-
-def _categories(session: Session, batch: list[ors.Category], state: _State) -> None:
-    rows = []
-    for category in _split_deleted(state, "categories", batch):
-        class_id = (category.metadata or {}).get(CATEGORY_CLASS_KEY)
-        if not class_id:
-            state.report.counts["categories"].skipped += 1
-            state.report.warn("categories_without_class", "categories", repr(category.sourced_id))
-            continue
-        rows.append(
-            CategoryRow(category.sourced_id, str(class_id), category.title, category.weight)
-        )
-    _record(
-        session,
-        state,
-        "categories",
-        Category,
-        rows,
-        lambda: upsert_categories(session, rows, state.cache),
     )
 
 

@@ -28,6 +28,10 @@ EXAMPLES = 5
 WARNING_TEXT: dict[str, str] = {
     "students_without_email": "students have no email in the SIS; they were imported, but "
     "cannot sign in or be matched by email until the SIS gives them one",
+    "teachers_without_email": "teachers have no email in the SIS; they were imported, but "
+    "cannot sign in, link their classes or be matched by email until the SIS gives them one",
+    "enrolments_moved": "enrolments now name another class or person in the SIS (their "
+    "sourcedId was re-used): the old enrolment ended and the new one started",
     "duplicate_emails": "people were not imported because their email is already used by "
     "someone else; correct the emails in the SIS",
     "classes_without_teacher": "active classes have no active teacher; add a teacher "
@@ -42,11 +46,12 @@ WARNING_TEXT: dict[str, str] = {
     "with the same role; they were skipped",
     "grading_periods_outside_term": "grading periods start before or end after their term; "
     "correct the dates in the SIS",
-    "categories_without_class": "categories are not tied to a class (metadata.classSourcedId) "
-    "and were skipped",
+    "categories_without_class": "categories are listed by no class of the SIS "
+    "(classes/{id}/categories) and were skipped",
     "categories_not_permitted": "the connection may not read grading categories (the SIS "
     "refused them); ask the SIS administrator for the gradebook scope",
-    "invalid_records": "records are not valid OneRoster and were skipped",
+    "invalid_records": "records are not valid OneRoster and were rejected; what sislink held "
+    "for them stays as it was (they are not deactivated): correct them in the SIS",
     "admins_not_deactivated": "administrators no longer in the SIS were kept active so that "
     "nobody is locked out; deactivate them by hand if they left",
     "skipped": "records were skipped",
@@ -87,6 +92,18 @@ class RosterWarning:
 
 # Imported classes left unlinked are listed one by one up to this many; the rest are counted.
 LEFT_UNLINKED_LISTED = 100
+# Rejected records are listed one by one (id and reason) up to this many; the rest are counted.
+REJECTED_LISTED = 200
+# Warnings about records that were not applied: an import that has any needs attention.
+NOT_APPLIED = (
+    "invalid_records",
+    "duplicate_emails",
+    "enrolments_unknown_user",
+    "enrolments_unknown_class",
+    "duplicate_enrolments",
+    "categories_without_class",
+    "skipped",
+)
 
 
 @dataclass
@@ -166,6 +183,25 @@ class RosterReport:
     # Imported classes still unlinked after the import, and why (listed up to a limit).
     classes_left_unlinked: list[ClassLeftUnlinked] = field(default_factory=list)
     classes_left_unlinked_count: int = 0
+    # Records the SIS sent that are not valid OneRoster: {entity, sourced_id, reason}.
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def reject(self, entity: str, sourced_id: str, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < REJECTED_LISTED:
+            self.rejected.append({"entity": entity, "sourced_id": sourced_id, "reason": reason})
+
+    def not_applied(self) -> tuple[int, list[str]]:
+        """How many records the SIS sent were not applied (rejected or skipped for a reason
+        someone must fix), and the reasons in words, first the most telling."""
+        found = [w for w in self.warnings.values() if w.code in NOT_APPLIED]
+        count = sum(w.count for w in found)
+        reasons = [
+            f"{w.message} (e.g. {', '.join(w.examples[:2])})" if w.examples else w.message
+            for w in found
+        ]
+        return count, reasons
 
     def left_unlinked(self, entry: ClassLeftUnlinked) -> None:
         self.classes_left_unlinked_count += 1
@@ -204,6 +240,8 @@ class RosterReport:
             "classes_linked": self.classes_linked,
             "classes_left_unlinked": [c.to_dict() for c in self.classes_left_unlinked],
             "classes_left_unlinked_count": self.classes_left_unlinked_count,
+            "rejected": self.rejected,
+            "rejected_count": self.rejected_count,
         }
 
     @classmethod
@@ -223,6 +261,8 @@ class RosterReport:
                 for item in data.get("classes_left_unlinked") or []
             ],
             classes_left_unlinked_count=int(data.get("classes_left_unlinked_count") or 0),
+            rejected=[dict(item) for item in data.get("rejected") or []],
+            rejected_count=int(data.get("rejected_count") or 0),
         )
         for name, counts in (data.get("counts") or {}).items():
             report.counts[name] = EntityCounts(**counts)

@@ -1,0 +1,222 @@
+"""The linked classes' SIS facts (school, terms, grading periods, categories), kept fresh by
+the roster import, so that mark export and coursework see what the SIS says now.
+
+`class_link.fetch_sis_class_facts` reads one class's facts from the SIS (when a class is
+linked, or when a teacher asks for them again). A roster import knows the same facts for
+every class it read: `rebuild_class_facts` writes them, in the import's own transaction, for
+each linked class whose facts the import changed (every linked class, in a full import). The
+import also confirms, as of its start, the facts it did not change: `facts_confirmed_at` is
+when the last roster import applied, and kept facts count as fresh from the later of that and
+their own reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ClassExportSettings,
+    ClassLink,
+    GradingPeriod,
+    RosterSyncState,
+    School,
+    Term,
+    utc_now,
+)
+
+
+@dataclass
+class ClassFactsFromRoster:
+    """What one roster import read that the classes' facts are made of (SIS ids throughout)."""
+
+    full: bool
+    class_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # What `classes/{id}/categories` answered, for the classes the import asked.
+    class_categories: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    categories_changed: set[str] = field(default_factory=set)  # SIS classes with category rows
+    terms_with_new_periods: set[str] = field(default_factory=set)
+    categories_known: bool = True  # False when the SIS refused the categories
+
+
+def facts_confirmed_at(session: Session, connection_id: int) -> datetime | None:
+    """When the last applied roster import of this connection started (its facts as of then)."""
+    state = session.get(RosterSyncState, connection_id)
+    return state.watermark if state is not None else None
+
+
+def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFromRoster) -> int:
+    """Write the SIS facts of the linked classes this import changed; returns how many."""
+    links = session.execute(
+        select(ClassLink.class_id, ClassLink.sis_class_sourced_id)
+        .join(Class, Class.id == ClassLink.class_id)
+        .where(ClassLink.connection_id == connection_id, Class.active.is_(True))
+    ).all()
+    if not links:
+        return 0
+    settings = {
+        row.class_id: row
+        for row in session.scalars(
+            select(ClassExportSettings).where(
+                ClassExportSettings.class_id.in_([class_id for class_id, _ in links])
+            )
+        )
+    }
+    chosen: list[tuple[int, str]] = []
+    for class_id, sis_class in links:
+        row = settings.get(class_id)
+        terms = read.class_terms.get(sis_class) or tuple(row.sis_term_sourced_ids if row else ())
+        if (
+            read.full
+            or row is None
+            or row.sis_refreshed_at is None
+            or sis_class in read.class_terms
+            or sis_class in read.class_categories
+            or sis_class in read.categories_changed
+            or read.terms_with_new_periods.intersection(terms)
+        ):
+            chosen.append((class_id, sis_class))
+    if not chosen:
+        return 0
+    wanted_sis = {sis_class for _, sis_class in chosen}
+    imported = {
+        sis_id: (class_id, school, own_term)
+        for sis_id, class_id, school, own_term in session.execute(
+            select(Class.sis_sourced_id, Class.id, School.sis_sourced_id, Term.sis_sourced_id)
+            .outerjoin(School, School.id == Class.school_id)
+            .outerjoin(Term, Term.id == Class.term_id)
+            .where(Class.sis_sourced_id.in_(wanted_sis))
+        )
+    }
+    categories_of = _sis_categories_of(session, [v[0] for v in imported.values()])
+    now = utc_now()
+    periods_of = _periods_of_terms(session)
+    refreshed = 0
+    for class_id, sis_class in chosen:
+        if sis_class not in imported:
+            continue  # a SIS class the roster does not hold: its link keeps its own facts
+        imported_id, school, own_term = imported[sis_class]
+        row = settings.get(class_id) or _new_settings(session, class_id)
+        terms = read.class_terms.get(sis_class) or tuple(row.sis_term_sourced_ids or ())
+        if not terms and own_term is not None:
+            terms = (own_term,)
+        row.sis_school_sourced_id = school
+        row.sis_term_sourced_ids = list(terms)
+        row.sis_grading_periods = sorted(
+            (p for term in terms for p in periods_of.get(term, [])),
+            key=lambda p: (p["startDate"], p["title"]),
+        )
+        if sis_class in read.class_categories:
+            offered = _one_per_title(read.class_categories[sis_class])
+        elif read.categories_known:
+            offered = _one_per_title(categories_of.get(imported_id, []))
+        else:
+            offered = [(c["sourcedId"], c["title"]) for c in row.sis_categories or []]
+        row.sis_categories = [{"sourcedId": s, "title": t} for s, t in offered]
+        row.sis_refreshed_at = now
+        if sis_class in read.class_categories or class_id != imported_id:
+            offer_categories(session, class_id, offered)
+        refreshed += 1
+    session.flush()
+    return refreshed
+
+
+def _new_settings(session: Session, class_id: int) -> ClassExportSettings:
+    row = ClassExportSettings(
+        class_id=class_id, sis_term_sourced_ids=[], sis_grading_periods=[], sis_categories=[]
+    )
+    session.add(row)
+    return row
+
+
+def _sis_categories_of(session: Session, class_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+    found: dict[int, list[tuple[str, str]]] = {}
+    for start in range(0, len(class_ids), 5000):
+        chunk = class_ids[start : start + 5000]
+        for class_id, sourced_id, title in session.execute(
+            select(Category.class_id, Category.sis_sourced_id, Category.title)
+            .where(
+                Category.class_id.in_(chunk),
+                Category.sis_sourced_id.is_not(None),
+                Category.active.is_(True),
+            )
+            .order_by(Category.id)
+        ):
+            if sourced_id is not None:
+                found.setdefault(class_id, []).append((sourced_id, title))
+    return found
+
+
+def _periods_of_terms(session: Session) -> dict[str, list[dict[str, str]]]:
+    found: dict[str, list[dict[str, str]]] = {}
+    for term, sourced_id, title, start, end in session.execute(
+        select(
+            Term.sis_sourced_id,
+            GradingPeriod.sis_sourced_id,
+            GradingPeriod.title,
+            GradingPeriod.start_date,
+            GradingPeriod.end_date,
+        )
+        .join(Term, Term.id == GradingPeriod.term_id)
+        .where(GradingPeriod.active.is_(True), GradingPeriod.sis_sourced_id.is_not(None))
+    ):
+        if term is None or sourced_id is None or start is None or end is None:
+            continue
+        found.setdefault(term, []).append(
+            {
+                "sourcedId": sourced_id,
+                "title": title,
+                "startDate": start.isoformat(),
+                "endDate": end.isoformat(),
+            }
+        )
+    return found
+
+
+def _one_per_title(categories: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: dict[str, tuple[str, str]] = {}
+    for sourced_id, title in categories:
+        seen.setdefault(" ".join(title.split()).casefold(), (sourced_id, title))
+    return list(seen.values())
+
+
+def offer_categories(session: Session, class_id: int, offered: list[tuple[str, str]]) -> None:
+    """Make the SIS's categories of a class choosable for its coursework, matched by title.
+
+    A category keeps the SIS's id when no other category holds it: a district-wide category
+    (listed by every class) is one SIS id for many classes, so the others match it by title.
+    A category whose SIS id the class's SIS categories no longer list forgets it.
+    """
+    existing = {
+        c.title.casefold(): c
+        for c in session.scalars(select(Category).where(Category.class_id == class_id))
+    }
+    ids = {sourced_id for sourced_id, _ in offered}
+    title_of = {sourced_id: title.strip().casefold() for sourced_id, title in offered}
+    for key, held in existing.items():
+        if held.sis_sourced_id is not None and title_of.get(held.sis_sourced_id) != key:
+            held.sis_sourced_id = None
+    session.flush()
+    held_elsewhere = set(
+        session.scalars(
+            select(Category.sis_sourced_id).where(
+                Category.sis_sourced_id.in_(ids), Category.class_id != class_id
+            )
+        )
+    )
+    for sourced_id, title in offered:
+        category = existing.get(title.strip().casefold())
+        if category is None:
+            category = Category(class_id=class_id, title=title.strip())
+            session.add(category)
+            existing[title.strip().casefold()] = category
+        if sourced_id not in held_elsewhere:
+            category.sis_sourced_id = sourced_id
+        category.active = True
+    session.flush()
