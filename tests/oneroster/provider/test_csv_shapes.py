@@ -154,6 +154,23 @@ def test_a_row_with_a_value_past_the_header_is_an_error_naming_its_row(tmp_path:
     )
 
 
+def test_dates_with_a_time_and_date_times_without_a_zone_are_read_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    bundle = district()
+    for row in bundle.rows["enrollments.csv"]:
+        row["beginDate"] = "2025-08-20T00:00:00Z"
+    bundle.rows["users.csv"][0]["dateLastModified"] = "2025-08-01T10:00:00"
+    store = ProviderStore()
+    summary = load_bundle(store, bundle.write(tmp_path / "b.zip"))
+    enrolment, user = store.get("enrollment", "enr-s1"), store.get("user", "tch-1")
+    assert enrolment is not None and enrolment["beginDate"] == "2025-08-20"
+    assert user is not None and user["dateLastModified"] == "2025-08-01T10:00:00.000Z"
+    dates = _only(summary, "dates carry a time (2025-08-20T00:00:00Z)")
+    assert (dates.rows, dates.column) == ((2, 3, 4), "beginDate")
+    assert _only(summary, "have no time zone (2025-08-01T10:00:00): read as UTC").row == 2
+
+
 def test_blank_manifest_values_are_read_with_a_warning(tmp_path: Path) -> None:
     _, summary = _load(tmp_path, blank_manifest_values)
     assert _only(summary, "manifest.version is empty").file == "manifest.csv"

@@ -1113,16 +1113,28 @@ class _Loader:
                 continue
             if record.get("status") == "tobedeleted":
                 continue
+            stamp = self._date_time(modified)
+            if modified and stamp is None:
+                self.log.warning(
+                    file_name,
+                    f"dateLastModified is not a date-time ({EXAMPLES}): read as the load time",
+                    "write it as ISO 8601 in UTC, e.g. 2025-08-01T00:00:00.000Z",
+                    row=row_number,
+                    column="dateLastModified",
+                    example=modified,
+                )
             record["status"] = "tobedeleted"
-            record["dateLastModified"] = self._date_time(modified) or self.now
+            record["dateLastModified"] = stamp or self.now
             yield record
 
     def _date_time(self, value: str) -> str | None:
+        """A delta deletion's dateLastModified when it reads as one (else the load time)."""
+        if not value:
+            return None
         try:
-            self._convert(_ENROLLMENTS_FILE, 0, _DATE_LAST_MODIFIED, value, quiet=True)
+            return str(self._convert(_ENROLLMENTS_FILE, 0, _DATE_LAST_MODIFIED, value, quiet=True))
         except _RowError:
             return None
-        return value or None
 
     def _convert_row(
         self, spec: FileSpec, row_number: int, row: dict[str, str]
@@ -1184,6 +1196,19 @@ class _Loader:
                 raise fail(f"{value!r} is not a status", "use active or tobedeleted")
             return status
         if kind == "date":
+            timed = re.fullmatch(
+                r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?", value
+            )
+            if timed and not quiet:
+                self.log.warning(
+                    spec.name,
+                    f"dates carry a time ({EXAMPLES}): read as the date alone",
+                    "nothing to do; OneRoster writes these as YYYY-MM-DD",
+                    row=row_number,
+                    column=column.name,
+                    example=value,
+                )
+            value = timed.group(1) if timed else value
             if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
                 raise fail(f"{value!r} is not a date", "write it as YYYY-MM-DD, e.g. 2025-08-01")
             try:
@@ -1200,9 +1225,16 @@ class _Loader:
                     "write it as ISO 8601 in UTC, e.g. 2025-08-01T00:00:00.000Z",
                 ) from None
             if len(value) > 10 and parsed.tzinfo is None:
-                raise fail(
-                    f"{value!r} has no time zone", "OneRoster date-times are UTC: end it with Z"
-                )
+                if not quiet:
+                    self.log.warning(
+                        spec.name,
+                        f"date-times have no time zone ({EXAMPLES}): read as UTC",
+                        "OneRoster date-times are UTC: end them with Z",
+                        row=row_number,
+                        column=column.name,
+                        example=value,
+                    )
+                return value + "Z"
             return value
         if kind == "number":
             try:
