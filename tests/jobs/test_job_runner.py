@@ -29,6 +29,7 @@ from sislink.jobs.runner import (
     request_cancel,
     run_job,
 )
+from sislink.sync.roster_holds import ROSTER_IMPORT, discard_hold
 
 
 @pytest.fixture
@@ -182,15 +183,15 @@ async def forever(context):
     print(context.job_id, flush=True)
     await asyncio.Event().wait()
     return {}
-asyncio.run(run_job(classroom, kind="test", actor=Actor.system(), work=forever, lock_key=sys.argv[2]))
+asyncio.run(run_job(classroom, kind=sys.argv[3], actor=Actor.system(), work=forever, lock_key=sys.argv[2]))
 """
 
 
-def _killed_mid_run(classroom: Classroom, lock: str) -> tuple[int, int]:
+def _killed_mid_run(classroom: Classroom, lock: str, kind: str = "test") -> tuple[int, int]:
     """A job another process was running when it was killed (kill -9): (job id, its pid)."""
     url = classroom.engine.url.render_as_string(hide_password=False)
     process = subprocess.Popen(
-        [sys.executable, "-c", RUN_A_JOB_UNTIL_KILLED, url, lock],
+        [sys.executable, "-c", RUN_A_JOB_UNTIL_KILLED, url, lock, kind],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -243,6 +244,20 @@ async def test_cancelling_a_job_whose_process_was_killed_ends_it_at_once(
     job = job_row(classroom, job_id)
     assert job.active_lock is None and job.report["cancelled"] is True
     assert "has ended" in job.report["error"]
+
+
+def test_discarding_an_import_whose_process_was_killed_says_so_and_frees_its_lock(
+    classroom: Classroom,
+) -> None:
+    lock = lock_key_for(connection_id=6)
+    job_id, _ = _killed_mid_run(classroom, lock, kind=ROSTER_IMPORT)
+    said = (
+        rf"Roster import {job_id} is failed \(sislink stopped while this job ran \(the process "
+        r"\d+ on .* has ended\); it is safe to run again: .*\), not on hold"
+    )
+    with pytest.raises(Conflict, match=said):
+        discard_hold(classroom, job_id, Actor.system())
+    queue(classroom, kind=ROSTER_IMPORT, actor=Actor.system(), lock_key=lock)
 
 
 @pytest.mark.anyio

@@ -73,6 +73,7 @@ def get_roster_job(classroom: Classroom, job_id: int) -> dict[str, Any]:
 def approve_hold(classroom: Classroom, job_id: int, actor: Actor) -> dict[str, Any]:
     """Apply a held import's deactivations; the job ends as succeeded. Returns its report."""
     require_admin(actor, "approve a roster import that is on hold")
+    _end_if_its_process_is_gone(classroom, job_id)
     with classroom.transaction() as session:
         job = _held(session, job_id)
         report = RosterReport.from_dict(job.report or {})
@@ -99,6 +100,7 @@ def approve_hold(classroom: Classroom, job_id: int, actor: Actor) -> dict[str, A
 def discard_hold(classroom: Classroom, job_id: int, actor: Actor) -> dict[str, Any]:
     """Drop a held import's deactivations; the job ends as cancelled. Returns its report."""
     require_admin(actor, "discard a roster import that is on hold")
+    _end_if_its_process_is_gone(classroom, job_id)
     with classroom.transaction() as session:
         job = _held(session, job_id)
         report = dict(job.report or {})
@@ -117,11 +119,20 @@ def _roster_job(session: Session, job_id: int) -> Job:
     return job
 
 
+def _end_if_its_process_is_gone(classroom: Classroom, job_id: int) -> None:
+    """An import whose process was killed is failed first (its lock released), so that the
+    refusal below says so instead of calling it running."""
+    with classroom.transaction() as session:
+        job_service.end_if_holder_gone(session, _roster_job(session, job_id))
+
+
 def _held(session: Session, job_id: int) -> Job:
     job = _roster_job(session, job_id)
     if job.status != JobStatus.ON_HOLD:
+        error = (job.report or {}).get("error") if job.status == JobStatus.FAILED else None
+        why = f" ({error})" if error else ""
         raise Conflict(
-            f"Roster import {job_id} is {str(job.status).replace('_', ' ')}, not on hold; "
+            f"Roster import {job_id} is {str(job.status).replace('_', ' ')}{why}, not on hold; "
             "only a held import can be approved or discarded."
         )
     return job
