@@ -318,6 +318,9 @@ class SisConnection(Base):
     secret_code_sealed: Mapped[str] = mapped_column(Text)
     # Sealed JSON of the profile's extra credentials (Infinite Campus's vendor key), if any.
     extra_credentials_sealed: Mapped[str | None] = mapped_column(Text)
+    # How the OAuth 2 token request sends the client id and secret ("basic" or "post");
+    # NULL: as the partner profile says.
+    client_auth: Mapped[str | None] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=ConnectionStatus.DRAFT)
     teacher_export_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # 1 on the current connection, NULL on history: a unique column allows only one current.

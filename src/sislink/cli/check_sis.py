@@ -28,6 +28,13 @@ def check_sis(
     profile: str | None = typer.Option(
         None, help=f"SIS profile, for its quirks: {', '.join(SIS_QUIRKS)}."
     ),
+    client_auth: str | None = typer.Option(
+        None,
+        "--client-auth",
+        help="How the OAuth 2 token request sends the client id and secret: basic (HTTP Basic) "
+        "or post (in the form body); default: the profile's, else basic.",
+        metavar="basic|post",
+    ),
     vendor_key_env: str | None = typer.Option(
         None, help="Environment variable holding key:secret for a vendor header (Infinite Campus)."
     ),
@@ -55,6 +62,7 @@ def check_sis(
             version=version,
             profile=profile,
             vendor_key=vendor_key,
+            client_auth=client_auth,
         )
     except (ConfigurationError, ValueError) as exc:
         console.print(f"[red]{exc}[/]")

@@ -61,6 +61,7 @@ def _print_connection(data: dict[str, Any] | None, title: str) -> None:
         ("Host URL", data["host_url"]),
         ("Token URL", data["token_url"] or "(derived from the Host URL)"),
         ("Access key", data["access_key"]),
+        ("Client authentication", data.get("client_auth") or "(OAuth 1.0a: none)"),
         ("Status", data["status"]),
         ("Secret stored", "yes (encrypted)" if data["secret_stored"] else "no (erased)"),
         ("SIS identity", data["sis_identity"] or "(known once authorised)"),
@@ -180,11 +181,20 @@ def connect(
     insecure: bool = typer.Option(
         False, "--insecure", help="Allow plain http to a host that is not this machine."
     ),
+    client_auth: str | None = typer.Option(
+        None,
+        "--client-auth",
+        help="How the OAuth 2 token request sends the access key and secret: basic (HTTP "
+        "Basic) or post (in the form body); default: as the SIS's profile says.",
+        metavar="basic|post",
+    ),
     confirm: bool = CONFIRM_OPTION,
     as_email: str | None = AS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Save the SIS details (the secret encrypted); then run `sislink authorise`."""
+    if client_auth is not None and client_auth not in ("basic", "post"):
+        fail(f"--client-auth is basic or post, not {client_auth!r}.")
     with plain_failures():
         chosen = partner_profile(sis)
     secret = _secret_from(secret_code_env, chosen.labels.secret_code)
@@ -208,6 +218,7 @@ def connect(
                 extra_credentials=extras,
                 insecure=insecure,
                 confirm_different_sis=confirm,
+                client_auth=client_auth,
             )
     finally:
         classroom.close()

@@ -1,6 +1,8 @@
 """The SIS catalogue: a profile per SIS (data files), eligibility, and Host URL rules."""
 
 from sislink.partners.catalogue import (
+    CLIENT_AUTH_WORDS,
+    ClientAuth,
     CredentialLabels,
     ExtraHeader,
     Profile,
@@ -19,6 +21,8 @@ from sislink.partners.urls import (
 )
 
 __all__ = [
+    "CLIENT_AUTH_WORDS",
+    "ClientAuth",
     "CredentialLabels",
     "EligibilityAnswers",
     "EligibilityVerdict",

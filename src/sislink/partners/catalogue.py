@@ -16,6 +16,11 @@ from importlib import resources
 from typing import Any, Literal
 
 AuthKind = Literal["oauth1", "oauth2"]
+ClientAuth = Literal["basic", "post"]
+CLIENT_AUTH_WORDS: dict[str, str] = {
+    "basic": "HTTP Basic (client_secret_basic)",
+    "post": "in the form body (client_secret_post)",
+}
 Partnership = Literal["available", "contact-sis"]
 
 PARTNERSHIP_WORDS: dict[str, str] = {
@@ -75,7 +80,9 @@ class Profile:
     page_size: int = 1000
     keep_cookies: bool = False
     scope_required: bool = False
-    credentials_in: Literal["basic", "form"] = "basic"
+    # How the OAuth 2 token request carries the client id and secret (RFC 6749 section 2.3.1):
+    # "basic" (HTTP Basic, the standard) or "post" (client_id and client_secret in the form).
+    client_auth: ClientAuth = "basic"
     default_category: str | None = None
     staff_id_prefix: str = ""
     extra_headers: tuple[ExtraHeader, ...] = ()
@@ -115,9 +122,9 @@ def profile_from_toml(text: str, source: str) -> Profile:
     partnership = _get(data, "partnership", str, source, "available")
     if partnership not in PARTNERSHIP_WORDS:
         raise ProfileError(f"{source}: partnership must be one of {sorted(PARTNERSHIP_WORDS)}")
-    credentials_in = _get(data, "credentials_in", str, source, "basic")
-    if credentials_in not in ("basic", "form"):
-        raise ProfileError(f'{source}: credentials_in must be "basic" or "form"')
+    client_auth = _get(data, "client_auth", str, source, "basic")
+    if client_auth not in CLIENT_AUTH_WORDS:
+        raise ProfileError(f'{source}: client_auth must be "basic" or "post", not {client_auth!r}')
     urls = _get(data, "urls", dict, source)
     labels = _get(data, "labels", dict, source, {})
     eligibility = _get(data, "eligibility", dict, source, {})
@@ -136,7 +143,7 @@ def profile_from_toml(text: str, source: str) -> Profile:
         page_size=_get(data, "page_size", int, source, 1000),
         keep_cookies=_get(data, "keep_cookies", bool, source, False),
         scope_required=_get(data, "scope_required", bool, source, False),
-        credentials_in=credentials_in,
+        client_auth=client_auth,
         default_category=_get(data, "default_category", str, source, None),
         staff_id_prefix=_get(data, "staff_id_prefix", str, source, ""),
         extra_headers=tuple(

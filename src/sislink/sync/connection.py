@@ -72,6 +72,7 @@ class PartnerEntry:
     labels: dict[str, str]
     host_url_example: str
     token_url_needed: bool
+    client_auth: str | None  # how its token request sends the credentials; None: OAuth 1.0a
     extra_credentials: list[str]
     products: list[str]
     setup_steps: list[str]
@@ -105,6 +106,7 @@ class ConnectionView:
     host_url: str
     token_url: str | None
     access_key: str
+    client_auth: str | None  # how the token request sends the credentials; None with OAuth 1.0a
     status: str
     secret_stored: bool
     teacher_export_enabled: bool
@@ -174,6 +176,7 @@ def partners() -> list[PartnerEntry]:
             },
             host_url_example=p.host_url_example,
             token_url_needed=p.auth == "oauth2" and p.token_url is None,
+            client_auth=p.client_auth if p.auth == "oauth2" else None,
             extra_credentials=list(p.extra_credentials),
             products=list(p.products),
             setup_steps=list(p.setup_steps),
@@ -230,9 +233,12 @@ def connect(
     insecure: bool = False,
     allow_private: bool | None = None,
     confirm_different_sis: bool = False,
+    client_auth: str | None = None,
 ) -> ConnectionView:
     """Check what the administrator typed and save it as the current connection (not yet
-    authorised). No call is made to the SIS; the secret is stored sealed."""
+    authorised). No call is made to the SIS; the secret is stored sealed. `client_auth`
+    ("basic" or "post") says how the OAuth 2 token request sends the client id and secret,
+    where the SIS wants it otherwise than its profile says."""
     require_admin(actor, "connect sislink to a SIS")
     chosen = partner_profile(sis)
     policy = UrlPolicy(
@@ -254,6 +260,7 @@ def connect(
         token_url=given_token_url,
         extra_credentials=extras,
         policy=policy,
+        client_auth=client_auth,
     )
     with classroom.transaction() as session:
         before = _last_known_sis(session)
@@ -277,6 +284,8 @@ def connect(
             secret_code=secret_code,
             token_url=given_token_url,
             extra_credentials=extras,
+            # Kept only where it differs from the profile's, so a corrected profile applies.
+            client_auth=None if client_auth == chosen.client_auth else client_auth,
         )
         if different and before is not None:
             record_event(
@@ -519,6 +528,7 @@ def _replace_connection(
         secret_code=connections.secret_code(classroom.secret_box, old),
         token_url=old.token_url,
         extra_credentials=extras or None,
+        client_auth=old.client_auth,
     )
     replacement.teacher_export_enabled = old.teacher_export_enabled
     record_event(
@@ -592,6 +602,13 @@ def _emails(session: Session, ids: set[int]) -> dict[int | None, str]:
     return {row.id: row.email or f"person {row.id}" for row in rows}
 
 
+def _client_auth_of(connection: SisConnection) -> str | None:
+    found = catalogue().get(connection.partner)
+    if found is None or found.auth == "oauth1":
+        return None
+    return connection.client_auth or found.client_auth
+
+
 def _view(session: Session, connection: SisConnection) -> ConnectionView:
     who = _OPERATOR
     if connection.connected_by_id is not None:
@@ -604,6 +621,7 @@ def _view(session: Session, connection: SisConnection) -> ConnectionView:
         host_url=connection.host_url,
         token_url=connection.token_url,
         access_key=connection.access_key,
+        client_auth=_client_auth_of(connection),
         status=connection.status,
         secret_stored=bool(connection.secret_code_sealed),
         teacher_export_enabled=connection.teacher_export_enabled,

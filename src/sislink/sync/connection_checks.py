@@ -33,8 +33,9 @@ from sislink.oneroster.consumer import (
     TokenRequestFailed,
     where,
 )
+from sislink.oneroster.consumer.exceptions import TokenRefused, TokenResponseInvalid
 from sislink.oneroster.versions import CLASSROOM_SCOPES, Service, Version, spec_for
-from sislink.partners import HostUrlProblem, Profile, derive_urls
+from sislink.partners import CLIENT_AUTH_WORDS, HostUrlProblem, Profile, derive_urls
 from sislink.sync.errors import AuthorisationFailed
 from sislink.sync.sis_client import STORED_URL_POLICY
 
@@ -81,6 +82,10 @@ async def check_sis(settings: ConnectionSettings, chosen: Profile, host_url: str
             granted = await sis.authenticate()
             if isinstance(settings.auth, OAuth2Settings):
                 steps.append(CheckTiming("token", _ms(started)))
+            if granted is not None:
+                # Scopes of the other version say which version the SIS speaks, before its
+                # 404s on this version's paths could be read as a wrong address.
+                _check_granted_scopes(settings, granted, versions_only=True)
             started = time.perf_counter()
             await sis.page("teachers", limit=1)
             steps.append(CheckTiming("teachers", _ms(started)))
@@ -101,7 +106,9 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _check_granted_scopes(settings: ConnectionSettings, granted: str) -> None:
+def _check_granted_scopes(
+    settings: ConnectionSettings, granted: str, *, versions_only: bool = False
+) -> None:
     asked = settings.scope_string().split()
     have = set(granted.split())
     missing = [uri for uri in asked if uri not in have]
@@ -114,7 +121,7 @@ def _check_granted_scopes(settings: ConnectionSettings, granted: str) -> None:
             f"OneRoster {other.value}. Choose a OneRoster {other.value} profile (for example "
             f"generic-{other.value}), or ask your SIS for its {version.value} service.",
         )
-    if missing:
+    if missing and not versions_only:
         raise AuthorisationFailed(
             "missing_scope",
             f"The SIS accepted the credentials but did not grant the scope(s) "
@@ -182,6 +189,12 @@ async def problem_for(
             f"The SIS at {host} failed on every attempt; it looks down. Try again later, or ask "
             "your SIS vendor.",
         )
+    if isinstance(exc, TokenResponseInvalid):
+        return AuthorisationFailed(
+            "wrong_token_url",
+            f"The token URL {token_url} answered, but not with an OAuth 2 token: "
+            f"{exc.message}",
+        )
     if isinstance(exc, TokenRequestFailed):
         if "invalid_scope" in exc.message:
             # A 1.1 server refuses 1.2 scope names (and the reverse): say which version it is.
@@ -191,7 +204,7 @@ async def problem_for(
                     "wrong_version",
                     f"The SIS refused the OneRoster {settings.spec.version.value} scopes. {other}",
                 )
-        return _token_problem(exc, chosen, token_url or "")
+        return _token_problem(exc, settings, chosen, token_url or "")
     if isinstance(exc, AuthenticationFailed):
         return _refused(exc, settings, chosen)
     if isinstance(exc, PermissionDenied):
@@ -261,8 +274,17 @@ def _unreachable(exc: SISUnreachable, host: str) -> AuthorisationFailed:
     )
 
 
-def _token_problem(exc: TokenRequestFailed, chosen: Profile, token_url: str) -> AuthorisationFailed:
+def _token_problem(
+    exc: TokenRequestFailed, settings: ConnectionSettings, chosen: Profile, token_url: str
+) -> AuthorisationFailed:
+    """What the token endpoint's refusal means. A 4xx is the SIS saying no: its words are
+    shown (RFC 6749's `error` and `error_description`) and waiting would not change it."""
     labels = chosen.labels
+    error = exc.error if isinstance(exc, TokenRefused) else None
+    words = ""
+    if isinstance(exc, TokenRefused):
+        words = ": ".join(x for x in (exc.error, exc.error_description) if x)
+    said = f" The token endpoint said: {words}." if words else ""
     if exc.status_code == 404 or exc.status_code == 405:
         where_from = (
             f"the {labels.host_url} may be wrong (it should look like {chosen.host_url_example})"
@@ -273,23 +295,40 @@ def _token_problem(exc: TokenRequestFailed, chosen: Profile, token_url: str) -> 
             "wrong_token_url",
             f"There is no token endpoint at {token_url} ({exc.status_code}): {where_from}.",
         )
-    if "invalid_scope" in exc.message:
+    if error == "invalid_scope" or (error is None and "invalid_scope" in exc.message):
+        asked = settings.scope_string() or "(none)"
         return AuthorisationFailed(
             "missing_scope",
-            f"The SIS refused to grant the scopes sislink needs ({', '.join(CLASSROOM_SCOPES)}). "
-            "Ask the SIS administrator to grant them to this client.",
+            f"The SIS refused the scope(s) sislink asked for: {asked}.{said} Ask the SIS "
+            "administrator to grant them to this client (sislink needs "
+            f"{', '.join(CLASSROOM_SCOPES)}).",
         )
-    if exc.status_code in (400, 401, 403):
+    method = settings.auth.credentials_in if isinstance(settings.auth, OAuth2Settings) else ""
+    sent, other = ("post", "basic") if method == "form" else ("basic", "post")
+    how = (
+        f" sislink sent them {CLIENT_AUTH_WORDS[sent]}; if both are right, your SIS may want "
+        f"them {CLIENT_AUTH_WORDS[other]}: connect again with client authentication {other} "
+        f"(--client-auth {other})."
+    )
+    if exc.status_code == 401 or error in ("invalid_client", "unauthorized_client"):
         return AuthorisationFailed(
             "wrong_credentials",
             f"The SIS refused the {labels.access_key} or the {labels.secret_code} (the token "
-            f"request answered {exc.status_code}). Copy both again from your SIS (the "
-            f"{labels.secret_code.lower()} may have been regenerated) and connect again.",
+            f"request answered {exc.status_code}).{said} Copy both again from your SIS (the "
+            f"{labels.secret_code.lower()} may have been regenerated) and connect again.{how}",
+        )
+    if 400 <= exc.status_code < 500:
+        return AuthorisationFailed(
+            "token_refused",
+            f"The SIS's token endpoint refused to issue a token ({exc.status_code} on POST "
+            f"{exc.path}).{said or ' It did not say why.'} Check the Token URL and the "
+            f"credentials with your SIS vendor; sislink asked for the scopes "
+            f"{settings.scope_string() or '(none)'}.{how}",
         )
     return AuthorisationFailed(
         "sis_error",
-        f"The SIS's token endpoint failed ({exc.status_code}). Try again later; if it persists, "
-        "ask your SIS vendor.",
+        f"The SIS's token endpoint failed ({exc.status_code}).{said} Try again later; if it "
+        "persists, ask your SIS vendor.",
     )
 
 

@@ -24,6 +24,7 @@ from sislink.oneroster.consumer import (
 from sislink.oneroster.consumer.settings import limits_from_environment
 from sislink.oneroster.versions import CLASSROOM_SCOPES
 from sislink.partners import (
+    CLIENT_AUTH_WORDS,
     HostUrlProblem,
     Profile,
     UnknownPartner,
@@ -56,8 +57,10 @@ def build_settings(
     token_url: str | None = None,
     extra_credentials: Mapping[str, str] | None = None,
     policy: UrlPolicy = STORED_URL_POLICY,
+    client_auth: str | None = None,
 ) -> ConnectionSettings:
-    """Consumer settings for `chosen` from what an administrator typed (checked, not called)."""
+    """Consumer settings for `chosen` from what an administrator typed (checked, not called).
+    `client_auth` ("basic" or "post") overrides how the profile sends OAuth 2 credentials."""
     try:
         return _build_settings(
             chosen,
@@ -67,6 +70,7 @@ def build_settings(
             token_url=token_url,
             extra_credentials=extra_credentials,
             policy=policy,
+            client_auth=client_auth,
         )
     except ConfigurationError as exc:
         raise InvalidConnectionDetails(exc.message) from None
@@ -81,6 +85,7 @@ def _build_settings(
     token_url: str | None,
     extra_credentials: Mapping[str, str] | None,
     policy: UrlPolicy,
+    client_auth: str | None,
 ) -> ConnectionSettings:
     try:
         urls = derive_urls(chosen, host_url, policy)
@@ -91,6 +96,7 @@ def _build_settings(
         raise InvalidConnectionDetails(
             f"Give both the {chosen.labels.access_key} and the {chosen.labels.secret_code}."
         )
+    method = effective_client_auth(chosen, client_auth)
     if chosen.auth == "oauth1":
         auth = OAuth1Settings(key=access_key, secret=secret_code)
     else:
@@ -105,7 +111,7 @@ def _build_settings(
             client_id=access_key,
             client_secret=secret_code,
             scopes=CLASSROOM_SCOPES,
-            credentials_in=chosen.credentials_in,
+            credentials_in="form" if method == "post" else "basic",
         )
     values = dict(extra_credentials or {})
     everywhere: dict[str, str] = {}
@@ -133,6 +139,24 @@ def _build_settings(
     )
 
 
+def effective_client_auth(chosen: Profile, client_auth: str | None) -> str | None:
+    """How the OAuth 2 token request sends the client id and secret: `client_auth` when given
+    ("basic" or "post"), else the profile's; None for OAuth 1.0a, which has no token request."""
+    if client_auth is not None and client_auth not in CLIENT_AUTH_WORDS:
+        raise InvalidConnectionDetails(
+            f"Client authentication is basic (HTTP Basic) or post (in the form body), not "
+            f"{client_auth!r}."
+        )
+    if chosen.auth == "oauth1":
+        if client_auth is not None:
+            raise InvalidConnectionDetails(
+                f"{chosen.display_name} signs every request with OAuth 1.0a and asks for no "
+                "token; leave client authentication out."
+            )
+        return None
+    return client_auth or chosen.client_auth
+
+
 def settings_for(connection: SisConnection, box: SecretBox) -> ConnectionSettings:
     """Consumer settings for a stored connection, with its secrets opened from `box`."""
     if not connection.secret_code_sealed:
@@ -147,6 +171,7 @@ def settings_for(connection: SisConnection, box: SecretBox) -> ConnectionSetting
         secret_code=connections.secret_code(box, connection),
         token_url=connection.token_url,
         extra_credentials=connections.extra_credentials(box, connection),
+        client_auth=connection.client_auth,
     )
 
 

@@ -11,7 +11,8 @@ import pytest
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_HMAC_SHA256
 from oauthlib.oauth1 import Client as OAuth1Client
 
-from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.oneroster.provider.profiles import profile_named
+from sislink.oneroster.provider.server import RunningProvider, build_config, running_provider
 
 ROSTER = "rostering/v1p2"
 
@@ -147,3 +148,32 @@ def test_1_1_scope_uris_are_understood(sis_1_1: RunningProvider, fetch_token: An
     token = fetch_token(sis_1_1, ("roster.readonly",), version="1.1")
     response = httpx.get(sis_1_1.url("v1p1/orgs"), headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("accepted", "refused_way", "said"),
+    [
+        ("post", "basic", "does not take client credentials by HTTP Basic"),
+        ("basic", "post", "does not take client credentials in the form body"),
+    ],
+)
+def test_a_sis_told_to_take_one_client_authentication_refuses_the_other(
+    accepted: str, refused_way: str, said: str
+) -> None:
+    with running_provider(students=20, client_auth=[accepted]) as sis:
+        assert sis.client_auth == (accepted,)
+        form = {"grant_type": "client_credentials"}
+        credentials = {"client_id": sis.client_id, "client_secret": sis.client_secret}
+        basic = httpx.post(sis.token_url, auth=(sis.client_id, sis.client_secret), data=form)
+        posted = httpx.post(sis.token_url, data={**form, **credentials})
+    refused, taken = (basic, posted) if refused_way == "basic" else (posted, basic)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    assert said in refused.json()["error_description"]
+    assert taken.status_code == 200 and taken.json()["access_token"]
+
+
+def test_client_authentication_must_be_basic_or_post() -> None:
+    with pytest.raises(ValueError, match="basic, post or both"):
+        build_config(
+            profile_named("generic-1.2"), client_id="a", client_secret="b", client_auth=["digest"]
+        )

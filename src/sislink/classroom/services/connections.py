@@ -52,6 +52,7 @@ def save_connection(
     secret_code: str,
     token_url: str | None = None,
     extra_credentials: Mapping[str, str] | None = None,
+    client_auth: str | None = None,
 ) -> SisConnection:
     """Save the details an administrator entered, as the current connection (a draft).
 
@@ -59,6 +60,8 @@ def save_connection(
     and its stored secrets are erased. `extra_credentials` (e.g. a vendor key) are sealed too.
     """
     require_admin(actor, "connect sislink to a SIS")
+    if client_auth not in (None, "basic", "post"):
+        raise InvalidInput(f"Client authentication is basic or post, not {client_auth!r}.")
     if not partner.strip():
         raise InvalidInput("Choose the SIS (partner) to connect to.")
     if version not in SUPPORTED_VERSIONS:
@@ -82,6 +85,7 @@ def save_connection(
         extra_credentials_sealed=(
             box.seal(json.dumps(dict(extra_credentials))) if extra_credentials else None
         ),
+        client_auth=client_auth,
         status=ConnectionStatus.DRAFT,
         current_slot=CURRENT,
         connected_by_id=actor.person_id,

@@ -149,7 +149,10 @@ def connect(
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     sis = field(form, "sis")
-    typed = {name: field(form, name).strip() for name in ("host_url", "access_key", "token_url")}
+    typed = {
+        name: field(form, name).strip()
+        for name in ("host_url", "access_key", "token_url", "client_auth")
+    }
     secret = field(form, "secret_code")
     vendor_key = field(form, "vendor_key")
     errors: dict[str, str] = {}
@@ -176,6 +179,7 @@ def connect(
             insecure=checked(form, "insecure"),
             allow_private=request.app.state.allow_private_sis,
             confirm_different_sis=checked(form, "confirm_different_sis"),
+            client_auth=typed["client_auth"] or None,
         )
     except InvalidConnectionDetails as exc:
         where = next((name for words, name in _FIELD_OF_WORDS if words in exc.message), None)

@@ -81,6 +81,8 @@ class ConnectRequest(BaseModel):
     vendor_key: SecretStr | None = None
     insecure: bool = False
     confirm_different_sis: bool = False
+    # How the OAuth 2 token request sends the credentials; None: as the SIS's profile says.
+    client_auth: Literal["basic", "post"] | None = None
 
 
 class AuthoriseRequest(BaseModel):
@@ -138,6 +140,7 @@ def connect(
             extra_credentials=extras,
             insecure=body.insecure,
             confirm_different_sis=body.confirm_different_sis,
+            client_auth=body.client_auth,
         ).as_dict()
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import httpx
 from oauthlib.oauth1 import (  # type: ignore[import-untyped]
@@ -27,14 +29,25 @@ from oauthlib.oauth1 import (  # type: ignore[import-untyped]
     Client,
 )
 
-from sislink.oneroster.consumer.exceptions import MalformedResponse
+from sislink.oneroster.consumer.exceptions import TokenResponseInvalid
 from sislink.oneroster.consumer.settings import OAuth1Settings, OAuth2Settings
 
 REFRESH_MARGIN_S = 60.0
 """Renew a token this long before it expires (or at 90% of its life, if that is sooner)."""
 
 DEFAULT_TOKEN_LIFETIME_S = 3600.0
-"""Assumed when the token response has no `expires_in`."""
+"""Assumed when the token response has no usable `expires_in` (missing, zero, negative, not a
+number): RFC 6749 leaves it optional, and renewing on every call would hammer the endpoint."""
+
+MAX_TOKEN_LENGTH = 8192
+"""Longer than any bearer token a SIS issues (JWTs included): anything longer is not a token."""
+
+_TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+"""A token goes in an HTTP header: visible ASCII only (RFC 6750's b64token is a subset), so a
+line break or a control character in it could add headers of the SIS's choosing."""
+
+MAX_REFUSAL_TEXT = 300
+"""How much of a token endpoint's `error` / `error_description` is shown."""
 
 
 @dataclass(frozen=True)
@@ -70,30 +83,99 @@ def build_token_request(settings: OAuth2Settings, scope: str) -> httpx.Request:
 
 
 def read_token_response(response: httpx.Response, *, serial: int, now: float) -> Token:
-    """The token in a 200 answer from the token endpoint."""
-    path = response.request.url.path
+    """The token in a 200 answer from the token endpoint; TokenResponseInvalid (naming the
+    token endpoint, never the token) when the answer holds no usable token."""
+    where = f"The token endpoint (POST {response.request.url.path}) answered 200"
+
+    def invalid(what: str) -> TokenResponseInvalid:
+        return TokenResponseInvalid(
+            f"{where} {what}: check the token URL, or ask the SIS vendor to fix its token "
+            "endpoint.",
+            method="POST",
+            path=response.request.url.path,
+        )
+
     try:
         data = response.json()
     except ValueError:
-        raise MalformedResponse(
-            "The token endpoint answered 200 with a body that is not JSON: is token_url right?",
-            method="POST",
-            path=path,
-        ) from None
-    token = data.get("access_token") if isinstance(data, dict) else None
+        raise invalid("with a body that is not JSON (a web page?)") from None
+    if not isinstance(data, dict):
+        raise invalid("with JSON that is not an object")
+    token = data.get("access_token")
     if not isinstance(token, str) or not token:
-        raise MalformedResponse(
-            "The token endpoint answered 200 without an access_token: is token_url right?",
-            method="POST",
-            path=path,
-        )
-    try:
-        lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME_S)
-    except (TypeError, ValueError):
-        lifetime = DEFAULT_TOKEN_LIFETIME_S
+        raise invalid("without an access_token")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise invalid(f"with an access_token of {len(token):,} characters, too long to be one")
+    if not _TOKEN_CHARACTERS.fullmatch(token):
+        # Never shown: a token is a secret, and this one could rewrite a log line or a header.
+        raise invalid("with an access_token holding spaces, line breaks or control characters")
+    token_type = data.get("token_type")
+    if isinstance(token_type, str) and token_type.lower() != "bearer":
+        raise invalid(f"with a token of type {printable(token_type, 40)!r}, not Bearer")
+    lifetime = token_lifetime(data.get("expires_in"))
     margin = min(REFRESH_MARGIN_S, lifetime * 0.1)
     scope = data.get("scope")
-    return Token(token, now + lifetime - margin, scope if isinstance(scope, str) else None, serial)
+    granted = scope if isinstance(scope, str) and printable(scope, len(scope)) == scope else None
+    return Token(token, now + lifetime - margin, granted, serial)
+
+
+def token_lifetime(expires_in: object) -> float:
+    """Seconds a token lives: `expires_in` when it is a positive, finite number (or a string of
+    one), else DEFAULT_TOKEN_LIFETIME_S."""
+    if isinstance(expires_in, bool):
+        return DEFAULT_TOKEN_LIFETIME_S
+    try:
+        lifetime = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_LIFETIME_S
+    if not math.isfinite(lifetime) or lifetime <= 0:
+        return DEFAULT_TOKEN_LIFETIME_S
+    return lifetime
+
+
+def printable(text: str, limit: int = MAX_REFUSAL_TEXT) -> str:
+    """`text` as sislink may show it: control characters and line breaks as spaces, cut to
+    `limit` characters."""
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class TokenRefusal:
+    """What a token endpoint said when it refused (RFC 6749 section 5.2), as text to show."""
+
+    error: str | None
+    description: str | None
+
+    @property
+    def words(self) -> str:
+        """`invalid_client: Client authentication failed`, or "" when it said nothing usable."""
+        return ": ".join(x for x in (self.error, self.description) if x)
+
+
+def scopes_asked(request: httpx.Request) -> str:
+    """The `scope` a token request asked for (from its form body), "" if none."""
+    try:
+        form = parse_qs(request.content.decode("ascii"))
+    except (UnicodeDecodeError, httpx.RequestNotRead):
+        return ""
+    return " ".join(form.get("scope", []))
+
+
+def read_token_refusal(response: httpx.Response) -> TokenRefusal:
+    """The `error` and `error_description` of a refusal, only where they are strings (a server
+    that sends an object there gets neither shown as a Python dict)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return TokenRefusal(None, None)
+    if not isinstance(data, dict):
+        return TokenRefusal(None, None)
+    error, description = data.get("error"), data.get("error_description")
+    return TokenRefusal(
+        printable(error, 80) or None if isinstance(error, str) else None,
+        printable(description) or None if isinstance(description, str) else None,
+    )
 
 
 class OAuth2TokenCache:

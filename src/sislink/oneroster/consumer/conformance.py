@@ -69,14 +69,22 @@ def settings_for_check(
     profile: str | None = None,
     vendor_key: str | None = None,
     max_retries: int = 2,
+    client_auth: str | None = None,
 ) -> ConnectionSettings:
     """Connection settings for a check, from what an administrator types (and a profile).
 
-    Few retries: a check should say quickly and precisely what is wrong, not wait it out.
+    `client_auth` ("basic" or "post", RFC 6749 section 2.3.1) overrides how the profile's
+    token request sends the client id and secret. Few retries: a check should say quickly and
+    precisely what is wrong, not wait it out.
     """
     if profile is not None and profile not in SIS_QUIRKS:
         raise ValueError(f"Unknown profile {profile!r}: use one of {', '.join(SIS_QUIRKS)}")
+    if client_auth not in (None, "basic", "post"):
+        raise ValueError(f"--client-auth is basic or post, not {client_auth!r}")
     quirks = SIS_QUIRKS[profile] if profile else None
+    credentials_in = quirks.credentials_in if quirks else "basic"
+    if client_auth is not None:
+        credentials_in = "form" if client_auth == "post" else "basic"
     chosen_version = version or (quirks.version if quirks else "1.2")
     auth_kind = quirks.auth if quirks else ("oauth2" if token_url else "oauth1")
     auth: OAuth1Settings | OAuth2Settings
@@ -88,9 +96,14 @@ def settings_for_check(
             client_id=client_id,
             client_secret=client_secret,
             scopes=CLASSROOM_SCOPES,
-            credentials_in=quirks.credentials_in if quirks else "basic",
+            credentials_in=credentials_in,
         )
     else:
+        if client_auth is not None:
+            raise ValueError(
+                "This SIS signs requests with OAuth 1.0a and asks for no token: leave out "
+                "--client-auth (or give --token-url for OAuth 2)"
+            )
         auth = OAuth1Settings(key=client_id, secret=client_secret)
     gradebook_headers: dict[str, str] = {}
     if quirks and quirks.vendor_header:

@@ -17,6 +17,7 @@ signature: they are built from the request line and the response body only.
     |   |   +-- BadRequest          400 (e.g. invalid_filter_field)
     |   |   +-- AuthenticationFailed  401 (wrong key/secret, expired token, missing vendor header)
     |   |   +-- TokenRequestFailed  the token endpoint refused (also a 401/400 most of the time)
+    |   |       +-- TokenRefused    ... with the `error` and `error_description` it sent
     |   |   +-- PermissionDenied    403 (a scope is missing)
     |   |   +-- NotFound            404 (unknown object, or a wrong base path)
     |   |   +-- InvalidData         422 (the SIS refused what we sent)
@@ -24,6 +25,7 @@ signature: they are built from the request line and the response body only.
     |   |   +-- ServerError         5xx, after every retry
     |   +-- MalformedResponse       not JSON, or not OneRoster
     |   +-- PagingError             the SIS pages wrongly (e.g. ignores `offset`)
+    |   +-- TokenResponseInvalid    the token endpoint answered 200 without a usable token
     |   +-- RunawayCollection       a collection's pages past a bound (seen, count, time)
     |   +-- ForeignAddress          a next link or redirect away from the SIS (refused)
     |   +-- ResponseTooLarge        an answer past the size cap
@@ -185,3 +187,29 @@ class ResponseTooLarge(ResponseError):
 
 class TimeBudgetSpent(SISTimeout):
     """Every call of this import or export together took longer than its time budget."""
+
+
+class TokenResponseInvalid(ResponseError):
+    """The OAuth 2 token endpoint answered 200 without a usable token (not JSON, no
+    access_token, one with control characters): the token endpoint is to blame, not the call
+    that needed the token."""
+
+
+class TokenRefused(TokenRequestFailed):
+    """The token endpoint refused with an HTTP error; `error` and `error_description` are what
+    it said (RFC 6749 section 5.2), as printable text, None where it said nothing usable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        imsx: ImsxStatus | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, status_code=status_code, imsx=imsx)
+        self.error = error
+        self.error_description = error_description
