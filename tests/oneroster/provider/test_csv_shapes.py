@@ -171,6 +171,21 @@ def test_dates_with_a_time_and_date_times_without_a_zone_are_read_with_a_warning
     assert _only(summary, "have no time zone (2025-08-01T10:00:00): read as UTC").row == 2
 
 
+def test_file_and_column_names_are_matched_without_regard_to_case(tmp_path: Path) -> None:
+    bundle = district()
+    path = bundle.write(tmp_path / "a.zip")
+    with zipfile.ZipFile(path) as archive:
+        users = archive.read("users.csv").decode()
+    bundle.rows.pop("users.csv")
+    bundle.extra_files["Users.csv"] = users.replace("givenName", "GivenName", 1)
+    bundle.manifest["file.users"] = "bulk"
+    store = ProviderStore()
+    summary = load_bundle(store, bundle.write(tmp_path / "b.zip"))
+    assert store.count("user") == 3 and summary.skipped_files == ()
+    problem = _only(summary, "column GivenName is spelled givenName in the binding")
+    assert (problem.file, problem.row, problem.severity) == ("users.csv", 1, "warning")
+
+
 def test_blank_manifest_values_are_read_with_a_warning(tmp_path: Path) -> None:
     _, summary = _load(tmp_path, blank_manifest_values)
     assert _only(summary, "manifest.version is empty").file == "manifest.csv"

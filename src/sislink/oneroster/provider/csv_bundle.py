@@ -399,7 +399,7 @@ class _Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._zip: zipfile.ZipFile | None = None
-        self._names: dict[str, str] = {}
+        self._names: dict[str, str] = {}  # base name, as written -> path or member
         if path.is_dir():
             self._names = {p.name: str(p) for p in path.iterdir() if p.is_file()}
         elif path.is_file():
@@ -423,12 +423,19 @@ class _Source:
     def names(self) -> list[str]:
         return sorted(self._names)
 
+    def actual_name(self, name: str) -> str | None:
+        """The file's name as the bundle writes it (`Users.csv` for `users.csv`), if it has it:
+        file names are matched without regard to case, as Windows-made bundles need."""
+        if name in self._names:
+            return name
+        return next((n for n in self._names if n.lower() == name.lower()), None)
+
     def has(self, name: str) -> bool:
-        return name in self._names
+        return self.actual_name(name) is not None
 
     @contextmanager
     def open(self, name: str) -> Iterator[IO[str]]:
-        member = self._names[name]
+        member = self._names[self.actual_name(name) or name]
         if self._zip is not None:
             with (
                 self._zip.open(member) as raw,
@@ -675,10 +682,10 @@ def _read_modes(
                 )
                 continue
             plan.append((spec, mode))
-    read = {spec.name for spec, _ in plan} | {"manifest.csv"}
+    read = {spec.name.lower() for spec, _ in plan} | {"manifest.csv"}
     ignored: list[str] = []
     for file_name in source.names:
-        if file_name in read:
+        if file_name.lower() in read:
             continue
         ignored.append(file_name)
         stem = file_name.removesuffix(".csv")
@@ -686,6 +693,11 @@ def _read_modes(
             why, action = (
                 f"manifest.csv declares file.{stem} absent",
                 (f"declare file.{stem},bulk to load it"),
+            )
+        elif stem == "roles" and version == "1.1":
+            why, action = (
+                "roles.csv is a OneRoster 1.2 file, and this is a 1.1 bundle",
+                ("nothing to do, or write oneroster.version,1.2 if the bundle is 1.2"),
             )
         elif stem in _NOT_SERVED or (stem in declared and file_name.endswith(".csv")):
             why = _NOT_SERVED.get(stem, f"the built-in SIS does not load {stem}")
