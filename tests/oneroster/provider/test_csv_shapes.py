@@ -251,6 +251,8 @@ def test_a_bulk_bundle_on_top_marks_what_it_no_longer_has_tobedeleted(tmp_path: 
     dropped = store.get("user", "stu-2")
     assert dropped is not None and dropped["status"] == "tobedeleted"
     assert summary.marked_deleted == {"user": 1, "enrollment": 1}
+    note = _only(summary, "users.csv: records loaded before that this bulk file does not have")
+    assert note.severity == "note" and note.problem.endswith(": 1; marked tobedeleted")
 
 
 def test_every_bulk_shape_at_once_reports_each_problem_once(tmp_path: Path) -> None:

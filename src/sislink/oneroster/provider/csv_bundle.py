@@ -1471,8 +1471,8 @@ def load_bundle(
                     marked[spec.entity] = store.insert_many(spec.entity, stale)
                     log.note(
                         spec.name,
-                        f"{plural(len(stale), spec.entity)} loaded before are not in this bulk "
-                        "file: marked tobedeleted",
+                        f"records loaded before that this bulk file does not have: "
+                        f"{len(stale)}; marked tobedeleted",
                         "nothing to do (a bulk file is the whole set)",
                     )
             counts[spec.entity] = store.insert_many(spec.entity, loader.records(spec))
