@@ -16,7 +16,8 @@ The loader reads bundles as other systems write them, and reports every problem 
   lineItems, results and categories, and the report says which and why); a class whose term is
   a semester or school year; a class whose course is not in the bundle (the course is made from
   what the class says); rows with trailing empty values, or cut short; blank manifest values;
-  users without an email;
+  dates written with a time, date-times without a zone (read as UTC); file and column names in
+  another case; users without an email;
 - as notes: the files it does not read (demographics, resources, ... and anything else in the
   bundle), and what a bulk or delta file did to records loaded before.
 
