@@ -265,6 +265,12 @@ class ClassroomClient:
                     creds.refresh(request)  # type: ignore[no-untyped-call]
                 except RefreshError as exc:
                     raise self._token_refused(exc, subject) from None
+                except (TypeError, KeyError, ValueError):
+                    # google-auth indexes the answer as JSON: an HTML page fails there.
+                    raise TokenRefused(
+                        f"The key file's token endpoint {self.key.token_uri} did not answer as "
+                        "Google's token endpoint does (not JSON): check the key file's token_uri."
+                    ) from None
                 except (TransportError, OSError, httplib2.HttpLib2Error) as exc:
                     raise ClassroomUnreachable(
                         f"Could not reach the key file's token endpoint {self.key.token_uri}: "
@@ -395,7 +401,10 @@ class ClassroomClient:
             self._wait_for_quota(subject, 1)
             try:
                 self.calls_made += 1
-                return request.execute(num_retries=0)
+                answer = request.execute(num_retries=0)
+                if not isinstance(answer, dict):
+                    raise ValueError("not a JSON object")
+                return answer
             except HttpError as exc:
                 status = int(exc.resp.status)
                 if status in RETRYABLE_STATUSES and attempt < self.settings.max_retries:
@@ -564,6 +573,14 @@ class ClassroomClient:
                 response, exception = answers.get(str(i), (None, None))
                 outcome = outcomes[i]
                 outcome.tries = attempt + 1
+                if exception is None and not isinstance(response, dict):
+                    outcome.error = MalformedAnswer(
+                        f"Google Classroom answered {_call_name(requests[str(i)])} in a batch "
+                        f"with something that is not JSON: check the API endpoint "
+                        f"({self.api_endpoint}).",
+                        status=200,
+                    )
+                    continue
                 if exception is None:
                     outcome.result, outcome.error = response, None
                     continue
