@@ -82,10 +82,10 @@ async def test_alternating_pages_behind_ever_new_links_stop_when_their_records_c
 
 
 async def test_the_default_bounds_stop_a_sis_inventing_records_with_a_huge_total() -> None:
-    """No bound configured: the defaults alone end the walk (at 600,000 records, pages of
+    """No bound configured: the defaults alone end the walk (at 500,000 records, pages of
     1,000), the issue's 1,045,000 invented people are never reached."""
     with (
         HostileSIS(endless_new_records(claimed_total=10**12, page=1000)) as sis,
-        pytest.raises(OneRosterError, match=r"past the ceiling of 600,000 records"),
+        pytest.raises(OneRosterError, match=r"past the ceiling of 500,000 records"),
     ):
         await _read_users(sis)

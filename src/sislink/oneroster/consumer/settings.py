@@ -71,8 +71,8 @@ AuthSettings = OAuth2Settings | OAuth1Settings
 # a SIS that keeps inventing records (whatever X-Total-Count claims) within about two minutes
 # of an import on loopback (~6,000 records a second are written). An administrator of a larger
 # district raises them (the environment variables below).
-DEFAULT_MAX_RECORDS_PER_COLLECTION = 600_000
-DEFAULT_MAX_PAGES_PER_COLLECTION = 6_000  # pages of 100 records (the smallest SIS page sizes)
+DEFAULT_MAX_RECORDS_PER_COLLECTION = 500_000
+DEFAULT_MAX_PAGES_PER_COLLECTION = 5_000  # pages of 100 records (the smallest SIS page sizes)
 DEFAULT_COLLECTION_TIME_BUDGET_S = 1800.0  # one collection's walk, every page
 DEFAULT_REQUEST_DEADLINE_S = 60.0  # one attempt: headers and the whole body
 DEFAULT_CALL_DEADLINE_S = 120.0  # one call, every retry and wait included: two full attempts
