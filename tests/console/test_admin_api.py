@@ -142,4 +142,4 @@ def test_the_admin_api_is_for_administrators_only(api: TestClient, classroom: Cl
     teacher = token_for(classroom, "t@school.example", Role.TEACHER)
     forbidden = api.get("/api/admin/connection", headers={"Authorization": f"Bearer {teacher}"})
     assert forbidden.status_code == 403
-    assert "Only an administrator" in forbidden.json()["detail"]
+    assert "Only an administrator" in forbidden.json()["detail"]["message"]

@@ -180,7 +180,11 @@ def test_a_teacher_is_told_why_an_item_was_skipped(world: World, api: TestClient
     )
     assert made.status_code == 201 and made.json()["due"] is None
     job_id = api.post(f"/api/teacher/classes/{cls}/exports", headers=me).json()["job_id"]
-    assert api.get(f"/api/teacher/jobs/{job_id}", headers=me).json()["status"] == "succeeded"
+    job = api.get(f"/api/teacher/jobs/{job_id}", headers=me).json()
+    # Nothing was sent: the export needs attention (not "succeeded"), with the reason.
+    assert job["status"] == "needs_attention"
+    assert job["report"]["attention"]["count"] == 1
+    assert "due date" in job["report"]["attention"]["reasons"][0]
     (item,) = api.get(f"/api/teacher/classes/{cls}/report", headers=me).json()["items"]
     assert item["outcome"] == "skipped" and item["coursework"] == "Undated"
     assert "due date" in item["reason"]

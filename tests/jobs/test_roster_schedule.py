@@ -152,3 +152,10 @@ async def test_the_scheduler_loop_runs_a_due_import_then_waits_for_the_interval(
     assert len(runs) == 1
     assert runs[0].status is JobStatus.SUCCEEDED
     assert await tick(classroom, run_import) is None
+
+
+def test_an_interval_longer_than_a_year_is_refused_in_words(classroom: Classroom) -> None:
+    # On PostgreSQL such a number did not fit the column: the REST API answered 500.
+    with pytest.raises(InvalidInput, match="at least once a year"):
+        set_schedule(classroom, Actor.system(), Schedule(interval_minutes=301835972404828224))
+    assert get_schedule(classroom).interval_minutes == 360

@@ -491,7 +491,7 @@ class ClassExportSettings(Base):
     sis_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Calls for the SIS class that the SIS answered 404 although the class exists (a term's
     # grading periods, the class's categories), in words: why those facts are missing.
-    sis_not_served: Mapped[list[str] | None] = mapped_column(JSON, default=list)
+    sis_not_served: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
     # The highest mark a coursework takes, as a multiple of its points (None: the default, 2).
     extra_credit_limit: Mapped[float | None] = mapped_column(Float)
 

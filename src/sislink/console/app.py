@@ -20,7 +20,7 @@ from sislink.console.background import BackgroundWork
 from sislink.console.pages import activity, classes, login, setup
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
-from sislink.console.routes import admin, roster, teacher
+from sislink.console.routes import admin, problems, roster, teacher
 from sislink.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -66,9 +66,22 @@ def create_app(
         app.state.classroom = classroom
     app.state.background = work
     app.state.allow_private_sis = allow_private_sis
-    app.include_router(admin.router, prefix="/api/admin", tags=["admin"])
-    app.include_router(roster.router, prefix="/api/admin/roster", tags=["roster"])
-    app.include_router(teacher.router, prefix="/api/teacher", tags=["teacher"])
+    # Each router's refusals, with the bodies actually sent, are in the OpenAPI (problems.py).
+    app.include_router(
+        admin.router, prefix="/api/admin", tags=["admin"], responses=problems.admin_responses
+    )
+    app.include_router(
+        roster.router,
+        prefix="/api/admin/roster",
+        tags=["roster"],
+        responses=problems.roster_responses,
+    )
+    app.include_router(
+        teacher.router,
+        prefix="/api/teacher",
+        tags=["teacher"],
+        responses=problems.teacher_responses,
+    )
     for pages in (login, setup, roster_pages, activity, classes):
         app.include_router(pages.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -63,8 +63,11 @@ def current_actor(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "Send an API token as 'Authorization: Bearer <token>'; an administrator makes one "
-            "with `sislink users token EMAIL`.",
+            {
+                "problem": "unauthorised",
+                "message": "Send an API token as 'Authorization: Bearer <token>'; an "
+                "administrator makes one with `sislink users token EMAIL`.",
+            },
             headers={"WWW-Authenticate": "Bearer"},
         )
     with classroom.transaction() as session:
@@ -72,8 +75,11 @@ def current_actor(
         if person is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                "This API token is unknown or revoked; ask an administrator for a new one "
-                "(`sislink users token EMAIL`).",
+                {
+                    "problem": "unauthorised",
+                    "message": "This API token is unknown or revoked; ask an administrator for "
+                    "a new one (`sislink users token EMAIL`).",
+                },
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return Actor.of(person)
@@ -84,7 +90,10 @@ def admin_actor(actor: Actor = Depends(current_actor)) -> Actor:
     if not actor.is_admin:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            "Only an administrator may do this; ask one to give you the admin role.",
+            {
+                "problem": "forbidden",
+                "message": "Only an administrator may do this; ask one to give you the admin role.",
+            },
         )
     return actor
 

@@ -32,6 +32,8 @@ from sislink.sync.sis_client import authorised_connection
 logger = logging.getLogger("sislink.jobs.schedule")
 
 DEFAULT_INTERVAL_MINUTES = 360
+# At least once a year: a longer interval is a typo (and would not fit the database's column).
+MAX_INTERVAL_MINUTES = 366 * 24 * 60
 TICK_S = 60.0
 
 
@@ -72,6 +74,11 @@ def set_schedule(classroom: Classroom, actor: Actor, schedule: Schedule) -> Sche
     require_admin(actor, "change the roster import schedule")
     if schedule.interval_minutes < 5:
         raise InvalidInput("Run scheduled imports at most every 5 minutes (interval_minutes >= 5).")
+    if schedule.interval_minutes > MAX_INTERVAL_MINUTES:
+        raise InvalidInput(
+            f"Run scheduled imports at least once a year (interval_minutes <= "
+            f"{MAX_INTERVAL_MINUTES}); to stop them, switch the schedule off."
+        )
     if schedule.pause_from and schedule.pause_until and schedule.pause_from > schedule.pause_until:
         raise InvalidInput("The pause window ends before it starts; swap the two dates.")
     with classroom.transaction() as session:

@@ -38,11 +38,11 @@ from sislink.classroom.services.organisation import identity_namespace, organisa
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
 from sislink.oneroster.consumer.exceptions import OneRosterError, SISDown, StatusError
-from sislink.oneroster.models import LineItem, Result
+from sislink.oneroster.models import LineItem, Result, User
 from sislink.oneroster.versions import Version
 from sislink.partners import profile as partner_profile
 from sislink.sync import preflight
-from sislink.sync.class_link import export_settings, refresh_sis_class_facts
+from sislink.sync.class_link import SisClassGone, export_settings, refresh_sis_class_facts
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import ExportReport, ItemReport, Outcome, save_report
 from sislink.sync.identity import class_identity
@@ -359,6 +359,24 @@ def _dry_run_items(plan: ExportPlan) -> Iterable[ItemReport]:
         )
 
 
+async def _sis_students(client: OneRosterClient, sis_class_id: str) -> list[User]:
+    """The SIS class's students. A 404 means the class is gone only if the SIS says so of the
+    class itself: it is asked, so that the teacher is told which it is."""
+    try:
+        return await client.students_for_class(sis_class_id)
+    except SisNotFound as exc:
+        try:
+            await client.get("class", id=sis_class_id)
+        except SisNotFound:
+            raise SisClassGone(str(exc), sis_class_id) from None
+        raise SyncError(
+            f"The SIS has the class {sis_class_id}, but answered 404 Not Found when asked for "
+            f"its students ({exc.method} {exc.path}), so no mark can be matched to a student. "
+            "Nothing was sent; ask the SIS vendor whether it serves a class's students "
+            f"(classes/{{id}}/students). (The SIS answered: {exc})"
+        ) from None
+
+
 def title_limit(settings: dict[str, object]) -> int:
     value = settings.get(preflight.TITLE_LIMIT_SETTING)
     if isinstance(value, int) and not isinstance(value, bool) and value > 1:
@@ -406,7 +424,7 @@ async def export_class_marks(
         connection_id = connection.id
     report = ExportReport(class_id, facts.title, facts.sis_class_id, dry_run)
     sis_facts = await refresh_sis_class_facts(classroom, client, class_id)
-    students = preflight.StudentDirectory.of(await client.students_for_class(facts.sis_class_id))
+    students = preflight.StudentDirectory.of(await _sis_students(client, facts.sis_class_id))
     plan = plan_export(
         facts, sis_facts, students, version_has_school=client.spec.version is Version.V1_2
     )
@@ -470,11 +488,17 @@ def _failure_in_words(exc: Exception, sis_class_id: str | None) -> str:
     """Why a class could not be exported at all, for the teacher."""
     if isinstance(exc, SISDown):
         return f"The SIS stopped answering, so nothing was sent for this class: {exc}"
-    if isinstance(exc, SisNotFound):
+    if isinstance(exc, SisClassGone):
+        # Only a 404 for the SIS class itself says the class is gone.
         return (
             f"The SIS does not know this class's SIS class ({sis_class_id}) any more: it may "
             "have been deleted or ended there. Nothing was sent; link the class to its current "
             f"SIS class, then export again. (The SIS answered: {exc})"
+        )
+    if isinstance(exc, SisNotFound):
+        return (
+            f"The SIS answered 404 Not Found to {exc.method} {exc.path}, which this export "
+            f"needs, so nothing was sent for this class: {exc}"
         )
     if isinstance(exc, OneRosterError):
         return f"The SIS could not be asked about this class, so nothing was sent: {exc}"

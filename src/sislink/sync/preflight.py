@@ -20,7 +20,7 @@ from sislink.classroom.models import Class, ClassLink, ConnectionStatus, SisConn
 from sislink.classroom.services import connections
 from sislink.classroom.services.access import teaches
 from sislink.oneroster.models import User
-from sislink.sync.class_link import GradingPeriodFact, SisClassFacts
+from sislink.sync.class_link import CATEGORIES, GRADING_PERIODS, GradingPeriodFact, SisClassFacts
 from sislink.sync.errors import SyncError
 
 # How many characters of a lineItem title the SIS keeps, unless the organisation's settings
@@ -166,8 +166,17 @@ def choose_grading_period(
             f"SIS class's grading periods ({_spans(facts) or 'it has none'}): choose one of "
             "those, or none to use the one containing the due date.",
         )
+    unserved = facts.not_served_call(GRADING_PERIODS)
     if not facts.grading_periods:
         if facts.grading_period_required:
+            if unserved:
+                return None, Finding(
+                    Reason.NO_GRADING_PERIOD,
+                    f"{facts.sis_name} needs a grading period for every assignment, but it "
+                    f"answered 404 Not Found when asked for the grading periods of the class's "
+                    f"term ({unserved}): ask the SIS administrator or vendor to serve grading "
+                    "periods for that term.",
+                )
             return None, Finding(
                 Reason.NO_GRADING_PERIOD,
                 f"The SIS class has no grading periods, and {facts.sis_name} needs one for "
@@ -179,6 +188,10 @@ def choose_grading_period(
     containing: list[GradingPeriodFact] = [p for p in facts.grading_periods if p.contains(day)]
     if containing:
         return containing[0].sourced_id, None
+    if unserved and not facts.grading_period_required:
+        # Some terms' periods were not served: the due date may be in one of those. The SIS
+        # does not need a grading period, so it goes without one rather than not at all.
+        return None, None
     return None, Finding(
         Reason.DUE_OUTSIDE_PERIODS,
         f"Its due date {day.isoformat()} is outside every grading period of the SIS class "
@@ -213,8 +226,8 @@ def choose_category(
         named = repr(chosen_title) if chosen_title else f"(SIS id {chosen_sourced_id})"
         return None, Finding(
             Reason.CATEGORY_NOT_IN_SIS,
-            f"Its category {named} is not one of the SIS class's categories "
-            f"({_titles(facts) or 'it has none'}): choose one of those.",
+            f"Its category {named} is not one of the SIS class's categories: "
+            f"{_choose_one(facts)}.",
         )
     if default_title:
         found = facts.category_titled(default_title)
@@ -236,6 +249,13 @@ def _titles(facts: SisClassFacts) -> str:
 
 
 def _choose_one(facts: SisClassFacts) -> str:
+    unserved = facts.not_served_call(CATEGORIES)
+    if not facts.categories and unserved:
+        return (
+            f"the SIS answered 404 Not Found when asked for the class's categories ({unserved}) "
+            "and serves no list of categories, so there is none to choose; ask the SIS "
+            "administrator or vendor to serve the class's categories"
+        )
     if not facts.categories:
         return "the SIS class has no categories at all; ask the SIS administrator to add one"
     return f"choose one of: {_titles(facts)}"

@@ -61,8 +61,9 @@ def class_for_editing(session: Session, actor: Actor, class_id: int) -> Class:
         return found
     if actor.person_id is not None and teaches(session, actor.person_id, class_id):
         return found
+    # Another teacher's class is named only by its id: its title is not this actor's to read.
     raise PermissionDenied(
-        f"You do not teach the class {found.title!r}, so you cannot change it. "
+        f"You do not teach the class with id {class_id}, so you cannot change it. "
         "Ask its teacher or an administrator to add you as a co-teacher."
     )
 
@@ -78,8 +79,14 @@ def class_for_primary_teacher(session: Session, actor: Actor, class_id: int, doi
         actor.person_id is not None and found.primary_teacher_id == actor.person_id
     ):
         return found
+    # A co-teacher may read the class's title; anyone else learns only its id.
+    shown = (
+        repr(found.title)
+        if actor.person_id is not None and teaches(session, actor.person_id, class_id)
+        else f"the class with id {class_id}"
+    )
     raise PermissionDenied(
-        f"Only the primary teacher of {found.title!r} can {doing}; ask them, or an administrator."
+        f"Only the primary teacher of {shown} can {doing}; ask them, or an administrator."
     )
 
 

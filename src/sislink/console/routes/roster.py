@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict, NotFound, PermissionDenied
 from sislink.console.auth import admin_actor, get_classroom
+from sislink.console.routes.problems import RosterJobId
 from sislink.jobs.roster import run_roster_import
 from sislink.jobs.runner import request_cancel
-from sislink.jobs.schedule import Schedule, get_schedule, set_schedule
+from sislink.jobs.schedule import MAX_INTERVAL_MINUTES, Schedule, get_schedule, set_schedule
 from sislink.oneroster.consumer import OneRosterError
 from sislink.sync import roster_holds
 from sislink.sync.errors import NotConnected, SyncError
@@ -52,7 +53,7 @@ class ImportRequest(BaseModel):
 
 class ScheduleBody(BaseModel):
     enabled: bool = True
-    interval_minutes: int = Field(360, ge=5)
+    interval_minutes: int = Field(360, ge=5, le=MAX_INTERVAL_MINUTES)
     pause_from: date | None = None
     pause_until: date | None = None
 
@@ -92,7 +93,9 @@ def list_holds(
 
 @router.post("/holds/{job_id}/approve")
 def approve(
-    job_id: int, actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+    job_id: RosterJobId,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
     with answered_plainly():
         return {"job_id": job_id, **_public(roster_holds.approve_hold(classroom, job_id, actor))}
@@ -100,7 +103,9 @@ def approve(
 
 @router.post("/holds/{job_id}/discard")
 def discard(
-    job_id: int, actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+    job_id: RosterJobId,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
     with answered_plainly():
         roster_holds.discard_hold(classroom, job_id, actor)
@@ -119,7 +124,9 @@ def history(
 
 @router.get("/jobs/{job_id}")
 def job(
-    job_id: int, _actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+    job_id: RosterJobId,
+    _actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
     """One import: status, progress (for a progress bar) and report."""
     with answered_plainly():
@@ -128,7 +135,9 @@ def job(
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(
-    job_id: int, actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+    job_id: RosterJobId,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
     with answered_plainly():
         roster_holds.get_roster_job(classroom, job_id)

@@ -29,6 +29,7 @@ from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.people import find_person_by_email
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
+from sislink.console.routes.problems import ClassId, CourseworkId, JobId, ReportId
 from sislink.jobs import mark_export as mark_export_job
 from sislink.jobs import runner
 from sislink.jobs.mark_export import ALL_EXPORT, CLASS_EXPORT
@@ -230,7 +231,7 @@ def my_classes(
 
 @router.get("/classes/{class_id}")
 def one_class(
-    class_id: int,
+    class_id: ClassId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -260,7 +261,7 @@ async def my_sis_classes(
 
 @router.put("/classes/{class_id}/link")
 async def link(
-    class_id: int,
+    class_id: ClassId,
     body: LinkRequest,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
@@ -287,7 +288,7 @@ async def link(
 
 @router.delete("/classes/{class_id}/link")
 def unlink(
-    class_id: int,
+    class_id: ClassId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -299,7 +300,7 @@ def unlink(
 
 @router.get("/classes/{class_id}/export-settings")
 def get_export_choices(
-    class_id: int,
+    class_id: ClassId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -311,7 +312,7 @@ def get_export_choices(
 
 @router.patch("/classes/{class_id}/export-settings")
 def change_export_choices(
-    class_id: int,
+    class_id: ClassId,
     body: ExportChoicesRequest,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
@@ -333,7 +334,7 @@ def change_export_choices(
 
 @router.get("/classes/{class_id}/coursework")
 def list_coursework(
-    class_id: int,
+    class_id: ClassId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> list[dict[str, Any]]:
@@ -347,7 +348,7 @@ def list_coursework(
 
 @router.post("/classes/{class_id}/coursework", status_code=status.HTTP_201_CREATED)
 def add_coursework(
-    class_id: int,
+    class_id: ClassId,
     body: CourseworkRequest,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
@@ -371,8 +372,8 @@ def add_coursework(
 
 @router.put("/classes/{class_id}/coursework/{coursework_id}/marks")
 def set_mark(
-    class_id: int,
-    coursework_id: int,
+    class_id: ClassId,
+    coursework_id: CourseworkId,
     body: MarkRequest,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
@@ -425,7 +426,7 @@ def set_mark(
 
 @router.post("/classes/{class_id}/exports", status_code=status.HTTP_202_ACCEPTED)
 def start_class_export(
-    class_id: int,
+    class_id: ClassId,
     background: BackgroundTasks,
     body: ExportRequest | None = None,
     actor: Actor = Depends(current_actor),
@@ -462,7 +463,7 @@ def start_all_exports(
 
 @router.get("/jobs/{job_id}")
 def job_status(
-    job_id: int,
+    job_id: JobId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -489,7 +490,7 @@ def job_status(
 
 @router.get("/classes/{class_id}/report")
 def latest_report(
-    class_id: int,
+    class_id: ClassId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -506,7 +507,7 @@ def latest_report(
 
 @router.get("/classes/{class_id}/reports")
 def report_list(
-    class_id: int,
+    class_id: ClassId,
     limit: int = Query(20, ge=1, le=200),
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
@@ -522,8 +523,8 @@ def report_list(
 
 @router.get("/classes/{class_id}/reports/{report_id}")
 def one_report(
-    class_id: int,
-    report_id: int,
+    class_id: ClassId,
+    report_id: ReportId,
     actor: Actor = Depends(current_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:

@@ -66,6 +66,9 @@ class ProviderConfig:
     max_limit: int = 100_000
     # How the token endpoint takes client credentials ("basic", "post"); None: the profile's.
     client_auth: tuple[str, ...] | None = None
+    # Endpoints (by name, e.g. "class_categories") this SIS does not have: they answer 404 as
+    # any unknown path does, as on a real SIS that does not serve them.
+    without_endpoints: frozenset[str] = frozenset()
 
     @property
     def vendor_header_value(self) -> str:
@@ -249,6 +252,8 @@ def create_app(store: ProviderStore, config: ProviderConfig) -> Any:
     for version in profile.versions:
         spec = VERSIONS[version]
         for endpoint in spec.endpoints.values():
+            if endpoint.name in config.without_endpoints:
+                continue
             path = f"{profile.oneroster_prefix}/ims/oneroster/{spec.service_roots[endpoint.service]}/{endpoint.path}"
             app.add_api_route(
                 path,

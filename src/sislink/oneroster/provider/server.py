@@ -29,6 +29,7 @@ from sislink.oneroster.provider.profiles import (
 )
 from sislink.oneroster.provider.seed import seed_district
 from sislink.oneroster.provider.store import ProviderStore
+from sislink.oneroster.versions import VERSIONS
 
 
 @dataclass
@@ -171,8 +172,11 @@ def running_provider(
     token_ttl_s: int = 3600,
     scopes: Sequence[str] | None = None,
     client_auth: Sequence[str] | None = None,
+    without_endpoints: Sequence[str] = (),
 ) -> Iterator[RunningProvider]:
-    """A built-in SIS on 127.0.0.1 (a free port), seeded unless a store is given; stopped on exit."""
+    """A built-in SIS on 127.0.0.1 (a free port), seeded unless a store is given; stopped on exit.
+    `without_endpoints` (endpoint names, e.g. "class_categories") are not served: they answer
+    404 as on a SIS that does not have them."""
     chosen = profile_named(profile)
     own_store = store is None
     if store is None:
@@ -204,6 +208,10 @@ def running_provider(
         scopes=scopes,
         client_auth=client_auth,
     )
+    known = {name for version in chosen.versions for name in VERSIONS[version].endpoints}
+    if unknown := set(without_endpoints) - known:
+        raise ValueError(f"No such endpoint to leave out: {', '.join(sorted(unknown))}")
+    config.without_endpoints = frozenset(without_endpoints)
     app = create_app(store, config)
     faults_met = app.met if isinstance(app, FaultMiddleware) else Counter()
     sock = bind_socket("127.0.0.1", 0)
