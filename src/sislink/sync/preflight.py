@@ -88,8 +88,8 @@ def check_export_allowed(
     ):
         raise ExportRefused(
             Refusal.NOT_YOUR_CLASS,
-            f"You do not teach {klass.title!r}, so you cannot export its marks; only its "
-            "teachers (or an administrator) can.",
+            f"You do not teach the class with id {class_id}, so you cannot export its marks; "
+            "only its teachers (or an administrator) can.",
         )
     connection = connections.current_connection(session)
     if connection is None:
