@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from sislink.classroom import Actor, open_classroom
@@ -107,3 +108,46 @@ def test_approving_a_job_that_is_not_on_hold_says_so(home: tuple[Path, RunningPr
     result = CliRunner().invoke(app, ["roster", "approve", str(report["job_id"])])
     assert result.exit_code == 1
     assert "not on hold" in result.output
+
+
+def test_an_import_that_rejected_records_exits_3_and_keeps_them(
+    home: tuple[Path, RunningProvider],
+) -> None:
+    _, sis = home
+    run("roster", "import", "--json")
+    spoiled = next(u for u in sis.store.iter_all("user") if u["roles"][0]["role"] == "student")
+    sis.store.put("user", {**spoiled, "status": "Active!"})
+    for args in (["--full", "--dry-run"], ["--full"]):
+        result = CliRunner().invoke(app, ["roster", "import", *args, "--json"])
+        assert result.exit_code == 3, result.output  # EXIT_NEEDS_ATTENTION
+        report = json.loads(result.stdout)
+        assert report["attention"]["count"] == 1
+        assert report["rejected"][0]["sourced_id"] == spoiled["sourcedId"]
+        assert report["counts"]["students"]["deactivated"] == 0
+    assert report["job_status"] == "needs_attention"
+    table = CliRunner().invoke(app, ["roster", "import", "--full"])
+    assert table.exit_code == 3
+    assert f"Rejected: students {spoiled['sourcedId']!r}" in table.output
+    assert "Needs attention" in table.output
+
+
+def test_a_database_refusal_is_one_sentence_without_sql_not_a_traceback(
+    home: tuple[Path, RunningProvider],
+) -> None:
+    classroom = open_classroom(Settings.from_env())
+    with classroom.engine.begin() as connection:
+        # A rule in the database itself that refuses the first enrolment the import writes.
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_enrolments BEFORE INSERT ON enrolment "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        )
+    classroom.close()
+    for args in (["--dry-run"], []):
+        result = CliRunner().invoke(app, ["roster", "import", *args])
+        assert result.exit_code == 1, result.output
+        assert "changed nothing" in result.output
+        for leak in ("Traceback", "INSERT", "parameters", "@"):
+            assert leak not in result.output
+    assert run("roster", "history", "--json")[0]["status"] == "failed"  # type: ignore[index]

@@ -119,3 +119,46 @@ def test_an_import_that_would_deactivate_much_of_the_roster_waits_for_approval(
         approved = admin.post(f"/admin/roster/holds/{job_id}/approve")
         assert "approved and applied" in approved.text
         assert 'id="job-status">succeeded' in approved.text
+
+
+def test_a_dry_run_the_database_refuses_is_a_sentence_not_a_500(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    with (
+        running_provider(profile="generic-1.2", students=30) as own_sis,
+        console(tmp_path) as served,
+    ):
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        connect_and_authorise(admin, own_sis)
+        with served.classroom.engine.begin() as connection:
+            # A rule in the database itself that refuses every enrolment the import writes.
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_enrolments BEFORE INSERT ON enrolment "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+        planned = admin.post("/admin/roster/dry-run", {"full": "on"})
+        assert planned.status_code == 409
+        assert "changed nothing" in planned.text
+        for leak in ("INSERT", "parameters", "refused by the test", "Traceback"):
+            assert leak not in planned.text
+
+
+def test_a_dry_run_lists_rejected_records_and_says_it_needs_attention(tmp_path: Path) -> None:
+    with (
+        running_provider(profile="generic-1.2", students=30) as own_sis,
+        console(tmp_path) as served,
+    ):
+        spoiled = next(
+            u for u in own_sis.store.iter_all("user") if u["roles"][0]["role"] == "student"
+        )
+        own_sis.store.put("user", {**spoiled, "status": "Active!"})
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        connect_and_authorise(admin, own_sis)
+        planned = admin.post("/admin/roster/dry-run", {"full": "on"})
+        assert planned.status_code == 200
+        assert 'id="needs-attention"' in planned.text
+        assert f"students {spoiled['sourcedId']}: status" in planned.text

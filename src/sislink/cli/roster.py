@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sislink.classroom import Actor
 from sislink.cli.common import (
+    EXIT_NEEDS_ATTENTION,
     JSON_OPTION,
     classroom_errors,
     err,
@@ -22,6 +23,7 @@ from sislink.cli.common import (
     print_json,
 )
 from sislink.jobs.roster import run_roster_import
+from sislink.jobs.runner import attention, needs_attention
 from sislink.oneroster.consumer import OneRosterError
 from sislink.sync import roster_holds
 from sislink.sync.errors import SyncError
@@ -88,7 +90,9 @@ def import_command(
                         dry_run=True,
                         progress=progress,
                     )
-                return {"job_id": None, "status": "dry_run", **report.to_dict()}
+                # What the import would reject, as the job would say it.
+                rejected = attention(*report.not_applied())
+                return {"job_id": None, "status": "dry_run", **report.to_dict(), **rejected}
 
             result = asyncio.run(plan())
         else:
@@ -100,8 +104,11 @@ def import_command(
             result = {**outcome.report, "job_id": outcome.job_id, "job_status": str(outcome.status)}
     if as_json:
         print_json(_public(result))
-        return
-    _print_report(result)
+    else:
+        _print_report(result)
+    if needs_attention(result):
+        # Finished, but records were rejected or skipped: a cron job must notice.
+        raise typer.Exit(EXIT_NEEDS_ATTENTION)
 
 
 def _public(report: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +140,24 @@ def _print_report(report: dict[str, Any]) -> None:
     unlisted = report.get("classes_left_unlinked_count", len(left)) - len(left)
     if unlisted > 0:
         out.print(f"Not linked: {unlisted} more imported classes (see --json).")
+    rejected = report.get("rejected", [])
+    for record in rejected[:20]:
+        out.print(
+            f"Rejected: {record['entity']} {record['sourced_id']!r}: {record['reason']} "
+            "(kept as it was)",
+            markup=False,
+            highlight=False,
+        )
+    if report.get("rejected_count", 0) > min(len(rejected), 20):
+        out.print(
+            f"Rejected: {report['rejected_count'] - min(len(rejected), 20)} more (see --json)."
+        )
+    needing = report.get("attention") or {}
+    if needing:
+        out.print(
+            f"[bold yellow]Needs attention:[/] {needing['count']} records were not applied; "
+            "correct them in the SIS and import again."
+        )
     if report.get("status") == "on_hold":
         out.print(f"[bold]On hold (job {report.get('job_id')}):[/] {report.get('hold_reason')}")
 

@@ -145,7 +145,9 @@ async def dry_run(
     except (SyncError, ClassroomError, OneRosterError) as exc:
         message = exc.message if isinstance(exc, (SyncError, ClassroomError)) else str(exc)
         return _page(request, who, classroom, problem=message, status_code=409)
-    return _page(request, who, classroom, dry_run=report.to_dict())
+    # What the import would reject, as its job would say it.
+    planned = report.to_dict() | runner.attention(*report.not_applied())
+    return _page(request, who, classroom, dry_run=planned)
 
 
 @router.post("/admin/roster/holds/{job_id}/approve")
