@@ -115,6 +115,28 @@ def test_the_whole_lifecycle_from_the_command_line() -> None:
         assert table.exit_code == 0 and "disconnected" in table.stdout
 
 
+def test_connect_client_auth_post_reaches_a_sis_that_takes_the_credentials_in_the_form() -> None:
+    with running_provider(profile="generic-1.2", students=20, client_auth=["post"]) as sis:
+        env = {"SIS_SECRET": sis.client_secret}
+        connect = (
+            *("connect", "--sis", "generic-1.2", "--host-url", sis.host_url),
+            *("--token-url", sis.token_url, "--access-key", sis.client_id),
+            *("--secret-code-env", "SIS_SECRET"),
+        )
+        assert as_json(run(*connect, "--json", env=env))["client_auth"] == "basic"
+        refused = run("authorise")
+        assert refused.exit_code == 1
+        assert "does not take client credentials by HTTP Basic" in refused.stderr
+        assert "--client-auth post" in refused.stderr
+        saved = as_json(run(*connect, "--client-auth", "post", "--json", env=env))
+        assert saved["client_auth"] == "post"
+        assert as_json(run("authorise", "--json"))["message"] == "Authorised"
+        shown = run("status")
+        assert "Client authentication" in shown.stdout and "post" in shown.stdout
+    wrong = run(*connect, "--client-auth", "digest", env=env)
+    assert wrong.exit_code == 1 and "--client-auth is basic or post" in wrong.stderr
+
+
 def test_the_secret_can_come_from_a_hidden_prompt() -> None:
     with running_provider(profile="generic-1.1", students=20) as sis:
         saved = run(

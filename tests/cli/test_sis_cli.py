@@ -93,3 +93,83 @@ def _token(token_url: str) -> str:
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
     raise AssertionError(f"the SIS never answered at {token_url}")
+
+
+def _serving(*options: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from sislink.cli import main; main()", "sis", "serve"),
+            *("--port", "0", "--students", "20", "--client-id", "cli-test", *options),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "SISLINK_SIS_CLIENT_SECRET": SECRET, **(env or {})},
+    )
+
+
+def _printed(process: subprocess.Popen[str], lines: int) -> dict[str, str]:
+    assert process.stdout is not None
+    return dict(process.stdout.readline().strip().split(": ", 1) for _ in range(lines))
+
+
+def test_sis_serve_infinite_campus_prints_the_vendor_key_it_expects_and_takes_one() -> None:
+    process = _serving("--profile", "infinite-campus")
+    try:
+        printed = _printed(process, 6)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    shown = printed["vendor_key"]
+    assert shown.startswith("sislink-vendor:") and "x-vendor-authorization" in shown
+
+    chosen = "district-key:district-vendor-secret"
+    process = _serving("--profile", "infinite-campus", env={"SISLINK_SIS_VENDOR_KEY": chosen})
+    try:
+        printed = _printed(process, 6)
+        token = _token(printed["token_url"])
+        line_items = f"{printed['base_url']}/gradebook/v1p2/lineItems"
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(headers=headers) as client:
+            wrong = client.get(line_items, headers={"x-vendor-authorization": "sislink-vendor:x"})
+            right = client.get(line_items, headers={"x-vendor-authorization": chosen})
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert printed["vendor_key"].startswith("district-key:...")
+    assert "district-vendor-secret" not in "".join(printed.values()) + output
+    assert (wrong.status_code, right.status_code) == (401, 200)
+
+
+def test_sis_serve_can_take_client_credentials_only_in_the_form_body() -> None:
+    process = _serving("--client-auth", "post")
+    try:
+        printed = _printed(process, 5)
+        _token_by_form(printed["token_url"])
+        basic = httpx.post(
+            printed["token_url"],
+            auth=("cli-test", SECRET),
+            data={"grant_type": "client_credentials"},
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert basic.status_code == 401 and "HTTP Basic" in basic.json()["error_description"]
+
+
+def test_sis_serve_refuses_an_unknown_client_authentication() -> None:
+    code, output = _serve("--client-auth", "digest")
+    assert code == 2 and "--client-auth is basic, post or both" in output
+
+
+def _token_by_form(token_url: str) -> str:
+    form = {"grant_type": "client_credentials", "client_id": "cli-test", "client_secret": SECRET}
+    for _ in range(50):
+        try:
+            response = httpx.post(token_url, data=form)
+        except httpx.ConnectError:
+            time.sleep(0.1)
+            continue
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+    raise AssertionError(f"the SIS never answered at {token_url}")

@@ -157,3 +157,28 @@ def test_without_write_test_the_sis_is_only_read_and_the_report_card_is_printed(
     assert "teachers_can_be_listed" in card and "PASS" in card and "FAIL" not in card
     assert "line_item_put_creates_201" not in card  # the write checks need --write-test
     assert sis.client_secret not in result.output
+
+
+def test_client_auth_post_reaches_a_sis_that_refuses_basic_and_basic_is_told_why() -> None:
+    with running_provider(profile="generic-1.2", students=60, client_auth=["post"]) as sis:
+        refused_code, refused = _check(sis)
+        code, report = _check(sis, "--client-auth", "post", "--write-test")
+    details = _failures(refused)["token_is_issued"]
+    assert refused_code == 1 and "401" in details
+    assert "does not take client credentials by HTTP Basic" in details
+    assert "try again later" not in details.lower()
+    assert code == 0 and report["passed"], _failures(report)
+
+
+def test_client_auth_is_basic_or_post() -> None:
+    with running_provider(profile="generic-1.2", students=20) as sis:
+        result = CliRunner().invoke(
+            app,
+            [
+                *("check-sis", "--base-url", sis.base_url, "--token-url", sis.token_url),
+                *("--client-id", sis.client_id, "--client-secret-env", "S"),
+                *("--teacher-email", sis.teacher_email, "--client-auth", "digest"),
+            ],
+            env={"S": sis.client_secret},
+        )
+    assert result.exit_code == 2 and "--client-auth is basic or post" in result.output
