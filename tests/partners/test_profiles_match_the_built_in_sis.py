@@ -33,3 +33,6 @@ def test_partner_and_built_in_sis_agree_on_quirks(name: str) -> None:
     assert partner.auth in served.auth_kinds
     headers = {h.name for h in partner.extra_headers}
     assert headers == ({served.gradebook_header} if served.gradebook_header else set())
+    if partner.auth == "oauth2":  # the token request sends the credentials a way the SIS takes
+        assert partner.client_auth in served.client_auth
+    assert served.versions == (served.version,)  # a 1.1 SIS answers 404 on the 1.2 paths

@@ -84,7 +84,7 @@ def test_google_classroom_sequence_holds_step_by_step() -> None:
             assert period["type"] == "gradingPeriod"
             assert {"sourcedId", "title", "startDate", "endDate", "schoolYear"} <= period.keys()
 
-        # 8. PUT a lineItem with a client-chosen UUID: 201, then 200.
+        # 8. PUT a lineItem with a client-chosen UUID: 201, then 201 again (or 200).
         line_item_id = str(uuid.uuid4())
         line_item = {
             "lineItem": {
