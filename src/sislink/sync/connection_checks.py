@@ -69,6 +69,9 @@ def settings_for_authorise(settings: ConnectionSettings, timeout_s: float) -> Co
         backoff_max_s=0.5,
         connect_timeout_s=timeout_s,
         read_timeout_s=timeout_s,
+        # The whole answer too (a body dribbled a byte at a time), and both attempts together.
+        request_deadline_s=timeout_s,
+        call_deadline_s=2 * timeout_s,
         max_retry_after_s=2.0,
     )
 
