@@ -13,6 +13,7 @@ from console.console_world import ADMIN_EMAIL, PASSWORD, PageClient, console
 from sislink.classroom import Actor, open_classroom
 from sislink.classroom.models import Role
 from sislink.classroom.services import accounts, people
+from sislink.classroom.services.api_tokens import create_api_token
 from sislink.cli import app as cli
 from sislink.console.app import create_app
 from sislink.settings import Settings
@@ -165,3 +166,38 @@ def test_sign_in_is_throttled_per_address_across_emails(tmp_path: Path) -> None:
         for n in range(3):
             browser.sign_in(f"guess{n}@district.example", "not the password")
         assert browser.sign_in(ADMIN_EMAIL).status_code == 429
+
+
+def test_an_administrator_sees_api_tokens_with_last_use_and_revokes_one(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        teacher_id = served.person_with_password("tom@school.example", Role.TEACHER, "Tom")
+        with served.classroom.transaction() as session:
+            tom = people.get_person(session, teacher_id)
+            row, token = create_api_token(session, Actor.system(), tom, label="gradebook sync")
+        browser = served.client()
+        browser.sign_in(ADMIN_EMAIL)
+        page = browser.get("/admin/tokens")
+        assert page.status_code == 200
+        assert "gradebook sync" in page.text and "tom@school.example" in page.text
+        assert "never" in page.text and token not in page.text
+        api = TestClient(served.app)
+        assert (
+            api.get(
+                "/api/teacher/classes", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 200
+        )
+        assert "never" not in browser.get("/admin/tokens").text
+        done = browser.post(f"/admin/tokens/{row.id}/revoke")
+        assert done.status_code == 200 and "is revoked" in done.text
+        assert "gradebook sync" not in done.text
+        refused = api.get("/api/teacher/classes", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 401
+
+
+def test_a_teacher_cannot_open_the_api_tokens_page(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        served.person_with_password("tom@school.example", Role.TEACHER, "Tom")
+        browser = served.client()
+        browser.sign_in("tom@school.example")
+        assert browser.get("/admin/tokens").status_code == 403

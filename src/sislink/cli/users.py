@@ -1,19 +1,28 @@
 """`sislink users ...`: accounts: administrators (with a console password), set-password
-invitations for teachers, and REST API tokens."""
+invitations for teachers, REST API tokens (make, list, revoke), and disabling an account."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import typer
+from rich.table import Table
 
 from sislink.classroom import Actor, ClassroomError
 from sislink.classroom.models import Role
 from sislink.classroom.services import accounts, people
-from sislink.classroom.services.api_tokens import create_api_token
+from sislink.classroom.services.api_tokens import (
+    create_api_token,
+    list_api_tokens,
+    revoke_api_token,
+)
 from sislink.cli.common import JSON_OPTION, fail, open_from_env, out, print_json
 
-users_app = typer.Typer(help="Accounts: administrators and REST API tokens.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Accounts: administrators, invitations, REST API tokens, disabling an account.",
+    no_args_is_help=True,
+)
 
 
 @users_app.command("create-admin")
@@ -129,6 +138,100 @@ def invite(
         typer.echo(
             f"Send this link to {email.strip()} yourself; it works once, until {expires}.",
             err=True,
+        )
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+@users_app.command("tokens")
+def tokens(
+    email: str | None = typer.Argument(None, help="Only this person's tokens (default: all)."),
+    include_revoked: bool = typer.Option(
+        False, "--revoked", help="Show revoked tokens too (with when they were revoked)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List REST API tokens: id, whose, label, when made and last used (never the token)."""
+    classroom = open_from_env()
+    try:
+        with classroom.session() as session:
+            person_id = None
+            if email is not None:
+                person = people.find_person_by_email(session, email)
+                if person is None:
+                    fail(f"No person has the email {email!r}.")
+                person_id = person.id
+            found = list_api_tokens(
+                session, Actor.system(), person_id=person_id, include_revoked=include_revoked
+            )
+    finally:
+        classroom.close()
+    if as_json:
+        print_json([token.as_json() for token in found])
+        return
+    if not found:
+        out.print("No API tokens." if include_revoked else "No live API tokens.")
+        return
+    table = Table("Id", "Person", "Label", "Made", "Last used", "Revoked")
+    for token in found:
+        table.add_row(
+            str(token.id),
+            token.email,
+            token.label,
+            _when(token.created_at),
+            _when(token.last_used_at),
+            _when(token.revoked_at) if token.revoked_at else "",
+        )
+    out.print(table)
+
+
+@users_app.command("revoke-token")
+def revoke_token(
+    token_id: int = typer.Argument(..., help="The token's id, from `sislink users tokens`."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Revoke one REST API token: it stops working at once."""
+    classroom = open_from_env()
+    try:
+        with classroom.transaction() as session:
+            revoked = revoke_api_token(session, Actor.system(), token_id)
+    except ClassroomError as exc:
+        fail(exc.message)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json(revoked.as_json())
+    else:
+        out.print(f"API token {revoked.id} of {revoked.email} is revoked.")
+
+
+@users_app.command("disable")
+def disable(
+    email: str = typer.Argument(..., help="The administrator or teacher to stop."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Stop a person using the console and the API: their password goes, every console session
+    ends, their API tokens and set-password links stop working. `sislink users invite` lets
+    them in again."""
+    classroom = open_from_env()
+    try:
+        with classroom.transaction() as session:
+            person = people.find_person_by_email(session, email)
+            if person is None:
+                fail(f"No person has the email {email!r}.")
+            summary = accounts.disable_account(session, Actor.system(), person.id)
+    except ClassroomError as exc:
+        fail(exc.message)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json({"email": email.strip(), **summary})
+    else:
+        out.print(
+            f"{email.strip()} can no longer sign in: {summary['sessions_ended']} console "
+            f"session(s) ended, {summary['tokens_revoked']} API token(s) revoked."
         )
 
 

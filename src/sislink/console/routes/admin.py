@@ -1,5 +1,6 @@
 """REST API for administrators under /api/admin: the SIS catalogue, eligibility, the connection
-(status, connect, authorise, permission, disconnect) and the audit trail. Admin-only; no logic
+(status, connect, authorise, permission, disconnect), the audit trail and API tokens (list,
+revoke). Admin-only; no logic
 here: each route calls `sislink.sync.connection`, the same services as the command line."""
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field, SecretStr
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict, NotFound, PermissionDenied
+from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
+from sislink.classroom.services.people import find_person_by_email
 from sislink.console.auth import admin_actor, get_classroom
+from sislink.console.routes.problems import TokenId
 from sislink.sync import connection as service
 from sislink.sync.connection_checks import DEFAULT_TIMEOUT_S
 from sislink.sync.errors import (
@@ -187,3 +191,36 @@ def audit(
 ) -> list[dict[str, Any]]:
     with answered_plainly():
         return service.audit_trail(classroom, actor, limit=limit)
+
+
+@router.get("/tokens")
+def list_tokens(
+    email: str | None = Query(None, description="Only this person's tokens."),
+    include_revoked: bool = Query(False, description="Revoked tokens too."),
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> list[dict[str, Any]]:
+    """Every API token (never the token itself): whose, its label, when made, last used and
+    revoked."""
+    with answered_plainly(), classroom.session() as session:
+        person_id = None
+        if email is not None:
+            person = find_person_by_email(session, email)
+            if person is None:
+                raise NotFound(f"No person has the email {email.strip()!r}.")
+            person_id = person.id
+        found = list_api_tokens(
+            session, actor, person_id=person_id, include_revoked=include_revoked
+        )
+        return [token.as_json() for token in found]
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(
+    token_id: TokenId,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Revoke one API token: it stops working at once."""
+    with answered_plainly(), classroom.transaction() as session:
+        return revoke_api_token(session, actor, token_id).as_json()

@@ -25,11 +25,12 @@ from sislink.classroom.services import connections, export_settings
 from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing, teaches
+from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.people import find_person_by_email
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
-from sislink.console.routes.problems import ClassId, CourseworkId, JobId, ReportId
+from sislink.console.routes.problems import ClassId, CourseworkId, JobId, ReportId, TokenId
 from sislink.jobs import mark_export as mark_export_job
 from sislink.jobs import runner
 from sislink.jobs.mark_export import ALL_EXPORT, CLASS_EXPORT
@@ -534,3 +535,25 @@ def one_report(
         if row is None or row.class_id != class_id:
             raise NotFound(f"Class {class_id} has no export report with id {report_id}.")
         return stored_report_json(row)
+
+# ---- my API tokens -------------------------------------------------------------------------
+
+
+@router.get("/tokens")
+def my_tokens(
+    actor: Actor = Depends(current_actor), classroom: Classroom = Depends(get_classroom)
+) -> list[dict[str, Any]]:
+    """My live API tokens (never the tokens themselves), with when each was last used."""
+    with classroom.session() as session:
+        return [token.as_json() for token in list_api_tokens(session, actor)]
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_my_token(
+    token_id: TokenId,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Revoke one of my API tokens (this one too, if that is the one sent)."""
+    with teacher_errors(), classroom.transaction() as session:
+        return revoke_api_token(session, actor, token_id).as_json()
