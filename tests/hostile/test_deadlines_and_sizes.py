@@ -64,14 +64,17 @@ async def test_a_body_without_end_stops_being_read_at_the_size_cap() -> None:
     ):
         await _read_users(sis, max_response_bytes=1_000_000)
     message = str(caught.value)
-    assert "more than the 1,000,000 bytes sislink reads for a page of users" in message
+    assert "The SIS sent more than the 1,000,000 bytes sislink reads for a page of users" in message
     assert "SISLINK_SIS_MAX_RESPONSE_BYTES" in message
 
 
 async def test_a_declared_length_past_the_cap_is_refused_before_reading() -> None:
     with (
         HostileSIS(huge_body(endless=False, size=2_000_000)) as sis,
-        pytest.raises(ResponseTooLarge, match=r"sent 2,000,000 bytes than the 1,000,000"),
+        pytest.raises(
+            ResponseTooLarge,
+            match=r"The SIS announced 2,000,000 bytes, more than the 1,000,000 bytes sislink reads",
+        ),
     ):
         await _read_users(sis, max_response_bytes=1_000_000)
 

@@ -693,13 +693,15 @@ class OneRosterClient:
             try:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise self._too_large(request, call, max_bytes, f"{int(declared):,} bytes")
+                    raise self._too_large(
+                        request, call, max_bytes, f"announced {int(declared):,} bytes, more"
+                    )
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise self._too_large(request, call, max_bytes, "more")
+                        raise self._too_large(request, call, max_bytes, "sent more")
                     chunks.append(chunk)
                 # What `Response.aread` sets (httpx is pinned in requirements.lock).
                 response._content = b"".join(chunks)
@@ -722,7 +724,7 @@ class OneRosterClient:
             else f"if its pages are really that large, lower the page size or raise {setting}"
         )
         return ResponseTooLarge(
-            f"The SIS sent {sent} than the {max_bytes:,} bytes sislink reads for {call.what} "
+            f"The SIS {sent} than the {max_bytes:,} bytes sislink reads for {call.what} "
             f"from {_shown(str(request.url))}, so sislink stopped reading it ({setting}); "
             f"{advice}.",
             method=request.method,
