@@ -365,3 +365,18 @@ def recording_bystander() -> Iterator[HostileSIS]:
 
     with HostileSIS(shape) as bystander:
         yield bystander
+
+
+def gzip_bomb(*, decoded_size: int) -> Shape:
+    """OneRoster calls answer with a small gzip body that inflates to `decoded_size` bytes."""
+    import gzip
+
+    body = gzip.compress(b" " * decoded_size)
+
+    def shape(request: Received) -> Reply:
+        if not request.path.startswith("/ims/oneroster/"):
+            return not_found(request)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return Reply(200, headers, body)
+
+    return shape

@@ -9,6 +9,7 @@ import pytest
 from hostile.hostile_sis import (
     HostileSIS,
     dribbled_body,
+    gzip_bomb,
     huge_body,
     huge_token,
     slow_headers,
@@ -75,6 +76,14 @@ async def test_a_declared_length_past_the_cap_is_refused_before_reading() -> Non
             ResponseTooLarge,
             match=r"The SIS announced 2,000,000 bytes, more than the 1,000,000 bytes sislink reads",
         ),
+    ):
+        await _read_users(sis, max_response_bytes=1_000_000)
+
+
+async def test_a_small_compressed_body_is_capped_by_its_size_once_inflated() -> None:
+    with (
+        HostileSIS(gzip_bomb(decoded_size=20_000_000)) as sis,
+        pytest.raises(ResponseTooLarge, match=r"The SIS sent more than the 1,000,000 bytes"),
     ):
         await _read_users(sis, max_response_bytes=1_000_000)
 
