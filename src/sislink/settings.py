@@ -1,4 +1,5 @@
-"""Where sislink keeps its data and how it finds its database and secret key (from the environment)."""
+"""Where sislink keeps its data and how it finds its database and secret key (from the environment);
+the home folder is its owner's alone (0700)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ class Settings:
     def secret_key_file(self) -> Path:
         return self.home / SECRET_KEY_FILE_NAME
 
+    def make_private_home(self) -> Path:
+        """Create the home folder if needed and make it its owner's alone (0700): it holds the
+        secret key and, by default, the database (password hashes, sealed SIS secrets)."""
+        return make_private_dir(self.home)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read SISLINK_HOME, SISLINK_DATABASE_URL and SISLINK_SECRET_KEY (all optional)."""
@@ -43,6 +49,18 @@ class Settings:
         return cls(
             home=home, database_url=database_url or sqlite_url_for(home / DATABASE_FILE_NAME)
         )
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) and set it to 0700; an existing folder sislink
+    cannot change (not its owner) is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_mode & 0o777 != 0o700:
+            path.chmod(0o700)
+    except PermissionError:
+        pass
+    return path
 
 
 def sqlite_url_for(path: Path) -> str:

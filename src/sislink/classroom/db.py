@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sislink.classroom.errors import InvalidInput
 from sislink.classroom.secrets import SecretBox, load_secret_box
-from sislink.settings import Settings
+from sislink.settings import Settings, make_private_dir
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sislink_sqlite_begin"
 WRITE_OPTIONS = {SQLITE_BEGIN_OPTION: "IMMEDIATE"}
@@ -43,11 +45,28 @@ def create_classroom_engine(url: str | URL, **engine_options: Any) -> Engine:
     parsed = normalise_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            make_private_sqlite_file(Path(parsed.database))
         engine = create_engine(parsed, **engine_options)
         _configure_sqlite(engine)
         return engine
     return create_engine(parsed, pool_pre_ping=True, **engine_options)
+
+
+def make_private_sqlite_file(path: Path) -> None:
+    """The SQLite file readable and writable by its owner only (0600), made so before SQLite
+    first opens it: SQLite gives the -wal, -shm and -journal files it creates the database
+    file's mode. A folder made for it is 0700; an existing one is left alone (it may be
+    shared, /var/lib/...). Files already there (an older installation) are tightened."""
+    if not path.parent.exists():
+        make_private_dir(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for found in (path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)):
+        try:
+            if found.exists() and found.stat().st_mode & 0o777 != 0o600:
+                found.chmod(0o600)
+        except PermissionError:
+            pass  # not ours to change: the owner chose
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -137,6 +156,7 @@ def open_classroom(
     given a bare URL, pass `secret_box` or a throwaway key is made (tests, sandboxes).
     """
     if isinstance(settings_or_url, Settings):
+        settings_or_url.make_private_home()
         url: str | URL = settings_or_url.database_url
         box = secret_box or load_secret_box(settings_or_url)
     else:
