@@ -208,6 +208,41 @@ def register(app: typer.Typer) -> None:
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
         with sync_errors():
+    @group.command("refresh-sis")
+    def refresh_sis(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        as_email: str | None = AS_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Read the linked class's categories and grading periods from the SIS again now."""
+        classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        class_id = find_class(classroom, class_)
+
+        async def run() -> class_link.SisClassFacts:
+            async with open_sis_client(classroom) as client:
+                return await class_link.refresh_class_facts_for_teacher(
+                    classroom, client, actor, class_id
+                )
+
+        with sync_errors():
+            facts = asyncio.run(run())
+        titles = [t for _, t in facts.categories]
+        if as_json:
+            print_json(
+                {
+                    "class_id": class_id,
+                    "sis_class_id": facts.sis_class_id,
+                    "grading_periods": [p.title for p in facts.grading_periods],
+                    "categories": titles,
+                }
+            )
+            return
+        out.print(
+            f"Class {class_id}: the SIS lists {len(facts.grading_periods)} grading periods and "
+            f"the categories {', '.join(titles) or 'none'}."
+        )
+
             unlinked = class_link.unlink_class(classroom, actor, class_id)
         if as_json:
             print_json({"class_id": class_id, "unlinked": unlinked})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time
 
 import typer
@@ -21,6 +22,7 @@ from sislink.cli.common import (
     out,
     print_json,
 )
+from sislink.sync import class_link
 
 
 def parse_due(text: str) -> datetime:
@@ -59,6 +61,9 @@ def register(app: typer.Typer) -> None:
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
         due_date = parse_due(due)
+        if category:
+            # The SIS's categories, read again if they are stale, so that the one named is there.
+            asyncio.run(class_link.fresh_facts_before_coursework(classroom, class_id))
         with sync_errors(), classroom.transaction() as session:
             category_id = None
             if category:

@@ -34,6 +34,7 @@ from sislink.oneroster.versions import Version
 from sislink.partners import catalogue
 from sislink.sync.class_facts import facts_confirmed_at, offer_categories
 from sislink.sync.errors import SyncError
+from sislink.sync.sis_client import open_sis_client
 
 # What the SIS said of a class is fetched again on export once it is older than this.
 FACTS_STALE_AFTER = timedelta(hours=12)
@@ -425,3 +426,17 @@ async def fresh_facts_for_coursework(
     except (OneRosterError, SyncError, NotFound, InvalidInput) as exc:
         return f"The SIS's categories could not be read now ({exc}); those known are offered."
     return None
+
+
+async def fresh_facts_before_coursework(classroom: Classroom, class_id: int) -> str | None:
+    """`fresh_facts_for_coursework` with the connection's own client; a class that is not
+    linked, or a SIS that is not connected, asks nothing (coursework is added all the same)."""
+    with classroom.session() as session:
+        link = connections.class_link(session, class_id)
+        if link is None or kept_sis_class_facts(session, class_id) is not None:
+            return None
+    try:
+        async with open_sis_client(classroom) as client:
+            return await fresh_facts_for_coursework(classroom, client, class_id)
+    except (OneRosterError, SyncError) as exc:
+        return f"The SIS's categories could not be read now ({exc}); those known are offered."

@@ -349,6 +349,33 @@ def unlink(
 
 
 # ---- coursework ---------------------------------------------------------------------------
+@router.post("/{class_id}/sis-facts")
+async def refresh_sis_facts(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Read the linked class's categories and grading periods from the SIS again now."""
+    with classroom.session() as session:
+        own_class(session, who, class_id)
+    try:
+        async with open_sis_client(classroom) as client:
+            facts = await linking.refresh_class_facts_for_teacher(
+                classroom, client, who.actor, class_id
+            )
+    except (SyncError, ClassroomError, OneRosterError) as exc:
+        message = exc.message if isinstance(exc, (SyncError, ClassroomError)) else str(exc)
+        return redirect(request, f"/classes/{class_id}", f"Not refreshed: {message}")
+    titles = ", ".join(title for _, title in facts.categories) or "none"
+    return redirect(
+        request,
+        f"/classes/{class_id}",
+        f"Read from the SIS: {len(facts.grading_periods)} grading periods; categories {titles}.",
+    )
+
+
 
 
 def _categories(session: Session, class_id: int) -> dict[int, str]:
@@ -479,13 +506,17 @@ def _coursework_page(
 
 
 @router.get("/{class_id}/coursework/new")
-def new_coursework(
+async def new_coursework(
     request: Request,
     class_id: int,
     who: Viewer = Depends(teacher_viewer),
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
-    return _coursework_page(request, who, classroom, class_id, CourseworkForm())
+    with classroom.session() as session:
+        own_class(session, who, class_id)
+    # The SIS's categories, read again if they are stale, so that the form offers them.
+    unread = await linking.fresh_facts_before_coursework(classroom, class_id)
+    return _coursework_page(request, who, classroom, class_id, CourseworkForm(), problem=unread)
 
 
 @router.post("/{class_id}/coursework")

@@ -312,6 +312,30 @@ def get_export_choices(
 
 
 @router.patch("/classes/{class_id}/export-settings")
+@router.post("/classes/{class_id}/sis-facts")
+async def refresh_sis_facts(
+    class_id: ClassId,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Read the linked class's categories and grading periods from the SIS again now (any of
+    its teachers)."""
+    with teacher_errors():
+        async with open_sis_client(classroom) as client:
+            facts = await class_link.refresh_class_facts_for_teacher(
+                classroom, client, actor, class_id
+            )
+    return {
+        "class_id": class_id,
+        "sis_class_id": facts.sis_class_id,
+        "grading_periods": [
+            {"title": p.title, "start": p.start_date.isoformat(), "end": p.end_date.isoformat()}
+            for p in facts.grading_periods
+        ],
+        "categories": [title for _, title in facts.categories],
+    }
+
+
 def change_export_choices(
     class_id: ClassId,
     body: ExportChoicesRequest,
@@ -348,7 +372,7 @@ def list_coursework(
 
 
 @router.post("/classes/{class_id}/coursework", status_code=status.HTTP_201_CREATED)
-def add_coursework(
+async def add_coursework(
     class_id: ClassId,
     body: CourseworkRequest,
     actor: Actor = Depends(current_actor),
@@ -369,6 +393,11 @@ def add_coursework(
             publish=not body.draft,
         )
         return _coursework_view(session, work)
+    if body.category:
+        with teacher_errors(), classroom.session() as session:
+            class_for_editing(session, actor, class_id)  # before any SIS call
+        # The SIS's categories, read again if they are stale, so that the one named is there.
+        await class_link.fresh_facts_before_coursework(classroom, class_id)
 
 
 @router.put("/classes/{class_id}/coursework/{coursework_id}/marks")
