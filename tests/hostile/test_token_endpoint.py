@@ -17,7 +17,11 @@ from sislink.classroom.models import Role
 from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services import people
 from sislink.oneroster.consumer import MalformedResponse, OneRosterClient, run_conformance
-from sislink.oneroster.consumer.exceptions import TokenRefused, TokenResponseInvalid
+from sislink.oneroster.consumer.exceptions import (
+    ResponseTooLarge,
+    TokenRefused,
+    TokenResponseInvalid,
+)
 from sislink.sync import connection as sis_connection
 from sislink.sync.errors import AuthorisationFailed
 from sislink.sync.roster_import import RosterImportFailed, import_roster
@@ -209,3 +213,16 @@ async def test_a_roster_import_blames_the_token_endpoint_not_the_schools_endpoin
     message = caught.value.message
     assert "token endpoint (POST /oauth2/token)" in message and "not JSON" in message
     assert "schools endpoint" not in message
+
+
+@pytest.mark.anyio
+async def test_a_token_answer_is_read_only_up_to_its_cap() -> None:
+    huge = b'{"access_token": "' + b"a" * 300_000 + b'", "token_type": "Bearer"}'
+    with token_answers(lambda n, issue: TokenReply(200, huge)) as sis:
+        settings = sis.settings(max_token_response_bytes=16_384)
+        async with OneRosterClient(settings) as client:
+            with pytest.raises(ResponseTooLarge) as caught:
+                await client.page("teachers", limit=1)
+        assert sis.oneroster_calls == 0
+    message = str(caught.value)
+    assert "16,384 bytes" in message and "a token" in message and "aaaa" not in message
