@@ -197,17 +197,6 @@ def register(app: typer.Typer) -> None:
             f"{', '.join(categories) or 'none'}."
         )
 
-    @group.command("unlink")
-    def unlink(
-        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
-        as_email: str | None = AS_OPTION,
-        as_json: bool = JSON_OPTION,
-    ) -> None:
-        """Remove a class's SIS link (exported marks stay in the SIS)."""
-        classroom = open_from_env()
-        actor = actor_for(classroom, as_email)
-        class_id = find_class(classroom, class_)
-        with sync_errors():
     @group.command("refresh-sis")
     def refresh_sis(
         class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
@@ -243,6 +232,17 @@ def register(app: typer.Typer) -> None:
             f"the categories {', '.join(titles) or 'none'}."
         )
 
+    @group.command("unlink")
+    def unlink(
+        class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
+        as_email: str | None = AS_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Remove a class's SIS link (exported marks stay in the SIS)."""
+        classroom = open_from_env()
+        actor = actor_for(classroom, as_email)
+        class_id = find_class(classroom, class_)
+        with sync_errors():
             unlinked = class_link.unlink_class(classroom, actor, class_id)
         if as_json:
             print_json({"class_id": class_id, "unlinked": unlinked})
