@@ -379,6 +379,11 @@ async def add_coursework(
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
     """Add coursework (published unless `draft`) to a class I teach."""
+    if body.category:
+        with teacher_errors(), classroom.session() as session:
+            class_for_editing(session, actor, class_id)  # before any SIS call
+        # The SIS's categories, read again if they are stale, so that the one named is there.
+        await class_link.fresh_facts_before_coursework(classroom, class_id)
     with teacher_errors(), classroom.transaction() as session:
         class_for_editing(session, actor, class_id)
         work = coursework_service.create_coursework(
@@ -393,11 +398,6 @@ async def add_coursework(
             publish=not body.draft,
         )
         return _coursework_view(session, work)
-    if body.category:
-        with teacher_errors(), classroom.session() as session:
-            class_for_editing(session, actor, class_id)  # before any SIS call
-        # The SIS's categories, read again if they are stale, so that the one named is there.
-        await class_link.fresh_facts_before_coursework(classroom, class_id)
 
 
 @router.put("/classes/{class_id}/coursework/{coursework_id}/marks")
