@@ -241,6 +241,7 @@ async def test_reauthorising_a_saved_connection_whose_sis_now_reports_another_di
         sis_connection.connect(classroom, admin, **connect_details(sis))
         first = await sis_connection.authorise(classroom, admin)
         class_id = make_linked_class(classroom, "Algebra", "class-1")
+        sis_connection.set_teacher_export(classroom, admin, False)
     # The same address and credentials, but the SIS now serves another district.
     other = ProviderStore()
     seed_district(other, seed=12, students=20)
@@ -263,6 +264,7 @@ async def test_reauthorising_a_saved_connection_whose_sis_now_reports_another_di
     assert second.connection.sis_identity == "generic-1.2:another-district"
     assert second.same_sis_as_before is False
     assert second.links_set_aside == 1 and second.links_resumed == 0
+    assert second.connection.teacher_export_enabled is False  # the administrator's choice kept
     # The old district keeps its row and its link (set aside, never reused by the new SIS).
     rows = all_connections(classroom)
     assert [c.sis_identity for c in rows] == [

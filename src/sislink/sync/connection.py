@@ -385,11 +385,12 @@ async def authorise(
                 "Another administrator replaced the SIS connection while it was being "
                 "authorised; look at `sislink status` and authorise again."
             )
+        was_authorised = connection.status == ConnectionStatus.AUTHORISED
         if moved_under_saved:
             # Confirmed: the old district keeps its row (history) and its links (set aside);
-            # a new row, with the same details, is the connection to the new district.
+            # a new row, with the same details and teacher permission, is the connection to
+            # the new district.
             connection = _replace_connection(session, actor, classroom, connection)
-        was_authorised = connection.status == ConnectionStatus.AUTHORISED
         connections.mark_authorised(
             session, actor, connection.id, district_sourced_id=answer.district_sourced_id
         )
