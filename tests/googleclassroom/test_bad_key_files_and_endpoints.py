@@ -85,9 +85,12 @@ def test_a_private_key_that_does_not_match_is_refused_by_the_token_endpoint(
     key = ServiceAccountKey.from_file(
         _write(tmp_path, {**_info(local_classroom), "private_key": pem})
     )
-    with ClassroomClient(
-        key, admin_email=local_classroom.admin_email, api_endpoint=local_classroom.api_url
-    ) as client, pytest.raises(TokenRefused) as caught:
+    with (
+        ClassroomClient(
+            key, admin_email=local_classroom.admin_email, api_endpoint=local_classroom.api_url
+        ) as client,
+        pytest.raises(TokenRefused) as caught,
+    ):
         client.execute(lambda s: s.courses().list())
     message = str(caught.value)
     assert "did not accept the key file's private key" in message
@@ -100,9 +103,12 @@ def test_an_administrator_email_outside_the_domain_is_named(
     local_classroom: RunningClassroom,
 ) -> None:
     key = ServiceAccountKey.from_file(local_classroom.key_file)
-    with ClassroomClient(
-        key, admin_email="visitor@elsewhere.example.net", api_endpoint=local_classroom.api_url
-    ) as client, pytest.raises(TokenRefused) as caught:
+    with (
+        ClassroomClient(
+            key, admin_email="visitor@elsewhere.example.net", api_endpoint=local_classroom.api_url
+        ) as client,
+        pytest.raises(TokenRefused) as caught,
+    ):
         client.execute(lambda s: s.courses().list())
     assert "does not know visitor@elsewhere.example.net as a user of the domain" in str(
         caught.value
@@ -173,9 +179,12 @@ def test_a_token_endpoint_that_answers_html_is_named(
 ) -> None:
     info = {**_info(local_classroom), "token_uri": html_server + "token"}
     key = ServiceAccountKey.from_file(_write(tmp_path, info))
-    with ClassroomClient(
-        key, admin_email=local_classroom.admin_email, api_endpoint=local_classroom.api_url
-    ) as client, pytest.raises(TokenRefused) as caught:
+    with (
+        ClassroomClient(
+            key, admin_email=local_classroom.admin_email, api_endpoint=local_classroom.api_url
+        ) as client,
+        pytest.raises(TokenRefused) as caught,
+    ):
         client.execute(lambda s: s.courses().list())
     assert "token_uri" in str(caught.value)
 
@@ -190,9 +199,15 @@ def test_a_classroom_that_answers_nothing_is_unreachable_in_words(
         settings = ClientSettings(timeout_s=0.3, max_retries=1, backoff_base_s=0.01)
         key = ServiceAccountKey.from_file(local_classroom.key_file)
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/"
-        with ClassroomClient(
-            key, admin_email=local_classroom.admin_email, api_endpoint=endpoint, settings=settings
-        ) as client, pytest.raises(ClassroomUnreachable) as caught:
+        with (
+            ClassroomClient(
+                key,
+                admin_email=local_classroom.admin_email,
+                api_endpoint=endpoint,
+                settings=settings,
+            ) as client,
+            pytest.raises(ClassroomUnreachable) as caught,
+        ):
             client.execute(lambda s: s.courses().list())
     finally:
         silent.close()

@@ -168,6 +168,10 @@ class ClientSettings:
     calls_per_minute: int = 3000
     batch_size: int = MAX_BATCH_SIZE
     page_size: int = 500
+    # A kept-alive connection idle this long is closed before use: servers drop idle ones
+    # (and a quota wait can be a minute), and httplib2 does not resend a POST that met a
+    # connection the server had closed.
+    idle_connection_s: float = 4.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -332,6 +336,16 @@ class ClassroomClient:
             self._credentials_for(subject)  # refreshes an expired token under the lock
         return found
 
+    def _before_send(self, service: Resource, subject: str, calls: int) -> None:
+        """Wait for the quota to allow `calls`, then drop this thread's connections if they
+        sat idle long enough for the server to have closed them."""
+        self._wait_for_quota(subject, calls)
+        used: dict[str, float] = self._local.__dict__.setdefault("used", {})
+        now = time.monotonic()
+        if now - used.get(subject, now) > self.settings.idle_connection_s:
+            _close_connections(service)
+        used[subject] = now
+
     def _wait_for_quota(self, subject: str, calls: int) -> None:
         while True:
             with self._quota_lock:
@@ -396,9 +410,10 @@ class ClassroomClient:
         subject = (as_user or self.admin_email).strip().lower()
         attempt = 0
         while True:
-            request = make(self.service(subject))
+            service = self.service(subject)
+            request = make(service)
             call = _call_name(request)
-            self._wait_for_quota(subject, 1)
+            self._before_send(service, subject, 1)
             try:
                 self.calls_made += 1
                 answer = request.execute(num_retries=0)
@@ -520,7 +535,7 @@ class ClassroomClient:
             batch = BatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
             for request_id, request in requests.items():
                 batch.add(request, request_id=request_id)
-            self._wait_for_quota(subject, len(requests))
+            self._before_send(service, subject, len(requests))
             retry_after: str | None = None
             try:
                 self.calls_made += 1
@@ -601,6 +616,16 @@ class ClassroomClient:
                 time.sleep(self._backoff(attempt, retry_after))
                 attempt += 1
             pending = again
+
+
+def _close_connections(service: Resource) -> None:
+    """Close the Http's kept-alive connections (it opens new ones on the next call)."""
+    http = getattr(getattr(service, "_http", None), "http", None)
+    connections = getattr(http, "connections", None)
+    if isinstance(connections, dict):
+        for connection in list(connections.values()):
+            connection.close()
+        connections.clear()
 
 
 def _page_request(

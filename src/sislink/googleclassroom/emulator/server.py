@@ -141,8 +141,10 @@ def running_classroom(
     db_path: str | None = None,
     key_file: Path | None = None,
     config: ClassroomConfig | None = None,
+    keep_alive_s: float = 5.0,
 ) -> Iterator[RunningClassroom]:
-    """A local Classroom on 127.0.0.1 (a free port); stopped on exit."""
+    """A local Classroom on 127.0.0.1 (a free port); stopped on exit. It closes a kept-alive
+    connection after `keep_alive_s` idle (uvicorn's default, 5 s)."""
     sock = bind_socket("127.0.0.1", 0)
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     classroom, written = open_classroom(
@@ -161,6 +163,7 @@ def running_classroom(
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=keep_alive_s,
         )
     )
     thread = threading.Thread(
