@@ -348,7 +348,6 @@ def unlink(
     )
 
 
-# ---- coursework ---------------------------------------------------------------------------
 @router.post("/{class_id}/sis-facts")
 async def refresh_sis_facts(
     request: Request,
@@ -376,6 +375,7 @@ async def refresh_sis_facts(
     )
 
 
+# ---- coursework ---------------------------------------------------------------------------
 
 
 def _categories(session: Session, class_id: int) -> dict[int, str]:
