@@ -300,7 +300,7 @@ def test_a_batch_sent_after_a_long_wait_does_not_meet_a_connection_the_server_cl
     with (
         running_classroom(students=20, keep_alive_s=0.5) as running,
         sislink_client(
-            running, ClientSettings(max_concurrency=1, idle_connection_s=0.3, max_retries=0)
+            running, ClientSettings(max_concurrency=1, idle_connection_s=0.5, max_retries=0)
         ) as client,
     ):
 
@@ -314,6 +314,6 @@ def test_a_batch_sent_after_a_long_wait_does_not_meet_a_connection_the_server_cl
             return s.courses().create(body=body)
 
         client.execute_many([functools.partial(create, k) for k in range(50)])
-        time.sleep(1.0)  # longer than the server keeps an idle connection
+        time.sleep(1.6)  # longer than the server keeps an idle connection
         outcomes = client.execute_many([functools.partial(create, k) for k in range(50, 100)])
         assert [str(o.error) for o in outcomes if not o.ok] == []

@@ -141,7 +141,7 @@ def running_classroom(
     db_path: str | None = None,
     key_file: Path | None = None,
     config: ClassroomConfig | None = None,
-    keep_alive_s: float = 5.0,
+    keep_alive_s: int = 5,
 ) -> Iterator[RunningClassroom]:
     """A local Classroom on 127.0.0.1 (a free port); stopped on exit. It closes a kept-alive
     connection after `keep_alive_s` idle (uvicorn's default, 5 s)."""
