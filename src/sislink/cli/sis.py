@@ -89,6 +89,7 @@ def serve(
     ),
     csv: list[Path] | None = typer.Option(
         None,
+        metavar="BUNDLE",
         help="Serve this OneRoster CSV bundle (zip or directory) instead of a seeded district. "
         "Repeat it to load bundles one on top of another (a bulk bundle, then its deltas). "
         "Every problem of a bundle is printed after the URLs; a bundle with errors is refused.",
@@ -229,7 +230,9 @@ def export_csv(
 @sis_app.command("check-csv")
 def check_csv(
     bundles: list[Path] = typer.Argument(
-        ..., help="OneRoster CSV bundles (zip or directory), loaded in this order."
+        ...,
+        metavar="BUNDLE...",
+        help="OneRoster CSV bundles (zip or directory), loaded in this order.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
