@@ -351,6 +351,40 @@ class SisConnection(Base):
         )
 
 
+class GoogleConnection(Base):
+    """The connection to a Google Workspace domain's Classroom (a service account with
+    domain-wide delegation); history kept, at most one current. The key file is stored sealed
+    and erased at disconnect."""
+
+    __tablename__ = "google_connection"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255))
+    admin_email: Mapped[str] = mapped_column(String(320))
+    client_email: Mapped[str] = mapped_column(String(320))
+    client_id: Mapped[str] = mapped_column(String(100))
+    project_id: Mapped[str] = mapped_column(String(255))
+    private_key_id: Mapped[str] = mapped_column(String(100))
+    api_endpoint: Mapped[str] = mapped_column(String(2000))
+    # A Fernet token of the whole JSON key file; NULL once disconnected (the key erased).
+    key_sealed: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(ENUM_LENGTH), default=ConnectionStatus.DRAFT)
+    # 1 on the current connection, NULL on history: a unique column allows only one current.
+    current_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    authorised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # JSON: the last authorise's checks, each {name, ok, detail}; no secret in it.
+    last_check: Mapped[str | None] = mapped_column(Text)
+    connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"GoogleConnection(id={self.id!r}, domain={self.domain!r}, "
+            f"client_email={self.client_email!r}, status={self.status!r}, key=<hidden>)"
+        )
+
+
 class ClassLink(Base):
     """A classroom class linked to one SIS class: one SIS class per classroom class, and one
     classroom class per SIS class of a connection (the unique index below). Links of another
