@@ -231,7 +231,7 @@ def export_csv(
 def check_csv(
     bundles: list[Path] = typer.Argument(
         ...,
-        metavar="BUNDLE...",
+        metavar="BUNDLE",
         help="OneRoster CSV bundles (zip or directory), loaded in this order.",
     ),
     as_json: bool = JSON_OPTION,
