@@ -53,37 +53,47 @@ def facts_confirmed_at(session: Session, connection_id: int) -> datetime | None:
 
 def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFromRoster) -> int:
     """Write the SIS facts of the linked classes this import changed; returns how many."""
+    # Light columns first: a delta that changed nothing loads no settings row at all.
     links = session.execute(
-        select(ClassLink.class_id, ClassLink.sis_class_sourced_id)
+        select(
+            ClassLink.class_id,
+            ClassLink.sis_class_sourced_id,
+            ClassExportSettings.sis_refreshed_at,
+        )
         .join(Class, Class.id == ClassLink.class_id)
+        .outerjoin(ClassExportSettings, ClassExportSettings.class_id == ClassLink.class_id)
         .where(ClassLink.connection_id == connection_id, Class.active.is_(True))
     ).all()
-    if not links:
+    changed = read.class_terms.keys() | read.class_categories.keys() | read.categories_changed
+    chosen = [
+        (class_id, sis_class)
+        for class_id, sis_class, refreshed_at in links
+        if read.full or refreshed_at is None or sis_class in changed
+    ]
+    if read.terms_with_new_periods:
+        picked = {class_id for class_id, _ in chosen}
+        terms_of = dict(
+            session.execute(
+                select(ClassExportSettings.class_id, ClassExportSettings.sis_term_sourced_ids)
+            ).all()
+        )
+        chosen += [
+            (class_id, sis_class)
+            for class_id, sis_class, _ in links
+            if class_id not in picked
+            and read.terms_with_new_periods.intersection(terms_of.get(class_id) or ())
+        ]
+    if not chosen:
         return 0
     settings = {
         row.class_id: row
+        for start in range(0, len(chosen), 5000)
         for row in session.scalars(
             select(ClassExportSettings).where(
-                ClassExportSettings.class_id.in_([class_id for class_id, _ in links])
+                ClassExportSettings.class_id.in_([c for c, _ in chosen[start : start + 5000]])
             )
         )
     }
-    chosen: list[tuple[int, str]] = []
-    for class_id, sis_class in links:
-        row = settings.get(class_id)
-        terms = read.class_terms.get(sis_class) or tuple(row.sis_term_sourced_ids if row else ())
-        if (
-            read.full
-            or row is None
-            or row.sis_refreshed_at is None
-            or sis_class in read.class_terms
-            or sis_class in read.class_categories
-            or sis_class in read.categories_changed
-            or read.terms_with_new_periods.intersection(terms)
-        ):
-            chosen.append((class_id, sis_class))
-    if not chosen:
-        return 0
     wanted_sis = {sis_class for _, sis_class in chosen}
     imported = {
         sis_id: (class_id, school, own_term)

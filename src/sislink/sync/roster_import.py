@@ -115,6 +115,8 @@ DEFAULT_SHRINK_THRESHOLD = 0.10
 SAFETY_MARGIN = timedelta(minutes=10)
 TERM_TYPES = frozenset({"term", "semester"})
 CATEGORY_CLASS_KEY = "classSourcedId"
+# SQLite's page cache for an import's one transaction, in KiB (see _room_to_write).
+SQLITE_IMPORT_CACHE_KIB = 256 * 1024
 # Classes whose categories are asked of the SIS at once, when its categories name no class.
 CLASS_CATEGORY_CALLS_AT_ONCE = 8
 
@@ -295,15 +297,36 @@ def _database_refused(exc: SQLAlchemyError) -> str:
 def _one_transaction(classroom: Classroom, *, rolled_back: bool) -> Iterator[Session]:
     """One write transaction, committed at the end of the block (or rolled back: a dry run)."""
     if not rolled_back:
-        with classroom.transaction() as session:
+        with classroom.transaction() as session, _room_to_write(session):
             yield session
         return
     with classroom.session() as session:
         session.connection(execution_options=WRITE_OPTIONS)
         try:
-            yield session
+            with _room_to_write(session):
+                yield session
         finally:
             session.rollback()  # a dry run leaves nothing behind
+
+
+@contextlib.contextmanager
+def _room_to_write(session: Session) -> Iterator[None]:
+    """On SQLite, a page cache big enough for one import's transaction, then the default again.
+
+    With SQLite's default 2 MB cache, a transaction that writes 400,000 enrolments spills the
+    same index pages to the WAL over and over (a full import of 50,000 students took 4.7 times
+    as long as in batches). The cache only takes what the transaction touches.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
 
 
 def _report_classes_left_unlinked(
