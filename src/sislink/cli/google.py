@@ -1,11 +1,25 @@
-"""`sislink google ...`: the local Google Classroom (a sandbox for the demo, tests, benchmarks)."""
+"""`sislink google ...`: the Google Classroom connection (connect, authorise, status, disconnect:
+thin, each calls `sislink.sync.google_connection`) and the local Classroom (`serve`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.table import Table
 
+from sislink.classroom import ClassroomError
+from sislink.cli.common import (
+    AS_OPTION,
+    JSON_OPTION,
+    actor_for,
+    fail,
+    open_from_env,
+    out,
+    print_json,
+)
+from sislink.googleclassroom import DEFAULT_API_ENDPOINT
 from sislink.googleclassroom.emulator.app import ClassroomConfig
 from sislink.googleclassroom.emulator.server import (
     bind_socket,
@@ -13,9 +27,12 @@ from sislink.googleclassroom.emulator.server import (
     open_classroom,
     serve_forever,
 )
+from sislink.sync import google_connection as service
+from sislink.sync.errors import AuthorisationFailed, SyncError
 
 google_app = typer.Typer(
-    help="Google Classroom: the local Classroom to try sislink against.", no_args_is_help=True
+    help="Google Classroom: connect a Google Workspace domain, or serve a local Classroom.",
+    no_args_is_help=True,
 )
 
 
@@ -111,3 +128,132 @@ def serve(
     for line in describe(classroom, written, origin).lines():
         typer.echo(line)
     serve_forever(classroom, sock)
+
+
+def _print(view: dict[str, Any] | None) -> None:
+    if view is None:
+        out.print(
+            "sislink is not connected to Google Classroom (sislink google connect, then "
+            "sislink google authorise)."
+        )
+        return
+    table = Table(title="Google Classroom", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for label, key in (
+        ("Domain", "domain"),
+        ("Administrator", "admin_email"),
+        ("Service account", "client_email"),
+        ("Client id (for domain-wide delegation)", "client_id"),
+        ("Cloud project", "project_id"),
+        ("API endpoint", "api_endpoint"),
+        ("Status", "status"),
+        ("Connected", "connected_at"),
+        ("Authorised", "authorised_at"),
+    ):
+        table.add_row(label, str(view.get(key) or "-"))
+    for check in view.get("checks", []):
+        table.add_row(("ok " if check["ok"] else "FAILED ") + check["name"], check["detail"])
+    out.print(table)
+
+
+@google_app.command("connect")
+def connect(
+    key_file: Path = typer.Option(
+        ..., "--key-file", help="The service account's JSON key file (stored sealed)."
+    ),
+    admin_email: str = typer.Option(
+        ..., "--admin-email", help="An administrator of the Google Workspace domain."
+    ),
+    domain: str | None = typer.Option(
+        None, "--domain", help="The domain (default: the administrator's email's)."
+    ),
+    api_endpoint: str = typer.Option(
+        DEFAULT_API_ENDPOINT, "--api-endpoint", help="The Classroom API (a local one to try it)."
+    ),
+    as_email: str | None = AS_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Save the key file and the administrator's email (nothing is called yet)."""
+    try:
+        text = key_file.read_text("utf-8")
+    except OSError as exc:
+        fail(f"Cannot read {key_file}: {exc.strerror or exc}. Give the path of the JSON key file.")
+    classroom = open_from_env()
+    try:
+        actor = actor_for(classroom, as_email)
+        try:
+            view = service.connect(
+                classroom,
+                actor,
+                key_file_text=text,
+                admin_email=admin_email,
+                domain=domain,
+                api_endpoint=api_endpoint,
+            )
+        except (SyncError, ClassroomError) as exc:
+            fail(exc.message)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json(view.as_dict())
+        return
+    out.print(
+        f"Saved: {view.client_email} acting as {view.admin_email} in {view.domain}. "
+        "Next: sislink google authorise."
+    )
+
+
+@google_app.command("authorise")
+def authorise(as_email: str | None = AS_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Check the connection with Google for real: each step, or what to fix."""
+    classroom = open_from_env()
+    try:
+        actor = actor_for(classroom, as_email)
+        try:
+            view = service.authorise(classroom, actor)
+        except AuthorisationFailed as exc:
+            if as_json:
+                print_json({"authorised": False, "problem": exc.problem, "message": exc.message})
+                raise typer.Exit(1) from None
+            fail(exc.message)
+        except (SyncError, ClassroomError) as exc:
+            fail(exc.message)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json({"authorised": True, **view.as_dict()})
+        return
+    _print(view.as_dict())
+
+
+@google_app.command("status")
+def status(as_json: bool = JSON_OPTION) -> None:
+    """The Google Classroom connection (never the key)."""
+    classroom = open_from_env()
+    try:
+        view = service.status(classroom)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json(view.as_dict() if view else None)
+        return
+    _print(view.as_dict() if view else None)
+
+
+@google_app.command("disconnect")
+def disconnect(as_email: str | None = AS_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Disconnect: the key is erased; nothing in Google Classroom is removed."""
+    classroom = open_from_env()
+    try:
+        actor = actor_for(classroom, as_email)
+        try:
+            view = service.disconnect(classroom, actor)
+        except (SyncError, ClassroomError) as exc:
+            fail(exc.message)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json(view.as_dict())
+        return
+    out.print(f"Disconnected from {view.domain}: the key is erased; Classroom is unchanged.")
