@@ -35,8 +35,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from sislink.classroom.models import (
