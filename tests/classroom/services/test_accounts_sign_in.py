@@ -123,3 +123,15 @@ def test_the_hashing_slots_are_bounded(classroom: Classroom) -> None:
         assert (first, second, third) == (True, True, False)
     with guard.hashing_slot() as again:
         assert again
+
+
+def test_an_email_with_a_nul_character_is_only_a_wrong_email(classroom: Classroom) -> None:
+    # PostgreSQL refuses NUL in text: this was a server error (found by schemathesis).
+    teacher(classroom)
+    guard = accounts.SignInGuard(accounts.SignInLimits(per_account=3, per_address=10))
+    tried = accounts.attempt_sign_in(
+        classroom, "tom\x00@school.example", PASSWORD, "10.0.0.1\x00", guard
+    )
+    assert tried.person_id is None and not tried.refused
+    with classroom.session() as session:
+        assert people.find_person_by_email(session, "tom@school.example\x00") is None

@@ -320,8 +320,9 @@ def attempt_sign_in(
     before any hashing, with the same answer whether or not the email belongs to anyone.
     """
     limits = guard.limits
-    account_key = (normalise_email(email)[1] or email.strip().casefold())[:320]
-    where_from = (address or "unknown")[:64]
+    # Kept as typed, bounded, without NUL (which PostgreSQL refuses in text).
+    account_key = (normalise_email(email)[1] or email.strip().casefold())[:320].replace("\x00", "?")
+    where_from = (address or "unknown")[:64].replace("\x00", "?")
     with classroom.transaction() as session:
         now = utc_now()
         since = now - limits.window

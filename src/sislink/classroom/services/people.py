@@ -64,7 +64,8 @@ def create_person(
 
 def find_person_by_email(session: Session, email: str) -> Person | None:
     _, key = normalise_email(email)
-    if key is None:
+    if key is None or "\x00" in key:
+        # No stored email holds a NUL, and PostgreSQL refuses one in a query: nobody has it.
         return None
     return session.scalars(select(Person).where(Person.email_key == key)).first()
 
