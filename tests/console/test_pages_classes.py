@@ -200,11 +200,23 @@ def test_a_cell_that_is_not_a_mark_is_answered_next_to_it_and_the_others_are_sav
     teacher.post(f"/classes/{cid}/coursework", {"title": "Test 1", "points": "10"})
     cells = grid_cells(teacher.get(f"/classes/{cid}/gradebook").text)
     answer = teacher.post(
-        f"/classes/{cid}/gradebook", {cells[0]: "9", cells[1]: "nine", cells[2]: "-1"}
+        f"/classes/{cid}/gradebook",
+        {
+            cells[0]: "9",
+            cells[1]: "nine",
+            cells[2]: "-1",
+            cells[3]: "1e20",
+            cells[4]: "\u0668",
+            cells[5]: "21",
+        },
     )
     assert answer.status_code == 400
     assert "is not a number; type a number, EX (excused) or M (missing)" in answer.text
     assert "cannot be negative" in answer.text
+    # The same rule as every other way of setting a mark (classroom/services/marks).
+    assert "is in exponent notation" in answer.text
+    assert "has digits other than 0-9" in answer.text
+    assert "more than 2 times its 10 points" in answer.text
     assert 'value="nine"' in answer.text  # what was typed stays in its cell
     with school.served.classroom.session() as session:
         saved = session.scalars(select(Mark)).all()
@@ -335,7 +347,7 @@ def test_an_export_the_sis_cannot_take_shows_failed_with_the_reason_on_both_page
             ).one()
         report = teacher.get(f"/classes/{cid}/reports/{report_id}")
         activity = admin.get("/admin/activity")
-    reason = f"The SIS has no class with sourcedId '{sis_class_id}'"
+    reason = f"The SIS does not know this class's SIS class ({sis_class_id}) any more"
     assert 'id="report-outcome">failed' in report.text
     assert reason in report.text.replace("&#39;", "'")
     assert 'class="badge failed"' in activity.text

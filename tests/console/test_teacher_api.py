@@ -258,6 +258,7 @@ def test_missing_and_excused_marks_replace_a_score_and_go_as_the_class_chose(
         "class_id": cls,
         "missing_as": "zero",
         "export_drafts": False,
+        "extra_credit_limit": 2.0,
     }
     essay = api.post(
         f"/api/teacher/classes/{cls}/coursework",
@@ -286,6 +287,7 @@ def test_missing_and_excused_marks_replace_a_score_and_go_as_the_class_chose(
         "class_id": cls,
         "missing_as": "not_submitted",
         "export_drafts": False,
+        "extra_credit_limit": 2.0,
     }
     job_id = api.post(f"/api/teacher/classes/{cls}/exports", headers=me).json()["job_id"]
     assert api.get(f"/api/teacher/jobs/{job_id}", headers=me).json()["status"] == "succeeded"
@@ -321,3 +323,45 @@ def test_export_settings_are_refused_to_others_and_bad_values_are_explained(
     assert typo.status_code == 422 and "missingAs" in typo.text
     assert api.get(url, headers=me).json()["export_drafts"] is False  # nothing changed
     assert api.get("/api/teacher/classes/999999/export-settings", headers=me).status_code == 404
+
+
+def test_a_mark_set_through_the_api_follows_the_same_rule_as_every_other_way(
+    world: World, api: TestClient
+) -> None:
+    me = bearer(world.classroom, world.teacher_email)
+    cls = world.class_id
+    essay = api.post(
+        f"/api/teacher/classes/{cls}/coursework",
+        headers=me,
+        json={"title": "Essay", "points": 20, "category": "Homework"},
+    ).json()
+    marks_url = f"/api/teacher/classes/{cls}/coursework/{essay['id']}/marks"
+    a, _, _ = student_emails(world)
+    with world.classroom.transaction() as session:
+        found = people.find_person_by_email(session, a)
+        assert found is not None
+        found.sis_identifier = "S-1001"
+    for score, said in (
+        ("1e3", "exponent notation"),
+        ("\u0661\u0665", "digits other than 0-9"),
+        (1e20, "more than 2 times its 20 points"),
+        (41, "more than 2 times its 20 points"),
+        ("8,5", "has a comma"),
+    ):
+        refused = api.put(marks_url, headers=me, json={"student": a, "score": score})
+        assert refused.status_code in (400, 422), refused.text
+        assert said in refused.text, refused.text
+    by_id = api.put(marks_url, headers=me, json={"student": "S-1001", "score": 40})
+    assert by_id.status_code == 200, by_id.text
+    assert (by_id.json()["student"], by_id.json()["score"]) == (a, 40)  # extra credit, at 2x
+    nobody = api.put(marks_url, headers=me, json={"student": "S-404", "score": 4})
+    assert nobody.status_code == 404
+    assert "No student has the email or SIS identifier 'S-404'" in nobody.text
+    raised = api.patch(
+        f"/api/teacher/classes/{cls}/export-settings",
+        headers=me,
+        json={"extra_credit_limit": 3},
+    )
+    assert raised.json()["extra_credit_limit"] == 3.0
+    more = api.put(marks_url, headers=me, json={"student": a, "score": 60})
+    assert more.status_code == 200 and more.json()["score"] == 60

@@ -11,11 +11,12 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from sislink.classroom import Classroom
+from sislink.classroom import Actor, Classroom, ClassroomError
 from sislink.classroom.models import Class, Person
 from sislink.classroom.services import connections, export_settings
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.connections import LinkState
+from sislink.classroom.services.people import find_person
 from sislink.cli.common import (
     AS_OPTION,
     JSON_OPTION,
@@ -61,14 +62,19 @@ def find_class(classroom: Classroom, name_or_id: str) -> int:
     fail(f"There is no class {name_or_id!r}; `sislink classes list` shows ids and titles.")
 
 
+def _email_of(classroom: Classroom, actor: Actor) -> str | None:
+    with classroom.session() as session:
+        person = session.get(Person, actor.person_id) if actor.person_id is not None else None
+        return person.email if person is not None else None
+
+
 def class_rows(classroom: Classroom, teacher: str | None) -> list[dict[str, Any]]:
     with classroom.session() as session:
         if teacher is not None:
-            person = session.scalars(
-                select(Person).where(Person.email_key == teacher.strip().lower())
-            ).first()
-            if person is None:
-                fail(f"No person has the email {teacher!r}.")
+            try:
+                person = find_person(session, teacher)  # their email or SIS identifier
+            except ClassroomError as exc:
+                fail(str(exc))
             found = list(classes_taught_by(session, person.id))
         else:
             found = list(
@@ -115,9 +121,14 @@ def register(app: typer.Typer) -> None:
         classroom = open_from_env()
         actor = actor_for(classroom, as_email)
         if as_email is not None and not actor.is_admin:
-            if teacher is not None and teacher.strip().lower() != as_email.strip().lower():
+            # --as may name them by SIS identifier: the SIS is asked by their email.
+            own = _email_of(classroom, actor) or as_email
+            if teacher is not None and teacher.strip().lower() not in (
+                own.strip().lower(),
+                as_email.strip().lower(),
+            ):
                 fail("A teacher lists only their own classes; leave out --teacher.")
-            teacher = as_email
+            teacher = own
         if sis:
             if teacher is None:
                 fail("Give --teacher EMAIL to list that teacher's SIS classes.")
@@ -266,20 +277,32 @@ def register(app: typer.Typer) -> None:
             "--export-drafts/--no-export-drafts",
             help="Export draft marks too, or only marks returned to students (the default).",
         ),
+        extra_credit_limit: str | None = typer.Option(
+            None,
+            "--extra-credit-limit",
+            metavar="N",
+            help="How many times its points a coursework's mark may be (extra credit), from 1 "
+            "(none) to 100; 2 unless changed. A higher mark is refused, however it is set.",
+        ),
         as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
-        """Show the class's mark export choices, or change them (its primary teacher, or an
-        administrator)."""
+        """Show the class's mark choices (how missing and draft marks are exported, the
+        extra-credit limit), or change them (its primary teacher, or an administrator)."""
         classroom = open_from_env()
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
         with sync_errors(), classroom.transaction() as session:
-            if missing_as is None and export_drafts is None:
+            if missing_as is None and export_drafts is None and extra_credit_limit is None:
                 choices = export_settings.export_choices(session, actor, class_id)
             else:
                 choices = export_settings.change_export_choices(
-                    session, actor, class_id, missing_as=missing_as, export_drafts=export_drafts
+                    session,
+                    actor,
+                    class_id,
+                    missing_as=missing_as,
+                    export_drafts=export_drafts,
+                    extra_credit=extra_credit_limit,
                 )
         if as_json:
             print_json(choices.as_json())

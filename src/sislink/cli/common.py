@@ -15,10 +15,9 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom, ClassroomError, open_classroom
-from sislink.classroom.models import Person
+from sislink.classroom.services.people import find_person
 from sislink.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True)
@@ -30,7 +29,10 @@ EXIT_NEEDS_ATTENTION = 3  # finished, but skipped or rejected something: read th
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
 AS_OPTION = typer.Option(
-    None, "--as", help="Act as this person (email); their permissions apply.", metavar="EMAIL"
+    None,
+    "--as",
+    help="Act as this person (their email, or their SIS identifier); their permissions apply.",
+    metavar="EMAIL|SIS-ID",
 )
 
 
@@ -61,17 +63,15 @@ def classroom_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def actor_for(classroom: Classroom, email: str | None) -> Actor:
-    """Who a command acts as: the person with `email`, or, without --as, the installation's
-    operator (the command line runs on the server, so it acts with an administrator's rights)."""
-    if email is None:
+def actor_for(classroom: Classroom, named: str | None) -> Actor:
+    """Who a command acts as: the active person with this email or SIS identifier, or, without
+    --as, the installation's operator (the command line runs on the server, so it acts with an
+    administrator's rights)."""
+    if named is None:
         return Actor.system()
     with classroom.session() as session:
-        person = session.scalars(
-            select(Person).where(Person.email_key == email.strip().lower())
-        ).first()
-        if person is None or not person.active:
-            fail(
-                f"No active person has the email {email!r}; check the spelling or import the roster."
-            )
+        try:
+            person = find_person(session, named, active_only=True)
+        except ClassroomError as exc:
+            fail(str(exc))
         return Actor.of(person)

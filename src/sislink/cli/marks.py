@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom, ClassroomError
-from sislink.classroom.models import Coursework, CourseworkState, JobStatus
+from sislink.classroom.models import Coursework, JobStatus, Role
+from sislink.classroom.services import gradebook_sheet
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing
-from sislink.classroom.services.people import find_person_by_email
+from sislink.classroom.services.people import find_person
 from sislink.cli.classes import find_class, sync_errors
 from sislink.cli.common import (
     AS_OPTION,
@@ -32,118 +30,30 @@ from sislink.cli.common import (
 from sislink.jobs.mark_export import ExportRun, run_all_exports, run_class_export
 from sislink.sync.export_report import ExportOutcome, report_history, stored_report_json
 
-EXCUSED_WORDS = {"excused", "ex", "exempt"}
-MISSING_WORDS = {"missing", "m", "msg"}
-EMAIL_COLUMNS = {"email", "student", "student email", "e-mail"}
 
-
-@dataclass(frozen=True)
-class CellProblem:
-    row: int
-    column: str
-    value: str
-    problem: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "row": self.row,
-            "column": self.column,
-            "value": self.value,
-            "problem": self.problem,
-        }
-
-    def __str__(self) -> str:
-        return f"row {self.row}, column {self.column!r} ({self.value!r}): {self.problem}"
-
-
-def read_sheet(path: Path) -> list[list[str]]:
-    """The sheet's rows, one per spreadsheet row: a quoted cell may hold line breaks, so the
-    file is parsed as CSV, never split into lines first (row numbers stay the sheet's own).
-    A sheet that is not CSV (an unclosed quote, say) is refused whole, before anything is set.
-    """
+def read_sheet_file(path: Path) -> gradebook_sheet.Sheet:
+    """The sheet in `path` (UTF-8, with or without a byte order mark; separated by commas,
+    semicolons or tabs). One that cannot be read is refused whole, before anything is set."""
     try:
+        # newline="": a line break inside a quoted cell is kept as the sheet has it.
         with path.open(encoding="utf-8-sig", newline="") as sheet:
-            reader = csv.reader(sheet, strict=True)
-            try:
-                return list(reader)
-            except csv.Error as exc:
-                fail(
-                    f"{path} is not a readable CSV sheet (line {reader.line_num}: {exc}); check "
-                    "that every quoted cell is closed, or save it again as CSV. Nothing was "
-                    "imported."
-                )
+            text = sheet.read()
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"Cannot read {path}: {exc}. Save the sheet as CSV (UTF-8) and try again.")
+    try:
+        return gradebook_sheet.read_sheet(text)
+    except ClassroomError as exc:
+        fail(f"{path}: {exc}")
 
 
 def import_gradebook(
     classroom: Classroom, actor: Actor, class_id: int, path: Path, *, returned: bool = True
-) -> tuple[int, list[CellProblem]]:
-    """Read a gradebook sheet (one row per student by email, one column per coursework title)
-    and set every mark it can; each bad cell is reported and the rest imported."""
-    rows = read_sheet(path)
-    if not rows:
-        fail(f"{path} is empty; it needs a header row: email, then one column per coursework.")
-    header = [h.strip() for h in rows[0]]
-    email_at = next((i for i, h in enumerate(header) if h.casefold() in EMAIL_COLUMNS), None)
-    if email_at is None:
-        fail(f"{path} has no email column; name the column of student emails 'email'.")
-    problems: list[CellProblem] = []
-    imported = 0
+) -> gradebook_sheet.SheetImport:
+    """Read a gradebook sheet (a row per student by email or SIS identifier, a column per
+    coursework title) and set every mark it can; each bad cell, row or column is reported."""
+    sheet = read_sheet_file(path)
     with classroom.transaction() as session:
-        class_for_editing(session, actor, class_id)
-        works = {
-            w.title.casefold(): w
-            for w in session.scalars(
-                select(Coursework).where(
-                    Coursework.class_id == class_id, Coursework.state != CourseworkState.DELETED
-                )
-            )
-        }
-        columns: dict[int, Coursework] = {}
-        for i, title in enumerate(header):
-            if i == email_at or not title:
-                continue
-            work = works.get(title.casefold())
-            if work is None:
-                problems.append(
-                    CellProblem(1, title, title, "no coursework of this class has this title")
-                )
-            else:
-                columns[i] = work
-        for number, row in enumerate(rows[1:], start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            email = row[email_at].strip() if email_at < len(row) else ""
-            student = find_person_by_email(session, email) if email else None
-            if student is None:
-                problems.append(
-                    CellProblem(number, header[email_at], email, "no student has this email")
-                )
-                continue
-            for i, work in columns.items():
-                value = row[i].strip() if i < len(row) else ""
-                if not value:
-                    continue
-                # The service clears what the cell does not say: a "missing" cell drops an
-                # earlier score or excused, a score drops excused and missing.
-                values: dict[str, Any]
-                if value.casefold() in EXCUSED_WORDS:
-                    values = {"excused": True}
-                elif value.casefold() in MISSING_WORDS:
-                    values = {"missing": True}
-                else:
-                    values = {"score": value}
-                try:
-                    with session.begin_nested():
-                        mark_service.set_mark(session, actor, work.id, student.id, **values)
-                        if returned:
-                            mark_service.return_marks(session, actor, work.id, [student.id])
-                except ClassroomError as exc:
-                    problems.append(CellProblem(number, header[i], value, str(exc)))
-                    continue
-                imported += 1
-    return imported, problems
+        return gradebook_sheet.import_sheet(session, actor, class_id, sheet, returned=returned)
 
 
 def register(app: typer.Typer) -> None:
@@ -155,7 +65,9 @@ def register(app: typer.Typer) -> None:
     def set_mark(
         class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
         coursework: int = typer.Option(..., "--coursework", help="Coursework id."),
-        student: str = typer.Option(..., "--student", help="The student's email."),
+        student: str = typer.Option(
+            ..., "--student", help="The student's email, or their SIS identifier."
+        ),
         score: str | None = typer.Option(None, "--score"),
         excused: bool = typer.Option(False, "--excused"),
         missing: bool = typer.Option(False, "--missing"),
@@ -174,9 +86,7 @@ def register(app: typer.Typer) -> None:
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
         with sync_errors(), classroom.transaction() as session:
-            person = find_person_by_email(session, student)
-            if person is None:
-                fail(f"No student has the email {student!r}.")
+            person = find_person(session, student, role=Role.STUDENT)
             work = session.get(Coursework, coursework)
             if work is None or work.class_id != class_id:
                 fail(f"Coursework {coursework} is not in class {class_id}.")
@@ -196,7 +106,7 @@ def register(app: typer.Typer) -> None:
                 mark_service.return_marks(session, actor, coursework, [person.id])
             shown = {
                 "coursework_id": coursework,
-                "student": person.email,
+                "student": person.email or person.sis_identifier or person.name,
                 "score": mark.score,
                 "excused": mark.excused,
                 "missing": mark.missing,
@@ -215,22 +125,23 @@ def register(app: typer.Typer) -> None:
         as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
-        """Import a gradebook sheet: a row per student (email), a column per coursework title."""
+        """Import a gradebook sheet: a row per student (email or SIS identifier), a column per
+        coursework title; comma-, semicolon- or tab-separated (with a decimal comma in the
+        latter two). Every cell it can is set; each one refused is listed, and the exit status
+        is then 3."""
         classroom = open_from_env()
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
         with sync_errors():
-            imported, problems = import_gradebook(
-                classroom, actor, class_id, file, returned=not draft
-            )
+            done = import_gradebook(classroom, actor, class_id, file, returned=not draft)
         if as_json:
-            print_json({"imported": imported, "problems": [p.as_json() for p in problems]})
+            print_json(done.as_json())
         else:
-            out.print(f"{imported} marks imported.")
-            for problem in problems:
+            out.print(f"{done.imported} marks imported.")
+            for problem in done.problems:
                 out.print(f"  not imported: {problem}")
-        if problems:
-            raise typer.Exit(2)
+        if done.problems:
+            raise typer.Exit(EXIT_NEEDS_ATTENTION)
 
     @group.command("export")
     def export(

@@ -29,6 +29,7 @@ def test_a_class_exports_missing_as_zero_and_no_drafts_until_changed(
             "class_id": school.class_id,
             "missing_as": "zero",
             "export_drafts": False,
+            "extra_credit_limit": 2.0,
         }
         # Reading writes nothing.
         assert session.scalar(select(func.count()).select_from(ClassExportSettings)) == 0
@@ -57,8 +58,13 @@ def test_the_primary_teacher_changes_the_choices_and_the_export_reads_them(
     with classroom.session() as session:
         events = recent_events(session, action="class.export_choices_changed")
         assert [e.details["after"] for e in events] == [
-            {"class_id": school.class_id, "missing_as": "not_submitted", "export_drafts": False},
-            {"class_id": school.class_id, "missing_as": "not_submitted", "export_drafts": True},
+            {
+                "class_id": school.class_id,
+                "missing_as": "not_submitted",
+                "export_drafts": drafts,
+                "extra_credit_limit": 2.0,
+            }
+            for drafts in (False, True)
         ]
 
 

@@ -219,3 +219,95 @@ def test_coursework_without_points_takes_no_score(classroom: Classroom, school: 
     work_id = make_work(classroom, school, max_points=None)
     with pytest.raises(InvalidInput, match="has no max points"), classroom.transaction() as session:
         marks.set_mark(session, school.ada, work_id, school.student_ids[0], score=3)
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("1e3", "exponent notation"),
+        ("1e20", "exponent notation"),
+        ("2.5E-1", "exponent notation"),
+        ("\u0668", "digits other than 0-9"),  # Arabic-Indic eight
+        ("\u0661\u0662", "digits other than 0-9"),  # Arabic-Indic twelve
+        ("\u06f7", "digits other than 0-9"),  # Persian seven
+        ("\uff18", "digits other than 0-9"),  # full-width eight
+        ("1_0", "not a number"),
+        ("inf", "not a number"),
+        ("nan", "not a number"),
+        ("8,5", "has a comma"),
+        ("1,000", "has a comma"),
+        ("8.5.1", "not a number"),
+        ("+8", "not a number"),
+    ],
+)
+def test_numbers_in_other_scripts_or_notations_are_refused_not_read(
+    classroom: Classroom, school: School, typed: str, said: str
+) -> None:
+    work_id = make_work(classroom, school)
+    with pytest.raises(InvalidInput, match=said), classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, school.student_ids[0], score=typed)
+    with classroom.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Mark)) == 0
+
+
+def test_a_decimal_comma_is_read_only_where_the_caller_says_it_is_one(
+    classroom: Classroom, school: School
+) -> None:
+    work_id = make_work(classroom, school)
+    with classroom.transaction() as session:
+        mark = marks.set_mark(
+            session, school.ada, work_id, school.student_ids[0], score="8,5", decimal_comma=True
+        )
+        assert mark.score == 8.5
+    assert marks.parse_score(".5") == 0.5 and marks.parse_score("7.") == 7.0
+
+
+def test_extra_credit_goes_up_to_twice_the_points_unless_the_class_says_otherwise(
+    classroom: Classroom, school: School
+) -> None:
+    from sislink.classroom.services import export_settings
+
+    work_id = make_work(classroom, school)  # 10 points
+    student = school.student_ids[0]
+    with classroom.transaction() as session:
+        assert marks.set_mark(session, school.ada, work_id, student, score="20").score == 20
+    for too_much in ("20.5", 1e20, "100"):
+        with (
+            pytest.raises(InvalidInput, match="more than 2 times its 10 points"),
+            classroom.transaction() as session,
+        ):
+            marks.set_mark(session, school.ada, work_id, student, score=too_much)
+    with classroom.transaction() as session:
+        choices = export_settings.change_export_choices(
+            session, school.ada, school.class_id, extra_credit="3"
+        )
+        assert choices.extra_credit_limit == 3.0 and "up to 3 times" in choices.describe()
+        assert marks.set_mark(session, school.ada, work_id, student, score=30).score == 30
+    with pytest.raises(InvalidInput, match="more than 3 times"), classroom.transaction() as s:
+        marks.set_mark(s, school.ada, work_id, student, score=30.5)
+    for bad in ("0.5", "abc", "1000", "nan"):
+        with pytest.raises(InvalidInput, match="extra-credit limit"), classroom.transaction() as s:
+            export_settings.change_export_choices(s, school.ada, school.class_id, extra_credit=bad)
+    with classroom.transaction() as session:
+        assert marks.marks_for(session, work_id)[0].score == 30  # the refusals changed nothing
+
+
+def test_a_student_not_in_the_class_is_named_by_email(classroom: Classroom, school: School) -> None:
+    from sislink.classroom.models import Role
+    from sislink.classroom.services import people
+    from sislink.classroom.services.access import Actor
+
+    work_id = make_work(classroom, school)
+    with classroom.transaction() as session:
+        stranger = people.create_person(
+            session,
+            Actor.system(),
+            name="Una Other",
+            email="una@school.example",
+            roles=[Role.STUDENT],
+        ).id
+    with (
+        pytest.raises(NotFound, match=r"Una Other \(una@school.example\) is not a student"),
+        classroom.transaction() as session,
+    ):
+        marks.set_mark(session, school.ada, work_id, stranger, score=5)

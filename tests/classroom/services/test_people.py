@@ -66,3 +66,37 @@ def test_only_administrators_add_people_or_change_roles(
             session, school.admin, school.brian.person_id, [Role.TEACHER, Role.ADMIN]
         )
         assert changed.roles == {Role.TEACHER, Role.ADMIN}
+
+
+def test_a_person_is_found_by_email_or_by_sis_identifier_and_never_guessed(
+    classroom: Classroom,
+) -> None:
+    from sislink.classroom.errors import NotFound
+    from sislink.classroom.services.access import Actor
+
+    system = Actor.system()
+    with classroom.transaction() as session:
+        ann = people.create_person(
+            session, system, name="Ann", email="ann@school.example", roles=[Role.STUDENT]
+        )
+        ann.sis_identifier, ann.sis_sourced_id = "1001", "u-ann"
+        # Two people the SIS gave no email (and one identifier), as roster imports keep them.
+        for name, identifier, sourced_id in (("Bo", "2002", "u-bo"), ("Cy", "2002", "u-cy")):
+            session.add(
+                Person(
+                    name=name,
+                    is_student=True,
+                    sis_identifier=identifier,
+                    sis_sourced_id=sourced_id,
+                )
+            )
+    with classroom.transaction() as session:
+        assert people.find_person(session, " ANN@school.example ").name == "Ann"
+        assert people.find_person(session, "1001").name == "Ann"
+        assert people.find_person(session, "u-bo").name == "Bo"
+        with pytest.raises(InvalidInput, match=r"'2002' is the SIS identifier of 2 people"):
+            people.find_person(session, "2002")
+        with pytest.raises(NotFound, match="No person has the email or SIS identifier '9'"):
+            people.find_person(session, "9")
+        with pytest.raises(NotFound, match="No teacher has the email or SIS identifier"):
+            people.find_person(session, "1001", role=Role.TEACHER)

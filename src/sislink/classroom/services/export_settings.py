@@ -1,5 +1,5 @@
-"""A class's mark export choices: what a missing mark becomes in the SIS, and whether draft
-marks are exported too.
+"""A class's mark export choices: what a missing mark becomes in the SIS, whether draft marks
+are exported too, and how far above a coursework's points a mark may go (extra credit).
 
 Anyone who teaches the class (or an administrator) may read them, since they decide what an
 export sends; only the primary teacher (or an administrator) changes them, as with the class's
@@ -8,6 +8,7 @@ SIS link. The export reads the same row (`sync.class_link.export_settings`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,35 @@ MISSING_AS_WORDS: dict[str, MissingMarkExport] = {
 }
 
 
+# A mark may be up to this many times its coursework's points unless the class says otherwise.
+DEFAULT_EXTRA_CREDIT_LIMIT = 2.0
+# What a class may choose: 1 (no extra credit) up to this.
+MAX_EXTRA_CREDIT_LIMIT = 100.0
+
+
+def parse_extra_credit_limit(value: float | int | str) -> float:
+    """The limit as a multiple of the points: a number from 1 (no extra credit) to 100."""
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not 1 <= number <= MAX_EXTRA_CREDIT_LIMIT:
+        raise InvalidInput(
+            f"The extra-credit limit is how many times its points a coursework's mark may be, "
+            f"from 1 (no extra credit) to {MAX_EXTRA_CREDIT_LIMIT:g}, not {value!r}."
+        )
+    return number
+
+
+def extra_credit_limit(session: Session, class_id: int) -> float:
+    """How many times its points a coursework of this class may be marked (the class's
+    choice, else the default): every way of setting a mark refuses one above it."""
+    row = _row(session, class_id)
+    if row is None or row.extra_credit_limit is None:
+        return DEFAULT_EXTRA_CREDIT_LIMIT
+    return float(row.extra_credit_limit)
+
+
 @dataclass(frozen=True)
 class ExportChoices:
     """The class's choices as the export applies them."""
@@ -42,12 +72,14 @@ class ExportChoices:
     class_id: int
     missing_as: MissingMarkExport
     export_drafts: bool
+    extra_credit_limit: float = DEFAULT_EXTRA_CREDIT_LIMIT
 
     def as_json(self) -> dict[str, Any]:
         return {
             "class_id": self.class_id,
             "missing_as": self.missing_as.value,
             "export_drafts": self.export_drafts,
+            "extra_credit_limit": self.extra_credit_limit,
         }
 
     def describe(self) -> str:
@@ -62,7 +94,10 @@ class ExportChoices:
             if self.export_drafts
             else "only returned marks are exported"
         )
-        return f"Missing marks go to the SIS as {missing}; {drafts}."
+        return (
+            f"Missing marks go to the SIS as {missing}; {drafts}; a mark may be up to "
+            f"{self.extra_credit_limit:g} times the coursework's points (extra credit)."
+        )
 
 
 def parse_missing_as(value: str | MissingMarkExport) -> MissingMarkExport:
@@ -91,11 +126,13 @@ def change_export_choices(
     *,
     missing_as: str | MissingMarkExport | None = None,
     export_drafts: bool | None = None,
+    extra_credit: float | str | None = None,
 ) -> ExportChoices:
     """Change what is given (None keeps a choice as it is). Only the class's primary teacher,
     or an administrator, may; the change is in the audit trail."""
     klass = class_for_primary_teacher(session, actor, class_id, "change its mark export choices")
     chosen = None if missing_as is None else parse_missing_as(missing_as)
+    limit = None if extra_credit is None else parse_extra_credit_limit(extra_credit)
     row = _row(session, class_id)
     if row is None:
         row = ClassExportSettings(
@@ -112,6 +149,8 @@ def change_export_choices(
         row.missing_as = chosen
     if export_drafts is not None:
         row.export_drafts = export_drafts
+    if limit is not None:
+        row.extra_credit_limit = limit
     flush_or_conflict(
         session, "The export choices were changed by someone else at the same time; try again."
     )
@@ -140,4 +179,7 @@ def _choices(class_id: int, row: ClassExportSettings | None) -> ExportChoices:
         class_id,
         parse_missing_as(row.missing_as or MissingMarkExport.ZERO),
         bool(row.export_drafts),
+        DEFAULT_EXTRA_CREDIT_LIMIT
+        if row.extra_credit_limit is None
+        else float(row.extra_credit_limit),
     )

@@ -1,8 +1,15 @@
-"""Marks: a teacher sets, excuses and returns students' marks on coursework."""
+"""Marks: a teacher sets, excuses and returns students' marks on coursework.
+
+One rule for what a mark may be, whichever way it is set (command line, REST, the console's
+gradebook, a gradebook sheet): `parse_score` reads it (plain digits 0-9 with one decimal point;
+a decimal comma only where the caller says it cannot be a thousands separator), and `set_mark`
+refuses a mark above the class's extra-credit limit (by default twice the coursework's points).
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -16,30 +23,71 @@ from sislink.classroom.models import (
     EnrolmentRole,
     Mark,
     MarkState,
+    Person,
 )
 from sislink.classroom.services.access import Actor, flush_or_conflict
 from sislink.classroom.services.coursework import coursework_for_editing
+from sislink.classroom.services.export_settings import extra_credit_limit
 from sislink.classroom.services.unset import UNSET, Unset
 
+# A mark as typed: digits 0-9, at most one decimal point (or comma, where allowed), nothing else.
+_PLAIN_NUMBER = re.compile(r"(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)", re.ASCII)
+_EXPONENT = re.compile(r"[-+]?(?:[0-9]+[.,]?[0-9]*|[.,][0-9]+)[eE][-+]?[0-9]+", re.ASCII)
 
-def parse_score(value: float | int | str | None) -> float | None:
+
+def parse_score(value: float | int | str | None, *, decimal_comma: bool = False) -> float | None:
     """A score as a number: '8.5' and 8.5 are the same; '' or None means no score yet.
 
-    Scores above max points are allowed (extra credit); negative scores are not.
+    Text is read only as plain digits 0-9 with at most one decimal point: exponent notation
+    (1e3), digits of other scripts (Arabic-Indic, full-width...), 'inf', 'nan' and thousands
+    separators are refused, not read. `decimal_comma` also reads '8,5' as 8.5 (a gradebook sheet
+    separated by semicolons or tabs, where a comma cannot be a separator). Negative marks are
+    refused; marks above the points are checked against the class's limit by `set_mark`.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
         raise InvalidInput(f"A mark of {value!r} is not a number.")
-    try:
-        number = float(value.strip()) if isinstance(value, str) else float(value)
-    except ValueError:
-        raise InvalidInput(f"A mark of {value!r} is not a number.") from None
-    if not math.isfinite(number):
-        raise InvalidInput(f"A mark of {value!r} is not a number.")
-    if number < 0:
+    if not isinstance(value, str):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidInput(f"A mark of {value!r} is not a number.")
+        if number < 0:
+            raise InvalidInput(f"A mark cannot be negative (got {value!r}).")
+        return number
+    text = value.strip()
+    if text.startswith("-") and _PLAIN_NUMBER.fullmatch(text[1:]):
         raise InvalidInput(f"A mark cannot be negative (got {value!r}).")
-    return number
+    if _EXPONENT.fullmatch(text):
+        raise InvalidInput(
+            f"A mark of {value!r} is in exponent notation, which is not read as a mark: "
+            "type the number itself, with digits 0-9."
+        )
+    if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text):
+        raise InvalidInput(
+            f"A mark of {value!r} has digits other than 0-9, which are not read as a mark: "
+            "type it with the digits 0-9."
+        )
+    if not _PLAIN_NUMBER.fullmatch(text):
+        raise InvalidInput(f"A mark of {value!r} is not a number.")
+    if "," in text and not decimal_comma:
+        raise InvalidInput(
+            f"A mark of {value!r} has a comma, which could be a decimal or a thousands "
+            f"separator: write decimals with a point ({text.replace(',', '.')})."
+        )
+    return float(text.replace(",", "."))
+
+
+def check_extra_credit(work: Coursework, score: float, limit: float) -> None:
+    """A mark above the coursework's points is extra credit, up to `limit` times the points."""
+    if work.max_points is None or score <= work.max_points * limit:
+        return
+    most = work.max_points * limit
+    raise InvalidInput(
+        f"A mark of {score:g} on {work.title!r} is more than {limit:g} times its "
+        f"{work.max_points:g} points, the most this class allows with extra credit ({most:g}): "
+        "correct it, or ask the class's primary teacher to raise the class's extra-credit limit."
+    )
 
 
 def set_mark(
@@ -54,6 +102,7 @@ def set_mark(
     late: bool | None = None,
     comment: str | None = None,
     draft: bool = False,
+    decimal_comma: bool = False,
 ) -> Mark:
     """Set a student's mark (a draft until returned). Only the class's teachers may.
 
@@ -62,18 +111,23 @@ def set_mark(
     clears the score and excused. (The export sends a missing mark as 0 or 'not submitted'
     only when it has no score, so a missing mark must not keep an earlier one.) Asking for two
     at once is refused. `draft=True` makes the mark a draft again even if it was returned, so
-    it is not exported until it is returned again.
+    it is not exported until it is returned again. A score is read by `parse_score` and may be
+    at most the class's extra-credit limit times the points.
     """
     work = coursework_for_editing(session, actor, coursework_id)
     if work.state == CourseworkState.DELETED:
         raise InvalidInput(f"The coursework {work.title!r} was deleted; marks cannot be set on it.")
-    new_score = None if isinstance(score, Unset) else parse_score(score)
+    new_score = (
+        None if isinstance(score, Unset) else parse_score(score, decimal_comma=decimal_comma)
+    )
     if sum((new_score is not None, excused is True, missing is True)) > 1:
         raise InvalidInput("A mark is a score, excused or missing, not two of them: give only one.")
     if work.max_points is None and new_score is not None:
         raise InvalidInput(
             f"The coursework {work.title!r} has no max points, so it takes no score."
         )
+    if new_score is not None:
+        check_extra_credit(work, new_score, extra_credit_limit(session, work.class_id))
     _require_student_of(session, work, student_id)
     mark = session.scalars(
         select(Mark).where(Mark.coursework_id == coursework_id, Mark.student_id == student_id)
@@ -139,7 +193,13 @@ def _require_student_of(session: Session, work: Coursework, student_id: int) -> 
         )
     ).first()
     if enrolled is None:
+        person = session.get(Person, student_id)
+        who = (
+            f"{person.name} ({person.email or 'no email'})"
+            if person is not None
+            else f"Person {student_id}"
+        )
         raise NotFound(
-            f"Person {student_id} is not a student of this class, so cannot have a mark on "
-            f"{work.title!r}. Enrol them first."
+            f"{who} is not a student of this class, so cannot have a mark on {work.title!r}: "
+            "enrol them first, or check the email."
         )

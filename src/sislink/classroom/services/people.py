@@ -1,4 +1,4 @@
-"""People: create them, find them by email, change their roles."""
+"""People: create them, find them by email (or SIS identifier), change their roles."""
 
 from __future__ import annotations
 
@@ -68,6 +68,49 @@ def find_person_by_email(session: Session, email: str) -> Person | None:
         # No stored email holds a NUL, and PostgreSQL refuses one in a query: nobody has it.
         return None
     return session.scalars(select(Person).where(Person.email_key == key)).first()
+
+
+def find_person(
+    session: Session, named: str, *, role: Role | None = None, active_only: bool = False
+) -> Person:
+    """The person named by their email or by their SIS identifier (the OneRoster `identifier`,
+    or the SIS sourcedId): people without an email are named that way. An email is looked up
+    first. NotFound when it names nobody; InvalidInput when it names several people (only
+    those with `role`, and only active ones with `active_only`, count)."""
+    text = named.strip()
+    if not text:
+        raise InvalidInput("Name the person by their email or their SIS identifier.")
+
+    def eligible(person: Person) -> bool:
+        held = role is None or role in person.roles
+        return held and (person.active or not active_only)
+
+    by_email = find_person_by_email(session, text)
+    if by_email is not None and eligible(by_email):
+        return by_email
+    found = [
+        person
+        for person in session.scalars(
+            select(Person)
+            .where((Person.sis_identifier == text) | (Person.sis_sourced_id == text))
+            .order_by(Person.id)
+        )
+        if eligible(person)
+    ]
+    kind = role.value if role is not None else "person"
+    if not found:
+        active = "active " if active_only else ""
+        raise NotFound(
+            f"No {active}{kind} has the email or SIS identifier {text!r}; check the spelling, "
+            "or import the roster."
+        )
+    if len(found) > 1:
+        named_ones = ", ".join(f"{p.name} ({p.email or 'no email'})" for p in found[:5])
+        raise InvalidInput(
+            f"{text!r} is the SIS identifier of {len(found)} people ({named_ones}); name the "
+            "one you mean by their email."
+        )
+    return found[0]
 
 
 def get_person(session: Session, person_id: int) -> Person:

@@ -236,6 +236,7 @@ def change_export_choices(
             class_id,
             missing_as=field(form, "missing_as") or None,
             export_drafts=checked(form, "export_drafts"),
+            extra_credit=field(form, "extra_credit_limit") or None,
         )
     return redirect(request, f"/classes/{class_id}", f"Export choices saved. {choices.describe()}")
 

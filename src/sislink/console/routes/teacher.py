@@ -20,14 +20,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, InvalidInput, NotFound
-from sislink.classroom.models import Category, Class, Coursework, Job, MarkExportReport, Person
+from sislink.classroom.models import (
+    Category,
+    Class,
+    Coursework,
+    Job,
+    MarkExportReport,
+    Person,
+    Role,
+)
 from sislink.classroom.services import connections, export_settings
 from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing, teaches
 from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
 from sislink.classroom.services.classes import classes_taught_by
-from sislink.classroom.services.people import find_person_by_email
+from sislink.classroom.services.people import find_person
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
 from sislink.console.routes.problems import ClassId, CourseworkId, JobId, ReportId, TokenId
@@ -96,7 +104,7 @@ class CourseworkRequest(BaseModel):
 
 
 class MarkRequest(BaseModel):
-    student: str = Field(description="The student's email.")
+    student: str = Field(description="The student's email, or their SIS identifier.")
     score: float | str | None = None
     excused: bool = False
     missing: bool = False
@@ -118,6 +126,11 @@ class ExportChoicesRequest(BaseModel):
     )
     export_drafts: bool | None = Field(
         None, description="Export draft marks too (false: only marks returned to students)."
+    )
+    extra_credit_limit: float | None = Field(
+        None,
+        description="How many times its points a coursework's mark may be (extra credit), "
+        "from 1 (none) to 100; 2 unless changed. A higher mark is refused.",
     )
 
 
@@ -351,6 +364,7 @@ def change_export_choices(
             class_id,
             missing_as=body.missing_as,
             export_drafts=body.export_drafts,
+            extra_credit=body.extra_credit_limit,
         ).as_json()
 
 
@@ -417,9 +431,7 @@ def set_mark(
     with teacher_errors(), classroom.transaction() as session:
         class_for_editing(session, actor, class_id)
         _coursework_of(session, class_id, coursework_id)
-        student = find_person_by_email(session, body.student)
-        if student is None:
-            raise NotFound(f"No student has the email {body.student!r}.")
+        student = find_person(session, body.student, role=Role.STUDENT)
         values: dict[str, Any] = (
             {"score": body.score}
             if body.score is not None

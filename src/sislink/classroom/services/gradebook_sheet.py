@@ -1,0 +1,294 @@
+"""Gradebook sheets as teachers save them: a row per student (email or SIS identifier), a column
+per coursework title, read into marks with the same rule as every other way of setting a mark.
+
+What spreadsheets write is read: commas, semicolons or tabs between cells (Excel in a
+comma-decimal locale writes semicolons; its "Unicode text" is tab-separated), found from the
+header row; in a semicolon- or tab-separated sheet a comma is a decimal comma (8,5), since it
+cannot separate cells. What would be guessed is refused, cell by cell or row by row, each with
+the sheet's own row number: two columns for one coursework, two rows for one student, a
+student not in the class (named by email), a mark that is not a plain number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sislink.classroom.errors import ClassroomError, InvalidInput
+from sislink.classroom.models import (
+    Coursework,
+    CourseworkState,
+    Enrolment,
+    EnrolmentRole,
+    Person,
+    Role,
+)
+from sislink.classroom.services import marks as mark_service
+from sislink.classroom.services.access import Actor, class_for_editing
+from sislink.classroom.services.people import find_person
+
+EXCUSED_WORDS = frozenset({"excused", "ex", "exempt"})
+MISSING_WORDS = frozenset({"missing", "m", "msg"})
+# Headers of the column naming the student (by email, or by SIS identifier).
+STUDENT_COLUMNS = frozenset(
+    {
+        "email",
+        "student",
+        "student email",
+        "e-mail",
+        "identifier",
+        "sis identifier",
+        "sis id",
+        "student id",
+    }
+)
+# Cell separators a sheet may use, in the order a tie in the header row is settled.
+SEPARATORS = ("\t", ";", ",")
+SEPARATOR_NAMES = {"\t": "tab", ";": "semicolon", ",": "comma"}
+
+
+@dataclass(frozen=True)
+class CellProblem:
+    """A cell (or row, or column) that was not imported, and why."""
+
+    row: int
+    column: str
+    value: str
+    problem: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "value": self.value,
+            "problem": self.problem,
+        }
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column!r} ({self.value!r}): {self.problem}"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """The sheet's rows as a spreadsheet shows them, and the separator it was written with."""
+
+    rows: list[list[str]]
+    separator: str
+
+    @property
+    def decimal_comma(self) -> bool:
+        """A comma in a cell is a decimal comma: it cannot be a separator in this sheet."""
+        return self.separator != ","
+
+
+@dataclass(frozen=True)
+class SheetImport:
+    imported: int
+    problems: list[CellProblem]
+    separator: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"imported": self.imported, "problems": [p.as_json() for p in self.problems]}
+
+
+def sniff_separator(text: str) -> str:
+    """The separator of the header row (the first line): the one it holds most of, outside
+    quotes; a comma when it holds none."""
+    header = text.split("\n", 1)[0]
+    outside: list[str] = []
+    quoted = False
+    for ch in header:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted:
+            outside.append(ch)
+    counts = {sep: outside.count(sep) for sep in SEPARATORS}
+    best = max(SEPARATORS, key=lambda sep: counts[sep])  # ties: the first in SEPARATORS
+    return best if counts[best] else ","
+
+
+def read_sheet(text: str) -> Sheet:
+    """The sheet's rows, one per spreadsheet row: a quoted cell may hold line breaks, so the
+    text is parsed as CSV, never split into lines first (row numbers stay the sheet's own).
+    A sheet that cannot be read (an unclosed quote, say) is refused whole."""
+    text = text.removeprefix("\ufeff")
+    separator = sniff_separator(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"The sheet is not readable as {SEPARATOR_NAMES[separator]}-separated values (line "
+            f"{reader.line_num}: {exc}); check that every quoted cell is closed, or save it "
+            "again as CSV. Nothing was imported."
+        ) from None
+    return Sheet(rows, separator)
+
+
+def _column_name(index: int) -> str:
+    """A spreadsheet's name for the column at `index` (0 -> A, 26 -> AA)."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def _folded(title: str) -> str:
+    return " ".join(title.split()).casefold()
+
+
+def _students_of(session: Session, class_id: int) -> set[int]:
+    return set(
+        session.scalars(
+            select(Enrolment.person_id).where(
+                Enrolment.class_id == class_id,
+                Enrolment.role == EnrolmentRole.STUDENT,
+                Enrolment.active.is_(True),
+            )
+        )
+    )
+
+
+def import_sheet(
+    session: Session, actor: Actor, class_id: int, sheet: Sheet, *, returned: bool = True
+) -> SheetImport:
+    """Set every mark the sheet gives that can be set; every other cell, row or column is
+    reported and changes nothing. Only the class's teachers (or an administrator) may."""
+    class_for_editing(session, actor, class_id)
+    if not sheet.rows:
+        raise InvalidInput(
+            "The sheet is empty; it needs a header row: email, then one column per coursework."
+        )
+    header = [h.strip() for h in sheet.rows[0]]
+    student_at = next((i for i, h in enumerate(header) if _folded(h) in STUDENT_COLUMNS), None)
+    if student_at is None:
+        raise InvalidInput(
+            "The sheet has no column of students; name the column of student emails (or SIS "
+            "identifiers) 'email'. Nothing was imported."
+        )
+    works = {
+        _folded(w.title): w
+        for w in session.scalars(
+            select(Coursework).where(
+                Coursework.class_id == class_id, Coursework.state != CourseworkState.DELETED
+            )
+        )
+    }
+    problems: list[CellProblem] = []
+    columns_of: dict[int, list[int]] = {}  # coursework id -> the columns naming it
+    for i, title in enumerate(header):
+        if i == student_at or not title:
+            continue
+        work = works.get(_folded(title))
+        if work is None:
+            problems.append(
+                CellProblem(1, title, title, "no coursework of this class has this title")
+            )
+            continue
+        columns_of.setdefault(work.id, []).append(i)
+    columns: dict[int, Coursework] = {}
+    for work_id, at in columns_of.items():
+        work = next(w for w in works.values() if w.id == work_id)
+        if len(at) > 1:
+            named = " and ".join(_column_name(i) for i in at)
+            problems.append(
+                CellProblem(
+                    1,
+                    header[at[0]],
+                    work.title,
+                    f"the coursework {work.title!r} has {len(at)} columns ({named}), so which "
+                    "marks are meant is unclear: keep one column; none of them was imported",
+                )
+            )
+            continue
+        columns[at[0]] = work
+
+    # Who each row is: rows naming the same student twice are refused, both of them.
+    enrolled = _students_of(session, class_id)
+    student_column = header[student_at]
+    row_student: dict[int, Person] = {}
+    rows_of: dict[int, list[int]] = {}
+    for number, row in enumerate(sheet.rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        named = row[student_at].strip() if student_at < len(row) else ""
+        if not named:
+            problems.append(CellProblem(number, student_column, named, "the row names no student"))
+            continue
+        try:
+            student = find_person(session, named, role=Role.STUDENT)
+        except ClassroomError as exc:
+            problems.append(CellProblem(number, student_column, named, exc.message))
+            continue
+        if student.id not in enrolled:
+            problems.append(
+                CellProblem(
+                    number,
+                    student_column,
+                    named,
+                    f"{student.name} ({student.email or 'no email'}) is not a student of this "
+                    "class: enrol them, or take the row out",
+                )
+            )
+            continue
+        row_student[number] = student
+        rows_of.setdefault(student.id, []).append(number)
+    for numbers in rows_of.values():
+        if len(numbers) < 2:
+            continue
+        student = row_student[numbers[0]]
+        listed = ", ".join(str(n) for n in numbers)
+        for number in numbers:
+            del row_student[number]
+            problems.append(
+                CellProblem(
+                    number,
+                    student_column,
+                    sheet.rows[number - 1][student_at].strip(),
+                    f"{student.name} ({student.email or 'no email'}) has {len(numbers)} rows "
+                    f"({listed}), so which marks are meant is unclear: keep one row; none of "
+                    "them was imported",
+                )
+            )
+
+    imported = 0
+    for number, student in sorted(row_student.items()):
+        row = sheet.rows[number - 1]
+        for i, work in columns.items():
+            value = row[i].strip() if i < len(row) else ""
+            if not value:
+                continue
+            # The service clears what the cell does not say: a "missing" cell drops an earlier
+            # score or excused, a score drops excused and missing.
+            values: dict[str, Any]
+            if value.casefold() in EXCUSED_WORDS:
+                values = {"excused": True}
+            elif value.casefold() in MISSING_WORDS:
+                values = {"missing": True}
+            else:
+                values = {"score": value}
+            try:
+                with session.begin_nested():
+                    mark_service.set_mark(
+                        session,
+                        actor,
+                        work.id,
+                        student.id,
+                        decimal_comma=sheet.decimal_comma,
+                        **values,
+                    )
+                    if returned:
+                        mark_service.return_marks(session, actor, work.id, [student.id])
+            except ClassroomError as exc:
+                problems.append(CellProblem(number, header[i], value, exc.message))
+                continue
+            imported += 1
+    problems.sort(key=lambda p: p.row)
+    return SheetImport(imported, problems, sheet.separator)
