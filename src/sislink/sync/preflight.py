@@ -226,8 +226,7 @@ def choose_category(
         named = repr(chosen_title) if chosen_title else f"(SIS id {chosen_sourced_id})"
         return None, Finding(
             Reason.CATEGORY_NOT_IN_SIS,
-            f"Its category {named} is not one of the SIS class's categories: "
-            f"{_choose_one(facts)}.",
+            f"Its category {named} is not one of the SIS class's categories: {_choose_one(facts)}.",
         )
     if default_title:
         found = facts.category_titled(default_title)
