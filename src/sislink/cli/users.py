@@ -212,9 +212,11 @@ def disable(
     email: str = typer.Argument(..., help="The administrator or teacher to stop."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Stop a person using the console and the API: their password goes, every console session
-    ends, their API tokens and set-password links stop working. `sislink users invite` lets
-    them in again."""
+    """Stop a person using the console and the API (invite them to let them in again).
+
+    Their password goes, every console session ends, their API tokens and set-password links
+    stop working; their data stays.
+    """
     classroom = open_from_env()
     try:
         with classroom.transaction() as session:
