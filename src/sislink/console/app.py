@@ -20,7 +20,7 @@ from sislink.console.background import BackgroundWork
 from sislink.console.pages import accounts, activity, classes, login, setup
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
-from sislink.console.routes import admin, problems, roster, teacher
+from sislink.console.routes import admin, google, problems, roster, teacher
 from sislink.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -69,6 +69,12 @@ def create_app(
     # Each router's refusals, with the bodies actually sent, are in the OpenAPI (problems.py).
     app.include_router(
         admin.router, prefix="/api/admin", tags=["admin"], responses=problems.admin_responses
+    )
+    app.include_router(
+        google.router,
+        prefix="/api/admin/google",
+        tags=["google"],
+        responses=problems.admin_responses,
     )
     app.include_router(
         roster.router,
