@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -557,8 +558,9 @@ def _read_enrolments(batch: list[ors.Enrollment], state: _State, roster: _Roster
         roster.enrolments.append(
             EnrolmentRow(
                 enrolment.sourced_id,
-                enrolment.class_.sourced_id,
-                enrolment.user.sourced_id,
+                # A class's id comes in once per member: one string each, not 400,000.
+                sys.intern(enrolment.class_.sourced_id),
+                sys.intern(enrolment.user.sourced_id),
                 role,
                 bool(enrolment.primary),
             )
@@ -595,13 +597,16 @@ async def _read_class_categories(
         return
     asked = {row.sourced_id for row, _ in roster.classes}
     with classroom.session() as session:
-        known = set(
-            session.scalars(
+        unplaced = list(roster.unplaced)
+        known = {
+            sourced_id
+            for start in range(0, len(unplaced), 5000)
+            for sourced_id in session.scalars(
                 select(Category.sis_sourced_id).where(
-                    Category.sis_sourced_id.in_(list(roster.unplaced)[:30000])
+                    Category.sis_sourced_id.in_(unplaced[start : start + 5000])
                 )
             )
-        )
+        }
         if any(sid not in known for sid in roster.unplaced):
             asked |= set(
                 session.scalars(
