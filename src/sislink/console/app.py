@@ -18,6 +18,7 @@ from starlette.responses import Response
 from sislink.classroom import Classroom, open_classroom
 from sislink.console.background import BackgroundWork
 from sislink.console.pages import accounts, activity, classes, login, setup
+from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
 from sislink.console.routes import admin, google, problems, roster, teacher
@@ -88,7 +89,7 @@ def create_app(
         tags=["teacher"],
         responses=problems.teacher_responses,
     )
-    for pages in (login, setup, roster_pages, activity, accounts, classes):
+    for pages in (login, setup, google_pages, roster_pages, activity, accounts, classes):
         app.include_router(pages.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -1,0 +1,147 @@
+"""The administrator's Google Classroom page: the key file and an administrator's email,
+Connect, Authorise (each check shown, or the failure with its fix), Disconnect.
+
+Every action calls `sislink.sync.google_connection`, as the command line and the REST API do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData, UploadFile
+from starlette.responses import Response
+
+from sislink.classroom import Classroom
+from sislink.console.auth import get_classroom
+from sislink.console.pages.base import (
+    Viewer,
+    admin_viewer,
+    as_page_errors,
+    checked_form,
+    field,
+    redirect,
+    render,
+)
+from sislink.googleclassroom import DEFAULT_API_ENDPOINT, SCOPES
+from sislink.sync import google_connection as service
+from sislink.sync.errors import AuthorisationFailed, InvalidConnectionDetails, NotConnected
+
+router = APIRouter(prefix="/admin/google")
+
+
+def _page(
+    request: Request,
+    who: Viewer,
+    classroom: Classroom,
+    *,
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    authorise_problem: AuthorisationFailed | None = None,
+    status_code: int = 200,
+) -> Response:
+    current = service.status(classroom)
+    context: dict[str, Any] = {
+        "current": current.as_dict() if current else None,
+        "typed": typed or {"api_endpoint": DEFAULT_API_ENDPOINT},
+        "errors": errors or {},
+        "authorise_problem": authorise_problem,
+        "scopes": SCOPES,
+        "default_endpoint": DEFAULT_API_ENDPOINT,
+    }
+    return render(request, "google.html", context, who=who, status_code=status_code)
+
+
+@router.get("")
+def google_page(
+    request: Request,
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    return _page(request, who, classroom)
+
+
+async def _key_text(form: FormData) -> str:
+    upload = form.get("key_upload")
+    if isinstance(upload, UploadFile):
+        data = await upload.read()
+        if data:
+            return data.decode("utf-8", "replace")
+    return field(form, "key_file")
+
+
+@router.post("/connect")
+async def connect(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    typed = {name: field(form, name).strip() for name in ("admin_email", "domain", "api_endpoint")}
+    key_text = await _key_text(form)
+    errors: dict[str, str] = {}
+    if not key_text.strip():
+        errors["key_file"] = "Choose the service account's JSON key file (or paste it)."
+    if not typed["admin_email"]:
+        errors["admin_email"] = "Type the email of an administrator of your Google domain."
+    if errors:
+        return _page(request, who, classroom, typed=typed, errors=errors, status_code=400)
+    with as_page_errors():
+        try:
+            service.connect(
+                classroom,
+                who.actor,
+                key_file_text=key_text,
+                admin_email=typed["admin_email"],
+                domain=typed["domain"] or None,
+                api_endpoint=typed["api_endpoint"] or DEFAULT_API_ENDPOINT,
+            )
+        except InvalidConnectionDetails as exc:
+            where = "key_file" if "key" in exc.message else "admin_email"
+            if "web address" in exc.message:
+                where = "api_endpoint"
+            return _page(
+                request, who, classroom, typed=typed, errors={where: exc.message}, status_code=400
+            )
+    return redirect(
+        request,
+        "/admin/google",
+        "Saved. The key is stored sealed; now click Authorise to check it with Google.",
+    )
+
+
+@router.post("/authorise")
+def authorise(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with as_page_errors():
+        try:
+            service.authorise(classroom, who.actor)
+        except AuthorisationFailed as exc:
+            return _page(request, who, classroom, authorise_problem=exc, status_code=422)
+        except NotConnected as exc:
+            return redirect(request, "/admin/google", exc.message)
+    return redirect(request, "/admin/google", "Authorised: sislink can work with Google Classroom.")
+
+
+@router.post("/disconnect")
+def disconnect(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with as_page_errors():
+        try:
+            view = service.disconnect(classroom, who.actor)
+        except NotConnected as exc:
+            return redirect(request, "/admin/google", exc.message)
+    return redirect(
+        request,
+        "/admin/google",
+        f"Disconnected from {view.domain}: the key is erased; nothing in Google Classroom "
+        "was removed.",
+    )
