@@ -374,6 +374,11 @@ class ClassroomClient:
                     wait = user_wait
             time.sleep(max(wait, 0.001))
 
+    def _count(self, *, calls: int = 0, retries: int = 0) -> None:
+        with self._quota_lock:  # threads count together
+            self.calls_made += calls
+            self.retries += retries
+
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         """Seconds to wait before retry `attempt` (0 first): Retry-After when the answer had
         one, else exponential backoff with jitter (half to all of base x 2^attempt, capped)."""
@@ -421,7 +426,7 @@ class ClassroomClient:
             call = _call_name(request)
             self._before_send(service, subject, 1)
             try:
-                self.calls_made += 1
+                self._count(calls=1)
                 answer = request.execute(num_retries=0)
                 if not isinstance(answer, dict):
                     raise ValueError("not a JSON object")
@@ -429,7 +434,7 @@ class ClassroomClient:
             except HttpError as exc:
                 status = int(exc.resp.status)
                 if status in RETRYABLE_STATUSES and attempt < self.settings.max_retries:
-                    self.retries += 1
+                    self._count(retries=1)
                     time.sleep(self._backoff(attempt, exc.resp.get("retry-after")))
                     attempt += 1
                     continue
@@ -446,7 +451,7 @@ class ClassroomClient:
                 ) from None
             except (httplib2.HttpLib2Error, OSError, TransportError) as exc:
                 if request.method in IDEMPOTENT_METHODS and attempt < self.settings.max_retries:
-                    self.retries += 1
+                    self._count(retries=1)
                     time.sleep(self._backoff(attempt, None))
                     attempt += 1
                     continue
@@ -544,12 +549,12 @@ class ClassroomClient:
             self._before_send(service, subject, len(requests))
             retry_after: str | None = None
             try:
-                self.calls_made += 1
+                self._count(calls=1)
                 batch.execute()
             except HttpError as exc:
                 status = int(exc.resp.status)
                 if status in RETRYABLE_STATUSES and attempt < self.settings.max_retries:
-                    self.retries += 1
+                    self._count(retries=1)
                     time.sleep(self._backoff(attempt, exc.resp.get("retry-after")))
                     attempt += 1
                     continue
@@ -577,7 +582,7 @@ class ClassroomClient:
                 if attempt < self.settings.max_retries and all(
                     r.method in IDEMPOTENT_METHODS for r in requests.values()
                 ):
-                    self.retries += 1
+                    self._count(retries=1)
                     time.sleep(self._backoff(attempt, None))
                     attempt += 1
                     continue
@@ -618,7 +623,7 @@ class ClassroomClient:
                     tries=attempt + 1,
                 )
             if again:
-                self.retries += len(again)
+                self._count(retries=len(again))
                 time.sleep(self._backoff(attempt, retry_after))
                 attempt += 1
             pending = again
