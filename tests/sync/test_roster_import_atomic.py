@@ -336,3 +336,24 @@ def test_an_import_killed_while_it_writes_leaves_nothing_half_applied(
         report = anyio.run(lambda: run_import(classroom, connection_id))
         assert report.status == "applied"
         assert classroom_roster(classroom) == provider_roster(running.store)
+
+
+@pytest.mark.anyio
+async def test_a_person_the_sis_renumbered_keeps_their_row_by_email(classroom: Classroom) -> None:
+    with running_provider(students=40) as running:
+        connection_id = connect(classroom, running)
+        await run_import(classroom, connection_id)
+        store = running.store
+        student = next(u for u in store.iter_all("user") if u["roles"][0]["role"] == "student")
+        with classroom.session() as session:
+            before = session.scalars(
+                select(Person.id).where(Person.sis_sourced_id == student["sourcedId"])
+            ).one()
+        store.delete("user", student["sourcedId"])
+        store.put("user", bumped(student, sourcedId="renumbered-student"))
+        report = await run_import(classroom, connection_id, full=True)
+    assert "duplicate_emails" not in report.warnings
+    with classroom.session() as session:
+        person = session.get(Person, before)
+        assert person is not None
+        assert (person.sis_sourced_id, person.active) == ("renumbered-student", True)

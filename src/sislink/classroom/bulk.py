@@ -549,12 +549,16 @@ def upsert_classes(
     )
 
 
-def upsert_people(session: Session, rows: Iterable[PersonRow]) -> UpsertCounts:
+def upsert_people(
+    session: Session, rows: Iterable[PersonRow], *, sent_now: set[str] | None = None
+) -> UpsertCounts:
     """Upsert people by sourcedId; a person made here with the same email is adopted.
 
     Emails are unique whatever their case: a SIS person whose email another person already
-    uses is skipped with a reason, never merged by guesswork. The admin role is local and
-    never changed by an import.
+    uses is skipped with a reason, never merged by guesswork. The one exception is a SIS that
+    re-numbered a person: the email's holder has a SIS id that is no longer active, or that
+    the SIS no longer sends (`sent_now`: a full import's person ids), and the new id takes
+    their row over. The admin role is local and never changed by an import.
     """
     table = _table(Person)
     unique_rows = _dedupe(rows)
@@ -613,8 +617,14 @@ def upsert_people(session: Session, rows: Iterable[PersonRow]) -> UpsertCounts:
                 plan.skip(row.sourced_id, _email_taken(values["email"], f"SIS id {earlier!r}"))
                 continue
             if holder is not None and holder["id"] != (found or {}).get("id"):
-                if found is None and holder["sis_sourced_id"] is None:
-                    found = holder  # a person made here before the import: adopt them
+                renumbered = holder["sis_sourced_id"] is not None and (
+                    not holder["active"]
+                    or (sent_now is not None and holder["sis_sourced_id"] not in sent_now)
+                )
+                if found is None and (holder["sis_sourced_id"] is None or renumbered):
+                    # A person made here before the import, or one whose old SIS id the SIS
+                    # no longer sends (it re-numbered them): the same person, by their email.
+                    found = holder
                 else:
                     owner = holder["sis_sourced_id"] or "a person made in sislink"
                     plan.skip(row.sourced_id, _email_taken(values["email"], repr(owner)))

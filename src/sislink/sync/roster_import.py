@@ -685,11 +685,13 @@ def _apply(
         _courses(session, list(courses), state)
     for classes in batches(roster.classes):
         _classes(session, list(classes), state)
+    people_sent = {row.sourced_id for _, row in roster.people} if state.full else None
     for people in batches(roster.people):
         for label in ("teachers", "students"):
             rows = [row for held, row in people if held == label]
             if rows:
-                _record(session, state, label, Person, rows, partial(upsert_people, session, rows))
+                upsert = partial(upsert_people, session, rows, sent_now=people_sent)
+                _record(session, state, label, Person, rows, upsert)
     incoming = {row.sourced_id for row in roster.enrolments}
     for enrolments in batches(roster.enrolments):
         for moved in end_moved_enrolments(session, enrolments, cache):
