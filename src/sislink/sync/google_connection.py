@@ -43,6 +43,7 @@ class GoogleCheck:
     name: str
     ok: bool
     detail: str
+    confirmed: bool = True  # False: passed, but the calls could not prove it either way
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ def _administrator_check(client: ClassroomClient, courses: list[dict[str, Any]])
             "administrator", True,
             "not confirmed: the domain has no course yet (the first direct add will tell; "
             "a non-administrator is refused there)",
+            confirmed=False,
         )  # fmt: skip
     mine: set[str] = set()
     for role in ("teacherId", "studentId"):
