@@ -170,7 +170,6 @@ class ClientSettings:
     # client's minute keeps a batch sent as the window turns from landing just inside it.
     quota_margin_s: float = 2.0
     batch_size: int = MAX_BATCH_SIZE
-    page_size: int = 500
     # A kept-alive connection idle this long is closed before use: servers drop idle ones
     # (and a quota wait can be a minute), and httplib2 does not resend a POST that met a
     # connection the server had closed.
