@@ -184,6 +184,9 @@ class LocalClassroom:
         except GrantRefused as refused:
             return refused.status, refused.body()
         token = new_access_token()
+        if len(self.tokens) > 1000:  # a long-running sandbox forgets expired tokens
+            now = time.monotonic()
+            self.tokens = {k: v for k, v in self.tokens.items() if v.expires > now}
         self.tokens[token] = _Token(
             user_id,
             assertion.project.project_id,
