@@ -118,6 +118,8 @@ TERM_TYPES = frozenset({"term", "semester"})
 CATEGORY_CLASS_KEY = "classSourcedId"
 # SQLite's page cache for an import's one transaction, in KiB (see _room_to_write).
 SQLITE_IMPORT_CACHE_KIB = 256 * 1024
+# An import that writes at least this many rows gets that cache (a delta keeps the default).
+SQLITE_BIG_IMPORT_ROWS = 100_000
 # Classes whose categories are asked of the SIS at once, when its categories name no class.
 CLASS_CATEGORY_CALLS_AT_ONCE = 8
 
@@ -242,7 +244,8 @@ def _apply_in_one_transaction(
 ) -> None:
     report = state.report
     try:
-        with _one_transaction(classroom, rolled_back=report.dry_run) as session:
+        rows = _row_count(roster)
+        with _one_transaction(classroom, rolled_back=report.dry_run, rows=rows) as session:
             _apply(
                 session,
                 roster,
@@ -295,31 +298,32 @@ def _database_refused(exc: SQLAlchemyError) -> str:
 
 
 @contextlib.contextmanager
-def _one_transaction(classroom: Classroom, *, rolled_back: bool) -> Iterator[Session]:
+def _one_transaction(classroom: Classroom, *, rolled_back: bool, rows: int) -> Iterator[Session]:
     """One write transaction, committed at the end of the block (or rolled back: a dry run)."""
     if not rolled_back:
-        with classroom.transaction() as session, _room_to_write(session):
+        with classroom.transaction() as session, _room_to_write(session, rows):
             yield session
         return
     with classroom.session() as session:
         session.connection(execution_options=WRITE_OPTIONS)
         try:
-            with _room_to_write(session):
+            with _room_to_write(session, rows):
                 yield session
         finally:
             session.rollback()  # a dry run leaves nothing behind
 
 
 @contextlib.contextmanager
-def _room_to_write(session: Session) -> Iterator[None]:
+def _room_to_write(session: Session, rows: int) -> Iterator[None]:
     """On SQLite, a page cache big enough for one import's transaction, then the default again.
 
     With SQLite's default 2 MB cache, a transaction that writes 400,000 enrolments spills the
     same index pages to the WAL over and over (a full import of 50,000 students took 4.7 times
-    as long as in batches). The cache only takes what the transaction touches.
+    as long as in batches). The cache only takes what the transaction touches; a small import
+    (a delta) keeps the default, so that its reads of whole tables are not all kept in memory.
     """
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
+    if connection.dialect.name != "sqlite" or rows < SQLITE_BIG_IMPORT_ROWS:
         yield
         return
     before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
@@ -747,6 +751,18 @@ def _keep_or_skip_unplaced(
         Category,
         rows,
         partial(upsert_categories, session, rows, state.cache),
+    )
+
+
+def _row_count(roster: _Roster) -> int:
+    """How many rows the import may write (what decides how much room SQLite gets)."""
+    return (
+        len(roster.schools)
+        + len(roster.courses)
+        + len(roster.classes)
+        + len(roster.people)
+        + len(roster.enrolments)
+        + len(roster.categories)
     )
 
 
