@@ -16,12 +16,14 @@ import pytest
 
 from sislink.classroom import Actor, Classroom, Conflict, open_classroom
 from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.services import connections
 from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.jobs.runner import (
     JobCancelled,
     JobContext,
     JobHeld,
+    JobOutcome,
     execute_job,
     queue,
     recover_interrupted,
@@ -29,6 +31,7 @@ from sislink.jobs.runner import (
     request_cancel,
     run_job,
 )
+from sislink.jobs.schedule import tick
 from sislink.sync.roster_holds import ROSTER_IMPORT, discard_hold
 
 
@@ -385,3 +388,37 @@ async def test_a_job_whose_tasks_fail_says_the_failing_tasks_own_sentence(
     outcome = await run_job(sqlite_classroom, kind="test", actor=Actor.system(), work=side_by_side)
     assert outcome.status is JobStatus.FAILED
     assert outcome.error == "The class is not linked to a SIS class; link it first."
+
+
+@pytest.mark.anyio
+async def test_the_schedulers_tick_frees_a_killed_imports_lock_and_the_import_runs(
+    classroom: Classroom,
+) -> None:
+    with classroom.transaction() as session:
+        saved = connections.save_connection(
+            session,
+            Actor.system(),
+            classroom.secret_box,
+            partner="generic-1.2",
+            version="1.2",
+            host_url="https://sis.example.org",
+            access_key="key",
+            secret_code="not-a-real-secret",
+        )
+        connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d1")
+        connection_id = saved.id
+    lock = lock_key_for(connection_id=connection_id)
+    killed, _ = _killed_mid_run(classroom, lock, kind=ROSTER_IMPORT)
+
+    async def an_import(opened: Classroom) -> JobOutcome:
+        async def work(context: JobContext) -> Mapping[str, Any]:
+            return {"imported": True}
+
+        return await run_job(
+            opened, kind=ROSTER_IMPORT, actor=Actor.system(), work=work, lock_key=lock
+        )
+
+    outcome = await tick(classroom, an_import)
+
+    assert outcome is not None and outcome.succeeded
+    assert job_row(classroom, killed).status == JobStatus.FAILED
