@@ -44,4 +44,11 @@ for module in (
 
 
 def main() -> None:
+    from sislink.operations.logs import configure_logging
+
+    try:
+        configure_logging()  # SISLINK_LOG_FORMAT (json or text) and SISLINK_LOG_LEVEL
+    except ValueError as exc:
+        typer.echo(f"sislink: {exc}", err=True)
+        raise SystemExit(1) from None
     app()

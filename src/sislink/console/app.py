@@ -21,6 +21,7 @@ from sislink.console.pages import accounts, activity, classes, login, setup
 from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
+from sislink.console.request_ids import RequestIds
 from sislink.console.routes import admin, google, health, problems, roster, teacher
 from sislink.settings import Settings
 
@@ -67,6 +68,7 @@ def create_app(
         app.state.classroom = classroom
     app.state.background = work
     app.state.allow_private_sis = allow_private_sis
+    app.add_middleware(RequestIds)
     # Each router's refusals, with the bodies actually sent, are in the OpenAPI (problems.py).
     app.include_router(
         admin.router, prefix="/api/admin", tags=["admin"], responses=problems.admin_responses
@@ -122,6 +124,9 @@ def serve_console(
     import uvicorn
 
     from sislink.jobs.runner import recover_interrupted
+    from sislink.operations.logs import configure_logging, json_logs_wanted
+
+    configure_logging()
 
     # Jobs left by a process that was killed are failed now, releasing their locks; jobs of a
     # process still running (a CLI export, another server) are theirs and are left alone.
@@ -129,4 +134,8 @@ def serve_console(
     if recovered:
         logger.warning("jobs %s were left by a process that stopped; run them again", recovered)
     app = create_app(classroom, scheduler=scheduler, allow_private_sis=allow_private_sis)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    if json_logs_wanted():
+        # uvicorn's own handlers would print plain lines: its loggers go through ours instead.
+        uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=None)
+    else:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)

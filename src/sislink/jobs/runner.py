@@ -42,6 +42,7 @@ from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
 from sislink.classroom.models import Job, JobStatus
 from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.access import require_admin
+from sislink.operations.logs import log_context
 
 logger = logging.getLogger("sislink.jobs")
 
@@ -208,12 +209,18 @@ async def execute(
             # when they asked for it.
             actor or Actor.system(),
         )
+        ids = {"connection_id": job.connection_id, "class_id": job.class_id}
     heartbeat = Heartbeat(classroom, job_id, context.lease_lost)
     heartbeat.start()
-    try:
-        return await _run_work(classroom, context, work, heartbeat)
-    finally:
-        heartbeat.stop()
+    # Every line the work logs (its tasks and threads too) carries the job's ids.
+    with log_context(job_id=job_id, job_kind=context.kind, **ids):
+        logger.info("job %s (%s) started", job_id, context.kind)
+        try:
+            outcome = await _run_work(classroom, context, work, heartbeat)
+        finally:
+            heartbeat.stop()
+        logger.info("job %s (%s) ended %s", job_id, context.kind, outcome.status)
+        return outcome
 
 
 async def _run_work(

@@ -1,0 +1,110 @@
+"""SISLINK_LOG_FORMAT=json: one JSON object per line, with the job's ids, and no secret, token
+or mark value in any line, over a real roster import and a real mark export (DEBUG level)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.models import JobStatus
+from sislink.jobs.mark_export import run_class_export
+from sislink.jobs.roster import run_roster_import
+from sislink.oneroster.provider.server import running_provider
+from sislink.operations.logs import configure_logging, log_context, redact
+from sync.mark_export_world import build_world
+
+KNOWN_SECRET = "Zq7-known-sis-secret-4410"
+# A mark nothing else in a log line could spell (not a time, not an id).
+KNOWN_SCORE = 7.375
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Everything logged, as sislink writes it with SISLINK_LOG_FORMAT=json at DEBUG."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    captured = io.StringIO()
+    handler = configure_logging(
+        {"SISLINK_LOG_FORMAT": "json", "SISLINK_LOG_LEVEL": "DEBUG"}, stream=captured
+    )
+    try:
+        yield captured
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        assert root.handlers == handlers
+
+
+def parsed(captured: io.StringIO) -> list[dict[str, object]]:
+    lines = captured.getvalue().splitlines()
+    assert lines, "nothing was logged"
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.anyio
+async def test_an_import_and_an_export_log_json_lines_with_job_ids_and_no_secret(
+    classroom: Classroom, json_log: io.StringIO
+) -> None:
+    with running_provider(profile="generic-1.2", students=40, client_secret=KNOWN_SECRET) as sis:
+        world = await build_world(sis, classroom, students=3)
+        work = world.add_coursework("Fractions")
+        for student in world.students:
+            world.mark(work, student, score=KNOWN_SCORE)
+        exported = await run_class_export(classroom, world.teacher, world.class_id)
+        imported = await run_roster_import(classroom, Actor.system())
+    assert imported.status in (JobStatus.SUCCEEDED, JobStatus.NEEDS_ATTENTION)
+    assert exported.job.status is JobStatus.SUCCEEDED
+    assert exported.writes > 0
+
+    lines = parsed(json_log)
+    text = json_log.getvalue()
+    assert KNOWN_SECRET not in text
+    assert str(KNOWN_SCORE) not in text
+    assert not re.search(r"bearer (?!\[redacted\])", text, re.IGNORECASE)
+    assert "access_token" not in text.replace('"access_token": "[redacted]"', "")
+    by_job = {line.get("job_id"): line for line in lines if line.get("job_id") is not None}
+    assert imported.job_id in by_job and exported.job.job_id in by_job
+    export_lines = [line for line in lines if line.get("job_id") == exported.job.job_id]
+    assert all(line["class_id"] == world.class_id for line in export_lines)
+    assert all(
+        line["job_kind"] == "roster_import"
+        for line in lines
+        if line.get("job_id") == imported.job_id
+    )
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= set(line)
+
+
+def test_a_secret_logged_by_mistake_is_redacted(json_log: io.StringIO) -> None:
+    mistaken = logging.getLogger("sislink.sync")
+    with log_context(request_id="r-1"):
+        mistaken.warning("token answer: client_secret=%s", KNOWN_SECRET)
+        mistaken.warning("sent Authorization: Bearer %s", "eyJhbGciOi.payload.sig")
+        mistaken.warning("connected to %s", f"postgresql://sislink:{KNOWN_SECRET}@db/sislink")
+        mistaken.warning("wrote %s", {"score": KNOWN_SCORE, "sourcedId": "r-9"})
+        try:
+            raise ValueError(f"password={KNOWN_SECRET}")
+        except ValueError:
+            mistaken.exception("the call failed")
+    lines = parsed(json_log)
+    text = json_log.getvalue()
+    assert KNOWN_SECRET not in text and "eyJhbGciOi" not in text and str(KNOWN_SCORE) not in text
+    assert "r-9" in text  # what is not secret stays
+    assert [line["request_id"] for line in lines] == ["r-1"] * 5
+    assert "ValueError" in str(lines[-1]["exception"])
+
+
+def test_redact_keeps_plain_sentences() -> None:
+    sentence = "Basic auth failed for the mark export of class 7; run it again."
+    assert redact(sentence) == sentence
