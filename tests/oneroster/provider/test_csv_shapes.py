@@ -336,3 +336,65 @@ def served_shapes(
         ) as http:
             yield running, http
     store.close()
+
+
+def test_a_bulk_bundle_on_top_makes_again_the_course_its_class_lacks_and_keeps_it_active(
+    tmp_path: Path,
+) -> None:
+    store = ProviderStore()
+    days = []
+    for day in ("day1", "day2"):
+        bundle = district()
+        class_without_its_course(bundle)
+        days.append(load_bundle(store, bundle.write(tmp_path / f"{day}.zip")))
+    assert "crs-music" in _only(days[1], "course crs-music is not in courses.csv").problem
+    course, klass = store.get("course", "crs-music"), store.get("class", "cls-music-1")
+    assert course is not None and course["status"] == "active"
+    assert klass is not None and klass["course"]["sourcedId"] == "crs-music"
+    assert days[1].marked_deleted == {}
+
+
+def test_a_bulk_bundle_on_top_refuses_an_enrolment_of_a_user_its_users_file_dropped(
+    tmp_path: Path,
+) -> None:
+    store = ProviderStore()
+    load_bundle(store, district().write(tmp_path / "day1.zip"))
+    day2 = district()
+    day2.rows["users.csv"] = [r for r in day2.rows["users.csv"] if r["sourcedId"] != "stu-2"]
+    with pytest.raises(CsvBundleError) as caught:
+        load_bundle(store, day2.write(tmp_path / "day2.zip"))
+    assert str(caught.value) == (
+        "enrollments.csv:4 userSourcedId: no user with sourcedId 'stu-2' in users.csv; add it "
+        "there or correct the reference"
+    )
+    user = store.get("user", "stu-2")
+    assert user is not None and user["status"] == "active"
+
+
+def test_a_class_loaded_before_and_skipped_by_a_bulk_bundle_on_top_is_marked_tobedeleted(
+    tmp_path: Path,
+) -> None:
+    store = ProviderStore()
+    load_bundle(store, district().write(tmp_path / "day1.zip"))
+    day2 = district()
+    day2.rows["classes.csv"][0]["schoolSourcedId"] = "dist-1"  # no school above it: skipped
+    summary = load_bundle(store, day2.write(tmp_path / "day2.zip"))
+    klass, enrolment = store.get("class", "cls-bio-1"), store.get("enrollment", "enr-s1")
+    assert klass is not None and klass["status"] == "tobedeleted"
+    assert enrolment is not None and enrolment["status"] == "tobedeleted"
+    assert summary.marked_deleted == {"class": 1, "enrollment": 3}
+    note = _only(summary, "classes.csv: records loaded before that this bulk file does not have")
+    assert note.problem.endswith("marked tobedeleted (of them, 1 in the file but skipped)")
+
+
+def test_a_delta_row_naming_a_user_the_same_delta_deletes_is_refused(tmp_path: Path) -> None:
+    store = ProviderStore()
+    load_bundle(store, district().write(tmp_path / "full.zip"))
+    delta = delta_on_top()
+    delta.rows["enrollments.csv"][1]["userSourcedId"] = "stu-2"
+    with pytest.raises(CsvBundleError) as caught:
+        load_bundle(store, delta.write(tmp_path / "delta.zip"))
+    assert str(caught.value) == (
+        "enrollments.csv:3 userSourcedId: user 'stu-2' is marked tobedeleted at row 2 of "
+        "users.csv; keep it, or delete this row too"
+    )

@@ -782,12 +782,25 @@ class _Loader:
 
     # -- looking things up: this bundle first, then what the store held before it --
 
+    def _kept_from_before(self, entity: str, sourced_id: str) -> dict[str, Any] | None:
+        """A record loaded before this bundle that stays after it: none when this bundle's file
+        of its kind is bulk (the whole set: what it lacks is about to be marked tobedeleted), a
+        delta row of this bundle deletes it, or it was deleted before."""
+        if not self._stored.get(entity) or self.modes.get(entity) == "bulk":
+            return None
+        if sourced_id in self.index.deletions.get(entity, {}):
+            return None
+        record = self.store.get(entity, sourced_id)
+        if record is None or record.get("status") == "tobedeleted":
+            return None
+        return record
+
     def known(self, entity: str, sourced_id: str) -> bool:
         if sourced_id in self.index.ids.get(entity, {}):
             return True
         if entity == "course" and sourced_id in self.made_courses:
             return True
-        return self._stored.get(entity, False) and self.store.get(entity, sourced_id) is not None
+        return self._kept_from_before(entity, sourced_id) is not None
 
     def _org(self, org_id: str) -> tuple[str, str, str] | None:
         """(type, parent, name) of an org of the bundle or the store."""
@@ -795,15 +808,14 @@ class _Loader:
             org_type, parent_id, name = self.index.orgs[org_id]
             dropped = ("org", org_id) in self.dropped_parents
             return org_type, "" if dropped else parent_id, name
-        if self._stored["org"]:
-            record = self.store.get("org", org_id)
-            if record is not None:
-                parent = record.get("parent") or {}
-                return (
-                    str(record.get("type", "")),
-                    str(parent.get("sourcedId", "")),
-                    str(record.get("name", "")),
-                )
+        record = self._kept_from_before("org", org_id)
+        if record is not None:
+            parent = record.get("parent") or {}
+            return (
+                str(record.get("type", "")),
+                str(parent.get("sourcedId", "")),
+                str(record.get("name", "")),
+            )
         return None
 
     def _session(self, session_id: str) -> tuple[str, str] | None:
@@ -811,10 +823,9 @@ class _Loader:
         if session_id in self.index.sessions:
             session_type, _, title = self.index.sessions[session_id]
             return session_type, title
-        if self._stored["academicSession"]:
-            record = self.store.get("academicSession", session_id)
-            if record is not None:
-                return str(record.get("type", "")), str(record.get("title", ""))
+        record = self._kept_from_before("academicSession", session_id)
+        if record is not None:
+            return str(record.get("type", "")), str(record.get("title", ""))
         return None
 
     def nearest_school(self, org_id: str) -> str | None:
@@ -1284,15 +1295,21 @@ class _Loader:
                 for target in missing
             ):
                 raise _RowError()  # what could not be read is the error
+            deleted = self.index.deletions.get(column.ref_type, {})
             for target in missing:
-                self.log.error(
-                    spec.name,
-                    f"no {column.ref_type} with sourcedId {target!r} in "
-                    f"{_file_of(column.ref_type)}",
-                    "add it there or correct the reference",
-                    row=row_number,
-                    column=column.name,
-                )
+                if target in deleted:
+                    problem = (
+                        f"{column.ref_type} {target!r} is marked tobedeleted at row "
+                        f"{deleted[target][0]} of {_file_of(column.ref_type)}"
+                    )
+                    action = "keep it, or delete this row too"
+                else:
+                    problem = (
+                        f"no {column.ref_type} with sourcedId {target!r} in "
+                        f"{_file_of(column.ref_type)}"
+                    )
+                    action = "add it there or correct the reference"
+                self.log.error(spec.name, problem, action, row=row_number, column=column.name)
             if missing:
                 raise _RowError()
             refs = [{"sourcedId": t, "type": column.ref_type} for t in targets]
@@ -1390,17 +1407,9 @@ _WORDS = {
     "result": ("result", None),
     "category": ("category", "categories"),
 }
-_ENTITY_FILES = (
-    "org",
-    "academicSession",
-    "course",
-    "class",
-    "user",
-    "enrollment",
-    "category",
-    "lineItem",
-    "result",
-)
+_ENTITY_FILES = tuple(spec.entity for spec in _files("1.2"))
+"""The kinds a bundle's data files hold (1.1's files are the same kinds)."""
+_FILE_NAMES = {spec.entity: spec.name for spec in _files("1.2")}
 _CLASSES_FILE = next(s for s in _files("1.2") if s.entity == "class")
 _ENROLLMENTS_FILE = next(s for s in _files("1.2") if s.entity == "enrollment")
 _DATE_LAST_MODIFIED = Column("dateLastModified", "dateLastModified", "datetime")
@@ -1420,7 +1429,7 @@ def _metadata_of(row: dict[str, str]) -> dict[str, Any]:
 
 
 def _file_of(entity: str) -> str:
-    return {spec.entity: spec.name for spec in _files("1.2")}.get(entity, f"{entity}s.csv")
+    return _FILE_NAMES.get(entity, f"{entity}s.csv")
 
 
 def load_bundle(
@@ -1466,17 +1475,26 @@ def load_bundle(
         counts: dict[str, int] = {}
         marked: dict[str, int] = {}
         for spec, mode in data_plan:
+            written: set[str] = set()
+            counts[spec.entity] = store.insert_many(
+                spec.entity, _noting_ids(loader.records(spec), written)
+            )
             if mode == "bulk" and loader._stored[spec.entity]:
-                stale = _stale(store, spec.entity, set(loader.index.ids[spec.entity]))
+                # Kept: what this file wrote (not the rows skipped with their class), and the
+                # courses made from classes, written below.
+                kept = written | (set(loader.made_courses) if spec.entity == "course" else set())
+                stale = _stale(store, spec.entity, kept)
                 if stale:
                     marked[spec.entity] = store.insert_many(spec.entity, stale)
+                    rows = loader.index.ids[spec.entity]
+                    skipped = sum(1 for record in stale if record["sourcedId"] in rows)
                     log.note(
                         spec.name,
                         f"records loaded before that this bulk file does not have: "
-                        f"{len(stale)}; marked tobedeleted",
+                        f"{len(stale)}; marked tobedeleted"
+                        + (f" (of them, {skipped} in the file but skipped)" if skipped else ""),
                         "nothing to do (a bulk file is the whole set)",
                     )
-            counts[spec.entity] = store.insert_many(spec.entity, loader.records(spec))
             deleted = store.insert_many(spec.entity, list(loader.deletions(spec.entity)))
             if deleted:
                 marked[spec.entity] = marked.get(spec.entity, 0) + deleted
@@ -1494,6 +1512,13 @@ def load_bundle(
         )
     finally:
         source.close()
+
+
+def _noting_ids(records: Iterable[dict[str, Any]], ids: set[str]) -> Iterator[dict[str, Any]]:
+    """The records, each one's sourcedId added to `ids` as it passes."""
+    for record in records:
+        ids.add(record["sourcedId"])
+        yield record
 
 
 def _stale(store: BundleStore, entity: str, kept: set[str]) -> list[dict[str, Any]]:
