@@ -350,3 +350,28 @@ def test_a_value_the_model_rejects_names_its_column(bundle_1_2: Path, tmp_path: 
     text = _edit_cell(bundle_1_2, "enrollments.csv", 2, "primary", "maybe")
     error, _ = _refused(_rewrite(bundle_1_2, tmp_path / "c.zip", {"enrollments.csv": text}))
     assert (error.file, error.row, error.column) == ("enrollments.csv", 2, "primary")
+
+
+@pytest.mark.parametrize("written", ["١٢", "nan", "inf", "1_000", "1e3", "12,5", "0x10"])
+def test_a_number_not_written_in_ascii_decimal_digits_is_refused_naming_its_cell(
+    bundle_1_2: Path, tmp_path: Path, written: str
+) -> None:
+    text = _edit_cell(bundle_1_2, "results.csv", 2, "score", written)
+    error, _ = _refused(_rewrite(bundle_1_2, tmp_path / "b.zip", {"results.csv": text}))
+    assert str(error) == (
+        f"results.csv:2 score: {written!r} is not a number; write it with the digits 0-9 and a "
+        "point for decimals, e.g. 12.5"
+    )
+
+
+@pytest.mark.parametrize(("written", "read"), [("12", 12.0), ("-0.5", -0.5), (".5", 0.5)])
+def test_ascii_decimal_numbers_are_read(
+    bundle_1_2: Path, tmp_path: Path, written: str, read: float
+) -> None:
+    text = _edit_cell(bundle_1_2, "results.csv", 2, "score", written)
+    store = ProviderStore()
+    load_bundle(store, _rewrite(bundle_1_2, tmp_path / "b.zip", {"results.csv": text}))
+    with zipfile.ZipFile(bundle_1_2) as archive:
+        result_id = archive.read("results.csv").decode().splitlines()[1].split(",")[0]
+    result = store.get("result", result_id)
+    assert result is not None and result["score"] == read

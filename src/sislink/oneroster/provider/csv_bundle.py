@@ -63,6 +63,8 @@ from sislink.oneroster.versions import spec_for
 DEFAULT_ROOT_URL = "http://localhost/ims/oneroster"
 """Root the loaded GUIDRef hrefs hang from (the server rebuilds hrefs for its own host)."""
 
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+"""A number as the CSV binding writes one: ASCII digits, an optional point, no exponent."""
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same store exports the same bytes
 
 
@@ -1261,12 +1263,14 @@ class _Loader:
                 return value + "Z"
             return value
         if kind == "number":
-            try:
-                return float(value)
-            except ValueError:
+            # float() also reads other scripts' digits, 1_000, 1e3, nan and inf: none is a
+            # OneRoster number, and a NaN would not even survive the store's JSON.
+            if not _DECIMAL.fullmatch(value):
                 raise fail(
-                    f"{value!r} is not a number", "write it with digits and a point"
-                ) from None
+                    f"{value!r} is not a number",
+                    "write it with the digits 0-9 and a point for decimals, e.g. 12.5",
+                )
+            return float(value)
         if kind == "flag":
             flag = value.lower()
             if flag not in ("true", "false"):
