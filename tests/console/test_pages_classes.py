@@ -34,7 +34,7 @@ from sislink.classroom.models import (
     MissingMarkExport,
     Role,
 )
-from sislink.classroom.services import classes
+from sislink.classroom.services import classes, jobs
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync import class_link
 
@@ -354,3 +354,21 @@ def test_an_export_the_sis_cannot_take_shows_failed_with_the_reason_on_both_page
     assert reason in activity.text.replace("&#39;", "'")
     # Once, with its report: not again among the export jobs that could not run at all.
     assert "Export jobs that could not run" not in activity.text
+
+
+def test_the_class_page_shows_the_export_of_every_class_while_it_exports_this_class(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    class_lock = jobs.lock_key_for(class_id=cid)
+    with school.served.classroom.transaction() as session:
+        every = jobs.queue_job(session, Actor.system(), "mark_export_all", lock_key="every:1")
+        jobs.start_job(session, every.id)
+        jobs.take_lock(session, every.id, class_lock)  # what `--all` does for each class
+    page = teacher.get(f"/classes/{cid}")
+    assert 'id="export-running-for-every-class"' in page.text
+    assert f"(job {every.id}) is exporting this class now" in page.text
+    assert 'id="export-marks"' not in page.text
+    with school.served.classroom.transaction() as session:
+        jobs.release_lock(session, every.id, class_lock)  # it moved on to the next class
+    assert 'id="export-marks"' in teacher.get(f"/classes/{cid}").text

@@ -41,7 +41,7 @@ from sislink.classroom.services import marks as marks_service
 from sislink.classroom.services.access import teaches
 from sislink.classroom.services.classes import classes_taught_by, members
 from sislink.classroom.services.connections import class_link, current_connection, link_states
-from sislink.classroom.services.jobs import lock_key_for
+from sislink.classroom.services.jobs import find_unfinished, lock_key_for
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
 from sislink.console.pages.base import (
@@ -200,9 +200,9 @@ def class_page(
             }
             for r in report_history(session, class_id, limit=5)
         ]
-        running = session.scalars(
-            select(Job).where(Job.active_lock == lock_key_for(class_id=class_id))
-        ).first()
+        # The class's lock, whoever holds it: its own export, or the export of every class
+        # while it exports this one.
+        running = find_unfinished(session, lock_key_for(class_id=class_id))
         choices = export_settings.export_choices(session, who.actor, class_id)
         context = {
             "klass": klass,
@@ -213,6 +213,7 @@ def class_page(
             "permission_off": permission_off,
             "reports": reports,
             "running_job": running.id if running is not None else None,
+            "running_for_every_class": running is not None and running.class_id != class_id,
             "primary": klass.primary_teacher_id == who.person_id or who.is_admin,
             "choices": choices,
         }
