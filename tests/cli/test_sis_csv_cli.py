@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from csv_bundle_shapes import EVERY_BULK_SHAPE, delta_on_top, district
+from csv_bundle_shapes import EVERY_BULK_SHAPE, delta_on_top, district, org_with_missing_parent
 from sislink.cli import app
 
 SECRET = "csv-test-secret"
@@ -140,20 +140,50 @@ def _token(token_url: str) -> str:
     raise AssertionError(f"the SIS never answered at {token_url}")
 
 
-def test_sis_serve_refuses_a_bundle_with_errors_listing_every_error(tmp_path: Path) -> None:
+def test_sis_serve_refuses_a_bundle_with_errors_listing_every_error_and_warning(
+    tmp_path: Path,
+) -> None:
     bundle = district()
     bundle.rows["users.csv"][0]["givenName"] = ""
     bundle.rows["enrollments.csv"][1]["userSourcedId"] = "stu-nobody"
+    org_with_missing_parent(bundle)
     result = CliRunner().invoke(
         app,
         ["sis", "serve", "--port", "0", "--csv", str(bundle.write(tmp_path / "b.zip"))],
         env={"SISLINK_SIS_CLIENT_SECRET": SECRET},
     )
     assert result.exit_code == 2, result.output
-    assert "error: the bundle has 2 errors; nothing was loaded:" in result.output
-    assert "users.csv:2 givenName: the value is empty but required" in result.output
-    assert "enrollments.csv:3 userSourcedId: no user with sourcedId 'stu-nobody'" in result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == [
+        "error: refused b.zip: nothing was loaded from it",
+        "2 errors, 1 warning, 0 notes:",
+    ]
+    assert lines[2].startswith("  error: users.csv:2 givenName: the value is empty but required")
+    assert lines[3].startswith("  error: enrollments.csv:3 userSourcedId: no user with sourcedId")
+    assert lines[4].startswith("  warning: orgs.csv:4 parentSourcedId: the parent of sch-south")
     assert "Traceback" not in result.output
+
+
+def test_sis_check_csv_prints_the_warnings_of_the_bundles_before_a_refused_one_and_its_own(
+    tmp_path: Path,
+) -> None:
+    first = district()
+    org_with_missing_parent(first)
+    second = delta_on_top()
+    second.rows["enrollments.csv"][1]["classSourcedId"] = "cls-nowhere"
+    paths = [str(first.write(tmp_path / "full.zip")), str(second.write(tmp_path / "delta.zip"))]
+    result = CliRunner().invoke(app, ["sis", "check-csv", *paths])
+    assert result.exit_code == 1, result.output
+    output = result.output
+    assert output.index("loaded full.zip") < output.index("warning: orgs.csv:4 parentSourcedId")
+    assert "error: refused delta.zip: nothing was loaded from it" in output
+    assert "  error: enrollments.csv:3 classSourcedId: no class with sourcedId" in output
+    assert "  warning: enrollments.csv:3 status: rows of this delta file have no status" in output
+    assert "  note: users.csv:3: rows say tobedeleted for records the SIS does not hold" in output
+    report = json.loads(CliRunner().invoke(app, ["sis", "check-csv", *paths, "--json"]).output)
+    assert (report["loaded"], report["bundle"]) == (False, "delta.zip")
+    assert [b["bundle"] for b in report["bundles"]] == ["full.zip"]
+    assert report["bundles"][0]["problems"][0]["column"] == "parentSourcedId"
 
 
 def test_sis_check_csv_reports_as_json_and_exits_3_when_it_warns(tmp_path: Path) -> None:

@@ -8,13 +8,12 @@ from pathlib import Path
 import typer
 
 from sislink.cli.common import EXIT_FAILED, EXIT_NEEDS_ATTENTION, JSON_OPTION, print_json
-from sislink.oneroster.provider.csv_bundle import BundleSummary, CsvBundleError, load_bundles
+from sislink.oneroster.provider.csv_bundle import CsvBundleError, load_bundles
 from sislink.oneroster.provider.profiles import PROFILES, profile_named
 from sislink.oneroster.provider.server import (
     bind_socket,
     build_config,
     describe,
-    find_teacher_email,
     open_store,
     serve_forever,
 )
@@ -59,18 +58,16 @@ def _client_auth_methods(option: str | None) -> tuple[str, ...] | None:
     return choices[option]
 
 
-def _open_bundles(
-    paths: list[Path], db: Path | None
-) -> tuple[ProviderStore, str, list[BundleSummary]]:
-    """A store holding the bundles, loaded one on top of another; a teacher's email; what each
-    load found. Raises CsvBundleError (a ValueError) at the first bundle with errors."""
-    store = ProviderStore(str(db) if db else None)
-    try:
-        summaries = load_bundles(store, paths)
-    except BaseException:
-        store.close()
-        raise
-    return store, find_teacher_email(store), summaries
+def _echo_refused(error: CsvBundleError) -> None:
+    """A refused bundle's report on stderr: the bundles loaded before it, then every problem
+    of the refused one (its warnings too: they are half of what the SIS has to fix)."""
+    for summary in error.loaded:
+        for line in summary.lines():
+            typer.echo(line, err=True)
+    first, *rest = error.lines()
+    typer.echo(f"error: {first}", err=True)
+    for line in rest:
+        typer.echo(line, err=True)
 
 
 @sis_app.command("serve")
@@ -158,18 +155,18 @@ def serve(
             client_auth=_client_auth_methods(client_auth),
             vendor_key=vendor_key,
         )
-        summaries: list[BundleSummary] = []
-        if csv:
-            store, teacher_email, summaries = _open_bundles(csv, db)
-        else:
-            store, teacher_email = open_store(
-                profile=chosen,
-                seed=seed,
-                students=students,
-                schools=schools,
-                db_path=str(db) if db else None,
-            )
-    except ValueError as error:  # a bad bundle or option: the message names what to fix
+        store, teacher_email, summaries = open_store(
+            profile=chosen,
+            seed=seed,
+            students=students,
+            schools=schools,
+            csv_paths=csv or (),
+            db_path=str(db) if db else None,
+        )
+    except CsvBundleError as error:
+        _echo_refused(error)
+        raise typer.Exit(2) from None
+    except ValueError as error:  # a bad option: the message names what to fix
         typer.echo(f"error: {_in_option_names(str(error))}", err=True)
         raise typer.Exit(2) from None
     sock = bind_socket(host, port)
@@ -210,7 +207,7 @@ def export_csv(
             f"error: {db} does not exist; start `sislink sis serve --db {db}` first.", err=True
         )
         raise typer.Exit(2)
-    store, _ = open_store(
+    store, _, _ = open_store(
         profile=profile_named(profile),
         seed=seed,
         students=students,
@@ -246,9 +243,16 @@ def check_csv(
         summaries = load_bundles(store, bundles)
     except CsvBundleError as error:
         if as_json:
-            print_json({"loaded": False, "problems": [p.as_dict() for p in error.problems]})
+            print_json(
+                {
+                    "loaded": False,
+                    "bundle": error.bundle,
+                    "bundles": [s.as_dict() for s in error.loaded],
+                    "problems": [p.as_dict() for p in error.problems],
+                }
+            )
         else:
-            typer.echo(f"error: {error}", err=True)
+            _echo_refused(error)
         raise typer.Exit(EXIT_FAILED) from None
     finally:
         store.close()

@@ -33,7 +33,8 @@ from sislink.oneroster.provider.csv_bundle import (
     load_bundles,
 )
 from sislink.oneroster.provider.csv_report import BundleProblem
-from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.oneroster.provider.profiles import profile_named
+from sislink.oneroster.provider.server import RunningProvider, open_store, running_provider
 from sislink.oneroster.provider.store import ProviderStore
 
 
@@ -398,3 +399,22 @@ def test_a_delta_row_naming_a_user_the_same_delta_deletes_is_refused(tmp_path: P
         "enrollments.csv:3 userSourcedId: user 'stu-2' is marked tobedeleted at row 2 of "
         "users.csv; keep it, or delete this row too"
     )
+
+
+def test_open_store_loads_bundles_one_on_top_of_another_and_returns_what_each_found(
+    tmp_path: Path,
+) -> None:
+    full = district()
+    org_with_missing_parent(full)
+    paths = [full.write(tmp_path / "full.zip"), delta_on_top().write(tmp_path / "delta.zip")]
+    store, teacher_email, summaries = open_store(
+        profile=profile_named("generic-1.2"), csv_paths=paths
+    )
+    try:
+        assert [s.name for s in summaries] == ["full.zip", "delta.zip"]
+        assert _only(summaries[0], "dist-gone").severity == "warning"
+        assert teacher_email == "tch-1@lakeside.example"
+        renamed = store.get("user", "stu-1")
+        assert renamed is not None and renamed["givenName"] == "Samuel"
+    finally:
+        store.close()

@@ -81,8 +81,10 @@ class BundleStore(Protocol):
 
 
 class CsvBundleError(ValueError):
-    """A bundle that cannot be loaded: every error found (`problems`, warnings after them), and
-    where the first one is (`file`, `row`, `column`, `problem`)."""
+    """A bundle that cannot be loaded: every error found (`problems`, warnings and notes after
+    them), where the first one is (`file`, `row`, `column`, `problem`), the bundle's name
+    (`bundle`) and, from `load_bundles`, what the bundles before it loaded (`loaded`). Its
+    message holds the errors; `lines()` holds every problem, for people."""
 
     def __init__(
         self,
@@ -101,6 +103,8 @@ class CsvBundleError(ValueError):
         else:
             problems = tuple(problem)
         self.problems = problems
+        self.bundle = ""
+        self.loaded: tuple[BundleSummary, ...] = ()
         errors = [p for p in problems if p.severity == "error"] or list(problems)
         first = errors[0]
         self.file = first.file or None
@@ -112,6 +116,18 @@ class CsvBundleError(ValueError):
                 f"  {error}" for error in errors
             )
         super().__init__(message)
+
+    def lines(self) -> list[str]:
+        """What was refused, then each problem (errors, warnings, notes) on its own line, as
+        `BundleSummary.lines` writes a load."""
+        counts = {severity: 0 for severity in ("error", "warning", "note")}
+        for problem in self.problems:
+            counts[problem.severity] += 1
+        return [
+            f"refused {self.bundle or 'the bundle'}: nothing was loaded from it",
+            ", ".join(plural(n, severity) for severity, n in counts.items()) + ":",
+            *(f"  {p.severity}: {p}" for p in self.problems),
+        ]
 
 
 @dataclass(frozen=True)
@@ -1446,8 +1462,16 @@ def load_bundle(
     store); only a bundle with no error is written. Raises CsvBundleError listing every error;
     returns the summary with every warning and note.
     """
+    try:
+        return _load_bundle(store, Path(path), root_url)
+    except CsvBundleError as error:
+        error.bundle = Path(path).name
+        raise
+
+
+def _load_bundle(store: BundleStore, path: Path, root_url: str) -> BundleSummary:
     log = ProblemLog()
-    source = _Source(Path(path))
+    source = _Source(path)
     try:
         manifest = _read_manifest(source, log)
         if manifest is None:
@@ -1512,7 +1536,7 @@ def load_bundle(
             source_system=manifest.values.get("source.systemName", ""),
             problems=log.problems(),
             marked_deleted=marked,
-            name=Path(path).name,
+            name=path.name,
         )
     finally:
         source.close()
@@ -1541,14 +1565,16 @@ def load_bundles(
     store: BundleStore, paths: Sequence[str | Path], *, root_url: str = DEFAULT_ROOT_URL
 ) -> list[BundleSummary]:
     """Load bundles one after the other, each on top of the ones before (a bulk bundle, then
-    its deltas). Raises CsvBundleError, naming the bundle, at the first that has errors."""
-    summaries = []
+    its deltas). Raises CsvBundleError, naming the bundle, at the first that has errors; its
+    `loaded` holds the summaries of the bundles loaded before it."""
+    summaries: list[BundleSummary] = []
     for path in paths:
         try:
             summaries.append(load_bundle(store, path, root_url=root_url))
         except CsvBundleError as error:
             if len(paths) > 1:
                 error.args = (f"{Path(path).name}: {error.args[0]}",)
+            error.loaded = tuple(summaries)
             raise
     return summaries
 

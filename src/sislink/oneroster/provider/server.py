@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -21,6 +22,7 @@ import uvicorn
 from sislink.oneroster.filters import parse
 from sislink.oneroster.provider.app import ProviderConfig, create_app
 from sislink.oneroster.provider.auth import ALL_SCOPES, Authenticator, Client, scope_short_name
+from sislink.oneroster.provider.csv_bundle import BundleSummary, load_bundles
 from sislink.oneroster.provider.faults import FaultConfig, FaultMiddleware
 from sislink.oneroster.provider.profiles import (
     CLIENT_AUTH_METHODS,
@@ -275,27 +277,31 @@ def open_store(
     seed: int = 7,
     students: int = 2000,
     schools: int | None = None,
-    csv_path: str | None = None,
+    csv_paths: Sequence[str | Path] = (),
     db_path: str | None = None,
-) -> tuple[ProviderStore, str]:
-    """A store filled from a CSV bundle, or seeded (unless a file store already holds data);
-    returns it with a teacher's email."""
+) -> tuple[ProviderStore, str, list[BundleSummary]]:
+    """A store filled from CSV bundles (loaded one on top of another), or seeded (unless a file
+    store already holds data); returns it with a teacher's email and what each bundle's load
+    found. Raises CsvBundleError (a ValueError; the store closed) at the first bundle with
+    errors."""
     store = ProviderStore(db_path)
-    if csv_path:
-        from sislink.oneroster.provider.csv_bundle import load_bundle
-
-        load_bundle(store, csv_path)
-        return store, find_teacher_email(store)
-    if db_path and store.count("user"):
-        return store, find_teacher_email(store)
-    summary = seed_district(
-        store,
-        seed=seed,
-        schools=schools,
-        students=students,
-        staff_id_prefix=profile.staff_id_prefix,
-    )
-    return store, summary.teacher_email
+    try:
+        if csv_paths:
+            summaries = load_bundles(store, csv_paths)
+            return store, find_teacher_email(store), summaries
+        if db_path and store.count("user"):
+            return store, find_teacher_email(store), []
+        seeded = seed_district(
+            store,
+            seed=seed,
+            schools=schools,
+            students=students,
+            staff_id_prefix=profile.staff_id_prefix,
+        )
+    except BaseException:
+        store.close()
+        raise
+    return store, seeded.teacher_email, []
 
 
 def serve_forever(store: ProviderStore, config: ProviderConfig, sock: socket.socket) -> None:
