@@ -418,3 +418,18 @@ def test_open_store_loads_bundles_one_on_top_of_another_and_returns_what_each_fo
         assert renamed is not None and renamed["givenName"] == "Samuel"
     finally:
         store.close()
+
+
+def test_a_file_whose_header_and_rows_all_end_with_commas_is_warned_about_once(
+    tmp_path: Path,
+) -> None:
+    bundle = district()
+    path = bundle.write(tmp_path / "a.zip")
+    with zipfile.ZipFile(path) as archive:
+        lines = archive.read("users.csv").decode().splitlines()
+    bundle.extra_files["users.csv"] = "".join(line + ",,\r\n" for line in lines)
+    store = ProviderStore()
+    summary = load_bundle(store, bundle.write(tmp_path / "b.zip"))
+    assert store.count("user") == 3
+    problem = _only(summary, "trailing commas")
+    assert (problem.file, problem.rows, problem.severity) == ("users.csv", (1,), "warning")

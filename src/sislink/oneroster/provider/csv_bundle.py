@@ -547,6 +547,9 @@ def _rows(
                     unreadable.entities.add(spec.entity)
                 return
             width = len(header)
+            # A header with trailing commas (warned about once) makes rows as wide as it: their
+            # empty values up to that width are the same cause, not a problem of each row.
+            header_width = len(raw_header)
             for row_number, values in enumerate(reader, start=2):
                 if not values:
                     continue  # an empty line
@@ -565,13 +568,14 @@ def _rows(
                             row=row_number,
                         )
                         continue
-                    log.warning(
-                        spec.name,
-                        "rows end with empty values beyond the header's columns (trailing "
-                        "commas): the extra values were ignored",
-                        "nothing to do",
-                        row=row_number,
-                    )
+                    if len(values) > header_width:
+                        log.warning(
+                            spec.name,
+                            "rows end with empty values beyond the header's columns (trailing "
+                            "commas): the extra values were ignored",
+                            "nothing to do",
+                            row=row_number,
+                        )
                     values = values[:width]
                 elif len(values) < width:
                     log.warning(
