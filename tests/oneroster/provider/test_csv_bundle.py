@@ -375,3 +375,48 @@ def test_ascii_decimal_numbers_are_read(
         result_id = archive.read("results.csv").decode().splitlines()[1].split(",")[0]
     result = store.get("result", result_id)
     assert result is not None and result["score"] == read
+
+
+def _with_org_row(bundle: Path, **values: str) -> str:
+    """The text of orgs.csv with one more org."""
+    with zipfile.ZipFile(bundle) as archive:
+        rows = list(csv.reader(io.StringIO(archive.read("orgs.csv").decode("utf-8"))))
+    rows.append([values.get(column, "") for column in rows[0]])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue()
+
+
+def test_a_1_2_line_item_naming_a_department_or_district_gets_the_nearest_school_with_a_warning(
+    bundle_1_2: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(bundle_1_2) as archive:
+        orgs = list(csv.DictReader(io.StringIO(archive.read("orgs.csv").decode("utf-8"))))
+    district_id = next(org["sourcedId"] for org in orgs if org["type"] == "district")
+    orgs_text = _with_org_row(
+        bundle_1_2,
+        sourcedId="dept-sci",
+        name="Science",
+        type="department",
+        parentSourcedId="org-sch-001",
+    )
+    for named, school in (("dept-sci", "org-sch-001"), (district_id, "org-sch-001")):
+        line_items = _edit_cell(bundle_1_2, "lineItems.csv", 2, "schoolSourcedId", named)
+        store = ProviderStore()
+        summary = load_bundle(
+            store,
+            _rewrite(
+                bundle_1_2,
+                tmp_path / f"{named}.zip",
+                {"orgs.csv": orgs_text, "lineItems.csv": line_items},
+            ),
+        )
+        line_item = store.get("lineItem", "li-1")
+        assert line_item is not None and line_item["school"]["sourcedId"] == school
+        warning = next(p for p in summary.problems if p.file == "lineItems.csv")
+        assert (warning.severity, warning.row, warning.column) == (
+            "warning",
+            2,
+            "schoolSourcedId",
+        )
+        assert warning.problem.startswith(f"lineItems name {named} (")

@@ -1349,8 +1349,8 @@ class _Loader:
             data["children"] = [{"sourcedId": c, "type": entity} for c in children]
         if entity == "class":
             data["school"] = {"sourcedId": self.class_school[data["sourcedId"]], "type": "org"}
-        if entity == "enrollment":
-            self._enrolment_school(spec, row_number, data)
+        if entity in ("enrollment", "lineItem") and "school" in data:
+            self._nearest_school_of(spec, row_number, data)
         if entity == "user" and not self._user_roles(spec, row_number, data):
             return False
         if entity == "lineItem" and "school" not in data:
@@ -1359,14 +1359,17 @@ class _Loader:
                 data["school"] = {"sourcedId": school, "type": "org"}
         return True
 
-    def _enrolment_school(self, spec: FileSpec, row_number: int, data: dict[str, Any]) -> None:
+    def _nearest_school_of(self, spec: FileSpec, row_number: int, data: dict[str, Any]) -> None:
+        """An enrolment's or lineItem's school, when it names a department or district: the
+        nearest school above it (or its class's), as for classes."""
         named = data["school"]["sourcedId"]
         school = self.nearest_school(named) or self.class_school.get(data["class"]["sourcedId"])
         if school and school != named:
             data["school"] = {"sourcedId": school, "type": "org"}
+            what = "enrolments" if spec.entity == "enrollment" else "lineItems"
             self.log.warning(
                 spec.name,
-                f"enrolments name {self._describe_org(named)} as their school (rows: {COUNT}); "
+                f"{what} name {self._describe_org(named)} as their school (rows: {COUNT}); "
                 "their school was taken as the nearest school above it (or their class's)",
                 "nothing to do, or name the school itself in schoolSourcedId",
                 row=row_number,
