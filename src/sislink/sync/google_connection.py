@@ -20,9 +20,12 @@ from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import ConnectionStatus, GoogleConnection
 from sislink.classroom.services.access import require_admin
 from sislink.classroom.services.audit import record_event
+
+# DEFAULT_API_ENDPOINT and SCOPES are re-exported (the "as" form) for the console, which asks
+# services in sync/ and never a protocol package.
+from sislink.googleclassroom import DEFAULT_API_ENDPOINT as DEFAULT_API_ENDPOINT
+from sislink.googleclassroom import SCOPES as SCOPES
 from sislink.googleclassroom import (
-    DEFAULT_API_ENDPOINT,
-    SCOPES,
     ClassroomClient,
     ClassroomError,
     ClassroomUnreachable,

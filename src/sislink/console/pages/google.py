@@ -23,9 +23,9 @@ from sislink.console.pages.base import (
     redirect,
     render,
 )
-from sislink.googleclassroom import DEFAULT_API_ENDPOINT, SCOPES
 from sislink.sync import google_connection as service
 from sislink.sync.errors import AuthorisationFailed, InvalidConnectionDetails, NotConnected
+from sislink.sync.google_connection import DEFAULT_API_ENDPOINT, SCOPES
 
 router = APIRouter(prefix="/admin/google")
 

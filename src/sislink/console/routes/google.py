@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field, SecretStr
 from sislink.classroom import Actor, Classroom
 from sislink.console.auth import admin_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
-from sislink.googleclassroom import DEFAULT_API_ENDPOINT
 from sislink.sync import google_connection as service
+from sislink.sync.google_connection import DEFAULT_API_ENDPOINT
 
 router = APIRouter()
 
@@ -68,4 +68,3 @@ def google_disconnect(
 ) -> dict[str, Any]:
     with answered_plainly():
         return service.disconnect(classroom, actor).as_dict()
-
