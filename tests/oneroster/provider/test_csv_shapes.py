@@ -433,3 +433,25 @@ def test_a_file_whose_header_and_rows_all_end_with_commas_is_warned_about_once(
     assert store.count("user") == 3
     problem = _only(summary, "trailing commas")
     assert (problem.file, problem.rows, problem.severity) == ("users.csv", (1,), "warning")
+
+
+def test_manifest_names_and_ignored_file_names_are_matched_without_regard_to_case(
+    tmp_path: Path,
+) -> None:
+    bundle = district()
+    bundle.manifest["file.demographics"] = "absent"
+    bundle.extra_files["Demographics.csv"] = "sourcedId,birthDate\r\nstu-1,2010-01-01\r\n"
+    written = bundle.write(tmp_path / "a.zip")
+    with zipfile.ZipFile(written) as original, zipfile.ZipFile(tmp_path / "b.zip", "w") as copy:
+        for name in original.namelist():
+            text = original.read(name).decode()
+            if name == "manifest.csv":
+                text = text.replace("file.users,", "File.Users,")
+            copy.writestr(name, text)
+    store = ProviderStore()
+    summary = load_bundle(store, tmp_path / "b.zip")
+    assert store.count("user") == 3
+    spelled = _only(summary, "File.Users is spelled file.users in the binding")
+    assert (spelled.severity, spelled.column) == ("warning", "propertyName")
+    ignored = _only(summary, "Demographics.csv: not read")
+    assert ignored.problem == "not read: manifest.csv declares file.demographics absent"

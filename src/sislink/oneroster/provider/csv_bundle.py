@@ -387,6 +387,19 @@ _ALL_MANIFEST_FILES = {
         [*(s.manifest_key[5:] for s in _files("1.2")), "roles", *_UNSUPPORTED_1_2], key=str.lower
     ),
 }
+# Manifest property names and file stems as the binding spells them, by their lower case: they
+# are matched without regard to case, as file names are.
+_FILE_STEMS = {name.lower(): name for names in _ALL_MANIFEST_FILES.values() for name in names}
+_PROPERTY_NAMES = {
+    name.lower(): name
+    for name in (
+        "manifest.version",
+        "oneroster.version",
+        "source.systemName",
+        "source.systemCode",
+        *(f"file.{stem}" for stem in _FILE_STEMS.values()),
+    )
+}
 # 1.1 user roles that 1.2 renamed; 1.2's RoleDType has no plain "administrator".
 _ROLE_1_1_TO_1_2 = {"administrator": "siteAdministrator"}
 
@@ -614,6 +627,16 @@ def _read_manifest(source: _Source, log: ProblemLog) -> _Manifest | None:
     manifest = _Manifest({}, {})
     for row_number, row in _rows(source, _MANIFEST, log):
         name = row["propertyName"].strip()
+        spelled = _PROPERTY_NAMES.get(name.lower(), name)
+        if spelled != name:
+            log.warning(
+                "manifest.csv",
+                f"{name} is spelled {spelled} in the binding: read as that",
+                "nothing to do, or correct the propertyName",
+                row=row_number,
+                column="propertyName",
+            )
+            name = spelled
         if name:
             manifest.values[name] = row["value"].strip()
             manifest.rows[name] = row_number
@@ -711,7 +734,9 @@ def _read_modes(
         if file_name.lower() in read:
             continue
         ignored.append(file_name)
-        stem = file_name.removesuffix(".csv")
+        is_csv = file_name.lower().endswith(".csv")
+        stem = file_name[:-4] if is_csv else file_name
+        stem = _FILE_STEMS.get(stem.lower(), stem) if is_csv else stem
         if declared.get(stem) == "absent":
             why, action = (
                 f"manifest.csv declares file.{stem} absent",
@@ -722,7 +747,7 @@ def _read_modes(
                 "roles.csv is a OneRoster 1.2 file, and this is a 1.1 bundle",
                 ("nothing to do, or write oneroster.version,1.2 if the bundle is 1.2"),
             )
-        elif stem in _NOT_SERVED or (stem in declared and file_name.endswith(".csv")):
+        elif stem in _NOT_SERVED or (stem in declared and is_csv):
             why = _NOT_SERVED.get(stem, f"the built-in SIS does not load {stem}")
             action = "nothing to do"
         else:
