@@ -16,20 +16,21 @@ The loader reads bundles as other systems write them, and reports every problem 
   lineItems, results and categories, and the report says which and why); a class whose term is
   a semester or school year; a class whose course is not in the bundle (the course is made from
   what the class says); rows with trailing empty values, or cut short; blank manifest values;
-  dates written with a time, date-times without a zone (read as UTC); file and column names in
-  another case; users without an email;
+  dates written with a time, date-times without a zone (read as UTC); file, column and manifest
+  property names in another case; users without an email;
 - as notes: the files it does not read (demographics, resources, ... and anything else in the
   bundle), and what a bulk or delta file did to records loaded before.
 
 A file declared `delta` is applied on top of what the store holds (several bundles may be
 loaded one after the other: `load_bundles`): a `tobedeleted` row marks the stored record
 `tobedeleted` (what a REST SIS shows of a deletion), any other row inserts or replaces. A
-`bulk` file is the whole set: records of its kind loaded before and missing from it are marked
-`tobedeleted`. In a bulk file `status` and `dateLastModified` may be blank (the binding says they
+`bulk` file is the whole set: records of its kind loaded before that it lacks (or skips, with
+their class) are marked `tobedeleted`, and nothing in the bundle may refer to them. In a bulk file `status` and `dateLastModified` may be blank (the binding says they
 should be): they are read as active and the load time.
 
-A bundle with errors (a missing column, a value that is not what its column holds, a reference
-to nothing, a duplicate sourcedId ...) raises `CsvBundleError` listing every error, and nothing
+A bundle with errors (a missing column, a value that is not what its column holds, such as a
+number not written in ASCII digits, a reference to nothing, a duplicate sourcedId ...) raises
+`CsvBundleError` listing every error (and every warning: see its `lines`), and nothing
 is written: every row is checked, references included, before the first record goes into the
 store. Passwords in users.csv are never stored. Columns the models do not carry (subjectCodes,
 userMasterIdentifier, preferredMiddleName/FamilyName, pronouns) are dropped.
