@@ -25,8 +25,9 @@ A file declared `delta` is applied on top of what the store holds (several bundl
 loaded one after the other: `load_bundles`): a `tobedeleted` row marks the stored record
 `tobedeleted` (what a REST SIS shows of a deletion), any other row inserts or replaces. A
 `bulk` file is the whole set: records of its kind loaded before that it lacks (or skips, with
-their class) are marked `tobedeleted`, and nothing in the bundle may refer to them. In a bulk file `status` and `dateLastModified` may be blank (the binding says they
-should be): they are read as active and the load time.
+their class) are marked `tobedeleted`, and nothing in the bundle may refer to them. In a bulk
+file `status` and `dateLastModified` may be blank (the binding says they should be): they are
+read as active and the load time.
 
 A bundle with errors (a missing column, a value that is not what its column holds, such as a
 number not written in ASCII digits, a reference to nothing, a duplicate sourcedId ...) raises
