@@ -8,6 +8,11 @@ marks in a few of the SIS's sample teacher's classes, link them, export; disconn
 export again; export once more after forgetting what was sent. After each export the SIS's
 lineItem and result counts are printed: they must stay equal (the same derived ids are PUT
 again), or the demo exits non-zero.
+
+The local Google Classroom (`sislink google serve`'s, seeded with the SIS's seed: the same
+district's people) runs beside the SIS; the administrator connects and authorises it with its key
+file, through the same service as `sislink google connect` and `authorise`. The key is never
+printed, only its file's path.
 """
 
 from __future__ import annotations
@@ -28,18 +33,27 @@ import httpx
 from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom, ClassroomError, open_classroom
-from sislink.classroom.models import Category, Class, EnrolmentRole, GradingPeriod, Role
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ConnectionStatus,
+    EnrolmentRole,
+    GradingPeriod,
+    Role,
+)
 from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services import people
 from sislink.classroom.services.classes import classes_taught_by, members
+from sislink.googleclassroom import ClassroomError as GoogleClassroomError
+from sislink.googleclassroom.emulator.server import RunningClassroom, running_classroom
 from sislink.jobs.mark_export import ExportRun, run_all_exports, run_class_export
 from sislink.jobs.roster import run_roster_import
 from sislink.oneroster.consumer import OneRosterError
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.oneroster.versions import CLASSROOM_SCOPES, spec_for
 from sislink.settings import Settings
-from sislink.sync import class_link, connection
+from sislink.sync import class_link, connection, google_connection
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import Outcome
 from sislink.sync.mark_export import forget_ledger_for_class
@@ -292,6 +306,7 @@ class _Flow:
     classroom: Classroom
     echo: Callable[[str], None]
     class_count: int
+    google: RunningClassroom | None = None  # the local Google Classroom, when it runs
     admin: Actor = field(default_factory=Actor.system)
     teacher: Actor = field(default_factory=Actor.system)
     class_ids: list[int] = field(default_factory=list)
@@ -306,7 +321,7 @@ class _Flow:
         started = time.perf_counter()
         try:
             outcome = await action()
-        except (SyncError, ClassroomError, OneRosterError) as error:
+        except (SyncError, ClassroomError, OneRosterError, GoogleClassroomError) as error:
             elapsed = time.perf_counter() - started
             self.echo(f"  {self.number:>2}. {words} ({elapsed:.2f} s): FAILED")
             raise DemoFailed(str(error)) from None
@@ -363,6 +378,30 @@ class _Flow:
             if report.same_sis_as_before is not True or report.links_set_aside:
                 raise DemoFailed("the reconnect did not find the same SIS and its class links")
         return "\n".join(lines)
+
+    async def connect_google(self) -> str:
+        assert self.google is not None
+        view = google_connection.connect(
+            self.classroom,
+            self.admin,
+            key_file_text=self.google.key_file.read_text("utf-8"),
+            admin_email=self.google.admin_email,
+            api_endpoint=self.google.api_url,
+        )
+        return (
+            f"Saved as {view.status}: {view.client_email} acting as {view.admin_email} in "
+            f"{view.domain}, key stored sealed; nothing sent to Google yet."
+        )
+
+    async def authorise_google(self) -> str:
+        # The client is synchronous (Google's library), so it runs off the event loop.
+        view = await asyncio.to_thread(google_connection.authorise, self.classroom, self.admin)
+        if view.status != ConnectionStatus.AUTHORISED:
+            raise DemoFailed(f"the Google connection ended {view.status}, not authorised")
+        return "\n".join(
+            [f"Google Classroom connected and authorised ({view.domain})."]
+            + [f"{'ok' if c.ok else 'FAILED'} {c.name}: {c.detail}" for c in view.checks]
+        )
 
     async def import_roster(self) -> str:
         outcome = await run_roster_import(self.classroom, self.admin, full=True)
@@ -561,6 +600,17 @@ async def _whole_flow(flow: _Flow) -> None:
     await flow.step(
         "The administrator authorises the connection (real calls to the SIS)", flow.authorise
     )
+    if flow.google is not None:
+        await flow.step(
+            "The administrator connects sislink to Google Classroom (the local one: its key "
+            "file and an administrator's email)",
+            flow.connect_google,
+        )
+        await flow.step(
+            "The administrator authorises the Google connection (real calls to the local "
+            "Classroom)",
+            flow.authorise_google,
+        )
     await flow.step(
         "The administrator imports the roster (a full import, as a job)", flow.import_roster
     )
@@ -628,13 +678,19 @@ def run_demo(
     """Run the whole demo; 0 when every step held and the SIS's counts stayed equal, else 1.
 
     `home` is the classroom's SISLINK_HOME (a new temporary directory when None; it is kept
-    so that the result can be looked at afterwards with the command line). With `serve`, the
-    console then runs on 127.0.0.1:`port` over the same classroom and SIS until Ctrl-C.
+    so that the result can be looked at afterwards with the command line, and holds the local
+    Google Classroom's key file). With `serve`, the console then runs on 127.0.0.1:`port` over
+    the same classroom, SIS and local Google Classroom until Ctrl-C.
     """
     started = time.perf_counter()
     home = home or Path(tempfile.mkdtemp(prefix="sislink-demo-"))
     echo(f"sislink demo: a fresh classroom in SISLINK_HOME={home}")
-    with running_provider(profile=profile, students=students, seed=seed) as sis:
+    with (
+        running_provider(profile=profile, students=students, seed=seed) as sis,
+        running_classroom(
+            seed=seed, students=students, key_file=home / "google-service-account.json"
+        ) as google_classroom,
+    ):
         echo(
             f"The built-in OneRoster SIS is up ({sis.profile}, OneRoster {sis.version}, "
             f"a seeded district of {students} students):"
@@ -646,6 +702,16 @@ def run_demo(
         echo(f"  client_secret: {sis.client_secret}   (the sandbox's own test credential)")
         echo(f"  teacher_email: {sis.teacher_email}")
         echo("")
+        echo(
+            f"The local Google Classroom is up (a Google Workspace domain of the same district: "
+            f"seed {seed}, {students} students):"
+        )
+        echo(f"  api_url:       {google_classroom.api_url}")
+        echo(f"  key_file:      {google_classroom.key_file}   (a private key: never printed)")
+        echo(f"  admin_email:   {google_classroom.admin_email}")
+        echo(f"  teacher_email: {google_classroom.teacher_email}")
+        echo(f"  domain:        {google_classroom.domain}")
+        echo("")
         if google and sis.version == "1.2":
             if not run_google_sequence(sis, echo):
                 return 1
@@ -655,7 +721,7 @@ def run_demo(
             echo("")
         echo("The whole flow, as an administrator and a teacher do it:")
         classroom = open_classroom(Settings.for_home(home))
-        flow = _Flow(sis, classroom, echo, classes)
+        flow = _Flow(sis, classroom, echo, classes, google=google_classroom)
         try:
             with classroom.transaction() as session:
                 people.create_person(
@@ -694,7 +760,10 @@ def _serve_console(
             accounts.set_password(session, Actor.system(), person.id, password)
             logins[email] = password
     echo("")
-    echo(f"The console is at http://127.0.0.1:{port} (Ctrl-C stops it and the SIS). Sign in as:")
+    echo(
+        f"The console is at http://127.0.0.1:{port} (Ctrl-C stops it, the SIS and the local "
+        "Classroom); the Google connection is on /admin/google. Sign in as:"
+    )
     echo(f"  administrator: {ADMIN_EMAIL}  password: {logins[ADMIN_EMAIL]}")
     echo(f"  teacher:       {sis.teacher_email}  password: {logins[sis.teacher_email]}")
     serve_console(classroom, host="127.0.0.1", port=port, allow_private_sis=True)
