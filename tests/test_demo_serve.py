@@ -1,4 +1,5 @@
-"""`sislink demo --serve`: after the flow, the console runs with the printed logins; Ctrl-C stops it."""
+"""`sislink demo --serve`: after the flow, the console runs with the printed logins, the local
+Google Classroom it connected shows on /admin/google; Ctrl-C stops it."""
 
 from __future__ import annotations
 
@@ -37,15 +38,20 @@ def test_demo_serve_keeps_the_console_running_with_a_working_teacher_login(
     try:
         deadline = time.monotonic() + 120
         teacher: tuple[str, str] | None = None
+        admin: tuple[str, str] | None = None
         while time.monotonic() < deadline and teacher is None:
             line = process.stdout.readline()
             if not line:
                 break
             printed.append(line)
-            found = re.match(r"\s+teacher:\s+(\S+)\s+password: (\S+)", line)
-            if found:
-                teacher = (found.group(1), found.group(2))
-        assert teacher is not None, "".join(printed)
+            found = re.match(r"\s+(teacher|administrator):\s+(\S+)\s+password: (\S+)", line)
+            if found and found.group(1) == "teacher":
+                teacher = (found.group(2), found.group(3))
+            elif found:
+                admin = (found.group(2), found.group(3))
+        assert teacher is not None and admin is not None, "".join(printed)
+        domain = re.search(r"^  domain:\s+(\S+)$", "".join(printed), re.MULTILINE)
+        assert domain, "".join(printed)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, follow_redirects=True) as browser:
             for _ in range(100):
@@ -62,6 +68,19 @@ def test_demo_serve_keeps_the_console_running_with_a_working_teacher_login(
             )
             assert answer.status_code == 200
             assert "My classes" in answer.text
+        with httpx.Client(base_url=base, follow_redirects=True) as browser:
+            page = browser.get("/login")
+            token = re.search(r'type="hidden" name="([^"]+)" value="([^"]+)"', page.text)
+            assert token, page.text[:500]
+            browser.post(
+                "/login",
+                data={"email": admin[0], "password": admin[1], token.group(1): token.group(2)},
+            )
+            google = browser.get("/admin/google")
+            assert google.status_code == 200, google.text[:500]
+            assert 'id="google-status">authorised<' in google.text
+            assert f"<dd>{domain.group(1)}</dd>" in google.text
+            assert "PRIVATE KEY" not in google.text
     finally:
         process.send_signal(signal.SIGINT)
         try:
