@@ -367,16 +367,40 @@ def recording_bystander() -> Iterator[HostileSIS]:
         yield bystander
 
 
-def gzip_bomb(*, decoded_size: int) -> Shape:
-    """OneRoster calls answer with a small gzip body that inflates to `decoded_size` bytes."""
+def gzip_bomb(*, decoded_size: int, layers: int = 1) -> Shape:
+    """OneRoster calls answer with a small gzip body that inflates to `decoded_size` bytes;
+    with `layers` > 1 it is gzipped again that many times and says so (`gzip, gzip`): a few
+    hundred bytes that inflate to the whole size at once."""
     import gzip
+    import zlib
 
-    body = gzip.compress(b" " * decoded_size)
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b" " * 1_000_000
+    parts = [packer.compress(block) for _ in range(decoded_size // len(block))]
+    parts.append(packer.compress(b" " * (decoded_size % len(block))))
+    parts.append(packer.flush())
+    body = b"".join(parts)
+    for _ in range(layers - 1):
+        body = gzip.compress(body, compresslevel=9)
 
     def shape(request: Received) -> Reply:
         if not request.path.startswith("/ims/oneroster/"):
             return not_found(request)
-        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Encoding": ", ".join(["gzip"] * layers),
+        }
         return Reply(200, headers, body)
+
+    return shape
+
+
+def unread_encoding(encoding: str) -> Shape:
+    """OneRoster calls answer with a Content-Encoding sislink does not ask for."""
+
+    def shape(request: Received) -> Reply:
+        if not request.path.startswith("/ims/oneroster/"):
+            return not_found(request)
+        return Reply(200, {"Content-Type": "application/json", "Content-Encoding": encoding}, b"x")
 
     return shape

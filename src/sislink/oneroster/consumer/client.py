@@ -20,6 +20,7 @@ import logging
 import re
 import socket
 import time
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -174,7 +175,12 @@ class OneRosterClient:
             limits=limits,
             # httpx's own transport where an environment proxy applies (see transport.py).
             transport=None if environment_proxy_for(s.root_url) else asyncio_transport(limits),
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            # Only the encodings `_exchange` inflates itself, whatever decoders httpx has.
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": USER_AGENT,
+            },
             follow_redirects=False,
         )
         return self
@@ -687,7 +693,9 @@ class OneRosterClient:
     ) -> httpx.Response:
         """Sends `request` and reads its whole answer within `limit` seconds, headers and body
         together (a body dribbled a byte at a time ends too), reading no more than `max_bytes`
-        of it (decoded: a compressed bomb stops as well)."""
+        of it once inflated. sislink inflates the body itself, `max_bytes + 1` at most per
+        step, so a compressed bomb never grows in memory past the cap (httpx inflates a whole
+        network chunk at once: one 64 KiB chunk of gzip becomes ~64 MB before it is counted)."""
         async with asyncio.timeout(limit):
             response = await self._client.send(request, stream=True)
             try:
@@ -696,18 +704,52 @@ class OneRosterClient:
                     raise self._too_large(
                         request, call, max_bytes, f"announced {int(declared):,} bytes, more"
                     )
+                inflater = self._inflater_for(request, response, call)
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
+                async for raw in response.aiter_raw():
+                    if inflater is None:
+                        pieces = [raw]
+                    else:
+                        pieces = _inflate(inflater, raw, max_bytes - size + 1)
+                    for piece in pieces:
+                        size += len(piece)
+                        if size > max_bytes:
+                            raise self._too_large(request, call, max_bytes, "sent more")
+                        chunks.append(piece)
+                if inflater is not None:
+                    tail = inflater.flush()
+                    size += len(tail)
                     if size > max_bytes:
                         raise self._too_large(request, call, max_bytes, "sent more")
-                    chunks.append(chunk)
+                    chunks.append(tail)
                 # What `Response.aread` sets (httpx is pinned in requirements.lock).
                 response._content = b"".join(chunks)
             finally:
                 await response.aclose()
         return response
+
+    def _inflater_for(
+        self, request: httpx.Request, response: httpx.Response, call: _Call
+    ) -> _Inflater | None:
+        """The decompressor for this answer's one Content-Encoding (None for none or
+        identity); anything else (a stack such as `gzip, gzip`, br, zstd) is refused before a
+        byte of the body is read: sislink asks only for gzip or deflate."""
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            return None
+        if encoding in ("gzip", "x-gzip"):
+            return _Inflater(zlib.MAX_WBITS | 16)
+        if encoding == "deflate":
+            return _Inflater(zlib.MAX_WBITS, raw_fallback=True)
+        raise MalformedResponse(
+            f"The SIS answered {call.what} from {_shown(str(request.url))} with the "
+            f"Content-Encoding {_quoted_header(encoding)}, which sislink does not read (it asks "
+            "for one layer of gzip or deflate, or none); sislink stopped before reading the "
+            "body. Check the SIS or any proxy in front of it.",
+            method=request.method,
+            path=request.url.path,
+        )
 
     def _too_large(
         self, request: httpx.Request, call: _Call, max_bytes: int, sent: str
@@ -1033,6 +1075,55 @@ def _shown(url: str) -> str:
     whatever a hostile SIS put there)."""
     parts = httpx.URL(url)
     return f"{parts.scheme}://{parts.netloc.decode('ascii', 'replace')}{parts.path}"
+
+
+class _Inflater:
+    """One layer of gzip or deflate, inflated a bounded amount at a time. `raw_fallback`: a
+    "deflate" answer is meant to be zlib-wrapped, but some servers send raw deflate (httpx
+    accepts both, so sislink does too)."""
+
+    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
+        self._inflater = zlib.decompressobj(wbits)
+        self._raw_fallback = raw_fallback
+        self._started = False
+
+    def inflate(self, data: bytes, max_length: int) -> bytes:
+        try:
+            out = self._inflater.decompress(data, max_length)
+        except zlib.error:
+            if not self._raw_fallback or self._started:
+                raise
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._inflater.decompress(data, max_length)
+        self._started = True
+        return out
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inflater.unconsumed_tail
+
+    def flush(self) -> bytes:
+        return self._inflater.flush(1)
+
+
+def _inflate(inflater: _Inflater, data: bytes, room: int) -> list[bytes]:
+    """`data` inflated, in pieces of at most `room` bytes each; stops as soon as the pieces
+    together pass `room` (the caller then refuses the answer), so at most `room` bytes more
+    than the cap are ever held."""
+    pieces: list[bytes] = []
+    total = 0
+    while data and total <= room:
+        piece = inflater.inflate(data, max(room - total, 1))
+        pieces.append(piece)
+        total += len(piece)
+        data = inflater.unconsumed_tail
+    return pieces
+
+
+def _quoted_header(value: str) -> str:
+    """A header value the SIS chose, shown short and printable."""
+    shown = "".join(c if c.isprintable() else "?" for c in value[:60])
+    return f"'{shown}'" + ("..." if len(value) > 60 else "")
 
 
 def _redirect_target(response: httpx.Response) -> str:
