@@ -44,7 +44,7 @@ async def _until_held(classroom: Classroom, lock: str, task: asyncio.Task[Any]) 
     for _ in range(POLLS):
         assert not task.done(), "the export ended before it held the lock"
         with classroom.session() as session:
-            holder = job_service.lock_holder(session, lock)
+            holder = job_service.find_unfinished(session, lock)
             if holder is not None and holder.status == JobStatus.RUNNING:
                 return holder
         await asyncio.sleep(POLL_S)
@@ -86,7 +86,7 @@ async def test_a_class_export_is_refused_while_the_export_of_every_class_exports
         _exact(worlds)
         with classroom.session() as session:
             # Each class's lock went back when its export ended.
-            assert job_service.lock_holder(session, lock) is None
+            assert job_service.find_unfinished(session, lock) is None
         again = await run_class_export(classroom, first.teacher, first.class_id)
         assert again.job.status is JobStatus.SUCCEEDED and again.writes == 0
 

@@ -138,13 +138,26 @@ def _machine_id() -> str:
     return f"{boot}/{namespace}" if boot and namespace else ""
 
 
+# Where a process's stat file is (a module setting so that a test can show a /proc that hides
+# other users' processes).
+PROC_STAT = "/proc/{pid}/stat"
+
+
 def _process_start(pid: int) -> str | None:
     """When process `pid` started (clock ticks since boot), or None if it is gone (or a zombie:
-    it ended and nobody has collected it yet)."""
+    it ended and nobody has collected it yet); "?" when it runs but /proc will not say more."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(PROC_STAT.format(pid=pid)).read_text()
     except FileNotFoundError:
-        return None
+        # /proc mounted with hidepid=2 hides other users' processes as if they had ended: ask
+        # the kernel itself. Only "no such process" means gone.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            return "?"  # there, but another user's (PermissionError): it runs
+        return "?"
     except OSError:
         return "?"  # there, but not ours to read: it runs
     # The command name (field 2) may hold spaces and parentheses: count after its last ")".
@@ -229,7 +242,7 @@ def take_lock(session: Session, job_id: int, lock_key: str) -> None:
     """Let a running job hold one more lock (an export of every class takes each class's in
     turn). Conflict, naming the job that holds it, if a living job does."""
     now = database_now(session)
-    holder = lock_holder(session, lock_key)
+    holder = find_unfinished(session, lock_key)
     if holder is not None and holder.id == job_id:
         return
     _free_or_refuse(session, lock_key, now)
@@ -245,16 +258,21 @@ def release_lock(session: Session, job_id: int, lock_key: str) -> None:
 
 
 def _free_or_refuse(session: Session, lock_key: str, now: datetime) -> None:
-    holder = lock_holder(session, lock_key)
+    holder = find_unfinished(session, lock_key)
     if holder is None:
         return
     if end_if_holder_gone(session, holder, now) is None:
-        raise Conflict(_busy(holder, lock_key))
+        # It lives, or it renewed its lease just now (then it is read again): refuse, naming it.
+        session.expire(holder)
+        holder = find_unfinished(session, lock_key)
+        if holder is not None:
+            raise Conflict(_busy(holder, lock_key))
     session.flush()
 
 
-def lock_holder(session: Session, lock_key: str) -> Job | None:
-    """The unfinished job holding `lock_key`, if any."""
+def find_unfinished(session: Session, lock_key: str) -> Job | None:
+    """The unfinished job holding `lock_key` (its own lock, or one it took while working), if
+    any: the only record of who holds a lock (`job_lock`)."""
     return session.scalars(
         select(Job).join(JobLock, JobLock.job_id == Job.id).where(JobLock.lock_key == lock_key)
     ).first()
@@ -284,12 +302,41 @@ def holder_gone(job: Job, now: datetime) -> str | None:
 
 def end_if_holder_gone(session: Session, job: Job, now: datetime | None = None) -> str | None:
     """Fail a queued or running job whose holder is gone, releasing its locks; returns the
-    sentence it ended with, or None (the job lives, or was not one a process holds)."""
+    sentence it ended with, or None (the job lives, or was not one a process holds).
+
+    `job` is the job as it was read (perhaps in another session, a moment ago): it is failed
+    only if it is still as read (compare and set), so a heartbeat that renewed its lease in
+    between keeps the job its holder's."""
     reason = holder_gone(job, now or database_now(session))
     if reason is None:
         return None
     sentence = interrupted_sentence(job, reason)
-    finish_job(session, job.id, JobStatus.FAILED, {**(job.report or {}), "error": sentence})
+    seen_expiry = Job.lease_expires_at
+    still_as_read = (
+        seen_expiry.is_(None)
+        if job.lease_expires_at is None
+        else seen_expiry == job.lease_expires_at
+    )
+    seen_holder = Job.lease_holder
+    held_as_read = (
+        seen_holder.is_(None) if job.lease_holder is None else seen_holder == job.lease_holder
+    )
+    failed = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_(LEASED), held_as_read, still_as_read)
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=utc_now(),
+            report={**(job.report or {}), "error": sentence},
+            active_lock=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(failed, "rowcount", 0) or 0) == 0:
+        return None  # it renewed its lease, or ended, since it was read
+    session.execute(delete(JobLock).where(JobLock.job_id == job.id))
+    if job in session:
+        session.expire(job)
     return sentence
 
 
@@ -301,15 +348,24 @@ def interrupted_sentence(job: Job, reason: str) -> str:
     )
 
 
-def end_jobs_whose_holder_is_gone(session: Session) -> list[int]:
-    """Fail every queued or running job whose holder is gone (a runner starting, the scheduler's
-    tick); jobs of living processes, here or elsewhere, are left alone."""
+def jobs_whose_holder_is_gone(session: Session) -> list[Job]:
+    """The queued or running jobs whose holder is gone, read without writing anything: a plain
+    read session will do (on SQLite it does not wait for a writer, such as a long import)."""
     now = database_now(session)
-    ended = []
-    for job in session.scalars(select(Job).where(Job.status.in_(LEASED)).order_by(Job.id)).all():
-        if end_if_holder_gone(session, job, now) is not None:
-            ended.append(job.id)
-    return ended
+    leased = session.scalars(select(Job).where(Job.status.in_(LEASED)).order_by(Job.id)).all()
+    return [job for job in leased if holder_gone(job, now) is not None]
+
+
+def end_jobs_whose_holder_is_gone(
+    session: Session, candidates: Sequence[Job] | None = None
+) -> list[int]:
+    """Fail every queued or running job whose holder is gone (a runner starting, the scheduler's
+    tick); jobs of living processes, here or elsewhere, are left alone. `candidates` are those
+    `jobs_whose_holder_is_gone` found in a read session: each is failed only if it is still as
+    it was read then."""
+    now = database_now(session)
+    found = jobs_whose_holder_is_gone(session) if candidates is None else candidates
+    return [job.id for job in found if end_if_holder_gone(session, job, now) is not None]
 
 
 def renew_lease(session: Session, job_id: int, holder: ProcessIdentity) -> bool:
@@ -388,16 +444,20 @@ def finish_job(session: Session, job_id: int, status: JobStatus, report: Mapping
 
 def cancel_connection_jobs(session: Session, connection_id: int) -> list[int]:
     """Ask every unfinished job of a connection to stop (it was disconnected): queued and held
-    jobs end now, running ones stop at their next batch. Returns their ids."""
+    jobs end now, and so do running ones whose process is gone (killed: nobody would stop them);
+    living running ones stop at their next batch. Returns their ids."""
     unfinished = session.scalars(
         select(Job).where(Job.connection_id == connection_id, Job.status.not_in(FINISHED))
     ).all()
+    now = database_now(session) if unfinished else None
     for job in unfinished:
         job.cancel_requested = True
-        if job.status in (JobStatus.QUEUED, JobStatus.ON_HOLD):
-            finish_job(
-                session, job.id, JobStatus.CANCELLED, {**(job.report or {}), "cancelled": True}
-            )
+        report = {**(job.report or {}), "cancelled": True}
+        gone = holder_gone(job, now) if now is not None else None
+        if gone is not None:
+            report["error"] = interrupted_sentence(job, gone)
+        if gone is not None or job.status in (JobStatus.QUEUED, JobStatus.ON_HOLD):
+            finish_job(session, job.id, JobStatus.CANCELLED, report)
     return [job.id for job in unfinished]
 
 
@@ -406,11 +466,6 @@ def get_job(session: Session, job_id: int) -> Job:
     if job is None:
         raise NotFound(f"There is no job with id {job_id}.")
     return job
-
-
-def find_unfinished(session: Session, lock_key: str) -> Job | None:
-    """The unfinished job holding `lock_key` (its own lock, or one it took while working)."""
-    return lock_holder(session, lock_key)
 
 
 def recent_jobs(
