@@ -22,7 +22,7 @@ from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
 from sislink.console.request_ids import RequestIds
-from sislink.console.routes import admin, google, health, problems, roster, teacher
+from sislink.console.routes import admin, google, health, metrics, problems, roster, teacher
 from sislink.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -93,6 +93,7 @@ def create_app(
     )
     # Probes for load balancers and orchestrators: unauthenticated, status words only.
     app.include_router(health.router, include_in_schema=False)
+    app.include_router(metrics.router, include_in_schema=False)  # SISLINK_METRICS_TOKEN
     for pages in (login, setup, google_pages, roster_pages, activity, accounts, classes):
         app.include_router(pages.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -22,6 +22,7 @@ from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Class, Job, JobStatus, MarkExportReport, Person
 from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
+from sislink.jobs.observed import count_export_skips
 from sislink.jobs.runner import (
     JobCancelled,
     JobContext,
@@ -111,6 +112,7 @@ async def export_class_work(
         )
     if reports is not None:
         reports.append(report)
+    count_export_skips(context.kind, [report])
     result = {**report.summary(), "report_id": report.report_id, **_attention_of([report])}
     if report.stopped is not None:
         raise JobCancelled(result)
@@ -141,6 +143,7 @@ async def export_all_work(
         )
     if reports is not None:
         reports.extend(done)
+    count_export_skips(context.kind, done)
     result = {
         "classes": [r.summary() for r in done],
         "writes": sum(r.writes for r in done),

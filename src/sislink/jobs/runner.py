@@ -42,6 +42,7 @@ from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
 from sislink.classroom.models import Job, JobStatus
 from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.access import require_admin
+from sislink.operations import metrics
 from sislink.operations.logs import log_context
 
 logger = logging.getLogger("sislink.jobs")
@@ -215,11 +216,16 @@ async def execute(
     # Every line the work logs (its tasks and threads too) carries the job's ids.
     with log_context(job_id=job_id, job_kind=context.kind, **ids):
         logger.info("job %s (%s) started", job_id, context.kind)
+        metrics.job_started(context.kind)
+        began = time.monotonic()
         try:
             outcome = await _run_work(classroom, context, work, heartbeat)
         finally:
             heartbeat.stop()
         logger.info("job %s (%s) ended %s", job_id, context.kind, outcome.status)
+        metrics.job_ended(
+            context.kind, str(outcome.status), time.monotonic() - began, outcome.report
+        )
         return outcome
 
 

@@ -23,6 +23,7 @@ from sislink.oneroster.consumer import (
 )
 from sislink.oneroster.consumer.settings import limits_from_environment
 from sislink.oneroster.versions import CLASSROOM_SCOPES
+from sislink.operations.metrics import observe_sis_call
 from sislink.partners import (
     CLIENT_AUTH_WORDS,
     HostUrlProblem,
@@ -214,4 +215,5 @@ async def open_sis_client(classroom: Classroom) -> AsyncIterator[OneRosterClient
     connection = authorised_connection(classroom)
     settings = settings_for(connection, classroom.secret_box)
     async with OneRosterClient(settings) as client:
+        client.call_observers.append(observe_sis_call)  # Prometheus (operations/metrics.py)
         yield client

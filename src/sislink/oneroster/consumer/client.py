@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
 import socket
 import time
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
@@ -33,10 +34,13 @@ from sislink.oneroster.consumer.auth import (
     OAuth1Signer,
     OAuth2TokenCache,
     Token,
+    TokenRefusal,
     build_token_request,
+    hide_secrets,
     read_token_refusal,
     read_token_response,
     scopes_asked,
+    secrets_held,
 )
 from sislink.oneroster.consumer.exceptions import (
     AmbiguousMatch,
@@ -144,10 +148,15 @@ class OneRosterClient:
             self._tokens = OAuth2TokenCache(self._fetch_token)
         else:
             self._signer = OAuth1Signer(settings.auth)
+        self._secrets = secrets_held(
+            settings.auth, (settings.extra_headers, settings.gradebook_headers)
+        )
         self._patterns = [
             (_path_pattern(endpoint), endpoint) for endpoint in self.spec.endpoints.values()
         ]
         self.calls_made = 0  # attempts sent, retries included (for tests and benchmarks)
+        # Told of every attempt (metrics, in sync/): the consumer imports nothing of theirs.
+        self.call_observers: list[Callable[[CallAttempt], None]] = []
         # Every request goes to one of the SIS's own origins (those the administrator gave,
         # checked by `connect`): a next link or anything else cannot take the token elsewhere.
         self._origins = frozenset(_origin_of(httpx.URL(url)) for url in _sis_urls(settings))
@@ -606,7 +615,11 @@ class OneRosterClient:
             headers["Content-Type"] = "application/json"
         refreshed = False
         attempt = 0
-        call = _Call(_what(method, endpoint), self.settings.call_deadline_s)
+        call = _Call(
+            _what(method, endpoint),
+            self.settings.call_deadline_s,
+            endpoint=endpoint.path if endpoint is not None else "other",
+        )
         while True:
             request = self._client.build_request(method, url, headers=headers, content=content)
             token: Token | None = None
@@ -837,10 +850,12 @@ class OneRosterClient:
             except TimeoutError:
                 failure = self._deadline_error(request, call, setting)
                 if setting == "job_time_budget_s":
+                    self._observe(request, call, None, attempt)
                     raise failure from None
             except httpx.TimeoutException as exc:
                 failure = self._timeout(request, exc)
             except (httpx.UnsupportedProtocol, httpx.ProxyError):
+                self._observe(request, call, None, attempt)
                 raise
             except httpx.TransportError as exc:
                 failure = SISUnreachable(
@@ -851,6 +866,7 @@ class OneRosterClient:
                     path=path,
                 )
             else:
+                self._observe(request, call, response.status_code, attempt)
                 if not self.settings.keep_cookies:
                     self._client.cookies.clear()
                 if response.status_code >= 500:
@@ -861,6 +877,7 @@ class OneRosterClient:
                 return response
             finally:
                 call.spent += time.monotonic() - began
+        self._observe(request, call, None, attempt)
         if self._breaker.record_failure():
             raise self._sis_down(request, str(failure))
         if retryable and attempt < self.settings.max_retries:
@@ -876,6 +893,16 @@ class OneRosterClient:
             call.spent += delay
             return None
         raise failure
+
+    def _observe(
+        self, request: httpx.Request, call: _Call, status: int | None, attempt: int
+    ) -> None:
+        seen = CallAttempt(call.endpoint, request.method, status, attempt)
+        for observer in self.call_observers:
+            try:
+                observer(seen)
+            except Exception:  # a watcher's fault must never fail a call to the SIS
+                logger.warning("a call observer failed", exc_info=True)
 
     def _timeout(self, request: httpx.Request, exc: httpx.TimeoutException) -> SISTimeout:
         s = self.settings
@@ -908,7 +935,7 @@ class OneRosterClient:
         assert isinstance(settings, OAuth2Settings)
         template = build_token_request(settings, self.settings.scope_string())
         attempt = 0
-        call = _Call(TOKEN, self.settings.call_deadline_s)
+        call = _Call(TOKEN, self.settings.call_deadline_s, endpoint="token")
         while True:
             request = self._client.build_request(
                 "POST", template.url, headers=template.headers, content=template.content
@@ -929,9 +956,19 @@ class OneRosterClient:
                     call.spent += delay
                     attempt += 1
                     continue
-            raise _token_error(response)
+            raise _token_error(response, self.hide_secrets)
 
     # ---- errors ----------------------------------------------------------------------------
+
+    def hide_secrets(self, text: str) -> str:
+        """Words the SIS sent, with every secret this client holds (the client secret in each
+        form it went out, header values, the current and previous token) as [hidden]: a SIS may
+        echo one back (`bad client_secret ...`), and its words reach messages and the audit."""
+        held = self._secrets
+        if self._tokens is not None:
+            tokens = (self._tokens.current, self._tokens.previous)
+            held = [*held, *(t.access_token for t in tokens if t is not None)]
+        return hide_secrets(text, held)
 
     def _wait_too_long(self, response: httpx.Response) -> float | None:
         """The Retry-After asked for, when it is longer than the client will wait."""
@@ -945,7 +982,7 @@ class OneRosterClient:
         token had already been renewed once for this call)."""
         request = response.request
         method, path, code = request.method, request.url.path, response.status_code
-        imsx = _imsx_of(response)
+        imsx = _imsx_of(response, self.hide_secrets)
         said = _what_the_sis_said(imsx)
         call = f"{method} {path} answered {code} {_reason_phrase(code)}"
         common: dict[str, Any] = {"method": method, "path": path, "status_code": code, "imsx": imsx}
@@ -1051,6 +1088,21 @@ class _Call:
     what: str
     deadline_s: float
     spent: float = 0.0
+    endpoint: str = "other"  # the endpoint's path pattern, "token", or "other" (CallAttempt)
+
+
+@dataclass(frozen=True)
+class CallAttempt:
+    """One attempt at a call, as `OneRosterClient.call_observers` are told of it: the endpoint's
+    path pattern (`classes/{class_id}/students`; "token" for the token endpoint), the method,
+    the HTTP status (None when no answer came: a timeout, the SIS unreachable) and the attempt's
+    number (0 first, 1 and on for retries; the repeat after a 401 that renewed the token keeps
+    its number)."""
+
+    endpoint: str
+    method: str
+    status: int | None
+    attempt: int
 
 
 def _what(method: str, endpoint: Endpoint | None) -> str:
@@ -1150,12 +1202,17 @@ def _sis_urls(settings: ConnectionSettings) -> list[str]:
     return urls
 
 
-def _token_error(response: httpx.Response) -> TokenRequestFailed:
+def _token_error(response: httpx.Response, hide: Callable[[str], str]) -> TokenRequestFailed:
+    """`hide`: the client's `hide_secrets`, for every word of the SIS's that is kept."""
     code = response.status_code
     path = response.request.url.path
-    refusal = read_token_refusal(response)  # strings only, printable: never a Python dict
+    said = read_token_refusal(response)  # strings only, printable: never a Python dict
+    refusal = TokenRefusal(
+        hide(said.error) if said.error else None,
+        hide(said.description) if said.description else None,
+    )
     error = refusal.error
-    imsx = _imsx_of(response)
+    imsx = _imsx_of(response, hide)
     detail = refusal.words or _what_the_sis_said(imsx)[2:]
     detail = f" ({detail})" if detail else ""
     if code == 404:
@@ -1180,11 +1237,15 @@ def _token_error(response: httpx.Response) -> TokenRequestFailed:
     )
 
 
-def _imsx_of(response: httpx.Response) -> ImsxStatus | None:
+def _imsx_of(response: httpx.Response, hide: Callable[[str], str]) -> ImsxStatus | None:
+    """The imsx status the SIS sent, its description passed through `hide` (secrets)."""
     try:
-        return read_status(response.json())
+        status = read_status(response.json())
     except ValueError:
         return None
+    if status is None or not status.description:
+        return status
+    return dataclasses.replace(status, description=hide(status.description))
 
 
 def _what_the_sis_said(imsx: ImsxStatus | None) -> str:
