@@ -6,18 +6,24 @@ dict, and never as "try again later"."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from hostile.hostile_sis import ACCESS_TOKEN, HostileSIS, Received, Reply, json_reply, token_reply
+from hostile.hostile_sis import CLIENT_ID as HOSTILE_CLIENT_ID
+from hostile.hostile_sis import CLIENT_SECRET as HOSTILE_CLIENT_SECRET
 from hostile.token_server import CLIENT_ID, CLIENT_SECRET, TokenReply, token_answers
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import Role
 from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services import people
+from sislink.classroom.services.audit import recent_events
 from sislink.oneroster.consumer import MalformedResponse, OneRosterClient, run_conformance
 from sislink.oneroster.consumer.exceptions import (
+    PermissionDenied,
     ResponseTooLarge,
     TokenRefused,
     TokenResponseInvalid,
@@ -226,3 +232,131 @@ async def test_a_token_answer_is_read_only_up_to_its_cap() -> None:
         assert sis.oneroster_calls == 0
     message = str(caught.value)
     assert "16,384 bytes" in message and "a token" in message and "aaaa" not in message
+
+
+# ---- a secret or token the SIS echoes back is hidden (review of issue 17) ---------------------
+
+
+def _echoes_of(secret: str) -> dict[str, str]:
+    """The secret as a token endpoint may repeat it: as given, as it went in the form body,
+    as it went in the Basic pair, and the Basic value itself."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    pair = f"{quote(CLIENT_ID, safe='')}:{quote(secret, safe='')}"
+    return {
+        "plain": secret,
+        "form-encoded": quote_plus(secret),
+        "percent-encoded": quote(secret, safe=""),
+        "basic": base64.b64encode(pair.encode()).decode("ascii"),
+    }
+
+
+ODD_SECRET = "s3cret+with/odd=chars&a space"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", list(_echoes_of(ODD_SECRET)))
+async def test_a_token_refusal_that_echoes_the_secret_shows_it_hidden(form: str) -> None:
+    echoed = _echoes_of(ODD_SECRET)[form]
+    refusal = {"error": "invalid_client", "error_description": f"bad client_secret {echoed}"}
+    with token_answers(lambda n, issue: TokenReply.json(refusal, status=401)) as sis:
+        settings = sis.settings()
+        auth = dataclasses.replace(settings.auth, client_secret=ODD_SECRET)
+        async with OneRosterClient(dataclasses.replace(settings, auth=auth)) as client:
+            with pytest.raises(TokenRefused) as caught:
+                await client.page("teachers", limit=1)
+    assert "invalid_client: bad client_secret [hidden]" in str(caught.value)
+    assert echoed not in str(caught.value)
+    assert caught.value.error_description == "bad client_secret [hidden]"
+
+
+@pytest.mark.anyio
+async def test_authorise_keeps_a_secret_the_token_endpoint_echoed_out_of_message_and_audit(
+    tmp_path: Path,
+) -> None:
+    refusal = {"error": "invalid_client", "error_description": f"bad client_secret {CLIENT_SECRET}"}
+    classroom, admin = _classroom(tmp_path)
+    try:
+        with token_answers(lambda n, issue: TokenReply.json(refusal, status=401)) as sis:
+            sis_connection.connect(
+                classroom,
+                admin,
+                sis="generic-1.2",
+                host_url=sis.host_url,
+                token_url=sis.token_url,
+                access_key=CLIENT_ID,
+                secret_code=CLIENT_SECRET,
+            )
+            with pytest.raises(AuthorisationFailed) as caught:
+                await sis_connection.authorise(classroom, admin)
+        with classroom.session() as session:
+            events = recent_events(session, action="sis.authorise_failed")
+            audit = json.dumps([event.details for event in events])
+    finally:
+        classroom.close()
+    assert "bad client_secret [hidden]" in caught.value.message
+    assert CLIENT_SECRET not in caught.value.message
+    assert "bad client_secret [hidden]" in audit
+    assert CLIENT_SECRET not in audit
+
+
+def _forbidden_echoing_the_token(request: Received, status_code: int = 403) -> Reply:
+    if request.path == "/oauth/token":
+        return token_reply()
+    status = {
+        "imsx_codeMajor": "failure",
+        "imsx_severity": "error",
+        "imsx_description": f"token {ACCESS_TOKEN} lacks the roster scope",
+        "imsx_CodeMinor": {
+            "imsx_codeMinorField": [
+                {
+                    "imsx_codeMinorFieldName": "TargetEndSystemID",
+                    "imsx_codeMinorFieldValue": "unauthorisedrequest",
+                }
+            ]
+        },
+    }
+    return json_reply(status, status=status_code)
+
+
+@pytest.mark.anyio
+async def test_a_refusal_that_echoes_the_bearer_token_shows_it_hidden() -> None:
+    with HostileSIS(_forbidden_echoing_the_token) as sis:
+        async with OneRosterClient(sis.settings()) as client:
+            with pytest.raises(PermissionDenied) as caught:
+                await client.page("users", limit=1)
+    message = str(caught.value)
+    assert "token [hidden] lacks the roster scope" in message
+    assert ACCESS_TOKEN not in message
+    assert caught.value.imsx is not None
+    assert ACCESS_TOKEN not in caught.value.imsx.description
+
+
+@pytest.mark.anyio
+async def test_authorise_keeps_an_echoed_bearer_token_out_of_message_and_audit(
+    tmp_path: Path,
+) -> None:
+    """A 409 (an answer Authorise quotes word for word) whose description repeats the token."""
+    classroom, admin = _classroom(tmp_path)
+    try:
+        with HostileSIS(lambda request: _forbidden_echoing_the_token(request, 409)) as sis:
+            sis_connection.connect(
+                classroom,
+                admin,
+                sis="generic-1.2",
+                host_url=sis.origin,
+                token_url=sis.token_url,
+                access_key=HOSTILE_CLIENT_ID,
+                secret_code=HOSTILE_CLIENT_SECRET,
+            )
+            with pytest.raises(AuthorisationFailed) as caught:
+                await sis_connection.authorise(classroom, admin)
+        with classroom.session() as session:
+            events = recent_events(session, action="sis.authorise_failed")
+            audit = json.dumps([event.details for event in events])
+    finally:
+        classroom.close()
+    assert "token [hidden] lacks the roster scope" in caught.value.message
+    assert ACCESS_TOKEN not in caught.value.message
+    assert ACCESS_TOKEN not in audit and "[hidden]" in audit

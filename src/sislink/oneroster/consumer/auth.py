@@ -18,9 +18,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, quote_plus, urlencode
 
 import httpx
 from oauthlib.oauth1 import (  # type: ignore[import-untyped]
@@ -178,6 +178,40 @@ def read_token_refusal(response: httpx.Response) -> TokenRefusal:
     )
 
 
+HIDDEN = "[hidden]"
+"""What a secret the SIS echoed back becomes in a message."""
+
+SHORTEST_HIDDEN = 4
+"""Shorter values are not searched for: hiding every "1" of a message would hide nothing real
+and garble the rest (no SIS issues a secret or token that short)."""
+
+
+def hide_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` (words a SIS sent) with each of `secrets` in it replaced by [hidden], the longest
+    first, so a secret that holds another is hidden whole."""
+    for secret in sorted({s for s in secrets if len(s) >= SHORTEST_HIDDEN}, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    return text
+
+
+def secrets_held(
+    auth: OAuth2Settings | OAuth1Settings, headers: Iterable[Mapping[str, str]]
+) -> list[str]:
+    """Every secret a client holds, as it is and as it went out: the client or OAuth 1 secret,
+    form-encoded (as in a token request's body), percent-encoded (as in a Basic pair) and the
+    Basic value itself, and the values of the vendor and gradebook headers. The current token
+    is added by the caller (it changes)."""
+    held = [value for header in headers for value in header.values()]
+    if isinstance(auth, OAuth2Settings):
+        secret = auth.client_secret
+        pair = f"{quote(auth.client_id, safe='')}:{quote(secret, safe='')}"
+        held += [secret, quote(secret, safe=""), quote_plus(secret)]
+        held.append(base64.b64encode(pair.encode()).decode("ascii"))
+    else:
+        held += [auth.secret, quote(auth.secret, safe="")]
+    return held
+
+
 class OAuth2TokenCache:
     """One token shared by every call of a client, renewed once for all concurrent callers."""
 
@@ -187,6 +221,12 @@ class OAuth2TokenCache:
         self._token: Token | None = None
         self._lock = asyncio.Lock()
         self.tokens_fetched = 0
+        self.previous: Token | None = None  # a late answer may echo the token it refused
+
+    @property
+    def current(self) -> Token | None:
+        """The token in use, if any (to hide it in the SIS's words, never to show it)."""
+        return self._token
 
     async def token(self) -> Token:
         token = self._token
@@ -209,7 +249,7 @@ class OAuth2TokenCache:
     async def _renew(self) -> Token:
         token = await self._fetch(self.tokens_fetched + 1)
         self.tokens_fetched += 1
-        self._token = token
+        self.previous, self._token = self._token, token
         return token
 
     async def authorise(self, request: httpx.Request) -> Token:
