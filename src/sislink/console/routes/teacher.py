@@ -312,19 +312,6 @@ def unlink(
     return {"class_id": class_id, "unlinked": unlinked}
 
 
-@router.get("/classes/{class_id}/export-settings")
-def get_export_choices(
-    class_id: ClassId,
-    actor: Actor = Depends(current_actor),
-    classroom: Classroom = Depends(get_classroom),
-) -> dict[str, Any]:
-    """The class's mark export choices: `missing_as` ('zero' or 'not_submitted') and
-    `export_drafts`."""
-    with teacher_errors(), classroom.session() as session:
-        return export_settings.export_choices(session, actor, class_id).as_json()
-
-
-@router.patch("/classes/{class_id}/export-settings")
 @router.post("/classes/{class_id}/sis-facts")
 async def refresh_sis_facts(
     class_id: ClassId,
@@ -349,6 +336,19 @@ async def refresh_sis_facts(
     }
 
 
+@router.get("/classes/{class_id}/export-settings")
+def get_export_choices(
+    class_id: ClassId,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """The class's mark export choices: `missing_as` ('zero' or 'not_submitted') and
+    `export_drafts`."""
+    with teacher_errors(), classroom.session() as session:
+        return export_settings.export_choices(session, actor, class_id).as_json()
+
+
+@router.patch("/classes/{class_id}/export-settings")
 def change_export_choices(
     class_id: ClassId,
     body: ExportChoicesRequest,
@@ -576,6 +576,7 @@ def one_report(
         if row is None or row.class_id != class_id:
             raise NotFound(f"Class {class_id} has no export report with id {report_id}.")
         return stored_report_json(row)
+
 
 # ---- my API tokens -------------------------------------------------------------------------
 
