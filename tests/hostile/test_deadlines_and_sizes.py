@@ -192,3 +192,17 @@ async def test_waiting_for_one_of_the_clients_own_slots_does_not_count_against_a
         async with OneRosterClient(settings) as client:
             pages = await asyncio.gather(*(client.page("users", limit=1) for _ in range(6)))
     assert [len(page.records) for page in pages] == [1] * 6
+
+
+async def test_a_body_that_does_not_inflate_as_its_encoding_says_is_named() -> None:
+    from hostile.hostile_sis import Received, Reply, not_found
+
+    def shape(request: Received) -> Reply:
+        if not request.path.startswith("/ims/oneroster/"):
+            return not_found(request)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return Reply(200, headers, b"this is not gzip at all")
+
+    with HostileSIS(shape) as sis, pytest.raises(MalformedResponse) as caught:
+        await _read_users(sis)
+    assert "does not inflate as its Content-Encoding (gzip) says" in str(caught.value)

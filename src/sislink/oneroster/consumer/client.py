@@ -751,10 +751,21 @@ class OneRosterClient:
         encoding = response.headers.get("content-encoding", "").strip().lower()
         if encoding in ("", "identity"):
             return None
+
+        def corrupt() -> MalformedResponse:
+            return MalformedResponse(
+                f"The SIS answered {call.what} from {_shown(str(request.url))} with a body "
+                f"that does not inflate as its Content-Encoding ({encoding}) says; the answer "
+                "was damaged on the way or the SIS is wrong: try again later, or ask the SIS "
+                "vendor.",
+                method=request.method,
+                path=request.url.path,
+            )
+
         if encoding in ("gzip", "x-gzip"):
-            return _Inflater(zlib.MAX_WBITS | 16)
+            return _Inflater(zlib.MAX_WBITS | 16, corrupt)
         if encoding == "deflate":
-            return _Inflater(zlib.MAX_WBITS, raw_fallback=True)
+            return _Inflater(zlib.MAX_WBITS, corrupt, raw_fallback=True)
         raise MalformedResponse(
             f"The SIS answered {call.what} from {_shown(str(request.url))} with the "
             f"Content-Encoding {_quoted_header(encoding)}, which sislink does not read (it asks "
@@ -1134,19 +1145,26 @@ class _Inflater:
     "deflate" answer is meant to be zlib-wrapped, but some servers send raw deflate (httpx
     accepts both, so sislink does too)."""
 
-    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
+    def __init__(
+        self, wbits: int, corrupt: Callable[[], Exception], *, raw_fallback: bool = False
+    ) -> None:
+        """`corrupt()`: the error to raise when the body does not inflate."""
         self._inflater = zlib.decompressobj(wbits)
+        self._corrupt = corrupt
         self._raw_fallback = raw_fallback
         self._started = False
 
     def inflate(self, data: bytes, max_length: int) -> bytes:
         try:
-            out = self._inflater.decompress(data, max_length)
+            try:
+                out = self._inflater.decompress(data, max_length)
+            except zlib.error:
+                if not self._raw_fallback or self._started:
+                    raise
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = self._inflater.decompress(data, max_length)
         except zlib.error:
-            if not self._raw_fallback or self._started:
-                raise
-            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            out = self._inflater.decompress(data, max_length)
+            raise self._corrupt() from None
         self._started = True
         return out
 
@@ -1155,7 +1173,10 @@ class _Inflater:
         return self._inflater.unconsumed_tail
 
     def flush(self) -> bytes:
-        return self._inflater.flush(1)
+        try:
+            return self._inflater.flush(1)
+        except zlib.error:
+            raise self._corrupt() from None
 
 
 def _inflate(inflater: _Inflater, data: bytes, room: int) -> list[bytes]:
