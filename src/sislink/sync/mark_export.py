@@ -239,10 +239,10 @@ class _Run:
             self.report.writes += 1
             try:
                 if isinstance(op.body, LineItem):
-                    created = (await self.client.put_line_item(op.body)).created
+                    await self.client.put_line_item(op.body)
                 else:
                     assert isinstance(op.body, Result)
-                    created = (await self.client.put_result(op.body)).created
+                    await self.client.put_result(op.body)
             except OneRosterError as exc:
                 self._failed(op, exc, "failed")
                 return False
@@ -255,7 +255,7 @@ class _Run:
                 op.object_id,
                 op.sourced_id,
                 op.content_hash,
-                CREATED if created else UPDATED,  # what the SIS answered
+                UPDATED if op.recorded else CREATED,  # from the ledger, not the SIS's 200/201
                 op.note,
                 forget_also=forget_also,
             )

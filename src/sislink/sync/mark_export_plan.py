@@ -33,8 +33,10 @@ from sislink.sync import preflight
 from sislink.sync.class_link import SisClassFacts
 from sislink.sync.identity import line_item_sourced_id, result_sourced_id
 
-# The ledger's last_status for an object the SIS has: what the SIS answered to its last PUT
-# (201 created, or 200 updated).
+# The ledger's last_status for an object the SIS has: "created" when the ledger had no entry
+# for it before its last PUT, "updated" when it had. Not the SIS's status code: the 1.2
+# OpenAPI answers 201 to updates too, and a PUT retried after a dropped answer sees 200 for
+# what it created.
 CREATED = "created"
 UPDATED = "updated"
 
@@ -243,6 +245,7 @@ class Put:
     student: str | None = None
     note: str = ""  # said in the report next to "exported" (a shortened title)
     replaces_object_id: int | None = None  # an older ledger key for the same sourcedId
+    recorded: bool = False  # the ledger already has it (sent before): "updated", not "created"
 
     @property
     def sourced_id(self) -> str:
@@ -386,7 +389,14 @@ def plan_export(
         put: Put | None = None
         if recorded is None or recorded.content_hash != digest:
             put = Put(
-                ExportKind.LINE_ITEM, work.id, work.id, work.title, line_item, digest, note=note
+                ExportKind.LINE_ITEM,
+                work.id,
+                work.id,
+                work.title,
+                line_item,
+                digest,
+                note=note,
+                recorded=recorded is not None,
             )
         else:
             plan.kept.append(Kept(ExportKind.LINE_ITEM, work.id, work.title, li_id, None))
@@ -541,6 +551,7 @@ def _plan_result(
             replaces_object_id=(
                 record.object_id if record is not None and record.object_id != mark.id else None
             ),
+            recorded=record is not None,
         )
     )
 

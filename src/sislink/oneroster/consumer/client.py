@@ -112,14 +112,15 @@ class Page:
 
 @dataclass(frozen=True)
 class PutOutcome(Generic[M]):
-    """What a PUT did: `created` (201) or updated (200), and the object as the SIS kept it
-    (None when the SIS answered without a body).
+    """What the SIS answered to a PUT: its status and the object as it kept it (None when it
+    answered without a body).
 
-    A PUT retried after a dropped connection may report `created=False` for an object that the
-    first, unanswered attempt created: the SIS state is the same either way.
+    The status cannot say whether the PUT created or updated: 1EdTech's 1.2 OpenAPI answers
+    201 to both, and a PUT retried after a dropped answer may see 200 for what its first
+    attempt created. Only `check-sis` reads it (it checks what this SIS answers); the export's
+    ledger decides created or updated from its own earlier entry.
     """
 
-    created: bool
     status_code: int
     kept: M | None
 
@@ -310,7 +311,7 @@ class OneRosterClient:
             data = self._json(response)
             if isinstance(data, dict) and isinstance(data.get(endpoint.kind.single_key), dict):
                 kept = cast(M, self._model(endpoint, data[endpoint.kind.single_key], response))
-        return PutOutcome(response.status_code == 201, response.status_code, kept)
+        return PutOutcome(response.status_code, kept)
 
     async def _delete(self, endpoint_name: str, sourced_id: str) -> bool:
         endpoint = self.spec.endpoint(endpoint_name)
