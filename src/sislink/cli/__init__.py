@@ -18,6 +18,7 @@ from sislink.cli import (
     roster,
     serve,
     sis,
+    summary,
     users,
 )
 
@@ -39,6 +40,7 @@ for module in (
     serve,
     demo,
     google,
+    summary,
 ):
     module.register(app)
 

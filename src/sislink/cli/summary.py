@@ -1,0 +1,51 @@
+"""`sislink summary send`: the summary e-mail to administrators (run it from cron each morning)."""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import UTC, datetime, timedelta
+
+import typer
+
+from sislink.cli.common import fail, open_from_env
+from sislink.operations.summary import SmtpSettings, SummaryNotConfigured, send_summary
+
+summary_app = typer.Typer(help="The summary e-mail to administrators.", no_args_is_help=True)
+
+
+@summary_app.command("send")
+def send(
+    hours: float = typer.Option(
+        24.0, "--hours", min=0.1, help="Tell what happened in the last HOURS hours."
+    ),
+    always: bool = typer.Option(
+        False, "--always", help="Send it even when nothing ran and nothing is on hold."
+    ),
+) -> None:
+    """E-mail SISLINK_SUMMARY_TO what ran, what failed, what needs attention and what is on hold
+    (SMTP: SISLINK_SMTP_HOST, _PORT, _USERNAME, _PASSWORD, _STARTTLS; links to
+    SISLINK_CONSOLE_URL). Nothing is sent when nothing happened, unless --always."""
+    try:
+        settings = SmtpSettings.from_env()
+    except SummaryNotConfigured as exc:
+        fail(str(exc))
+    classroom = open_from_env()
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    try:
+        sent = send_summary(classroom, settings, since=since, always=always)
+    except (OSError, smtplib.SMTPException) as exc:
+        fail(
+            f"The summary could not be sent through {settings.host}:{settings.port} "
+            f"({type(exc).__name__}: {exc}); check SISLINK_SMTP_* and that the server is up."
+        )
+    finally:
+        classroom.close()
+    if sent is None:
+        typer.echo("Nothing happened in that time: no e-mail sent (--always sends one anyway).")
+    else:
+        typer.echo(f"Sent '{sent['Subject']}' to {sent['To']}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the `summary` group."""
+    app.add_typer(summary_app, name="summary")

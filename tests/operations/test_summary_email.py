@@ -1,0 +1,146 @@
+"""The summary e-mail, received by a local SMTP server (aiosmtpd): what ran and what failed, in
+words, with links to the console; no e-mail when nothing happened, unless asked."""
+
+from __future__ import annotations
+
+import email
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from typer.testing import CliRunner
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.models import JobStatus
+from sislink.classroom.services import jobs as job_service
+from sislink.cli import app
+from sislink.jobs.roster import run_roster_import
+from sislink.oneroster.provider.server import running_provider
+from sislink.operations.summary import SmtpSettings, send_summary
+from sync.mark_export_world import connect_classroom
+
+KNOWN_SECRET = "Zq7-summary-sis-secret-9021"
+CONSOLE = "https://sislink.district.example"
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(email.message_from_bytes(envelope.original_content))
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def settings_for(port: int) -> SmtpSettings:
+    return SmtpSettings.from_env(
+        {
+            "SISLINK_SMTP_HOST": "127.0.0.1",
+            "SISLINK_SMTP_PORT": str(port),
+            "SISLINK_SUMMARY_FROM": "sislink@district.example",
+            "SISLINK_SUMMARY_TO": "it@district.example, ada@district.example",
+            "SISLINK_CONSOLE_URL": CONSOLE + "/",
+        }
+    )
+
+
+def body_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_summary_tells_what_ran_and_what_failed_with_links(
+    classroom: Classroom, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    since = datetime.now(UTC) - timedelta(hours=1)
+    with running_provider(profile="generic-1.2", students=40, client_secret=KNOWN_SECRET) as sis:
+        connect_classroom(sis, classroom)
+        imported = await run_roster_import(classroom, Actor.system())
+    with classroom.transaction() as session:
+        failed = job_service.queue_job(session, Actor.system(), "mark_export", lock_key="c-9")
+        session.flush()
+        job_service.start_job(session, failed.id)
+        job_service.finish_job(
+            session,
+            failed.id,
+            JobStatus.FAILED,
+            {"error": "The SIS refused the connection's credentials; authorise again."},
+        )
+
+    sent = send_summary(classroom, settings_for(port), since=since)
+
+    assert sent is not None
+    (received,) = handler.received
+    assert received["To"] == "it@district.example, ada@district.example"
+    assert received["Subject"] == "sislink: 1 job(s) need you"
+    body = body_of(received)
+    assert f"Mark export (one class) (job {failed.id})" in body
+    assert "failed: The SIS refused the connection's credentials; authorise again." in body
+    assert f"Roster import (job {imported.job_id})" in body
+    assert f"{CONSOLE}/admin/roster/jobs/{imported.job_id}" in body
+    assert f"{CONSOLE}/admin/activity" in body
+    assert body.index("Needs you:") < body.index("Ran:")
+    assert KNOWN_SECRET not in received.as_string()
+
+
+def test_no_email_when_nothing_happened_unless_asked(
+    classroom: Classroom, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    since = datetime.now(UTC) - timedelta(hours=24)
+    assert send_summary(classroom, settings_for(port), since=since) is None
+    assert handler.received == []
+
+    sent = send_summary(classroom, settings_for(port), since=since, always=True)
+    assert sent is not None
+    (received,) = handler.received
+    assert received["Subject"] == "sislink: nothing ran"
+    assert "Nothing ran, and nothing is on hold." in body_of(received)
+
+
+def test_a_job_on_hold_is_told_however_old(classroom: Classroom, inbox: tuple[Inbox, int]) -> None:
+    handler, port = inbox
+    with classroom.transaction() as session:
+        held = job_service.queue_job(session, Actor.system(), "roster_import", lock_key="h-1")
+        session.flush()
+        job_service.start_job(session, held.id)
+        job_service.hold_job(session, held.id, "it would deactivate 80% of students", {})
+    send_summary(classroom, settings_for(port), since=datetime.now(UTC) + timedelta(hours=1))
+    (received,) = handler.received
+    body = body_of(received)
+    assert "is on hold for your review: it would deactivate 80% of students" in body
+
+
+def test_the_command_says_which_variable_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SISLINK_SMTP_HOST", raising=False)
+    result = CliRunner().invoke(app, ["summary", "send"])
+    assert result.exit_code == 1
+    assert "SISLINK_SMTP_HOST" in result.output
