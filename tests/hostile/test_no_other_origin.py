@@ -36,7 +36,18 @@ async def test_a_next_link_to_another_port_is_refused_and_that_server_hears_noth
 
 @pytest.mark.parametrize(
     "path",
-    ["/admin/users?offset=2", "/ims/oneroster/../../admin/users", "/elsewhere"],
+    [
+        "/admin/users?offset=2",
+        "/ims/oneroster/../../admin/users",
+        "/elsewhere",
+        "/ims/oneroster/%2e%2e/%2e%2e/admin",
+        "/ims/oneroster/%2E%2E/admin/users",
+        "/ims/oneroster/%252e%252e/admin/users",
+        "/ims/oneroster/.%2e/admin/users",
+        "/ims/oneroster/rostering%2f..%2f..%2fadmin",
+        "/ims/oneroster/..%5c..%5cadmin",
+        "/ims/oneroster/..\\..\\admin",
+    ],
 )
 async def test_a_next_link_on_the_same_origin_but_outside_the_base_path_is_refused(
     path: str,

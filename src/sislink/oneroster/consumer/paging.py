@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 _LINK_PART = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_*-]+)\s*=\s*("([^"]*)"|[^;,\s]+)')
@@ -78,6 +78,8 @@ def same_place(url: str, prefixes: Sequence[str]) -> bool:
         port = target.port
     except ValueError:
         return False
+    if _disguises_a_climb(target.path):
+        return False
     path = _normal_path(target.path)
     for prefix in prefixes:
         allowed = urlsplit(prefix)
@@ -103,6 +105,28 @@ def _normal_path(path: str) -> str:
         elif segment != ".":
             out.append(segment)
     return "/".join(out)
+
+
+def _disguises_a_climb(path: str) -> bool:
+    """True when a segment is `.` or `..` only once percent-decoded (`%2e%2e`, `%252e%252e`),
+    or holds an encoded or back slash (`%2f`, `%5c`, `\\`): a server that decodes before it
+    resolves would climb out of the base path that `_normal_path` saw nothing wrong with."""
+    if "%" not in path and "\\" not in path:
+        return False  # the usual path: nothing to decode
+    for segment in path.split("/"):
+        decoded = segment
+        for _ in range(3):  # decoded until it stops changing
+            once = unquote(decoded)
+            if once == decoded:
+                break
+            decoded = once
+        else:
+            return True  # encoded three times over: nothing a SIS sends for a real page
+        if decoded in (".", "..") and segment not in (".", ".."):
+            return True
+        if "/" in decoded or "\\" in decoded:
+            return True
+    return False
 
 
 def _port_or_default(port: int | None, scheme: str) -> int:
