@@ -113,3 +113,29 @@ def test_aeries_root_and_token_hang_from_the_aeries_path() -> None:
     urls = derive_urls(profile("aeries"), "https://district.aeries.net/aeries/")
     assert urls.root_url == "https://district.aeries.net/aeries/ims/oneroster"
     assert urls.token_url == "https://district.aeries.net/aeries/token"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "https://ada:s3cret-pw@sis.example.org/district",
+        "https://ada@sis.example.org",
+        "ada:s3cret-pw@sis.example.org/district",
+        "http://ada:s3cret-pw@sis.example.org",
+    ],
+)
+def test_a_user_name_or_password_in_the_host_url_is_refused_without_repeating_it(
+    typed: str,
+) -> None:
+    with pytest.raises(HostUrlProblem) as caught:
+        normalise_host_url(typed)
+    assert "holds a user name or password" in caught.value.message
+    assert "s3cret-pw" not in str(caught.value) and "ada" not in str(caught.value)
+    assert caught.value.suggestion is not None
+    assert caught.value.suggestion.startswith(("https://sis.example.org", "http://sis.example.org"))
+
+
+def test_an_at_sign_after_the_host_is_not_taken_for_a_user_name() -> None:
+    assert normalise_host_url("https://sis.example.org/people/@district") == (
+        "https://sis.example.org/people/@district"
+    )

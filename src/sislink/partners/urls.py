@@ -63,12 +63,31 @@ def _private_kind(host: str) -> str | None:
     return None
 
 
+def _refuse_userinfo(raw: str) -> None:
+    """A `user:password@` in the address would be stored and shown in clear with it (and sent
+    to the SIS as Basic credentials): refused first, before any sentence quotes the address."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "https", raw
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" not in authority:
+        return
+    host = authority.rpartition("@")[2]
+    raise HostUrlProblem(
+        "The Host URL holds a user name or password (the part before '@'). sislink never keeps "
+        "credentials in an address, which is stored and shown: remove it, and give the access "
+        "key and secret code in their own fields.",
+        suggestion=f"{scheme}://{host}{rest[len(authority) :]}" if host else None,
+    )
+
+
 def normalise_host_url(text: str, policy: UrlPolicy | None = None) -> str:
     """Check a typed Host URL and return it in one canonical form (no trailing slash)."""
     policy = policy or UrlPolicy()
     raw = text.strip()
     if not raw:
         raise HostUrlProblem("The Host URL is empty. Paste the address your SIS gave you.")
+    _refuse_userinfo(raw)
     if "://" not in raw:
         raise HostUrlProblem(
             f"The Host URL {raw!r} has no https:// at the start.", suggestion=f"https://{raw}"
