@@ -360,3 +360,24 @@ async def test_authorise_keeps_an_echoed_bearer_token_out_of_message_and_audit(
     assert "token [hidden] lacks the roster scope" in caught.value.message
     assert ACCESS_TOKEN not in caught.value.message
     assert ACCESS_TOKEN not in audit and "[hidden]" in audit
+
+
+@pytest.mark.anyio
+async def test_a_token_endpoint_that_redirects_is_said_to_redirect_not_to_refuse_the_secret() -> (
+    None
+):
+    def shape(request: Received) -> Reply:
+        if request.path == "/oauth/token":
+            return Reply(302, {"Location": "https://login.example.org/oauth/token?next=1"})
+        return json_reply({"users": []})
+
+    with HostileSIS(shape) as sis:
+        async with OneRosterClient(sis.settings()) as client:
+            with pytest.raises(TokenRefused) as caught:
+                await client.page("users", limit=1)
+        assert [r.path for r in sis.calls()] == []  # no OneRoster call without a token
+    message = str(caught.value)
+    assert "POST /oauth/token (token) answered 302 Found" in message
+    assert "redirected the request to https://login.example.org/oauth/token" in message
+    assert "follows no redirect" in message and "check the token URL" in message
+    assert "client id or secret" not in message

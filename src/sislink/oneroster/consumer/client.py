@@ -1244,6 +1244,12 @@ def _token_error(response: httpx.Response, hide: Callable[[str], str]) -> TokenR
         why = f"it refused the scopes asked for ({asked}): ask the SIS administrator to grant them"
     elif code >= 500:
         why = "the token endpoint failed on every attempt"
+    elif 300 <= code < 400:
+        why = (
+            f"the token endpoint redirected the request{_redirect_target(response)}; sislink "
+            "follows no redirect, so that the client secret goes only to the token URL it was "
+            "given: check the token URL"
+        )
     elif code == 401 or error in ("invalid_client", "unauthorized_client") or error is None:
         why = "it refused the client id or secret: check both (and that the secret is current)"
     else:
