@@ -34,6 +34,9 @@ class Shape:
     failing_path: str | None = None  # a path part answered `failing_status` (after the first page)
     failing_status: int = 500
     failing_after: int = 0  # requests of that path answered normally first
+    # `classes/{id}/categories` answers 404 (a 1.2 SIS without that optional endpoint).
+    no_class_categories: bool = False
+    class_category_calls: int = 0  # how many times it was asked (counted by the layer)
 
 
 class _Shaper:
@@ -47,6 +50,14 @@ class _Shaper:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if self.shape.no_class_categories and "/classes/" in path and path.endswith("/categories"):
+            self.shape.class_category_calls += 1
+            await send(
+                {"type": "http.response.start", "status": 404,
+                 "headers": [(b"content-type", b"application/json")]}
+            )  # fmt: skip
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
         failing = self.shape.failing_path
         if failing is not None and path.endswith(failing):
             self.seen[failing] = self.seen.get(failing, 0) + 1

@@ -212,3 +212,42 @@ def _age_everything(classroom: Classroom, *, hours: int) -> None:
         for state in session.scalars(select(RosterSyncState)):
             state.watermark = long_ago
         assert session.scalars(select(ClassLink)).first() is not None
+
+
+@pytest.mark.parametrize("second", ["delta", "full"])
+@pytest.mark.anyio
+async def test_a_1_2_sis_without_class_categories_offers_the_district_s_and_keeps_them(
+    classroom: Classroom, second: str
+) -> None:
+    """A plain 1.2 SIS without `classes/{id}/categories`: its categories name no class. Each
+    linked class is offered the district's categories (as linking does), and a later import
+    that did not ask about a class never empties them; the SIS is asked once, not per class."""
+    shape = Shape(plain_categories=True, no_class_categories=True)
+    with shaped_provider(shape, students=60) as running:
+        connection_id = connect(classroom, running)
+        first = await run_import(classroom, connection_id)
+        calls_in_first = shape.class_category_calls
+        district = {
+            r["title"]
+            for r in running.store.iter_all("category")
+            if r.get("status") != "tobedeleted"
+        }
+        sis_class = next(running.store.iter_all("class"))["sourcedId"]
+        await run_import(classroom, connection_id, full=second == "full")
+    assert "class_categories_not_served" in first.warnings
+    assert "categories_without_class" not in first.warnings
+    assert calls_in_first <= 8  # stopped at the first 404, not one call per class
+    facts = kept_facts(classroom, sis_class)
+    assert facts is not None
+    assert {title for _, title in facts.categories} == district
+    assert facts.not_served_call(class_link.CATEGORIES) is not None
+    with classroom.session() as session:
+        class_id = session.scalar(select(Class.id).where(Class.sis_sourced_id == sis_class))
+        offered = set(
+            session.scalars(
+                select(Category.title).where(
+                    Category.class_id == class_id, Category.active.is_(True)
+                )
+            )
+        )
+    assert district <= offered  # choosable for coursework

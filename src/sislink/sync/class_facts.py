@@ -43,6 +43,12 @@ class ClassFactsFromRoster:
     categories_changed: set[str] = field(default_factory=set)  # SIS classes with category rows
     terms_with_new_periods: set[str] = field(default_factory=set)
     categories_known: bool = True  # False when the SIS refused the categories
+    # Every active category of the district, when the SIS lists no class's own (1.1, or a 1.2
+    # SIS without `classes/{id}/categories`) and this import read them all (a full import):
+    # each class is offered them, as `fetch_sis_class_facts` does. None: not known.
+    district_categories: list[tuple[str, str]] | None = None
+    # The call the SIS answered 404 for although it had just listed the class, if any.
+    class_categories_not_served: str | None = None
 
 
 def facts_confirmed_at(session: Session, connection_id: int) -> datetime | None:
@@ -105,6 +111,15 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
         )
     }
     categories_of = _sis_categories_of(session, [v[0] for v in imported.values()])
+    gone = _deactivated_sis_categories(
+        session,
+        {
+            str(c.get("sourcedId"))
+            for row in settings.values()
+            for c in row.sis_categories or []
+            if c.get("sourcedId")
+        },
+    )
     now = utc_now()
     periods_of = _periods_of_terms(session)
     refreshed = 0
@@ -122,19 +137,58 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
             (p for term in terms for p in periods_of.get(term, [])),
             key=lambda p: (p["startDate"], p["title"]),
         )
-        if sis_class in read.class_categories:
-            offered = _one_per_title(read.class_categories[sis_class])
-        elif read.categories_known:
-            offered = _one_per_title(categories_of.get(imported_id, []))
+        asked = sis_class in read.class_categories
+        if asked:
+            offered = one_per_title(read.class_categories[sis_class])
         else:
-            offered = [(c["sourcedId"], c["title"]) for c in row.sis_categories or []]
+            offered = _categories_not_asked(read, row, categories_of.get(imported_id, []), gone)
         row.sis_categories = [{"sourcedId": s, "title": t} for s, t in offered]
+        if read.class_categories_not_served is not None:
+            row.sis_not_served = [
+                n for n in row.sis_not_served or [] if n.get("what") != "categories"
+            ] + [{"what": "categories", "call": read.class_categories_not_served}]
         row.sis_refreshed_at = now
-        if sis_class in read.class_categories or class_id != imported_id:
+        if asked or read.district_categories is not None or class_id != imported_id:
             offer_categories(session, class_id, offered)
         refreshed += 1
     session.flush()
     return refreshed
+
+
+def _categories_not_asked(
+    read: ClassFactsFromRoster,
+    row: ClassExportSettings,
+    own: list[tuple[str, str]],
+    gone: set[str],
+) -> list[tuple[str, str]]:
+    """A class's SIS categories when the import did not ask the SIS for the class's own list.
+
+    The same rule as `fetch_sis_class_facts`: the categories that name the class (sislink's
+    metadata), then the district's when the SIS lists no class's own; otherwise what the class
+    had, less the categories the SIS deleted. Never an empty list for lack of asking.
+    """
+    kept = [(str(c["sourcedId"]), str(c["title"])) for c in row.sis_categories or []]
+    if not read.categories_known:
+        return kept
+    base = read.district_categories if read.district_categories is not None else kept
+    own_ids = {sourced_id for sourced_id, _ in own}
+    return one_per_title(own + [(s, t) for s, t in base if s not in own_ids and s not in gone])
+
+
+def _deactivated_sis_categories(session: Session, sourced_ids: set[str]) -> set[str]:
+    """Of these SIS category ids, those the classroom holds only deactivated (the SIS deleted)."""
+    wanted = sorted(sourced_ids)
+    active: set[str] = set()
+    inactive: set[str] = set()
+    for start in range(0, len(wanted), 5000):
+        for sourced_id, is_active in session.execute(
+            select(Category.sis_sourced_id, Category.active).where(
+                Category.sis_sourced_id.in_(wanted[start : start + 5000])
+            )
+        ):
+            if sourced_id is not None:
+                (active if is_active else inactive).add(sourced_id)
+    return inactive - active
 
 
 def _new_settings(session: Session, class_id: int) -> ClassExportSettings:
@@ -189,10 +243,17 @@ def _periods_of_terms(session: Session) -> dict[str, list[dict[str, str]]]:
     return found
 
 
-def _one_per_title(categories: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def title_key(title: str) -> str:
+    """How category titles are matched: case and runs of spaces ignored."""
+    return " ".join(title.split()).casefold()
+
+
+def one_per_title(categories: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(sourcedId, title) of each category title once: a district's list repeats titles, a
+    teacher chooses by title, and the first category of a title is the one sent."""
     seen: dict[str, tuple[str, str]] = {}
     for sourced_id, title in categories:
-        seen.setdefault(" ".join(title.split()).casefold(), (sourced_id, title))
+        seen.setdefault(title_key(title), (sourced_id, title))
     return list(seen.values())
 
 
@@ -204,11 +265,11 @@ def offer_categories(session: Session, class_id: int, offered: list[tuple[str, s
     A category whose SIS id the class's SIS categories no longer list forgets it.
     """
     existing = {
-        c.title.casefold(): c
+        title_key(c.title): c
         for c in session.scalars(select(Category).where(Category.class_id == class_id))
     }
     ids = {sourced_id for sourced_id, _ in offered}
-    title_of = {sourced_id: title.strip().casefold() for sourced_id, title in offered}
+    title_of = {sourced_id: title_key(title) for sourced_id, title in offered}
     for key, held in existing.items():
         if held.sis_sourced_id is not None and title_of.get(held.sis_sourced_id) != key:
             held.sis_sourced_id = None
@@ -221,11 +282,11 @@ def offer_categories(session: Session, class_id: int, offered: list[tuple[str, s
         )
     )
     for sourced_id, title in offered:
-        category = existing.get(title.strip().casefold())
+        category = existing.get(title_key(title))
         if category is None:
             category = Category(class_id=class_id, title=title.strip())
             session.add(category)
-            existing[title.strip().casefold()] = category
+            existing[title_key(title)] = category
         if sourced_id not in held_elsewhere:
             category.sis_sourced_id = sourced_id
         category.active = True

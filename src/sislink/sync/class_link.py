@@ -5,7 +5,6 @@ linked class (school, terms, grading periods, categories) for mark export.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -32,7 +31,12 @@ from sislink.oneroster.models import Category as SisCategory
 from sislink.oneroster.models import Class as SisClass
 from sislink.oneroster.versions import Version
 from sislink.partners import catalogue
-from sislink.sync.class_facts import facts_confirmed_at, offer_categories
+from sislink.sync.class_facts import (
+    facts_confirmed_at,
+    offer_categories,
+    one_per_title,
+    title_key,
+)
 from sislink.sync.errors import SyncError
 from sislink.sync.sis_client import open_sis_client
 
@@ -128,9 +132,9 @@ class SisClassFacts:
 
     def category_titled(self, title: str) -> str | None:
         """The sourcedId of the SIS category with this title (case and spaces ignored)."""
-        wanted = " ".join(title.split()).casefold()
+        wanted = title_key(title)
         for sourced_id, category_title in self.categories:
-            if " ".join(category_title.split()).casefold() == wanted:
+            if title_key(category_title) == wanted:
                 return sourced_id
         return None
 
@@ -201,7 +205,9 @@ async def fetch_sis_class_facts(
         school_sourced_id=sis_class.school.sourced_id,
         term_sourced_ids=terms,
         grading_periods=tuple(sorted(periods.values(), key=lambda p: (p.start_date, p.title))),
-        categories=_one_per_title(c for c in categories if c.status == "active"),
+        categories=tuple(
+            one_per_title((c.sourced_id, c.title) for c in categories if c.status == "active")
+        ),
         grading_period_required=client.spec.version is Version.V1_1,
         sis_name=sis_name,
         not_served=tuple(not_served),
@@ -228,18 +234,6 @@ def sis_name(session: Session) -> str:
     connection = connections.current_connection(session)
     found = catalogue().get(connection.partner) if connection is not None else None
     return found.display_name if found is not None else "the SIS"
-
-
-def _one_per_title(categories: Iterable[SisCategory]) -> tuple[tuple[str, str], ...]:
-    """(sourcedId, title) of each category title once. A 1.1 SIS has no per-class categories
-    endpoint, so the class is offered the district's list, where titles repeat; a teacher
-    chooses by title, and the first category of a title is the one sent."""
-    seen: dict[str, tuple[str, str]] = {}
-    for category in categories:
-        seen.setdefault(
-            " ".join(category.title.split()).casefold(), (category.sourced_id, category.title)
-        )
-    return tuple(seen.values())
 
 
 def export_settings(session: Session, class_id: int) -> ClassExportSettings:

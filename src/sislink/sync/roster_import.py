@@ -167,6 +167,10 @@ class _Roster:
     class_categories: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # Categories listed by several classes (district-wide): offered to each by title.
     shared_categories: set[str] = field(default_factory=set)
+    # The SIS lists no class's own categories (1.1, or `classes/{id}/categories` answered 404
+    # for a class it had just listed): each class is offered the district's.
+    categories_by_district: bool = False
+    class_categories_not_served: str | None = None  # the call that answered 404
 
 
 @dataclass
@@ -212,7 +216,7 @@ async def import_roster(
     calls_before = client.calls_made
     reader = _Reader(client, state, report.since, batch_size, progress, should_stop)
     roster = await _read_everything(reader, state)
-    await _read_class_categories(classroom, client, connection_id, roster, state)
+    await _read_class_categories(classroom, client, connection_id, roster, state, should_stop)
     report.requests = client.calls_made - calls_before
     apply = partial(
         _apply_in_one_transaction,
@@ -589,6 +593,7 @@ async def _read_class_categories(
     connection_id: int,
     roster: _Roster,
     state: _State,
+    should_stop: Callable[[], bool] | None = None,
 ) -> None:
     """Place the categories that name no class by asking `classes/{id}/categories`.
 
@@ -597,9 +602,13 @@ async def _read_class_categories(
     known). A SIS whose categories all name their class (the built-in SIS's metadata) is
     asked nothing more.
     """
-    if not roster.unplaced or not client.spec.has("class_categories"):
+    if not roster.unplaced:
         return
-    asked = {row.sourced_id for row, _ in roster.classes}
+    if not client.spec.has("class_categories"):
+        _offer_district_categories(roster, state)  # OneRoster 1.1: no class lists its own
+        return
+    listed = {row.sourced_id for row, _ in roster.classes}
+    asked = set(listed)
     with classroom.session() as session:
         unplaced = list(roster.unplaced)
         known = {
@@ -620,13 +629,26 @@ async def _read_class_categories(
                 )
             )
     gate = asyncio.Semaphore(CLASS_CATEGORY_CALLS_AT_ONCE)
+    answered = False
+    cancelled = False
 
     async def ask(class_sourced_id: str) -> None:
+        nonlocal answered, cancelled
         async with gate:
+            if roster.class_categories_not_served is not None or cancelled:
+                return  # the SIS does not serve the lists, or someone cancelled: ask no more
+            if should_stop is not None and should_stop():
+                cancelled = True
+                return
             try:
                 found = await client.categories_for_class(class_sourced_id)
-            except SisNotFound:
-                return  # a class the SIS no longer serves keeps what it had
+            except SisNotFound as exc:
+                # A 404 for a class the SIS has just listed (or before any class's list was
+                # served) is the endpoint missing, not the class: one call says so for all.
+                if class_sourced_id in listed or not answered:
+                    roster.class_categories_not_served = f"{exc.method} {exc.path}"
+                return  # otherwise a class the SIS no longer serves keeps what it had
+            answered = True
         roster.class_categories[class_sourced_id] = [
             (c.sourced_id, c.title) for c in found if c.status == "active"
         ]
@@ -634,7 +656,8 @@ async def _read_class_categories(
     refused: list[str] = []
     try:
         async with asyncio.TaskGroup() as group:
-            for class_sourced_id in sorted(asked):
+            # The classes the SIS just listed first: a 404 for one of them means "not served".
+            for class_sourced_id in sorted(asked, key=lambda c: (c not in listed, c)):
                 group.create_task(ask(class_sourced_id))
     except* (PermissionDenied, AuthenticationFailed) as group_refused:
         refused.append(str(group_refused.exceptions[0])[:300])
@@ -643,14 +666,26 @@ async def _read_class_categories(
             "The roster import stopped and changed nothing: the SIS could not list a class's "
             f"categories ({failed.exceptions[0]})."
         ) from None
+    if cancelled:
+        raise RosterImportCancelled(state.report)
     if refused:
         state.incomplete.add("categories")
         state.report.warn("categories_not_permitted", "categories", refused[0])
         roster.class_categories.clear()
         return
+    if roster.class_categories_not_served is not None:
+        roster.class_categories.clear()
+        state.report.warn(
+            "class_categories_not_served",
+            "categories",
+            f"{roster.class_categories_not_served} answered 404: the SIS does not list a "
+            "class's own categories, so each linked class is offered the district's",
+        )
+        _offer_district_categories(roster, state)
+        return
     holders: dict[str, list[str]] = {}
-    for class_sourced_id, listed in roster.class_categories.items():
-        for sourced_id, _ in listed:
+    for class_sourced_id, its_categories in roster.class_categories.items():
+        for sourced_id, _ in its_categories:
             holders.setdefault(sourced_id, []).append(class_sourced_id)
     for sourced_id, (title, weight) in roster.unplaced.items():
         classes = holders.get(sourced_id, [])
@@ -658,6 +693,14 @@ async def _read_class_categories(
             roster.categories.append(CategoryRow(sourced_id, classes[0], title, weight))
         elif len(classes) > 1:
             roster.shared_categories.add(sourced_id)
+
+
+def _offer_district_categories(roster: _Roster, state: _State) -> None:
+    """The SIS lists no class's own categories: a full import offers each linked class the
+    district's (as linking does); a delta, which read only what changed, keeps what they had."""
+    roster.categories_by_district = True
+    if state.full:
+        roster.shared_categories |= set(roster.unplaced)
 
 
 # --- applying: one transaction ----------------------------------------------------------------
@@ -778,6 +821,12 @@ def _facts_from(roster: _Roster, state: _State) -> ClassFactsFromRoster:
             if s.type == "gradingPeriod" and s.parent is not None
         },
         categories_known="categories" not in state.incomplete,
+        district_categories=(
+            [(sourced_id, title) for sourced_id, (title, _) in roster.unplaced.items()]
+            if roster.categories_by_district and state.full
+            else None
+        ),
+        class_categories_not_served=roster.class_categories_not_served,
     )
 
 
