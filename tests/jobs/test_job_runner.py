@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -14,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from sislink.classroom import Actor, Classroom, Conflict, open_classroom
+from connected_for_jobs import save_authorised_connection
+from sislink.classroom import Actor, Classroom, ClassroomError, Conflict, db, open_classroom
 from sislink.classroom.models import Job, JobStatus
-from sislink.classroom.services import connections
 from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.jobs.runner import (
@@ -24,6 +26,7 @@ from sislink.jobs.runner import (
     JobContext,
     JobHeld,
     JobOutcome,
+    execute,
     execute_job,
     queue,
     recover_interrupted,
@@ -394,19 +397,7 @@ async def test_a_job_whose_tasks_fail_says_the_failing_tasks_own_sentence(
 async def test_the_schedulers_tick_frees_a_killed_imports_lock_and_the_import_runs(
     classroom: Classroom,
 ) -> None:
-    with classroom.transaction() as session:
-        saved = connections.save_connection(
-            session,
-            Actor.system(),
-            classroom.secret_box,
-            partner="generic-1.2",
-            version="1.2",
-            host_url="https://sis.example.org",
-            access_key="key",
-            secret_code="not-a-real-secret",
-        )
-        connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d1")
-        connection_id = saved.id
+    connection_id = save_authorised_connection(classroom)
     lock = lock_key_for(connection_id=connection_id)
     killed, _ = _killed_mid_run(classroom, lock, kind=ROSTER_IMPORT)
 
@@ -422,3 +413,120 @@ async def test_the_schedulers_tick_frees_a_killed_imports_lock_and_the_import_ru
 
     assert outcome is not None and outcome.succeeded
     assert job_row(classroom, killed).status == JobStatus.FAILED
+
+
+@pytest.mark.anyio
+async def test_a_job_that_cannot_be_started_is_failed_and_its_lock_freed(
+    classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = lock_key_for(class_id=4)
+    job_id = queue(classroom, kind="test", actor=Actor.system(), lock_key=lock)
+
+    async def work(context: JobContext) -> Mapping[str, Any]:
+        raise AssertionError("a job that did not start does not run")
+
+    # Its start's transaction fails (here: the lease setting went wrong since it was queued).
+    monkeypatch.setenv("SISLINK_JOB_LEASE_SECONDS", "soon")
+    with pytest.raises(ClassroomError, match="SISLINK_JOB_LEASE_SECONDS is 'soon'"):
+        await execute(classroom, job_id, work)
+    monkeypatch.delenv("SISLINK_JOB_LEASE_SECONDS")
+    job = job_row(classroom, job_id)
+    # Not left queued, and locked, by this living process until it restarts.
+    assert job.status == JobStatus.FAILED
+    assert job.report["error"].startswith("It could not be started: SISLINK_JOB_LEASE_SECONDS")
+    queue(classroom, kind="test", actor=Actor.system(), lock_key=lock)
+
+
+@pytest.mark.anyio
+async def test_a_heartbeat_that_waits_for_another_sqlite_writer_says_so_once_without_a_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Short waits and beats, so that many beats meet the other writer.
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setenv("SISLINK_JOB_LEASE_SECONDS", "0.6")
+    classroom = open_classroom(f"sqlite:///{tmp_path / 'busy.db'}")
+    heartbeat_logged = threading.Event()
+
+    class HeartbeatLogged(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "heartbeat" in record.getMessage():
+                heartbeat_logged.set()
+
+    monkeypatch.setattr(logging.getLogger("sislink.jobs"), "handlers", [HeartbeatLogged()])
+
+    async def work(context: JobContext) -> Mapping[str, Any]:
+        # Another write transaction holds SQLite's only write lock (a roster import's writes).
+        with classroom.transaction():
+            assert await asyncio.to_thread(heartbeat_logged.wait, 60)
+            await asyncio.sleep(1.0)  # about ten more beats meet it
+        return {}
+
+    try:
+        with caplog.at_level(logging.INFO, logger="sislink.jobs"):
+            outcome = await run_job(classroom, kind="test", actor=Actor.system(), work=work)
+    finally:
+        classroom.close()
+    assert outcome.status is JobStatus.SUCCEEDED
+    heartbeat_lines = [r for r in caplog.records if "heartbeat" in r.getMessage()]
+    assert [r.getMessage() for r in heartbeat_lines] == [
+        f"job {outcome.job_id}: its heartbeat waits for another write to the database (SQLite "
+        "allows one at a time); it keeps trying"
+    ]
+    assert heartbeat_lines[0].exc_info is None
+
+
+@pytest.mark.anyio
+async def test_the_schedulers_tick_waits_for_a_long_sqlite_write_without_stopping_the_loop(
+    sqlite_classroom: Classroom,
+) -> None:
+    classroom = sqlite_classroom
+    killed, _ = _killed_mid_run(classroom, lock_key_for(class_id=5))
+    locked, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:  # a roster import's write phase holds SQLite's only write lock
+        with classroom.transaction():
+            locked.set()
+            release.wait(120)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 60)
+
+        async def no_import(_classroom: Classroom) -> JobOutcome:
+            raise AssertionError("nothing is connected: no import is due")
+
+        ticking = asyncio.create_task(tick(classroom, no_import))
+        await asyncio.sleep(0.2)
+        # The tick waits for the write lock (to fail the killed job) on a thread: the event loop,
+        # which serves the console, still runs meanwhile.
+        assert not ticking.done()
+    finally:
+        release.set()
+        writer.join()
+    assert await ticking is None
+    assert job_row(classroom, killed).status == JobStatus.FAILED
+
+
+def test_looking_for_killed_jobs_does_not_wait_for_a_long_sqlite_write_when_none_is_gone(
+    sqlite_classroom: Classroom,
+) -> None:
+    classroom = sqlite_classroom
+    living = queue(classroom, kind="test", actor=Actor.system(), lock_key="connection:1")
+    locked, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:  # a roster import's write phase holds SQLite's only write lock
+        with classroom.transaction():
+            locked.set()
+            release.wait(120)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert locked.wait(60)
+        # Read only: no write transaction (which would wait out the busy timeout, then fail).
+        assert recover_interrupted(classroom) == []
+    finally:
+        release.set()
+        writer.join()
+    assert job_row(classroom, living).status == JobStatus.QUEUED

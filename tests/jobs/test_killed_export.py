@@ -176,6 +176,19 @@ def test_an_export_killed_mid_run_is_rerun_at_once_by_the_cli_and_the_sis_is_exa
     assert code == 0 and json.loads(said)["writes"] == 0, said
 
 
+def _wait_until_lease_ran_out(world: World, job_id: int) -> None:
+    """Paused, a job's heartbeat stops: wait (in the database's time) until its lease ran out,
+    so that only its process being there can keep its lock."""
+    for _ in range(POLLS):
+        with world.classroom.session() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.lease_expires_at is not None
+            if job_service.database_now(session) > job.lease_expires_at:
+                return
+        time.sleep(POLL_S)
+    raise AssertionError("the paused export's lease never ran out")
+
+
 def test_a_paused_export_keeps_its_lock_past_its_lease_and_finishes_when_resumed(
     world: World, tmp_path: Path
 ) -> None:
@@ -183,16 +196,7 @@ def test_a_paused_export_keeps_its_lock_past_its_lease_and_finishes_when_resumed
     try:
         running = _mid_run(world, export)
         export.send_signal(signal.SIGSTOP)
-        # Paused, its heartbeat stops: wait (in the database's time) until its lease ran out.
-        for _ in range(POLLS):
-            with world.classroom.session() as session:
-                job = session.get(Job, running.id)
-                assert job is not None and job.lease_expires_at is not None
-                if job_service.database_now(session) > job.lease_expires_at:
-                    break
-            time.sleep(POLL_S)
-        else:
-            raise AssertionError("the paused export's lease never ran out")
+        _wait_until_lease_ran_out(world, running.id)
 
         code, said = _export_now(tmp_path, world)
 
@@ -225,9 +229,10 @@ def test_serve_starting_while_the_cli_exports_leaves_the_export_running(
     serve: subprocess.Popen[str] | None = None
     try:
         running = _mid_run(world, export)
-        # Paused while serve starts (so that it is surely mid-run then), its heartbeat late:
-        # its process still runs, so its job is its own.
+        # Paused while serve starts (so that it is surely mid-run then), its lease run out: its
+        # process still runs, so its job is its own.
         export.send_signal(signal.SIGSTOP)
+        _wait_until_lease_ran_out(world, running.id)
         serve = subprocess.Popen(
             [sys.executable, "-m", "sislink.cli", "serve", "--port", str(port)],
             stdout=subprocess.DEVNULL,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from connected_for_jobs import save_authorised_connection
 from sislink.classroom import Actor, Classroom, InvalidInput, open_classroom
 from sislink.classroom.models import JobStatus
-from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.jobs.runner import JobOutcome, queue, run_job
 from sislink.jobs.schedule import (
@@ -33,20 +33,7 @@ def anyio_backend() -> str:
 @pytest.fixture
 def connected(tmp_path: Path) -> Iterator[tuple[Classroom, int]]:
     classroom = open_classroom(f"sqlite:///{tmp_path / 'schedule.db'}")
-    with classroom.transaction() as session:
-        saved = connections.save_connection(
-            session,
-            Actor.system(),
-            classroom.secret_box,
-            partner="generic-1.2",
-            version="1.2",
-            host_url="https://sis.example.org",
-            access_key="key",
-            secret_code="secret",
-            token_url="https://sis.example.org/token",
-        )
-        connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d")
-        connection_id = saved.id
+    connection_id = save_authorised_connection(classroom, token_url="https://sis.example.org/token")
     try:
         yield classroom, connection_id
     finally:

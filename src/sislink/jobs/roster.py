@@ -62,6 +62,7 @@ async def roster_import_job(
                 shrink_threshold=float(params.get("shrink_threshold", DEFAULT_SHRINK_THRESHOLD)),
                 progress=record_progress,
                 should_stop=context.cancelled,
+                before_commit=context.renew_lease,
             )
         except RosterImportCancelled as stopped:
             raise JobCancelled(stopped.report.to_dict()) from None

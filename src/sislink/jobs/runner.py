@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
@@ -113,6 +114,26 @@ class JobContext:
         """Raise JobCancelled (with the report so far) if someone asked this job to stop."""
         if self.cancelled():
             raise JobCancelled(report)
+
+    def renew_lease(self, session: Session) -> None:
+        """Renew this job's lease inside the work's own write transaction, just before it
+        commits (a roster import holds SQLite's only write lock for its whole write phase, so
+        the heartbeat cannot write meanwhile). Raises LeaseLost, so that nothing is committed,
+        when another process took the job over."""
+        if not job_service.renew_lease(session, self.job_id, job_service.this_process()):
+            self.lease_lost.set()
+            raise LeaseLost(self.job_id)
+
+
+class LeaseLost(ClassroomError):
+    """The job was taken over by another process (its holder looked gone): its work must not
+    commit."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            f"Job {job_id} was taken over by another process while it ran (its heartbeat was "
+            "late past its lease), so nothing of it was saved; run it again."
+        )
 
 
 ATTENTION_KEY = "attention"
@@ -199,18 +220,11 @@ async def execute(
     classroom: Classroom, job_id: int, work: JobWork, *, actor: Actor | None = None
 ) -> JobOutcome:
     """Run a queued job's work now, in this process, and record how it ended."""
-    with classroom.transaction() as session:
-        job = job_service.start_job(session, job_id)
-        context = JobContext(
-            classroom,
-            job_id,
-            job.kind,
-            dict(job.params or {}),
-            # A queued job runs with sislink's own rights: the person's permission was checked
-            # when they asked for it.
-            actor or Actor.system(),
-        )
-        ids = {"connection_id": job.connection_id, "class_id": job.class_id}
+    try:
+        context, ids = _start(classroom, job_id, actor)
+    except Exception as caught:
+        _fail_unstarted(classroom, job_id, caught)
+        raise
     heartbeat = Heartbeat(classroom, job_id, context.lease_lost)
     heartbeat.start()
     # Every line the work logs (its tasks and threads too) carries the job's ids.
@@ -227,6 +241,37 @@ async def execute(
             context.kind, str(outcome.status), time.monotonic() - began, outcome.report
         )
         return outcome
+
+
+def _start(
+    classroom: Classroom, job_id: int, actor: Actor | None
+) -> tuple[JobContext, dict[str, int | None]]:
+    with classroom.transaction() as session:
+        job = job_service.start_job(session, job_id)
+        context = JobContext(
+            classroom,
+            job_id,
+            job.kind,
+            dict(job.params or {}),
+            # A queued job runs with sislink's own rights: the person's permission was checked
+            # when they asked for it.
+            actor or Actor.system(),
+        )
+        return context, {"connection_id": job.connection_id, "class_id": job.class_id}
+
+
+def _fail_unstarted(classroom: Classroom, job_id: int, caught: Exception) -> None:
+    """A queued job that could not be started (its transaction failed: the database refused or
+    was away) is failed, so that its lock does not stay with a living process that will never
+    run it. A job that is no longer queued (it ended, or another runner started it) is left."""
+    message = f"It could not be started: {_plain(_sole_error(caught))}. Run it again."
+    try:
+        with classroom.transaction() as session:
+            job = job_service.get_job(session, job_id)
+            if job.status == JobStatus.QUEUED:
+                job_service.finish_job(session, job_id, JobStatus.FAILED, {"error": message})
+    except Exception:  # the database is still away: the job keeps its lock until we end
+        logger.warning("job %s could not be started nor failed", job_id, exc_info=True)
 
 
 async def _run_work(
@@ -278,6 +323,7 @@ class Heartbeat:
         self.holder = job_service.this_process()
         self.interval_s = job_service.heartbeat_seconds()
         self._stopping = threading.Event()
+        self._said_busy = False
         self._thread = threading.Thread(
             target=self._beat, name=f"sislink-job-{job_id}-heartbeat", daemon=True
         )
@@ -295,6 +341,20 @@ class Heartbeat:
             try:
                 with self.classroom.transaction() as session:
                     held = job_service.renew_lease(session, self.job_id, self.holder)
+            except OperationalError as busy:
+                if _sqlite_busy(busy):
+                    # Another write transaction (a roster import's write phase) holds SQLite's
+                    # only write lock: expected, said once; the work renews its lease itself.
+                    if not self._said_busy:
+                        self._said_busy = True
+                        logger.warning(
+                            "job %s: its heartbeat waits for another write to the database "
+                            "(SQLite allows one at a time); it keeps trying",
+                            self.job_id,
+                        )
+                    continue
+                logger.warning("job %s: its heartbeat was not written", self.job_id, exc_info=True)
+                continue
             except Exception:  # the database is briefly away: the lease has margin, try again
                 logger.warning("job %s: its heartbeat was not written", self.job_id, exc_info=True)
                 continue
@@ -378,8 +438,14 @@ def recover_interrupted(classroom: Classroom) -> list[int]:
     needs a lock does the same for that lock's job. The jobs are idempotent, so running them
     again repeats only what is needed.
     """
+    # Read first, without writing: on SQLite this does not wait for a long write (a roster
+    # import's write phase); a write transaction is opened only when a job is gone.
+    with classroom.session() as session:
+        gone = job_service.jobs_whose_holder_is_gone(session)
+    if not gone:
+        return []
     with classroom.transaction() as session:
-        return job_service.end_jobs_whose_holder_is_gone(session)
+        return job_service.end_jobs_whose_holder_is_gone(session, gone)
 
 
 def _finish(
@@ -410,6 +476,11 @@ def _taken_over(session: Session, job_id: int) -> JobOutcome | None:
         "job %s was ended elsewhere as %s while it ran here: %s", job_id, job.status, error
     )
     return JobOutcome(job_id, JobStatus(job.status), report, str(error) if error else None)
+
+
+def _sqlite_busy(exc: OperationalError) -> bool:
+    """True for SQLite's "database is locked" (its busy timeout ran out waiting for a writer)."""
+    return "database is locked" in str(exc.orig if exc.orig is not None else exc)
 
 
 def _registered(kind: str) -> JobKind:

@@ -128,7 +128,9 @@ async def tick(
 
     First, jobs whose process is gone (killed) are failed and their locks released, so that a
     killed import does not stop every scheduled one after it."""
-    interrupted = recover_interrupted(classroom)
+    # On a thread: its write (when a job is gone) may wait for another writer, such as an
+    # import's write phase on SQLite, and the event loop serves the console meanwhile.
+    interrupted = await asyncio.to_thread(recover_interrupted, classroom)
     if interrupted:
         logger.warning("jobs %s were left by a process that stopped: failed", interrupted)
     due, why = due_import(classroom, now)

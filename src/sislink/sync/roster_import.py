@@ -198,6 +198,7 @@ async def import_roster(
     should_stop: Callable[[], bool] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     now: datetime | None = None,
+    before_commit: Callable[[Session], None] | None = None,
 ) -> RosterReport:
     """Import the roster from `client`'s SIS; a delta when a previous import finished, unless `full`.
 
@@ -205,6 +206,8 @@ async def import_roster(
     the SIS cannot be read or sends a page that is not valid OneRoster (the message names the
     endpoint) or when the classroom cannot take the changes, and RosterImportCancelled when
     `should_stop()` turns true; in every one of those cases nothing was changed.
+    `before_commit(session)` runs in the write transaction just before it commits (a job renews
+    its lease there); whatever it raises, nothing is committed.
     """
     started = now or datetime.now(UTC)
     watermark = None if full else _watermark(classroom, connection_id)
@@ -228,6 +231,7 @@ async def import_roster(
         shrink_threshold=shrink_threshold,
         batch_size=batch_size,
         should_stop=should_stop,
+        before_commit=before_commit,
     )
     # The writes run on a thread: a console serving other people keeps answering meanwhile.
     await asyncio.to_thread(apply)
@@ -245,6 +249,7 @@ def _apply_in_one_transaction(
     shrink_threshold: float,
     batch_size: int,
     should_stop: Callable[[], bool] | None,
+    before_commit: Callable[[Session], None] | None = None,
 ) -> None:
     report = state.report
     try:
@@ -280,6 +285,10 @@ def _apply_in_one_transaction(
                 rebuild_class_facts(session, connection_id, _facts_from(roster, state))
                 connections.record_activity(session, connection_id, imported=True)
             _state_warnings(session, report)
+            # The job's lease, renewed in this transaction (its heartbeat could not write
+            # meanwhile on SQLite); it raises, so nothing is committed, if the job was taken over.
+            if before_commit is not None and not report.dry_run:
+                before_commit(session)
     except SQLAlchemyError as exc:
         raise RosterImportFailed(_database_refused(exc)) from None
 
