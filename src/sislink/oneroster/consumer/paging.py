@@ -165,7 +165,6 @@ class Pager:
     max_pages: int | None = None
     link_prefixes: tuple[str, ...] = ()
     claimed_total: int | None = None  # the first X-Total-Count the SIS gave
-    _previous_ids: tuple[str, ...] = field(default=(), repr=False)
     _seen_pages: dict[str, int] = field(default_factory=dict, repr=False)
     _seen_contents: dict[int, int] = field(default_factory=dict, repr=False)
 
@@ -188,20 +187,20 @@ class Pager:
         """
         page_ids = tuple(ids)
         page_number = self.pages_read + 1
-        if self.pages_read > 0 and page_ids and page_ids == self._previous_ids:
-            raise OffsetIgnored(
-                f"page {self.pages_read + 1} (offset {self.offset}) repeats page {self.pages_read}"
-            )
         if page_ids:
             fingerprint = hash(page_ids)
             earlier = self._seen_contents.get(fingerprint)
+            if earlier is not None and earlier == self.pages_read:
+                # The page just before, again: the SIS ignores `offset` (the usual case).
+                raise OffsetIgnored(
+                    f"page {page_number} (offset {self.offset}) repeats page {earlier}"
+                )
             if earlier is not None:
                 raise WalkStopped(
                     f"page {page_number} holds the same records as page {earlier}", bound="seen"
                 )
             self._seen_contents[fingerprint] = page_number
         self._seen_pages.setdefault(_page_key(current_url), page_number)
-        self._previous_ids = page_ids
         self.pages_read = page_number
         self.records_read += len(page_ids)
         self.offset += len(page_ids)
