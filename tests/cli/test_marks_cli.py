@@ -132,7 +132,7 @@ def test_a_teacher_exports_from_the_command_line_and_the_second_export_sends_not
     assert imported["imported"] == 3
     problems = {(p["row"], p["column"]): p["problem"] for p in imported["problems"]}
     assert "'abc' is not a number" in problems[(3, "Essay")]
-    assert "No student has the email or SIS identifier" in problems[(4, "email")]
+    assert "No student of this class is 'nobody@x.example'" in problems[(4, "email")]
     code, text = _run(world, tmp_path, "marks", "export", "--class", cls, "--as", teacher, "--json")
     assert code == 0, text
     first = json.loads(text)
@@ -643,9 +643,10 @@ def test_a_sheet_is_refused_row_by_row_where_it_would_be_guessed(
     assert any("exponent notation" in said for said in by_row[3])
     assert all("has 2 rows (2, 4)" in said for said in by_row[2] + by_row[4])
     assert any("digits other than 0-9" in said for said in by_row[5])
+    # A person outside the class is not named (a sheet is no way to look people up).
     assert by_row[6] == [
-        "Una Other (una@school.example) is not a student of this class: enrol them, or take "
-        "the row out"
+        "No student of this class is 'una@school.example': check the email or SIS identifier, "
+        "or enrol the student."
     ]
     # Only the Lab cell of the identified student was set; what was refused changed nothing.
     assert done["imported"] == 1
@@ -679,7 +680,24 @@ def test_students_and_teachers_are_named_by_their_sis_identifier_too(
         *("marks", "set", cls, "--coursework", str(work), "--student", "S-9999"),
         *("--score", "15", "--as", "T-77"),
     )
-    assert code == 1 and "No student has the email or SIS identifier 'S-9999'" in text
+    assert code == 1 and "No student of this class is 'S-9999'" in text
+    # A student of the school outside the class is not named: the teacher learns nothing.
+    with world.classroom.transaction() as session:
+        people.create_person(
+            session,
+            Actor.system(),
+            name="Una Other",
+            email="una@school.example",
+            roles=[Role.STUDENT],
+        ).sis_identifier = "S-5005"
+    code, text = _run(
+        world,
+        tmp_path,
+        *("marks", "set", cls, "--coursework", str(work), "--student", "S-5005"),
+        *("--score", "15", "--as", "T-77"),
+    )
+    assert code == 1 and "No student of this class is 'S-5005'" in text
+    assert "Una" not in text and "una@" not in text
     code, text = _run(world, tmp_path, "marks", "report", cls, "--as", "T-404")
     assert code == 1 and "No active person has the email or SIS identifier 'T-404'" in text
     # The extra-credit limit is the class's: shown and set with `classes settings`.

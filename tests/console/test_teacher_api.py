@@ -126,6 +126,20 @@ def test_a_teacher_links_adds_coursework_sets_marks_exports_and_reads_the_report
     assert both.status_code == 422 and "exactly one" in detail(both)["message"]
     nobody = api.put(quiz_marks, headers=me, json={"student": "nobody@x.example", "score": 1})
     assert nobody.status_code == 404 and "nobody@x.example" in detail(nobody)["message"]
+    # A student of the school outside the class, by email or SIS identifier: not named.
+    with world.classroom.transaction() as session:
+        people.create_person(
+            session,
+            Actor.system(),
+            name="Una Other",
+            email="una@school.example",
+            roles=[Role.STUDENT],
+        ).sis_identifier = "S-5005"
+    for named in ("una@school.example", "S-5005"):
+        outsider = api.put(quiz_marks, headers=me, json={"student": named, "score": 1})
+        said = detail(outsider)["message"]
+        assert outsider.status_code == 404 and f"No student of this class is {named!r}" in said
+        assert "Una" not in said and "S-5005" not in said.replace(repr(named), "")
 
     dry = api.post(f"/api/teacher/classes/{cls}/exports", headers=me, json={"dry_run": True})
     assert dry.status_code == 202, dry.text
@@ -356,7 +370,7 @@ def test_a_mark_set_through_the_api_follows_the_same_rule_as_every_other_way(
     assert (by_id.json()["student"], by_id.json()["score"]) == (a, 40)  # extra credit, at 2x
     nobody = api.put(marks_url, headers=me, json={"student": "S-404", "score": 4})
     assert nobody.status_code == 404
-    assert "No student has the email or SIS identifier 'S-404'" in nobody.text
+    assert "No student of this class is 'S-404'" in nobody.text
     raised = api.patch(
         f"/api/teacher/classes/{cls}/export-settings",
         headers=me,

@@ -10,11 +10,11 @@ import typer
 from rich.table import Table
 
 from sislink.classroom import Actor, Classroom, ClassroomError
-from sislink.classroom.models import Coursework, JobStatus, Role
+from sislink.classroom.models import Coursework, JobStatus
 from sislink.classroom.services import gradebook_sheet
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing
-from sislink.classroom.services.people import find_person
+from sislink.classroom.services.people import find_student_of_class
 from sislink.cli.classes import find_class, sync_errors
 from sislink.cli.common import (
     AS_OPTION,
@@ -86,7 +86,9 @@ def register(app: typer.Typer) -> None:
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
         with sync_errors(), classroom.transaction() as session:
-            person = find_person(session, student, role=Role.STUDENT)
+            # Access first, then only the class's students: a teacher cannot look anyone up.
+            class_for_editing(session, actor, class_id)
+            person = find_student_of_class(session, class_id, student)
             work = session.get(Coursework, coursework)
             if work is None or work.class_id != class_id:
                 fail(f"Coursework {coursework} is not in class {class_id}.")

@@ -23,14 +23,12 @@ from sislink.classroom.errors import ClassroomError, InvalidInput
 from sislink.classroom.models import (
     Coursework,
     CourseworkState,
-    Enrolment,
-    EnrolmentRole,
     Person,
-    Role,
 )
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import Actor, class_for_editing
-from sislink.classroom.services.people import find_person
+from sislink.classroom.services.export_settings import extra_credit_limit
+from sislink.classroom.services.people import ClassStudents
 
 EXCUSED_WORDS = frozenset({"excused", "ex", "exempt"})
 MISSING_WORDS = frozenset({"missing", "m", "msg"})
@@ -144,18 +142,6 @@ def _folded(title: str) -> str:
     return " ".join(title.split()).casefold()
 
 
-def _students_of(session: Session, class_id: int) -> set[int]:
-    return set(
-        session.scalars(
-            select(Enrolment.person_id).where(
-                Enrolment.class_id == class_id,
-                Enrolment.role == EnrolmentRole.STUDENT,
-                Enrolment.active.is_(True),
-            )
-        )
-    )
-
-
 def import_sheet(
     session: Session, actor: Actor, class_id: int, sheet: Sheet, *, returned: bool = True
 ) -> SheetImport:
@@ -211,7 +197,7 @@ def import_sheet(
         columns[at[0]] = work
 
     # Who each row is: rows naming the same student twice are refused, both of them.
-    enrolled = _students_of(session, class_id)
+    students = ClassStudents.of_class(session, class_id)
     student_column = header[student_at]
     row_student: dict[int, Person] = {}
     rows_of: dict[int, list[int]] = {}
@@ -223,20 +209,10 @@ def import_sheet(
             problems.append(CellProblem(number, student_column, named, "the row names no student"))
             continue
         try:
-            student = find_person(session, named, role=Role.STUDENT)
+            # Only among the class's students: a sheet cannot be used to look anyone up.
+            student = students.find(named)
         except ClassroomError as exc:
             problems.append(CellProblem(number, student_column, named, exc.message))
-            continue
-        if student.id not in enrolled:
-            problems.append(
-                CellProblem(
-                    number,
-                    student_column,
-                    named,
-                    f"{student.name} ({student.email or 'no email'}) is not a student of this "
-                    "class: enrol them, or take the row out",
-                )
-            )
             continue
         row_student[number] = student
         rows_of.setdefault(student.id, []).append(number)
@@ -258,6 +234,9 @@ def import_sheet(
                 )
             )
 
+    # Access, the limit, the coursework and the students were read once above: each cell is
+    # only its own mark's query and write.
+    limit = extra_credit_limit(session, class_id)
     imported = 0
     for number, student in sorted(row_student.items()):
         row = sheet.rows[number - 1]
@@ -276,16 +255,17 @@ def import_sheet(
                 values = {"score": value}
             try:
                 with session.begin_nested():
-                    mark_service.set_mark(
+                    mark_service.write_mark(
                         session,
                         actor,
-                        work.id,
+                        work,
                         student.id,
+                        limit=limit,
                         decimal_comma=sheet.decimal_comma,
+                        returned=returned,
+                        enrolled=True,
                         **values,
                     )
-                    if returned:
-                        mark_service.return_marks(session, actor, work.id, [student.id])
             except ClassroomError as exc:
                 problems.append(CellProblem(number, header[i], value, exc.message))
                 continue

@@ -23,7 +23,6 @@ from sislink.classroom.models import (
     EnrolmentRole,
     Mark,
     MarkState,
-    Person,
 )
 from sislink.classroom.services.access import Actor, flush_or_conflict
 from sislink.classroom.services.coursework import coursework_for_editing
@@ -115,6 +114,44 @@ def set_mark(
     at most the class's extra-credit limit times the points.
     """
     work = coursework_for_editing(session, actor, coursework_id)
+    return write_mark(
+        session,
+        actor,
+        work,
+        student_id,
+        limit=extra_credit_limit(session, work.class_id),
+        score=score,
+        excused=excused,
+        missing=missing,
+        late=late,
+        comment=comment,
+        draft=draft,
+        decimal_comma=decimal_comma,
+    )
+
+
+def write_mark(
+    session: Session,
+    actor: Actor,
+    work: Coursework,
+    student_id: int,
+    *,
+    limit: float,
+    score: float | int | str | Unset | None = UNSET,
+    excused: bool | None = None,
+    missing: bool | None = None,
+    late: bool | None = None,
+    comment: str | None = None,
+    draft: bool = False,
+    decimal_comma: bool = False,
+    returned: bool = False,
+    enrolled: bool = False,
+) -> Mark:
+    """`set_mark` for a caller that has checked, once for many marks, that the actor may edit
+    `work` (coursework_for_editing) and read the class's extra-credit `limit`: a gradebook
+    sheet. `enrolled=True` says the caller found the student among the class's active
+    students. `returned=True` returns the mark too (as `return_marks`)."""
+    coursework_id = work.id
     if work.state == CourseworkState.DELETED:
         raise InvalidInput(f"The coursework {work.title!r} was deleted; marks cannot be set on it.")
     new_score = (
@@ -127,8 +164,9 @@ def set_mark(
             f"The coursework {work.title!r} has no max points, so it takes no score."
         )
     if new_score is not None:
-        check_extra_credit(work, new_score, extra_credit_limit(session, work.class_id))
-    _require_student_of(session, work, student_id)
+        check_extra_credit(work, new_score, limit)
+    if not enrolled:
+        _require_student_of(session, work, student_id)
     mark = session.scalars(
         select(Mark).where(Mark.coursework_id == coursework_id, Mark.student_id == student_id)
     ).first()
@@ -155,6 +193,8 @@ def set_mark(
         mark.comment = comment
     if draft:
         mark.state = MarkState.DRAFT
+    elif returned:
+        mark.state = MarkState.RETURNED
     mark.updated_by_id = actor.person_id
     flush_or_conflict(session, "This mark was changed by someone else at the same time; try again.")
     return mark
@@ -193,13 +233,9 @@ def _require_student_of(session: Session, work: Coursework, student_id: int) -> 
         )
     ).first()
     if enrolled is None:
-        person = session.get(Person, student_id)
-        who = (
-            f"{person.name} ({person.email or 'no email'})"
-            if person is not None
-            else f"Person {student_id}"
-        )
+        # Not named: a teacher learns nothing about people outside the class (not even who a
+        # person id belongs to).
         raise NotFound(
-            f"{who} is not a student of this class, so cannot have a mark on {work.title!r}: "
-            "enrol them first, or check the email."
+            f"No student of this class is person {student_id}, so they cannot have a mark on "
+            f"{work.title!r}: enrol the student first, or check who is meant."
         )

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from sislink.classroom.bulk import normalise_email
 from sislink.classroom.errors import Conflict, InvalidInput, NotFound
-from sislink.classroom.models import Person, Role
+from sislink.classroom.models import Enrolment, EnrolmentRole, Person, Role
 from sislink.classroom.services.access import Actor, flush_or_conflict, require_admin
 from sislink.classroom.services.audit import record_event
 
@@ -85,9 +85,16 @@ def find_person(
         held = role is None or role in person.roles
         return held and (person.active or not active_only)
 
+    kind = role.value if role is not None else "person"
     by_email = find_person_by_email(session, text)
-    if by_email is not None and eligible(by_email):
-        return by_email
+    if by_email is not None and not eligible(by_email):
+        # The text is this person's email: it names them, and nobody else (someone whose SIS
+        # identifier happens to be that email is not picked instead).
+        active = "active " if active_only else ""
+        raise NotFound(
+            f"No {active}{kind} has the email or SIS identifier {text!r}; check the spelling, "
+            "or import the roster."
+        )
     found = [
         person
         for person in session.scalars(
@@ -97,7 +104,14 @@ def find_person(
         )
         if eligible(person)
     ]
-    kind = role.value if role is not None else "person"
+    if by_email is not None:
+        others = [person for person in found if person.id != by_email.id]
+        if others:
+            raise InvalidInput(
+                f"{text!r} is one person's email and another's SIS identifier, so who is meant "
+                "is unclear; name the person by their email, or change the SIS identifier."
+            )
+        return by_email
     if not found:
         active = "active " if active_only else ""
         raise NotFound(
@@ -111,6 +125,69 @@ def find_person(
             "one you mean by their email."
         )
     return found[0]
+
+
+class ClassStudents:
+    """The active students of one class, loaded once, to find a student among them by email or
+    SIS identifier (identifier or sourcedId). Teacher-facing lookups go through this: a
+    teacher learns nothing about people outside the class, not even whether they exist."""
+
+    def __init__(self, students: Iterable[Person]) -> None:
+        self.students = sorted(students, key=lambda person: person.id)
+        self._by_email: dict[str, Person] = {}
+        self._by_identifier: dict[str, list[Person]] = {}
+        for person in self.students:
+            if person.email_key:
+                self._by_email[person.email_key] = person
+            for identifier in (person.sis_identifier, person.sis_sourced_id):
+                held = self._by_identifier.setdefault(identifier or "", [])
+                if identifier and person not in held:
+                    held.append(person)
+
+    @classmethod
+    def of_class(cls, session: Session, class_id: int) -> ClassStudents:
+        return cls(
+            session.scalars(
+                select(Person)
+                .join(Enrolment, Enrolment.person_id == Person.id)
+                .where(
+                    Enrolment.class_id == class_id,
+                    Enrolment.role == EnrolmentRole.STUDENT,
+                    Enrolment.active.is_(True),
+                )
+                .distinct()
+            )
+        )
+
+    def find(self, named: str) -> Person:
+        """The class's student with this email or SIS identifier. NotFound ("no student of
+        this class is ...", with the text as typed) when none is; InvalidInput when it could be
+        several of them."""
+        text = named.strip()
+        if not text:
+            raise InvalidInput("Name the student by their email or their SIS identifier.")
+        _, key = normalise_email(text)
+        by_email = self._by_email.get(key) if key is not None else None
+        by_identifier = self._by_identifier.get(text, []) if text else []
+        candidates = {person.id: person for person in by_identifier}
+        if by_email is not None:
+            candidates[by_email.id] = by_email
+        if not candidates:
+            raise NotFound(
+                f"No student of this class is {named!r}: check the email or SIS identifier, "
+                "or enrol the student."
+            )
+        if len(candidates) > 1:
+            raise InvalidInput(
+                f"{named!r} could be {len(candidates)} students of this class (an email and a "
+                "SIS identifier, or one SIS identifier shared): name the student by their email."
+            )
+        return next(iter(candidates.values()))
+
+
+def find_student_of_class(session: Session, class_id: int, named: str) -> Person:
+    """The class's active student named by email or SIS identifier (see ClassStudents.find)."""
+    return ClassStudents.of_class(session, class_id).find(named)
 
 
 def get_person(session: Session, person_id: int) -> Person:

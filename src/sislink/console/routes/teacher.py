@@ -27,7 +27,6 @@ from sislink.classroom.models import (
     Job,
     MarkExportReport,
     Person,
-    Role,
 )
 from sislink.classroom.services import connections, export_settings
 from sislink.classroom.services import coursework as coursework_service
@@ -35,7 +34,7 @@ from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services.access import class_for_editing, teaches
 from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
 from sislink.classroom.services.classes import classes_taught_by
-from sislink.classroom.services.people import find_person
+from sislink.classroom.services.people import find_student_of_class
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
 from sislink.console.routes.problems import ClassId, CourseworkId, JobId, ReportId, TokenId
@@ -431,7 +430,7 @@ def set_mark(
     with teacher_errors(), classroom.transaction() as session:
         class_for_editing(session, actor, class_id)
         _coursework_of(session, class_id, coursework_id)
-        student = find_person(session, body.student, role=Role.STUDENT)
+        student = find_student_of_class(session, class_id, body.student)
         values: dict[str, Any] = (
             {"score": body.score}
             if body.score is not None
