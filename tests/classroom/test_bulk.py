@@ -309,3 +309,84 @@ def test_counts_always_add_up_and_the_store_matches_the_last_load(
     assert counts.created == len(set(second) - set(first))
     assert counts.unchanged == sum(1 for sid, name in second.items() if first.get(sid) == name)
     assert stored == {**first, **second}
+
+
+def _old_student(classroom: Classroom, **extra: str) -> int:
+    with classroom.transaction() as session:
+        upsert_people(
+            session,
+            [
+                PersonRow(
+                    "old-1",
+                    "Ann Old",
+                    "shared@x.org",
+                    "Ann",
+                    "Old",
+                    extra.get("identifier", "S-100"),
+                    STUDENT,
+                )
+            ],
+        )
+        found = session.scalar(select(Person.id).where(Person.sis_sourced_id == "old-1"))
+        assert found is not None
+        return found
+
+
+def test_a_new_person_given_an_old_person_s_email_does_not_take_over_their_row(
+    classroom: Classroom,
+) -> None:
+    old_id = _old_student(classroom)
+    newcomer = PersonRow("new-9", "Bob New", "shared@x.org", "Bob", "New", "S-999", STUDENT)
+    with classroom.transaction() as session:
+        counts = upsert_people(session, [newcomer], sent_now={"new-9"})
+    assert counts.taken_over == []
+    assert [s.sourced_id for s in counts.skipped] == ["new-9"]
+    assert "shared@x.org" in counts.skipped[0].reason
+    with classroom.session() as session:
+        old = session.get(Person, old_id)
+        assert old is not None and (old.sis_sourced_id, old.name) == ("old-1", "Ann Old")
+
+
+def test_a_renumbered_person_with_a_sign_in_token_or_admin_role_is_not_taken_over(
+    classroom: Classroom,
+) -> None:
+    from sislink.classroom.models import ApiToken, LoginAccount
+
+    same = PersonRow("new-1", "Ann Old", "shared@x.org", "Ann", "Old", "S-100", STUDENT)
+    for holds in ("login", "token", "admin"):
+        with classroom.transaction() as session:
+            session.execute(delete(ApiToken))
+            session.execute(delete(LoginAccount))
+            session.execute(delete(Person))
+        old_id = _old_student(classroom)
+        with classroom.transaction() as session:
+            if holds == "login":
+                session.add(LoginAccount(person_id=old_id, password_hash="argon2-hash"))
+            elif holds == "token":
+                session.add(ApiToken(person_id=old_id, token_hash="0" * 64, label="t"))
+            else:
+                person = session.get(Person, old_id)
+                assert person is not None
+                person.is_admin = True
+        with classroom.transaction() as session:
+            counts = upsert_people(session, [same], sent_now={"new-1"})
+        assert counts.taken_over == [], holds
+        assert [s.sourced_id for s in counts.skipped] == ["new-1"], holds
+        with classroom.session() as session:
+            assert session.scalar(select(Person.sis_sourced_id).where(Person.id == old_id)) == (
+                "old-1"
+            )
+
+
+def test_a_renumbered_person_the_sis_names_alike_keeps_their_row_and_it_is_reported(
+    classroom: Classroom,
+) -> None:
+    old_id = _old_student(classroom)
+    # The same identifier, another spelling of the name: the same person, re-numbered.
+    renumbered = PersonRow("new-1", "Annie Old", "shared@x.org", "Annie", "Old", "S-100", STUDENT)
+    with classroom.transaction() as session:
+        counts = upsert_people(session, [renumbered], sent_now={"new-1"})
+    assert counts.taken_over == [("old-1", "new-1")]
+    assert counts.skipped == []
+    with classroom.session() as session:
+        assert session.scalar(select(Person.sis_sourced_id).where(Person.id == old_id)) == "new-1"

@@ -353,6 +353,8 @@ async def test_a_person_the_sis_renumbered_keeps_their_row_by_email(classroom: C
         store.put("user", bumped(student, sourcedId="renumbered-student"))
         report = await run_import(classroom, connection_id, full=True)
     assert "duplicate_emails" not in report.warnings
+    renumbered = report.warnings["people_renumbered"].examples[0]
+    assert student["sourcedId"] in renumbered and "renumbered-student" in renumbered
     with classroom.session() as session:
         person = session.get(Person, before)
         assert person is not None

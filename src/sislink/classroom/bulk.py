@@ -40,11 +40,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from sislink.classroom.models import (
+    ApiToken,
     Class,
     Course,
     Enrolment,
     EnrolmentRole,
     GradingPeriod,
+    LoginAccount,
     Person,
     Role,
     School,
@@ -73,6 +75,8 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
     skipped: list[SkippedRow] = field(default_factory=list)
+    # A person re-numbered by the SIS: (old SIS id, new SIS id) of each row taken over.
+    taken_over: list[tuple[str, str]] = field(default_factory=list)
 
     def __add__(self, other: UpsertCounts) -> UpsertCounts:
         return UpsertCounts(
@@ -80,6 +84,7 @@ class UpsertCounts:
             self.updated + other.updated,
             self.unchanged + other.unchanged,
             [*self.skipped, *other.skipped],
+            [*self.taken_over, *other.taken_over],
         )
 
     @property
@@ -557,8 +562,11 @@ def upsert_people(
     Emails are unique whatever their case: a SIS person whose email another person already
     uses is skipped with a reason, never merged by guesswork. The one exception is a SIS that
     re-numbered a person: the email's holder has a SIS id that is no longer active, or that
-    the SIS no longer sends (`sent_now`: a full import's person ids), and the new id takes
-    their row over. The admin role is local and never changed by an import.
+    the SIS no longer sends (`sent_now`: a full import's person ids), the SIS says the same
+    identifier or the same given and family name (an email alone is re-issued to new people),
+    and the holder has no sign-in, API token or admin role (a takeover would hand those to
+    whoever the SIS now names). Then the new id takes their row over, reported in
+    `taken_over`. The admin role is local and never changed by an import.
     """
     table = _table(Person)
     unique_rows = _dedupe(rows)
@@ -621,9 +629,11 @@ def upsert_people(
                     not holder["active"]
                     or (sent_now is not None and holder["sis_sourced_id"] not in sent_now)
                 )
-                if found is None and (holder["sis_sourced_id"] is None or renumbered):
-                    # A person made here before the import, or one whose old SIS id the SIS
-                    # no longer sends (it re-numbered them): the same person, by their email.
+                if found is None and holder["sis_sourced_id"] is None:
+                    found = holder  # a person made here before the import: adopted by email
+                elif found is None and renumbered and _same_person(session, holder, row):
+                    # The SIS re-numbered them: the same person, corroborated beyond the email.
+                    plan.counts.taken_over.append((holder["sis_sourced_id"], row.sourced_id))
                     found = holder
                 else:
                     owner = holder["sis_sourced_id"] or "a person made in sislink"
@@ -632,6 +642,32 @@ def upsert_people(
             claimed_emails[key] = row.sourced_id
         plan.add(found, values)
     return plan.write(session, table)
+
+
+def _same_person(session: Session, holder: dict[str, Any], row: PersonRow) -> bool:
+    """Whether a SIS person with a held email is the holder re-numbered, not someone new who
+    was given an old person's email: the SIS must say the same identifier, or the same given
+    and family name; and a row with a sign-in, API tokens or the admin role is never handed
+    over on the SIS's word."""
+
+    def same(ours: Any, theirs: str | None) -> bool:
+        return (
+            bool(ours)
+            and bool(theirs)
+            and str(ours).strip().casefold() == ((theirs or "").strip().casefold())
+        )
+
+    corroborated = same(holder["sis_identifier"], row.identifier) or (
+        same(holder["given_name"], row.given_name) and same(holder["family_name"], row.family_name)
+    )
+    if not corroborated:
+        return False
+    person_id = holder["id"]
+    if session.scalar(select(Person.is_admin).where(Person.id == person_id)):
+        return False
+    if session.scalar(select(LoginAccount.person_id).where(LoginAccount.person_id == person_id)):
+        return False
+    return session.scalar(select(ApiToken.id).where(ApiToken.person_id == person_id)) is None
 
 
 @dataclass(frozen=True, slots=True)

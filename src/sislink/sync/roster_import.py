@@ -873,6 +873,13 @@ def _record(
             entity,
             f"{skipped.sourced_id!r}: {skipped.reason}",
         )
+    for old_id, new_id in counts.taken_over:
+        report.warn(
+            "people_renumbered",
+            entity,
+            f"{new_id!r} took over the row of {old_id!r} (same email, and the same identifier "
+            "or name): the SIS re-numbered them; check it is the same person",
+        )
     state.seen[entity].update(ids)
 
 
