@@ -28,6 +28,7 @@ from sislink.classroom.models import (
     ClassLink,
     EnrolmentRole,
     Job,
+    JobStatus,
     Mark,
     MarkExportReport,
     MarkState,
@@ -372,3 +373,27 @@ def test_the_class_page_shows_the_export_of_every_class_while_it_exports_this_cl
     with school.served.classroom.transaction() as session:
         jobs.release_lock(session, every.id, class_lock)  # it moved on to the next class
     assert 'id="export-marks"' in teacher.get(f"/classes/{cid}").text
+
+
+def test_the_live_export_page_says_an_export_that_left_items_out_needs_attention(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    with school.served.classroom.transaction() as session:
+        job = jobs.queue_job(
+            session, Actor.system(), "mark_export", class_id=cid, lock_key=f"page-test:{cid}"
+        )
+        jobs.start_job(session, job.id)
+        refused = "not accepted by the SIS: Essay: the SIS has no category c-9"
+        jobs.finish_job(
+            session,
+            job.id,
+            JobStatus.NEEDS_ATTENTION,
+            {"writes": 3, "attention": {"count": 2, "reasons": [refused]}},
+        )
+        job_id = job.id
+    page = teacher.get(f"/classes/{cid}/export/{job_id}")
+    ended = re.search(r'id="export-ended">([^<]*)<', page.text)
+    assert ended is not None and "needs attention" in ended.group(1), page.text
+    assert "succeeded" not in ended.group(1)
+    assert "2 items not exported" in page.text and refused in page.text

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom
-from sislink.classroom.models import ExportRecord, JobStatus
+from sislink.classroom.models import ExportRecord, Job, JobStatus
 from sislink.classroom.services import connections
 from sislink.jobs.mark_export import run_class_export
 from sislink.oneroster.provider.server import running_provider
@@ -114,3 +114,34 @@ async def test_a_class_export_job_that_cannot_export_fails_saying_why_and_keeps_
     with classroom.session() as session:
         (kept,) = report_history(session, world.class_id)
         assert kept.outcome == "failed" and kept.job_id == run.job.job_id
+
+
+@pytest.mark.anyio
+async def test_an_export_the_sis_partly_refused_needs_attention_saying_what_and_why(
+    classroom: Classroom,
+) -> None:
+    with running_provider(profile="generic-1.2", students=60) as sis:
+        world = await build_world(sis, classroom, students=2)
+        homework = world.facts.category_titled("Homework")
+        assert homework is not None
+        good = world.add_coursework("Tests work", category="Tests")
+        bad = world.add_coursework("Homework work", category="Homework")
+        for student in world.students:
+            world.mark(good, student, score=5)
+            world.mark(bad, student, score=6)
+        sis.store.delete("category", homework)  # the SIS refuses the Homework lineItem
+        run = await run_class_export(classroom, world.teacher, world.class_id)
+    (report,) = run.reports
+    assert report.outcome is ExportOutcome.PARTIAL
+    # Not `succeeded`: the job says what the SIS did not take, and why, in its own words.
+    assert run.job.status is JobStatus.NEEDS_ATTENTION
+    with classroom.session() as session:
+        job = session.get(Job, run.job.job_id)
+        assert job is not None and job.status == JobStatus.NEEDS_ATTENTION
+        entry = (job.report or {})["attention"]
+    failed = [i for i in report.items if i.outcome is Outcome.FAILED]
+    assert failed and entry["count"] >= len(failed)
+    assert any(
+        "not accepted by the SIS: Homework work" in why and homework in why
+        for why in entry["reasons"]
+    ), entry

@@ -115,6 +115,13 @@ async def test_the_export_of_every_class_leaves_a_class_to_its_own_running_expor
             "running"
         )
         assert by_class[second.class_id].outcome is ExportOutcome.SUCCEEDED
+        # A class left out is not a success: the job needs attention, naming the class.
+        assert every.job.status is JobStatus.NEEDS_ATTENTION
+        with classroom.session() as session:
+            kept = session.get(Job, every.job.job_id)
+            assert kept is not None
+            (why,) = (kept.report or {})["attention"]["reasons"]
+        assert why.startswith(f"{left.class_title!r} was not exported: Not exported by this job")
         own = await alone
         assert own.job.status is JobStatus.SUCCEEDED
         assert own.writes == COURSEWORK * (1 + STUDENTS)

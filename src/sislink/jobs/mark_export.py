@@ -4,7 +4,9 @@ job runner (one export per class at a time, progress, a Job row with the report'
 The job stops when asked (cancelled, or its connection disconnected): no write is sent after
 that, what was sent stays in the ledger, and the job ends cancelled with the report so far.
 Every class gets a report kept in its history, also one that could not be exported; the job
-fails (after all the classes) when a class could not be exported because of the SIS.
+fails (after all the classes) when a class could not be exported because of the SIS. A job that
+finished but left something out ends needs_attention, saying what: items the SIS refused (a
+partial export), items skipped for a reason to act on, classes of an --all export refused.
 
 The CLI, the console and the scheduler call these; `execute_job` runs the registered kinds by
 id in a worker.
@@ -34,7 +36,7 @@ from sislink.jobs.runner import (
 )
 from sislink.sync import preflight
 from sislink.sync.errors import SyncError
-from sislink.sync.export_report import ExportOutcome, ExportReport
+from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome
 from sislink.sync.mark_export import export_all_classes, export_one_class
 from sislink.sync.sis_client import open_sis_client
 
@@ -158,18 +160,34 @@ async def export_all_work(
 
 
 def _attention_of(reports: list[ExportReport], *, name_classes: bool = False) -> dict[str, Any]:
-    """The job report's `attention` entry (the runner then ends the job needs_attention): how
-    many items were skipped for a reason someone must act on, and the first reasons."""
+    """The job report's `attention` entry (the runner then ends the job needs_attention): what
+    was not exported and someone must know of: for an export of several classes, every class
+    refused (busy with another export, no permission...), named with why; items the SIS refused
+    (a partial export: the next export finishes them), each with the SIS's reason; and items
+    skipped for a reason someone must act on. Such a job never ends `succeeded`."""
     count = 0
-    reasons: list[str] = []
+    failed_reasons: list[str] = []
+    skipped_reasons: list[str] = []
+    refused_reasons: list[str] = []
     for report in reports:
+        prefix = f"{report.class_title}: " if name_classes else ""
+        if name_classes and report.refused is not None:
+            count += 1
+            refused_reasons.append(f"{report.class_title!r} was not exported: {report.refused}")
+        failed = [item for item in report.items if item.outcome is Outcome.FAILED]
+        if failed:
+            count += len(failed)
+            for item in failed:
+                said = f"{prefix}not accepted by the SIS: {item.in_words()}"
+                if said not in failed_reasons:
+                    failed_reasons.append(said)
         entry = report.attention()
         if entry is None:
             continue
         count += int(entry["count"])
-        prefix = f"{report.class_title}: " if name_classes else ""
-        reasons.extend(prefix + reason for reason in entry["reasons"])
-    return attention(count, reasons)
+        skipped_reasons.extend(prefix + reason for reason in entry["reasons"])
+    # Refused classes first (a whole class is the most to act on), then refused items.
+    return attention(count, refused_reasons + failed_reasons + skipped_reasons)
 
 
 def _failed_classes(failed: list[ExportReport], total: int) -> str:
