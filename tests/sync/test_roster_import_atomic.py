@@ -247,6 +247,31 @@ async def test_invalid_records_keep_their_people_and_the_job_needs_attention(
 
 
 @pytest.mark.anyio
+async def test_an_invalid_grading_period_or_teacher_is_not_deactivated_and_is_reported_as_such(
+    classroom: Classroom,
+) -> None:
+    with running_provider(students=40) as running:
+        connection_id = connect(classroom, running)
+        await run_import(classroom, connection_id)
+        store = running.store
+        period = next(s for s in store.iter_all("academicSession") if s["type"] == "gradingPeriod")
+        teacher = next(u for u in store.iter_all("user") if u["roles"][0]["role"] == "teacher")
+        store.put("academicSession", bumped(period, status="Active!"))
+        store.put("user", bumped(teacher, status="Active!"))
+        report = await run_import(classroom, connection_id, full=True)
+    rejected = {(r["sourced_id"], r["entity"]) for r in report.rejected}
+    assert rejected == {
+        (period["sourcedId"], "grading_periods"),
+        (teacher["sourcedId"], "teachers"),
+    }
+    assert report.counts["grading_periods"].deactivated == 0
+    assert report.counts["teachers"].deactivated == 0
+    held = classroom_roster(classroom)
+    assert period["sourcedId"] in held["grading_periods"]
+    assert teacher["sourcedId"] in held["teachers"]
+
+
+@pytest.mark.anyio
 async def test_teachers_without_an_email_get_the_warning_students_get(
     classroom: Classroom,
 ) -> None:

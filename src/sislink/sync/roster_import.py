@@ -438,12 +438,17 @@ class _Reader:
         """An invalid record is not a deletion: its row stays as it was, and it is reported."""
         sourced_id = record.get("sourcedId")
         reason = _first_problem(exc)
+        entities = _entities_of(label, record)
+        entity = entities[0]
         report = self.state.report
-        report.counts[label].skipped += 1
-        report.warn("invalid_records", label, f"{sourced_id!r} from {endpoint}: {reason}")
-        report.reject(label, str(sourced_id) if sourced_id is not None else "", reason)
+        report.counts[entity].skipped += 1
+        report.warn("invalid_records", entity, f"{sourced_id!r} from {endpoint}: {reason}")
+        report.reject(entity, str(sourced_id) if sourced_id is not None else "", reason)
         if isinstance(sourced_id, str):
-            self.state.seen[label].add(sourced_id)
+            # Seen as whatever it may be: a grading period (or a teacher) that does not
+            # validate is not deactivated for it either.
+            for fed in entities:
+                self.state.seen[fed].add(sourced_id)
 
     def _after_batch(self, label: str, read: int, total: int | None) -> None:
         if self.progress is not None:
@@ -462,6 +467,39 @@ def _stopping_on_bad_pages(endpoint: str) -> Iterator[None]:
             f"sent a page that is not valid OneRoster ({exc}). Ask the SIS vendor to fix it, "
             "then import again."
         ) from None
+
+
+# The entities one stream feeds: academic sessions are terms and grading periods, users are
+# teachers and students.
+_STREAM_FEEDS = {"terms": ("terms", "grading_periods"), "students": ("students", "teachers")}
+
+
+def _entities_of(label: str, record: dict[str, Any]) -> list[str]:
+    """The entities an invalid record of this stream may be, the likeliest first (from its
+    raw type or roles); all of the stream's when the record does not say."""
+    feeds = _STREAM_FEEDS.get(label)
+    if feeds is None:
+        return [label]
+    if label == "terms":
+        kind = record.get("type")
+        likely = (
+            "grading_periods"
+            if kind == "gradingPeriod"
+            else "terms"
+            if kind in TERM_TYPES
+            else None
+        )
+    else:
+        said = record.get("roles")
+        roles = (
+            {str(r.get("role")) for r in said if isinstance(r, dict)}
+            if isinstance(said, list)
+            else set()
+        )
+        if isinstance(record.get("role"), str):
+            roles.add(record["role"])  # OneRoster 1.1: one role
+        likely = "teachers" if "teacher" in roles else "students" if "student" in roles else None
+    return [likely, *(f for f in feeds if f != likely)] if likely else list(feeds)
 
 
 def _first_problem(exc: ValidationError) -> str:
