@@ -247,6 +247,41 @@ async def test_invalid_records_keep_their_people_and_the_job_needs_attention(
 
 
 @pytest.mark.anyio
+async def test_a_held_import_ends_no_moved_enrolment_and_the_guard_counts_them(
+    classroom: Classroom,
+) -> None:
+    with running_provider(students=80) as running:
+        connection_id = connect(classroom, running)
+        await run_import(classroom, connection_id)
+        store = running.store
+        students = [e for e in store.iter_all("enrollment") if e["role"] == "student"]
+        other_class = next(
+            e for e in students if e["class"]["sourcedId"] != students[0]["class"]["sourcedId"]
+        )
+        # A quarter of the enrolment ids now name another class: each is an enrolment ended.
+        moved = [
+            e
+            for e in students[: len(students) // 4]
+            if e["class"]["sourcedId"] != other_class["class"]["sourcedId"]
+        ]
+        for enrolment in moved:
+            store.put("enrollment", bumped(enrolment, **{"class": other_class["class"]}))
+        report = await run_import(classroom, connection_id, full=True)
+    assert report.status == "on_hold"
+    assert "enrolments" in (report.hold_reason or "")
+    assert report.counts["enrolments"].deactivated == 0
+    assert "enrolments_moved_held" in report.warnings
+    with classroom.session() as session:
+        for enrolment in moved:
+            row = session.scalars(
+                select(Enrolment).where(Enrolment.sis_sourced_id == enrolment["sourcedId"])
+            ).one()
+            klass = session.get(Class, row.class_id)
+            assert row.active and klass is not None
+            assert klass.sis_sourced_id == enrolment["class"]["sourcedId"]  # as it was
+
+
+@pytest.mark.anyio
 async def test_an_invalid_grading_period_or_teacher_is_not_deactivated_and_is_reported_as_such(
     classroom: Classroom,
 ) -> None:

@@ -703,22 +703,7 @@ def end_moved_enrolments(
     swap places never meet.
     """
     table = _table(Enrolment)
-    unique_rows = _dedupe(rows)
-    classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
-    people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
-    wanted = {
-        row.sourced_id: (classes[row.class_sourced_id], people[row.person_sourced_id], row)
-        for row in unique_rows
-        if row.class_sourced_id in classes and row.person_sourced_id in people
-    }
-    columns = ["sis_sourced_id", "class_id", "person_id", "role"]
-    existing = _fetch_by(session, table, "sis_sourced_id", list(wanted), columns)
-    moved_rows = [
-        (found, wanted[sourced_id])
-        for sourced_id, found in existing.items()
-        if (found["class_id"], found["person_id"], found["role"])
-        != (wanted[sourced_id][0], wanted[sourced_id][1], str(wanted[sourced_id][2].role))
-    ]
+    moved_rows = _moved(session, rows, cache)
     if not moved_rows:
         return []
     class_ids = _fetch_by(
@@ -745,6 +730,35 @@ def end_moved_enrolments(
         )
         for found, (_, _, row) in moved_rows
     ]
+
+
+def _moved(
+    session: Session, rows: Iterable[EnrolmentRow], cache: SourcedIdCache | None
+) -> list[tuple[dict[str, Any], tuple[int, int, EnrolmentRow]]]:
+    unique_rows = _dedupe(rows)
+    classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
+    people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
+    wanted = {
+        row.sourced_id: (classes[row.class_sourced_id], people[row.person_sourced_id], row)
+        for row in unique_rows
+        if row.class_sourced_id in classes and row.person_sourced_id in people
+    }
+    columns = ["sis_sourced_id", "class_id", "person_id", "role"]
+    existing = _fetch_by(session, _table(Enrolment), "sis_sourced_id", list(wanted), columns)
+    return [
+        (found, wanted[sourced_id])
+        for sourced_id, found in existing.items()
+        if (found["class_id"], found["person_id"], found["role"])
+        != (wanted[sourced_id][0], wanted[sourced_id][1], str(wanted[sourced_id][2].role))
+    ]
+
+
+def find_moved_enrolments(
+    session: Session, rows: Iterable[EnrolmentRow], cache: SourcedIdCache | None = None
+) -> set[str]:
+    """The SIS ids of these enrolments that now name another class, person or role (read only:
+    `end_moved_enrolments` ends them)."""
+    return {found["sis_sourced_id"] for found, _ in _moved(session, rows, cache)}
 
 
 def upsert_enrolments(

@@ -58,6 +58,7 @@ from sislink.classroom.bulk import (
     deactivate,
     end_moved_enrolments,
     find_missing,
+    find_moved_enrolments,
     upsert_classes,
     upsert_courses,
     upsert_enrolments,
@@ -184,6 +185,8 @@ class _State:
     deleted: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in ENTITIES})
     # An entity whose stream did not finish (categories refused) must not be deactivated.
     incomplete: set[str] = field(default_factory=set)
+    # Enrolments whose SIS id now names another class, person or role (see _apply).
+    moved: list[EnrolmentRow] = field(default_factory=list)
 
 
 async def import_roster(
@@ -266,7 +269,18 @@ def _apply_in_one_transaction(
             for entity, ids in deactivations.items():
                 for sourced_id in ids[:5]:
                     report.example(entity, "deactivate", sourced_id)
-            hold = _shrink_guard(deactivations, _active_counts(session), shrink_threshold)
+            hold = _shrink_guard(
+                deactivations, _active_counts(session), shrink_threshold, moved=len(state.moved)
+            )
+            if report.dry_run or hold is None:
+                _apply_moved_enrolments(session, state, batch_size)
+            elif state.moved:
+                report.warn(
+                    "enrolments_moved_held",
+                    "enrolments",
+                    f"{len(state.moved)} enrolment ids now name another class, person or role; "
+                    "they are ended and started again by the next import that is not held",
+                )
             if report.dry_run:
                 for entity, ids in deactivations.items():
                     report.counts[entity].deactivated += len(ids)
@@ -787,12 +801,15 @@ def _apply(
                 upsert = partial(upsert_people, session, rows, sent_now=people_sent)
                 _record(session, state, label, Person, rows, upsert)
     incoming = {row.sourced_id for row in roster.enrolments}
-    for enrolments in batches(roster.enrolments):
-        for moved in end_moved_enrolments(session, enrolments, cache):
-            state.report.counts["enrolments"].deactivated += 1
-            state.report.warn("enrolments_moved", "enrolments", moved.sentence)
+    # Enrolments whose id now names another class, person or role wait for the shrink guard:
+    # ending them is a deactivation (`_apply_moved_enrolments`, when the import is not held).
+    moved_ids = set().union(
+        *(find_moved_enrolments(session, rows, cache) for rows in batches(roster.enrolments))
+    )
+    state.moved = [row for row in roster.enrolments if row.sourced_id in moved_ids]
+    staying = [row for row in roster.enrolments if row.sourced_id not in moved_ids]
     renumbered = None if not state.full else incoming
-    for enrolments in batches(roster.enrolments):
+    for enrolments in batches(staying):
         enrolment_rows = list(enrolments)
         _record(
             session,
@@ -816,6 +833,32 @@ def _apply(
     for sourced_id in roster.unplaced:
         if sourced_id not in placed:
             _keep_or_skip_unplaced(session, sourced_id, roster, state)
+
+
+def _apply_moved_enrolments(session: Session, state: _State, batch_size: int) -> None:
+    """End the enrolments whose id the SIS now uses for another class, person or role, then
+    start the new ones (all ended before any starts, so that ids that swap places never meet)."""
+    moved_rows = state.moved
+    report = state.report
+    # A full import's enrolment ids (as `_apply` gives upsert_enrolments): a re-numbered one
+    # takes its row over from an id the SIS no longer sends.
+    sent_now = set(state.seen["enrolments"]) if state.full else None
+    for start in range(0, len(moved_rows), batch_size):
+        for moved in end_moved_enrolments(
+            session, moved_rows[start : start + batch_size], state.cache
+        ):
+            report.counts["enrolments"].deactivated += 1
+            report.warn("enrolments_moved", "enrolments", moved.sentence)
+    for start in range(0, len(moved_rows), batch_size):
+        rows = moved_rows[start : start + batch_size]
+        _record(
+            session,
+            state,
+            "enrolments",
+            Enrolment,
+            rows,
+            partial(upsert_enrolments, session, rows, state.cache, sent_now=sent_now),
+        )
 
 
 def _keep_or_skip_unplaced(
@@ -1128,12 +1171,19 @@ def _active_counts(session: Session) -> dict[str, int]:
 
 
 def _shrink_guard(
-    deactivations: dict[str, list[str]], active: dict[str, int], threshold: float
+    deactivations: dict[str, list[str]],
+    active: dict[str, int],
+    threshold: float,
+    *,
+    moved: int = 0,
 ) -> str | None:
-    """Why the import must wait for an administrator, or None when it may be applied."""
+    """Why the import must wait for an administrator, or None when it may be applied.
+    Enrolments that `moved` end too: they count with the enrolments deactivated."""
     too_many = []
     for entity in GUARDED:
         going, now = len(deactivations.get(entity, ())), active.get(entity, 0)
+        if entity == "enrolments":
+            going += moved
         if now and going / now > threshold:
             too_many.append(f"{going} of {now} {entity} ({going / now:.0%})")
     if not too_many:
