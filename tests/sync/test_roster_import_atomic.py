@@ -247,6 +247,31 @@ async def test_invalid_records_keep_their_people_and_the_job_needs_attention(
 
 
 @pytest.mark.anyio
+async def test_a_database_error_before_the_transaction_is_the_sentence_too(
+    classroom: Classroom,
+) -> None:
+    """The import reads the database before it writes (its watermark, the categories it
+    knows): a refusal there is reported in words, like one in the transaction, never SQL."""
+    with running_provider(students=40) as running:
+        connection_id = connect(classroom, running)
+        await run_import(classroom, connection_id)
+        with classroom.transaction() as session:
+            session.execute(text("ALTER TABLE roster_sync_state RENAME TO roster_sync_state_away"))
+        try:
+            with pytest.raises(RosterImportFailed) as failed:
+                await run_import(classroom, connection_id)  # a delta reads the watermark first
+        finally:
+            with classroom.transaction() as session:
+                session.execute(
+                    text("ALTER TABLE roster_sync_state_away RENAME TO roster_sync_state")
+                )
+    said = str(failed.value)
+    assert "changed nothing" in said
+    for leak in ("SELECT", "roster_sync_state", "parameters"):
+        assert leak not in said
+
+
+@pytest.mark.anyio
 async def test_a_held_import_ends_no_moved_enrolment_and_the_guard_counts_them(
     classroom: Classroom,
 ) -> None:

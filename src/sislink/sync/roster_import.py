@@ -212,6 +212,46 @@ async def import_roster(
     `before_commit(session)` runs in the write transaction just before it commits (a job renews
     its lease there); whatever it raises, nothing is committed.
     """
+    with _database_refusal_in_words():
+        return await _import_roster(
+            classroom,
+            client,
+            connection_id=connection_id,
+            full=full,
+            dry_run=dry_run,
+            shrink_threshold=shrink_threshold,
+            progress=progress,
+            should_stop=should_stop,
+            batch_size=batch_size,
+            now=now,
+            before_commit=before_commit,
+        )
+
+
+@contextlib.contextmanager
+def _database_refusal_in_words() -> Iterator[None]:
+    """Whatever part of the import the database refuses (its reads before the transaction
+    too), the administrator gets the sentence, never SQL or its parameters."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise RosterImportFailed(_database_refused(exc)) from None
+
+
+async def _import_roster(
+    classroom: Classroom,
+    client: OneRosterClient,
+    *,
+    connection_id: int,
+    full: bool,
+    dry_run: bool,
+    shrink_threshold: float,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+    batch_size: int,
+    now: datetime | None,
+    before_commit: Callable[[Session], None] | None,
+) -> RosterReport:
     started = now or datetime.now(UTC)
     watermark = None if full else _watermark(classroom, connection_id)
     report = RosterReport(mode="full" if watermark is None else "delta", dry_run=dry_run)
