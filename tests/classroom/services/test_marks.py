@@ -315,3 +315,65 @@ def test_a_person_outside_the_class_is_not_named_to_the_teacher(
         marks.set_mark(session, school.ada, work_id, stranger, score=5)
     # A teacher must not learn who holds a person id outside their class.
     assert "Una" not in str(refused.value) and "una@" not in str(refused.value)
+
+
+@pytest.mark.parametrize("bad", ["1e3", "\u0661\u0660", "1_0", "inf", "10,5"])
+def test_points_and_the_limit_are_read_by_the_rule_marks_are_read_by(
+    classroom: Classroom, school: School, bad: str
+) -> None:
+    from sislink.classroom.services import export_settings
+
+    with (
+        pytest.raises(InvalidInput, match="Max points must be a positive number") as refused,
+        classroom.transaction() as session,
+    ):
+        coursework.create_coursework(
+            session, school.ada, school.class_id, title="Big", max_points=bad
+        )
+    assert repr(bad) in str(refused.value)
+    work_id = make_work(classroom, school)
+    with pytest.raises(InvalidInput, match="Max points"), classroom.transaction() as session:
+        coursework.edit_coursework(session, school.ada, work_id, max_points=bad)
+    for limit in (bad, "2e0", "\u0662", "1_5"):
+        with pytest.raises(InvalidInput, match="extra-credit limit"), classroom.transaction() as s:
+            export_settings.change_export_choices(
+                s, school.ada, school.class_id, extra_credit=limit
+            )
+    with classroom.transaction() as session:
+        assert session.get(coursework.Coursework, work_id).max_points == 10  # type: ignore[union-attr]
+        assert export_settings.extra_credit_limit(session, school.class_id) == 2.0
+
+
+def test_lowering_points_or_the_limit_under_existing_marks_is_refused_naming_them(
+    classroom: Classroom, school: School
+) -> None:
+    from sislink.classroom.services import export_settings
+
+    work_id = make_work(classroom, school)  # 10 points, limit 2: up to 20
+    sam, tess = school.student_ids
+    with classroom.transaction() as session:
+        marks.set_mark(session, school.ada, work_id, sam, score=18)
+        marks.set_mark(session, school.ada, work_id, tess, score=9)
+    # 5 points would allow 10: Sam's 18 would be above it.
+    with (
+        pytest.raises(InvalidInput, match="would leave 1 mark above the extra-credit limit") as by,
+        classroom.transaction() as session,
+    ):
+        coursework.edit_coursework(session, school.ada, work_id, max_points="5")
+    assert "'Quiz' / Sam (sam@school.example): 18 of 5" in str(by.value)
+    # A limit of 1.5 allows 15 on 10 points: Sam's 18 again.
+    with (
+        pytest.raises(InvalidInput, match=r"Lowering the extra-credit limit to 1\.5") as by_limit,
+        classroom.transaction() as session,
+    ):
+        export_settings.change_export_choices(
+            session, school.ada, school.class_id, extra_credit="1.5"
+        )
+    assert "Sam (sam@school.example): 18 of 10" in str(by_limit.value)
+    with classroom.transaction() as session:
+        assert session.get(coursework.Coursework, work_id).max_points == 10  # type: ignore[union-attr]
+        assert export_settings.extra_credit_limit(session, school.class_id) == 2.0
+        # Points that keep every mark under the limit are taken (9 allows 18).
+        assert (
+            coursework.edit_coursework(session, school.ada, work_id, max_points=9).max_points == 9
+        )

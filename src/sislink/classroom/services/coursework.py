@@ -13,6 +13,11 @@ from sislink.classroom.errors import Conflict, InvalidInput, NotFound
 from sislink.classroom.models import Category, Coursework, CourseworkState, GradingPeriod
 from sislink.classroom.services.access import Actor, class_for_editing, flush_or_conflict
 from sislink.classroom.services.audit import record_event
+from sislink.classroom.services.export_settings import (
+    extra_credit_limit,
+    refuse_marks_above_limit,
+)
+from sislink.classroom.services.plain_numbers import read_plain_number
 from sislink.classroom.services.unset import UNSET, Unset
 
 
@@ -93,7 +98,18 @@ def edit_coursework(
     if description is not None:
         work.description = description
     if not isinstance(max_points, Unset):
-        work.max_points = parse_max_points(max_points)
+        points = parse_max_points(max_points)
+        if points is not None and (work.max_points is None or points < work.max_points):
+            refuse_marks_above_limit(
+                session,
+                work.class_id,
+                extra_credit_limit(session, work.class_id),
+                change=f"Changing the points of {work.title!r} to {points:g}",
+                keep="the points as they are",
+                coursework_id=work.id,
+                points=points,
+            )
+        work.max_points = points
     new_assign = work.assign_date if isinstance(assign_date, Unset) else assign_date
     new_due = work.due_date if isinstance(due_date, Unset) else due_date
     _set_dates(work, new_assign, new_due)
@@ -142,20 +158,15 @@ def parse_max_points(value: float | int | str | None) -> float | None:
     """Max points as a number; None means the coursework is not marked with points."""
     if value is None:
         return None
-    number = _number(value)
-    if number is None or number <= 0:
+    try:
+        # The rule marks are read by: points of '1e9' (or other scripts' digits) would be read
+        # by float(), and lift any mark under the extra-credit limit.
+        number = read_plain_number(value, subject=f"Max points of {value!r}")
+    except InvalidInput as exc:
+        raise InvalidInput(f"Max points must be a positive number: {exc.message}") from None
+    if number <= 0:
         raise InvalidInput(f"Max points must be a positive number (got {value!r}).")
     return number
-
-
-def _number(value: float | int | str) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value.strip()) if isinstance(value, str) else float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _title(title: str) -> str:

@@ -8,7 +8,6 @@ SIS link. The export reads the same row (`sync.class_link.export_settings`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sislink.classroom.errors import InvalidInput
-from sislink.classroom.models import ClassExportSettings, MissingMarkExport
+from sislink.classroom.models import (
+    ClassExportSettings,
+    Coursework,
+    CourseworkState,
+    Mark,
+    MissingMarkExport,
+    Person,
+)
 from sislink.classroom.services.access import (
     Actor,
     class_for_editing,
@@ -24,6 +30,10 @@ from sislink.classroom.services.access import (
     flush_or_conflict,
 )
 from sislink.classroom.services.audit import record_event
+from sislink.classroom.services.plain_numbers import read_plain_number
+
+# How many marks a refusal lists (the rest are counted).
+NAMED_MARKS = 5
 
 # What a person may type for each choice: "not-submitted" on a command line, "not_submitted"
 # as stored and answered, "not submitted" as the SIS's scoreStatus reads.
@@ -43,12 +53,10 @@ MAX_EXTRA_CREDIT_LIMIT = 100.0
 
 
 def parse_extra_credit_limit(value: float | int | str) -> float:
-    """The limit as a multiple of the points: a number from 1 (no extra credit) to 100."""
-    try:
-        number = float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not 1 <= number <= MAX_EXTRA_CREDIT_LIMIT:
+    """The limit as a multiple of the points: a number from 1 (no extra credit) to 100, typed
+    with plain digits (the rule marks are read by: no 1e3, no other scripts' digits, no 1_0)."""
+    number = read_plain_number(value, subject=f"An extra-credit limit of {value!r}")
+    if not 1 <= number <= MAX_EXTRA_CREDIT_LIMIT:
         raise InvalidInput(
             f"The extra-credit limit is how many times its points a coursework's mark may be, "
             f"from 1 (no extra credit) to {MAX_EXTRA_CREDIT_LIMIT:g}, not {value!r}."
@@ -145,6 +153,14 @@ def change_export_choices(
         )
         session.add(row)
     before = _choices(class_id, row)
+    if limit is not None and limit < before.extra_credit_limit:
+        refuse_marks_above_limit(
+            session,
+            class_id,
+            limit,
+            change=f"Lowering the extra-credit limit to {limit:g}",
+            keep="the limit as it is",
+        )
     if chosen is not None:
         row.missing_as = chosen
     if export_drafts is not None:
@@ -164,6 +180,48 @@ def change_export_choices(
             {"title": klass.title, "before": before.as_json(), "after": after.as_json()},
         )
     return after
+
+
+def refuse_marks_above_limit(
+    session: Session,
+    class_id: int,
+    limit: float,
+    *,
+    change: str,
+    keep: str,
+    coursework_id: int | None = None,
+    points: float | None = None,
+) -> None:
+    """InvalidInput, naming them, when marks of the class would be above `limit` times their
+    coursework's points (with `points` for `coursework_id`, when its points are changing): a
+    change of points or limit must not leave marks that no way of setting a mark would take,
+    and that the export would then send."""
+    rows = session.execute(
+        select(Mark.score, Mark.coursework_id, Coursework.title, Coursework.max_points, Person)
+        .join(Coursework, Coursework.id == Mark.coursework_id)
+        .join(Person, Person.id == Mark.student_id)
+        .where(
+            Coursework.class_id == class_id,
+            Coursework.state != CourseworkState.DELETED,
+            Mark.score.is_not(None),
+        )
+        .order_by(Coursework.id, Person.name, Person.id)
+    ).all()
+    above: list[str] = []
+    for score, work_id, title, max_points, student in rows:
+        held = points if work_id == coursework_id else max_points
+        if held is not None and score is not None and score > held * limit:
+            who = student.email or student.sis_identifier or student.name
+            above.append(f"{title!r} / {student.name} ({who}): {score:g} of {held:g}")
+    if not above:
+        return
+    listed = "; ".join(above[:NAMED_MARKS])
+    more = f"; and {len(above) - NAMED_MARKS} more" if len(above) > NAMED_MARKS else ""
+    raise InvalidInput(
+        f"{change} would leave {len(above)} mark{'s' if len(above) != 1 else ''} above the "
+        f"extra-credit limit ({limit:g} times the points): {listed}{more}. Lower those marks "
+        f"first, or keep {keep}. Nothing was changed."
+    )
 
 
 def _row(session: Session, class_id: int) -> ClassExportSettings | None:

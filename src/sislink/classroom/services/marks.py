@@ -8,8 +8,6 @@ refuses a mark above the class's extra-credit limit (by default twice the course
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -27,11 +25,8 @@ from sislink.classroom.models import (
 from sislink.classroom.services.access import Actor, flush_or_conflict
 from sislink.classroom.services.coursework import coursework_for_editing
 from sislink.classroom.services.export_settings import extra_credit_limit
+from sislink.classroom.services.plain_numbers import read_plain_number
 from sislink.classroom.services.unset import UNSET, Unset
-
-# A mark as typed: digits 0-9, at most one decimal point (or comma, where allowed), nothing else.
-_PLAIN_NUMBER = re.compile(r"(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)", re.ASCII)
-_EXPONENT = re.compile(r"[-+]?(?:[0-9]+[.,]?[0-9]*|[.,][0-9]+)[eE][-+]?[0-9]+", re.ASCII)
 
 
 def parse_score(value: float | int | str | None, *, decimal_comma: bool = False) -> float | None:
@@ -45,36 +40,7 @@ def parse_score(value: float | int | str | None, *, decimal_comma: bool = False)
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool):
-        raise InvalidInput(f"A mark of {value!r} is not a number.")
-    if not isinstance(value, str):
-        number = float(value)
-        if not math.isfinite(number):
-            raise InvalidInput(f"A mark of {value!r} is not a number.")
-        if number < 0:
-            raise InvalidInput(f"A mark cannot be negative (got {value!r}).")
-        return number
-    text = value.strip()
-    if text.startswith("-") and _PLAIN_NUMBER.fullmatch(text[1:]):
-        raise InvalidInput(f"A mark cannot be negative (got {value!r}).")
-    if _EXPONENT.fullmatch(text):
-        raise InvalidInput(
-            f"A mark of {value!r} is in exponent notation, which is not read as a mark: "
-            "type the number itself, with digits 0-9."
-        )
-    if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text):
-        raise InvalidInput(
-            f"A mark of {value!r} has digits other than 0-9, which are not read as a mark: "
-            "type it with the digits 0-9."
-        )
-    if not _PLAIN_NUMBER.fullmatch(text):
-        raise InvalidInput(f"A mark of {value!r} is not a number.")
-    if "," in text and not decimal_comma:
-        raise InvalidInput(
-            f"A mark of {value!r} has a comma, which could be a decimal or a thousands "
-            f"separator: write decimals with a point ({text.replace(',', '.')})."
-        )
-    return float(text.replace(",", "."))
+    return read_plain_number(value, subject=f"A mark of {value!r}", decimal_comma=decimal_comma)
 
 
 def check_extra_credit(work: Coursework, score: float, limit: float) -> None:
