@@ -32,7 +32,9 @@ def test_disconnect_cancels_queued_jobs_and_asks_running_ones_to_stop(
         connections.disconnect(session, admin)
     with classroom.session() as session:
         queued_job, running_job, other_job = (jobs.get_job(session, i) for i in ids)
-        assert queued_job.status == JobStatus.CANCELLED and queued_job.active_lock is None
+        assert (
+            queued_job.status == JobStatus.CANCELLED and jobs.find_unfinished(session, "a") is None
+        )
         assert running_job.status == JobStatus.RUNNING and running_job.cancel_requested
         assert other_job.status == JobStatus.QUEUED and not other_job.cancel_requested
         event = session.query(AuditEvent).filter_by(action="sis.disconnected").one()
