@@ -251,3 +251,20 @@ async def test_a_1_2_sis_without_class_categories_offers_the_district_s_and_keep
             )
         )
     assert district <= offered  # choosable for coursework
+
+
+@pytest.mark.anyio
+async def test_a_cancel_stops_the_per_class_categories_calls(classroom: Classroom) -> None:
+    from sislink.sync.roster_import import RosterImportCancelled
+
+    shape = Shape(plain_categories=True)
+    with shaped_provider(shape, students=60) as running:
+        connection_id = connect(classroom, running)
+        classes = sum(1 for _ in running.store.iter_all("class"))
+        with pytest.raises(RosterImportCancelled):
+            await run_import(
+                classroom, connection_id, should_stop=lambda: shape.class_category_calls > 0
+            )
+    assert shape.class_category_calls < classes  # not one call per class after the cancel
+    with classroom.session() as session:
+        assert session.scalar(select(Class.id)) is None  # nothing applied

@@ -870,9 +870,7 @@ def _apply(
             partial(upsert_categories, session, category_rows, cache),
         )
     placed = {row.sourced_id for row in roster.categories} | roster.shared_categories
-    for sourced_id in roster.unplaced:
-        if sourced_id not in placed:
-            _keep_or_skip_unplaced(session, sourced_id, roster, state)
+    _keep_or_skip_unplaced(session, [s for s in roster.unplaced if s not in placed], roster, state)
 
 
 def _apply_moved_enrolments(session: Session, state: _State, batch_size: int) -> None:
@@ -902,29 +900,37 @@ def _apply_moved_enrolments(session: Session, state: _State, batch_size: int) ->
 
 
 def _keep_or_skip_unplaced(
-    session: Session, sourced_id: str, roster: _Roster, state: _State
+    session: Session, sourced_ids: list[str], roster: _Roster, state: _State
 ) -> None:
-    """A category that names no class, and that no class was asked about: a category the
-    classroom has already keeps its class (title and weight updated); any other is skipped."""
-    title, weight = roster.unplaced[sourced_id]
-    class_sis_id = session.scalar(
-        select(Class.sis_sourced_id)
-        .join(Category, Category.class_id == Class.id)
-        .where(Category.sis_sourced_id == sourced_id)
-    )
-    if class_sis_id is None:
-        state.report.counts["categories"].skipped += 1
-        state.report.warn("categories_without_class", "categories", repr(sourced_id))
-        return
-    rows = [CategoryRow(sourced_id, class_sis_id, title, weight)]
-    _record(
-        session,
-        state,
-        "categories",
-        Category,
-        rows,
-        partial(upsert_categories, session, rows, state.cache),
-    )
+    """Categories that name no class, and that no class was asked about: a category the
+    classroom has already keeps its class (title and weight updated); any other is skipped.
+    Their classes are looked up together, and upserted together."""
+    class_of: dict[str, str] = {}
+    for start in range(0, len(sourced_ids), 5000):
+        for category_id, class_sis_id in session.execute(
+            select(Category.sis_sourced_id, Class.sis_sourced_id)
+            .join(Class, Class.id == Category.class_id)
+            .where(Category.sis_sourced_id.in_(sourced_ids[start : start + 5000]))
+        ):
+            if category_id is not None and class_sis_id is not None:
+                class_of[category_id] = class_sis_id
+    rows = []
+    for sourced_id in sourced_ids:
+        if sourced_id not in class_of:
+            state.report.counts["categories"].skipped += 1
+            state.report.warn("categories_without_class", "categories", repr(sourced_id))
+            continue
+        title, weight = roster.unplaced[sourced_id]
+        rows.append(CategoryRow(sourced_id, class_of[sourced_id], title, weight))
+    if rows:
+        _record(
+            session,
+            state,
+            "categories",
+            Category,
+            rows,
+            partial(upsert_categories, session, rows, state.cache),
+        )
 
 
 def _row_count(roster: _Roster) -> int:
