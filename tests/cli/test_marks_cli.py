@@ -605,6 +605,22 @@ def test_sheets_as_excel_saves_them_semicolons_tabs_and_decimal_commas_are_read(
     assert _scores(world, "Essay")[a] == 8.5  # unchanged
 
 
+def test_a_title_holding_the_other_separator_does_not_change_how_the_sheet_is_split(
+    world: World, tmp_path: Path
+) -> None:
+    world.add_coursework("Unit 1; quiz", points=10)
+    world.add_coursework("Unit 2, essay", points=10)
+    a, b, _ = _emails(world)
+    # A comma sheet whose header holds one semicolon (unquoted) and one comma.
+    code, done = _sheet_import(world, tmp_path, f"email,Unit 1; quiz\n{a},7\n{b},8.5\n")
+    assert code == 0 and done == {"imported": 2, "problems": []}, done
+    assert _scores(world, "Unit 1; quiz") == {a: 7.0, b: 8.5}
+    # A semicolon sheet whose header holds one comma, with a decimal comma.
+    code, done = _sheet_import(world, tmp_path, f"email;Unit 2, essay\n{a};6,5\n{b};9\n")
+    assert code == 0 and done == {"imported": 2, "problems": []}, done
+    assert _scores(world, "Unit 2, essay") == {a: 6.5, b: 9.0}
+
+
 def test_a_sheet_is_refused_row_by_row_where_it_would_be_guessed(
     world: World, tmp_path: Path
 ) -> None:

@@ -2,11 +2,12 @@
 per coursework title, read into marks with the same rule as every other way of setting a mark.
 
 What spreadsheets write is read: commas, semicolons or tabs between cells (Excel in a
-comma-decimal locale writes semicolons; its "Unicode text" is tab-separated), found from the
-header row; in a semicolon- or tab-separated sheet a comma is a decimal comma (8,5), since it
+comma-decimal locale writes semicolons; its "Unicode text" is tab-separated), found from how
+each splits the header and the first rows; in a semicolon- or tab-separated sheet a comma is a decimal comma (8,5), since it
 cannot separate cells. What would be guessed is refused, cell by cell or row by row, each with
 the sheet's own row number: two columns for one coursework, two rows for one student, a
-student not in the class (named by email), a mark that is not a plain number.
+student not in the class (only the class's students are looked among, so nobody outside it is
+named), a mark that is not a plain number.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ STUDENT_COLUMNS = frozenset(
 # Cell separators a sheet may use, in the order a tie in the header row is settled.
 SEPARATORS = ("\t", ";", ",")
 SEPARATOR_NAMES = {"\t": "tab", ";": "semicolon", ",": "comma"}
+# How many rows after the header are read to tell the separator.
+SNIFFED_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,48 @@ class SheetImport:
 
 
 def sniff_separator(text: str) -> str:
-    """The separator of the header row (the first line): the one it holds most of, outside
-    quotes; a comma when it holds none."""
+    """The separator the sheet was written with: the one that splits the header into columns
+    (two at least) and the most of the first rows after it into two cells up to the header's
+    width (a row may end early, never have more cells); a tie goes to the wider header, then
+    to the order of SEPARATORS. A title may hold another separator ('Unit 1; quiz' in a comma
+    sheet), so counting them in the header alone could pick the wrong one. When none fits,
+    the header row's most common separator outside quotes (a comma when it holds none)."""
+    best: tuple[int, int, int] | None = None
+    chosen = ""
+    for order, separator in enumerate(SEPARATORS):
+        rows = _first_rows(text, separator)
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        # A row of one cell, or of more cells than the header, is not split as written.
+        fitting = sum(1 for row in rows[1:] if 1 < len(row) <= width)
+        key = (fitting, width, -order)
+        if best is None or key > best:
+            best, chosen = key, separator
+    if chosen:
+        return chosen
+    return _most_in_header(text)
+
+
+def _first_rows(text: str, separator: str) -> list[list[str]]:
+    """The first few non-blank rows as `separator` would split them (fewer if they cannot be
+    read: the whole read then says why)."""
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+            if len(rows) > SNIFFED_ROWS:
+                break
+    except csv.Error:
+        pass
+    return rows
+
+
+def _most_in_header(text: str) -> str:
+    """The separator the header row (the first line) holds most of, outside quotes; a comma
+    when it holds none."""
     header = text.split("\n", 1)[0]
     outside: list[str] = []
     quoted = False
