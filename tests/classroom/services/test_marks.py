@@ -377,3 +377,49 @@ def test_lowering_points_or_the_limit_under_existing_marks_is_refused_naming_the
         assert (
             coursework.edit_coursework(session, school.ada, work_id, max_points=9).max_points == 9
         )
+
+
+def _statements_to_import(classroom: Classroom, school: School, sheet_text: str) -> int:
+    from sqlalchemy import event
+
+    from sislink.classroom.services import gradebook_sheet
+
+    sheet = gradebook_sheet.read_sheet(sheet_text)
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(classroom.engine, "before_cursor_execute", count)
+    try:
+        with classroom.transaction() as session:
+            done = gradebook_sheet.import_sheet(session, school.ada, school.class_id, sheet)
+    finally:
+        event.remove(classroom.engine, "before_cursor_execute", count)
+    assert done.problems == [], done.problems
+    return len(seen)
+
+
+def test_a_sheet_costs_a_few_statements_per_cell_not_the_access_checks_again(
+    classroom: Classroom, school: School
+) -> None:
+    from sislink.classroom.models import Person
+
+    titles = [f"Work {n}" for n in range(8)]
+    with classroom.transaction() as session:
+        for title in titles:
+            coursework.create_coursework(
+                session, school.ada, school.class_id, title=title, max_points=10
+            )
+        emails = [session.get(Person, s).email for s in school.student_ids]  # type: ignore[union-attr]
+
+    def sheet(columns: int) -> str:
+        header = ",".join(["email", *titles[:columns]])
+        return header + "\n" + "".join(f"{e}," + ",".join(["5"] * columns) + "\n" for e in emails)
+
+    small = _statements_to_import(classroom, school, sheet(2))  # 4 cells
+    large = _statements_to_import(classroom, school, sheet(8))  # 16 cells
+    per_cell = (large - small) / 12
+    # A savepoint, the mark's row read and written, the savepoint released: no access check,
+    # limit or enrolment read again for every cell.
+    assert per_cell <= 5, (small, large)
