@@ -22,8 +22,8 @@ from sislink.cli.common import (
     out,
     print_json,
 )
-from sislink.jobs.roster import run_roster_import
-from sislink.jobs.runner import attention, needs_attention
+from sislink.jobs.roster import roster_job_report, run_roster_import
+from sislink.jobs.runner import needs_attention
 from sislink.oneroster.consumer import OneRosterError
 from sislink.sync import roster_holds
 from sislink.sync.errors import SyncError
@@ -91,8 +91,7 @@ def import_command(
                         progress=progress,
                     )
                 # What the import would reject, as the job would say it.
-                rejected = attention(*report.not_applied())
-                return {"job_id": None, "status": "dry_run", **report.to_dict(), **rejected}
+                return {"job_id": None, "status": "dry_run", **roster_job_report(report)}
 
             result = asyncio.run(plan())
         else:

@@ -28,9 +28,16 @@ from sislink.sync.roster_import import (
     DEFAULT_SHRINK_THRESHOLD,
     Progress,
     RosterImportCancelled,
+    RosterReport,
     import_roster,
 )
 from sislink.sync.sis_client import authorised_connection, open_sis_client
+
+
+def roster_job_report(report: RosterReport) -> dict[str, Any]:
+    """The import's report as its job (or a dry run in the CLI or console) gives it: records
+    it rejected and rows it could not write make it `needs_attention`."""
+    return report.to_dict() | attention(*report.not_applied())
 
 
 async def roster_import_job(
@@ -66,11 +73,9 @@ async def roster_import_job(
             )
         except RosterImportCancelled as stopped:
             raise JobCancelled(stopped.report.to_dict()) from None
-        # Rejected records and rows that could not be written: the job needs attention.
-        not_applied = attention(*report.not_applied())
         if report.status == "on_hold":
-            raise JobHeld(report.hold_reason or "on hold", report.to_dict() | not_applied)
-        return report.to_dict() | not_applied
+            raise JobHeld(report.hold_reason or "on hold", roster_job_report(report))
+        return roster_job_report(report)
 
     if client is not None:
         return await run(client)

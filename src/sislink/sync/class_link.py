@@ -404,33 +404,18 @@ async def refresh_class_facts_for_teacher(
     return await refresh_sis_class_facts(classroom, client, class_id, force=True)
 
 
-async def fresh_facts_for_coursework(
-    classroom: Classroom, client: OneRosterClient, class_id: int
-) -> str | None:
-    """Before a teacher adds coursework: read the class's SIS facts if they are stale, so its
-    SIS categories are there to choose. Returns why they could not be read (the SIS is down,
-    the class is not linked) in words, or None; the teacher can add coursework either way."""
-    with classroom.session() as session:
-        if connections.class_link(session, class_id) is None:
-            return None
-        if kept_sis_class_facts(session, class_id) is not None:
-            return None
-    try:
-        await refresh_sis_class_facts(classroom, client, class_id)
-    except (OneRosterError, SyncError, NotFound, InvalidInput) as exc:
-        return f"The SIS's categories could not be read now ({exc}); those known are offered."
-    return None
-
-
 async def fresh_facts_before_coursework(classroom: Classroom, class_id: int) -> str | None:
-    """`fresh_facts_for_coursework` with the connection's own client; a class that is not
-    linked, or a SIS that is not connected, asks nothing (coursework is added all the same)."""
+    """Before a teacher adds coursework: read the class's SIS facts if they are stale, so its
+    SIS categories are there to choose, with the connection's own client. Returns why they
+    could not be read (the SIS is down or not connected, the class is no longer linked) in
+    words, or None; a class that is not linked asks nothing. Coursework is added either way."""
     with classroom.session() as session:
         link = connections.class_link(session, class_id)
         if link is None or kept_sis_class_facts(session, class_id) is not None:
             return None
     try:
         async with open_sis_client(classroom) as client:
-            return await fresh_facts_for_coursework(classroom, client, class_id)
-    except (OneRosterError, SyncError) as exc:
+            await refresh_sis_class_facts(classroom, client, class_id)
+    except (OneRosterError, SyncError, NotFound, InvalidInput) as exc:
         return f"The SIS's categories could not be read now ({exc}); those known are offered."
+    return None

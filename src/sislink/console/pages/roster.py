@@ -31,7 +31,10 @@ from sislink.console.pages.base import (
     render,
 )
 from sislink.jobs import runner, schedule
-from sislink.jobs.roster import roster_import_job  # noqa: F401  (registers the job kind)
+from sislink.jobs.roster import (  # noqa: F401  (roster_import_job registers the job kind)
+    roster_import_job,
+    roster_job_report,
+)
 from sislink.oneroster.consumer import OneRosterError
 from sislink.sync import roster_holds
 from sislink.sync.errors import SyncError
@@ -146,7 +149,7 @@ async def dry_run(
         message = exc.message if isinstance(exc, (SyncError, ClassroomError)) else str(exc)
         return _page(request, who, classroom, problem=message, status_code=409)
     # What the import would reject, as its job would say it.
-    planned = report.to_dict() | runner.attention(*report.not_applied())
+    planned = roster_job_report(report)
     return _page(request, who, classroom, dry_run=planned)
 
 
