@@ -314,13 +314,9 @@ def _apply_in_one_transaction(
             )
             if report.dry_run or hold is None:
                 _apply_moved_enrolments(session, state, batch_size)
-            elif state.moved:
-                report.warn(
-                    "enrolments_moved_held",
-                    "enrolments",
-                    f"{len(state.moved)} enrolment ids now name another class, person or role; "
-                    "they are ended and started again by the next import that is not held",
-                )
+            else:
+                for row in state.moved:  # left as they were: the next applied import moves them
+                    report.warn("enrolments_moved_held", "enrolments", repr(row.sourced_id))
             if report.dry_run:
                 for entity, ids in deactivations.items():
                     report.counts[entity].deactivated += len(ids)

@@ -54,6 +54,13 @@ WARNING_TEXT: dict[str, str] = {
     "for them stays as it was (they are not deactivated): correct them in the SIS",
     "admins_not_deactivated": "administrators no longer in the SIS were kept active so that "
     "nobody is locked out; deactivate them by hand if they left",
+    "people_renumbered": "people took over the row of a person the SIS no longer sends (same "
+    "email, and the same identifier or name: the SIS re-numbered them); check each is the "
+    "same person",
+    "class_categories_not_served": "call to classes/{id}/categories answered 404: the SIS does "
+    "not list a class's own categories, so each linked class is offered the district's",
+    "enrolments_moved_held": "enrolments now name another class or person in the SIS; as the "
+    "import is on hold they were left as they were (the next applied import moves them)",
     "skipped": "records were skipped",
 }
 
