@@ -272,6 +272,30 @@ async def test_a_database_error_before_the_transaction_is_the_sentence_too(
 
 
 @pytest.mark.anyio
+async def test_a_new_enrolment_id_takes_the_place_a_re_used_id_left(classroom: Classroom) -> None:
+    with running_provider(students=40) as running:
+        connection_id = connect(classroom, running)
+        await run_import(classroom, connection_id)
+        store = running.store
+        students = [e for e in store.iter_all("enrollment") if e["role"] == "student"]
+        reused = students[0]
+        elsewhere = next(
+            e
+            for e in students
+            if e["class"]["sourcedId"] != reused["class"]["sourcedId"]
+            and e["user"]["sourcedId"] != reused["user"]["sourcedId"]
+        )
+        # The SIS gives the id to another pair, and the old pair a new id.
+        store.put("enrollment", bumped(reused, **{"class": elsewhere["class"]}))
+        store.put("enrollment", bumped(reused, sourcedId="takes-the-old-place"))
+        report = await run_import(classroom, connection_id, full=True, batch_size=7)
+        assert classroom_roster(classroom)["enrolments"] == provider_roster(store)["enrolments"]
+    assert report.status == "applied"
+    assert "duplicate_enrolments" not in report.warnings
+    assert report.warnings["enrolments_moved"].count == 1
+
+
+@pytest.mark.anyio
 async def test_a_held_import_ends_no_moved_enrolment_and_the_guard_counts_them(
     classroom: Classroom,
 ) -> None:

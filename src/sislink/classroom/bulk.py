@@ -757,8 +757,25 @@ def find_moved_enrolments(
     session: Session, rows: Iterable[EnrolmentRow], cache: SourcedIdCache | None = None
 ) -> set[str]:
     """The SIS ids of these enrolments that now name another class, person or role (read only:
-    `end_moved_enrolments` ends them)."""
-    return {found["sis_sourced_id"] for found, _ in _moved(session, rows, cache)}
+    `end_moved_enrolments` ends them), and of those that take the place a moved one leaves
+    (they can start only once it has ended). Give every enrolment of the import at once."""
+    unique_rows = _dedupe(rows)
+    moved = _moved(session, unique_rows, cache)
+    if not moved:
+        return set()
+    left = {(found["class_id"], found["person_id"], found["role"]) for found, _ in moved}
+    waiting = {found["sis_sourced_id"] for found, _ in moved}
+    classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
+    people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
+    for row in unique_rows:
+        place = (
+            classes.get(row.class_sourced_id),
+            people.get(row.person_sourced_id),
+            str(row.role),
+        )
+        if place in left:
+            waiting.add(row.sourced_id)
+    return waiting
 
 
 def upsert_enrolments(

@@ -839,9 +839,7 @@ def _apply(
     incoming = {row.sourced_id for row in roster.enrolments}
     # Enrolments whose id now names another class, person or role wait for the shrink guard:
     # ending them is a deactivation (`_apply_moved_enrolments`, when the import is not held).
-    moved_ids = set().union(
-        *(find_moved_enrolments(session, rows, cache) for rows in batches(roster.enrolments))
-    )
+    moved_ids = find_moved_enrolments(session, roster.enrolments, cache)
     state.moved = [row for row in roster.enrolments if row.sourced_id in moved_ids]
     staying = [row for row in roster.enrolments if row.sourced_id not in moved_ids]
     renumbered = None if not state.full else incoming
