@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from connected_for_jobs import save_authorised_connection
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict, db, open_classroom
@@ -98,6 +99,32 @@ async def test_a_failing_job_is_recorded_as_failed_with_a_plain_message(
     assert outcome.status is JobStatus.FAILED
     assert outcome.error == "RuntimeError: the SIS said no"
     assert job_row(sqlite_classroom, outcome.job_id).report == {"error": outcome.error}
+
+
+@pytest.mark.anyio
+async def test_a_job_the_database_refused_says_so_without_its_sql_or_parameters(
+    sqlite_classroom: Classroom, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error's text carries the statement and its parameters (people's data): the
+    report shown to administrators and the log keep neither."""
+
+    async def work(context: JobContext) -> Mapping[str, Any]:
+        with context.classroom.transaction() as session:
+            session.execute(
+                text("INSERT INTO job (id, kind) VALUES (:id, :kind)"),
+                {"id": context.job_id, "kind": "Secret Pupil Name"},
+            )
+        return {}
+
+    with caplog.at_level(logging.WARNING, logger="sislink.jobs"):
+        outcome = await run_job(sqlite_classroom, kind="test", actor=Actor.system(), work=work)
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.error is not None
+    assert "database refused" in outcome.error and "IntegrityError" in outcome.error
+    stored = job_row(sqlite_classroom, outcome.job_id).report["error"]
+    for shown in (outcome.error, stored, caplog.text):
+        assert "Secret Pupil Name" not in shown
+    assert "INSERT" not in outcome.error and "INSERT" not in stored
 
 
 @pytest.mark.anyio

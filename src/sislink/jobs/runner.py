@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
@@ -301,9 +301,19 @@ async def _run_work(
         exc = _sole_error(caught)
         message = _plain(exc)
         # sislink's own errors are sentences that say it all; anything else is a bug to trace.
-        logger.warning(
-            "job %s (%s) failed: %s", job_id, context.kind, message, exc_info=not _ours(exc)
-        )
+        if isinstance(exc, SQLAlchemyError):
+            # Its traceback would carry the statement's parameters (people's data) into the log.
+            logger.warning(
+                "job %s (%s) failed: %s [statement: %s]",
+                job_id,
+                context.kind,
+                message,
+                getattr(exc, "statement", None),
+            )
+        else:
+            logger.warning(
+                "job %s (%s) failed: %s", job_id, context.kind, message, exc_info=not _ours(exc)
+            )
         heartbeat.stop()
         return _finish(classroom, job_id, JobStatus.FAILED, {"error": message}, error=message)
     status = JobStatus.NEEDS_ATTENTION if needs_attention(report) else JobStatus.SUCCEEDED
@@ -504,7 +514,23 @@ def _ours(exc: BaseException) -> bool:
 
 
 def _plain(exc: BaseException) -> str:
+    if isinstance(exc, SQLAlchemyError):
+        return _database_sentence(exc)
     text = str(exc).strip()
     if _ours(exc):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _database_sentence(exc: SQLAlchemyError) -> str:
+    """A database error in words, without its SQL or parameters: the job's report is shown to
+    administrators, and the statement's parameters are people's data (or worse)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    if isinstance(exc, DBAPIError) and first_line.startswith("("):
+        first_line = ""  # SQLAlchemy's own wrapper text starts with the driver's class name
+    said = f" ({type(cause).__name__}: {first_line})" if first_line else ""
+    return (
+        f"The classroom's database refused this job's work{said}; nothing more was done. "
+        "Run it again; if it fails the same way, the operator's log has the details."
+    )
