@@ -385,6 +385,72 @@ class GoogleConnection(Base):
         )
 
 
+class GoogleCourseLink(Base):
+    """A classroom class pushed into Google Classroom as one course (issue 13). The course is
+    found again by `alias` (a `d:` domain alias derived from the SIS identity, never from the
+    host URL), so a retry, a crash or a reconnect of either side never makes a second one.
+    A row is written only for courses sislink created (or found by its own alias): courses made
+    by hand in Classroom never get one and are never touched."""
+
+    __tablename__ = "google_course_link"
+    __table_args__ = (UniqueConstraint("domain", "alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"), unique=True)
+    # The Google Workspace domain the course lives in: another domain is another course.
+    domain: Mapped[str] = mapped_column(String(255))
+    # The course's alias without its `d:` prefix, e.g. `sislink-<uuid5>`.
+    alias: Mapped[str] = mapped_column(String(255))
+    # Google's own course id (what `alternateLink` and the API answer with); NULL until known.
+    course_id: Mapped[str | None] = mapped_column(String(100))
+    # The course's state as last seen: PROVISIONED, ACTIVE, DECLINED, ARCHIVED, SUSPENDED.
+    course_state: Mapped[str | None] = mapped_column(String(ENUM_LENGTH))
+    alternate_link: Mapped[str | None] = mapped_column(String(2000))
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    roster_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Grade pull: the greatest `updateTime` seen (RFC 3339 text, as Google sends it) and when.
+    grades_watermark: Mapped[str | None] = mapped_column(String(40))
+    grades_pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_grade_job_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class GoogleCourseMember(Base):
+    """A teacher or student that sislink itself added to a course. Removal when the SIS ends
+    an enrolment touches only these rows: people a teacher added by hand are never removed."""
+
+    __tablename__ = "google_course_member"
+    __table_args__ = (UniqueConstraint("link_id", "email_key", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("google_course_link.id", ondelete="CASCADE"), index=True
+    )
+    # Lower-case email: Classroom matches users by their Google email address.
+    email_key: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(ENUM_LENGTH))  # "teacher" or "student"
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class GoogleCourseworkLink(Base):
+    """A Classroom courseWork item pulled into the classroom as one coursework (issue 13):
+    the coursework then exports to the SIS like any other, with its derived ids and ledger."""
+
+    __tablename__ = "google_coursework_link"
+    __table_args__ = (UniqueConstraint("link_id", "course_work_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("google_course_link.id", ondelete="CASCADE"), index=True
+    )
+    coursework_id: Mapped[int] = mapped_column(
+        ForeignKey("coursework.id", ondelete="CASCADE"), unique=True
+    )
+    course_work_id: Mapped[str] = mapped_column(String(100))
+    # The courseWork's `updateTime` when last pulled (RFC 3339 text).
+    update_time: Mapped[str | None] = mapped_column(String(40))
+
+
 class ClassLink(Base):
     """A classroom class linked to one SIS class: one SIS class per classroom class, and one
     classroom class per SIS class of a connection (the unique index below). Links of another
