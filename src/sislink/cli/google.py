@@ -36,6 +36,13 @@ google_app = typer.Typer(
 )
 
 
+sync_app = typer.Typer(
+    help="Sync with Google Classroom: the roster into Classroom, Classroom's grades back.",
+    no_args_is_help=True,
+)
+google_app.add_typer(sync_app, name="sync")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(google_app, name="google")
 
