@@ -716,3 +716,30 @@ class SignInFailure(Base):
 
 Index("ix_sign_in_failure_account", SignInFailure.account_key, SignInFailure.failed_at)
 Index("ix_sign_in_failure_address", SignInFailure.address, SignInFailure.failed_at)
+
+
+class OperatorSummary(Base):
+    """A summary e-mail to the administrators (operations/summary.py): the morning summary of
+    a day (`kind` "daily", one row per day in the school's time zone: the unique key lets one
+    process of several claim it), one asked for (`sislink summary send`, "on_request"), or the
+    alert for a job put on hold ("hold", one per job). The daily and asked-for rows remember
+    what they covered, so the next summary tells what ran since."""
+
+    __tablename__ = "operator_summary"
+    __table_args__ = (UniqueConstraint("kind", "day"), UniqueConstraint("kind", "job_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    day: Mapped[date | None] = mapped_column(Date)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    # "sending" (claimed by `claimed_by`), "sent", "nothing" (nothing to tell: no e-mail), or
+    # "failed" (the SMTP server refused or was away; `error` says how, tried again later).
+    outcome: Mapped[str] = mapped_column(String(20), default="sending")
+    claimed_by: Mapped[str | None] = mapped_column(String(300))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    covered_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(String(500))
