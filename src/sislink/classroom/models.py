@@ -696,9 +696,71 @@ class ConsoleSession(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The OpenID Connect provider the person signed in with; None: with their password.
+    # Removing the provider ends its sessions.
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oidc_provider.id", ondelete="CASCADE"), index=True, default=None
+    )
 
     def __repr__(self) -> str:
         return f"ConsoleSession(id={self.id!r}, person_id={self.person_id!r}, key=<hidden>)"
+
+
+class OidcProvider(Base):
+    """An OpenID Connect provider people may sign in with (issue 18): the school's Google
+    Workspace, Microsoft Entra ID, or any other. The client secret is kept sealed, or read at
+    run time from the environment variable named here; never in clear."""
+
+    __tablename__ = "oidc_provider"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(2000), unique=True)
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret_sealed: Mapped[str | None] = mapped_column(Text, default=None)
+    client_secret_env: Mapped[str | None] = mapped_column(String(200), default=None)
+    domain: Mapped[str | None] = mapped_column(String(255), default=None)
+    admin_group: Mapped[str | None] = mapped_column(String(255), default=None)
+    from_environment: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return f"OidcProvider(id={self.id!r}, issuer={self.issuer!r}, secret=<hidden>)"
+
+
+class OidcPending(Base):
+    """A sign-in sent to a provider and not back yet: the browser's cookie holds the `state`,
+    only its SHA-256 is kept here with the nonce and the sealed PKCE verifier. Used once: the
+    row goes when the provider's answer comes back (or after ten minutes)."""
+
+    __tablename__ = "oidc_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("oidc_provider.id", ondelete="CASCADE"), index=True
+    )
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier_sealed: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    next_path: Mapped[str] = mapped_column(String(2000), default="/")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"OidcPending(id={self.id!r}, provider_id={self.provider_id!r}, state=<hidden>)"
+
+
+class SignInSetting(Base):
+    """How people may sign in to the console (one row): whether the password form is offered.
+    Password sign-in is on until an administrator turns it off (once a provider has worked)."""
+
+    __tablename__ = "sign_in_setting"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    password_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
 class SignInFailure(Base):
