@@ -614,6 +614,23 @@ class MarkExportReport(Base):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
+class ClassExportState(Base):
+    """What a class's last mark export that sent everything it planned was made from: a digest
+    of its inputs (marks, coursework, categories, students, settings, link, SIS facts, ledger).
+    While an export finds the same digest, it has nothing to send and asks the SIS nothing."""
+
+    __tablename__ = "class_export_state"
+
+    class_id: Mapped[int] = mapped_column(
+        ForeignKey("class.id", ondelete="CASCADE"), primary_key=True
+    )
+    sis_identity: Mapped[str] = mapped_column(String(300))
+    inputs_digest: Mapped[str] = mapped_column(String(64))
+    # The items of that export by kind and outcome, as an unchanged export reports them.
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    exported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
 Index(
     "ix_class_link_sis_class",
     ClassLink.connection_id,
