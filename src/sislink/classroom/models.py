@@ -558,7 +558,8 @@ class ExportRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(ENUM_LENGTH))
     object_id: Mapped[int] = mapped_column(Integer)
-    sis_identity: Mapped[str] = mapped_column(String(300))
+    # Indexed: an export reads its class's ledger by it (without, each read scans every class's).
+    sis_identity: Mapped[str] = mapped_column(String(300), index=True)
     sis_sourced_id: Mapped[str] = mapped_column(String(255), index=True)
     content_hash: Mapped[str | None] = mapped_column(String(128))
     last_status: Mapped[str] = mapped_column(String(50))

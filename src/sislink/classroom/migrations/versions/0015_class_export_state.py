@@ -1,5 +1,6 @@
 """The inputs digest of a class's last clean mark export (issue 15): an export of a class
-whose inputs have not changed since sends nothing and asks the SIS nothing.
+whose inputs have not changed since sends nothing and asks the SIS nothing. And an index on
+export_record.sis_identity: an export reads its class's ledger by it.
 
 Revision ID: 0015
 Revises: 0014
@@ -29,7 +30,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["class_id"], ["class.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("class_id"),
     )
+    op.create_index(
+        "ix_export_record_sis_identity", "export_record", ["sis_identity"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_export_record_sis_identity", table_name="export_record")
     op.drop_table("class_export_state")
