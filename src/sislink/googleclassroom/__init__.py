@@ -7,6 +7,7 @@ Knows nothing of sislink's classroom or of OneRoster; `sync/` joins the worlds.
 from sislink.googleclassroom.client import (
     DEFAULT_API_ENDPOINT,
     SCOPES,
+    CallAttempt,
     CallOutcome,
     ClassroomClient,
     ClientSettings,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_API_ENDPOINT",
     "SCOPES",
     "AlreadyExists",
+    "CallAttempt",
     "CallOutcome",
     "ClassroomClient",
     "ClassroomError",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import logging
 import random
 import socket
 import threading
@@ -73,6 +74,11 @@ MAX_BATCH_SIZE = 50  # Google's batch endpoint takes at most 50 calls (the libra
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "PATCH"})
 _REQUIRED_KEY_FIELDS = ("client_email", "private_key", "private_key_id", "token_uri", "client_id")
+# Classroom answers every success 200; the library raises for 300 and above, and a batch's own
+# answer and the calls inside it reach us without their status when they succeed.
+SUCCESS_STATUS = 200
+
+logger = logging.getLogger("sislink.googleclassroom")
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,19 @@ class CallOutcome:
 RequestMaker = Callable[[Resource], HttpRequest]
 
 
+@dataclass(frozen=True)
+class CallAttempt:
+    """One attempt at a call, as `ClassroomClient.call_observers` are told of it: the API
+    method (`courses.list`; "batch" for a batch's own round trip, whose calls are then told one
+    by one), the HTTP method, the HTTP status (None when no answer came) and the attempt's
+    number (0 first, 1 and on for retries)."""
+
+    call: str
+    method: str
+    status: int | None
+    attempt: int
+
+
 class MovingMinuteLimiter:
     """At most `limit` call starts in any 60 s: Google's quotas counted the way Google counts."""
 
@@ -253,6 +272,8 @@ class ClassroomClient:
         self.calls_made = 0  # HTTP round trips (a batch is one)
         self.retries = 0
         self.waits: collections.deque[float] = collections.deque(maxlen=200)  # backoffs taken
+        # Told of every attempt (metrics); this package imports nothing of sislink's to do it.
+        self.call_observers: list[Callable[[CallAttempt], None]] = []
 
     def __repr__(self) -> str:
         return f"ClassroomClient({self.key.client_email!r} as {self.admin_email!r} at {self.api_endpoint!r})"
@@ -378,6 +399,14 @@ class ClassroomClient:
             self.calls_made += calls
             self.retries += retries
 
+    def _observe(self, call: str, method: str, status: int | None, attempt: int) -> None:
+        seen = CallAttempt(call, method, status, attempt)
+        for observer in self.call_observers:
+            try:
+                observer(seen)
+            except Exception:  # a watcher's fault must never fail a call to Classroom
+                logger.warning("a call observer failed", exc_info=True)
+
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         """Seconds to wait before retry `attempt` (0 first): Retry-After when the answer had
         one, else exponential backoff with jitter (half to all of base x 2^attempt, capped)."""
@@ -423,10 +452,15 @@ class ClassroomClient:
             service = self.service(subject)
             request = make(service)
             call = _call_name(request)
+            answered: list[int] = []
+            request.add_response_callback(functools.partial(_note_status, answered))
             self._before_send(service, subject, 1)
             try:
                 self._count(calls=1)
-                answer = request.execute(num_retries=0)
+                try:
+                    answer = request.execute(num_retries=0)
+                finally:
+                    self._observe(call, request.method, answered[-1] if answered else None, attempt)
                 if not isinstance(answer, dict):
                     raise ValueError("not a JSON object")
                 return answer
@@ -550,8 +584,10 @@ class ClassroomClient:
             try:
                 self._count(calls=1)
                 batch.execute()
+                self._observe("batch", "POST", SUCCESS_STATUS, attempt)
             except HttpError as exc:
                 status = int(exc.resp.status)
+                self._observe("batch", "POST", status, attempt)
                 if status in RETRYABLE_STATUSES and attempt < self.settings.max_retries:
                     self._count(retries=1)
                     time.sleep(self._backoff(attempt, exc.resp.get("retry-after")))
@@ -578,6 +614,7 @@ class ClassroomClient:
                     outcomes[i].error = refused
                 return
             except (httplib2.HttpLib2Error, OSError, TransportError) as exc:
+                self._observe("batch", "POST", None, attempt)
                 if attempt < self.settings.max_retries and all(
                     r.method in IDEMPOTENT_METHODS for r in requests.values()
                 ):
@@ -598,6 +635,12 @@ class ClassroomClient:
                 response, exception = answers.get(str(i), (None, None))
                 outcome = outcomes[i]
                 outcome.tries = attempt + 1
+                self._observe(
+                    _call_name(requests[str(i)]),
+                    requests[str(i)].method,
+                    SUCCESS_STATUS if exception is None else int(exception.resp.status),
+                    attempt,
+                )
                 if exception is None and not isinstance(response, dict):
                     outcome.error = MalformedAnswer(
                         f"Google Classroom answered {_call_name(requests[str(i)])} in a batch "
@@ -636,6 +679,11 @@ def _close_connections(service: Resource) -> None:
         for connection in list(connections.values()):
             connection.close()
         connections.clear()
+
+
+def _note_status(into: list[int], resp: Any) -> None:
+    """An `HttpRequest` response callback: keeps the answer's status (errors included)."""
+    into.append(int(resp.status))
 
 
 def _page_request(

@@ -6,6 +6,9 @@ Counted as things happen, in the process where they happen:
 - every attempt at a SIS call by endpoint, method and status, retries, 429s, and the writes the
   SIS accepted (`observe_sis_call`, told of each attempt by the OneRoster consumer, which
   imports nothing of sislink's: sync/sis_client.py hands it this function);
+- every attempt at a Google Classroom call by API method, HTTP method and status, retries,
+  429s and the writes Classroom accepted (`observe_google_call`, told by the Classroom client,
+  which imports nothing of sislink's either: sync/google_connection.py hands it this function);
 - items skipped by reason (mark export items by their skip reason, fed by jobs/; roster
   import warnings by their code, read from the job's report).
 
@@ -93,6 +96,35 @@ ITEMS_SKIPPED = Counter(
 )
 
 
+GOOGLE_CALLS = Counter(
+    "sislink_google_calls",
+    "Attempts at Google Classroom calls (retries included), by API method ('courses.list'; "
+    "'batch' for a batch's own round trip, whose calls count under their own names), HTTP "
+    "method and status ('none' when no answer came).",
+    ["call", "method", "status"],
+    registry=PROCESS_REGISTRY,
+)
+GOOGLE_RETRIES = Counter(
+    "sislink_google_retries",
+    "Google Classroom call attempts that were retries, by API method.",
+    ["call"],
+    registry=PROCESS_REGISTRY,
+)
+GOOGLE_RATE_LIMITED = Counter(
+    "sislink_google_rate_limited",
+    "Google Classroom answers 429 (quota exhausted), by API method.",
+    ["call"],
+    registry=PROCESS_REGISTRY,
+)
+GOOGLE_WRITES = Counter(
+    "sislink_google_writes",
+    "Writes (POST, PATCH, PUT, DELETE) Google Classroom accepted, by API method.",
+    ["call", "method"],
+    registry=PROCESS_REGISTRY,
+)
+GOOGLE_WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
 class SisCallAttempt(Protocol):
     """What the consumer says of each attempt (oneroster.consumer.client.CallAttempt)."""
 
@@ -118,6 +150,33 @@ def observe_sis_call(seen: SisCallAttempt) -> None:
     # The token endpoint's POST asks for a token: it writes nothing to the SIS.
     if seen.method in WRITE_METHODS and seen.endpoint != "token" and accepted:
         SIS_WRITES.labels(seen.endpoint, seen.method).inc()
+
+
+class GoogleCallAttempt(Protocol):
+    """What the Classroom client says of each attempt (googleclassroom.client.CallAttempt)."""
+
+    @property
+    def call(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def attempt(self) -> int: ...
+
+
+def observe_google_call(seen: GoogleCallAttempt) -> None:
+    """Count one attempt at a Classroom call (a `call_observers` entry of its client)."""
+    status = str(seen.status) if seen.status is not None else "none"
+    GOOGLE_CALLS.labels(seen.call, seen.method, status).inc()
+    if seen.attempt > 0:
+        GOOGLE_RETRIES.labels(seen.call).inc()
+    if seen.status == 429:
+        GOOGLE_RATE_LIMITED.labels(seen.call).inc()
+    accepted = seen.status is not None and 200 <= seen.status < 300
+    # A batch's own POST carries the calls inside it, which count for themselves.
+    if seen.method in GOOGLE_WRITE_METHODS and seen.call != "batch" and accepted:
+        GOOGLE_WRITES.labels(seen.call, seen.method).inc()
 
 
 def job_started(kind: str) -> None:

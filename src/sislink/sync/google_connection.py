@@ -36,6 +36,7 @@ from sislink.googleclassroom import (
     ServiceAccountKey,
     TokenRefused,
 )
+from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import AuthorisationFailed, InvalidConnectionDetails, NotConnected
 
 
@@ -173,12 +174,14 @@ def _client(
     if connection.key_sealed is None:
         raise NotConnected("The Google connection has no key (disconnected): connect again.")
     key = ServiceAccountKey.from_json(classroom.secret_box.open(connection.key_sealed))
-    return ClassroomClient(
+    client = ClassroomClient(
         key,
         admin_email=connection.admin_email,
         api_endpoint=connection.api_endpoint,
         settings=settings or ClientSettings(max_retries=2, timeout_s=20),
     )
+    client.call_observers.append(observe_google_call)  # Prometheus (operations/metrics.py)
+    return client
 
 
 def _problem(exc: ClassroomError) -> str:
