@@ -22,6 +22,7 @@ class ObjectKind(StrEnum):
 
     LINE_ITEM = "lineItem"  # one coursework
     RESULT = "result"  # one student's mark on one coursework
+    GOOGLE_COURSE = "googleCourse"  # the Google Classroom course one SIS class becomes
 
 
 def district_identity(partner: str, district_sourced_id: str) -> str:
@@ -55,6 +56,18 @@ def result_sourced_id(
     """
     key = f"{coursework_id}:{student_id}"
     return derived_sourced_id(namespace, sis_identity, ObjectKind.RESULT, key)
+
+
+GOOGLE_ALIAS_PREFIX = "sislink-"
+
+
+def google_course_alias(namespace: uuid.UUID, sis_class_identity: str) -> str:
+    """The Google Classroom course alias of one SIS class, without its `d:` scope: "sislink-"
+    and UUIDv5(namespace, class identity, googleCourse). The same SIS class always names the
+    same course (after a crash, a lost database row, a reconnect of the SIS or of Google); a
+    changed host URL changes nothing, since the class identity holds none."""
+    key = derived_sourced_id(namespace, sis_class_identity, ObjectKind.GOOGLE_COURSE, "course")
+    return GOOGLE_ALIAS_PREFIX + key
 
 
 def _clean(value: str, what: str) -> str:
