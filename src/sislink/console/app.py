@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from sislink.classroom import Classroom, open_classroom
 from sislink.console.background import BackgroundWork
-from sislink.console.pages import accounts, activity, classes, login, setup
+from sislink.console.pages import accounts, activity, class_actions, classes, login, setup
 from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
@@ -94,7 +94,9 @@ def create_app(
     # Probes for load balancers and orchestrators: unauthenticated, status words only.
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics.router, include_in_schema=False)  # SISLINK_METRICS_TOKEN
-    for pages in (login, setup, google_pages, roster_pages, activity, accounts, classes):
+    for pages in (
+        login, setup, google_pages, roster_pages, activity, accounts, class_actions, classes
+    ):
         app.include_router(pages.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

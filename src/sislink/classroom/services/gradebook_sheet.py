@@ -24,6 +24,7 @@ from sislink.classroom.errors import ClassroomError, InvalidInput
 from sislink.classroom.models import (
     Coursework,
     CourseworkState,
+    Mark,
     Person,
 )
 from sislink.classroom.services import marks as mark_service
@@ -315,3 +316,50 @@ def import_sheet(
             imported += 1
     problems.sort(key=lambda p: p.row)
     return SheetImport(imported, problems, sheet.separator)
+
+
+def write_sheet(session: Session, actor: Actor, class_id: int) -> str:
+    """The class's gradebook as a comma-separated sheet that `import_sheet` reads back: an
+    `email` column (the SIS identifier for a student without an email), then one column per
+    coursework, its cells a score, EX (excused), M (missing) or empty. Only the class's teachers
+    (or an administrator) may. A cell that a spreadsheet would run as a formula (=, +, -, @)
+    is written with a leading apostrophe."""
+    class_for_editing(session, actor, class_id)
+    works = list(
+        session.scalars(
+            select(Coursework)
+            .where(Coursework.class_id == class_id, Coursework.state != CourseworkState.DELETED)
+            .order_by(Coursework.id)
+        )
+    )
+    students = ClassStudents.of_class(session, class_id).students
+    marks: dict[tuple[int, int], Mark] = {}
+    if works:
+        for mark in session.scalars(
+            select(Mark).where(Mark.coursework_id.in_([w.id for w in works]))
+        ):
+            marks[(mark.coursework_id, mark.student_id)] = mark
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["email", *(_safe_cell(w.title) for w in works)])
+    for student in sorted(students, key=lambda person: (person.name.casefold(), person.id)):
+        named = student.email or student.sis_identifier or student.sis_sourced_id or ""
+        row = [_safe_cell(named)]
+        for work in works:
+            cell = marks.get((work.id, student.id))
+            if cell is None:
+                row.append("")
+            elif cell.excused:
+                row.append("EX")
+            elif cell.score is not None:
+                row.append(f"{cell.score:g}")
+            elif cell.missing:
+                row.append("M")
+            else:
+                row.append("")
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _safe_cell(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

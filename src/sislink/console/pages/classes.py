@@ -934,6 +934,7 @@ def report_page(
             raise PageError(404, f"This class has no export report {report_id}.")
         report = stored_report_json(row)
         title = klass.title
+        can_retry = export_refusal(session, who, class_id) is None
     items = sorted(
         report.get("items", []),
         key=lambda item: (_OUTCOME_ORDER.get(item["outcome"], 9), item["kind"] != "lineItem"),
@@ -941,6 +942,12 @@ def report_page(
     return render(
         request,
         "report.html",
-        {"class_id": class_id, "title": title, "report": report, "items": items},
+        {
+            "class_id": class_id,
+            "title": title,
+            "report": report,
+            "items": items,
+            "can_retry": can_retry,
+        },
         who=who,
     )

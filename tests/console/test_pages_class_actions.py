@@ -1,0 +1,237 @@
+"""What the command line can do, the pages do too, and statuses say what happened: export every
+class, cancel an export or an import, a held import confirmed after reading what it deactivates,
+the gradebook downloaded and imported as a sheet; an export that failed tells the teacher that
+nothing was lost, with Retry and the SIS's answer behind a toggle; a roster import that left
+records out is 'needs attention' with the count, never a green 'succeeded'. No page shows a
+`sislink` command."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from console.console_world import (
+    ADMIN_EMAIL,
+    Console,
+    PageClient,
+    connect_and_authorise,
+    console,
+    import_roster,
+    invite_and_sign_in,
+)
+from sislink.classroom import Actor
+from sislink.classroom.models import Job, JobStatus, Mark, MarkExportReport
+from sislink.classroom.services import jobs, people
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "sislink" / "console" / "templates"
+
+
+@pytest.fixture(scope="module")
+def sis() -> Iterator[RunningProvider]:
+    with running_provider(profile="generic-1.2", students=12) as running:
+        yield running
+
+
+@dataclass
+class School:
+    served: Console
+    admin: PageClient
+    teacher: PageClient
+    class_id: int
+
+    teacher_email: str
+
+    def teacher_actor(self) -> Actor:
+        with self.served.classroom.session() as session:
+            found = people.find_person_by_email(session, self.teacher_email)
+            assert found is not None
+            return Actor.of(found)
+
+
+@pytest.fixture
+def school(sis: RunningProvider, tmp_path: Path) -> Iterator[School]:
+    with console(tmp_path) as served:
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        connect_and_authorise(admin, sis)
+        import_roster(served, admin)
+        teacher = invite_and_sign_in(served, sis.teacher_email)
+        listed = teacher.get("/classes")
+        class_id = int(re.findall(r'href="/classes/(\d+)"', listed.text)[0])
+        yield School(served, admin, teacher, class_id, sis.teacher_email)
+
+
+def test_no_page_tells_a_person_to_run_a_sislink_command() -> None:
+    shown = {
+        path.name: re.findall(r"<code>sislink [^<]*</code>", path.read_text())
+        for path in TEMPLATES.glob("*.html")
+    }
+    assert {name: found for name, found in shown.items() if found} == {}
+
+
+def test_a_teacher_exports_every_class_from_my_classes_and_reads_each_outcome(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    teacher.post(
+        f"/classes/{cid}/coursework",
+        {"title": "Quiz", "points": "10", "publish": "on", "export_to_sis": "on"},
+    )
+    assert 'id="export-all"' in teacher.get("/classes").text
+    started = teacher.post("/classes/export-all", {})
+    assert re.search(r"/classes/exports/\d+$", str(started.url)), started.url
+    school.served.background.wait_idle()
+    page = teacher.get(str(started.url))
+    # The Quiz has no due date: skipped, so the export needs attention, with the count.
+    assert 'class="badge needs_attention">needs attention: 1 not applied' in page.text, page.text
+    row = page.text.split(f'<tr><td><a href="/classes/{cid}">')[1].split("</tr>")[0]
+    assert 'class="badge needs_attention"' in row and "1 item skipped" in row
+    assert 'class="badge succeeded"' not in row
+    # Another teacher's export of every class is not this teacher's to read.
+    admin_job = school.admin.post("/classes/export-all", {})
+    school.served.background.wait_idle()
+    assert teacher.get(str(admin_job.url)).status_code == 404
+
+
+def test_a_teacher_cancels_their_export_and_not_someone_elses(school: School) -> None:
+    teacher, cid = school.teacher, school.class_id
+    with school.served.classroom.transaction() as session:
+        mine = jobs.queue_job(
+            session, school.teacher_actor(), "mark_export", class_id=cid, lock_key=f"t:{cid}"
+        )
+        others = jobs.queue_job(
+            session, Actor.system(), "mark_export", class_id=cid, lock_key=f"s:{cid}"
+        )
+        mine_id, others_id = mine.id, others.id
+    progress = teacher.get(f"/classes/{cid}/export/{mine_id}")
+    assert 'id="cancel-export"' in progress.text and 'aria-live="polite"' in progress.text
+    done = teacher.post(f"/classes/{cid}/jobs/{mine_id}/cancel", {})
+    assert f"Job {mine_id} is cancelled" in done.text
+    refused = teacher.post(f"/classes/{cid}/jobs/{others_id}/cancel", {})
+    assert refused.status_code == 403
+    assert "Only an administrator may cancel a job someone else started." in refused.text
+    with school.served.classroom.session() as session:
+        assert session.get(Job, mine_id).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+        assert session.get(Job, others_id).status == JobStatus.QUEUED  # type: ignore[union-attr]
+    # The administrator may cancel any job.
+    school.admin.get("/admin/roster")
+    school.admin.post(f"/admin/jobs/{others_id}/cancel", {})
+    with school.served.classroom.session() as session:
+        assert session.get(Job, others_id).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_failed_export_says_nothing_was_lost_offers_retry_and_keeps_the_sis_answer_folded(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    sis_answer = "503 Service Unavailable: upstream gradebook offline"
+    with school.served.classroom.transaction() as session:
+        row = MarkExportReport(
+            class_id=cid,
+            outcome="failed",
+            writes=0,
+            summary={
+                "outcome": "failed",
+                "failed": sis_answer,
+                "counts": {},
+                "writes": 0,
+                "started_at": "2026-10-01T12:00:00+00:00",
+            },
+            items=[],
+        )
+        session.add(row)
+        session.flush()
+        report_id = row.id
+    page = teacher.get(f"/classes/{cid}/reports/{report_id}")
+    failed = page.text.split('id="export-failed"')[1].split("</div>")[0]
+    assert "Nothing was lost" in failed and "the next export" in failed
+    assert 'id="retry-export"' in failed and f'action="/classes/{cid}/export"' in failed
+    details = failed.split("<details")[1]
+    assert sis_answer in details  # the SIS's own words are behind the toggle, not in front
+    assert sis_answer not in failed.split("<details")[0]
+    assert 'class="badge succeeded"' not in teacher.get(f"/classes/{cid}").text
+
+
+def test_a_roster_import_that_left_records_out_is_needs_attention_with_the_count(
+    school: School,
+) -> None:
+    with school.served.classroom.transaction() as session:
+        job = jobs.queue_job(session, Actor.system(), "roster_import", lock_key="r:test")
+        jobs.start_job(session, job.id)
+        jobs.finish_job(
+            session,
+            job.id,
+            JobStatus.NEEDS_ATTENTION,
+            {"mode": "full", "attention": {"count": 7, "reasons": ["bad dates"]}},
+        )
+        job_id = job.id
+    for page in (
+        school.admin.get("/admin/roster"),
+        school.admin.get(f"/admin/roster/jobs/{job_id}"),
+    ):
+        assert "needs attention: 7 not applied" in page.text, page.url
+
+
+def test_a_held_import_is_approved_only_after_reading_what_it_deactivates(
+    school: School,
+) -> None:
+    gone = [f"stu-{n}" for n in range(14)]
+    with school.served.classroom.transaction() as session:
+        job = jobs.queue_job(session, Actor.system(), "roster_import", lock_key="r:hold")
+        jobs.start_job(session, job.id)
+        jobs.hold_job(
+            session,
+            job.id,
+            "The SIS's answer would deactivate 14 of 20 students.",
+            {"deactivations": {"students": gone, "classes": ["c-1"]}, "counts": {}},
+        )
+        job_id = job.id
+    roster = school.admin.get("/admin/roster")
+    assert f'href="/admin/roster/holds/{job_id}/approve"' in roster.text
+    confirm = school.admin.get(f"/admin/roster/holds/{job_id}/approve")
+    said = confirm.text.split('id="what-it-deactivates"')[1]
+    assert "Approving deactivates 15 records" in said
+    assert "14 students" in said and "stu-0" in said and "and 4 more" in said
+    assert 'id="confirm-approve"' in confirm.text
+    discard = school.admin.get(f"/admin/roster/holds/{job_id}/discard")
+    assert "Discarding deactivates nothing" in discard.text
+    school.admin.post(f"/admin/roster/holds/{job_id}/discard", {})
+    again = school.admin.get(f"/admin/roster/holds/{job_id}/approve")
+    assert again.status_code == 409 and "not on hold any more" in again.text
+
+
+def test_the_gradebook_downloads_as_a_sheet_that_imports_back(school: School) -> None:
+    teacher, cid = school.teacher, school.class_id
+    teacher.post(f"/classes/{cid}/coursework", {"title": "=Essay", "points": "20", "publish": "on"})
+    grid = teacher.get(f"/classes/{cid}/gradebook")
+    cells = re.findall(r'<input name="(m\d+_\d+)"', grid.text)
+    teacher.post(f"/classes/{cid}/gradebook", {cells[0]: "18", cells[1]: "EX"})
+    sheet = teacher.get(f"/classes/{cid}/gradebook.csv")
+    assert sheet.headers["content-type"].startswith("text/csv")
+    assert "attachment" in sheet.headers["content-disposition"]
+    lines = sheet.text.lstrip("\ufeff").splitlines()
+    assert lines[0] == "email,'=Essay"  # not run as a formula by a spreadsheet
+    assert sorted(line.split(",")[1] for line in lines[1:])[-2:] == ["18", "EX"]
+
+    # Import: the first student's 18 becomes 19; a stranger's row is refused in words.
+    first = next(line for line in lines[1:] if line.endswith(",18"))
+    changed = f"email,=Essay\n{first[:-3]},19\nnobody@else.example,5\n"
+    done = teacher.post(
+        f"/classes/{cid}/gradebook/import",
+        {"returned": "on"},
+        files={"sheet": ("marks.csv", changed.encode(), "text/csv")},
+    )
+    assert done.status_code == 200, done.text
+    assert "Imported 1 mark, returned to students." in done.text
+    assert "nobody@else.example" in done.text and "1 cell was not imported" in done.text
+    with school.served.classroom.session() as session:
+        scores = sorted(m.score for m in session.scalars(select(Mark)) if m.score is not None)
+    assert scores == [19.0]
+    empty = teacher.post(f"/classes/{cid}/gradebook/import", {})
+    assert empty.status_code == 400 and "Choose the sheet to import" in empty.text
