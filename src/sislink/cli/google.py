@@ -9,9 +9,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from sislink.classroom import ClassroomError
+from sislink.classroom import Actor, ClassroomError
 from sislink.cli.common import (
     AS_OPTION,
+    EXIT_NEEDS_ATTENTION,
     JSON_OPTION,
     actor_for,
     fail,
@@ -264,3 +265,107 @@ def disconnect(as_email: str | None = AS_OPTION, as_json: bool = JSON_OPTION) ->
         print_json(view.as_dict())
         return
     out.print(f"Disconnected from {view.domain}: the key is erased; Classroom is unchanged.")
+
+
+@sync_app.command("roster")
+def sync_roster_command(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Read Classroom and say what would change; change nothing."
+    ),
+    active: bool = typer.Option(
+        False,
+        "--active",
+        help="Create new courses ACTIVE (default: PROVISIONED, for the teacher to accept).",
+    ),
+    approve: int | None = typer.Option(
+        None, "--approve", metavar="JOB", help="Approve the removals of a held sync, and sync."
+    ),
+    discard: int | None = typer.Option(
+        None, "--discard", metavar="JOB", help="Discard the removals of a held sync."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Push the SIS roster into Google Classroom: one course per SIS class (found again by its
+    domain alias), the primary teacher its owner, co-teachers and students added; only people
+    sislink added are ever removed. Exit 3 when something needs attention (or is held)."""
+    import asyncio
+
+    from sislink.jobs import google_roster as roster_job
+    from sislink.sync.google_roster import sync_roster
+
+    classroom = open_from_env()
+    try:
+        actor = Actor.system()
+        try:
+            if discard is not None:
+                result: dict[str, Any] = {
+                    "job_id": discard,
+                    **roster_job.discard_hold(classroom, discard, actor),
+                }
+            elif dry_run:
+                report = sync_roster(classroom, actor, dry_run=True, activate=active)
+                result = {"job_id": None, **roster_job.google_roster_job_report(report)}
+            else:
+                if approve is not None:
+                    outcome = asyncio.run(roster_job.approve_hold(classroom, approve, actor))
+                else:
+                    outcome = asyncio.run(
+                        roster_job.run_google_roster_sync(classroom, actor, activate=active)
+                    )
+                if outcome.status.value == "failed":
+                    fail(f"The roster sync (job {outcome.job_id}) failed: {outcome.error}")
+                result = {
+                    **outcome.report,
+                    "job_id": outcome.job_id,
+                    "job_status": str(outcome.status),
+                }
+        except (SyncError, ClassroomError) as exc:
+            fail(exc.message)
+    finally:
+        classroom.close()
+    if as_json:
+        print_json(result)
+    else:
+        _print_roster_report(result)
+    if result.get("attention") or result.get("status") == "on_hold":
+        raise typer.Exit(EXIT_NEEDS_ATTENTION)
+
+
+def _print_roster_report(report: dict[str, Any]) -> None:
+    status = report.get("status")
+    table = Table(title=f"Roster to Google Classroom ({status}, {report.get('domain', '')})")
+    columns = ("created", "updated", "removed", "unchanged", "skipped", "held")
+    table.add_column("")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, counts in (report.get("counts") or {}).items():
+        table.add_row(name, *(str(counts.get(k, 0)) for k in columns))
+    out.print(table)
+    calls = report.get("calls") or {}
+    if calls:
+        out.print(
+            f"Calls: {calls.get('reads', 0)} reads, {calls.get('writes', 0)} writes "
+            f"in {calls.get('http_requests', 0)} HTTP requests."
+        )
+    for warning in report.get("warnings", []):
+        out.print(f"Warning: {warning}", markup=False, highlight=False)
+    lacking = report.get("categories_not_in_classroom") or []
+    if lacking:
+        out.print(
+            f"{len(lacking)} course(s) lack the SIS's grade categories; Google's API cannot set "
+            "them: the teacher adds them in the course's settings (see --json).",
+            markup=False,
+        )
+    if status == "on_hold":
+        held = report.get("held") or []
+        out.print(f"On hold (job {report.get('job_id')}): {report.get('hold_reason')}")
+        for item in held[:20]:
+            out.print(
+                f"  would remove {item['email']} ({item['role']}) from {item['course']}",
+                markup=False,
+                highlight=False,
+            )
+        out.print(
+            f"Approve: sislink google sync roster --approve {report.get('job_id')}; discard: "
+            f"sislink google sync roster --discard {report.get('job_id')}."
+        )
