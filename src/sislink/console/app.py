@@ -16,10 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from sislink.classroom import Classroom, open_classroom
+from sislink.console import oidc
 from sislink.console.background import BackgroundWork
 from sislink.console.pages import accounts, activity, class_actions, classes, login, setup
 from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
+from sislink.console.pages import sign_in as sign_in_pages
 from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
 from sislink.console.request_ids import RequestIds
 from sislink.console.routes import admin, google, health, metrics, problems, roster, teacher
@@ -98,6 +100,9 @@ def create_app(
         login, setup, google_pages, roster_pages, activity, accounts, class_actions, classes
     ):
         app.include_router(pages.router, include_in_schema=False)
+    # Sign in with the school's accounts (OpenID Connect), and its administrator's page.
+    app.include_router(oidc.router, include_in_schema=False)
+    app.include_router(sign_in_pages.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(LoginRequired)

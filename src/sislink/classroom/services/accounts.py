@@ -43,6 +43,7 @@ from sislink.classroom.models import (
     LoginAccount,
     Person,
     SignInFailure,
+    SignInSetting,
     utc_now,
 )
 from sislink.classroom.secrets import SecretBox
@@ -165,10 +166,15 @@ def sign_in(session: Session, email: str, password: str) -> Person | None:
 
 
 def start_console_session(
-    session: Session, person_id: int, *, lifetime: timedelta = SESSION_LIFETIME
+    session: Session,
+    person_id: int,
+    *,
+    lifetime: timedelta = SESSION_LIFETIME,
+    provider_id: int | None = None,
 ) -> str:
     """A new console session for the person: the key for the browser's cookie (only its hash
-    is stored). Sessions that have expired are cleared on the way."""
+    is stored). Sessions that have expired are cleared on the way. `provider_id`: signed in
+    with that OpenID Connect provider (sign_in.py), not with a password."""
     now = utc_now()
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
     key = secrets.token_urlsafe(32)
@@ -178,6 +184,7 @@ def start_console_session(
             person_id=person_id,
             created_at=now,
             expires_at=now + lifetime,
+            provider_id=provider_id,
         )
     )
     session.flush()
@@ -186,7 +193,8 @@ def start_console_session(
 
 def console_session_person(session: Session, key: str | None) -> Person | None:
     """The person a browser's session key belongs to, if the session has not ended or expired
-    and the person may still sign in (an active administrator or teacher with a password)."""
+    and the person may still sign in (an active administrator or teacher with a password, or
+    signed in with a provider still set; a password session ends when passwords are off)."""
     if not key:
         return None
     row = session.scalars(
@@ -195,8 +203,14 @@ def console_session_person(session: Session, key: str | None) -> Person | None:
     if row is None or row.expires_at < utc_now():
         return None
     person = session.get(Person, row.person_id)
-    if person is None or not may_sign_in(person) or session.get(LoginAccount, person.id) is None:
+    if person is None or not may_sign_in(person):
         return None
+    if row.provider_id is None:
+        setting = session.get(SignInSetting, 1)
+        if session.get(LoginAccount, person.id) is None or (
+            setting is not None and not setting.password_enabled
+        ):
+            return None
     return person
 
 
@@ -219,8 +233,14 @@ def end_sessions_if_not_allowed(session: Session, person_id: int) -> int:
     """End every session of a person who may no longer sign in (inactive, no console role, or
     no password), so that none comes back if they are let in again; returns how many ended."""
     person = session.get(Person, person_id)
-    if person is not None and may_sign_in(person) and has_password(session, person_id):
-        return 0
+    if person is not None and may_sign_in(person):
+        if has_password(session, person_id):
+            return 0
+        with_provider = select(ConsoleSession.id).where(
+            ConsoleSession.person_id == person_id, ConsoleSession.provider_id.is_not(None)
+        )
+        if session.scalars(with_provider).first() is not None:
+            return 0  # signed in with a provider elsewhere: those sessions stay
     return end_console_sessions(session, person_id)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from sislink.classroom import Actor, Classroom, ClassroomError
-from sislink.classroom.services import accounts
+from sislink.classroom.services import accounts, sign_in
 from sislink.console.auth import get_classroom, session_actor
 from sislink.console.pages.base import (
     checked_form,
@@ -29,6 +31,29 @@ def _safe_next(value: str) -> str:
     return "/"
 
 
+safe_next = _safe_next
+
+
+def login_context(request: Request, classroom: Classroom, next_path: str) -> dict[str, Any]:
+    """What the sign-in page offers: the providers' buttons, and the password form unless an
+    administrator turned it off (issue 18)."""
+    from sislink.console.oidc import apply_environment_once
+
+    apply_environment_once(request, classroom)
+    with classroom.session() as session:
+        providers = [
+            {"id": provider.id, "name": provider.name}
+            for provider in sign_in.list_providers(session)
+        ]
+        password_enabled = sign_in.password_sign_in_enabled(session)
+    return {
+        "next": next_path,
+        "email": "",
+        "providers": providers,
+        "password_enabled": password_enabled or not providers,
+    }
+
+
 @router.get("/")
 def start(
     request: Request,
@@ -43,10 +68,29 @@ def start(
 
 @router.get("/login")
 def login_page(
-    request: Request, next: str = "/", classroom: Classroom = Depends(get_classroom)
+    request: Request,
+    next: str = "/",
+    signed_out: int = 0,
+    classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     current_session(request, classroom)
-    return render(request, "login.html", {"next": _safe_next(next), "email": ""})
+    context = login_context(request, classroom, _safe_next(next))
+    if signed_out:
+        with classroom.session() as session:
+            try:
+                provider = sign_in.get_provider(session, signed_out)
+            except ClassroomError:
+                provider = None
+        if provider is not None:
+            from sislink.console.oidc import protocol_of
+
+            context["end_session"] = {
+                "name": provider.name,
+                "url": protocol_of(request).end_session_url(
+                    provider, str(request.url_for("login_page"))
+                ),
+            }
+    return render(request, "login.html", context)
 
 
 @router.post("/login")
@@ -63,6 +107,18 @@ def login(
     if not password:
         errors["password"] = "Type your password."  # noqa: S105 (words for a person)
     result: accounts.SignInResult | None = None
+    context = login_context(request, classroom, next_path)
+    if not context["password_enabled"]:
+        return render(
+            request,
+            "login.html",
+            {
+                **context,
+                "problem": "Password sign-in is turned off here; sign in with your school "
+                "account (the button below).",
+            },
+            status_code=403,
+        )
     if not errors:
         guard = getattr(request.app.state, "sign_in_guard", None)
         result = accounts.attempt_sign_in(
@@ -87,7 +143,7 @@ def login(
         answer = render(
             request,
             "login.html",
-            {"next": next_path, "email": email, "errors": errors, "problem": problem},
+            {**context, "email": email, "errors": errors, "problem": problem},
             status_code=code,
         )
         if result is not None and result.refused:
@@ -105,8 +161,13 @@ def logout(
 ) -> Response:
     # Every session of this person ends, here and in any other browser (or a copied cookie).
     with classroom.transaction() as session:
-        accounts.sign_out(session, current_session(request, classroom).session_key)
+        key = current_session(request, classroom).session_key
+        provider = sign_in.session_provider(session, key)
+        accounts.sign_out(session, key)
     set_session(request, SessionData())
+    if provider is not None:
+        # Signed in with a provider: the sign-in page offers signing out there too.
+        return redirect(request, f"/login?signed_out={provider.id}", "You are signed out of sislink.")
     return redirect(request, "/login", "You are signed out.")
 
 

@@ -1,0 +1,437 @@
+"""Sign in with the school's accounts: OpenID Connect, authorisation code flow with PKCE
+(issue 18). The provider settings and who a person is are `classroom.services.sign_in`; this
+module is the protocol and the two pages of the flow:
+
+- `GET /login/oidc/start/{provider}`: a new sign-in (random `state`, `nonce` and PKCE
+  verifier, kept server-side and used once; the `state` also goes in an HttpOnly cookie, so
+  that the answer is taken only in the browser that asked), then off to the provider's
+  authorisation endpoint from its discovery document;
+- `GET /login/oidc/callback`: the provider's answer. The `state` must be this browser's and
+  not used before; the code is exchanged (with the PKCE verifier and the client secret); the
+  ID token's signature is checked against the provider's JWKS (fetched at run time, again when
+  a key id is new), and its issuer, audience (and `azp`), expiry, issue time and `nonce`;
+  the person is then found in the roster. Every refusal is one sentence on the sign-in page.
+
+Discovery documents and key sets are cached per issuer for ten minutes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
+from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+from authlib.oidc.core import CodeIDToken  # type: ignore[import-untyped]
+from fastapi import APIRouter, Depends, Request
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from starlette.responses import RedirectResponse, Response
+
+from sislink.classroom import Classroom, ClassroomError
+from sislink.classroom.models import OidcProvider
+from sislink.classroom.services import sign_in
+from sislink.classroom.services.sign_in import PendingSignIn, SignInRefused
+from sislink.console.auth import get_classroom
+from sislink.console.pages.base import current_session, redirect, render, set_session
+
+logger = logging.getLogger("sislink.console.oidc")
+router = APIRouter()
+
+STATE_COOKIE = "sislink_oidc_state"
+SCOPES = "openid email profile"
+CACHE_S = 600.0
+LEEWAY_S = 60
+TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What sislink uses from a provider's discovery document."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    end_session_endpoint: str | None
+    algorithms: tuple[str, ...]
+    auth_methods: tuple[str, ...]
+
+
+class OidcProtocol:
+    """Discovery, keys, the code exchange and the ID token checks, for any provider."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._discovery: dict[str, tuple[float, Discovery]] = {}
+        self._keys: dict[str, tuple[float, KeySet]] = {}
+
+    def discover(self, issuer: str) -> Discovery:
+        with self._lock:
+            cached = self._discovery.get(issuer)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1]
+        document = _get_json(f"{issuer}/.well-known/openid-configuration", issuer)
+        if document.get("issuer") != issuer:
+            raise SignInRefused(
+                f"The discovery document at {issuer} names another issuer "
+                f"({str(document.get('issuer'))[:200]!r}); check the issuer URL set for this "
+                "provider (for Microsoft Entra ID: https://login.microsoftonline.com/TENANT/v2.0)."
+            )
+        try:
+            found = Discovery(
+                issuer=issuer,
+                authorization_endpoint=str(document["authorization_endpoint"]),
+                token_endpoint=str(document["token_endpoint"]),
+                jwks_uri=str(document["jwks_uri"]),
+                end_session_endpoint=(
+                    str(document["end_session_endpoint"])
+                    if document.get("end_session_endpoint")
+                    else None
+                ),
+                algorithms=tuple(
+                    alg
+                    for alg in document.get("id_token_signing_alg_values_supported", ["RS256"])
+                    if isinstance(alg, str) and alg != "none" and not alg.startswith("HS")
+                ),
+                auth_methods=tuple(
+                    document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+                ),
+            )
+        except KeyError as missing:
+            raise SignInRefused(
+                f"The provider at {issuer} has no {missing.args[0]} in its discovery document, "
+                "so sislink cannot sign in with it; check the issuer URL."
+            ) from None
+        with self._lock:
+            self._discovery[issuer] = (time.monotonic(), found)
+        return found
+
+    def keys(self, discovery: Discovery, *, fresh: bool = False) -> KeySet:
+        with self._lock:
+            cached = self._keys.get(discovery.issuer)
+        if not fresh and cached is not None and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1]
+        document = _get_json(discovery.jwks_uri, discovery.issuer)
+        try:
+            key_set = KeySet.import_key_set(document)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise SignInRefused(
+                f"The signing keys that {discovery.issuer} publishes cannot be read; try again "
+                "later, or ask the provider's administrator."
+            ) from None
+        with self._lock:
+            self._keys[discovery.issuer] = (time.monotonic(), key_set)
+        return key_set
+
+    def authorization_url(
+        self, provider: OidcProvider, discovery: Discovery, state: str, pending: PendingSignIn
+    ) -> str:
+        client = OAuth2Client(
+            provider.client_id,
+            scope=SCOPES,
+            redirect_uri=pending.redirect_uri,
+            code_challenge_method="S256",
+        )
+        extra: dict[str, str] = {}
+        if provider.domain:
+            extra["hd"] = provider.domain  # Google Workspace: offer only the school's accounts
+        url, _ = client.create_authorization_url(
+            discovery.authorization_endpoint,
+            state=state,
+            nonce=pending.nonce,
+            code_verifier=pending.code_verifier,
+            **extra,
+        )
+        return str(url)
+
+    def exchange_code(
+        self,
+        provider: OidcProvider,
+        secret: str,
+        discovery: Discovery,
+        pending: PendingSignIn,
+        code: str,
+    ) -> dict[str, Any]:
+        method = (
+            "client_secret_basic"
+            if "client_secret_basic" in discovery.auth_methods
+            or "client_secret_post" not in discovery.auth_methods
+            else "client_secret_post"
+        )
+        try:
+            with OAuth2Client(
+                provider.client_id,
+                secret,
+                token_endpoint_auth_method=method,
+                timeout=TIMEOUT_S,
+            ) as client:
+                token = client.fetch_token(
+                    discovery.token_endpoint,
+                    grant_type="authorization_code",
+                    code=code,
+                    redirect_uri=pending.redirect_uri,
+                    code_verifier=pending.code_verifier,
+                )
+        except OAuthError as exc:
+            logger.info("the provider %s refused a code: %s", provider.issuer, exc.error)
+            raise SignInRefused(
+                f"{provider.name} did not accept this sign-in's code ({str(exc.error)[:80]}): it "
+                "may have been used already, or sislink's client ID or secret are not the ones "
+                "registered there; start again, and if it goes on, tell your administrator."
+            ) from None
+        except httpx.HTTPError:
+            raise SignInRefused(
+                f"sislink could not reach {provider.name} to finish signing you in; try again in "
+                "a minute."
+            ) from None
+        if not isinstance(token, Mapping) or not token.get("id_token"):
+            raise SignInRefused(
+                f"{provider.name} answered without an ID token; check that the openid scope is "
+                "allowed for sislink at the provider."
+            )
+        return dict(token)
+
+    def verify_id_token(
+        self,
+        provider: OidcProvider,
+        discovery: Discovery,
+        id_token: str,
+        *,
+        nonce: str,
+        access_token: str | None = None,
+    ) -> dict[str, Any]:
+        """The ID token's claims, once its signature, issuer, audience, times and nonce are
+        right; SignInRefused saying which is wrong otherwise."""
+        algorithms = list(discovery.algorithms) or ["RS256"]
+        try:
+            try:
+                decoded = jwt.decode(id_token, self.keys(discovery), algorithms=algorithms)
+            except InvalidKeyIdError:
+                # The provider may have rotated its keys since they were cached.
+                decoded = jwt.decode(
+                    id_token, self.keys(discovery, fresh=True), algorithms=algorithms
+                )
+        except (JoseError, ValueError, TypeError):
+            raise SignInRefused(
+                f"The ID token from {provider.name} is not signed with the provider's keys, so "
+                "sislink will not trust it; start again from the sign-in page."
+            ) from None
+        claims: dict[str, Any] = dict(decoded.claims)
+        now = self.clock()
+        if claims.get("iss") != discovery.issuer:
+            raise SignInRefused(
+                f"The ID token was issued by {str(claims.get('iss'))[:200]!r}, not by "
+                f"{discovery.issuer}; sislink will not sign you in with it."
+            )
+        audience = claims.get("aud")
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or provider.client_id not in audiences:
+            raise SignInRefused(
+                f"The ID token was made for another application (audience {audience!r}), not "
+                "for sislink; sislink will not sign you in with it."
+            )
+        if len(audiences) > 1 and claims.get("azp") != provider.client_id:
+            raise SignInRefused(
+                "The ID token names several applications and sislink is not the one it was "
+                "given to (azp); sislink will not sign you in with it."
+            )
+        expires = claims.get("exp")
+        if not isinstance(expires, int | float) or now > expires + LEEWAY_S:
+            raise SignInRefused(
+                "The ID token has expired (or says no expiry); start again from the sign-in "
+                "page, and check this server's clock if it goes on."
+            )
+        issued = claims.get("iat")
+        if not isinstance(issued, int | float) or issued > now + LEEWAY_S:
+            raise SignInRefused(
+                "The ID token says it was issued in the future; check this server's clock."
+            )
+        if not isinstance(claims.get("nonce"), str) or not hmac.compare_digest(
+            str(claims["nonce"]), nonce
+        ):
+            raise SignInRefused(
+                "The ID token does not belong to this sign-in (its nonce differs): it was "
+                "replayed or swapped; start again from the sign-in page."
+            )
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise SignInRefused("The ID token names nobody (no subject); start again.")
+        try:
+            # Authlib's own checks too (at_hash against the access token, auth_time, azp).
+            CodeIDToken(
+                claims,
+                decoded.header,
+                {"iss": {"essential": True, "values": [discovery.issuer]}},
+                {"nonce": nonce, "client_id": provider.client_id, "access_token": access_token},
+            ).validate(now=int(now), leeway=LEEWAY_S)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise SignInRefused(
+                f"The ID token from {provider.name} failed a check ({type(exc).__name__}); "
+                "start again from the sign-in page."
+            ) from None
+        return claims
+
+    def end_session_url(self, provider: OidcProvider, after: str) -> str | None:
+        """Where to sign out at the provider too, if it offers that (RP-initiated logout)."""
+        try:
+            discovery = self.discover(provider.issuer)
+        except SignInRefused:
+            return None
+        if discovery.end_session_endpoint is None:
+            return None
+        query = urlencode({"client_id": provider.client_id, "post_logout_redirect_uri": after})
+        joiner = "&" if "?" in discovery.end_session_endpoint else "?"
+        return f"{discovery.end_session_endpoint}{joiner}{query}"
+
+
+def _get_json(url: str, issuer: str) -> dict[str, Any]:
+    try:
+        response = httpx.get(url, timeout=TIMEOUT_S, follow_redirects=False)
+        response.raise_for_status()
+        document = response.json()
+    except (httpx.HTTPError, ValueError):
+        raise SignInRefused(
+            f"sislink could not read {url} from the sign-in provider {issuer}; try again in a "
+            "minute, and if it goes on, ask an administrator to check the issuer URL."
+        ) from None
+    if not isinstance(document, dict):
+        raise SignInRefused(f"{url} did not answer with a JSON object; check the issuer URL.")
+    return document
+
+
+def protocol_of(request: Request) -> OidcProtocol:
+    """The app's protocol helper (`app.state.oidc`), made on first use."""
+    found = getattr(request.app.state, "oidc", None)
+    if not isinstance(found, OidcProtocol):
+        found = OidcProtocol()
+        request.app.state.oidc = found
+    return found
+
+
+def apply_environment_once(request: Request, classroom: Classroom) -> None:
+    """Providers named by SISLINK_OIDC_PROVIDERS are set when the console first needs them."""
+    state = request.app.state
+    if getattr(state, "oidc_environment_applied", False):
+        return
+    try:
+        with classroom.transaction() as session:
+            sign_in.apply_environment(session, classroom.secret_box)
+    except ClassroomError as exc:
+        logger.error("sign-in providers from the environment not set: %s", exc.message)
+    state.oidc_environment_applied = True
+
+
+def _refused(request: Request, message: str, status_code: int = 403) -> Response:
+    from sislink.console.pages.login import login_context
+
+    classroom = get_classroom(request)
+    current_session(request, classroom)
+    answer = render(
+        request,
+        "login.html",
+        {**login_context(request, classroom, "/"), "problem": message},
+        status_code=status_code,
+    )
+    answer.delete_cookie(STATE_COOKIE, path="/login/oidc")
+    return answer
+
+
+@router.get("/login/oidc/start/{provider_id}")
+def start(
+    request: Request,
+    provider_id: int,
+    next: str = "/",
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    from sislink.console.pages.login import safe_next
+
+    apply_environment_once(request, classroom)
+    protocol = protocol_of(request)
+    try:
+        with classroom.session() as session:
+            provider = sign_in.get_provider(session, provider_id)
+            session.expunge(provider)
+        discovery = protocol.discover(provider.issuer)
+        with classroom.transaction() as session:
+            state, pending = sign_in.start_pending(
+                session,
+                classroom.secret_box,
+                provider.id,
+                str(request.url_for("oidc_callback")),
+                safe_next(next),
+            )
+        url = protocol.authorization_url(provider, discovery, state, pending)
+    except ClassroomError as exc:
+        return _refused(request, exc.message, 502 if isinstance(exc, SignInRefused) else 404)
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        max_age=int(sign_in.PENDING_VALID_FOR.total_seconds()),
+        httponly=True,
+        samesite="lax",  # the provider's redirect back is a top-level GET: Lax lets it through
+        secure=request.url.scheme == "https",
+        path="/login/oidc",
+    )
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+def callback(
+    request: Request,
+    state: str = "",
+    code: str = "",
+    error: str = "",
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    cookie = request.cookies.get(STATE_COOKIE, "")
+    if not state or not cookie or not hmac.compare_digest(state, cookie):
+        return _refused(
+            request,
+            "This answer from the sign-in provider does not match a sign-in started in this "
+            "browser (its state differs or is missing); start again from the sign-in page.",
+            400,
+        )
+    protocol = protocol_of(request)
+    try:
+        with classroom.transaction() as session:
+            pending = sign_in.take_pending(session, classroom.secret_box, state)
+            provider = sign_in.get_provider(session, pending.provider_id)
+            secret = sign_in.client_secret(provider, classroom.secret_box)
+            session.expunge(provider)
+        if error or not code:
+            raise SignInRefused(
+                f"{provider.name} did not sign you in ({error[:80] or 'no code came back'}); "
+                "start again from the sign-in page."
+            )
+        discovery = protocol.discover(provider.issuer)
+        token = protocol.exchange_code(provider, secret, discovery, pending, code)
+        claims = protocol.verify_id_token(
+            provider,
+            discovery,
+            str(token["id_token"]),
+            nonce=pending.nonce,
+            access_token=token.get("access_token"),
+        )
+        with classroom.transaction() as session:
+            provider = sign_in.get_provider(session, pending.provider_id)
+            person = sign_in.identify(session, provider, claims)
+            key = sign_in.signed_in(session, provider, person)
+    except SignInRefused as exc:
+        logger.info("a sign-in with a provider was refused: %s", exc.message)
+        return _refused(request, exc.message)
+    except ClassroomError as exc:
+        return _refused(request, exc.message, 409)
+    set_session(request, current_session(request, classroom).signed_in_with(key))
+    response = redirect(request, pending.next_path)
+    response.delete_cookie(STATE_COOKIE, path="/login/oidc")
+    return response
