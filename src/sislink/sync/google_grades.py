@@ -1,0 +1,1166 @@
+"""Grades back from Google Classroom: each linked course's published courseWork becomes the
+class's coursework, its submissions the class's marks; the mark export then sends them to the
+SIS as it sends any (derived ids, ledger, pre-flight, reports).
+
+`pull_grades(classroom, actor, class_ids=None)` pulls every linked course the actor may pull
+(or those classes'), and answers a `GooglePullReport` (`to_dict()` for JSON).
+
+What goes where (decided here, said in the README):
+- courseWork `PUBLISHED` with `maxPoints` -> coursework: title, description, maxPoints ->
+  max_points, dueDate/dueTime (UTC) -> due_date, creation (or scheduled) time -> assign_date,
+  `gradeCategory.name` -> the class's category of that title (case and spaces ignored),
+  `gradingPeriodId` -> the class term's grading period with the Classroom period's title, else
+  with its start and end dates. Without a grading period the export picks the one containing
+  the due date, as for coursework made in sislink.
+- kept out, with a sentence in the class's troubleshoot report: drafts, ungraded work (no
+  points), a category the class does not have (the SIS's categories), a grading period the
+  class does not have, a Classroom student who is not a student of the class.
+- a submission's `assignedGrade` (returned) -> a returned mark; else its `draftGrade` -> a draft
+  mark (the export sends drafts only when the class's export choices say so); a submission past
+  due and not turned in, with no grade, -> a missing mark (Classroom shows the student
+  "Missing"), which the export sends as the class's missing-mark choice says; `late` is kept.
+  A mark sislink already has with the same values is not touched (the export's ledger then
+  sends nothing for it).
+- courseWork deleted in Classroom (gone from the list, or `DELETED`) -> the coursework deleted,
+  so the export deletes its lineItem and results.
+
+Incremental: a course costs two list calls (courseWork, and every submission of the course with
+`courseWorkId="-"`), sent in batches across courses; only courseWork whose `updateTime` changed
+and submissions updated since the course's watermark (the greatest `updateTime` seen) are
+applied, plus the submissions of work whose due date passed since the last pull (they may have
+become missing). The course's students and grading periods are asked only when something is to
+be applied. `full=True` applies everything again (values that did not change still touch nothing).
+
+The teacher permission "Enable classwork and mark exporting" governs this path too: switched
+off, nothing is pulled (for anyone: the pull is the teachers' classwork going to the SIS).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from googleapiclient.discovery import Resource
+from googleapiclient.http import HttpRequest
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.errors import NotFound, PermissionDenied
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ClassExportSettings,
+    ConnectionStatus,
+    Coursework,
+    CourseworkState,
+    Enrolment,
+    EnrolmentRole,
+    GoogleConnection,
+    GoogleCourseLink,
+    GoogleCourseworkLink,
+    GradingPeriod,
+    Mark,
+    MarkExportReport,
+    MarkState,
+    Person,
+    utc_now,
+)
+from sislink.classroom.services import connections
+from sislink.classroom.services.access import teaches
+from sislink.classroom.services.audit import record_event
+from sislink.googleclassroom import (
+    ClassroomClient,
+    ClassroomError,
+    ClientSettings,
+    ServiceAccountKey,
+)
+from sislink.sync.errors import NotConnected, SyncError
+from sislink.sync.export_report import CHOSEN_SKIPS, ExportReport, ItemReport, Outcome
+from sislink.sync.preflight import Reason
+
+# The troubleshoot report rows a pull keeps say so in their summary (`source`).
+PULL_SOURCE = "google_classroom"
+# How many reasons a report's `attention` names (the count covers them all).
+ATTENTION_REASONS = 5
+# Submission states in which the student has not turned the work in.
+NOT_TURNED_IN = frozenset({"NEW", "CREATED", "RECLAIMED_BY_STUDENT"})
+
+ListMaker = Callable[[Resource, str | None], HttpRequest]
+
+
+class PullRefused(SyncError):
+    """Nothing was pulled: not connected to Google Classroom, or the permission is off."""
+
+
+# ---- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class CoursePull:
+    """What one pull did for one class and its Classroom course."""
+
+    class_id: int
+    class_title: str
+    course_id: str | None = None
+    alternate_link: str | None = None
+    refused: str | None = None  # not pulled, and why (not yours, not in Classroom)
+    failed: str | None = None  # Classroom could not be asked, and what it said
+    coursework: Counter[str] = field(default_factory=Counter)
+    marks: Counter[str] = field(default_factory=Counter)
+    items: list[ItemReport] = field(default_factory=list)  # what cannot go to the SIS, and why
+    report_id: int | None = None  # the troubleshoot report row kept, when one was
+    watermark: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when a coursework or a mark of the class was created, changed or deleted."""
+        return any(self.coursework[k] for k in ("created", "updated", "deleted")) or any(
+            self.marks[k] for k in ("created", "updated")
+        )
+
+    @property
+    def outcome(self) -> str:
+        if self.refused is not None:
+            return "refused"
+        if self.failed is not None:
+            return "failed"
+        if self.attention_items():
+            return "needs_attention"
+        return "pulled" if self.changed else "unchanged"
+
+    def attention_items(self) -> list[ItemReport]:
+        return [i for i in self.items if i.skip_reason not in CHOSEN_SKIPS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class_id": self.class_id,
+            "class": self.class_title,
+            "course_id": self.course_id,
+            "alternate_link": self.alternate_link,
+            "outcome": self.outcome,
+            "refused": self.refused,
+            "failed": self.failed,
+            "coursework": _counts(self.coursework, ("created", "updated", "deleted", "unchanged")),
+            "marks": _counts(self.marks, ("created", "updated", "unchanged")),
+            "not_sent": [item.as_json() for item in self.items],
+            "report_id": self.report_id,
+        }
+
+
+def _counts(counter: Counter[str], keys: Iterable[str]) -> dict[str, int]:
+    return {key: int(counter[key]) for key in keys}
+
+
+@dataclass
+class GooglePullReport:
+    """What one grade pull did, course by course; `exports` when `--export` ran after it."""
+
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    courses: list[CoursePull] = field(default_factory=list)
+    refused: str | None = None
+    calls: int = 0  # HTTP round trips to Classroom (a batch is one)
+    api_calls: int = 0  # Classroom API calls (each call in a batch counts, as Google's quota)
+    exports: list[ExportReport] = field(default_factory=list)
+
+    @property
+    def changed_class_ids(self) -> list[int]:
+        return [c.class_id for c in self.courses if c.changed]
+
+    def attention(self) -> tuple[int, list[str]]:
+        """How many things someone must act on, and the first few in words: items that cannot
+        go to the SIS, courses not pulled, and (after an export) what the export left out."""
+        count = 0
+        reasons: list[str] = []
+
+        def add(said: str) -> None:
+            if said not in reasons:
+                reasons.append(said)
+
+        if self.refused is not None:
+            count += 1
+            add(self.refused)
+        for course in self.courses:
+            if course.refused or course.failed:
+                count += 1
+                add(f"{course.class_title}: {course.refused or course.failed}")
+            for item in course.attention_items():
+                count += 1
+                add(f"{course.class_title}: {item.in_words()}")
+        for export in self.exports:
+            if export.refused or export.failed:
+                count += 1
+                add(f"{export.class_title}: not exported: {export.refused or export.failed}")
+            for item in export.items:
+                if item.outcome is Outcome.FAILED or item.needs_attention:
+                    count += 1
+                    add(f"{export.class_title}: {item.in_words()}")
+        return count, reasons[:ATTENTION_REASONS]
+
+    def to_dict(self) -> dict[str, Any]:
+        count, reasons = self.attention()
+        totals: dict[str, Counter[str]] = {"coursework": Counter(), "marks": Counter()}
+        for course in self.courses:
+            totals["coursework"].update(course.coursework)
+            totals["marks"].update(course.marks)
+        return {
+            "outcome": "refused"
+            if self.refused
+            else ("needs_attention" if count else "succeeded"),
+            "refused": self.refused,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "calls": self.calls,
+            "api_calls": self.api_calls,
+            "counts": {
+                "courses": len(self.courses),
+                "changed": len(self.changed_class_ids),
+                "coursework": _counts(
+                    totals["coursework"], ("created", "updated", "deleted", "unchanged")
+                ),
+                "marks": _counts(totals["marks"], ("created", "updated", "unchanged")),
+            },
+            "courses": [c.to_dict() for c in self.courses],
+            "exports": [e.summary() | {"report_id": e.report_id} for e in self.exports],
+            "writes": sum(e.writes for e in self.exports),
+            "attention": {"count": count, "reasons": reasons} if count else None,
+        }
+
+
+# ---- who may pull what ----------------------------------------------------------------------
+
+
+def _google_connection(session: Session) -> GoogleConnection:
+    connection = session.scalars(
+        select(GoogleConnection).where(GoogleConnection.current_slot.is_not(None))
+    ).first()
+    if connection is None or connection.key_sealed is None:
+        raise PullRefused(
+            "sislink is not connected to Google Classroom, so no grades can be pulled from it; "
+            "ask an administrator to connect it."
+        )
+    if connection.status != ConnectionStatus.AUTHORISED:
+        raise PullRefused(
+            "The Google Classroom connection is not authorised yet, so no grades can be pulled; "
+            "ask an administrator to authorise it."
+        )
+    return connection
+
+
+def check_pull_allowed(session: Session) -> GoogleConnection:
+    """The Google connection, if grades may be pulled now (connected, permission on)."""
+    google = _google_connection(session)
+    sis = connections.current_connection(session)
+    if sis is not None and not sis.teacher_export_enabled:
+        raise PullRefused(
+            "Classwork and mark exporting is switched off, so no grades were pulled from "
+            "Google Classroom and nothing was sent to the SIS; an administrator can switch on "
+            "'Enable classwork and mark exporting'."
+        )
+    return google
+
+
+def open_classroom_client(
+    classroom: Classroom, settings: ClientSettings | None = None
+) -> ClassroomClient:
+    """A client for the current, authorised Google connection (its key unsealed in memory)."""
+    with classroom.session() as session:
+        connection = _google_connection(session)
+        sealed, admin, endpoint = (
+            connection.key_sealed,
+            connection.admin_email,
+            connection.api_endpoint,
+        )
+    if sealed is None:  # pragma: no cover - _google_connection refuses it
+        raise NotConnected("The Google connection has no key (disconnected): connect again.")
+    key = ServiceAccountKey.from_json(classroom.secret_box.open(sealed))
+    return ClassroomClient(
+        key, admin_email=admin, api_endpoint=endpoint, settings=settings or ClientSettings()
+    )
+
+
+def _chosen_links(
+    session: Session, actor: Actor, class_ids: Sequence[int] | None
+) -> tuple[list[GoogleCourseLink], list[CoursePull]]:
+    """The links to pull, and a refused CoursePull for each asked-for class that cannot be."""
+    refused: list[CoursePull] = []
+    if class_ids is None:
+        rows = session.execute(
+            select(GoogleCourseLink, Class)
+            .join(Class, Class.id == GoogleCourseLink.class_id)
+            .where(GoogleCourseLink.course_id.is_not(None), Class.active.is_(True))
+            .order_by(Class.id)
+        ).all()
+        links = [
+            link
+            for link, klass in rows
+            if actor.is_admin
+            or (actor.person_id is not None and teaches(session, actor.person_id, klass.id))
+        ]
+        return links, refused
+    links = []
+    for class_id in dict.fromkeys(class_ids):
+        klass = session.get(Class, class_id)
+        if klass is None:
+            refused.append(
+                CoursePull(class_id, f"class {class_id}", refused="There is no such class.")
+            )
+            continue
+        if not actor.is_admin and (
+            actor.person_id is None or not teaches(session, actor.person_id, class_id)
+        ):
+            refused.append(
+                CoursePull(
+                    class_id,
+                    klass.title,
+                    refused="You do not teach this class, so you cannot pull its grades; "
+                    "only its teachers (or an administrator) can.",
+                )
+            )
+            continue
+        link = session.scalars(
+            select(GoogleCourseLink).where(GoogleCourseLink.class_id == class_id)
+        ).first()
+        if link is None or link.course_id is None:
+            refused.append(
+                CoursePull(
+                    class_id,
+                    klass.title,
+                    refused="This class is not in Google Classroom yet (the roster sync puts "
+                    "it there), so it has no grades there to pull.",
+                )
+            )
+            continue
+        links.append(link)
+    return links, refused
+
+
+# ---- talking to Classroom -------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """Classroom API calls made (each call in a batch counts, as Google's quota counts them)."""
+
+    calls: int = 0
+
+
+def _list_many(
+    client: ClassroomClient, makers: Sequence[tuple[ListMaker, str]], tally: _Tally
+) -> list[list[dict[str, Any]] | ClassroomError]:
+    """Every item of each list call (maker, the answer's key for its items), the calls' pages
+    sent in batches: round one asks every first page at once, each further round the next
+    pages of those that have more."""
+    found: list[list[dict[str, Any]] | ClassroomError] = [[] for _ in makers]
+    tokens: dict[int, str | None] = {i: None for i in range(len(makers))}
+    while tokens:
+        order = list(tokens)
+        tally.calls += len(order)
+        outcomes = client.execute_many(
+            [_bound(makers[i][0], tokens[i]) for i in order],
+        )
+        following: dict[int, str | None] = {}
+        for index, outcome in zip(order, outcomes, strict=True):
+            if outcome.error is not None:
+                found[index] = outcome.error
+                continue
+            held = found[index]
+            assert isinstance(held, list)
+            held.extend(outcome.result.get(makers[index][1], []) or [])
+            token = outcome.result.get("nextPageToken")
+            if token:
+                following[index] = str(token)
+        tokens = following
+    return found
+
+
+def _bound(maker: ListMaker, token: str | None) -> Callable[[Resource], HttpRequest]:
+    return lambda service: maker(service, token)
+
+
+def _course_work_list(course_id: str) -> ListMaker:
+    def make(service: Resource, token: str | None) -> HttpRequest:
+        extra = {"pageToken": token} if token else {}
+        request: HttpRequest = (
+            service.courses()
+            .courseWork()
+            .list(courseId=course_id, courseWorkStates=["PUBLISHED", "DRAFT"], **extra)
+        )
+        return request
+
+    return make
+
+
+def _submission_list(course_id: str) -> ListMaker:
+    def make(service: Resource, token: str | None) -> HttpRequest:
+        extra = {"pageToken": token} if token else {}
+        request: HttpRequest = (
+            service.courses()
+            .courseWork()
+            .studentSubmissions()
+            .list(courseId=course_id, courseWorkId="-", **extra)
+        )
+        return request
+
+    return make
+
+
+def _student_list(course_id: str) -> ListMaker:
+    def make(service: Resource, token: str | None) -> HttpRequest:
+        extra = {"pageToken": token} if token else {}
+        request: HttpRequest = service.courses().students().list(courseId=course_id, **extra)
+        return request
+
+    return make
+
+
+def _grading_periods(course_id: str) -> Callable[[Resource], HttpRequest]:
+    def make(service: Resource) -> HttpRequest:
+        request: HttpRequest = service.courses().getGradingPeriodSettings(courseId=course_id)
+        return request
+
+    return make
+
+
+# ---- reading Classroom's values ---------------------------------------------------------------
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An RFC 3339 time as Google writes it (any number of fraction digits, `Z`)."""
+    if not text:
+        return None
+    trimmed = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text.strip(), count=1)
+    try:
+        moment = datetime.fromisoformat(trimmed.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _google_date(value: dict[str, Any] | None) -> date | None:
+    if not value or not value.get("year"):
+        return None
+    try:
+        return date(int(value["year"]), int(value.get("month") or 1), int(value.get("day") or 1))
+    except (TypeError, ValueError):
+        return None
+
+
+def due_of(work: dict[str, Any]) -> datetime | None:
+    """The courseWork's due moment in UTC (Classroom's dueDate and dueTime are UTC)."""
+    day = _google_date(work.get("dueDate"))
+    if day is None:
+        return None
+    clock = work.get("dueTime") or {}
+    return datetime.combine(
+        day,
+        time(int(clock.get("hours") or 0), int(clock.get("minutes") or 0)),
+        tzinfo=UTC,
+    )
+
+
+def _folded(text: str | None) -> str:
+    return " ".join((text or "").split()).casefold()
+
+
+def _points(work: dict[str, Any]) -> float | None:
+    value = work.get("maxPoints")
+    if value is None:
+        return None
+    try:
+        points = float(value)
+    except (TypeError, ValueError):
+        return None
+    return points if points > 0 else None
+
+
+def _grade(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---- the pull -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Course:
+    """One link being pulled: what the database knew before, what Classroom said."""
+
+    link_id: int
+    class_id: int
+    course_id: str
+    watermark: str | None
+    pulled_at: datetime | None
+    known: dict[str, tuple[int, str | None]]  # courseWork id -> (coursework id, updateTime)
+    pull: CoursePull
+    works: list[dict[str, Any]] = field(default_factory=list)
+    submissions: list[dict[str, Any]] = field(default_factory=list)
+    fresh: set[str] = field(default_factory=set)  # courseWork to apply (new or changed)
+    to_apply: list[dict[str, Any]] = field(default_factory=list)  # submissions to apply
+    students: dict[str, str] = field(default_factory=dict)  # Classroom userId -> email key
+    periods: list[dict[str, Any]] = field(default_factory=list)
+    seen_max: datetime | None = None
+    seen_text: str | None = None
+
+    def see(self, text: str | None) -> None:
+        moment = parse_time(text)
+        if moment is not None and (self.seen_max is None or moment > self.seen_max):
+            self.seen_max, self.seen_text = moment, text
+
+
+def pull_grades(
+    classroom: Classroom,
+    actor: Actor,
+    *,
+    class_ids: Sequence[int] | None = None,
+    full: bool = False,
+    client: ClassroomClient | None = None,
+    job_id: int | None = None,
+) -> GooglePullReport:
+    """Pull the grades of every linked course the actor may pull (`class_ids` None), or of
+    those classes; see the module. Raises PullRefused when nothing may be pulled (not connected
+    to Google Classroom, permission off); a class that cannot be pulled is reported, not raised."""
+    report = GooglePullReport()
+    with classroom.session() as session:
+        check_pull_allowed(session)
+        links, refused = _chosen_links(session, actor, class_ids)
+        report.courses.extend(refused)
+        courses = [_course_of(session, link) for link in links]
+    if not courses:
+        report.finished_at = utc_now()
+        return report
+    own = client is None
+    used = client if client is not None else open_classroom_client(classroom)
+    calls_before, tally = used.calls_made, _Tally()
+    try:
+        _ask_classroom(used, courses, tally, full=full)
+    finally:
+        report.calls = used.calls_made - calls_before
+        report.api_calls = tally.calls
+        if own:
+            used.close()
+    for course in courses:
+        if course.pull.failed is None:
+            _apply(classroom, actor, course, full=full, job_id=job_id)
+        report.courses.append(course.pull)
+    report.courses.sort(key=lambda c: c.class_id)
+    report.finished_at = utc_now()
+    return report
+
+
+def _course_of(session: Session, link: GoogleCourseLink) -> _Course:
+    klass = session.get(Class, link.class_id)
+    known = {
+        row.course_work_id: (row.coursework_id, row.update_time)
+        for row in session.scalars(
+            select(GoogleCourseworkLink).where(GoogleCourseworkLink.link_id == link.id)
+        )
+    }
+    assert link.course_id is not None
+    return _Course(
+        link_id=link.id,
+        class_id=link.class_id,
+        course_id=link.course_id,
+        watermark=link.grades_watermark,
+        pulled_at=link.grades_pulled_at,
+        known=known,
+        pull=CoursePull(
+            link.class_id,
+            klass.title if klass is not None else f"class {link.class_id}",
+            course_id=link.course_id,
+            alternate_link=link.alternate_link,
+            watermark=link.grades_watermark,
+        ),
+    )
+
+
+def _ask_classroom(
+    client: ClassroomClient, courses: list[_Course], tally: _Tally, *, full: bool
+) -> None:
+    """Round one: every course's courseWork and submissions (batched across courses); round
+    two, only for courses with something to apply: their students and grading periods."""
+    makers: list[tuple[ListMaker, str]] = []
+    for course in courses:
+        makers.append((_course_work_list(course.course_id), "courseWork"))
+        makers.append((_submission_list(course.course_id), "studentSubmissions"))
+    listed = _list_many(client, makers, tally)
+    for index, course in enumerate(courses):
+        works, submissions = listed[2 * index], listed[2 * index + 1]
+        for answer in (works, submissions):
+            if isinstance(answer, ClassroomError):
+                course.pull.failed = (
+                    f"Google Classroom could not be asked for the course's classwork, so "
+                    f"nothing was pulled for this class: {answer}"
+                )
+        if course.pull.failed is not None:
+            continue
+        assert isinstance(works, list) and isinstance(submissions, list)
+        course.works, course.submissions = works, submissions
+        _choose(course, full=full)
+    needing_students = [c for c in courses if c.pull.failed is None and c.to_apply]
+    needing_periods = [
+        c
+        for c in courses
+        if c.pull.failed is None
+        and any(w.get("gradingPeriodId") for w in c.works if w.get("id") in c.fresh)
+    ]
+    students = _list_many(
+        client, [(_student_list(c.course_id), "students") for c in needing_students], tally
+    )
+    for course, answer in zip(needing_students, students, strict=True):
+        if isinstance(answer, ClassroomError):
+            course.pull.failed = (
+                f"Google Classroom could not be asked for the course's students, so nothing "
+                f"was pulled for this class: {answer}"
+            )
+            continue
+        for member in answer:
+            email = (member.get("profile") or {}).get("emailAddress")
+            if member.get("userId") and email:
+                course.students[str(member["userId"])] = str(email).strip().casefold()
+    tally.calls += len(needing_periods)
+    outcomes = client.execute_many([_grading_periods(c.course_id) for c in needing_periods])
+    for course, outcome in zip(needing_periods, outcomes, strict=True):
+        if outcome.error is not None:
+            course.pull.failed = (
+                f"Google Classroom could not be asked for the course's grading periods, so "
+                f"nothing was pulled for this class: {outcome.error}"
+            )
+            continue
+        course.periods = list(outcome.result.get("gradingPeriods", []) or [])
+
+
+def _choose(course: _Course, *, full: bool) -> None:
+    """Which courseWork and submissions to apply: new or changed work (all its submissions),
+    submissions updated since the watermark, and the submissions of work that fell due since
+    the last pull."""
+    now = utc_now()
+    watermark = parse_time(course.watermark)
+    due_since: set[str] = set()
+    for work in course.works:
+        work_id = str(work.get("id"))
+        course.see(work.get("updateTime"))
+        if work.get("state") != "PUBLISHED":
+            course.fresh.add(work_id)  # a draft: reported each pull, never linked
+            continue
+        known = course.known.get(work_id)
+        if full or known is None or known[1] != work.get("updateTime"):
+            course.fresh.add(work_id)
+        due = due_of(work)
+        if due is not None and due <= now and (
+            course.pulled_at is None or due > course.pulled_at
+        ):
+            due_since.add(work_id)
+    for submission in course.submissions:
+        course.see(submission.get("updateTime"))
+        work_id = str(submission.get("courseWorkId"))
+        updated = parse_time(submission.get("updateTime"))
+        if (
+            full
+            or watermark is None
+            or work_id in course.fresh
+            or work_id in due_since
+            or (updated is not None and updated > watermark)
+        ):
+            course.to_apply.append(submission)
+
+
+def _item(
+    course: _Course,
+    reason: Reason,
+    message: str,
+    title: str,
+    *,
+    kind: str = "lineItem",
+    coursework_id: int = 0,
+    student: str | None = None,
+) -> ItemReport:
+    return ItemReport(
+        kind=kind,
+        coursework_id=coursework_id,
+        coursework_title=title,
+        outcome=Outcome.SKIPPED,
+        sourced_id="",
+        at=utc_now(),
+        student=student,
+        reason=message,
+        skip_reason=reason.value,
+    )
+
+
+@dataclass(frozen=True)
+class _Fields:
+    title: str
+    description: str
+    max_points: float
+    due_date: datetime | None
+    assign_date: datetime | None
+    category_id: int | None
+    grading_period_id: int | None
+
+
+def _work_fields(
+    course: _Course,
+    work: dict[str, Any],
+    categories: dict[str, int],
+    titles: dict[int, str],
+    periods: list[GradingPeriod],
+) -> _Fields | ItemReport:
+    """The coursework's fields from a published courseWork, or why it cannot go to the SIS."""
+    title = str(work.get("title") or "(untitled)")
+    points = _points(work)
+    if points is None:
+        return _item(
+            course,
+            Reason.NO_POINTS,
+            "It is ungraded in Google Classroom (no points), so the SIS has nothing to record: "
+            "give it points in Classroom if it should count.",
+            title,
+        )
+    category_id: int | None = None
+    category = work.get("gradeCategory") or {}
+    if category.get("name"):
+        category_id = categories.get(_folded(category["name"]))
+        if category_id is None:
+            names = ", ".join(sorted(titles.values())) or "none"
+            return _item(
+                course,
+                Reason.CATEGORY_NOT_IN_SIS,
+                f"Its grade category {category['name']!r} in Google Classroom is not one of the "
+                f"class's SIS categories ({names}): choose one of those in Classroom, or ask "
+                "the SIS administrator to add it.",
+                title,
+            )
+    period_id: int | None = None
+    if work.get("gradingPeriodId"):
+        chosen = next(
+            (p for p in course.periods if str(p.get("id")) == str(work["gradingPeriodId"])), None
+        )
+        found = _period_for(chosen, periods) if chosen is not None else None
+        if found is None:
+            named = repr(chosen.get("title")) if chosen else f"(id {work['gradingPeriodId']})"
+            spans = "; ".join(
+                f"{p.title} {p.start_date} to {p.end_date}" for p in periods
+            ) or "the class has none"
+            return _item(
+                course,
+                Reason.GRADING_PERIOD_NOT_IN_SIS,
+                f"Its grading period {named} in Google Classroom is not one of the class's SIS "
+                f"grading periods ({spans}): choose one of those in Classroom.",
+                title,
+            )
+        period_id = found
+    creation = parse_time(work.get("scheduledTime")) or parse_time(work.get("creationTime"))
+    return _Fields(
+        title=title[:500],
+        description=str(work.get("description") or ""),
+        max_points=points,
+        due_date=due_of(work),
+        assign_date=creation,
+        category_id=category_id,
+        grading_period_id=period_id,
+    )
+
+
+def _period_for(chosen: dict[str, Any], periods: list[GradingPeriod]) -> int | None:
+    """The class term's grading period matching a Classroom one: by title, else by dates."""
+    title = _folded(str(chosen.get("title") or ""))
+    for period in periods:
+        if title and _folded(period.title) == title:
+            return period.id
+    start, end = _google_date(chosen.get("startDate")), _google_date(chosen.get("endDate"))
+    for period in periods:
+        if start is not None and period.start_date == start and period.end_date == end:
+            return period.id
+    return None
+
+
+def _apply(
+    classroom: Classroom, actor: Actor, course: _Course, *, full: bool, job_id: int | None
+) -> None:
+    """Write what Classroom said into the class, changing only what differs; keep the
+    troubleshoot report when something cannot go to the SIS."""
+    pull = course.pull
+    now = utc_now()
+    with classroom.transaction() as session:
+        link = session.get(GoogleCourseLink, course.link_id)
+        klass = session.get(Class, course.class_id)
+        if link is None or klass is None:
+            pull.failed = "The class or its Classroom course link was removed during the pull."
+            return
+        titles = {
+            c.id: c.title
+            for c in session.scalars(
+                select(Category).where(Category.class_id == klass.id, Category.active.is_(True))
+            )
+        }
+        categories = {_folded(title): category_id for category_id, title in titles.items()}
+        periods = _class_periods(session, klass)
+        work_links = {
+            row.course_work_id: row
+            for row in session.scalars(
+                select(GoogleCourseworkLink).where(GoogleCourseworkLink.link_id == link.id)
+            )
+        }
+        listed: set[str] = set()
+        live: dict[str, Coursework] = {}  # published courseWork id -> its coursework
+        for work in course.works:
+            work_id = str(work.get("id"))
+            title = str(work.get("title") or "(untitled)")
+            if work.get("state") == "DELETED":
+                continue
+            listed.add(work_id)
+            row = work_links.get(work_id)
+            if work.get("state") != "PUBLISHED":
+                if row is None:
+                    pull.items.append(
+                        _item(
+                            course,
+                            Reason.DRAFT_COURSEWORK,
+                            "It is a draft in Google Classroom: publish it there to send it "
+                            "to the SIS.",
+                            title,
+                        )
+                    )
+                continue
+            existing = session.get(Coursework, row.coursework_id) if row is not None else None
+            if existing is not None:
+                live[work_id] = existing
+            if work_id not in course.fresh:
+                pull.coursework["unchanged"] += 1
+                continue
+            fields = _work_fields(course, work, categories, titles, periods)
+            if isinstance(fields, ItemReport):
+                # Kept out: a coursework pulled before stays as it was (the link's updateTime is
+                # not advanced, so it is looked at again next time).
+                pull.items.append(fields)
+                if existing is None:
+                    live.pop(work_id, None)
+                continue
+            if existing is None:
+                existing = Coursework(
+                    class_id=klass.id,
+                    state=CourseworkState.PUBLISHED,
+                    export_to_sis=True,
+                    **_as_columns(fields),
+                )
+                session.add(existing)
+                session.flush()
+                if row is None:
+                    row = GoogleCourseworkLink(
+                        link_id=link.id, course_work_id=work_id, coursework_id=existing.id
+                    )
+                    session.add(row)
+                else:
+                    row.coursework_id = existing.id
+                pull.coursework["created"] += 1
+            elif _update_work(existing, fields):
+                pull.coursework["updated"] += 1
+            else:
+                pull.coursework["unchanged"] += 1
+            assert row is not None  # made above for new work; pulled work has one
+            row.update_time = work.get("updateTime")
+            live[work_id] = existing
+        for work_id, row in work_links.items():
+            if work_id in listed:
+                continue
+            gone = session.get(Coursework, row.coursework_id)
+            if gone is not None and gone.state != CourseworkState.DELETED:
+                gone.state = CourseworkState.DELETED
+                pull.coursework["deleted"] += 1
+        session.flush()
+        _apply_marks(session, course, klass, live, now)
+        if course.seen_text is not None and course.seen_text != link.grades_watermark:
+            newer = parse_time(course.seen_text)
+            older = parse_time(link.grades_watermark)
+            if older is None or (newer is not None and newer > older):
+                link.grades_watermark = course.seen_text
+        link.grades_pulled_at = now
+        if job_id is not None:
+            link.last_grade_job_id = job_id
+        pull.watermark = link.grades_watermark
+        pull.alternate_link = link.alternate_link
+        _keep_report(session, actor, klass, pull, job_id)
+        if pull.changed:
+            record_event(
+                session,
+                actor,
+                "google.grades_pulled",
+                f"class:{klass.id}",
+                {
+                    "course_id": course.course_id,
+                    "coursework": dict(pull.coursework),
+                    "marks": dict(pull.marks),
+                },
+            )
+
+
+def _class_periods(session: Session, klass: Class) -> list[GradingPeriod]:
+    """The grading periods a Classroom one may be: the class term's, and those of the SIS class
+    it is linked to (as the SIS said when it was linked or last exported)."""
+    sis_ids = [
+        str(p.get("sourcedId"))
+        for p in (_sis_periods(session, klass.id) or [])
+        if p.get("sourcedId")
+    ]
+    clauses = []
+    if klass.term_id is not None:
+        clauses.append(GradingPeriod.term_id == klass.term_id)
+    if sis_ids:
+        clauses.append(GradingPeriod.sis_sourced_id.in_(sis_ids))
+    if not clauses:
+        return []
+    return list(
+        session.scalars(
+            select(GradingPeriod)
+            .where(or_(*clauses), GradingPeriod.active.is_(True))
+            .order_by(GradingPeriod.start_date, GradingPeriod.id)
+        )
+    )
+
+
+def _sis_periods(session: Session, class_id: int) -> list[dict[str, Any]] | None:
+    row = session.scalars(
+        select(ClassExportSettings).where(ClassExportSettings.class_id == class_id)
+    ).first()
+    return list(row.sis_grading_periods or []) if row is not None else None
+
+
+def _as_columns(fields: _Fields) -> dict[str, Any]:
+    return {
+        "title": fields.title,
+        "description": fields.description,
+        "max_points": fields.max_points,
+        "due_date": fields.due_date,
+        "assign_date": fields.assign_date,
+        "category_id": fields.category_id,
+        "grading_period_id": fields.grading_period_id,
+    }
+
+
+def _update_work(work: Coursework, fields: _Fields) -> bool:
+    changed = False
+    for name, value in _as_columns(fields).items():
+        if getattr(work, name) != value:
+            setattr(work, name, value)
+            changed = True
+    if work.state != CourseworkState.PUBLISHED:
+        work.state = CourseworkState.PUBLISHED
+        changed = True
+    return changed
+
+
+def _apply_marks(
+    session: Session,
+    course: _Course,
+    klass: Class,
+    live: dict[str, Coursework],
+    now: datetime,
+) -> None:
+    pull = course.pull
+    wanted = [s for s in course.to_apply if str(s.get("courseWorkId")) in live]
+    if not wanted:
+        return
+    enrolled = {
+        (person.email_key or ""): person
+        for person in session.scalars(
+            select(Person)
+            .join(Enrolment, Enrolment.person_id == Person.id)
+            .where(
+                Enrolment.class_id == klass.id,
+                Enrolment.role == EnrolmentRole.STUDENT,
+                Enrolment.active.is_(True),
+            )
+        )
+        if person.email_key
+    }
+    work_ids = sorted({live[str(s.get("courseWorkId"))].id for s in wanted})
+    marks = {
+        (m.coursework_id, m.student_id): m
+        for m in session.scalars(select(Mark).where(Mark.coursework_id.in_(work_ids)))
+    }
+    works_by_id = {str(w.get("id")): w for w in course.works}
+    for submission in wanted:
+        work = live[str(submission.get("courseWorkId"))]
+        if work.state == CourseworkState.DELETED:
+            continue
+        source = works_by_id.get(str(submission.get("courseWorkId")), {})
+        values = _mark_values(submission, due_of(source), now)
+        email = course.students.get(str(submission.get("userId")))
+        student = enrolled.get(email or "")
+        if student is None:
+            if values["score"] is not None or values["missing"]:
+                who = email or f"Classroom user {submission.get('userId')}"
+                pull.items.append(
+                    _item(
+                        course,
+                        Reason.STUDENT_NOT_IN_SIS,
+                        f"{who} is a student of the Google Classroom course but not of this "
+                        "class (its SIS roster), so their grade cannot go to the SIS: ask the "
+                        "SIS administrator to enrol them, or remove them from the course.",
+                        work.title,
+                        kind="result",
+                        coursework_id=work.id,
+                        student=who,
+                    )
+                )
+            continue
+        mark = marks.get((work.id, student.id))
+        if mark is None:
+            if values["score"] is None and not values["missing"] and not values["late"]:
+                continue  # nothing to say yet: no empty mark rows
+            mark = Mark(coursework_id=work.id, student_id=student.id, excused=False, comment="")
+            for name, value in values.items():
+                setattr(mark, name, value)
+            session.add(mark)
+            marks[(work.id, student.id)] = mark
+            pull.marks["created"] += 1
+            continue
+        changed = False
+        for name, value in values.items():
+            if getattr(mark, name) != value:
+                setattr(mark, name, value)
+                changed = True
+        pull.marks["updated" if changed else "unchanged"] += 1
+
+
+def _mark_values(
+    submission: dict[str, Any], due: datetime | None, now: datetime
+) -> dict[str, Any]:
+    assigned = _grade(submission.get("assignedGrade"))
+    draft = _grade(submission.get("draftGrade"))
+    state = str(submission.get("state") or "")
+    if assigned is not None:
+        score, mark_state = assigned, MarkState.RETURNED
+    elif draft is not None:
+        score, mark_state = draft, MarkState.DRAFT
+    else:
+        score = None
+        mark_state = MarkState.RETURNED if state == "RETURNED" else MarkState.DRAFT
+    missing = score is None and state in NOT_TURNED_IN and due is not None and due <= now
+    if missing:
+        # Classroom shows the student "Missing" once the work is past due: it is returned.
+        mark_state = MarkState.RETURNED
+    return {
+        "score": score,
+        "state": mark_state.value,
+        "missing": missing,
+        "late": bool(submission.get("late")),
+    }
+
+
+def _keep_report(
+    session: Session, actor: Actor, klass: Class, pull: CoursePull, job_id: int | None
+) -> None:
+    """Keep the pull's "cannot go to the SIS" items in the class's troubleshoot report (the
+    mark export history), when there are any and they are news: a pull that changed something,
+    or with an item the last pull's kept report did not have. An unchanged nightly pull keeps
+    none."""
+    if not pull.items:
+        return
+    said = [item.in_words() for item in pull.items]
+    if not pull.changed:
+        recent = session.scalars(
+            select(MarkExportReport)
+            .where(MarkExportReport.class_id == klass.id)
+            .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
+            .limit(20)
+        ).all()
+        last = next((r for r in recent if (r.summary or {}).get("source") == PULL_SOURCE), None)
+        if last is not None and set(said) <= set((last.summary or {}).get("said") or []):
+            # Nothing new to say (work looked at again says what it said; submissions not
+            # looked at again since are still in that report).
+            pull.report_id = last.id
+            return
+    link = connections.class_link(session, klass.id)
+    report = ExportReport(
+        klass.id, klass.title, link.sis_class_sourced_id if link else None, dry_run=False
+    )
+    report.items.extend(pull.items)
+    report.finished_at = utc_now()
+    row = MarkExportReport(
+        class_id=klass.id,
+        job_id=job_id,
+        requested_by_id=actor.person_id,
+        dry_run=False,
+        outcome=report.outcome.value,
+        writes=0,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        summary={
+            **report.summary(),
+            "source": PULL_SOURCE,
+            "said": said,
+            "pulled": {"coursework": dict(pull.coursework), "marks": dict(pull.marks)},
+        },
+        items=report.json_items(),
+    )
+    session.add(row)
+    session.flush()
+    pull.report_id = row.id
+
+
+# ---- what the teacher's page shows ------------------------------------------------------------
+
+
+def course_view(classroom: Classroom, actor: Actor, class_id: int) -> dict[str, Any]:
+    """The class's Classroom course (its link) and its last grade pull, for its teachers."""
+    with classroom.session() as session:
+        klass = session.get(Class, class_id)
+        if klass is None:
+            raise NotFound(f"There is no class with id {class_id}; it may have been deleted.")
+        if not actor.is_admin and (
+            actor.person_id is None or not teaches(session, actor.person_id, class_id)
+        ):
+            raise PermissionDenied(
+                f"You do not teach the class with id {class_id}, so you cannot see its "
+                "Google Classroom course."
+            )
+        link = session.scalars(
+            select(GoogleCourseLink).where(GoogleCourseLink.class_id == class_id)
+        ).first()
+        if link is None:
+            return {"class_id": class_id, "class": klass.title, "course": None, "last_pull": None}
+        pulled_works = session.scalars(
+            select(GoogleCourseworkLink.coursework_id).where(
+                GoogleCourseworkLink.link_id == link.id
+            )
+        ).all()
+        last_report = session.scalars(
+            select(MarkExportReport)
+            .where(MarkExportReport.class_id == class_id)
+            .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
+            .limit(20)
+        ).all()
+        kept = next(
+            (r for r in last_report if (r.summary or {}).get("source") == PULL_SOURCE), None
+        )
+        return {
+            "class_id": class_id,
+            "class": klass.title,
+            "course": {
+                "course_id": link.course_id,
+                "state": link.course_state,
+                "alternate_link": link.alternate_link,
+                "owner_email": link.owner_email,
+            },
+            "last_pull": {
+                "at": link.grades_pulled_at.isoformat() if link.grades_pulled_at else None,
+                "job_id": link.last_grade_job_id,
+                "watermark": link.grades_watermark,
+                "coursework_pulled": len(pulled_works),
+                "report_id": kept.id if kept is not None else None,
+                "not_sent": (kept.summary or {}).get("said", []) if kept is not None else [],
+            },
+        }

@@ -1,0 +1,231 @@
+"""Grades from Google Classroom to the SIS, against the local Classroom and the built-in SIS on
+loopback: coursework and grades made in Classroom by the teacher through Google's client
+library, pulled into the class, exported by the existing mark export. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from sislink.classroom import Actor, Classroom
+from sislink.classroom.models import (
+    Coursework,
+    CourseworkState,
+    GoogleCourseLink,
+    JobStatus,
+    MarkExportReport,
+)
+from sislink.classroom.services import connections
+from sislink.classroom.services.export_settings import change_export_choices
+from sislink.googleclassroom.emulator import RunningClassroom, running_classroom
+from sislink.jobs.google_grades import run_grade_pull
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.sync.google_grades import PULL_SOURCE, PullRefused, pull_grades
+from sync.google_grades_world import GradesWorld, build_grades_world
+from sync.mark_export_world import sis_gradebook
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def sis() -> Iterator[RunningProvider]:
+    with running_provider(profile="generic-1.2", students=60) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[RunningClassroom]:
+    with running_classroom(students=60) as running:
+        yield running
+
+
+async def _grades_world(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> GradesWorld:
+    return await build_grades_world(sis, classroom, local)
+
+
+def _scores(results: dict[str, list[object]]) -> list[float]:
+    return sorted(float(r.score) for rs in results.values() for r in rs)  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_grades_made_in_classroom_reach_the_sis_and_only_changes_are_sent(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    g = await _grades_world(sis, classroom, local)
+    a, b = g.emails[:2]
+    essay = g.add_work("Essay", points=20, category="Homework")
+    quiz = g.add_work("Quiz", points=10, category="Tests", due=g.ahead(14))
+    g.grade(essay, a, draft=18, assigned=18, give_back=True)
+    g.grade(essay, b, draft=15)  # a draft grade, not returned
+    g.grade(quiz, a, assigned=7.5, give_back=True)
+
+    run = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert run.report is not None
+    pulled = run.report.courses[0]
+    assert pulled.coursework["created"] == 2 and pulled.marks["created"] == 3
+    marks = g.marks()
+    assert marks[("Essay", a)].score == 18 and marks[("Essay", a)].state == "returned"
+    assert marks[("Essay", b)].score == 15 and marks[("Essay", b)].state == "draft"
+    items, results = await sis_gradebook(g.world)
+    assert sorted(li.title for li in items) == ["Essay", "Quiz"]
+    assert _scores(results) == [7.5, 18.0]  # the draft grade stays in Classroom
+    assert {li.title: li.result_value_max for li in items} == {"Essay": 20, "Quiz": 10}
+    assert run.job.status == JobStatus.SUCCEEDED
+    with classroom.session() as session:
+        link = session.scalars(select(GoogleCourseLink)).one()
+        assert link.grades_watermark and link.grades_pulled_at and link.last_grade_job_id
+
+    # Nothing changed in Classroom: no mark touched, nothing sent.
+    before = {k: (m.updated_at, m.score) for k, m in g.marks().items()}
+    calls_before = local.classroom.log.http_requests
+    again = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert again.report is not None
+    assert again.report.courses[0].changed is False
+    assert again.report.api_calls == 2  # courseWork and submissions lists, nothing more
+    assert local.classroom.log.http_requests - calls_before <= 2  # one batch (+ a token)
+    assert {k: (m.updated_at, m.score) for k, m in g.marks().items()} == before
+    assert again.report.exports == [] and again.report.to_dict()["writes"] == 0
+
+    # One grade changed in Classroom: only that result goes.
+    g.grade(quiz, a, assigned=9, give_back=True)
+    changed = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert changed.report is not None
+    assert changed.report.courses[0].marks["updated"] == 1
+    assert changed.report.courses[0].marks["unchanged"] == 0  # only what changed was looked at
+    (export,) = changed.report.exports
+    assert export.writes == 1
+    _, results = await sis_gradebook(g.world)
+    assert _scores(results) == [9.0, 18.0]
+
+    # The class lets draft marks go: the draft grade goes at the next export.
+    with classroom.transaction() as session:
+        change_export_choices(session, g.world.teacher, g.class_id, export_drafts=True)
+    g.grade(essay, b, draft=16)
+    drafts = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert drafts.report is not None and drafts.report.exports[0].writes == 1
+    _, results = await sis_gradebook(g.world)
+    assert _scores(results) == [9.0, 16.0, 18.0]
+
+    # The teacher deletes the essay in Classroom: its lineItem and results leave the SIS.
+    g.delete_work(essay)
+    gone = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert gone.report is not None and gone.report.courses[0].coursework["deleted"] == 1
+    items, results = await sis_gradebook(g.world)
+    assert [li.title for li in items] == ["Quiz"] and _scores(results) == [9.0]
+    with classroom.session() as session:
+        states = {w.title: w.state for w in session.scalars(select(Coursework))}
+    assert states == {"Essay": CourseworkState.DELETED, "Quiz": CourseworkState.PUBLISHED}
+
+
+@pytest.mark.anyio
+async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    g = await _grades_world(sis, classroom, local)
+    a = g.emails[0]
+    last = g.world.facts.grading_periods[-1].end_date
+    g.add_work("Reading log", points=None)  # ungraded
+    g.add_work("Fun quiz", category="Fun Extras")  # a category the SIS class lacks
+    g.add_work("Summer task", due=last.replace(year=last.year + 1))  # outside every period
+    g.add_work("Plan", state="DRAFT")
+    graded = g.add_work("Essay", points=20)
+    g.grade(graded, g.outsider, assigned=12, give_back=True)  # not a student of the class
+    g.grade(graded, a, assigned=17, give_back=True)
+
+    run = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert run.report is not None
+    assert run.job.status == JobStatus.NEEDS_ATTENTION
+    pulled = run.report.courses[0]
+    reasons = {(i.coursework_title, i.skip_reason) for i in pulled.items}
+    assert reasons == {
+        ("Reading log", "no_points"),
+        ("Fun quiz", "category_not_in_sis"),
+        ("Plan", "draft_coursework"),
+        ("Essay", "student_not_in_sis_class"),
+    }
+    said = {i.coursework_title: i.reason for i in pulled.items}
+    assert "'Fun Extras'" in said["Fun quiz"] and "Homework" in said["Fun quiz"]
+    assert g.outsider in said["Essay"]
+    # The due date outside every grading period is the export's pre-flight's to say.
+    (export,) = run.report.exports
+    skipped = {(i.coursework_title, i.skip_reason) for i in export.items if i.skip_reason}
+    assert ("Summer task", "due_date_outside_grading_periods") in skipped
+    items, results = await sis_gradebook(g.world)
+    assert [li.title for li in items] == ["Essay"] and _scores(results) == [17.0]
+    # Both are in the class's troubleshoot report (its export history).
+    with classroom.session() as session:
+        kept = session.scalars(
+            select(MarkExportReport).where(MarkExportReport.class_id == g.class_id)
+        ).all()
+    sources = [(r.summary or {}).get("source") for r in kept]
+    assert sources.count(PULL_SOURCE) == 1 and len(kept) == 2
+    pull_row = next(r for r in kept if (r.summary or {}).get("source") == PULL_SOURCE)
+    assert {i["skip_reason"] for i in pull_row.items} >= {"no_points", "category_not_in_sis"}
+    assert run.job.report["attention"]["count"] >= 4
+
+    # Pulled again with nothing changed: no new report row.
+    await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
+    with classroom.session() as session:
+        assert len(session.scalars(select(MarkExportReport)).all()) == 2
+
+
+@pytest.mark.anyio
+async def test_permission_off_pulls_nothing_and_says_why(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    g = await _grades_world(sis, classroom, local)
+    work = g.add_work("Essay", points=20)
+    g.grade(work, g.emails[0], assigned=18, give_back=True)
+    with classroom.transaction() as session:
+        connections.set_teacher_export(session, Actor.system(), False)
+    calls_before = local.classroom.log.http_requests
+    for actor in (g.world.teacher, Actor.system()):
+        with pytest.raises(PullRefused, match="Enable classwork and mark exporting"):
+            await run_grade_pull(classroom, actor, class_ids=[g.class_id], export=True)
+        with pytest.raises(PullRefused, match="switched off"):
+            pull_grades(classroom, actor)
+    assert local.classroom.log.http_requests == calls_before
+    with classroom.session() as session:
+        assert session.scalars(select(Coursework)).all() == []
+    items, _ = await sis_gradebook(g.world)
+    assert items == []
+
+
+@pytest.mark.anyio
+async def test_missing_work_and_a_teacher_who_does_not_teach_the_class(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    g = await _grades_world(sis, classroom, local)
+    a, b = g.emails[:2]
+    from datetime import UTC, datetime, timedelta
+
+    yesterday = (datetime.now(UTC) - timedelta(days=2)).date()
+    work = g.add_work("Lab", points=10, due=yesterday)
+    g.grade(work, b, assigned=8, give_back=True)
+    report = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    marks = g.marks()
+    assert marks[("Lab", a)].missing is True and marks[("Lab", a)].score is None
+    assert marks[("Lab", a)].state == "returned"  # Classroom shows "Missing" to the student
+    assert marks[("Lab", b)].missing is False and marks[("Lab", b)].score == 8
+    assert report.courses[0].marks["created"] == len(g.emails)
+
+    # Someone who does not teach the class is told so, and nothing is pulled for them.
+    from sislink.classroom.models import Role
+    from sislink.classroom.services import people
+
+    with classroom.transaction() as session:
+        other = Actor.of(
+            people.create_person(
+                session, Actor.system(), name="Other", email="o@x.example", roles=[Role.TEACHER]
+            )
+        )
+    refused = pull_grades(classroom, other, class_ids=[g.class_id])
+    assert refused.courses[0].refused and "do not teach" in refused.courses[0].refused
+    assert pull_grades(classroom, other).courses == []
