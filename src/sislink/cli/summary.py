@@ -1,4 +1,5 @@
-"""`sislink summary send`: the summary e-mail to administrators (run it from cron each morning)."""
+"""`sislink summary send`: the summary e-mail to administrators, on demand (`sislink serve`
+sends the morning one by itself at SISLINK_SUMMARY_HOUR)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ summary_app = typer.Typer(help="The summary e-mail to administrators.", no_args_
 
 @summary_app.command("send")
 def send(
-    hours: float = typer.Option(
-        24.0, "--hours", min=0.1, help="Tell what happened in the last HOURS hours."
+    hours: float | None = typer.Option(
+        None,
+        "--hours",
+        min=0.1,
+        help="Tell what happened in the last HOURS hours (default: since the last summary, "
+        "which this one then becomes; the last 24 hours when there was none).",
     ),
     always: bool = typer.Option(
         False, "--always", help="Send it even when nothing ran and nothing is on hold."
@@ -30,7 +35,7 @@ def send(
     except SummaryNotConfigured as exc:
         fail(str(exc))
     classroom = open_from_env()
-    since = datetime.now(UTC) - timedelta(hours=hours)
+    since = None if hours is None else datetime.now(UTC) - timedelta(hours=hours)
     try:
         sent = send_summary(classroom, settings, since=since, always=always)
     except (OSError, smtplib.SMTPException) as exc:
@@ -41,7 +46,7 @@ def send(
     finally:
         classroom.close()
     if sent is None:
-        typer.echo("Nothing happened in that time: no e-mail sent (--always sends one anyway).")
+        typer.echo("Nothing happened since then: no e-mail sent (--always sends one anyway).")
     else:
         typer.echo(f"Sent '{sent['Subject']}' to {sent['To']}.")
 

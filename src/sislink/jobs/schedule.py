@@ -1,9 +1,10 @@
 """Scheduled roster imports: every `interval_minutes`, except inside the pause window.
 
 `sislink serve` starts `scheduler_loop(classroom)`; each tick fails the jobs whose process is
-gone (`recover_interrupted`), then asks `due_import` whether an import should run now (enabled,
-outside the pause window, the interval passed since the last roster import started, no import
-running or on hold) and runs it through the job runner.
+gone (`recover_interrupted`), sends the morning summary e-mail when its hour has come and no
+process has sent it today (`operations.summary.daily_summary_tick`), then asks `due_import`
+whether an import should run now (enabled, outside the pause window, the interval passed since
+the last roster import started, no import running or on hold) and runs it through the job runner.
 The settings live in the RosterSchedule row (`get_schedule` / `set_schedule`).
 """
 
@@ -25,6 +26,7 @@ from sislink.classroom.services.access import require_admin
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
 from sislink.jobs.roster import run_roster_import
 from sislink.jobs.runner import JobOutcome, recover_interrupted
+from sislink.operations.summary import daily_summary_tick
 from sislink.sync.errors import SyncError
 from sislink.sync.roster_holds import ROSTER_IMPORT
 from sislink.sync.sis_client import authorised_connection
@@ -133,6 +135,10 @@ async def tick(
     interrupted = await asyncio.to_thread(recover_interrupted, classroom)
     if interrupted:
         logger.warning("jobs %s were left by a process that stopped: failed", interrupted)
+    try:  # on a thread: SMTP and the database's write wait are blocking
+        await asyncio.to_thread(daily_summary_tick, classroom, now=now)
+    except Exception:  # the summary must never stop the imports
+        logger.exception("the morning summary failed")
     due, why = due_import(classroom, now)
     if not due:
         logger.debug("no scheduled roster import: %s", why)

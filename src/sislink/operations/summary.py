@@ -1,27 +1,43 @@
-"""The summary e-mail to administrators: what ran since a time, what failed or needs attention
-or waits on hold, in words, with links to the console's pages; nothing is sent when nothing
-happened (unless asked).
+"""The summary e-mail to administrators: what ran since the last summary, what failed or needs
+attention or waits on hold, in words, with links to the console's pages; nothing is sent when
+nothing happened (unless asked). And the alert sent at once when a job is put on hold.
 
 SMTP settings come from the environment (`SmtpSettings.from_env`); without SISLINK_SMTP_HOST
-no e-mail is sent. `sislink summary send` sends it (run it from cron each morning).
+and SISLINK_SUMMARY_TO no e-mail is sent. Once they are set:
+- the morning summary: `sislink serve`'s scheduler calls `daily_summary_tick` every minute; at
+  SISLINK_SUMMARY_HOUR (06:00 by default; "off" to stop it) in SISLINK_TIME_ZONE (the school's
+  IANA zone, UTC by default) one process claims the day's row in `operator_summary` (unique by
+  kind and day: of several processes one wins) and sends it. A failed send is tried again 15
+  minutes later, at most 4 times that day. `sislink summary send` sends one on demand.
+- the hold alert: the job runner calls `alert_hold_if_configured` when a job ends on hold (a
+  roster import, a Google sync: any kind), once per job; a failure to send is logged, never
+  the job's.
+- the memory: each summary (the morning one, or one asked for without --hours) records what
+  it covered, so the next one tells what ran since; the first covers the last 24 hours.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import smtplib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sislink.classroom import Classroom
-from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.models import Job, JobStatus, OperatorSummary
+from sislink.classroom.services.jobs import this_process
 from sislink.operations.logs import redact
+
+logger = logging.getLogger("sislink.operations.summary")
 
 DEFAULT_SMTP_PORT = 25
 SMTP_TIMEOUT_S = 30.0
@@ -118,6 +134,8 @@ def page_of(line: JobLine) -> str:
     """The console page that shows this job."""
     if line.kind == "roster_import":
         return f"/admin/roster/jobs/{line.job_id}"
+    if line.kind.startswith("google"):
+        return "/admin/google"
     return "/admin/activity"
 
 
@@ -134,24 +152,26 @@ def _said(job: Job) -> str:
     return ""
 
 
-def jobs_since(classroom: Classroom, since: datetime) -> list[JobLine]:
-    """The jobs that ended since `since`, and every job on hold (however old), oldest first."""
+def _line(job: Job) -> JobLine:
+    return JobLine(
+        job.id, job.kind, JobStatus(job.status), job.finished_at or job.started_at, _said(job)
+    )
+
+
+def jobs_since(
+    classroom: Classroom, since: datetime, until: datetime | None = None
+) -> list[JobLine]:
+    """The jobs that ended since `since` (and before `until`), and every job on hold (however
+    old), oldest first."""
+    ended = Job.finished_at >= since
+    if until is not None:
+        ended = and_(ended, Job.finished_at < until)
     with classroom.session() as session:
         found = session.scalars(
-            select(Job)
-            .where(or_(Job.finished_at >= since, Job.status == JobStatus.ON_HOLD))
-            .order_by(Job.id)
+            select(Job).where(or_(ended, Job.status == JobStatus.ON_HOLD)).order_by(Job.id)
         ).all()
         return [
-            JobLine(
-                job.id,
-                job.kind,
-                JobStatus(job.status),
-                job.finished_at or job.started_at,
-                _said(job),
-            )
-            for job in found
-            if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
+            _line(job) for job in found if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
         ]
 
 
@@ -195,22 +215,377 @@ def compose_summary(
     return message
 
 
-def send_summary(
-    classroom: Classroom,
-    settings: SmtpSettings,
-    *,
-    since: datetime,
-    always: bool = False,
-) -> EmailMessage | None:
-    """Compose the summary of what happened since `since` and send it; None when nothing
-    happened (and not `always`): then nothing is sent."""
-    message = compose_summary(jobs_since(classroom, since), settings, since=since, always=always)
-    if message is None:
-        return None
+def deliver(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Hand the message to the SMTP server (raises OSError or SMTPException when it cannot)."""
     with smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT_S) as smtp:
         if settings.starttls:
             smtp.starttls()
         if settings.username and settings.password:
             smtp.login(settings.username, settings.password)
         smtp.send_message(message)
+
+
+def send_summary(
+    classroom: Classroom,
+    settings: SmtpSettings,
+    *,
+    since: datetime | None = None,
+    always: bool = False,
+    now: datetime | None = None,
+) -> EmailMessage | None:
+    """Compose the summary of what happened since `since` and send it; None when nothing
+    happened (and not `always`): then nothing is sent.
+
+    Without `since`, it tells what happened since the last summary (the morning one or one
+    asked for like this; the last 24 hours when there was none) and is remembered as the last
+    summary. With `since` (a window of the caller's choice) the memory is left alone."""
+    now = now or datetime.now(UTC)
+    if since is not None:
+        message = compose_summary(
+            jobs_since(classroom, since, now), settings, since=since, always=always
+        )
+        if message is not None:
+            deliver(settings, message)
+        return message
+    with classroom.transaction() as session:
+        row = OperatorSummary(
+            kind=ON_REQUEST, outcome=SENDING, claimed_by=_holder(), claimed_at=now, attempts=1
+        )
+        session.add(row)
+        session.flush()
+        row_id = row.id
+    return _summarise(classroom, settings, row_id, now=now, always=always)
+
+
+# ---- the memory, the morning summary, the hold alert -------------------------------------------
+
+DAILY = "daily"
+ON_REQUEST = "on_request"
+HOLD = "hold"
+SENDING, SENT, NOTHING, FAILED = "sending", "sent", "nothing", "failed"
+DEFAULT_SUMMARY_TIME = time(6, 0)
+FIRST_WINDOW = timedelta(hours=24)  # what the very first summary covers
+RETRY_AFTER = timedelta(minutes=15)  # a failed send, or a claim whose process stopped
+MAX_ATTEMPTS = 4  # a day's summary (or a hold's alert) is tried at most this often
+
+
+@dataclass(frozen=True)
+class SummaryTime:
+    """When the morning summary goes: a local time in the school's zone (None: never)."""
+
+    at: time | None = DEFAULT_SUMMARY_TIME
+    zone: tzinfo = UTC
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SummaryTime:
+        """SISLINK_SUMMARY_HOUR ("06:00" by default, "7", "07:30", or "off") and
+        SISLINK_TIME_ZONE (an IANA name such as "America/Chicago"; UTC by default)."""
+        env = os.environ if environ is None else environ
+        zone_name = env.get("SISLINK_TIME_ZONE", "").strip() or "UTC"
+        try:
+            zone: tzinfo = UTC if zone_name.upper() == "UTC" else ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SummaryNotConfigured(
+                f"SISLINK_TIME_ZONE is {zone_name!r}, which is not a time zone: give the "
+                "school's IANA name, such as America/Chicago or Europe/London."
+            ) from None
+        text = env.get("SISLINK_SUMMARY_HOUR", "").strip()
+        if text.lower() in ("off", "no", "none", "0ff"):
+            return cls(None, zone)
+        if not text:
+            return cls(DEFAULT_SUMMARY_TIME, zone)
+        hour, _, minute = text.partition(":")
+        if (
+            hour.isdigit()
+            and (minute.isdigit() or not minute)
+            and 0 <= int(hour) < 24
+            and 0 <= int(minute or 0) < 60
+        ):
+            return cls(time(int(hour), int(minute or 0)), zone)
+        raise SummaryNotConfigured(
+            f"SISLINK_SUMMARY_HOUR is {text!r}: give the local time to send the morning "
+            "summary, such as 06:00 or 7, or 'off' to send none."
+        )
+
+    def due_day(self, now: datetime) -> date | None:
+        """The school's day whose summary is due at `now` (its time has come), or None."""
+        if self.at is None:
+            return None
+        local = now.astimezone(self.zone)
+        if local < datetime.combine(local.date(), self.at, tzinfo=self.zone):
+            return None
+        return local.date()
+
+
+@dataclass(frozen=True)
+class SummaryRun:
+    """What one summary (or alert) came to: its row, "sent", "nothing" or "failed"."""
+
+    row_id: int
+    outcome: str
+    message: EmailMessage | None
+    since: datetime | None = None
+    error: str | None = None
+
+
+def _holder() -> str:
+    return this_process().token()[:300]
+
+
+def last_covered(classroom: Classroom) -> datetime | None:
+    """Until when the last summary (the morning one, or one asked for without a window)
+    told what happened; None when there was none."""
+    with classroom.session() as session:
+        found: datetime | None = session.scalar(
+            select(func.max(OperatorSummary.covered_until)).where(
+                OperatorSummary.kind.in_((DAILY, ON_REQUEST)),
+                OperatorSummary.outcome.in_((SENT, NOTHING)),
+            )
+        )
+    if isinstance(found, str):  # SQLite's max() of a timestamp column, should its type be lost
+        found = datetime.fromisoformat(found)
+    if found is not None and found.tzinfo is None:
+        found = found.replace(tzinfo=UTC)
+    return found
+
+
+def claim(
+    classroom: Classroom,
+    kind: str,
+    *,
+    now: datetime,
+    day: date | None = None,
+    job_id: int | None = None,
+) -> int | None:
+    """Claim the summary of `day` (or the alert of `job_id`) for this process: its row's id,
+    or None when another process has it (or it went, or was tried too often). The row's unique
+    key decides between processes; a failed or abandoned claim is taken over after a while."""
+    try:
+        with classroom.transaction() as session:
+            row = OperatorSummary(
+                kind=kind,
+                day=day,
+                job_id=job_id,
+                outcome=SENDING,
+                claimed_by=_holder(),
+                claimed_at=now,
+                attempts=1,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        pass  # the row is there: sent, being sent, or failed
+    same = (OperatorSummary.day == day) if day is not None else (OperatorSummary.job_id == job_id)
+    with classroom.transaction() as session:
+        taken = session.execute(
+            update(OperatorSummary)
+            .where(
+                OperatorSummary.kind == kind,
+                same,
+                OperatorSummary.outcome.in_((SENDING, FAILED)),
+                OperatorSummary.claimed_at < now - RETRY_AFTER,
+                OperatorSummary.attempts < MAX_ATTEMPTS,
+            )
+            .values(
+                outcome=SENDING,
+                claimed_by=_holder(),
+                claimed_at=now,
+                attempts=OperatorSummary.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(taken, "rowcount", 0) != 1:
+            return None
+        row_id: int | None = session.scalar(
+            select(OperatorSummary.id).where(OperatorSummary.kind == kind, same)
+        )
+        return row_id
+
+
+def _record(
+    classroom: Classroom,
+    row_id: int,
+    outcome: str,
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    subject: str | None = None,
+    error: str | None = None,
+) -> None:
+    with classroom.transaction() as session:
+        row = session.get(OperatorSummary, row_id)
+        if row is None:
+            return
+        row.outcome = outcome
+        row.subject = subject[:300] if subject else None
+        row.error = error[:500] if error else None
+        if outcome in (SENT, NOTHING):
+            row.covered_from, row.covered_until = since, now
+            row.sent_at = now if outcome == SENT else None
+
+
+def _failure_words(settings: SmtpSettings, exc: BaseException) -> str:
+    return redact(
+        f"The e-mail could not be sent through {settings.host}:{settings.port} "
+        f"({type(exc).__name__}: {exc}); check SISLINK_SMTP_* and that the server is up."
+    )
+
+
+def _summarise(
+    classroom: Classroom,
+    settings: SmtpSettings,
+    row_id: int,
+    *,
+    now: datetime,
+    always: bool = False,
+) -> EmailMessage | None:
+    """Tell what happened since the last summary, on the claimed row; raises when the SMTP
+    server cannot take it (the row says so and is tried again)."""
+    since = last_covered(classroom) or now - FIRST_WINDOW
+    message = compose_summary(
+        jobs_since(classroom, since, now), settings, since=since, always=always
+    )
+    if message is None:
+        _record(classroom, row_id, NOTHING, now=now, since=since)
+        return None
+    try:
+        deliver(settings, message)
+    except (OSError, smtplib.SMTPException) as exc:
+        _record(classroom, row_id, FAILED, now=now, error=_failure_words(settings, exc))
+        raise
+    _record(classroom, row_id, SENT, now=now, since=since, subject=str(message["Subject"]))
+    logger.info("summary sent to %s: %r", message["To"], str(message["Subject"]))
     return message
+
+
+def send_daily_summary(
+    classroom: Classroom,
+    settings: SmtpSettings,
+    when: SummaryTime,
+    *,
+    now: datetime | None = None,
+) -> SummaryRun | None:
+    """The morning summary, if its time has come today and no process has sent it yet: what
+    happened since the last summary (nothing is sent when nothing did). None when it is not
+    this process's to send."""
+    now = now or datetime.now(UTC)
+    day = when.due_day(now)
+    if day is None:
+        return None
+    row_id = claim(classroom, DAILY, now=now, day=day)
+    if row_id is None:
+        return None
+    try:
+        message = _summarise(classroom, settings, row_id, now=now)
+    except (OSError, smtplib.SMTPException) as exc:
+        words = _failure_words(settings, exc)
+        logger.warning("the morning summary of %s was not sent: %s", day.isoformat(), words)
+        return SummaryRun(row_id, FAILED, None, error=words)
+    if message is None:
+        logger.info("morning summary of %s: nothing happened, no e-mail", day.isoformat())
+    return SummaryRun(row_id, SENT if message is not None else NOTHING, message)
+
+
+_said_config: str | None = None
+
+
+def daily_summary_tick(
+    classroom: Classroom,
+    *,
+    now: datetime | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SummaryRun | None:
+    """The scheduler's step: send the morning summary when it is due, if SMTP and the
+    recipients are set (on by default once they are) and SISLINK_SUMMARY_HOUR is not "off"."""
+    global _said_config
+    try:
+        settings = SmtpSettings.from_env(environ)
+    except SummaryNotConfigured:
+        return None  # no SMTP server or nobody to tell: no summary, as documented
+    try:
+        when = SummaryTime.from_env(environ)
+    except SummaryNotConfigured as exc:
+        if _said_config != str(exc):  # once, not every minute
+            _said_config = str(exc)
+            logger.warning("no morning summary: %s", exc)
+        return None
+    return send_daily_summary(classroom, settings, when, now=now)
+
+
+def compose_hold_alert(
+    job: JobLine, report: Mapping[str, Any], settings: SmtpSettings
+) -> EmailMessage:
+    """The e-mail that says a job is on hold, why, and where to review it."""
+    name = KIND_NAMES.get(job.kind, job.kind.replace("_", " ").capitalize())
+    page = f"{settings.console_url}{page_of(job)}"
+    parts = [
+        f"{name} (job {job.job_id}) is on hold for your review: nothing it would change has "
+        "been changed, and no other run of it starts until you decide.",
+        f"Why: {job.said or 'no reason was given'}",
+    ]
+    deactivations = report.get("deactivations")
+    if isinstance(deactivations, Mapping):
+        counts = [
+            f"{len(ids)} {entity}"
+            for entity, ids in deactivations.items()
+            if isinstance(ids, list | tuple) and ids
+        ]
+        if counts:
+            parts.append("It would deactivate " + ", ".join(counts) + ".")
+    parts.append(f"Review it, then approve or discard it: {page}")
+    parts.append(f"Everything sislink did: {settings.console_url}/admin/activity")
+    message = EmailMessage()
+    message["Subject"] = f"sislink: {name.lower()} (job {job.job_id}) is on hold for your review"
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.recipients)
+    message.set_content("\n\n".join(parts) + "\n")
+    return message
+
+
+def send_hold_alert(
+    classroom: Classroom,
+    settings: SmtpSettings,
+    job_id: int,
+    *,
+    now: datetime | None = None,
+) -> EmailMessage | None:
+    """Tell the administrators at once that job `job_id` is on hold (once per job, whichever
+    process asks); None when it is not on hold or was already told. Raises when the SMTP
+    server cannot take it (the row says so)."""
+    now = now or datetime.now(UTC)
+    with classroom.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.ON_HOLD:
+            return None
+        line, report = _line(job), dict(job.report or {})
+    row_id = claim(classroom, HOLD, now=now, job_id=job_id)
+    if row_id is None:
+        return None
+    message = compose_hold_alert(line, report, settings)
+    try:
+        deliver(settings, message)
+    except (OSError, smtplib.SMTPException) as exc:
+        _record(classroom, row_id, FAILED, now=now, error=_failure_words(settings, exc))
+        raise
+    _record(classroom, row_id, SENT, now=now, subject=str(message["Subject"]))
+    logger.info("hold alert sent to %s: %r", message["To"], str(message["Subject"]))
+    return message
+
+
+def alert_hold_if_configured(
+    classroom: Classroom, job_id: int, environ: Mapping[str, str] | None = None
+) -> EmailMessage | None:
+    """The job runner's call when a job ends on hold: the alert, when SMTP and the recipients
+    are set; a failure to send is logged and swallowed (the job is on hold either way)."""
+    try:
+        settings = SmtpSettings.from_env(environ)
+    except SummaryNotConfigured:
+        return None
+    try:
+        return send_hold_alert(classroom, settings, job_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        logger.warning(
+            "the hold alert of job %s was not sent: %s", job_id, _failure_words(settings, exc)
+        )
+        return None
