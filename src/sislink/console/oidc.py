@@ -21,14 +21,14 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import httpx
-from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
-from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 from authlib.oidc.core import CodeIDToken  # type: ignore[import-untyped]
 from fastapi import APIRouter, Depends, Request
 from joserfc import jwt
@@ -136,23 +136,23 @@ class OidcProtocol:
     def authorization_url(
         self, provider: OidcProvider, discovery: Discovery, state: str, pending: PendingSignIn
     ) -> str:
-        client = OAuth2Client(
-            provider.client_id,
-            scope=SCOPES,
-            redirect_uri=pending.redirect_uri,
-            code_challenge_method="S256",
-        )
         extra: dict[str, str] = {}
         if provider.domain:
             extra["hd"] = provider.domain  # Google Workspace: offer only the school's accounts
-        url, _ = client.create_authorization_url(
-            discovery.authorization_endpoint,
-            state=state,
-            nonce=pending.nonce,
-            code_verifier=pending.code_verifier,
-            **extra,
+        return str(
+            prepare_grant_uri(
+                discovery.authorization_endpoint,
+                provider.client_id,
+                "code",
+                redirect_uri=pending.redirect_uri,
+                scope=SCOPES,
+                state=state,
+                nonce=pending.nonce,
+                code_challenge=create_s256_code_challenge(pending.code_verifier),
+                code_challenge_method="S256",
+                **extra,
+            )
         )
-        return str(url)
 
     def exchange_code(
         self,
@@ -162,44 +162,51 @@ class OidcProtocol:
         pending: PendingSignIn,
         code: str,
     ) -> dict[str, Any]:
-        method = (
-            "client_secret_basic"
-            if "client_secret_basic" in discovery.auth_methods
-            or "client_secret_post" not in discovery.auth_methods
-            else "client_secret_post"
-        )
+        body = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": pending.redirect_uri,
+            "code_verifier": pending.code_verifier,
+        }
+        auth: httpx.BasicAuth | None = None
+        if "client_secret_basic" in discovery.auth_methods or (
+            "client_secret_post" not in discovery.auth_methods
+        ):
+            # RFC 6749 2.3.1: both parts form-encoded before they are joined.
+            auth = httpx.BasicAuth(quote_plus(provider.client_id), quote_plus(secret))
+        else:
+            body.update(client_id=provider.client_id, client_secret=secret)
         try:
-            with OAuth2Client(
-                provider.client_id,
-                secret,
-                token_endpoint_auth_method=method,
+            answer = httpx.post(
+                discovery.token_endpoint,
+                data=body,
+                auth=auth,
+                headers={"Accept": "application/json"},
                 timeout=TIMEOUT_S,
-            ) as client:
-                token = client.fetch_token(
-                    discovery.token_endpoint,
-                    grant_type="authorization_code",
-                    code=code,
-                    redirect_uri=pending.redirect_uri,
-                    code_verifier=pending.code_verifier,
-                )
-        except OAuthError as exc:
-            logger.info("the provider %s refused a code: %s", provider.issuer, exc.error)
-            raise SignInRefused(
-                f"{provider.name} did not accept this sign-in's code ({str(exc.error)[:80]}): it "
-                "may have been used already, or sislink's client ID or secret are not the ones "
-                "registered there; start again, and if it goes on, tell your administrator."
-            ) from None
-        except httpx.HTTPError:
+                follow_redirects=False,
+            )
+            token = answer.json()
+        except (httpx.HTTPError, ValueError):
             raise SignInRefused(
                 f"sislink could not reach {provider.name} to finish signing you in; try again in "
                 "a minute."
             ) from None
-        if not isinstance(token, Mapping) or not token.get("id_token"):
+        if not isinstance(token, dict):
+            token = {}
+        if answer.status_code != 200 or "error" in token:
+            error = str(token.get("error") or f"HTTP {answer.status_code}")[:80]
+            logger.info("the provider %s refused a code: %s", provider.issuer, error)
+            raise SignInRefused(
+                f"{provider.name} did not accept this sign-in's code ({error}): it may have "
+                "been used already, or sislink's client ID or secret are not the ones "
+                "registered there; start again, and if it goes on, tell your administrator."
+            )
+        if not token.get("id_token"):
             raise SignInRefused(
                 f"{provider.name} answered without an ID token; check that the openid scope is "
                 "allowed for sislink at the provider."
             )
-        return dict(token)
+        return token
 
     def verify_id_token(
         self,
