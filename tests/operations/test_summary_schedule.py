@@ -29,10 +29,12 @@ from sislink.jobs.runner import JobOutcome
 from sislink.jobs.schedule import tick
 from sislink.operations.summary import (
     DAILY,
+    SmtpSettings,
     SummaryNotConfigured,
     SummaryTime,
     daily_summary_tick,
     last_covered,
+    send_hold_alert,
 )
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -289,3 +291,30 @@ def test_no_summary_without_smtp_settings(
     ended_job(classroom, "roster_import", JobStatus.FAILED, at_chicago(18, 2))
     assert daily_summary_tick(classroom, now=at_chicago(18, 7)) is None
     assert daily_rows(classroom) == []
+
+
+def test_a_hold_alert_that_failed_is_sent_again_by_the_scheduler(
+    classroom: Classroom, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with classroom.transaction() as session:
+        job = job_service.queue_job(session, Actor.system(), "google_roster", lock_key="g-1")
+        session.flush()
+        job_service.start_job(session, job.id)
+        job_service.hold_job(session, job.id, "it would remove 30 students from courses", {})
+        held = job.id
+    port = os.environ["SISLINK_SMTP_PORT"]
+    monkeypatch.setenv("SISLINK_SMTP_PORT", str(free_port()))  # nobody listens there
+    with pytest.raises(OSError):
+        send_hold_alert(classroom, SmtpSettings.from_env(), held, now=at_chicago(19, 1))
+
+    monkeypatch.setenv("SISLINK_SMTP_PORT", port)
+    daily_summary_tick(classroom, now=at_chicago(19, 1, 10))  # too soon to try again
+    assert inbox.received == []
+    daily_summary_tick(classroom, now=at_chicago(19, 1, 16))
+    (received,) = inbox.received
+    assert received["Subject"] == f"sislink: google roster (job {held}) is on hold for your review"
+    body = body_of(received)
+    assert "Why: it would remove 30 students from courses" in body
+    assert f"{CONSOLE}/admin/google" in body
+    daily_summary_tick(classroom, now=at_chicago(19, 2))
+    assert len(inbox.received) == 1  # sent: not again

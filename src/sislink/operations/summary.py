@@ -11,7 +11,7 @@ and SISLINK_SUMMARY_TO no e-mail is sent. Once they are set:
   minutes later, at most 4 times that day. `sislink summary send` sends one on demand.
 - the hold alert: the job runner calls `alert_hold_if_configured` when a job ends on hold (a
   roster import, a Google sync: any kind), once per job; a failure to send is logged, never
-  the job's.
+  the job's, and the scheduler tries it again 15 minutes later (`retry_hold_alerts`).
 - the memory: each summary (the morning one, or one asked for without --hours) records what
   it covered, so the next one tells what ran since; the first covers the last 24 hours.
 """
@@ -510,7 +510,41 @@ def daily_summary_tick(
             _said_config = str(exc)
             logger.warning("no morning summary: %s", exc)
         return None
+    retry_hold_alerts(classroom, settings, now=now)
     return send_daily_summary(classroom, settings, when, now=now)
+
+
+def retry_hold_alerts(
+    classroom: Classroom, settings: SmtpSettings, *, now: datetime | None = None
+) -> list[int]:
+    """Send again the hold alerts that failed (or whose process stopped while sending) at
+    least 15 minutes ago, for jobs still on hold; the ids of those sent."""
+    now = now or datetime.now(UTC)
+    with classroom.session() as session:
+        waiting = session.scalars(
+            select(OperatorSummary.job_id)
+            .join(Job, Job.id == OperatorSummary.job_id)
+            .where(
+                OperatorSummary.kind == HOLD,
+                OperatorSummary.outcome.in_((SENDING, FAILED)),
+                OperatorSummary.claimed_at < now - RETRY_AFTER,
+                OperatorSummary.attempts < MAX_ATTEMPTS,
+                Job.status == JobStatus.ON_HOLD,
+            )
+            .order_by(OperatorSummary.job_id)
+        ).all()
+    sent: list[int] = []
+    for job_id in waiting:
+        if job_id is None:
+            continue
+        try:
+            if send_hold_alert(classroom, settings, job_id, now=now) is not None:
+                sent.append(job_id)
+        except (OSError, smtplib.SMTPException) as exc:
+            words = _failure_words(settings, exc)
+            logger.warning("the hold alert of job %s was not sent again: %s", job_id, words)
+            break  # the server is still away: the others wait for the next try too
+    return sent
 
 
 def compose_hold_alert(
