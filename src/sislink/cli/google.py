@@ -369,3 +369,78 @@ def _print_roster_report(report: dict[str, Any]) -> None:
             f"Approve: sislink google sync roster --approve {report.get('job_id')}; discard: "
             f"sislink google sync roster --discard {report.get('job_id')}."
         )
+
+
+@sync_app.command("grades")
+def sync_grades_command(
+    class_: str | None = typer.Option(None, "--class", help="Class id or title."),
+    all_classes: bool = typer.Option(
+        False, "--all", help="Every class in Google Classroom that you may pull."
+    ),
+    export: bool = typer.Option(
+        False, "--export", help="Then export the classes that changed to the SIS (marks export)."
+    ),
+    full: bool = typer.Option(
+        False, "--full", help="Look at every courseWork and submission again, not only changes."
+    ),
+    as_email: str | None = AS_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Pull grades from Google Classroom: each linked course's published courseWork becomes
+    coursework, its grades marks (returned grades; draft grades as draft marks), only what
+    changed since the last pull. Exit 3 when something cannot go to the SIS (see the report)
+    or a class was not pulled; 1 when the pull failed."""
+    import asyncio
+
+    from sislink.cli.classes import find_class
+    from sislink.cli.common import EXIT_FAILED
+    from sislink.jobs.google_grades import run_grade_pull
+
+    if (class_ is None) == (not all_classes):
+        fail("Give --class CLASS or --all.", code=2)
+    classroom = open_from_env()
+    try:
+        actor = actor_for(classroom, as_email)
+        class_ids = None if all_classes else [find_class(classroom, str(class_))]
+        try:
+            run = asyncio.run(
+                run_grade_pull(classroom, actor, class_ids=class_ids, full=full, export=export)
+            )
+        except (SyncError, ClassroomError) as exc:
+            fail(exc.message)
+    finally:
+        classroom.close()
+    result = run.as_json()
+    if as_json:
+        print_json(result)
+    else:
+        _print_grades_report(result)
+    if run.job.status.value == "failed":
+        if not as_json:
+            fail(f"The grade pull (job {run.job.job_id}) failed: {run.job.error}")
+        raise typer.Exit(EXIT_FAILED)
+    if result.get("attention"):
+        raise typer.Exit(EXIT_NEEDS_ATTENTION)
+
+
+def _print_grades_report(report: dict[str, Any]) -> None:
+    table = Table(title=f"Grades from Google Classroom (job {report.get('job_id')})")
+    for column in ("class", "outcome", "coursework", "marks", "not sent"):
+        table.add_column(column)
+    for course in report.get("courses", []):
+        work, marks = course.get("coursework", {}), course.get("marks", {})
+        table.add_row(
+            str(course.get("class")),
+            str(course.get("outcome")),
+            ", ".join(f"{k} {v}" for k, v in work.items() if v) or "-",
+            ", ".join(f"{k} {v}" for k, v in marks.items() if v) or "-",
+            str(len(course.get("not_sent", []))),
+        )
+    out.print(table)
+    out.print(
+        f"Calls: {report.get('api_calls', 0)} to Google Classroom in "
+        f"{report.get('calls', 0)} HTTP requests; {report.get('writes', 0)} writes to the SIS."
+    )
+    attention = report.get("attention") or {}
+    for reason in attention.get("reasons", []):
+        out.print(f"  {reason}", markup=False, highlight=False)

@@ -87,12 +87,15 @@ class GradePullRun:
     report: GooglePullReport | None
 
     def as_json(self) -> dict[str, Any]:
-        body = self.report.to_dict() if self.report is not None else {}
+        # On Celery workers the report is the job's (the work ran elsewhere).
+        body = self.report.to_dict() if self.report is not None else dict(self.job.report or {})
+        attention = (self.job.report or {}).get("attention") or body.get("attention")
         return {
+            **body,
             "job_id": self.job.job_id,
             "status": str(self.job.status),
             "error": self.job.error,
-            **body,
+            "attention": attention,
         }
 
 

@@ -64,6 +64,7 @@ from sislink.classroom.models import (
     GoogleCourseLink,
     GoogleCourseworkLink,
     GradingPeriod,
+    Job,
     Mark,
     MarkExportReport,
     MarkState,
@@ -94,7 +95,12 @@ ListMaker = Callable[[Resource, str | None], HttpRequest]
 
 
 class PullRefused(SyncError):
-    """Nothing was pulled: not connected to Google Classroom, or the permission is off."""
+    """Nothing was pulled: not connected to Google Classroom, or the permission is off.
+    `problem` says which: "not_connected" or "permission_off"."""
+
+    def __init__(self, message: str, problem: str = "not_connected") -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 # ---- the report ---------------------------------------------------------------------------
@@ -260,7 +266,8 @@ def check_pull_allowed(session: Session) -> GoogleConnection:
         raise PullRefused(
             "Classwork and mark exporting is switched off, so no grades were pulled from "
             "Google Classroom and nothing was sent to the SIS; an administrator can switch on "
-            "'Enable classwork and mark exporting'."
+            "'Enable classwork and mark exporting'.",
+            "permission_off",
         )
     return google
 
@@ -1146,6 +1153,15 @@ def course_view(classroom: Classroom, actor: Actor, class_id: int) -> dict[str, 
         kept = next(
             (r for r in last_report if (r.summary or {}).get("source") == PULL_SOURCE), None
         )
+        job = session.get(Job, link.last_grade_job_id) if link.last_grade_job_id else None
+        entry: dict[str, Any] = next(
+            (
+                c
+                for c in ((job.report or {}).get("courses") or [] if job is not None else [])
+                if c.get("class_id") == class_id
+            ),
+            {},
+        )
         return {
             "class_id": class_id,
             "class": klass.title,
@@ -1158,6 +1174,10 @@ def course_view(classroom: Classroom, actor: Actor, class_id: int) -> dict[str, 
             "last_pull": {
                 "at": link.grades_pulled_at.isoformat() if link.grades_pulled_at else None,
                 "job_id": link.last_grade_job_id,
+                "status": job.status if job is not None else None,
+                "outcome": entry.get("outcome"),
+                "coursework": entry.get("coursework"),
+                "marks": entry.get("marks"),
                 "watermark": link.grades_watermark,
                 "coursework_pulled": len(pulled_works),
                 "report_id": kept.id if kept is not None else None,

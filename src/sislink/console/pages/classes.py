@@ -216,8 +216,58 @@ def class_page(
             "running_for_every_class": running is not None and running.class_id != class_id,
             "primary": klass.primary_teacher_id == who.person_id or who.is_admin,
             "choices": choices,
+            "google": _google_course(classroom, who, class_id),
         }
         return render(request, "class.html", context, who=who)
+
+
+def _google_course(classroom: Classroom, who: Viewer, class_id: int) -> dict[str, Any] | None:
+    """The class's Google Classroom course and last grade pull (None: not in Classroom)."""
+    from sislink.sync.google_grades import course_view
+
+    view = course_view(classroom, who.actor, class_id)
+    return view if view.get("course") else None
+
+
+@router.post("/{class_id}/google-pull")
+async def pull_google_grades(
+    request: Request,
+    class_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Pull the class's grades from Google Classroom now; export them too when asked."""
+    from sislink.jobs.google_grades import run_grade_pull
+
+    with classroom.session() as session:
+        own_class(session, who, class_id)
+    try:
+        run = await run_grade_pull(
+            classroom, who.actor, class_ids=[class_id], export=form.get("export") == "yes"
+        )
+    except (SyncError, ClassroomError) as exc:
+        return redirect(request, f"/classes/{class_id}", f"Not pulled: {exc.message}")
+    if run.report is None or not run.report.courses:
+        return redirect(
+            request, f"/classes/{class_id}", f"Not pulled: {run.job.error or 'see the job.'}"
+        )
+    course = run.report.courses[0]
+    if course.refused or course.failed:
+        return redirect(
+            request, f"/classes/{class_id}", f"Not pulled: {course.refused or course.failed}"
+        )
+    work, marks = course.coursework, course.marks
+    said = (
+        f"Pulled from Google Classroom: coursework {work['created']} new, {work['updated']} "
+        f"changed, {work['deleted']} deleted; marks {marks['created']} new, "
+        f"{marks['updated']} changed."
+    )
+    if course.items:
+        said += f" {len(course.items)} item(s) cannot go to the SIS: see the report below."
+    if run.report.exports:
+        said += f" Exported: {sum(e.writes for e in run.report.exports)} write(s) to the SIS."
+    return redirect(request, f"/classes/{class_id}", said)
 
 
 @router.post("/{class_id}/export-settings")

@@ -598,3 +598,52 @@ def revoke_my_token(
     """Revoke one of my API tokens (this one too, if that is the one sent)."""
     with teacher_errors(), classroom.transaction() as session:
         return revoke_api_token(session, actor, token_id).as_json()
+
+
+# ---- Google Classroom: the class's course and its grades -----------------------------------
+
+
+class GooglePullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    export: bool = Field(False, description="Then export the class to the SIS if it changed.")
+    full: bool = Field(False, description="Look at every courseWork and submission again.")
+
+
+@router.get("/classes/{class_id}/google")
+def class_google_course(
+    class_id: ClassId,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """The class's Google Classroom course (its link), and its last grade pull."""
+    from sislink.sync import google_grades
+
+    with teacher_errors():
+        return google_grades.course_view(classroom, actor, class_id)
+
+
+@router.post("/classes/{class_id}/google")
+async def pull_class_grades(
+    class_id: ClassId,
+    body: GooglePullRequest | None = None,
+    actor: Actor = Depends(current_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Pull the class's grades from Google Classroom now (then export them, with `export`);
+    answers the pull's report. The permission off answers 403, not connected 409."""
+    from sislink.jobs.google_grades import run_grade_pull
+    from sislink.sync.google_grades import PullRefused
+
+    chosen = body or GooglePullRequest()
+    with teacher_errors():
+        with classroom.session() as session:
+            class_for_editing(session, actor, class_id)
+        try:
+            run = await run_grade_pull(
+                classroom, actor, class_ids=[class_id], full=chosen.full, export=chosen.export
+            )
+        except PullRefused as refused:
+            code = 403 if refused.problem == "permission_off" else 409
+            raise _problem(code, refused.problem, refused.message) from None
+    return run.as_json()
