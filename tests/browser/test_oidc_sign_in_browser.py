@@ -1,0 +1,115 @@
+"""Signing in with the school's accounts in a real browser (issue 18): the sign-in page's
+"Sign in with <provider>" button, the provider's own page (oidc-provider on 127.0.0.1), and
+back to sislink as a teacher, as an administrator, or refused with a sentence."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect
+
+from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole, free_port
+from oidc_provider.running import Client, running_oidc_provider
+from sislink.classroom import Actor, open_classroom
+from sislink.classroom.models import Role
+from sislink.classroom.secrets import SecretBox
+from sislink.classroom.services import accounts, people, sign_in
+from sislink.console.app import create_app
+from sislink.seeddata import district_people
+
+TEACHER = next(p for p in district_people(7, 40) if p.role == "teacher")
+SECRET = "browser-client-secret-0123456789"
+ACCOUNTS: dict[str, dict[str, object]] = {
+    "teacher": {"email": TEACHER.email, "email_verified": True, "name": "T"},
+    "admin": {"email": ADMIN_EMAIL, "email_verified": True, "name": "Ada"},
+    "stranger": {"email": "stranger@elsewhere.example", "email_verified": True},
+}
+
+
+@pytest.fixture(scope="module")
+def oidc_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    client = Client("sislink", SECRET, (f"{url}/login/oidc/callback",), (f"{url}/login",))
+    folder: Path = tmp_path_factory.mktemp("oidc-browser")
+    with running_oidc_provider([client], ACCOUNTS) as issuer:
+        classroom = open_classroom(
+            f"sqlite:///{folder / 'console.db'}", secret_box=SecretBox.generate()
+        )
+        with classroom.transaction() as session:
+            system = Actor.system()
+            admin = people.create_person(
+                session, system, name="Ada Admin", email=ADMIN_EMAIL, roles=[Role.ADMIN]
+            )
+            accounts.set_password(session, system, admin.id, PASSWORD)
+            people.create_person(
+                session, system, name="Tom Teacher", email=TEACHER.email, roles=[Role.TEACHER]
+            )
+            sign_in.set_provider(
+                session,
+                classroom.secret_box,
+                system,
+                issuer=issuer,
+                client_id="sislink",
+                client_secret=SECRET,
+                name="District login",
+            )
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(classroom), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, name="console", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the console did not start")
+            time.sleep(0.02)
+        try:
+            yield LiveConsole(url, classroom)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=20)
+            classroom.close()
+
+
+def sign_in_with_provider(page: Page, console: LiveConsole, login: str) -> None:
+    page.goto(f"{console.url}/login")
+    page.get_by_role("link", name="Sign in with District login").click()
+    page.get_by_label("Login").fill(login)
+    page.get_by_role("button", name="Sign in at the provider").click()
+
+
+def test_a_teacher_signs_in_with_the_school_account_and_sees_their_classes(
+    page: Page, oidc_console: LiveConsole
+) -> None:
+    sign_in_with_provider(page, oidc_console, "teacher")
+    expect(page).to_have_url(f"{oidc_console.url}/classes")
+    expect(page.locator(".me")).to_contain_text(TEACHER.email)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#end-session")).to_contain_text("sign out of District login too")
+
+
+def test_an_administrator_signs_in_and_reaches_the_sign_in_settings(
+    page: Page, oidc_console: LiveConsole
+) -> None:
+    sign_in_with_provider(page, oidc_console, "admin")
+    expect(page).to_have_url(f"{oidc_console.url}/admin/sis")
+    page.get_by_role("link", name="Sign-in").click()
+    expect(page.locator("#redirect-uri")).to_have_text(f"{oidc_console.url}/login/oidc/callback")
+    expect(page.get_by_role("cell", name="District login")).to_be_visible()
+
+
+def test_someone_not_in_the_roster_is_refused_with_a_sentence(
+    page: Page, oidc_console: LiveConsole
+) -> None:
+    sign_in_with_provider(page, oidc_console, "stranger")
+    expect(page.get_by_role("alert")).to_contain_text(
+        "stranger@elsewhere.example is not a teacher or administrator in sislink"
+    )
+    page.goto(f"{oidc_console.url}/classes")
+    expect(page).to_have_url(f"{oidc_console.url}/login?next=/classes")
