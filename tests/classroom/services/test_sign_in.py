@@ -1,0 +1,126 @@
+"""Sign-in providers and who a verified ID token is (issue 18), on SQLite and PostgreSQL:
+providers from the deployment's environment (secrets only by variable name), the client secret
+sealed or read at run time, and the roster deciding who gets in: verified email only, the
+school's domain only when one is set, nobody created for a stranger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from sislink.classroom import Actor, Classroom, InvalidInput
+from sislink.classroom.models import OidcProvider, Person, Role
+from sislink.classroom.services import people, sign_in
+from sislink.classroom.services.sign_in import SignInRefused
+
+GOOGLE = "https://accounts.google.com"
+ENTRA = "https://login.microsoftonline.com/tenant-1/v2.0"
+
+
+def test_providers_come_from_the_environment_and_go_when_no_longer_named(
+    classroom: Classroom,
+) -> None:
+    env = {
+        "SISLINK_OIDC_PROVIDERS": json.dumps(
+            [
+                {"issuer": GOOGLE, "client_id": "g", "client_secret_env": "G_SECRET",
+                 "domain": "district.org"},
+                {"issuer": ENTRA, "client_id": "e", "client_secret_env": "E_SECRET"},
+            ]
+        ),
+        "G_SECRET": "google-secret",
+    }  # fmt: skip
+    with classroom.transaction() as session:
+        applied = sign_in.apply_environment(session, classroom.secret_box, env)
+        assert [p.name for p in applied] == ["Google", "Microsoft"]
+        assert sign_in.client_secret(applied[0], classroom.secret_box, env) == "google-secret"
+        with pytest.raises(InvalidInput, match=r"come from \$E_SECRET, which is empty or not set"):
+            sign_in.client_secret(applied[1], classroom.secret_box, env)
+    with classroom.transaction() as session:
+        sign_in.apply_environment(
+            session,
+            classroom.secret_box,
+            {
+                "SISLINK_OIDC_PROVIDERS": json.dumps(
+                    [{"issuer": ENTRA, "client_id": "e", "client_secret_env": "E_SECRET"}]
+                )
+            },
+        )
+        assert [p.issuer for p in sign_in.list_providers(session)] == [ENTRA]
+
+
+def test_the_environment_never_holds_a_secret_itself_and_bad_json_is_a_sentence(
+    classroom: Classroom,
+) -> None:
+    with classroom.transaction() as session, pytest.raises(InvalidInput, match="never the secret"):
+        sign_in.apply_environment(
+            session,
+            classroom.secret_box,
+            {"SISLINK_OIDC_PROVIDERS": json.dumps([{"issuer": GOOGLE, "client_secret": "x"}])},
+        )
+    with classroom.transaction() as session, pytest.raises(InvalidInput, match="is not JSON"):
+        sign_in.apply_environment(session, classroom.secret_box, {"SISLINK_OIDC_PROVIDERS": "[{"})
+
+
+def test_a_sealed_secret_is_stored_only_sealed(classroom: Classroom) -> None:
+    with classroom.transaction() as session:
+        provider = sign_in.set_provider(
+            session, classroom.secret_box, Actor.system(),
+            issuer=GOOGLE, client_id="g", client_secret="the-real-secret",
+        )  # fmt: skip
+        assert (
+            provider.client_secret_sealed and "the-real-secret" not in provider.client_secret_sealed
+        )
+        assert sign_in.client_secret(provider, classroom.secret_box, {}) == "the-real-secret"
+        assert "the-real-secret" not in repr(provider)
+
+
+def _provider(classroom: Classroom, issuer: str, **options: str) -> OidcProvider:
+    with classroom.transaction() as session:
+        provider = sign_in.set_provider(
+            session, classroom.secret_box, Actor.system(),
+            issuer=issuer, client_id="c", client_secret_env="S", **options,
+        )  # fmt: skip
+        people.create_person(
+            session, Actor.system(), name="T", email="t@district.org", roles=[Role.TEACHER]
+        )
+        session.expunge(provider)
+        return provider
+
+
+def _people(classroom: Classroom) -> int:
+    with classroom.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Person)) or 0)
+
+
+def test_only_the_schools_domain_signs_in_when_one_is_set(classroom: Classroom) -> None:
+    provider = _provider(classroom, GOOGLE, domain="district.org")
+    with classroom.transaction() as session:
+        person = sign_in.identify(
+            session,
+            provider,
+            {"email": "T@District.org", "email_verified": True, "hd": "district.org"},
+        )
+        assert person.email == "t@district.org"
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="personal Google"):
+        sign_in.identify(session, provider, {"email": "t@district.org", "email_verified": True})
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="Only district"):
+        sign_in.identify(
+            session, provider, {"email": "t@other.org", "email_verified": True, "hd": "other.org"}
+        )
+
+
+def test_entra_ids_verified_domain_claim_counts_and_strangers_get_nothing(
+    classroom: Classroom,
+) -> None:
+    provider = _provider(classroom, ENTRA)
+    with classroom.transaction() as session:
+        assert sign_in.identify(session, provider, {"email": "t@district.org", "xms_edov": True})
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="not verified"):
+        sign_in.identify(session, provider, {"email": "t@district.org"})
+    before = _people(classroom)
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="not a teacher"):
+        sign_in.identify(session, provider, {"email": "x@district.org", "xms_edov": True})
+    assert _people(classroom) == before
