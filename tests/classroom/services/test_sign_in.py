@@ -124,3 +124,21 @@ def test_entra_ids_verified_domain_claim_counts_and_strangers_get_nothing(
     with classroom.transaction() as session, pytest.raises(SignInRefused, match="not a teacher"):
         sign_in.identify(session, provider, {"email": "x@district.org", "xms_edov": True})
     assert _people(classroom) == before
+
+
+def test_a_disabled_account_stays_out_until_an_administrator_invites_it_again(
+    classroom: Classroom,
+) -> None:
+    from sislink.classroom.services import accounts
+
+    provider = _provider(classroom, ENTRA)
+    claims = {"email": "t@district.org", "xms_edov": True}
+    with classroom.transaction() as session:
+        person = sign_in.identify(session, provider, claims)
+        accounts.disable_account(session, Actor.system(), person.id)
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="disabled"):
+        sign_in.identify(session, provider, claims)
+    with classroom.transaction() as session:
+        accounts.invite(session, Actor.system(), "t@district.org")
+    with classroom.transaction() as session:
+        assert sign_in.identify(session, provider, claims).email == "t@district.org"

@@ -466,7 +466,29 @@ def identify(session: Session, provider: OidcProvider, claims: Mapping[str, Any]
             "Teachers come from the school's SIS roster; if you should have access, ask an "
             "administrator."
         )
+    if _disabled(session, person.id):
+        raise SignInRefused(
+            f"An administrator disabled the sislink account of {email}; ask one to let you in "
+            "again (an invitation, sislink users invite EMAIL, does)."
+        )
     return person
+
+
+def _disabled(session: Session, person_id: int) -> bool:
+    """Whether an administrator disabled the person's account (`sislink users disable`) and
+    nothing let them in since (an invitation, a password set by an administrator)."""
+    from sislink.classroom.models import AuditEvent
+
+    last = session.scalars(
+        select(AuditEvent.action)
+        .where(
+            AuditEvent.subject == f"person:{person_id}",
+            AuditEvent.action.in_(("account.disabled", "account.invited", "account.password_set")),
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    return last == "account.disabled"
 
 
 def signed_in(session: Session, provider: OidcProvider, person: Person) -> str:
