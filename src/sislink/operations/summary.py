@@ -290,7 +290,7 @@ class SummaryTime:
                 "school's IANA name, such as America/Chicago or Europe/London."
             ) from None
         text = env.get("SISLINK_SUMMARY_HOUR", "").strip()
-        if text.lower() in ("off", "no", "none", "0ff"):
+        if text.lower() in ("off", "no", "none"):
             return cls(None, zone)
         if not text:
             return cls(DEFAULT_SUMMARY_TIME, zone)
