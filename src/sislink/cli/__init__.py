@@ -17,6 +17,7 @@ from sislink.cli import (
     marks,
     roster,
     serve,
+    sign_in,
     sis,
     summary,
     users,
@@ -41,6 +42,7 @@ for module in (
     demo,
     google,
     summary,
+    sign_in,
 ):
     module.register(app)
 
