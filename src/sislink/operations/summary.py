@@ -360,23 +360,39 @@ def claim(
     """Claim the summary of `day` (or the alert of `job_id`) for this process: its row's id,
     or None when another process has it (or it went, or was tried too often). The row's unique
     key decides between processes; a failed or abandoned claim is taken over after a while."""
-    try:
-        with classroom.transaction() as session:
-            row = OperatorSummary(
-                kind=kind,
-                day=day,
-                job_id=job_id,
-                outcome=SENDING,
-                claimed_by=_holder(),
-                claimed_at=now,
-                attempts=1,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
-    except IntegrityError:
-        pass  # the row is there: sent, being sent, or failed
     same = (OperatorSummary.day == day) if day is not None else (OperatorSummary.job_id == job_id)
+    # Read first, and write only when there is something to claim: the scheduler asks every
+    # minute, and an insert refused by the unique key would be an error in PostgreSQL's log
+    # each time (and a write on SQLite waits for a long import's).
+    with classroom.session() as session:
+        there = session.execute(
+            select(
+                OperatorSummary.outcome, OperatorSummary.claimed_at, OperatorSummary.attempts
+            ).where(OperatorSummary.kind == kind, same)
+        ).one_or_none()
+    if there is not None and not (
+        there.outcome in (SENDING, FAILED)
+        and there.claimed_at < now - RETRY_AFTER
+        and there.attempts < MAX_ATTEMPTS
+    ):
+        return None
+    if there is None:
+        try:
+            with classroom.transaction() as session:
+                row = OperatorSummary(
+                    kind=kind,
+                    day=day,
+                    job_id=job_id,
+                    outcome=SENDING,
+                    claimed_by=_holder(),
+                    claimed_at=now,
+                    attempts=1,
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            pass  # another process put it there just now
     with classroom.transaction() as session:
         taken = session.execute(
             update(OperatorSummary)
