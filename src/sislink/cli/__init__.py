@@ -21,6 +21,7 @@ from sislink.cli import (
     sis,
     summary,
     users,
+    worker,
 )
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ for module in (
     google,
     summary,
     sign_in,
+    worker,
 ):
     module.register(app)
 

@@ -15,7 +15,7 @@ id in a worker.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -36,7 +36,7 @@ from sislink.jobs.runner import (
 )
 from sislink.sync import preflight
 from sislink.sync.errors import SyncError
-from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome
+from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome, stored_report_json
 from sislink.sync.mark_export import export_all_classes, export_one_class
 from sislink.sync.sis_client import open_sis_client
 
@@ -54,31 +54,57 @@ class ExportNotDone(SyncError):
 
 @dataclass(frozen=True)
 class ExportRun:
-    """How an export job ended, and the export reports it produced."""
+    """How an export job ended, and the export reports it produced (`stored`: as kept in the
+    classes' histories, when a Celery worker ran the job and this process has only those)."""
 
     job: JobOutcome
     reports: list[ExportReport]
+    stored: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
+        if not self.reports:
+            return sum(int(s.get("writes", 0)) for s in self.stored)
         return sum(r.writes for r in self.reports)
 
     @property
     def stopped(self) -> bool:
         """True when the job was stopped (cancelled, or the SIS disconnected) part way."""
+        if not self.reports:
+            return any(s.get("outcome") == ExportOutcome.STOPPED.value for s in self.stored)
         return any(r.outcome is ExportOutcome.STOPPED for r in self.reports)
 
     def as_json(self) -> dict[str, Any]:
         items = [item for report in self.reports for item in report.json_items()]
+        classes = [r.summary() for r in self.reports]
+        if not self.reports:
+            items = [item for s in self.stored for item in s.get("items", [])]
+            hidden = ("items", "report_id", "job_id")
+            classes = [{k: v for k, v in s.items() if k not in hidden} for s in self.stored]
         return {
             "job_id": self.job.job_id,
             "status": str(self.job.status),
             "error": self.job.error,
             "stopped": self.stopped,
             "writes": self.writes,
-            "classes": [r.summary() for r in self.reports],
+            "classes": classes,
             "items": items,
         }
+
+
+def _stored_reports(
+    classroom: Classroom, run: JobOutcome, reports: list[ExportReport]
+) -> ExportRun:
+    """The run, with the job's reports as kept when another process (a worker) ran it."""
+    if reports:
+        return ExportRun(run, reports)
+    with classroom.session() as session:
+        rows = session.scalars(
+            select(MarkExportReport)
+            .where(MarkExportReport.job_id == run.job_id)
+            .order_by(MarkExportReport.id)
+        ).all()
+        return ExportRun(run, reports, [stored_report_json(row) for row in rows])
 
 
 def _actor_of(classroom: Classroom, params: Mapping[str, Any]) -> Actor:
@@ -271,7 +297,7 @@ async def run_class_export(
         return await export_class_work(context, reports)
 
     outcome = await run_job(classroom, actor=actor, work=work, **job.arguments())
-    return ExportRun(outcome, reports)
+    return _stored_reports(classroom, outcome, reports)
 
 
 async def run_all_exports(
@@ -285,7 +311,7 @@ async def run_all_exports(
         return await export_all_work(context, reports)
 
     outcome = await run_job(classroom, actor=actor, work=work, **job.arguments())
-    return ExportRun(outcome, reports)
+    return _stored_reports(classroom, outcome, reports)
 
 
 def failed_export_jobs(classroom: Classroom, *, limit: int = 20) -> list[dict[str, Any]]:

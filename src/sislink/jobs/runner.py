@@ -8,8 +8,9 @@ lets anyone cancel it: the work calls `context.check_cancelled()` between batche
 
 Everything a job needs is in the database (the Job row's kind and params), so a worker in
 another process can run the same work by id: `execute_job(classroom, job_id)` looks the kind
-up in `JOB_KINDS`. That is how Celery (jobs/celery_app.py, later) will run the same functions:
-a task that opens the classroom and calls `execute_job`. Jobs must be idempotent: a job
+up in `JOB_KINDS`. That is how Celery runs the same functions (jobs/celery_app.py): with
+SISLINK_BROKER_URL set, `run_job` and `execute_job` hand the job to the workers, whose task
+opens the classroom and calls `execute_job_here`. Jobs must be idempotent: a job
 interrupted by a crash is failed by the next run that needs its lock, and running it again
 repeats only what is needed.
 
@@ -29,10 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -405,11 +408,26 @@ async def run_job(
         class_id=class_id,
         params=params,
     )
+    if broker_url() is not None:
+        # On the workers: they run the registered kind by id (`work`'s extras, a given
+        # client or a progress bar, stay here unused).
+        return await execute_job(classroom, job_id)
     return await execute(classroom, job_id, chosen, actor=actor)
 
 
 async def execute_job(classroom: Classroom, job_id: int) -> JobOutcome:
-    """Run a queued job by id with the work registered for its kind (workers, the scheduler)."""
+    """Run a queued job by id with the work registered for its kind (the console, the
+    scheduler). With SISLINK_BROKER_URL set, the job is handed to the Celery workers instead
+    (jobs/celery_app.py) and this waits for it to end: the one place the two ways part."""
+    if broker_url() is not None:
+        from sislink.jobs.celery_app import run_on_workers
+
+        return await run_on_workers(classroom, job_id)
+    return await execute_job_here(classroom, job_id)
+
+
+async def execute_job_here(classroom: Classroom, job_id: int) -> JobOutcome:
+    """Run a queued job by id in this process, whatever the broker setting (a worker's task)."""
     with classroom.session() as session:
         job = job_service.get_job(session, job_id)
         kind = job.kind
@@ -452,10 +470,44 @@ def recover_interrupted(classroom: Classroom) -> list[int]:
     # import's write phase); a write transaction is opened only when a job is gone.
     with classroom.session() as session:
         gone = job_service.jobs_whose_holder_is_gone(session)
+        now = job_service.database_now(session) if gone else None
+    gone = [job for job in gone if now is None or not left_to_workers(job, now)]
     if not gone:
         return []
     with classroom.transaction() as session:
         return job_service.end_jobs_whose_holder_is_gone(session, gone)
+
+
+BROKER_VARIABLE = "SISLINK_BROKER_URL"
+ON_WORKERS = "on_workers"
+"""Set in a job's params when it was handed to the Celery workers (jobs/celery_app.py)."""
+REDELIVERY_GRACE_VARIABLE = "SISLINK_REDELIVERY_GRACE_SECONDS"
+DEFAULT_REDELIVERY_GRACE_S = 300.0
+
+
+def broker_url() -> str | None:
+    """The Celery broker (SISLINK_BROKER_URL: redis://... or amqp://...), or None: jobs run in
+    the process that asks for them (the embedded default)."""
+    url = os.environ.get(BROKER_VARIABLE, "").strip()
+    return url or None
+
+
+def left_to_workers(job: Job, now: datetime) -> bool:
+    """True for a job handed to the Celery workers that its broker still holds: queued (a
+    worker will start it; cancel ends it), or running on a worker that died less than
+    SISLINK_REDELIVERY_GRACE_SECONDS ago (the broker redelivers its task, and the worker that
+    gets it takes the job over). Such a job is not failed as interrupted."""
+    if not (job.params or {}).get(ON_WORKERS):
+        return False
+    if job.status == JobStatus.QUEUED:
+        return True
+    raw = os.environ.get(REDELIVERY_GRACE_VARIABLE, "").strip()
+    grace = float(raw) if raw else DEFAULT_REDELIVERY_GRACE_S
+    beat = job.heartbeat_at
+    if beat is None:
+        return False
+    beat = beat.replace(tzinfo=UTC) if beat.tzinfo is None else beat
+    return now - beat < timedelta(seconds=grace)
 
 
 def _finish(

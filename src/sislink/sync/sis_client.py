@@ -34,6 +34,7 @@ from sislink.partners import (
     profile,
 )
 from sislink.sync.errors import InvalidConnectionDetails, NotConnected
+from sislink.sync.shared_limits import shared_gate, with_configured_limits
 
 # The Host URL was checked against the installation's policy when it was saved; re-deriving
 # later must not refuse it again (the profile may have been corrected since, which is the
@@ -213,7 +214,13 @@ def authorised_connection(classroom: Classroom) -> SisConnection:
 async def open_sis_client(classroom: Classroom) -> AsyncIterator[OneRosterClient]:
     """A OneRoster client for the current authorised connection (NotConnected otherwise)."""
     connection = authorised_connection(classroom)
-    settings = settings_for(connection, classroom.secret_box)
-    async with OneRosterClient(settings) as client:
-        client.call_observers.append(observe_sis_call)  # Prometheus (operations/metrics.py)
-        yield client
+    settings = with_configured_limits(settings_for(connection, classroom.secret_box))
+    # The connection's limits held across every worker, in Redis when there is one.
+    gate = shared_gate(connection.id, settings)
+    try:
+        async with OneRosterClient(settings, gate=gate) as client:
+            client.call_observers.append(observe_sis_call)  # Prometheus (operations/metrics.py)
+            yield client
+    finally:
+        if gate is not None:
+            await gate.aclose()

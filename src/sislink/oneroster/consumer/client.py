@@ -65,6 +65,7 @@ from sislink.oneroster.consumer.exceptions import (
     TokenRefused,
     TokenRequestFailed,
 )
+from sislink.oneroster.consumer.gate import CallGate
 from sislink.oneroster.consumer.paging import (
     LinkElsewhere,
     OffsetIgnored,
@@ -132,8 +133,10 @@ class OneRosterClient:
     client keeps at most `settings.max_concurrency` in flight.
     """
 
-    def __init__(self, settings: ConnectionSettings) -> None:
+    def __init__(self, settings: ConnectionSettings, *, gate: CallGate | None = None) -> None:
         self.settings = settings
+        # Shared with other clients of the same SIS (other workers): consumer/gate.py.
+        self.gate = gate
         self.spec = settings.spec
         self._http: httpx.AsyncClient | None = None
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
@@ -848,7 +851,7 @@ class OneRosterClient:
         if self._rate is not None:
             await self._rate.wait()
         failure: OneRosterError
-        async with self._semaphore:
+        async with self._semaphore, self._gate_turn():
             limit, setting = self._time_left(request, call)
             max_bytes = (
                 self.settings.max_token_response_bytes
@@ -879,6 +882,12 @@ class OneRosterClient:
                 )
             else:
                 self._observe(request, call, response.status_code, attempt)
+                if response.status_code == 429 and self.gate is not None:
+                    # Every client sharing the gate waits, not only this one.
+                    asked = retry_after_delay(response.headers.get("retry-after"))
+                    await self.gate.pause(
+                        asked if asked is not None else self.settings.backoff_base_s
+                    )
                 if not self.settings.keep_cookies:
                     self._client.cookies.clear()
                 if response.status_code >= 500:
@@ -905,6 +914,10 @@ class OneRosterClient:
             call.spent += delay
             return None
         raise failure
+
+    def _gate_turn(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A turn at the shared gate, or nothing to wait for without one."""
+        return self.gate.turn() if self.gate is not None else contextlib.nullcontext()
 
     def _observe(
         self, request: httpx.Request, call: _Call, status: int | None, attempt: int

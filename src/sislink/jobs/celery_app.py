@@ -1,0 +1,216 @@
+"""Jobs on Celery workers: with SISLINK_BROKER_URL set, a job is run by `sislink worker`.
+
+The jobs are already plain functions of a job id (jobs/runner.py): what travels is the id, and
+the worker that gets it opens the classroom and runs the registered kind. Without the variable
+nothing here is used: jobs run in the process that asks (the embedded default).
+
+- Who hands a job over (`run_on_workers`: the CLI, `serve`'s console pages and scheduler) marks
+  it as on the workers, sends the task and waits for the job to end, renewing the queued job's
+  lease meanwhile; the waiting is only so that it can say how the job ended.
+- Tasks are acknowledged late (`acks_late`, `reject_on_worker_lost`, one prefetched at a time):
+  a worker killed with SIGKILL leaves its task with the broker, which gives it to another worker
+  (RabbitMQ at once; Redis once its visibility timeout, SISLINK_BROKER_VISIBILITY_TIMEOUT, has
+  passed). That worker finds the job running for a process that is gone (on this machine: at
+  once; elsewhere: once its lease ran out) and takes it over: it runs the work again, which
+  repeats only what was not done (the export ledger and derived sourcedIds make a re-sent write
+  land on the same record). While the first worker still lives, a second delivery waits.
+- A job already ended (cancelled while queued, failed, on hold) is not run: its task ends.
+
+The queue is SISLINK_QUEUE ("sislink" by default); two installations sharing a broker give
+each their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from celery import Celery  # type: ignore[import-untyped]
+from sqlalchemy import update
+
+from sislink.classroom import Classroom, open_classroom
+from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.services import jobs as job_service
+from sislink.jobs import runner
+from sislink.jobs.runner import ON_WORKERS, JobOutcome
+from sislink.settings import Settings
+
+logger = logging.getLogger("sislink.jobs.celery")
+
+QUEUE_VARIABLE = "SISLINK_QUEUE"
+DEFAULT_QUEUE = "sislink"
+VISIBILITY_VARIABLE = "SISLINK_BROKER_VISIBILITY_TIMEOUT"
+DEFAULT_VISIBILITY_S = 3600
+TASK_NAME = "sislink.run_job"
+# How often the process that handed a job over reads whether it has ended (seconds).
+WAIT_POLL_S = 0.25
+
+
+def queue_name() -> str:
+    return os.environ.get(QUEUE_VARIABLE, "").strip() or DEFAULT_QUEUE
+
+
+def _visibility_s() -> int:
+    raw = os.environ.get(VISIBILITY_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_VISIBILITY_S
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"{VISIBILITY_VARIABLE} is {raw!r}: give the seconds Redis keeps a task a worker "
+            f"took before giving it to another (a whole number, default {DEFAULT_VISIBILITY_S})."
+        )
+    return int(raw)
+
+
+@cache
+def celery_app() -> Celery:
+    """The Celery app for SISLINK_BROKER_URL (one per process)."""
+    broker = runner.broker_url()
+    if broker is None:
+        raise RuntimeError(f"{runner.BROKER_VARIABLE} is not set: jobs run in-process.")
+    app = Celery("sislink", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue=queue_name(),
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": _visibility_s()},
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    app.task(
+        name=TASK_NAME,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        max_retries=None,
+    )(_run_job_task)
+    return app
+
+
+def send_job(job_id: int) -> None:
+    """Put the job's task on the queue (the job is recorded already)."""
+    celery_app().send_task(TASK_NAME, args=[job_id], queue=queue_name())
+
+
+async def run_on_workers(classroom: Classroom, job_id: int) -> JobOutcome:
+    """Hand a queued job to the workers and wait for it to end; its outcome."""
+    with classroom.transaction() as session:
+        job = job_service.get_job(session, job_id)
+        job.params = {**(job.params or {}), ON_WORKERS: True}
+    await asyncio.to_thread(send_job, job_id)
+    logger.info("job %s handed to the workers (queue %s)", job_id, queue_name())
+    holder = job_service.this_process()
+    renew_every = job_service.heartbeat_seconds()
+    renewed = 0.0
+    while True:
+        with classroom.session() as session:
+            job = job_service.get_job(session, job_id)
+            status = JobStatus(job.status)
+            report = dict(job.report or {})
+            said = job.progress_message
+        if status in job_service.FINISHED or status == JobStatus.ON_HOLD:
+            error = said if status == JobStatus.ON_HOLD else report.get("error")
+            return JobOutcome(job_id, status, report, str(error) if error else None)
+        renewed += WAIT_POLL_S
+        if status == JobStatus.QUEUED and renewed >= renew_every:
+            renewed = 0.0
+            # Still waiting in the queue: this process answers for it until a worker starts it.
+            with classroom.transaction() as session:
+                job_service.renew_lease(session, job_id, holder)
+        await asyncio.sleep(WAIT_POLL_S)
+
+
+class StillRunning(Exception):
+    """The job runs on a living worker: this delivery waits (the task is retried later)."""
+
+
+async def run_delivered(classroom: Classroom, job_id: int) -> JobOutcome | None:
+    """A worker's part: run the job if it is still to be done. Returns its outcome, or None when
+    there was nothing to do (it ended, or is on hold). Raises StillRunning when another living
+    process runs it (a second delivery of the same task)."""
+    with classroom.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status in job_service.FINISHED or job.status == JobStatus.ON_HOLD:
+            return None
+        if job.status == JobStatus.RUNNING:
+            now = job_service.database_now(session)
+            gone = job_service.holder_gone(job, now)
+            if gone is None:
+                raise StillRunning(job_id)
+            if not _take_over(session, job, now):
+                raise StillRunning(job_id)  # another worker took it over just now
+            logger.warning("job %s: taking it over here (%s)", job_id, gone)
+    return await runner.execute_job_here(classroom, job_id)
+
+
+def _take_over(session: Any, job: Job, now: Any) -> bool:
+    """Make the running job of a gone process queued again, held by this one (compare and
+    set: only if it is still as read)."""
+    me = job_service.this_process().token()
+    taken = session.execute(
+        update(Job)
+        .where(
+            Job.id == job.id,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_holder == job.lease_holder,
+        )
+        .values(
+            status=JobStatus.QUEUED,
+            lease_holder=me,
+            heartbeat_at=now,
+            lease_expires_at=now + timedelta(seconds=job_service.lease_seconds()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(taken, "rowcount", 0) or 0) > 0
+
+
+_classroom: tuple[int, Classroom] | None = None
+
+
+def worker_classroom() -> Classroom:
+    """The classroom of this worker process (opened once per process, after any fork)."""
+    global _classroom
+    if _classroom is None or _classroom[0] != os.getpid():
+        _classroom = (os.getpid(), open_classroom(Settings.from_env()))
+    return _classroom[1]
+
+
+def _run_job_task(task: Any, job_id: int) -> str:
+    # The registered kinds (imported here so that their modules register them).
+    import sislink.jobs.mark_export
+    import sislink.jobs.roster  # noqa: F401
+
+    try:
+        outcome = asyncio.run(run_delivered(worker_classroom(), job_id))
+    except StillRunning:
+        # Look again once its lease would have run out, had its worker died.
+        raise task.retry(countdown=job_service.lease_seconds()) from None
+    return "nothing to do" if outcome is None else str(outcome.status)
+
+
+def start_worker(*, concurrency: int, pool: str = "prefork", loglevel: str = "INFO") -> None:
+    """Run a Celery worker for sislink's queue in the foreground (`sislink worker`)."""
+    app = celery_app()
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--queues={queue_name()}",
+            f"--hostname=sislink-{os.getpid()}@{socket.gethostname()}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

@@ -1,0 +1,215 @@
+"""One SIS connection's limits shared by every process that calls it, kept in Redis.
+
+Celery workers on many machines each open their own OneRoster client; alone, each would allow
+itself the connection's whole `max_concurrency` and `requests_per_second`, so ten workers would
+send the SIS ten times its allowance. `RedisGate` (the consumer's `CallGate`) holds the counts
+in Redis instead, atomically (Lua scripts, in Redis's own clock):
+
+- in flight: a sorted set of the calls under way, each with the time its place lapses: a few
+  seconds ahead, renewed every second while the call is under way, so that the places of a
+  worker killed mid-call are free again within PLACE_LEASE_S;
+- rate: the time the next call may start, one `1 / requests_per_second` after the last;
+- pause: until when nobody starts a call, set by a 429's Retry-After (the longest asked wins).
+
+Keys are `{SISLINK_REDIS_PREFIX}:sis:{connection id}:...`. Redis is SISLINK_REDIS_URL, else
+SISLINK_BROKER_URL when that is Redis; without either the limits are each process's own. The
+connection's allowance is SISLINK_SIS_MAX_CONCURRENCY and SISLINK_SIS_REQUESTS_PER_SECOND (else
+the partner profile's), the same figures one process alone keeps to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from sislink.oneroster.consumer import ConnectionSettings
+from sislink.sync.errors import InvalidConnectionDetails
+
+REDIS_VARIABLE = "SISLINK_REDIS_URL"
+PREFIX_VARIABLE = "SISLINK_REDIS_PREFIX"
+DEFAULT_PREFIX = "sislink"
+CONCURRENCY_VARIABLE = "SISLINK_SIS_MAX_CONCURRENCY"
+RATE_VARIABLE = "SISLINK_SIS_REQUESTS_PER_SECOND"
+# How long a full gate is polled again (seconds): a place frees when a call ends.
+FULL_POLL_S = 0.01
+# A place not renewed for this long lapses (its worker was killed mid-call); renewed this often.
+PLACE_LEASE_S = 5.0
+PLACE_RENEW_S = 1.0
+
+_TURN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local pause = tonumber(redis.call('GET', KEYS[3]) or '0')
+if pause > now then return pause - now end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
+local interval = tonumber(ARGV[3])
+if interval > 0 then
+  local next_slot = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if next_slot > now then return next_slot - now end
+  redis.call('SET', KEYS[2], now + interval, 'PX', interval + 60000)
+end
+local hold = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], hold + 60000)
+return 0
+"""
+
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ms > current then
+  redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
+end
+return until_ms
+"""
+
+
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+end
+return #ARGV - 1
+"""
+
+
+def redis_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where the shared limits live: SISLINK_REDIS_URL, else a Redis SISLINK_BROKER_URL."""
+    env = os.environ if environ is None else environ
+    url = env.get(REDIS_VARIABLE, "").strip()
+    if url:
+        return url
+    broker = env.get("SISLINK_BROKER_URL", "").strip()
+    return broker if broker.startswith(("redis://", "rediss://")) else None
+
+
+def key_prefix(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get(PREFIX_VARIABLE, "").strip() or DEFAULT_PREFIX
+
+
+def with_configured_limits(
+    settings: ConnectionSettings, environ: Mapping[str, str] | None = None
+) -> ConnectionSettings:
+    """The settings with the connection's allowance from the environment, when given."""
+    env = os.environ if environ is None else environ
+    changes: dict[str, Any] = {}
+    raw = env.get(CONCURRENCY_VARIABLE, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise InvalidConnectionDetails(
+                f"{CONCURRENCY_VARIABLE} is {raw!r}: give how many calls may be in flight to "
+                "the SIS at once, across all workers (a whole number, 1 or more)."
+            )
+        changes["max_concurrency"] = int(raw)
+    raw = env.get(RATE_VARIABLE, "").strip()
+    if raw:
+        try:
+            rate = float(raw)
+        except ValueError:
+            rate = 0.0
+        if not rate > 0:
+            raise InvalidConnectionDetails(
+                f"{RATE_VARIABLE} is {raw!r}: give how many calls a second the SIS allows, "
+                "across all workers (a number above 0), or unset it for no limit."
+            )
+        changes["requests_per_second"] = rate
+    return replace(settings, **changes) if changes else settings
+
+
+class RedisGate:
+    """The consumer's CallGate for one SIS connection, its counts in Redis (see the module)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        max_concurrency: int,
+        requests_per_second: float | None,
+        hold_s: float = PLACE_LEASE_S,
+    ) -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Any = Redis.from_url(url)
+        self._keys = [f"{name}:in_flight", f"{name}:next_slot", f"{name}:pause_until"]
+        self._limit = max_concurrency
+        self._interval_ms = round(1000 / requests_per_second) if requests_per_second else 0
+        self._hold_ms = round(hold_s * 1000)
+        self._turn = self._redis.register_script(_TURN)
+        self._pause = self._redis.register_script(_PAUSE)
+        self._renew_places = self._redis.register_script(_RENEW)
+        self._places: set[str] = set()
+        self._renewer: asyncio.Task[None] | None = None
+
+    def turn(self) -> AbstractAsyncContextManager[None]:
+        return self._held()
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
+        place = uuid.uuid4().hex
+        while True:
+            answer = int(
+                await self._turn(
+                    keys=self._keys, args=[place, self._limit, self._interval_ms, self._hold_ms]
+                )
+            )
+            if answer == 0:
+                break
+            await asyncio.sleep(FULL_POLL_S if answer < 0 else answer / 1000)
+        self._places.add(place)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew(), name="sislink-sis-gate-renew")
+        try:
+            yield
+        finally:
+            self._places.discard(place)
+            # Given back even when the call was cancelled (the job stopped).
+            await asyncio.shield(self._redis.zrem(self._keys[0], place))
+
+    async def _renew(self) -> None:
+        """Push the lapse of every place this process holds a lease further, every second."""
+        while True:
+            await asyncio.sleep(PLACE_RENEW_S)
+            held = sorted(self._places)
+            if not held:
+                continue
+            with contextlib.suppress(Exception):  # Redis briefly away: the lease has margin
+                await self._renew_places(keys=[self._keys[0]], args=[self._hold_ms, *held])
+
+    async def pause(self, seconds: float) -> None:
+        await self._pause(keys=[self._keys[2]], args=[max(1, round(seconds * 1000))])
+
+    async def in_flight(self) -> int:
+        """Calls under way now, by every process (for tests and the operator)."""
+        return int(await self._redis.zcard(self._keys[0]))
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        await self._redis.aclose()
+
+
+def shared_gate(connection_id: int, settings: ConnectionSettings) -> RedisGate | None:
+    """The shared gate for this connection, or None when no Redis is configured."""
+    url = redis_url()
+    if url is None:
+        return None
+    return RedisGate(
+        url,
+        name=f"{key_prefix()}:sis:{connection_id}",
+        max_concurrency=settings.max_concurrency,
+        requests_per_second=settings.requests_per_second,
+    )

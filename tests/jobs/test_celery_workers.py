@@ -1,0 +1,424 @@
+"""Jobs on Celery workers (SISLINK_BROKER_URL), all real: `sislink worker` processes on the
+Redis and the RabbitMQ of this machine, a PostgreSQL classroom, the built-in SIS over HTTP
+(counted: how many requests it has in flight at once), `sislink marks export` handing its job
+over. Workers start once for the module; each run has its own queues and Redis keys.
+
+- a job handed over runs on a worker, on either broker;
+- two workers exporting at once keep to the connection's one allowance (the SIS sees no more
+  than SISLINK_SIS_MAX_CONCURRENCY), held in Redis;
+- a job cancelled while queued ends cancelled, and the worker that gets its task sends nothing;
+- a worker killed with SIGKILL mid-export: its task goes to the other worker, which takes the
+  job over and finishes it; the SIS and the classroom's ledger are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from sislink.classroom import Actor, open_classroom
+from sislink.classroom.db import normalise_database_url
+from sislink.classroom.models import ExportRecord, Job, JobStatus
+from sislink.jobs import celery_app
+from sislink.jobs.mark_export import CLASS_EXPORT, class_export_job, queue_export
+from sislink.jobs.runner import ON_WORKERS, request_cancel
+from sislink.oneroster.provider import server as provider_server
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.settings import Settings
+from sync.mark_export_world import World, build_worlds
+
+pytestmark = pytest.mark.postgres
+
+REDIS = "redis://127.0.0.1:6379/0"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+RUN = uuid.uuid4().hex[:10]
+STUDENTS = 12
+SHARED_CONCURRENCY = 3
+LATENCY_MS = 40
+# Polls (never a time limit on what is tested): how often, and how many before giving up.
+POLL_S = 0.05
+POLLS = 2400
+
+
+class CountingSis:
+    """Wraps the built-in SIS's app: how many requests it has in flight now, and at most."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.in_flight = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+@dataclass
+class Sis:
+    running: RunningProvider
+    counted: CountingSis
+
+
+@pytest.fixture(scope="module")
+def sis() -> Iterator[Sis]:
+    made: list[CountingSis] = []
+    real = provider_server.create_app
+
+    def counted_app(store: Any, config: Any) -> Any:
+        made.append(CountingSis(real(store, config)))
+        return made[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(provider_server, "create_app", counted_app)
+        with running_provider(profile="generic-1.2", students=60, latency_ms=LATENCY_MS) as sis:
+            yield Sis(sis, made[0])
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """One PostgreSQL schema for the module (the workers open it once, from the environment)."""
+    raw = os.environ.get("SISLINK_TEST_POSTGRES_URL")
+    if not raw:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("SISLINK_TEST_POSTGRES_URL is not set (CI must run these)")
+        pytest.skip("SISLINK_TEST_POSTGRES_URL is not set")
+    base = normalise_database_url(raw)
+    schema = f"test_celery_{RUN}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("celery-home")
+
+
+@pytest.fixture(scope="module")
+def worlds(sis: Sis, home: Path, database_url: str) -> Iterator[list[World]]:
+    classroom = open_classroom(Settings.for_home(home, database_url))
+    built = asyncio.run(
+        build_worlds(sis.running, classroom, students=STUDENTS, class_indexes=[0, 1])
+    )
+    yield built
+    classroom.close()
+
+
+def environment(home: Path, database_url: str, broker: str) -> dict[str, str]:
+    kind = broker.split(":", 1)[0]
+    return {
+        **os.environ,
+        "SISLINK_HOME": str(home),
+        "SISLINK_DATABASE_URL": database_url,
+        "SISLINK_BROKER_URL": broker,
+        "SISLINK_QUEUE": f"sislink-test-{RUN}-{kind}",
+        "SISLINK_REDIS_URL": REDIS,
+        "SISLINK_REDIS_PREFIX": f"sislink-test-{RUN}",
+        "SISLINK_SIS_MAX_CONCURRENCY": str(SHARED_CONCURRENCY),
+        "SISLINK_JOB_LEASE_SECONDS": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Worker:
+    """A `sislink worker` process (with its pool, in a session of its own)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sislink.cli", "worker", "--concurrency", "1", "--pool", "solo"],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def said(self) -> str:
+        return self.log.read_text()
+
+    def wait_ready(self) -> None:
+        for _ in range(POLLS):
+            if " ready." in self.said():
+                return
+            assert self.process.poll() is None, self.said()
+            time.sleep(POLL_S)
+        raise AssertionError("the worker never became ready:\n" + self.said())
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait()
+        self._out.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._out.close()
+
+
+@contextlib.contextmanager
+def workers(env: dict[str, str], log_dir: Path, count: int) -> Iterator[list[Worker]]:
+    started = [Worker(env, log_dir / f"worker-{n}.log") for n in range(count)]
+    try:
+        for worker in started:
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_env(home: Path, database_url: str) -> dict[str, str]:
+    return environment(home, database_url, REDIS)
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_env(home: Path, database_url: str) -> dict[str, str]:
+    return environment(home, database_url, RABBITMQ)
+
+
+@pytest.fixture(scope="module")
+def redis_workers(
+    worlds: list[World], redis_env: dict[str, str], home: Path
+) -> Iterator[list[Worker]]:
+    with workers(redis_env, home, 2) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_workers(
+    worlds: list[World], rabbitmq_env: dict[str, str], home: Path
+) -> Iterator[list[Worker]]:
+    log_dir = home / "rabbitmq"
+    log_dir.mkdir()
+    with workers(rabbitmq_env, log_dir, 2) as started:
+        yield started
+
+
+# Every coursework title exported so far in the module (both classes): the SIS holds exactly these.
+EXPORTED: list[str] = []
+
+
+def add_work(world: World, count: int, title: str) -> list[str]:
+    titles = [f"{title} {n}" for n in range(count)]
+    for n, named in enumerate(titles):
+        work = world.add_coursework(named)
+        for student in world.students:
+            world.mark(work, student, score=n % 10)
+    EXPORTED.extend(titles)
+    return titles
+
+
+def export_command(world: World) -> list[str]:
+    return [
+        sys.executable, "-m", "sislink.cli", "marks", "export",
+        "--class", str(world.class_id), "--as", world.teacher_email, "--json",
+    ]  # fmt: skip
+
+
+def export_by_cli(world: World, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        export_command(world),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def ended(export: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = export.communicate()
+    assert export.returncode == 0, out + err
+    said: dict[str, Any] = json.loads(out)
+    return said
+
+
+def class_jobs(world: World) -> list[Job]:
+    with world.classroom.session() as session:
+        return list(
+            session.scalars(
+                select(Job)
+                .where(Job.kind == CLASS_EXPORT, Job.class_id == world.class_id)
+                .order_by(Job.id)
+            )
+        )
+
+
+def holder_pid(job: Job) -> int:
+    assert job.lease_holder is not None
+    fields = dict(part.partition("=")[::2] for part in job.lease_holder.split(";"))
+    return int(fields["pid"])
+
+
+def assert_sis_exact(world: World) -> None:
+    """The SIS holds each coursework exported once, with each student's result once, and the
+    classroom's ledger knows exactly the records the SIS holds."""
+    store = world.sis.store
+    assert sorted(str(li["title"]) for li in store.iter_all("lineItem")) == sorted(EXPORTED)
+    pairs = [
+        (r["lineItem"]["sourcedId"], r["student"]["sourcedId"]) for r in store.iter_all("result")
+    ]
+    assert len(set(pairs)) == len(pairs) == len(EXPORTED) * STUDENTS
+    in_sis = {str(r["sourcedId"]) for kind in ("lineItem", "result") for r in store.iter_all(kind)}
+    with world.classroom.session() as session:
+        ledger = {r.sis_sourced_id for r in session.scalars(select(ExportRecord)) if r.content_hash}
+    assert ledger == in_sis
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_a_job_handed_over_by_the_cli_runs_on_a_worker(
+    request: pytest.FixtureRequest, worlds: list[World], broker: str
+) -> None:
+    started: list[Worker] = request.getfixturevalue(f"{broker}_workers")
+    env: dict[str, str] = request.getfixturevalue(f"{broker}_env")
+    world = worlds[0]
+    add_work(world, 3, f"On {broker}")
+    before = {j.id for j in class_jobs(world)}
+
+    said = ended(export_by_cli(world, env))
+
+    (job,) = [j for j in class_jobs(world) if j.id not in before]
+    assert said["job_id"] == job.id and said["status"] == "succeeded"
+    assert said["writes"] == 3 * (1 + STUDENTS)
+    assert job.status == JobStatus.SUCCEEDED and job.params[ON_WORKERS] is True
+    assert holder_pid(job) in {w.pid for w in started}  # a worker ran it, not the CLI
+    assert_sis_exact(world)
+
+
+def test_two_workers_exporting_at_once_keep_to_the_connections_one_allowance(
+    worlds: list[World], sis: Sis, redis_workers: list[Worker], redis_env: dict[str, str]
+) -> None:
+    for n, world in enumerate(worlds):
+        add_work(world, 8, f"Shared {n}")
+    sis.counted.peak = 0
+
+    exports = [export_by_cli(world, redis_env) for world in worlds]
+    for export in exports:
+        assert ended(export)["status"] == "succeeded"
+
+    first, second = (class_jobs(world)[-1] for world in worlds)
+    # Both workers ran at once (one job each, their runs overlapping)...
+    assert {holder_pid(first), holder_pid(second)} == {w.pid for w in redis_workers}
+    assert first.started_at and first.finished_at and second.started_at and second.finished_at
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at
+    # ...and the SIS never had more calls in flight than the one allowance (each worker alone
+    # would have used all of it).
+    assert sis.counted.peak == SHARED_CONCURRENCY
+    assert_sis_exact(worlds[0])
+
+
+def test_a_job_cancelled_while_queued_ends_cancelled_and_its_worker_sends_nothing(
+    worlds: list[World],
+    sis: Sis,
+    redis_workers: list[Worker],
+    redis_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = worlds[0]
+    titles = add_work(world, 2, "Cancelled")
+    for title in titles:
+        EXPORTED.remove(title)  # never to reach the SIS
+    job_id = queue_export(
+        world.classroom,
+        world.teacher,
+        class_export_job(world.classroom, world.teacher, world.class_id),
+    )
+    assert request_cancel(world.classroom, job_id, Actor.system()) == JobStatus.CANCELLED
+    for name in ("SISLINK_BROKER_URL", "SISLINK_QUEUE"):
+        monkeypatch.setenv(name, redis_env[name])
+    celery_app.celery_app.cache_clear()
+    try:
+        outcome = asyncio.run(celery_app.run_on_workers(world.classroom, job_id))
+    finally:
+        celery_app.celery_app.cache_clear()
+
+    assert outcome.status == JobStatus.CANCELLED
+    for _ in range(POLLS):  # the task reached a worker, which found nothing to do
+        if any("'nothing to do'" in w.said() for w in redis_workers):
+            break
+        time.sleep(POLL_S)
+    else:
+        raise AssertionError("no worker ended the cancelled job's task")
+    (job,) = [j for j in class_jobs(world) if j.id == job_id]
+    assert job.status == JobStatus.CANCELLED and job.started_at is None
+    assert_sis_exact(world)
+
+
+def test_a_worker_killed_mid_export_leaves_the_job_to_the_other_and_the_sis_exact(
+    worlds: list[World], sis: Sis, rabbitmq_workers: list[Worker], rabbitmq_env: dict[str, str]
+) -> None:
+    world = worlds[1]
+    add_work(world, 12, "Killed")
+    before = {j.id for j in class_jobs(world)}
+    results_before = sis.running.store.count("result")
+    export = export_by_cli(world, rabbitmq_env)
+    try:
+        for _ in range(POLLS):
+            running = [
+                j for j in class_jobs(world) if j.id not in before and j.status == JobStatus.RUNNING
+            ]
+            if running and sis.running.store.count("result") >= results_before + 2 * STUDENTS:
+                break
+            time.sleep(POLL_S)
+        else:
+            raise AssertionError("the export never got under way")
+        (job,) = running
+        (victim,) = [w for w in rabbitmq_workers if w.pid == holder_pid(job)]
+        victim.kill()
+        sent = sis.running.store.count("result") - results_before
+        assert 0 < sent < 12 * STUDENTS  # killed mid-export
+
+        said = ended(export)
+    finally:
+        if export.poll() is None:
+            export.kill()
+
+    (survivor,) = [w for w in rabbitmq_workers if w is not victim]
+    assert said["job_id"] == job.id and said["status"] == "succeeded", said
+    (after,) = [j for j in class_jobs(world) if j.id == job.id]
+    assert holder_pid(after) == survivor.pid
+    assert "taking it over here" in survivor.said()
+    assert_sis_exact(world)
