@@ -18,7 +18,15 @@ from starlette.responses import Response
 from sislink.classroom import Classroom, open_classroom
 from sislink.console import oidc
 from sislink.console.background import BackgroundWork
-from sislink.console.pages import accounts, activity, class_actions, classes, login, setup
+from sislink.console.pages import (
+    accounts,
+    activity,
+    class_actions,
+    classes,
+    directory,
+    login,
+    setup,
+)
 from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages import sign_in as sign_in_pages
@@ -97,7 +105,15 @@ def create_app(
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics.router, include_in_schema=False)  # SISLINK_METRICS_TOKEN
     for pages in (
-        login, setup, google_pages, roster_pages, activity, accounts, class_actions, classes
+        login,
+        setup,
+        google_pages,
+        roster_pages,
+        activity,
+        accounts,
+        directory,
+        class_actions,
+        classes,
     ):
         app.include_router(pages.router, include_in_schema=False)
     # Sign in with the school's accounts (OpenID Connect), and its administrator's page.

@@ -1,5 +1,5 @@
 """The administrator's Activity page: mark exports across classes (failures first) and the
-audit log of who did what."""
+audit trail of who did what, in words (names, not ids), a page at a time."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from sislink.classroom import Classroom
+from sislink.classroom.services import directory
 from sislink.console.auth import get_classroom
 from sislink.console.pages.base import Viewer, admin_viewer, render
 from sislink.jobs.mark_export import failed_export_jobs
-from sislink.sync import connection as service
 from sislink.sync.export_report import recent_exports
 
 router = APIRouter()
@@ -22,13 +22,19 @@ def activity_page(
     who: Viewer = Depends(admin_viewer),
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
+    raw = request.query_params.get("before", "")
+    with classroom.session() as session:
+        audit, older = directory.audit_in_words(
+            session, who.actor, before=int(raw) if raw.isdigit() and len(raw) < 12 else None
+        )
     return render(
         request,
         "activity.html",
         {
             "exports": recent_exports(classroom),
             "failed_jobs": failed_export_jobs(classroom),
-            "audit": service.audit_trail(classroom, who.actor, limit=200, sis_only=False),
+            "audit": audit,
+            "older": older,
         },
         who=who,
     )
