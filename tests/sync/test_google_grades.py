@@ -138,6 +138,8 @@ async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
     graded = g.add_work("Essay", points=20)
     g.grade(graded, g.outsider, assigned=12, give_back=True)  # not a student of the class
     g.grade(graded, a, assigned=17, give_back=True)
+    big = g.add_work("Big essay", points=10)
+    g.grade(big, a, assigned=25, give_back=True)  # above the extra-credit limit (2 x 10)
 
     run = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
     assert run.report is not None
@@ -149,6 +151,7 @@ async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
         ("Fun quiz", "category_not_in_sis"),
         ("Plan", "draft_coursework"),
         ("Essay", "student_not_in_sis_class"),
+        ("Big essay", "above_extra_credit_limit"),
     }
     said = {i.coursework_title: i.reason for i in pulled.items}
     assert "'Fun Extras'" in said["Fun quiz"] and "Homework" in said["Fun quiz"]
@@ -158,7 +161,8 @@ async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
     skipped = {(i.coursework_title, i.skip_reason) for i in export.items if i.skip_reason}
     assert ("Summer task", "due_date_outside_grading_periods") in skipped
     items, results = await sis_gradebook(g.world)
-    assert [li.title for li in items] == ["Essay"] and _scores(results) == [17.0]
+    assert sorted(li.title for li in items) == ["Big essay", "Essay"]
+    assert _scores(results) == [17.0]
     # Both are in the class's troubleshoot report (its export history).
     with classroom.session() as session:
         kept = session.scalars(
@@ -168,7 +172,7 @@ async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
     assert sources.count(PULL_SOURCE) == 1 and len(kept) == 2
     pull_row = next(r for r in kept if (r.summary or {}).get("source") == PULL_SOURCE)
     assert {i["skip_reason"] for i in pull_row.items} >= {"no_points", "category_not_in_sis"}
-    assert run.job.report["attention"]["count"] >= 4
+    assert run.job.report["attention"]["count"] >= 5
 
     # Pulled again with nothing changed: no new report row.
     await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
@@ -215,6 +219,26 @@ async def test_missing_work_and_a_teacher_who_does_not_teach_the_class(
     assert marks[("Lab", a)].state == "returned"  # Classroom shows "Missing" to the student
     assert marks[("Lab", b)].missing is False and marks[("Lab", b)].score == 8
     assert report.courses[0].marks["created"] == len(g.emails)
+
+    # Work that falls due between two pulls is looked at again (its submissions may have
+    # become missing), though nothing of it changed in Classroom; other work is not.
+    from sislink.classroom.models import Mark
+
+    def forget_missing_marks() -> None:
+        with classroom.transaction() as session:
+            for mark in session.scalars(select(Mark).where(Mark.missing.is_(True))):
+                session.delete(mark)
+
+    forget_missing_marks()
+    unchanged = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert unchanged.courses[0].marks["created"] == 0 and unchanged.api_calls == 2
+    forget_missing_marks()
+    with classroom.transaction() as session:
+        link = session.scalars(select(GoogleCourseLink)).one()
+        link.grades_pulled_at = datetime.now(UTC) - timedelta(days=5)  # before the due date
+    fell_due = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert fell_due.courses[0].marks["created"] == len(g.emails) - 1
+    assert g.marks()[("Lab", a)].missing is True
 
     # Someone who does not teach the class is told so, and nothing is pulled for them.
     from sislink.classroom.models import Role

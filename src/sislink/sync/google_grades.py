@@ -74,6 +74,7 @@ from sislink.classroom.models import (
 from sislink.classroom.services import connections
 from sislink.classroom.services.access import teaches
 from sislink.classroom.services.audit import record_event
+from sislink.classroom.services.export_settings import extra_credit_limit
 from sislink.googleclassroom import (
     ClassroomClient,
     ClassroomError,
@@ -683,9 +684,14 @@ def _choose(course: _Course, *, full: bool) -> None:
             course.to_apply.append(submission)
 
 
+# Why a grade above the class's extra-credit limit was not taken (no pre-flight Reason says it:
+# every other way of setting a mark refuses such a mark before it exists).
+ABOVE_LIMIT = "above_extra_credit_limit"
+
+
 def _item(
     course: _Course,
-    reason: Reason,
+    reason: Reason | str,
     message: str,
     title: str,
     *,
@@ -702,7 +708,7 @@ def _item(
         at=utc_now(),
         student=student,
         reason=message,
-        skip_reason=reason.value,
+        skip_reason=reason.value if isinstance(reason, Reason) else reason,
     )
 
 
@@ -998,6 +1004,7 @@ def _apply_marks(
         for m in session.scalars(select(Mark).where(Mark.coursework_id.in_(work_ids)))
     }
     works_by_id = {str(w.get("id")): w for w in course.works}
+    limit = extra_credit_limit(session, klass.id)
     for submission in wanted:
         work = live[str(submission.get("courseWorkId"))]
         if work.state == CourseworkState.DELETED:
@@ -1022,6 +1029,23 @@ def _apply_marks(
                         student=who,
                     )
                 )
+            continue
+        score = values["score"]
+        points = work.max_points
+        if score is not None and points is not None and score > points * limit:
+            pull.items.append(
+                _item(
+                    course,
+                    ABOVE_LIMIT,
+                    f"The grade {score:g} of {points:g} in Google Classroom is above the class's "
+                    f"extra-credit limit ({limit:g} times the points), so it was not taken: "
+                    "correct it in Classroom, or raise the limit in the class's export choices.",
+                    work.title,
+                    kind="result",
+                    coursework_id=work.id,
+                    student=f"{student.name} ({student.email})",
+                )
+            )
             continue
         mark = marks.get((work.id, student.id))
         if mark is None:
