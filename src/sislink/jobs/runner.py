@@ -438,11 +438,13 @@ def request_cancel(classroom: Classroom, job_id: int, actor: Actor) -> JobStatus
     """Ask a job to stop. A queued job ends at once, and so does one whose process is gone (it
     was killed); a running one stops at its next batch.
 
-    Returns the job's status after the request. Conflict if it has already ended.
+    Returns the job's status after the request. Conflict if it has already ended. An
+    administrator may cancel any job; anyone else only a job they started themselves.
     """
-    require_admin(actor, "cancel a job")
     with classroom.transaction() as session:
         job = job_service.get_job(session, job_id)
+        if actor.person_id is None or job.requested_by_id != actor.person_id:
+            require_admin(actor, "cancel a job someone else started")
         if job.status in job_service.FINISHED:
             raise Conflict(
                 f"Job {job_id} already ended as {job.status}; there is nothing to cancel."
