@@ -18,8 +18,9 @@ from googleclassroom.google_world import google_service
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Class, Enrolment, Person
 from sislink.classroom.services import connections
+from sislink.classroom.services.organisation import identity_namespace
 from sislink.googleclassroom import ClientSettings
-from sislink.googleclassroom.emulator import RunningClassroom, running_classroom
+from sislink.googleclassroom.emulator import ClassroomConfig, RunningClassroom, running_classroom
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.models import format_datetime, utc_now
 from sislink.oneroster.provider.server import RunningProvider, running_provider
@@ -27,6 +28,7 @@ from sislink.sync import google_connection
 from sislink.sync.google_roster import (
     GoogleRosterReport,
     google_connection_for_sync,
+    namespace_alias,
     open_google_client,
     sync_roster,
 )
@@ -130,10 +132,12 @@ def connect_google(classroom: Classroom, google: RunningClassroom) -> None:
 
 
 @contextlib.contextmanager
-def district(classroom: Classroom, *, students: int = STUDENTS) -> Iterator[World]:
+def district(
+    classroom: Classroom, *, students: int = STUDENTS, config: ClassroomConfig | None = None
+) -> Iterator[World]:
     with (
         running_provider(students=students) as sis,
-        running_classroom(students=students) as google,
+        running_classroom(students=students, config=config) as google,
     ):
         with classroom.transaction() as session:
             saved = connections.save_connection(
@@ -170,3 +174,18 @@ def classroom_courses(google: RunningClassroom) -> dict[str, tuple[str, set[str]
             {users[u].email.lower() for u in roster["students"]},
         )
     return found
+
+
+def aliases(world: World) -> dict[str, str]:
+    """SIS class sourcedId -> the alias of its course."""
+    with world.classroom.session() as session:
+        namespace = identity_namespace(session)
+    return {sid: namespace_alias(namespace, world.sis.profile, sid) for sid in world.roster()}
+
+
+def classroom_matches_the_sis(world: World) -> None:
+    by_alias = classroom_courses(world.google)
+    expected = {aliases(world)[sid]: roster for sid, roster in world.roster().items()}
+    assert by_alias == expected
+    # One course per alias, no course without one.
+    assert len(world.google.backend.tables["course"]) == len(expected)

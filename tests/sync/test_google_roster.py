@@ -21,10 +21,16 @@ from sislink.classroom.models import (
     Person,
 )
 from sislink.classroom.secrets import SecretBox
-from sislink.classroom.services.organisation import identity_namespace
 from sislink.sync import google_connection
-from sislink.sync.google_roster import namespace_alias
-from sync.google_roster_world import ADMIN, World, classroom_courses, connect_google, district
+from sync.google_roster_world import (
+    ADMIN,
+    World,
+    aliases,
+    classroom_courses,
+    classroom_matches_the_sis,
+    connect_google,
+    district,
+)
 
 WRITES = ("create", "delete", "patch", "update", "updateGradingPeriodSettings")
 
@@ -55,21 +61,6 @@ def writes_seen(world: World) -> int:
         for name, n in world.google.classroom.log.calls.items()
         if name.rpartition(".")[2] in WRITES
     )
-
-
-def aliases(world: World) -> dict[str, str]:
-    """SIS class sourcedId -> the alias of its course."""
-    with world.classroom.session() as session:
-        namespace = identity_namespace(session)
-    return {sid: namespace_alias(namespace, world.sis.profile, sid) for sid in world.roster()}
-
-
-def classroom_matches_the_sis(world: World) -> None:
-    by_alias = classroom_courses(world.google)
-    expected = {aliases(world)[sid]: roster for sid, roster in world.roster().items()}
-    assert by_alias == expected
-    # One course per alias, no course without one.
-    assert len(world.google.backend.tables["course"]) == len(expected)
 
 
 def a_class_with_students(world: World) -> tuple[Class, list[str]]:
