@@ -253,3 +253,35 @@ async def test_missing_work_and_a_teacher_who_does_not_teach_the_class(
     refused = pull_grades(classroom, other, class_ids=[g.class_id])
     assert refused.courses[0].refused and "do not teach" in refused.courses[0].refused
     assert pull_grades(classroom, other).courses == []
+
+
+@pytest.mark.anyio
+async def test_a_class_another_pull_is_writing_or_gone_from_classroom_is_reported_not_pulled(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    from sislink.jobs.google_grades import GRADE_PULL
+    from sislink.jobs.runner import queue
+    from sislink.sync.google_grades import class_lock
+
+    g = await _grades_world(sis, classroom, local)
+    g.add_work("Essay", points=20)
+    other = queue(
+        classroom, kind=GRADE_PULL, actor=Actor.system(), lock_key=class_lock(g.class_id)
+    )
+    run = await run_grade_pull(classroom, Actor.system())
+    assert run.report is not None and run.job.status == JobStatus.NEEDS_ATTENTION
+    (course,) = run.report.courses
+    assert course.refused and "another grade pull" in course.refused and str(other) in course.refused
+    with classroom.session() as session:
+        assert session.scalars(select(Coursework)).all() == []
+
+    # The course is gone from Classroom (deleted there): said in Classroom's words.
+    from sislink.jobs.runner import request_cancel
+
+    request_cancel(classroom, other, Actor.system())
+    with classroom.transaction() as session:
+        session.scalars(select(GoogleCourseLink)).one().course_id = "404404404"
+    gone = pull_grades(classroom, Actor.system())
+    (course,) = gone.courses
+    assert course.failed and "could not be asked" in course.failed
+    assert gone.to_dict()["attention"]["count"] == 1

@@ -24,7 +24,12 @@ from sislink.jobs.runner import (
     register_job_kind,
     run_job,
 )
-from sislink.sync.google_grades import GooglePullReport, check_pull_allowed, pull_grades
+from sislink.sync.google_grades import (
+    GooglePullReport,
+    check_pull_allowed,
+    class_lock,
+    pull_grades,
+)
 from sislink.sync.mark_export import export_all_classes
 from sislink.sync.sis_client import open_sis_client
 
@@ -112,7 +117,7 @@ def grade_pull_arguments(
     with classroom.session() as session:
         check_pull_allowed(session)
     single = class_ids is not None and len(class_ids) == 1
-    lock = f"google_grades:class:{class_ids[0]}" if single and class_ids else "google_grades:all"
+    lock = class_lock(class_ids[0]) if single and class_ids else "google_grades:all"
     return {
         "kind": GRADE_PULL,
         "lock_key": lock,

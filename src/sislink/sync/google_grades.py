@@ -49,7 +49,7 @@ from googleapiclient.http import HttpRequest
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from sislink.classroom import Actor, Classroom
+from sislink.classroom import Actor, Classroom, Conflict
 from sislink.classroom.errors import NotFound, PermissionDenied
 from sislink.classroom.models import (
     Category,
@@ -72,6 +72,7 @@ from sislink.classroom.models import (
     utc_now,
 )
 from sislink.classroom.services import connections
+from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.access import teaches
 from sislink.classroom.services.audit import record_event
 from sislink.classroom.services.export_settings import extra_credit_limit
@@ -560,11 +561,46 @@ def pull_grades(
             used.close()
     for course in courses:
         if course.pull.failed is None:
-            _apply(classroom, actor, course, full=full, job_id=job_id)
+            busy = _take_class(classroom, job_id, course.class_id)
+            if busy is not None:
+                course.pull.refused = busy
+            else:
+                try:
+                    _apply(classroom, actor, course, full=full, job_id=job_id)
+                finally:
+                    _give_back_class(classroom, job_id, course.class_id)
         report.courses.append(course.pull)
     report.courses.sort(key=lambda c: c.class_id)
     report.finished_at = utc_now()
     return report
+
+
+def class_lock(class_id: int) -> str:
+    """The lock a pull of this class holds while it writes (a job pulling only this class holds
+    it as its own lock)."""
+    return f"google_grades:class:{class_id}"
+
+
+def _take_class(classroom: Classroom, job_id: int | None, class_id: int) -> str | None:
+    """Take the class's pull lock for the job (None once held), so that two pulls never write
+    one class at once; else why this job does not pull it. Pulls outside a job take none."""
+    if job_id is None:
+        return None
+    try:
+        with classroom.transaction() as session:
+            job_service.take_lock(session, job_id, class_lock(class_id))
+    except Conflict as busy:
+        return f"Not pulled by this job: another grade pull is writing this class. {busy.message}"
+    return None
+
+
+def _give_back_class(classroom: Classroom, job_id: int | None, class_id: int) -> None:
+    if job_id is None:
+        return
+    with classroom.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is not None and job.lock_key != class_lock(class_id):
+            job_service.release_lock(session, job_id, class_lock(class_id))
 
 
 def _course_of(session: Session, link: GoogleCourseLink) -> _Course:
@@ -826,6 +862,14 @@ def _apply(
                 select(GoogleCourseworkLink).where(GoogleCourseworkLink.link_id == link.id)
             )
         }
+        pulled_before = {
+            w.id: w
+            for w in session.scalars(
+                select(Coursework).where(
+                    Coursework.id.in_(sorted(r.coursework_id for r in work_links.values()))
+                )
+            )
+        }
         listed: set[str] = set()
         live: dict[str, Coursework] = {}  # published courseWork id -> its coursework
         for work in course.works:
@@ -847,7 +891,7 @@ def _apply(
                         )
                     )
                 continue
-            existing = session.get(Coursework, row.coursework_id) if row is not None else None
+            existing = pulled_before.get(row.coursework_id) if row is not None else None
             if existing is not None:
                 live[work_id] = existing
             if work_id not in course.fresh:
@@ -888,7 +932,7 @@ def _apply(
         for work_id, row in work_links.items():
             if work_id in listed:
                 continue
-            gone = session.get(Coursework, row.coursework_id)
+            gone = pulled_before.get(row.coursework_id)
             if gone is not None and gone.state != CourseworkState.DELETED:
                 gone.state = CourseworkState.DELETED
                 pull.coursework["deleted"] += 1
