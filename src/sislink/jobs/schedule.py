@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from sislink.classroom import Actor, Classroom, ClassroomError, InvalidInput
 from sislink.classroom.models import Job, RosterSchedule
@@ -122,6 +123,52 @@ def due_import(classroom: Classroom, now: datetime | None = None) -> tuple[bool,
 
 RunImport = Callable[[Classroom], Awaitable[JobOutcome]]
 
+# The advisory lock's key: per schema, so that installations sharing a database (or tests, one
+# schema each) do not wait for each other.
+_PG_KEY = "hashtext(current_schema() || :name)"
+_PG_NAME = {"name": ":sislink-scheduler"}
+
+
+@contextlib.contextmanager
+def scheduler_turn(classroom: Classroom) -> Iterator[bool]:
+    """Yields True while this process holds the scheduler's turn (no other process decides or
+    fires a scheduled import meanwhile), False when another holds it. Never waits.
+
+    Only one scheduler fires each run, however many `serve` processes are up: a tick decides
+    and runs only with the turn, a PostgreSQL advisory lock (session level, per schema) or, on
+    SQLite, an exclusive lock on a file next to the database. The next process to get the turn
+    sees the import the last one recorded, so it is no longer due. A lock rather than Celery
+    beat: no process of its own to run, nothing to configure, and a dead holder's lock goes
+    with its database connection (or its file handle) at once."""
+    engine = classroom.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            mine = bool(
+                connection.scalar(text(f"SELECT pg_try_advisory_lock({_PG_KEY})"), _PG_NAME)
+            )
+            connection.commit()  # the lock is the session's: no transaction stays open
+            try:
+                yield mine
+            finally:
+                if mine:
+                    connection.execute(text(f"SELECT pg_advisory_unlock({_PG_KEY})"), _PG_NAME)
+                    connection.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield True  # only this process can open it
+        return
+    with open(f"{database}.scheduler.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 async def tick(
     classroom: Classroom, run_import: RunImport, now: datetime | None = None
@@ -139,15 +186,19 @@ async def tick(
         await asyncio.to_thread(daily_summary_tick, classroom, now=now)
     except Exception:  # the summary must never stop the imports
         logger.exception("the morning summary failed")
-    due, why = due_import(classroom, now)
-    if not due:
-        logger.debug("no scheduled roster import: %s", why)
-        return None
-    try:
-        return await run_import(classroom)
-    except (ClassroomError, SyncError) as exc:  # e.g. another import took the lock just now
-        logger.info("scheduled roster import not started: %s", exc)
-        return None
+    with scheduler_turn(classroom) as mine:
+        if not mine:
+            logger.debug("no scheduled roster import: another process's scheduler decides now")
+            return None
+        due, why = due_import(classroom, now)
+        if not due:
+            logger.debug("no scheduled roster import: %s", why)
+            return None
+        try:
+            return await run_import(classroom)
+        except (ClassroomError, SyncError) as exc:  # e.g. another import took the lock just now
+            logger.info("scheduled roster import not started: %s", exc)
+            return None
 
 
 async def scheduler_loop(
