@@ -18,6 +18,7 @@ printed, only its file's path.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import tempfile
 import time
@@ -29,7 +30,13 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
+import google_auth_httplib2
+import httplib2
 import httpx
+from google.oauth2 import service_account
+from googleapiclient.discovery import Resource, build
+from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest, HttpRequest
 from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom, ClassroomError, open_classroom
@@ -45,8 +52,12 @@ from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import marks as mark_service
 from sislink.classroom.services import people
 from sislink.classroom.services.classes import classes_taught_by, members
+from sislink.googleclassroom import SCOPES, ClientSettings
 from sislink.googleclassroom import ClassroomError as GoogleClassroomError
+from sislink.googleclassroom.emulator.app import ClassroomConfig
 from sislink.googleclassroom.emulator.server import RunningClassroom, running_classroom
+from sislink.jobs.google_grades import run_grade_pull
+from sislink.jobs.google_roster import run_google_roster_sync
 from sislink.jobs.mark_export import ExportRun, run_all_exports, run_class_export
 from sislink.jobs.roster import run_roster_import
 from sislink.oneroster.consumer import OneRosterError
@@ -56,6 +67,12 @@ from sislink.settings import Settings
 from sislink.sync import class_link, connection, google_connection
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import Outcome
+from sislink.sync.google_grades import PullRefused
+from sislink.sync.google_roster import (
+    course_links,
+    google_connection_for_sync,
+    open_google_client,
+)
 from sislink.sync.mark_export import forget_ledger_for_class
 from sislink.sync.preflight import ExportRefused
 from sislink.sync.sis_client import open_sis_client
@@ -70,6 +87,21 @@ COURSEWORK = (
     ("Unit test", 50, "Tests"),
     ("Project", 20, "Assignments"),
 )
+# What the teacher makes in Google Classroom in each of those classes: title, max points,
+# grade category. Every DRAFT_EVERY-th student's grade stays a draft (not returned).
+CLASSROOM_WORK = (
+    ("Essay (made in Classroom)", 20, "Assignments"),
+    ("Quiz (made in Classroom)", 10, "Tests"),
+)
+DRAFT_EVERY = 6
+# The local Classroom's quotas in the demo (calls a minute, per user and per client), and the
+# client's pace to match: Google's are 1,200 per user and 3,000 per client, at which a roster
+# sync of the demo district (about 2,500 calls) takes two minutes. Said when the demo starts.
+DEMO_QUOTA_PER_MINUTE = 120_000
+DEMO_CLIENT = ClientSettings(
+    calls_per_minute_per_user=DEMO_QUOTA_PER_MINUTE, calls_per_minute=DEMO_QUOTA_PER_MINUTE
+)
+GOOGLE_BATCH = 50  # Google's batch endpoint takes at most 50 calls
 
 
 class StepFailed(Exception):
@@ -300,6 +332,30 @@ class SisCounts:
         return f"{self.line_items} lineItems and {self.results} results"
 
 
+@dataclass(frozen=True)
+class GoogleRun:
+    """After one Google Classroom run: the SIS's counts, Classroom's course count, and whether
+    a grade pull had sent Classroom's grades to the SIS by then."""
+
+    label: str
+    sis: SisCounts
+    courses: int
+    pulled: bool
+
+
+def google_runs_held(runs: Sequence[GoogleRun]) -> bool:
+    """True when Classroom held the same, non-zero, number of courses after every run, and the
+    SIS the same, non-zero, lineItem and result counts after every run from the first pull on."""
+    courses = {r.courses for r in runs}
+    pulled = [r.sis for r in runs if r.pulled]
+    return (
+        len(courses) == 1
+        and min(courses) > 0
+        and bool(pulled)
+        and nothing_duplicated(pulled)
+    )
+
+
 @dataclass
 class _Flow:
     sis: RunningProvider
@@ -314,6 +370,12 @@ class _Flow:
     first_marked: tuple[int, int, float] | None = None  # coursework, student, score
     after_exports: list[tuple[str, SisCounts]] = field(default_factory=list)
     number: int = 0
+    google_runs: list[GoogleRun] = field(default_factory=list)
+    teacher_google: Resource | None = None  # Google's client as the teacher
+    teacher_http: Any = None  # the teacher's authorised HTTP (Classroom's own pages)
+    classroom_works: int = 0  # courseWork the teacher made in Classroom
+    returned_grades: int = 0  # grades the teacher returned (assignedGrade)
+    one_grade: tuple[str, str, str, float] | None = None  # course, courseWork, submission, grade
 
     async def step(self, words: str, action: Callable[[], Awaitable[str]]) -> None:
         """Run one step, print it in the actor's words with its time and result."""
@@ -577,6 +639,405 @@ class _Flow:
         forgotten = sum(forget_ledger_for_class(self.classroom, c) for c in self.class_ids)
         return f"The ledger forgot {forgotten} records of what was sent (as after a lost database)."
 
+    # -- Google Classroom --
+
+    def sis_and_classroom(self) -> tuple[SisCounts, int]:
+        return self.sis_counts(), self.classroom_course_count()
+
+    def classroom_course_count(self) -> int:
+        """Every course of the domain, as Classroom lists them to its administrator."""
+        assert self.google is not None
+        admin, _ = _google_as(self.google, self.google.admin_email)
+        count, token = 0, None
+        while True:
+            page = admin.courses().list(pageSize=1000, pageToken=token).execute(num_retries=3)
+            count += len(page.get("courses", []))
+            token = page.get("nextPageToken")
+            if not token:
+                return count
+
+    def note_google_run(self, label: str) -> tuple[SisCounts, int]:
+        counts, courses = self.sis_and_classroom()
+        pulled = any(r.pulled for r in self.google_runs) or label.startswith("pull")
+        self.google_runs.append(GoogleRun(label, counts, courses, pulled))
+        return counts, courses
+
+    async def sync_google_roster(self, label: str, *, first: bool) -> str:
+        connection_row = google_connection_for_sync(self.classroom)
+        with open_google_client(self.classroom, connection_row, DEMO_CLIENT) as client:
+            outcome = await run_google_roster_sync(self.classroom, self.admin, client=client)
+        if not outcome.succeeded:
+            raise DemoFailed(f"the roster sync job ended {outcome.status}: {outcome.error}")
+        report = outcome.report
+        if report.get("status") != "applied":
+            raise DemoFailed(f"the roster sync was {report.get('status')}: {report.get('hold_reason')}")
+        counts: dict[str, dict[str, int]] = report["counts"]
+        calls: dict[str, int] = report["calls"]
+        courses = counts["courses"]
+        warnings: list[str] = report.get("warnings", [])
+        lacking = report.get("categories_not_in_classroom", [])
+        before = self.google_runs[-1].courses if self.google_runs else 0
+        sis, in_classroom = self.note_google_run(label)
+        lines = [
+            f"Job {outcome.job_id} {outcome.status}: courses {_counted(courses)}; teachers "
+            f"{_counted(counts['teachers'])}; students {_counted(counts['students'])}.",
+            f"{calls['reads']} reads and {_writes(calls['writes'])} (API calls) in "
+            f"{calls['http_requests']} HTTP requests (batches of up to {GOOGLE_BATCH}).",
+        ]
+        if warnings:
+            lines.append(f"{len(warnings)} things for a person to act on, e.g.: {warnings[0]}")
+        if lacking:
+            lines.append(
+                f"{len(lacking)} courses lack the SIS's grade categories in Classroom (Google's "
+                "API cannot set them: the teacher sets them in the course's settings)."
+            )
+        lines.append(f"Google Classroom holds {in_classroom} courses; the SIS {sis}.")
+        text = "\n".join(lines)
+        if first:
+            if courses["created"] == 0 or in_classroom != before + courses["created"]:
+                raise DemoFailed(
+                    f"{text}\nexpected {courses['created']} new courses in Classroom "
+                    f"(it held {before}), it holds {in_classroom}"
+                )
+            states = {c.get("state") for c in report.get("courses", []) if c.get("action") == "created"}
+            if states != {"PROVISIONED"}:
+                raise DemoFailed(f"{text}\nnew courses should be PROVISIONED, they are {states}")
+        elif calls["writes"] or courses["created"] or in_classroom != before:
+            raise DemoFailed(
+                f"{text}\nexpected no writes and no new course after an unchanged sync "
+                f"(Classroom held {before} courses)"
+            )
+        return text
+
+    @property
+    def google_url(self) -> str:
+        assert self.google is not None
+        return self.google.api_url
+
+    def teacher_in_google(self) -> Resource:
+        """Google's client as the teacher, built afresh for each step: the local Classroom
+        (like Google's front ends) closes idle connections, and the library does not send a
+        POST again on a connection the server closed."""
+        assert self.google is not None
+        self.teacher_google, self.teacher_http = _google_as(self.google, self.sis.teacher_email)
+        return self.teacher_google
+
+    async def teacher_accepts(self) -> str:
+        service = self.teacher_in_google()
+        offered = (
+            service.courses()
+            .list(teacherId="me", courseStates=["PROVISIONED"], pageSize=1000)
+            .execute(num_retries=3)
+            .get("courses", [])
+        )
+        if not offered:
+            raise DemoFailed(f"{self.sis.teacher_email} has no course to accept in Classroom")
+        accepted = _send_as_teacher(
+            self.google_url,
+            [
+                service.courses().patch(
+                    id=course["id"], updateMask="courseState", body={"courseState": "ACTIVE"}
+                )
+                for course in offered
+            ],
+        )
+        states = {str(course.get("courseState")) for course in accepted}
+        if states != {"ACTIVE"}:
+            raise DemoFailed(f"accepted courses are {states}, not ACTIVE")
+        names = ", ".join(sorted(str(c.get("name")) for c in accepted))
+        return (
+            f"{self.sis.teacher_email} accepts {len(accepted)} courses sislink made "
+            f"(PROVISIONED -> ACTIVE, as the owner): {names}."
+        )
+
+    async def teacher_works_in_classroom(self) -> str:
+        assert self.google is not None
+        service = self.teacher_in_google()
+        links = course_links(self.classroom)
+        lines: list[str] = []
+        submissions_of: list[tuple[str, str, float]] = []  # course, courseWork, max points
+        for class_id in self.class_ids:
+            link = links.get(class_id)
+            if link is None or not link.get("course_id"):
+                raise DemoFailed(f"class {class_id} has no Classroom course after the sync")
+            course_id = str(link["course_id"])
+            with self.classroom.session() as session:
+                titles = [
+                    c.title
+                    for c in session.scalars(
+                        select(Category).where(Category.class_id == class_id).order_by(Category.id)
+                    )
+                ]
+            categories = self.set_grade_categories(course_id, titles)
+            periods = (
+                service.courses()
+                .getGradingPeriodSettings(courseId=course_id)
+                .execute(num_retries=3)
+                .get("gradingPeriods", [])
+            )
+            due = _due_ahead(periods)
+            made = _send_as_teacher(
+                self.google_url,
+                [
+                    service.courses()
+                    .courseWork()
+                    .create(
+                        courseId=course_id,
+                        body={
+                            "title": title,
+                            "description": "Made in Google Classroom by the teacher.",
+                            "workType": "ASSIGNMENT",
+                            "state": "PUBLISHED",
+                            "maxPoints": points,
+                            "dueDate": {"year": due.year, "month": due.month, "day": due.day},
+                            "dueTime": {"hours": 23, "minutes": 59},
+                            "gradeCategory": {"id": categories[category.casefold()]},
+                        },
+                    )
+                    for title, points, category in CLASSROOM_WORK
+                ],
+            )
+            self.classroom_works += len(made)
+            submissions_of.extend(
+                (course_id, str(work["id"]), float(work["maxPoints"])) for work in made
+            )
+            lines.append(
+                f"{link.get('link')}: grade categories {', '.join(titles)}; "
+                + ", ".join(
+                    f"{w['title']} ({w['maxPoints']:g} points, {w['gradeCategory']['name']}, "
+                    f"due {due.isoformat()})"
+                    for w in made
+                )
+            )
+        listed = _send_as_teacher(
+            self.google_url,
+            [
+                service.courses()
+                .courseWork()
+                .studentSubmissions()
+                .list(courseId=course_id, courseWorkId=work_id, pageSize=1000)
+                for course_id, work_id, _ in submissions_of
+            ],
+        )
+        patches: list[HttpRequest] = []
+        returns: list[HttpRequest] = []
+        drafts = 0
+        subs = service.courses().courseWork().studentSubmissions()
+        for k, ((course_id, work_id, points), page) in enumerate(
+            zip(submissions_of, listed, strict=True)
+        ):
+            ordered = sorted(page.get("studentSubmissions", []), key=lambda s: str(s["userId"]))
+            for i, submission in enumerate(ordered):
+                grade = float(round(points * (0.6 + (i * 7 + k * 3) % 40 / 100)))
+                body: dict[str, Any] = {"draftGrade": grade}
+                if i % DRAFT_EVERY == DRAFT_EVERY - 1:
+                    drafts += 1
+                else:
+                    body["assignedGrade"] = grade
+                    returns.append(
+                        subs.return_(
+                            courseId=course_id, courseWorkId=work_id, id=submission["id"], body={}
+                        )
+                    )
+                    if self.one_grade is None:
+                        self.one_grade = (course_id, work_id, str(submission["id"]), grade)
+                patches.append(
+                    subs.patch(
+                        courseId=course_id,
+                        courseWorkId=work_id,
+                        id=submission["id"],
+                        updateMask=",".join(body),
+                        body=body,
+                    )
+                )
+        _send_as_teacher(self.google_url, patches)
+        _send_as_teacher(self.google_url, returns)
+        self.returned_grades = len(returns)
+        return (
+            f"{self.sis.teacher_email}, in Classroom (Google's client library as the teacher), "
+            f"sets the courses' grade categories, makes {self.classroom_works} courseWork and "
+            f"grades {len(patches)} submissions: {len(returns)} returned, {drafts} left as "
+            "drafts:\n" + "\n".join(lines)
+        )
+
+    def set_grade_categories(self, course_id: str, titles: list[str]) -> dict[str, str]:
+        """What the teacher sets on the course's settings page (Google's API only reads grade
+        categories; the local Classroom takes the page's form at /local/...): name -> id."""
+        assert self.google is not None
+        url = f"{self.google.api_url}local/v1/courses/{course_id}/gradebookSettings"
+        body = {"calculationType": "TOTAL_POINTS", "gradeCategories": [{"name": t} for t in titles]}
+        response, content = self.teacher_http.request(
+            url, "PUT", body=json.dumps(body), headers={"content-type": "application/json"}
+        )
+        if int(response.status) != 200:
+            raise DemoFailed(f"the course's grade categories were refused: {content[:200]!r}")
+        settings = json.loads(content)
+        return {str(c["name"]).casefold(): str(c["id"]) for c in settings["gradeCategories"]}
+
+    async def pull_and_export(
+        self, label: str, *, expect_writes: int | None = None, first: bool = False
+    ) -> str:
+        before = self.sis_counts()
+        run = await run_grade_pull(self.classroom, self.teacher, export=True)
+        if not run.job.succeeded:
+            raise DemoFailed(f"the grade pull job ended {run.job.status}: {run.job.error}")
+        body = run.as_json()
+        counts = body["counts"]
+        sis, in_classroom = self.note_google_run(label)
+        lines = [
+            f"Job {run.job.job_id} {run.job.status}: {counts['courses']} courses asked in "
+            f"{body['calls']} HTTP requests ({body['api_calls']} API calls); coursework "
+            f"{_counted(counts['coursework'])}; marks {_counted(counts['marks'])}.",
+            f"The export sent {_writes(body['writes'])} (PUT/DELETE) to the SIS.",
+        ]
+        attention = body.get("attention") or {}
+        for reason in (attention.get("reasons") or [])[:3]:
+            lines.append(f"Needs attention: {reason}")
+        lines.append(f"The SIS now holds {sis}; Google Classroom {in_classroom} courses.")
+        text = "\n".join(lines)
+        if first:
+            added = (sis.line_items - before.line_items, sis.results - before.results)
+            wanted = (self.classroom_works, self.returned_grades)
+            if added != wanted:
+                raise DemoFailed(
+                    f"{text}\nexpected the SIS to gain {wanted[0]} lineItems and {wanted[1]} "
+                    f"results (the courseWork and the returned grades), it gained {added}"
+                )
+            text += (
+                f"\nThe SIS gained {added[0]} lineItems and {added[1]} results: one per courseWork "
+                "and one per returned grade (drafts stay in Classroom)."
+            )
+        if expect_writes is not None and body["writes"] != expect_writes:
+            raise DemoFailed(f"{text}\nexpected {_writes(expect_writes)} to the SIS")
+        return text
+
+    async def disconnect_both(self) -> str:
+        sis = self.disconnect()
+        google = google_connection.disconnect(self.classroom, self.admin)
+        lines = [f"SIS: {sis}", f"Google Classroom: status {google.status}; key erased."]
+        try:
+            google_connection_for_sync(self.classroom)
+        except SyncError as refused:
+            lines.append(f"A roster sync now is refused: {refused}")
+        else:
+            raise DemoFailed("a roster sync was allowed while disconnected from Google")
+        try:
+            await run_grade_pull(self.classroom, self.teacher, export=True)
+        except PullRefused as refused:
+            lines.append(f"A grade pull now is refused: {refused}")
+        else:
+            raise DemoFailed("a grade pull was allowed while disconnected from Google")
+        return "\n".join(lines)
+
+    async def reconnect_both(self) -> str:
+        return "\n".join(
+            [
+                await self.connect(),
+                await self.authorise(),
+                await self.connect_google(),
+                await self.authorise_google(),
+            ]
+        )
+
+    async def teacher_changes_one_grade(self) -> str:
+        assert self.one_grade is not None
+        course_id, work_id, submission_id, grade = self.one_grade
+        service = self.teacher_in_google()
+        subs = service.courses().courseWork().studentSubmissions()
+        new = grade - 1
+        _send_as_teacher(
+            self.google_url,
+            [
+                subs.patch(
+                    courseId=course_id,
+                    courseWorkId=work_id,
+                    id=submission_id,
+                    updateMask="draftGrade,assignedGrade",
+                    body={"draftGrade": new, "assignedGrade": new},
+                )
+            ],
+        )
+        _send_as_teacher(
+            self.google_url,
+            [subs.return_(courseId=course_id, courseWorkId=work_id, id=submission_id, body={})],
+        )
+        self.one_grade = (course_id, work_id, submission_id, new)
+        return f"In Classroom the teacher changes one returned grade from {grade:g} to {new:g}."
+
+
+def _google_as(google: RunningClassroom, email: str) -> tuple[Resource, Any]:
+    """Google's client library as `email`, as a district's script builds it: the service
+    account's key file with domain-wide delegation, the local Classroom's endpoint. Also the
+    authorised HTTP (for Classroom's own pages)."""
+    info = json.loads(google.key_file.read_text("utf-8"))
+    credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        info, scopes=list(SCOPES)
+    ).with_subject(email)
+    service = build(
+        "classroom",
+        "v1",
+        credentials=credentials,
+        static_discovery=True,
+        client_options={"api_endpoint": google.api_url},
+    )
+    return service, google_auth_httplib2.AuthorizedHttp(credentials)
+
+
+def _send_as_teacher(
+    api_url: str, requests: Sequence[HttpRequest]
+) -> list[dict[str, Any]]:
+    """Send the calls in Google's batches (up to 50 a batch) to the Classroom at `api_url`
+    (the library's batch URI is Google's own whatever the endpoint: it is given here); every
+    answer, in order, or DemoFailed naming the first refusal."""
+    answers: list[dict[str, Any]] = [{} for _ in requests]
+    refused: list[str] = []
+
+    def done(request_id: str, response: Any, exception: Exception | None) -> None:
+        if exception is not None:
+            refused.append(str(exception))
+        else:
+            answers[int(request_id)] = dict(response or {})
+
+    for start in range(0, len(requests), GOOGLE_BATCH):
+        batch = BatchHttpRequest(callback=done, batch_uri=f"{api_url}batch")
+        for index in range(start, min(start + GOOGLE_BATCH, len(requests))):
+            batch.add(requests[index], request_id=str(index))
+        try:
+            batch.execute()
+        except HttpError as error:
+            raise DemoFailed(f"Google Classroom refused a batch: {error}") from None
+        except (httplib2.HttpLib2Error, OSError) as error:
+            raise DemoFailed(f"Google Classroom at {api_url} did not answer: {error!r}") from None
+    if refused:
+        raise DemoFailed(f"Google Classroom refused {len(refused)} calls, first: {refused[0]}")
+    return answers
+
+
+def _due_ahead(periods: list[dict[str, Any]]) -> date:
+    """A day at least a week ahead inside one of the course's grading periods (else a week into
+    the first one): work due then is not yet missing, and has a grading period."""
+    spans = []
+    for period in periods:
+        start, end = period.get("startDate") or {}, period.get("endDate") or {}
+        if start.get("year") and end.get("year"):
+            spans.append(
+                (
+                    date(start["year"], start["month"], start["day"]),
+                    date(end["year"], end["month"], end["day"]),
+                )
+            )
+    soonest = date.today() + timedelta(days=7)
+    for start, end in sorted(spans):
+        day = max(soonest, start)
+        if day <= end:
+            return day
+    return min(spans)[0] + timedelta(days=7) if spans else soonest
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """{"created": 3, "unchanged": 0} -> "3 created"."""
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "none"
+
 
 def _writes(count: int) -> str:
     return f"{count} write" if count == 1 else f"{count} writes"
@@ -661,6 +1122,54 @@ async def _whole_flow(flow: _Flow) -> None:
         "Export once more with nothing remembered: every lineItem and result is PUT again",
         export_everything_again,
     )
+    if flow.google is not None:
+        await _google_story(flow)
+
+
+async def _google_story(flow: _Flow) -> None:
+    """The Google Classroom district's story: roster in, the teacher accepts and works in
+    Classroom, grades back to the SIS; both sides disconnected and reconnected; again."""
+    flow.echo("")
+    flow.echo("The same district teaching in Google Classroom:")
+    await flow.step(
+        "The administrator syncs the roster into Google Classroom (a job; courses created "
+        "PROVISIONED for their teachers to accept)",
+        lambda: flow.sync_google_roster("roster sync", first=True),
+    )
+    await flow.step(
+        "The teacher accepts their courses in Classroom (Google's client library as the teacher)",
+        flow.teacher_accepts,
+    )
+    await flow.step(
+        "The teacher makes coursework and grades in Classroom", flow.teacher_works_in_classroom
+    )
+    await flow.step(
+        "The teacher pulls Classroom's grades and exports them to the SIS (one job)",
+        lambda: flow.pull_and_export("pull and export", first=True),
+    )
+    await flow.step(
+        "The administrator disconnects sislink from the SIS and from Google Classroom",
+        flow.disconnect_both,
+    )
+    await flow.step(
+        "The administrator connects and authorises both again", flow.reconnect_both
+    )
+    await flow.step(
+        "The administrator syncs the roster again: nothing to write, no course made twice",
+        lambda: flow.sync_google_roster("roster sync after the reconnect", first=False),
+    )
+    await flow.step(
+        "The teacher pulls and exports again: nothing changed, nothing sent",
+        lambda: flow.pull_and_export("pull and export again", expect_writes=0),
+    )
+
+    async def one_grade() -> str:
+        changed = await flow.teacher_changes_one_grade()
+        return changed + "\n" + await flow.pull_and_export(
+            "pull and export, one grade changed", expect_writes=1
+        )
+
+    await flow.step("The teacher changes one grade in Classroom, pulls and exports", one_grade)
 
 
 def run_demo(
@@ -688,7 +1197,14 @@ def run_demo(
     with (
         running_provider(profile=profile, students=students, seed=seed) as sis,
         running_classroom(
-            seed=seed, students=students, key_file=home / "google-service-account.json"
+            seed=seed,
+            students=students,
+            key_file=home / "google-service-account.json",
+            config=ClassroomConfig(
+                seed=seed,
+                per_user_per_minute=DEMO_QUOTA_PER_MINUTE,
+                per_client_per_minute=DEMO_QUOTA_PER_MINUTE,
+            ),
         ) as google_classroom,
     ):
         echo(
@@ -711,6 +1227,10 @@ def run_demo(
         echo(f"  admin_email:   {google_classroom.admin_email}")
         echo(f"  teacher_email: {google_classroom.teacher_email}")
         echo(f"  domain:        {google_classroom.domain}")
+        echo(
+            f"  quotas:        {DEMO_QUOTA_PER_MINUTE:,} calls a minute per user and per client "
+            "(Google's: 1,200 and 3,000; raised so the demo takes seconds, not minutes)"
+        )
         echo("")
         if google and sis.version == "1.2":
             if not run_google_sequence(sis, echo):
@@ -788,9 +1308,32 @@ def _verdict(flow: _Flow, echo: Callable[[str], None], home: Path, seconds: floa
         )
     else:
         echo("NOT EQUAL: the SIS holds duplicates (or nothing was exported).")
+    if flow.google is not None:
+        google_held = _google_verdict(flow, echo)
+        held = held and google_held
     echo(f"Done in {seconds:.1f} s. The classroom stays in {home}; look at it with e.g.")
     echo(
         f"  SISLINK_HOME={home} sislink marks report {flow.class_ids[0] if flow.class_ids else 'CLASS'} "
         f"--as {flow.sis.teacher_email}"
     )
     return 0 if held else 1
+
+
+def _google_verdict(flow: _Flow, echo: Callable[[str], None]) -> bool:
+    echo("")
+    echo("The SIS's lineItems and results, and Google Classroom's courses, after each Google run:")
+    for run in flow.google_runs:
+        echo(
+            f"  {run.label + ':':<38} {run.sis.line_items:>5} lineItems {run.sis.results:>6} "
+            f"results {run.courses:>4} courses"
+        )
+    held = google_runs_held(flow.google_runs)
+    if held:
+        echo(
+            "Equal after every run: the second sync found every course again by its alias, and "
+            "the pulls and exports after the reconnect updated the same lineItems and results; "
+            "nothing was duplicated (the first sync's row is before any grade was pulled)."
+        )
+    else:
+        echo("NOT EQUAL: Classroom or the SIS holds duplicates (or nothing was made).")
+    return held

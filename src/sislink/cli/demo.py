@@ -33,8 +33,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", help="The console's port, with --serve."),
     ) -> None:
         """Run the whole flow against the built-in SIS: connect, authorise, import the roster,
-        add coursework and marks, link, export; disconnect, reconnect, export again; show that
-        the SIS's lineItem and result counts stay equal (exit status 1 if not)."""
+        add coursework and marks, link, export; disconnect, reconnect, export again; then with
+        the local Google Classroom: roster in, the teacher accepts and grades there, grades to
+        the SIS, both disconnected and reconnected, again; show that the SIS's lineItem and
+        result counts and Classroom's course count stay equal (exit status 1 if not)."""
         from sislink.demo import run_demo
 
         if home is not None:
