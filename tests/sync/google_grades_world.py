@@ -181,9 +181,12 @@ async def build_grades_world(
         emails = [str(session.get(Person, p).email) for p in world.students]  # type: ignore[union-attr]
         # The roster import would have brought the SIS's grading periods: as it would.
         for period in world.facts.grading_periods:
-            if session.scalars(
-                select(GradingPeriod).where(GradingPeriod.sis_sourced_id == period.sourced_id)
-            ).first() is None:
+            if (
+                session.scalars(
+                    select(GradingPeriod).where(GradingPeriod.sis_sourced_id == period.sourced_id)
+                ).first()
+                is None
+            ):
                 session.add(
                     GradingPeriod(
                         title=period.title,

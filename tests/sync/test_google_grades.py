@@ -265,13 +265,13 @@ async def test_a_class_another_pull_is_writing_or_gone_from_classroom_is_reporte
 
     g = await _grades_world(sis, classroom, local)
     g.add_work("Essay", points=20)
-    other = queue(
-        classroom, kind=GRADE_PULL, actor=Actor.system(), lock_key=class_lock(g.class_id)
-    )
+    other = queue(classroom, kind=GRADE_PULL, actor=Actor.system(), lock_key=class_lock(g.class_id))
     run = await run_grade_pull(classroom, Actor.system())
     assert run.report is not None and run.job.status == JobStatus.NEEDS_ATTENTION
     (course,) = run.report.courses
-    assert course.refused and "another grade pull" in course.refused and str(other) in course.refused
+    assert (
+        course.refused and "another grade pull" in course.refused and str(other) in course.refused
+    )
     with classroom.session() as session:
         assert session.scalars(select(Coursework)).all() == []
 

@@ -217,9 +217,7 @@ class GooglePullReport:
             totals["coursework"].update(course.coursework)
             totals["marks"].update(course.marks)
         return {
-            "outcome": "refused"
-            if self.refused
-            else ("needs_attention" if count else "succeeded"),
+            "outcome": "refused" if self.refused else ("needs_attention" if count else "succeeded"),
             "refused": self.refused,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -702,9 +700,7 @@ def _choose(course: _Course, *, full: bool) -> None:
         if full or known is None or known[1] != work.get("updateTime"):
             course.fresh.add(work_id)
         due = due_of(work)
-        if due is not None and due <= now and (
-            course.pulled_at is None or due > course.pulled_at
-        ):
+        if due is not None and due <= now and (course.pulled_at is None or due > course.pulled_at):
             due_since.add(work_id)
     for submission in course.submissions:
         course.see(submission.get("updateTime"))
@@ -799,9 +795,10 @@ def _work_fields(
         found = _period_for(chosen, periods) if chosen is not None else None
         if found is None:
             named = repr(chosen.get("title")) if chosen else f"(id {work['gradingPeriodId']})"
-            spans = "; ".join(
-                f"{p.title} {p.start_date} to {p.end_date}" for p in periods
-            ) or "the class has none"
+            spans = (
+                "; ".join(f"{p.title} {p.start_date} to {p.end_date}" for p in periods)
+                or "the class has none"
+            )
             return _item(
                 course,
                 Reason.GRADING_PERIOD_NOT_IN_SIS,
@@ -1110,9 +1107,7 @@ def _apply_marks(
         pull.marks["updated" if changed else "unchanged"] += 1
 
 
-def _mark_values(
-    submission: dict[str, Any], due: datetime | None, now: datetime
-) -> dict[str, Any]:
+def _mark_values(submission: dict[str, Any], due: datetime | None, now: datetime) -> dict[str, Any]:
     assigned = _grade(submission.get("assignedGrade"))
     draft = _grade(submission.get("draftGrade"))
     state = str(submission.get("state") or "")
