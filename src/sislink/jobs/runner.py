@@ -48,6 +48,7 @@ from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.access import require_admin
 from sislink.operations import metrics
 from sislink.operations.logs import log_context
+from sislink.operations.summary import alert_hold_if_configured
 
 logger = logging.getLogger("sislink.jobs")
 
@@ -243,7 +244,19 @@ async def execute(
         metrics.job_ended(
             context.kind, str(outcome.status), time.monotonic() - began, outcome.report
         )
+        if outcome.status is JobStatus.ON_HOLD:
+            await _tell_of_hold(classroom, job_id)
         return outcome
+
+
+async def _tell_of_hold(classroom: Classroom, job_id: int) -> None:
+    """E-mail the administrators at once that the job waits for them (any kind: a roster
+    import, a Google sync), when SMTP is set (operations/summary.py). On a thread (SMTP
+    blocks); a failure to send is logged, never the job's."""
+    try:
+        await asyncio.to_thread(alert_hold_if_configured, classroom, job_id)
+    except Exception:
+        logger.warning("job %s: the hold alert was not sent", job_id, exc_info=True)
 
 
 def _start(
