@@ -198,13 +198,14 @@ def _held(session: Session, job_id: int) -> Job:
     return job
 
 
-async def approve_hold(
-    classroom: Classroom, job_id: int, actor: Actor, *, client: ClassroomClient | None = None
-) -> JobOutcome:
+def queue_approved(classroom: Classroom, job_id: int, actor: Actor) -> int:
     """Approve a held sync's removals: the held job ends (succeeded, "approved") and a new sync
-    runs at once in which exactly those removals may pass the shrink guard (others still count
-    against it). Returns the new sync's outcome."""
+    is queued in which exactly those removals may pass the shrink guard (others still count
+    against it). Returns the new job's id (run it with `runner.execute_job`)."""
+    from sislink.jobs import runner
+
     require_admin(actor, "approve a roster sync to Google Classroom that is on hold")
+    connection = google_connection_for_sync(classroom)
     with classroom.transaction() as session:
         job = _held(session, job_id)
         report = dict(job.report or {})
@@ -220,14 +221,36 @@ async def approve_hold(
             f"job:{job_id}",
             {"removals": len(approved)},
         )
-    return await run_google_roster_sync(
+    return runner.queue(
         classroom,
-        actor,
-        activate=bool(params.get("activate")),
-        shrink_threshold=float(params.get("shrink_threshold", DEFAULT_SHRINK_THRESHOLD)),
-        approved_removals=approved,
-        client=client,
+        kind=GOOGLE_ROSTER_SYNC,
+        actor=actor,
+        lock_key=lock_key(connection.domain),
+        params=sync_params(
+            activate=bool(params.get("activate")),
+            shrink_threshold=float(params.get("shrink_threshold", DEFAULT_SHRINK_THRESHOLD)),
+            approved_removals=approved,
+        ),
     )
+
+
+async def approve_hold(
+    classroom: Classroom, job_id: int, actor: Actor, *, client: ClassroomClient | None = None
+) -> JobOutcome:
+    """Approve a held sync's removals (`queue_approved`) and run the new sync now."""
+    from sislink.jobs import runner
+
+    new_job = queue_approved(classroom, job_id, actor)
+
+    async def work(context: JobContext) -> Mapping[str, Any]:
+        return await google_roster_job(context, client=client)
+
+    return await runner.execute(classroom, new_job, work, actor=actor)
+
+
+def get_sync_job(classroom: Classroom, job_id: int) -> dict[str, Any]:
+    with classroom.session() as session:
+        return job_view(_sync_job(session, job_id))
 
 
 def discard_hold(classroom: Classroom, job_id: int, actor: Actor) -> dict[str, Any]:

@@ -77,8 +77,11 @@ from sislink.googleclassroom import (
     NotFound,
     ServiceAccountKey,
 )
+from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import NotConnected, SyncError
 from sislink.sync.identity import class_identity, google_course_alias
+
+GoogleError = ClassroomError  # Classroom's refusals, for the people layers (no protocol import)
 
 GOOGLE_ROSTER_SYNC = "google_roster_sync"
 DEFAULT_SHRINK_THRESHOLD = 0.10  # as the roster import's
@@ -395,12 +398,14 @@ def open_google_client(
     """A Classroom client for the connection (its sealed key opened in memory only)."""
     assert connection.key_sealed is not None
     key = ServiceAccountKey.from_json(classroom.secret_box.open(connection.key_sealed))
-    return ClassroomClient(
+    client = ClassroomClient(
         key,
         admin_email=connection.admin_email,
         api_endpoint=connection.api_endpoint,
         settings=settings,
     )
+    client.call_observers.append(observe_google_call)  # Prometheus (operations/metrics.py)
+    return client
 
 
 # ---- the sync ----------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The administrator's Google Classroom page: the key file and an administrator's email,
-Connect, Authorise (each check shown, or the failure with its fix), Disconnect.
+Connect, Authorise (each check shown, or the failure with its fix), Disconnect; and the roster
+sync into Classroom: sync now (a job, in the background), a dry run's preview, syncs held by
+the shrink guard (approve, with what it removes, or discard) and the history of runs.
 
-Every action calls `sislink.sync.google_connection`, as the command line and the REST API do.
+Every action calls `sislink.sync.google_connection` or `sislink.jobs.google_roster`, as the
+command line and the REST API do.
 """
 
 from __future__ import annotations
@@ -12,20 +15,30 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
-from sislink.classroom import Classroom
+from sislink.classroom import Classroom, ClassroomError
 from sislink.console.auth import get_classroom
+from sislink.console.background import BackgroundWork
 from sislink.console.pages.base import (
     Viewer,
     admin_viewer,
     as_page_errors,
+    checked,
     checked_form,
     field,
     redirect,
     render,
 )
+from sislink.jobs import google_roster as roster_job
+from sislink.jobs import runner
 from sislink.sync import google_connection as service
-from sislink.sync.errors import AuthorisationFailed, InvalidConnectionDetails, NotConnected
+from sislink.sync.errors import (
+    AuthorisationFailed,
+    InvalidConnectionDetails,
+    NotConnected,
+    SyncError,
+)
 from sislink.sync.google_connection import DEFAULT_API_ENDPOINT, SCOPES
+from sislink.sync.google_roster import GoogleError, sync_roster
 
 router = APIRouter(prefix="/admin/google")
 
@@ -38,10 +51,16 @@ def _page(
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     authorise_problem: AuthorisationFailed | None = None,
+    roster_dry_run: dict[str, Any] | None = None,
+    roster_problem: str | None = None,
     status_code: int = 200,
 ) -> Response:
     current = service.status(classroom)
     context: dict[str, Any] = {
+        "roster_history": roster_job.history(classroom, limit=10),
+        "roster_holds": roster_job.holds(classroom),
+        "roster_dry_run": roster_dry_run,
+        "roster_problem": roster_problem,
         "current": current.as_dict() if current else None,
         "typed": typed or {"api_endpoint": DEFAULT_API_ENDPOINT},
         "errors": errors or {},
@@ -144,4 +163,79 @@ def disconnect(
         "/admin/google",
         f"Disconnected from {view.domain}: the key is erased; nothing in Google Classroom "
         "was removed.",
+    )
+
+
+@router.post("/roster-sync")
+def roster_sync(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """Queue a roster sync and run it in the background; the history shows how it ended."""
+    try:
+        job_id = roster_job.queue_google_roster_sync(
+            classroom, who.actor, activate=checked(form, "activate")
+        )
+    except (SyncError, ClassroomError) as exc:
+        return _page(request, who, classroom, roster_problem=exc.message, status_code=409)
+    background: BackgroundWork = request.app.state.background
+    background.submit(runner.execute_job(classroom, job_id))
+    return redirect(
+        request,
+        "/admin/google",
+        f"Roster sync {job_id} started: its report appears under Roster syncs when it ends.",
+    )
+
+
+@router.post("/roster-sync/dry-run")
+def roster_dry_run(
+    request: Request,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    """What a sync would do now: Classroom is read, nothing is written."""
+    try:
+        report = sync_roster(
+            classroom, who.actor, dry_run=True, activate=checked(form, "activate")
+        )
+    except (SyncError, ClassroomError, GoogleError) as exc:
+        return _page(request, who, classroom, roster_problem=exc.message, status_code=409)
+    planned = roster_job.google_roster_job_report(report)
+    return _page(request, who, classroom, roster_dry_run=planned)
+
+
+@router.post("/roster-sync/{job_id}/approve")
+def roster_approve(
+    request: Request,
+    job_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with as_page_errors():
+        new_job = roster_job.queue_approved(classroom, job_id, who.actor)
+    background: BackgroundWork = request.app.state.background
+    background.submit(runner.execute_job(classroom, new_job))
+    return redirect(
+        request,
+        "/admin/google",
+        f"Roster sync {job_id} approved: sync {new_job} removes exactly the people it listed.",
+    )
+
+
+@router.post("/roster-sync/{job_id}/discard")
+def roster_discard(
+    request: Request,
+    job_id: int,
+    form: FormData = Depends(checked_form),
+    who: Viewer = Depends(admin_viewer),
+    classroom: Classroom = Depends(get_classroom),
+) -> Response:
+    with as_page_errors():
+        roster_job.discard_hold(classroom, job_id, who.actor)
+    return redirect(
+        request, "/admin/google", f"Roster sync {job_id} discarded: nobody was removed."
     )

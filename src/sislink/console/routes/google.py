@@ -1,19 +1,34 @@
 """REST API for administrators under /api/admin/google: the Google Classroom connection (status,
-connect, authorise, disconnect). Admin-only; no logic here: each route calls
-`sislink.sync.google_connection`, the same services as `sislink google ...`."""
+connect, authorise, disconnect) and the roster sync into Classroom (`/roster-sync`: run or dry
+run, history and holds, one run, approve or discard a hold). Admin-only; no logic here: each
+route calls `sislink.sync.google_connection` or `sislink.jobs.google_roster`, the same services
+as `sislink google ...`."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field, SecretStr
 
 from sislink.classroom import Actor, Classroom
 from sislink.console.auth import admin_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
+from sislink.jobs.google_roster import (
+    approve_hold,
+    discard_hold,
+    get_sync_job,
+    google_roster_job_report,
+    history,
+    holds,
+    run_google_roster_sync,
+)
 from sislink.sync import google_connection as service
 from sislink.sync.google_connection import DEFAULT_API_ENDPOINT
+from sislink.sync.google_roster import GoogleError, sync_roster
 
 router = APIRouter()
 
@@ -68,3 +83,85 @@ def google_disconnect(
 ) -> dict[str, Any]:
     with answered_plainly():
         return service.disconnect(classroom, actor).as_dict()
+
+
+# ---- the roster into Google Classroom (sislink.jobs.google_roster) ------------------------------
+
+
+class RosterSyncRequest(BaseModel):
+    dry_run: bool = Field(False, description="Read Classroom and return the plan; change nothing.")
+    activate: bool = Field(
+        False, description="Create new courses ACTIVE (default PROVISIONED: the teacher accepts)."
+    )
+
+
+@contextmanager
+def _roster_answers() -> Iterator[None]:
+    """Google Classroom could not be read (a dry run): 502 with its one sentence."""
+    try:
+        yield
+    except GoogleError as exc:
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, {"problem": "classroom", "message": str(exc)}
+        ) from None
+
+
+@router.post("/roster-sync")
+async def roster_sync(
+    body: RosterSyncRequest,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Sync the roster into Google Classroom now (as a job) and return its report; a dry run
+    returns what it would do. A sync held by the shrink guard answers with status on_hold."""
+    with answered_plainly(), _roster_answers():
+        if body.dry_run:
+            report = await asyncio.to_thread(
+                sync_roster, classroom, actor, dry_run=True, activate=body.activate
+            )
+            return {"job_id": None, "job_status": None, **google_roster_job_report(report)}
+        outcome = await run_google_roster_sync(classroom, actor, activate=body.activate)
+        return {**outcome.report, "job_id": outcome.job_id, "job_status": str(outcome.status)}
+
+
+@router.get("/roster-sync")
+def roster_sync_runs(
+    limit: int = Query(20, ge=1, le=200),
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """The latest roster syncs (newest first) and those held for an administrator."""
+    return {"history": history(classroom, limit=limit), "holds": holds(classroom)}
+
+
+@router.get("/roster-sync/{job_id}")
+def roster_sync_job(
+    job_id: int,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    with answered_plainly():
+        return get_sync_job(classroom, job_id)
+
+
+@router.post("/roster-sync/{job_id}/approve")
+async def roster_sync_approve(
+    job_id: int,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Approve a held sync's removals: a new sync runs with exactly them allowed; its report."""
+    with answered_plainly(), _roster_answers():
+        outcome = await approve_hold(classroom, job_id, actor)
+        return {**outcome.report, "job_id": outcome.job_id, "job_status": str(outcome.status)}
+
+
+@router.post("/roster-sync/{job_id}/discard")
+def roster_sync_discard(
+    job_id: int,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, Any]:
+    """Discard a held sync's removals: nobody is removed."""
+    with answered_plainly(), _roster_answers():
+        return {"job_id": job_id, **discard_hold(classroom, job_id, actor)}
