@@ -174,8 +174,10 @@ async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
     assert {i["skip_reason"] for i in pull_row.items} >= {"no_points", "category_not_in_sis"}
     assert run.job.report["attention"]["count"] >= 5
 
-    # Pulled again with nothing changed: no new report row.
-    await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
+    # Pulled again with nothing changed: no new report row, and what is kept out (a draft,
+    # ungraded work, a category the class lacks) costs no call beyond the two lists.
+    again = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert again.report is not None and again.report.api_calls == 2
     with classroom.session() as session:
         assert len(session.scalars(select(MarkExportReport)).all()) == 2
 

@@ -82,6 +82,7 @@ from sislink.googleclassroom import (
     ClientSettings,
     ServiceAccountKey,
 )
+from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import NotConnected, SyncError
 from sislink.sync.export_report import CHOSEN_SKIPS, ExportReport, ItemReport, Outcome
 from sislink.sync.preflight import Reason
@@ -286,9 +287,11 @@ def open_classroom_client(
     if sealed is None:  # pragma: no cover - _google_connection refuses it
         raise NotConnected("The Google connection has no key (disconnected): connect again.")
     key = ServiceAccountKey.from_json(classroom.secret_box.open(sealed))
-    return ClassroomClient(
+    client = ClassroomClient(
         key, admin_email=admin, api_endpoint=endpoint, settings=settings or ClientSettings()
     )
+    client.call_observers.append(observe_google_call)  # Prometheus (operations/metrics.py)
+    return client
 
 
 def _chosen_links(
@@ -514,6 +517,10 @@ class _Course:
     works: list[dict[str, Any]] = field(default_factory=list)
     submissions: list[dict[str, Any]] = field(default_factory=list)
     fresh: set[str] = field(default_factory=set)  # courseWork to apply (new or changed)
+    # courseWork that cannot be pulled whatever Classroom says of its submissions (a draft,
+    # ungraded, a category the class lacks): reported, and nothing more asked for it.
+    quiet: set[str] = field(default_factory=set)
+    category_names: frozenset[str] = frozenset()  # the class's categories, folded
     to_apply: list[dict[str, Any]] = field(default_factory=list)  # submissions to apply
     students: dict[str, str] = field(default_factory=dict)  # Classroom userId -> email key
     periods: list[dict[str, Any]] = field(default_factory=list)
@@ -543,7 +550,15 @@ def pull_grades(
         check_pull_allowed(session)
         links, refused = _chosen_links(session, actor, class_ids)
         report.courses.extend(refused)
-        courses = [_course_of(session, link) for link in links]
+        categories: dict[int, set[str]] = {}
+        for class_id, title in session.execute(
+            select(Category.class_id, Category.title).where(
+                Category.class_id.in_(sorted(link.class_id for link in links)),
+                Category.active.is_(True),
+            )
+        ):
+            categories.setdefault(class_id, set()).add(_folded(title))
+        courses = [_course_of(session, link, categories) for link in links]
     if not courses:
         report.finished_at = utc_now()
         return report
@@ -601,7 +616,9 @@ def _give_back_class(classroom: Classroom, job_id: int | None, class_id: int) ->
             job_service.release_lock(session, job_id, class_lock(class_id))
 
 
-def _course_of(session: Session, link: GoogleCourseLink) -> _Course:
+def _course_of(
+    session: Session, link: GoogleCourseLink, categories: dict[int, set[str]]
+) -> _Course:
     klass = session.get(Class, link.class_id)
     known = {
         row.course_work_id: (row.coursework_id, row.update_time)
@@ -617,6 +634,7 @@ def _course_of(session: Session, link: GoogleCourseLink) -> _Course:
         watermark=link.grades_watermark,
         pulled_at=link.grades_pulled_at,
         known=known,
+        category_names=frozenset(categories.get(link.class_id, ())),
         pull=CoursePull(
             link.class_id,
             klass.title if klass is not None else f"class {link.class_id}",
@@ -655,7 +673,11 @@ def _ask_classroom(
         c
         for c in courses
         if c.pull.failed is None
-        and any(w.get("gradingPeriodId") for w in c.works if w.get("id") in c.fresh)
+        and any(
+            w.get("gradingPeriodId")
+            for w in c.works
+            if str(w.get("id")) in c.fresh and str(w.get("id")) not in c.quiet
+        )
     ]
     students = _list_many(
         client, [(_student_list(c.course_id), "students") for c in needing_students], tally
@@ -695,10 +717,16 @@ def _choose(course: _Course, *, full: bool) -> None:
         course.see(work.get("updateTime"))
         if work.get("state") != "PUBLISHED":
             course.fresh.add(work_id)  # a draft: reported each pull, never linked
+            course.quiet.add(work_id)
             continue
         known = course.known.get(work_id)
         if full or known is None or known[1] != work.get("updateTime"):
             course.fresh.add(work_id)
+            category = _folded((work.get("gradeCategory") or {}).get("name"))
+            if known is None and (
+                _points(work) is None or (category and category not in course.category_names)
+            ):
+                course.quiet.add(work_id)
         due = due_of(work)
         if due is not None and due <= now and (course.pulled_at is None or due > course.pulled_at):
             due_since.add(work_id)
@@ -706,6 +734,8 @@ def _choose(course: _Course, *, full: bool) -> None:
         course.see(submission.get("updateTime"))
         work_id = str(submission.get("courseWorkId"))
         updated = parse_time(submission.get("updateTime"))
+        if work_id in course.quiet:
+            continue
         if (
             full
             or watermark is None
