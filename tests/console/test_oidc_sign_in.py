@@ -347,3 +347,38 @@ def test_the_client_secret_is_never_in_clear_in_the_database_or_the_page(world: 
     with world.served.classroom.engine.connect() as connection:
         rows = connection.exec_driver_sql("SELECT * FROM oidc_provider").fetchall()
     assert rows and all(SECRET not in str(row) for row in rows)
+
+
+def test_an_administrator_adds_a_provider_on_the_sign_in_page_and_its_secret_is_sealed(
+    world: World,
+) -> None:
+    admin, _ = sign_in_as(world, "admin")
+    admin.get("/admin/sign-in")
+    bad = admin.post(
+        "/admin/sign-in/providers",
+        {"issuer": "http://idp.example.org", "client_id": "x", "client_secret": "typed-secret"},
+    )
+    assert bad.status_code == 400 and "is not https" in bad.text
+    assert "typed-secret" not in bad.text
+    saved = admin.post(
+        "/admin/sign-in/providers",
+        {
+            "name": "Entra",
+            "issuer": "https://login.microsoftonline.com/tenant-9/v2.0",
+            "client_id": "entra-app",
+            "client_secret": "typed-secret",
+        },
+        follow_redirects=True,
+    )
+    assert saved.status_code == 200 and "Entra is set" in saved.text
+    assert "typed-secret" not in saved.text and "sealed in sislink" in saved.text
+    assert "Sign in with Entra" in world.served.client().get("/login").text
+    with world.served.classroom.transaction() as session:
+        sign_in.remove_provider(session, Actor.system(), "Entra")
+
+
+def test_sign_ins_under_way_are_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sign_in, "MAX_PENDING", 0)
+    page, _ = world.browser()
+    refused = page.client.get(f"/login/oidc/start/{world.provider_id}", follow_redirects=False)
+    assert refused.status_code == 502 and "Too many sign-ins are under way" in refused.text

@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom.errors import ClassroomError, Conflict, InvalidInput, NotFound
@@ -40,6 +40,7 @@ from sislink.classroom.services.audit import record_event
 from sislink.classroom.services.people import create_person, find_person_by_email, set_roles
 
 PENDING_VALID_FOR = timedelta(minutes=10)
+MAX_PENDING = 5000
 ENVIRONMENT_VARIABLE = "SISLINK_OIDC_PROVIDERS"
 PASSWORD_VARIABLE = "SISLINK_PASSWORD_SIGN_IN"  # noqa: S105 (a variable's name)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
@@ -351,6 +352,9 @@ def start_pending(
     """A new sign-in: its `state` (for the browser's cookie and the provider) and the rest."""
     now = utc_now()
     session.execute(delete(OidcPending).where(OidcPending.expires_at < now))
+    # Anyone may start a sign-in: a bound on those under way keeps the table small.
+    if (session.scalar(select(func.count()).select_from(OidcPending)) or 0) >= MAX_PENDING:
+        raise SignInRefused("Too many sign-ins are under way at once; try again in a few minutes.")
     state = secrets.token_urlsafe(32)
     pending = PendingSignIn(
         provider_id=provider_id,
