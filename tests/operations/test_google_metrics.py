@@ -12,8 +12,11 @@ from googleclassroom.google_world import google_service, new_course, sislink_cli
 from sislink.classroom import Actor, Classroom
 from sislink.googleclassroom import ClientSettings
 from sislink.googleclassroom.emulator import ClassroomConfig, RunningClassroom, running_classroom
+from sislink.jobs.google_grades import run_grade_pull
+from sislink.oneroster.provider.server import running_provider
 from sislink.operations.metrics import PROCESS_REGISTRY, observe_google_call
 from sislink.sync import google_connection as google
+from sync.google_grades_world import build_grades_world
 
 FAST_RETRIES = ClientSettings(max_retries=8, backoff_base_s=0.01, backoff_cap_s=0.05)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -34,6 +37,11 @@ def total(found: Samples, name: str, **labels: str) -> float:
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return total(after, name, **labels) - total(before, name, **labels)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 @pytest.fixture
@@ -116,3 +124,33 @@ def test_batched_adds_count_each_call_inside_and_each_batch_round_trip(
     assert delta(
         before, after, "sislink_google_writes_total", call="courses.students.create"
     ) == len(emails)
+
+
+@pytest.mark.anyio
+async def test_a_grade_pull_counts_the_classroom_calls_its_report_says(
+    classroom: Classroom,
+) -> None:
+    with (
+        running_provider(profile="generic-1.2", students=30) as sis,
+        running_classroom(students=30) as local,
+    ):
+        g = await build_grades_world(sis, classroom, local, students=3)
+        essay = g.add_work("Essay", points=20)
+        g.grade(essay, g.emails[0], assigned=18, give_back=True)
+        before = samples()
+        run = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
+        after = samples()
+
+    assert run.report is not None and run.report.api_calls > 0
+    asked = delta(before, after, "sislink_google_calls_total") - delta(
+        before, after, "sislink_google_calls_total", call="batch"
+    )
+    assert asked == run.report.api_calls
+    assert delta(before, after, "sislink_google_calls_total", status="200") == asked + delta(
+        before, after, "sislink_google_calls_total", call="batch"
+    )
+    status = str(run.job.status)
+    assert (
+        delta(before, after, "sislink_jobs_ended_total", kind="google_grade_pull", status=status)
+        == 1
+    )

@@ -4,17 +4,13 @@ a local SMTP server (aiosmtpd); an SMTP server that is away never fails the job.
 
 from __future__ import annotations
 
-import email
 import logging
-import socket
 from collections.abc import Iterator
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from operations.smtp_inbox import Inbox, body_of, free_port, running_inbox
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import JobStatus, OperatorSummary
 from sislink.jobs.roster import run_roster_import
@@ -27,32 +23,10 @@ KNOWN_SECRET = "Zq7-hold-alert-sis-secret-4417"
 CONSOLE = "https://sislink.district.example"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.received: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(email.message_from_bytes(envelope.original_content))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    port = free_port()
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with running_inbox() as running:
+        yield running
 
 
 @pytest.fixture
@@ -109,9 +83,7 @@ async def test_a_held_roster_import_is_told_at_once_and_an_smtp_server_away_neve
     assert received["Subject"] == (
         f"sislink: roster import (job {held.job_id}) is on hold for your review"
     )
-    payload = received.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    body = payload.decode()
+    body = body_of(received)
     assert f"Why: {held.error}" in body and held.error
     deactivating = held.report["deactivations"]["enrolments"]
     assert f"It would deactivate {len(deactivating)} enrolments" in body

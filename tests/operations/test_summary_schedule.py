@@ -5,22 +5,19 @@ local SMTP server (aiosmtpd). The scheduler's tick is called with a given `now`:
 
 from __future__ import annotations
 
-import email
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time
-from email.message import Message
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from operations.smtp_inbox import Inbox, body_of, free_port, running_inbox
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import Job, JobStatus, OperatorSummary
 from sislink.classroom.services import jobs as job_service
@@ -41,57 +38,27 @@ CHICAGO = ZoneInfo("America/Chicago")
 CONSOLE = "https://sislink.district.example"
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(email.message_from_bytes(envelope.original_content))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     """A local SMTP server, and the environment `sislink serve` would have: SMTP set, the
     summary at 06:30 in Chicago."""
-    port = free_port()
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    for name, value in {
-        "SISLINK_SMTP_HOST": "127.0.0.1",
-        "SISLINK_SMTP_PORT": str(port),
-        "SISLINK_SUMMARY_FROM": "sislink@district.example",
-        "SISLINK_SUMMARY_TO": "it@district.example",
-        "SISLINK_CONSOLE_URL": CONSOLE,
-        "SISLINK_SUMMARY_HOUR": "06:30",
-        "SISLINK_TIME_ZONE": "America/Chicago",
-    }.items():
-        monkeypatch.setenv(name, value)
-    try:
+    with running_inbox() as (handler, port):
+        for name, value in {
+            "SISLINK_SMTP_HOST": "127.0.0.1",
+            "SISLINK_SMTP_PORT": str(port),
+            "SISLINK_SUMMARY_FROM": "sislink@district.example",
+            "SISLINK_SUMMARY_TO": "it@district.example",
+            "SISLINK_CONSOLE_URL": CONSOLE,
+            "SISLINK_SUMMARY_HOUR": "06:30",
+            "SISLINK_TIME_ZONE": "America/Chicago",
+        }.items():
+            monkeypatch.setenv(name, value)
         yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def body_of(message: Message) -> str:
-    payload = message.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode()
 
 
 def at_chicago(day: int, hour: int, minute: int = 0) -> datetime:
