@@ -13,6 +13,18 @@ The local Google Classroom (`sislink google serve`'s, seeded with the SIS's seed
 district's people) runs beside the SIS; the administrator connects and authorises it with its key
 file, through the same service as `sislink google connect` and `authorise`. The key is never
 printed, only its file's path.
+
+Then the same district teaching in Google Classroom (issue 13): the administrator syncs the
+roster into Classroom (a job; courses created PROVISIONED); the teacher accepts their courses and,
+through Google's client library as the teacher (the service account's delegation, Google's
+batches), sets the grade categories (on the course's settings page: the API cannot), makes
+published courseWork with points, a due date and a category, and grades it (most returned, some
+left as drafts); the teacher pulls the grades and exports them to the SIS; the administrator
+disconnects and reconnects both the SIS and Google; the roster is synced again (no writes),
+pulled and exported again (nothing sent), and once more after one grade changed (one write).
+After every Google run the SIS's lineItem and result counts and Classroom's course count are
+printed: equal (from the first pull on), or the demo exits non-zero. The demo's local Classroom
+runs with its quotas raised (printed), so that the roster sync takes seconds, not minutes.
 """
 
 from __future__ import annotations
