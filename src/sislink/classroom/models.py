@@ -796,6 +796,9 @@ class SignInFailure(Base):
 
 Index("ix_sign_in_failure_account", SignInFailure.account_key, SignInFailure.failed_at)
 Index("ix_sign_in_failure_address", SignInFailure.address, SignInFailure.failed_at)
+# The order (and keyset) of the administrator's People and Classes pages (migration 0016).
+Index("ix_person_name_id", Person.name, Person.id)
+Index("ix_class_title_id", Class.title, Class.id)
 
 
 class OperatorSummary(Base):
