@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field, SecretStr
 
 from sislink.classroom import Actor, Classroom
 from sislink.console.auth import admin_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
+from sislink.console.routes.problems import ProblemAnswer, storable
 from sislink.jobs.google_roster import (
     approve_hold,
     discard_hold,
@@ -95,6 +96,29 @@ class RosterSyncRequest(BaseModel):
     )
 
 
+CLASSROOM_FAILED: dict[int | str, dict[str, Any]] = {
+    502: {
+        "model": ProblemAnswer,
+        "description": "Google Classroom failed or refused; the message gives its words.",
+    }
+}
+
+
+def _sync_job_id(job_id: Annotated[int, Path(description="The roster sync job's id.")]) -> int:
+    if not storable(job_id):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            {
+                "problem": "not_found",
+                "message": f"There is no roster sync with job number {job_id}.",
+            },
+        )
+    return job_id
+
+
+SyncJobId = Annotated[int, Depends(_sync_job_id)]
+
+
 @contextmanager
 def _roster_answers() -> Iterator[None]:
     """Google Classroom could not be read (a dry run): 502 with its one sentence."""
@@ -106,7 +130,7 @@ def _roster_answers() -> Iterator[None]:
         ) from None
 
 
-@router.post("/roster-sync")
+@router.post("/roster-sync", responses=CLASSROOM_FAILED)
 async def roster_sync(
     body: RosterSyncRequest,
     actor: Actor = Depends(admin_actor),
@@ -136,7 +160,7 @@ def roster_sync_runs(
 
 @router.get("/roster-sync/{job_id}")
 def roster_sync_job(
-    job_id: int,
+    job_id: SyncJobId,
     actor: Actor = Depends(admin_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -144,9 +168,9 @@ def roster_sync_job(
         return get_sync_job(classroom, job_id)
 
 
-@router.post("/roster-sync/{job_id}/approve")
+@router.post("/roster-sync/{job_id}/approve", responses=CLASSROOM_FAILED)
 async def roster_sync_approve(
-    job_id: int,
+    job_id: SyncJobId,
     actor: Actor = Depends(admin_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
@@ -158,7 +182,7 @@ async def roster_sync_approve(
 
 @router.post("/roster-sync/{job_id}/discard")
 def roster_sync_discard(
-    job_id: int,
+    job_id: SyncJobId,
     actor: Actor = Depends(admin_actor),
     classroom: Classroom = Depends(get_classroom),
 ) -> dict[str, Any]:
