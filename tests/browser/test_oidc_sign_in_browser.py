@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,8 +85,10 @@ def sign_in_with_provider(page: Page, console: LiveConsole, login: str) -> None:
 
 
 def test_a_teacher_signs_in_with_the_school_account_and_sees_their_classes(
-    page: Page, oidc_console: LiveConsole
+    page: Page, oidc_console: LiveConsole, shoot: Callable[[Page, str], None]
 ) -> None:
+    page.goto(f"{oidc_console.url}/login")
+    shoot(page, "sign-in-with-provider")
     sign_in_with_provider(page, oidc_console, "teacher")
     expect(page).to_have_url(f"{oidc_console.url}/classes")
     expect(page.locator(".me")).to_contain_text(TEACHER.email)
@@ -95,13 +97,14 @@ def test_a_teacher_signs_in_with_the_school_account_and_sees_their_classes(
 
 
 def test_an_administrator_signs_in_and_reaches_the_sign_in_settings(
-    page: Page, oidc_console: LiveConsole
+    page: Page, oidc_console: LiveConsole, shoot: Callable[[Page, str], None]
 ) -> None:
     sign_in_with_provider(page, oidc_console, "admin")
     expect(page).to_have_url(f"{oidc_console.url}/admin/sis")
     page.get_by_role("link", name="Sign-in").click()
     expect(page.locator("#redirect-uri")).to_have_text(f"{oidc_console.url}/login/oidc/callback")
     expect(page.get_by_role("cell", name="District login")).to_be_visible()
+    shoot(page, "admin-sign-in")
 
 
 def test_someone_not_in_the_roster_is_refused_with_a_sentence(
