@@ -287,3 +287,22 @@ async def test_a_class_another_pull_is_writing_or_gone_from_classroom_is_reporte
     (course,) = gone.courses
     assert course.failed and "could not be asked" in course.failed
     assert gone.to_dict()["attention"]["count"] == 1
+
+
+@pytest.mark.anyio
+async def test_export_after_a_pull_sends_what_an_earlier_pull_brought_and_then_nothing(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    g = await _grades_world(sis, classroom, local)
+    work = g.add_work("Essay", points=20)
+    g.grade(work, g.emails[0], assigned=14, give_back=True)
+    first = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert first.report is not None and first.report.exports == []  # pulled, not exported
+    later = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert later.report is not None and later.report.courses[0].changed is False
+    (export,) = later.report.exports
+    assert export.writes == 2  # the lineItem and the result the first pull brought
+    quiet = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert quiet.report is not None and quiet.report.exports == []
+    items, results = await sis_gradebook(g.world)
+    assert [li.title for li in items] == ["Essay"] and _scores(results) == [14.0]

@@ -1,8 +1,9 @@
 """The grade pull from Google Classroom as a job (kind `google_grade_pull`): checked first (a
 refusal is an answer, not a failed job), then run by the job runner with a Job row and the
 pull's report. With `export`, the existing mark export (`sync.mark_export.export_all_classes`)
-then runs, in the same job, for the classes the pull changed: the export's ledger sends only
-what changed, so a pull that changed nothing sends nothing to the SIS.
+then runs, in the same job, for the classes the pull changed and those with changes not yet
+exported (`classes_to_export`): the export's ledger sends only what changed, and a quiet class
+is not exported at all, so a pull over quiet courses asks the SIS nothing.
 
 The job ends needs_attention when an item cannot go to the SIS (said in the class's troubleshoot
 report), a class could not be pulled, or the export left something out; never "succeeded".
@@ -28,6 +29,7 @@ from sislink.sync.google_grades import (
     GooglePullReport,
     check_pull_allowed,
     class_lock,
+    classes_to_export,
     pull_grades,
 )
 from sislink.sync.mark_export import export_all_classes
@@ -63,8 +65,8 @@ async def grade_pull_work(
         full=bool(params.get("full")),
         job_id=context.job_id,
     )
-    changed = report.changed_class_ids
-    if params.get("export") and changed and not context.cancelled():
+    changed = classes_to_export(context.classroom, report) if params.get("export") else []
+    if changed and not context.cancelled():
         context.progress(len(report.courses), None, f"exporting {len(changed)} classes")
         async with open_sis_client(context.classroom) as client:
             report.exports = await export_all_classes(

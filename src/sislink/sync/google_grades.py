@@ -46,7 +46,7 @@ from typing import Any
 
 from googleapiclient.discovery import Resource
 from googleapiclient.http import HttpRequest
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, Conflict
@@ -1209,6 +1209,67 @@ def _keep_report(
     session.add(row)
     session.flush()
     pull.report_id = row.id
+
+
+# ---- what `--export` exports ------------------------------------------------------------------
+
+# A class whose last export ended so is exported again by `--export` (the export finishes it).
+UNFINISHED_EXPORTS = frozenset({"partial", "failed", "stopped"})
+
+
+def classes_to_export(classroom: Classroom, report: GooglePullReport) -> list[int]:
+    """The pulled classes an export would send something for: those the pull changed, and
+    those with coursework or marks changed since their last export (an earlier pull without
+    `--export`, or marks set in sislink) or whose last export did not finish. A quiet class is
+    left out, so a nightly pull over quiet courses asks the SIS nothing."""
+    pulled = [c.class_id for c in report.courses if c.refused is None and c.failed is None]
+    chosen = set(report.changed_class_ids)
+    if not pulled:
+        return sorted(chosen)
+    with classroom.session() as session:
+        latest_work = dict(
+            session.execute(
+                select(Coursework.class_id, func.max(Coursework.updated_at))
+                .where(Coursework.class_id.in_(pulled))
+                .group_by(Coursework.class_id)
+            ).all()
+        )
+        latest_mark = dict(
+            session.execute(
+                select(Coursework.class_id, func.max(Mark.updated_at))
+                .join(Mark, Mark.coursework_id == Coursework.id)
+                .where(Coursework.class_id.in_(pulled))
+                .group_by(Coursework.class_id)
+            ).all()
+        )
+        for class_id in pulled:
+            changed_at = max(
+                (t for t in (latest_work.get(class_id), latest_mark.get(class_id)) if t),
+                default=None,
+            )
+            if changed_at is None or class_id in chosen:
+                continue  # nothing to send, or chosen already
+            if changed_at.tzinfo is None:
+                changed_at = changed_at.replace(tzinfo=UTC)
+            last = _last_export(session, class_id)
+            if last is None or last[1] in UNFINISHED_EXPORTS or changed_at > last[0]:
+                chosen.add(class_id)
+    return sorted(chosen)
+
+
+def _last_export(session: Session, class_id: int) -> tuple[datetime, str] | None:
+    """When the class's last export (not a dry run, not a pull's kept report) started, and how
+    it ended."""
+    rows = session.execute(
+        select(MarkExportReport.started_at, MarkExportReport.outcome, MarkExportReport.summary)
+        .where(MarkExportReport.class_id == class_id, MarkExportReport.dry_run.is_(False))
+        .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
+        .limit(20)
+    ).all()
+    for started, outcome, summary in rows:
+        if (summary or {}).get("source") != PULL_SOURCE:
+            return started, outcome
+    return None
 
 
 # ---- what the teacher's page shows ------------------------------------------------------------
