@@ -222,4 +222,25 @@ async def scheduler_loop(
 
 
 async def _default_import(classroom: Classroom) -> JobOutcome:
-    return await run_roster_import(classroom, Actor.system())
+    outcome = await run_roster_import(classroom, Actor.system())
+    if outcome.succeeded:
+        await _then_google_roster(classroom)
+    return outcome
+
+
+async def _then_google_roster(classroom: Classroom) -> None:
+    """After a scheduled roster import that finished, the roster into Google Classroom (issue
+    13), when sislink is connected to it: the same job as "Sync roster to Classroom"."""
+    from sislink.jobs.google_roster import run_google_roster_sync
+    from sislink.sync.google_roster import google_connection_for_sync
+
+    try:
+        google_connection_for_sync(classroom)
+    except SyncError:
+        return  # not connected to Google Classroom: nothing to push
+    try:
+        synced = await run_google_roster_sync(classroom, Actor.system())
+    except (ClassroomError, SyncError) as exc:  # e.g. a sync on hold keeps its lock
+        logger.info("scheduled roster sync to Google Classroom not started: %s", exc)
+        return
+    logger.info("scheduled roster sync to Google Classroom %s: %s", synced.job_id, synced.status)
