@@ -142,3 +142,35 @@ def test_a_disabled_account_stays_out_until_an_administrator_invites_it_again(
         accounts.invite(session, Actor.system(), "t@district.org")
     with classroom.transaction() as session:
         assert sign_in.identify(session, provider, claims).email == "t@district.org"
+
+
+def test_a_sign_in_under_way_is_taken_once_and_not_after_ten_minutes(classroom: Classroom) -> None:
+    from datetime import timedelta
+
+    from sislink.classroom.models import OidcPending, utc_now
+
+    provider = _provider(classroom, GOOGLE)
+    with classroom.transaction() as session:
+        state, made = sign_in.start_pending(
+            session, classroom.secret_box, provider.id, "https://c/login/oidc/callback", "/x"
+        )
+        late, _ = sign_in.start_pending(
+            session, classroom.secret_box, provider.id, "https://c/login/oidc/callback", "/"
+        )
+        stored = session.scalars(select(OidcPending)).all()
+        assert all(made.code_verifier not in row.code_verifier_sealed for row in stored)
+        assert all(state not in row.state_hash for row in stored)
+    with classroom.transaction() as session:
+        taken = sign_in.take_pending(session, classroom.secret_box, state)
+        assert (taken.nonce, taken.code_verifier, taken.next_path) == (
+            made.nonce,
+            made.code_verifier,
+            "/x",
+        )
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="already used"):
+        sign_in.take_pending(session, classroom.secret_box, state)
+    with classroom.transaction() as session:
+        for row in session.scalars(select(OidcPending)):
+            row.expires_at = utc_now() - timedelta(seconds=1)
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="has expired"):
+        sign_in.take_pending(session, classroom.secret_box, late)

@@ -388,8 +388,13 @@ def take_pending(session: Session, box: SecretBox, state: str) -> PendingSignIn:
             "This answer from the sign-in provider was already used or does not belong to a "
             "sign-in started here; start again from the sign-in page."
         )
-    session.delete(row)
-    session.flush()
+    # Two answers with the same state at once: only the one whose DELETE takes the row goes on.
+    taken = session.execute(delete(OidcPending).where(OidcPending.id == row.id))
+    if getattr(taken, "rowcount", 1) != 1:
+        raise SignInRefused(
+            "This answer from the sign-in provider was already used; start again from the "
+            "sign-in page."
+        )
     if row.expires_at < utc_now():
         raise SignInRefused(
             "This sign-in took more than ten minutes at the provider and has expired; start "
