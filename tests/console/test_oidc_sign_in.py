@@ -382,3 +382,17 @@ def test_sign_ins_under_way_are_bounded(world: World, monkeypatch: pytest.Monkey
     page, _ = world.browser()
     refused = page.client.get(f"/login/oidc/start/{world.provider_id}", follow_redirects=False)
     assert refused.status_code == 502 and "Too many sign-ins are under way" in refused.text
+
+
+def test_a_providers_endpoints_must_be_https_except_a_loopback_test_provider() -> None:
+    from sislink.console.oidc import _check_endpoint
+
+    _check_endpoint("https://idp.example.org", "https://tokens.example.net/token")
+    _check_endpoint("http://127.0.0.1:5000", "http://127.0.0.1:5000/token")
+    for issuer, endpoint in (
+        ("https://idp.example.org", "http://idp.example.org/token"),
+        ("http://127.0.0.1:5000", "http://idp.example.org/token"),
+        ("https://idp.example.org", "file:///etc/passwd"),
+    ):
+        with pytest.raises(sign_in.SignInRefused, match="not https"):
+            _check_endpoint(issuer, endpoint)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
@@ -112,6 +112,8 @@ class OidcProtocol:
                 f"The provider at {issuer} has no {missing.args[0]} in its discovery document, "
                 "so sislink cannot sign in with it; check the issuer URL."
             ) from None
+        for endpoint in (found.authorization_endpoint, found.token_endpoint, found.jwks_uri):
+            _check_endpoint(issuer, endpoint)
         with self._lock:
             self._discovery[issuer] = (time.monotonic(), found)
         return found
@@ -298,6 +300,27 @@ class OidcProtocol:
         query = urlencode({"client_id": provider.client_id, "post_logout_redirect_uri": after})
         joiner = "&" if "?" in discovery.end_session_endpoint else "?"
         return f"{discovery.end_session_endpoint}{joiner}{query}"
+
+
+def _check_endpoint(issuer: str, endpoint: str) -> None:
+    """A provider's endpoints are https (the client secret and codes go there); plain http
+    only on loopback, and only for a loopback issuer (a test provider)."""
+    from sislink.classroom.services.sign_in import check_issuer
+
+    parts = urlsplit(endpoint)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    try:
+        check_issuer(endpoint)
+        loopback_issuer = urlsplit(issuer).scheme == "http"
+    except ClassroomError:
+        loopback_issuer = False
+    if not (parts.scheme == "http" and loopback_issuer):
+        raise SignInRefused(
+            f"The provider at {issuer} names an endpoint that is not https "
+            f"({endpoint[:200]}), so sislink will not send it codes or secrets; check the "
+            "issuer URL."
+        )
 
 
 def _get_json(url: str, issuer: str) -> dict[str, Any]:
