@@ -206,9 +206,14 @@ class GooglePullReport:
                 count += 1
                 add(f"{export.class_title}: not exported: {export.refused or export.failed}")
             for item in export.items:
-                if item.outcome is Outcome.FAILED or item.needs_attention:
+                if item.outcome is Outcome.FAILED:
                     count += 1
-                    add(f"{export.class_title}: {item.in_words()}")
+                    add(f"{export.class_title}: not accepted by the SIS: {item.in_words()}")
+            entry = export.attention()
+            if entry is not None:
+                count += int(entry["count"])
+                for reason in entry["reasons"]:
+                    add(f"{export.class_title}: {reason}")
         return count, reasons[:ATTENTION_REASONS]
 
     def to_dict(self) -> dict[str, Any]:
