@@ -9,8 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sislink.classroom import open_classroom
-from sislink.classroom.models import OidcProvider, utc_now
+from sislink.classroom import Actor, open_classroom
+from sislink.classroom.models import OidcProvider, Role
+from sislink.classroom.services import people, sign_in
 from sislink.cli import app as cli
 from sislink.settings import Settings
 
@@ -74,8 +75,22 @@ def test_password_sign_in_goes_off_only_after_a_provider_has_signed_someone_in(
     classroom = open_classroom(Settings.for_home(tmp_path))
     try:
         with classroom.transaction() as session:
-            for provider in session.query(OidcProvider):
-                provider.last_sign_in_at = utc_now()  # as a sign-in with it does
+            teacher = people.create_person(
+                session, Actor.system(), name="T", email="t@x.example", roles=[Role.TEACHER]
+            )
+            provider = session.query(OidcProvider).one()
+            sign_in.signed_in(session, provider, teacher)  # as a teacher's sign-in with it does
+    finally:
+        classroom.close()
+    code, said = _run(tmp_path, "sign-in", "password", "off")
+    assert code == 1 and "until an administrator has signed in with a provider" in said
+    classroom = open_classroom(Settings.for_home(tmp_path))
+    try:
+        with classroom.transaction() as session:
+            admin = people.create_person(
+                session, Actor.system(), name="A", email="a@x.example", roles=[Role.ADMIN]
+            )
+            sign_in.signed_in(session, session.query(OidcProvider).one(), admin)
     finally:
         classroom.close()
     code, said = _run(tmp_path, "sign-in", "password", "off")

@@ -322,10 +322,31 @@ def set_password_sign_in(session: Session, actor: Actor, enabled: bool) -> None:
             "Password sign-in stays on until someone has signed in with a provider (so that "
             "nobody is locked out); set a provider, sign in with it once, then turn passwords off."
         )
+    if not enabled and not _an_administrator_signed_in_with_a_provider(session):
+        raise Conflict(
+            "Password sign-in stays on until an administrator has signed in with a provider "
+            "(so that someone can still manage sislink without a password); sign in with it "
+            "once as an administrator, then turn passwords off."
+        )
     row = _setting(session)
     row.password_enabled = enabled
     row.updated_at = utc_now()
     record_event(session, actor, "sign_in.password_" + ("on" if enabled else "off"), "", {})
+
+
+def _an_administrator_signed_in_with_a_provider(session: Session) -> bool:
+    from sislink.classroom.models import AuditEvent
+
+    subjects = session.scalars(
+        select(AuditEvent.subject).where(AuditEvent.action == "account.signed_in").distinct()
+    ).all()
+    ids = [int(s.removeprefix("person:")) for s in subjects if s.removeprefix("person:").isdigit()]
+    if not ids:
+        return False
+    admin = session.scalars(
+        select(Person.id).where(Person.id.in_(ids), Person.is_admin, Person.active).limit(1)
+    ).first()
+    return admin is not None
 
 
 # ---- sign-ins sent to a provider -----------------------------------------------------------
