@@ -154,7 +154,7 @@ def password_on() -> None:
 
 @password_app.command("off")
 def password_off() -> None:
-    """Hide the password form (refused until someone has signed in with a provider)."""
+    """Hide the password form (refused until an administrator has signed in with a provider)."""
     _password(False)
 
 
