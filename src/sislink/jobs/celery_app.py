@@ -120,6 +120,8 @@ async def run_on_workers(classroom: Classroom, job_id: int) -> JobOutcome:
             said = job.progress_message
         if status in job_service.FINISHED or status == JobStatus.ON_HOLD:
             error = said if status == JobStatus.ON_HOLD else report.get("error")
+            if status == JobStatus.CANCELLED:
+                error = error or "cancelled"  # as the runner says of a job it stopped here
             return JobOutcome(job_id, status, report, str(error) if error else None)
         renewed += WAIT_POLL_S
         if status == JobStatus.QUEUED and renewed >= renew_every:
