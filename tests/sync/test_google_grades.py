@@ -306,3 +306,32 @@ async def test_export_after_a_pull_sends_what_an_earlier_pull_brought_and_then_n
     assert quiet.report is not None and quiet.report.exports == []
     items, results = await sis_gradebook(g.world)
     assert [li.title for li in items] == ["Essay"] and _scores(results) == [14.0]
+
+
+def test_the_partial_response_masks_name_only_fields_of_google_s_schemas() -> None:
+    """The local Classroom answers whole resources whatever `fields` says; Google answers only
+    the fields named (and 400 for a name it does not know): each must be in the discovery
+    document the client library ships."""
+    import json
+    import os
+    import re
+    from pathlib import Path
+
+    import googleapiclient
+
+    from sislink.sync import google_grades
+
+    shipped = os.path.join(
+        os.path.dirname(googleapiclient.__file__), "discovery_cache/documents/classroom.v1.json"
+    )
+    schemas = json.loads(Path(shipped).read_text(encoding="utf-8"))["schemas"]
+    for mask, listing, item in (
+        (google_grades.COURSE_WORK_FIELDS, "ListCourseWorkResponse", "CourseWork"),
+        (google_grades.SUBMISSION_FIELDS, "ListStudentSubmissionsResponse", "StudentSubmission"),
+        (google_grades.STUDENT_FIELDS, "ListStudentsResponse", "Student"),
+    ):
+        top, _, inner = mask.partition("(")
+        assert set(re.split(r",", top)) <= set(schemas[listing]["properties"])
+        assert inner.endswith(")")
+        named = re.sub(r"\([^()]*\)", "", inner[:-1])
+        assert set(named.split(",")) <= set(schemas[item]["properties"]), mask

@@ -96,6 +96,18 @@ NOT_TURNED_IN = frozenset({"NEW", "CREATED", "RECLAIMED_BY_STUDENT"})
 
 ListMaker = Callable[[Resource, str | None], HttpRequest]
 
+# Partial responses (Google's standard `fields` parameter): only what the pull reads, so a
+# nightly list of every submission of a course does not carry each one's history and links.
+COURSE_WORK_FIELDS = (
+    "nextPageToken,courseWork(id,title,description,state,maxPoints,dueDate,dueTime,"
+    "gradeCategory,gradingPeriodId,creationTime,scheduledTime,updateTime)"
+)
+SUBMISSION_FIELDS = (
+    "nextPageToken,studentSubmissions(id,courseWorkId,userId,state,assignedGrade,draftGrade,"
+    "late,updateTime)"
+)
+STUDENT_FIELDS = "nextPageToken,students(userId,profile(emailAddress))"
+
 
 class PullRefused(SyncError):
     """Nothing was pulled: not connected to Google Classroom, or the permission is off.
@@ -404,7 +416,12 @@ def _course_work_list(course_id: str) -> ListMaker:
         request: HttpRequest = (
             service.courses()
             .courseWork()
-            .list(courseId=course_id, courseWorkStates=["PUBLISHED", "DRAFT"], **extra)
+            .list(
+                courseId=course_id,
+                courseWorkStates=["PUBLISHED", "DRAFT"],
+                fields=COURSE_WORK_FIELDS,
+                **extra,
+            )
         )
         return request
 
@@ -418,7 +435,7 @@ def _submission_list(course_id: str) -> ListMaker:
             service.courses()
             .courseWork()
             .studentSubmissions()
-            .list(courseId=course_id, courseWorkId="-", **extra)
+            .list(courseId=course_id, courseWorkId="-", fields=SUBMISSION_FIELDS, **extra)
         )
         return request
 
@@ -428,7 +445,9 @@ def _submission_list(course_id: str) -> ListMaker:
 def _student_list(course_id: str) -> ListMaker:
     def make(service: Resource, token: str | None) -> HttpRequest:
         extra = {"pageToken": token} if token else {}
-        request: HttpRequest = service.courses().students().list(courseId=course_id, **extra)
+        request: HttpRequest = (
+            service.courses().students().list(courseId=course_id, fields=STUDENT_FIELDS, **extra)
+        )
         return request
 
     return make
