@@ -378,7 +378,9 @@ def sync_grades_command(
         False, "--all", help="Every class in Google Classroom that you may pull."
     ),
     export: bool = typer.Option(
-        False, "--export", help="Then export the classes that changed to the SIS (marks export)."
+        False,
+        "--export",
+        help="Then export to the SIS the classes with something not yet sent (marks export).",
     ),
     full: bool = typer.Option(
         False, "--full", help="Look at every courseWork and submission again, not only changes."
