@@ -18,7 +18,11 @@ def register(app: typer.Typer) -> None:
             True, "--scheduler/--no-scheduler", help="Run scheduled roster imports here too."
         ),
     ) -> None:
-        """Serve the console at http://HOST:PORT (Ctrl-C stops it)."""
+        """Serve the console at http://HOST:PORT (Ctrl-C stops it).
+
+        Jobs run in this process; with SISLINK_BROKER_URL set they go to `sislink worker`
+        processes instead (docs/deploy.md). However many serve processes run, one scheduler
+        fires each scheduled import."""
         from sislink.console.app import serve_console
 
         classroom = open_from_env()
