@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,4 +130,15 @@ def test_the_class_page_shows_the_course_and_its_button_pulls(g: GradesWorld) ->
     assert "Pulled from Google Classroom" in done.text and "1 new" in done.text
     assert "Exported: 2 write(s)" in done.text
     assert "Grades last pulled" in browser.get(f"/classes/{g.class_id}").text
+
+    # What cannot go to the SIS is in the class's troubleshoot report, linked from the card.
+    g.add_work("Fun quiz", category="Fun Extras")
+    said = browser.post(f"/classes/{g.class_id}/google-pull", {})
+    assert "1 item(s) cannot go to the SIS" in said.text
+    page = browser.get(f"/classes/{g.class_id}")
+    found = re.search(rf'href="(/classes/{g.class_id}/reports/\d+)">What cannot go', page.text)
+    assert found is not None
+    report = browser.get(found.group(1))
+    assert report.status_code == 200
+    assert "Fun quiz" in report.text and "not one of the class" in report.text
     served.state.background.stop()
