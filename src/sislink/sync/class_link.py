@@ -38,6 +38,7 @@ from sislink.sync.class_facts import (
     title_key,
 )
 from sislink.sync.errors import SyncError
+from sislink.sync.ledger_check import check_ledger_against_sis
 from sislink.sync.sis_client import open_sis_client
 
 # What the SIS said of a class is fetched again on export once it is older than this.
@@ -398,10 +399,14 @@ async def refresh_class_facts_for_teacher(
     classroom: Classroom, client: OneRosterClient, actor: Actor, class_id: int
 ) -> SisClassFacts:
     """Read the linked class's SIS facts again now, for any of its teachers (or an administrator):
-    after the SIS changed its categories or grading periods, nobody waits for them to go stale."""
+    after the SIS changed its categories or grading periods, nobody waits for them to go stale.
+    The ledger is checked against the SIS's lineItems and results too: what the SIS lost is
+    sent again by the next export (sislink.sync.ledger_check)."""
     with classroom.session() as session:
         class_for_editing(session, actor, class_id)
-    return await refresh_sis_class_facts(classroom, client, class_id, force=True)
+    facts = await refresh_sis_class_facts(classroom, client, class_id, force=True)
+    await check_ledger_against_sis(classroom, client, class_id)
+    return facts
 
 
 async def fresh_facts_before_coursework(classroom: Classroom, class_id: int) -> str | None:

@@ -118,6 +118,28 @@ class ExportReport:
     # The SIS stopped answering altogether (SISDown): an export of several classes tries no more.
     sis_down: bool = False
     report_id: int | None = None
+    # An export with nothing to send (its inputs are the last clean export's, see
+    # sislink.sync.export_state): nothing planned, no item listed; these are the last clean
+    # export's counts as they stand now, and when it was.
+    carried_counts: dict[str, dict[str, int]] | None = None
+    unchanged_since: datetime | None = None
+    # Set by `compact()`: what the items said, once most of them are let go.
+    cached_counts: dict[str, dict[str, int]] | None = field(default=None, repr=False)
+    cached_attention: dict[str, Any] | None = field(default=None, repr=False)
+    cached_attention_count: int | None = field(default=None, repr=False)
+
+    def compact(self) -> None:
+        """Let go of the items once the report is kept (`save_report` wrote them all), so that
+        an export of many classes holds no more than a summary of each: the counts and what
+        needs attention stay as they were; the failed items and the first few needing
+        attention stay for the job's report. `json_items()` lists only those afterwards."""
+        counts, attention, needing = self.counts(), self.attention(), self.attention_count
+        failed = [item for item in self.items if item.outcome is Outcome.FAILED]
+        named = [item for item in self.items if item.needs_attention][:ATTENTION_REASONS]
+        self.items = failed + named
+        self.cached_counts = counts
+        self.cached_attention = attention
+        self.cached_attention_count = needing
 
     @property
     def outcome(self) -> ExportOutcome:
@@ -138,10 +160,14 @@ class ExportReport:
     @property
     def attention_count(self) -> int:
         """How many items were skipped for a reason someone must act on."""
+        if self.cached_attention_count is not None:
+            return self.cached_attention_count
         return sum(1 for item in self.items if item.needs_attention)
 
     def attention(self) -> dict[str, Any] | None:
         """{"count": N, "reasons": [the first few, in words]} when items need attention."""
+        if self.cached_attention_count is not None:
+            return self.cached_attention
         needing = [item for item in self.items if item.needs_attention]
         if not needing:
             return None
@@ -156,7 +182,11 @@ class ExportReport:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """How many items ended each way, per kind: {"lineItem": {"exported": 3, ...}, ...}."""
+        if self.cached_counts is not None:
+            return self.cached_counts
         by_kind: dict[str, Counter[str]] = {"lineItem": Counter(), "result": Counter()}
+        for kind, carried in (self.carried_counts or {}).items():
+            by_kind.setdefault(kind, Counter()).update(carried)
         for item in self.items:
             by_kind.setdefault(item.kind, Counter())[item.outcome.value] += 1
         return {kind: dict(counter) for kind, counter in by_kind.items()}
@@ -176,6 +206,9 @@ class ExportReport:
             "counts": self.counts(),
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "unchanged_since": (
+                self.unchanged_since.isoformat() if self.unchanged_since is not None else None
+            ),
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -209,6 +242,35 @@ def save_report(
     session.flush()
     report.report_id = row.id
     return row
+
+
+def save_reports(
+    session: Session,
+    reports: Sequence[ExportReport],
+    *,
+    requested_by_id: int | None,
+    job_id: int | None = None,
+) -> None:
+    """Keep several reports in their classes' histories, in one statement."""
+    rows = [
+        MarkExportReport(
+            class_id=report.class_id,
+            job_id=job_id,
+            requested_by_id=requested_by_id,
+            dry_run=report.dry_run,
+            outcome=report.outcome.value,
+            writes=report.writes,
+            started_at=report.started_at,
+            finished_at=report.finished_at or utc_now(),
+            summary=report.summary(),
+            items=report.json_items(),
+        )
+        for report in reports
+    ]
+    session.add_all(rows)
+    session.flush()
+    for report, row in zip(reports, rows, strict=True):
+        report.report_id = row.id
 
 
 def report_history(

@@ -20,7 +20,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict
 from sislink.classroom.models import (
@@ -41,10 +42,18 @@ from sislink.oneroster.consumer.exceptions import OneRosterError, SISDown, Statu
 from sislink.oneroster.models import LineItem, Result, User
 from sislink.oneroster.versions import Version
 from sislink.partners import profile as partner_profile
-from sislink.sync import preflight
+from sislink.sync import export_state, preflight
 from sislink.sync.class_link import SisClassGone, export_settings, refresh_sis_class_facts
 from sislink.sync.errors import SyncError
-from sislink.sync.export_report import ExportReport, ItemReport, Outcome, save_report
+from sislink.sync.export_report import (
+    ExportOutcome,
+    ExportReport,
+    ItemReport,
+    Outcome,
+    save_report,
+    save_reports,
+)
+from sislink.sync.export_state import title_limit
 from sislink.sync.identity import class_identity
 from sislink.sync.mark_export_plan import (
     CREATED,
@@ -101,44 +110,67 @@ class _Ledger:
             return
         batch, self.pending = self.pending, []
         with self.classroom.transaction() as session:
-            keys = {(b.kind.value, b.object_id) for b in batch}
-            keys |= {(k.value, i) for b in batch for k, i in b.forget_also}
-            existing: dict[tuple[str, int], ExportRecord] = {}
-            for kind in {k for k, _ in keys}:
-                ids = sorted(i for k, i in keys if k == kind)
-                for record in session.scalars(
-                    select(ExportRecord).where(
+            # The ledger changes: no class written under it is "unchanged" until exported again.
+            export_state.forget_state(session, scope=self.scope)
+            self._write(session, batch)
+
+    def _write(self, session: Session, batch: list[_Landed]) -> None:
+        """Apply a batch with a few statements (plain rows, not ORM objects): deletes first,
+        then updates by id, then inserts. Within the batch, a later outcome for the same
+        object wins, and an object forgotten after it was written is not written."""
+        keys = {(b.kind.value, b.object_id) for b in batch}
+        keys |= {(k.value, i) for b in batch for k, i in b.forget_also}
+        existing: dict[tuple[str, int], int] = {}  # (kind, object id) -> row id
+        for kind in {k for k, _ in keys}:
+            ids = sorted(i for k, i in keys if k == kind)
+            for start in range(0, len(ids), 5000):
+                for row_id, object_id in session.execute(
+                    select(ExportRecord.id, ExportRecord.object_id).where(
                         ExportRecord.sis_identity == self.scope,
                         ExportRecord.kind == kind,
-                        ExportRecord.object_id.in_(ids),
+                        ExportRecord.object_id.in_(ids[start : start + 5000]),
                     )
                 ):
-                    existing[(record.kind, record.object_id)] = record
-            now = utc_now()
-            for landed in batch:
-                key = (landed.kind.value, landed.object_id)
-                doomed = [(k.value, i) for k, i in landed.forget_also]
-                if landed.forget:
-                    doomed.append(key)
-                for gone in doomed:
-                    dropped = existing.pop(gone, None)
-                    if dropped is not None:
-                        session.delete(dropped)
-                if landed.forget:
-                    continue
-                found = existing.get(key)
-                if found is None:
-                    found = ExportRecord(
-                        kind=landed.kind.value, object_id=landed.object_id, sis_identity=self.scope
-                    )
-                    session.add(found)
-                    existing[key] = found
-                record = found
-                record.sis_sourced_id = landed.sourced_id
-                record.content_hash = landed.content_hash
-                record.last_status = landed.status
-                record.last_message = landed.message[:2000]
-                record.updated_at = now
+                    existing[(kind, object_id)] = row_id
+        now = utc_now()
+        doomed: list[int] = []
+        final: dict[tuple[str, int], dict[str, object]] = {}
+        for landed in batch:
+            key = (landed.kind.value, landed.object_id)
+            gone = [(k.value, i) for k, i in landed.forget_also]
+            if landed.forget:
+                gone.append(key)
+            for dropped in gone:
+                held = existing.pop(dropped, None)
+                if held is not None:
+                    doomed.append(held)
+                final.pop(dropped, None)
+            if landed.forget:
+                continue
+            final.pop(key, None)  # the latest outcome goes last
+            final[key] = {
+                "sis_sourced_id": landed.sourced_id,
+                "content_hash": landed.content_hash,
+                "last_status": landed.status,
+                "last_message": landed.message[:2000],
+                "updated_at": now,
+            }
+        for start in range(0, len(doomed), 5000):
+            session.execute(
+                delete(ExportRecord).where(ExportRecord.id.in_(doomed[start : start + 5000]))
+            )
+        updates = [
+            {"id": existing[key], **values} for key, values in final.items() if key in existing
+        ]
+        inserts = [
+            {"kind": kind, "object_id": object_id, "sis_identity": self.scope, **values}
+            for (kind, object_id), values in final.items()
+            if (kind, object_id) not in existing
+        ]
+        if updates:
+            session.execute(update(ExportRecord), updates)
+        if inserts:
+            session.execute(insert(ExportRecord), inserts)
 
 
 def _failure(exc: OneRosterError) -> tuple[int | None, str | None, str]:
@@ -377,13 +409,6 @@ async def _sis_students(client: OneRosterClient, sis_class_id: str) -> list[User
         ) from None
 
 
-def title_limit(settings: dict[str, object]) -> int:
-    value = settings.get(preflight.TITLE_LIMIT_SETTING)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 1:
-        return value
-    return preflight.DEFAULT_TITLE_LIMIT
-
-
 async def export_class_marks(
     classroom: Classroom,
     client: OneRosterClient,
@@ -405,10 +430,24 @@ async def export_class_marks(
     writes are sent: the report says so (outcome stopped or failed).
     """
     with classroom.transaction() as session:
+        preflight.check_export_allowed(session, actor, class_id)
+        if not dry_run:
+            unchanged = export_state.unchanged_classes(session, actor, [class_id]).get(class_id)
+            if unchanged is not None:
+                # Nothing changed since the last clean export: nothing to send, nothing asked.
+                report = _unchanged_report(unchanged)
+                _keep_unchanged(session, actor, [report], job_id=job_id)
+                return report
+    sis_facts = await refresh_sis_class_facts(classroom, client, class_id)
+    with classroom.transaction() as session:
         klass, connection, link = preflight.check_export_allowed(session, actor, class_id)
         chosen = partner_profile(connection.partner)
         settings = export_settings(session, class_id)
         scope = class_identity(connection.partner, link.sis_class_sourced_id)
+        # The digest is taken before the class is read: a write landing after it changes it.
+        digest = export_state.current_digests(session, [class_id]).get(class_id)
+        if not dry_run:
+            export_state.forget_state(session, class_id=class_id)
         facts = read_class_facts(
             session,
             class_id=class_id,
@@ -423,7 +462,6 @@ async def export_class_marks(
         )
         connection_id = connection.id
     report = ExportReport(class_id, facts.title, facts.sis_class_id, dry_run)
-    sis_facts = await refresh_sis_class_facts(classroom, client, class_id)
     students = preflight.StudentDirectory.of(await _sis_students(client, facts.sis_class_id))
     plan = plan_export(
         facts, sis_facts, students, version_has_school=client.spec.version is Version.V1_2
@@ -454,6 +492,14 @@ async def export_class_marks(
         save_report(session, report, requested_by_id=actor.person_id, job_id=job_id)
         if not dry_run:
             connections.record_activity(session, connection_id, exported=True)
+            if (
+                digest is not None
+                and digest.scope == scope
+                and report.outcome is ExportOutcome.SUCCEEDED
+            ):
+                export_state.remember_clean_export(
+                    session, class_id, scope, digest.digest, report.counts()
+                )
         record_event(
             session,
             actor,
@@ -462,6 +508,63 @@ async def export_class_marks(
             {"writes": report.writes, "outcome": report.outcome.value},
         )
     return report
+
+
+def _unchanged_report(unchanged: export_state.Unchanged) -> ExportReport:
+    report = ExportReport(
+        unchanged.class_id,
+        unchanged.title,
+        unchanged.sis_class_id,
+        False,
+        carried_counts=unchanged.counts,
+        unchanged_since=unchanged.since,
+    )
+    report.finished_at = report.started_at
+    return report
+
+
+def _keep_unchanged(
+    session: Session, actor: Actor, reports: Sequence[ExportReport], *, job_id: int | None
+) -> None:
+    """Keep the reports of unchanged classes, with their audit events (one transaction)."""
+    save_reports(session, reports, requested_by_id=actor.person_id, job_id=job_id)
+    for report in reports:
+        record_event(
+            session,
+            actor,
+            "marks.exported",
+            f"class:{report.class_id}",
+            {"writes": 0, "outcome": report.outcome.value, "unchanged": True},
+        )
+    current = connections.current_connection(session)
+    if current is not None and reports:
+        connections.record_activity(session, current.id, exported=True)
+
+
+def _export_unchanged(
+    classroom: Classroom,
+    actor: Actor,
+    class_ids: Sequence[int],
+    *,
+    job_id: int | None,
+    should_stop: ShouldStop | None,
+    done: Callable[[], None],
+) -> dict[int, ExportReport]:
+    """The reports of the classes with nothing to send (found and kept a few hundred at a
+    time, without asking the SIS); the other classes are exported one by one."""
+    found: dict[int, ExportReport] = {}
+    for start in range(0, len(class_ids), export_state.CHUNK):
+        if should_stop is not None and should_stop():
+            break
+        chunk = class_ids[start : start + export_state.CHUNK]
+        with classroom.transaction() as session:
+            unchanged = export_state.unchanged_classes(session, actor, chunk, job_id=job_id)
+            reports = [_unchanged_report(unchanged[c]) for c in chunk if c in unchanged]
+            _keep_unchanged(session, actor, reports, job_id=job_id)
+        for report in reports:
+            found[report.class_id] = report
+            done()
+    return found
 
 
 def exportable_class_ids(classroom: Classroom, actor: Actor) -> list[int]:
@@ -600,16 +703,34 @@ async def export_all_classes(
     should_stop: ShouldStop | None = None,
     class_ids: Sequence[int] | None = None,
     job_id: int | None = None,
+    keep_items: bool = True,
 ) -> list[ExportReport]:
     """Export every linked class the actor may export (or `class_ids`), a few at a time: one
     report per class, in order. Each class stands alone: one that cannot be exported gets a
     report saying why and the others go on. Once the SIS is down, or `should_stop()`, the
-    classes not yet started are not tried, and their reports say so."""
+    classes not yet started are not tried, and their reports say so.
+
+    Classes with nothing to send (sislink.sync.export_state) are found first, a few hundred
+    at a time, and get their reports without asking the SIS. With `keep_items=False` each
+    report lets go of its items once it is kept in the database (`ExportReport.compact`), so
+    that the memory of an export of many classes does not grow with their items."""
     chosen = list(class_ids) if class_ids is not None else exportable_class_ids(classroom, actor)
     gate = asyncio.Semaphore(CLASSES_AT_ONCE)
     slots = asyncio.Semaphore(client.settings.max_concurrency)
     finished = 0
     sis_down: str | None = None
+
+    def one_done() -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished, len(chosen))
+
+    unchanged: dict[int, ExportReport] = {}
+    if not dry_run:
+        unchanged = _export_unchanged(
+            classroom, actor, chosen, job_id=job_id, should_stop=should_stop, done=one_done
+        )
 
     async def one(class_id: int) -> ExportReport:
         nonlocal finished, sis_down
@@ -655,6 +776,8 @@ async def export_all_classes(
                     _give_back_class(classroom, job_id, class_id, dry_run)
                 if report.sis_down and sis_down is None:
                     sis_down = report.failed
+        if not keep_items:
+            report.compact()
         finished += 1
         if progress is not None:
             progress(finished, len(chosen))
@@ -663,8 +786,8 @@ async def export_all_classes(
     # A task group: should anything unforeseen go wrong in one class, the others are cancelled
     # and awaited before the caller closes the client under them.
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(c)) for c in chosen]
-    return [task.result() for task in tasks]
+        tasks = {c: group.create_task(one(c)) for c in chosen if c not in unchanged}
+    return [unchanged[c] if c in unchanged else tasks[c].result() for c in chosen]
 
 
 def _take_class(
@@ -701,5 +824,6 @@ def forget_ledger_for_class(classroom: Classroom, class_id: int) -> int:
         if link is None or connection is None:
             return 0
         scope = class_identity(connection.partner, link.sis_class_sourced_id)
+        export_state.forget_state(session, scope=scope)
         gone = session.execute(delete(ExportRecord).where(ExportRecord.sis_identity == scope))
         return int(getattr(gone, "rowcount", 0) or 0)

@@ -124,18 +124,44 @@ def read_class_facts(
     default_category: str | None,
     title_limit: int,
 ) -> ClassFacts:
-    """Read the class's coursework (deleted too), marks, their students and the ledger."""
+    """Read the class's coursework (deleted too), marks, their students and the ledger.
+
+    Plain rows (columns, not ORM objects): a class may have thousands of marks, and nothing
+    read here is changed through the session."""
     categories = {
-        c.id: c for c in session.scalars(select(Category).where(Category.class_id == class_id))
+        row.id: (row.title, row.sis_sourced_id)
+        for row in session.execute(
+            select(Category.id, Category.title, Category.sis_sourced_id).where(
+                Category.class_id == class_id
+            )
+        )
     }
-    works = session.scalars(
-        select(Coursework).where(Coursework.class_id == class_id).order_by(Coursework.id)
+    works = session.execute(
+        select(
+            Coursework.id,
+            Coursework.title,
+            Coursework.description,
+            Coursework.max_points,
+            Coursework.assign_date,
+            Coursework.due_date,
+            Coursework.created_at,
+            Coursework.state,
+            Coursework.export_to_sis,
+            Coursework.category_id,
+            Coursework.grading_period_id,
+        )
+        .where(Coursework.class_id == class_id)
+        .order_by(Coursework.id)
     ).all()
     period_ids = {w.grading_period_id for w in works if w.grading_period_id is not None}
-    periods = (
+    periods: dict[int, str | None] = (
         {
-            p.id: p.sis_sourced_id
-            for p in session.scalars(select(GradingPeriod).where(GradingPeriod.id.in_(period_ids)))
+            row.id: row.sis_sourced_id
+            for row in session.execute(
+                select(GradingPeriod.id, GradingPeriod.sis_sourced_id).where(
+                    GradingPeriod.id.in_(period_ids)
+                )
+            )
         }
         if period_ids
         else {}
@@ -151,21 +177,15 @@ def read_class_facts(
             created_at=w.created_at,
             state=w.state,
             export_to_sis=w.export_to_sis,
-            category_title=categories[w.category_id].title if w.category_id in categories else None,
+            category_title=categories[w.category_id][0] if w.category_id in categories else None,
             category_sourced_id=(
-                categories[w.category_id].sis_sourced_id if w.category_id in categories else None
+                categories[w.category_id][1] if w.category_id in categories else None
             ),
             grading_period_sourced_id=(
                 periods.get(w.grading_period_id) if w.grading_period_id is not None else None
             ),
         )
         for w in works
-    )
-    work_ids = [w.id for w in works]
-    mark_rows = (
-        session.scalars(select(Mark).where(Mark.coursework_id.in_(work_ids))).all()
-        if work_ids
-        else []
     )
     marks = tuple(
         MarkFacts(
@@ -180,27 +200,54 @@ def read_class_facts(
             comment=m.comment or "",
             updated_at=m.updated_at,
         )
-        for m in mark_rows
+        for m in session.execute(
+            select(
+                Mark.id,
+                Mark.coursework_id,
+                Mark.student_id,
+                Mark.score,
+                Mark.state,
+                Mark.excused,
+                Mark.missing,
+                Mark.late,
+                Mark.comment,
+                Mark.updated_at,
+            )
+            .join(Coursework, Coursework.id == Mark.coursework_id)
+            .where(Coursework.class_id == class_id)
+        )
     )
-    student_ids = {m.student_id for m in marks}
-    students = (
-        {
-            p.id: StudentFacts(p.id, p.name, p.email, p.sis_sourced_id, p.sis_identifier)
-            for p in session.scalars(select(Person).where(Person.id.in_(student_ids)))
-        }
-        if student_ids
-        else {}
-    )
-    records = session.scalars(select(ExportRecord).where(ExportRecord.sis_identity == scope)).all()
+    student_ids = sorted({m.student_id for m in marks})
+    students = {
+        p.id: StudentFacts(p.id, p.name, p.email, p.sis_sourced_id, p.sis_identifier)
+        for start in range(0, len(student_ids), 5000)
+        for p in session.execute(
+            select(
+                Person.id, Person.name, Person.email, Person.sis_sourced_id, Person.sis_identifier
+            ).where(Person.id.in_(student_ids[start : start + 5000]))
+        )
+    }
+    records = session.execute(
+        select(
+            ExportRecord.kind,
+            ExportRecord.object_id,
+            ExportRecord.sis_sourced_id,
+            ExportRecord.content_hash,
+        ).where(ExportRecord.sis_identity == scope)
+    ).all()
     # The ledger is kept per SIS class. After an unlink and a relink, it also holds what another
     # classroom class sent there: those results are that class's, not removed marks of this one,
     # so they are left out (and stay in the SIS as they are).
-    unknown = {r.object_id for r in records if r.kind == ExportKind.RESULT} - {m.id for m in marks}
-    elsewhere = (
-        set(session.scalars(select(Mark.id).where(Mark.id.in_(unknown))).all())
-        if unknown
-        else set()
+    unknown = sorted(
+        {r.object_id for r in records if r.kind == ExportKind.RESULT} - {m.id for m in marks}
     )
+    elsewhere = {
+        mark_id
+        for start in range(0, len(unknown), 5000)
+        for mark_id in session.scalars(
+            select(Mark.id).where(Mark.id.in_(unknown[start : start + 5000]))
+        )
+    }
     ledger = tuple(
         LedgerFacts(r.kind, r.object_id, r.sis_sourced_id, r.content_hash)
         for r in records
@@ -322,10 +369,13 @@ def plan_export(
         li_id = line_item_sourced_id(facts.namespace, facts.scope, work.id)
         marks = sorted(marks_by_work.get(work.id, []), key=lambda m: m.student_id)
         recorded = ledger_items.get(work.id)
+        # Each mark's result sourcedId, derived once (a UUIDv5 each).
+        sids = {
+            mark.id: result_sourced_id(facts.namespace, facts.scope, work.id, mark.student_id)
+            for mark in marks
+        }
         for mark in marks:
-            record = ledger_results.get(mark.id) or results_by_sid.get(
-                result_sourced_id(facts.namespace, facts.scope, work.id, mark.student_id)
-            )
+            record = ledger_results.get(mark.id) or results_by_sid.get(sids[mark.id])
             if record is not None:
                 claimed.add(record.object_id)
         gone = work.state == CourseworkState.DELETED or (
@@ -333,7 +383,7 @@ def plan_export(
         )
         if gone or work.state != CourseworkState.PUBLISHED:
             if gone and _plan_removal(
-                plan, facts, work, recorded, marks, ledger_results, results_by_sid
+                plan, facts, work, recorded, marks, ledger_results, results_by_sid, sids
             ):
                 pass
             elif work.state == CourseworkState.DRAFT:
@@ -375,7 +425,7 @@ def plan_export(
                         ExportKind.RESULT,
                         work.id,
                         work.title,
-                        result_sourced_id(facts.namespace, facts.scope, work.id, mark.student_id),
+                        sids[mark.id],
                         preflight.Finding(
                             preflight.Reason.COURSEWORK_NOT_SENT,
                             "Its coursework could not go to the SIS (see the coursework).",
@@ -404,7 +454,16 @@ def plan_export(
         plan.line_items.append(item_plan)
         for mark in marks:
             _plan_result(
-                plan, item_plan, facts, students, work, li_id, mark, ledger_results, results_by_sid
+                plan,
+                item_plan,
+                facts,
+                students,
+                work,
+                li_id,
+                mark,
+                ledger_results,
+                results_by_sid,
+                sids[mark.id],
             )
 
     # Ledger results with no mark any more (a mark row removed): delete them in the SIS.
@@ -431,6 +490,7 @@ def _plan_removal(
     marks: Sequence[MarkFacts],
     ledger_results: dict[int, LedgerFacts],
     results_by_sid: dict[str, LedgerFacts],
+    sids: dict[int, str],
 ) -> bool:
     """Plan the DELETEs of coursework that is gone (deleted, or set not to go to the SIS): its
     results that the ledger knows were sent, then its lineItem. The SIS does not delete a
@@ -444,9 +504,7 @@ def _plan_removal(
     )
     planned = False
     for mark in marks:
-        record = ledger_results.get(mark.id) or results_by_sid.get(
-            result_sourced_id(facts.namespace, facts.scope, work.id, mark.student_id)
-        )
+        record = ledger_results.get(mark.id) or results_by_sid.get(sids[mark.id])
         if record is None:
             continue
         student = facts.students.get(mark.student_id)
@@ -481,8 +539,8 @@ def _plan_result(
     mark: MarkFacts,
     ledger_results: dict[int, LedgerFacts],
     results_by_sid: dict[str, LedgerFacts],
+    sid: str,
 ) -> None:
-    sid = result_sourced_id(facts.namespace, facts.scope, work.id, mark.student_id)
     record = ledger_results.get(mark.id) or results_by_sid.get(sid)
     student = facts.students.get(mark.student_id)
     label = student.label if student else f"student {mark.student_id}"
