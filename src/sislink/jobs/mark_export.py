@@ -117,6 +117,54 @@ def _actor_of(classroom: Classroom, params: Mapping[str, Any]) -> Actor:
         return Actor.of(person) if person is not None else Actor.system()
 
 
+def sis_trouble(status: int | None, attempt: int) -> str | None:
+    """What an export's progress says after an attempt the SIS failed (no answer, 429, 5xx),
+    while the client waits and tries again; None for an answer that is not trouble."""
+    if status is not None and status < 500 and status != 429:
+        return None
+    if status is None:
+        said = "did not answer"
+    elif status == 429:
+        said = "asked sislink to slow down (429)"
+    else:
+        said = f"answered with an error ({status})"
+    return (
+        f"The SIS {said}; sislink waits and tries again (attempt {attempt + 2}). Nothing is "
+        "lost: whatever is not sent now is sent by the next export."
+    )
+
+
+class SisTroubleWatch:
+    """An export job's progress, which also says so while the SIS is failing and the export
+    retries (a call observer of the OneRoster client: `saw`)."""
+
+    def __init__(self, context: JobContext, unit: str) -> None:
+        self.context = context
+        self.unit = unit
+        self.done = 0
+        self.total: int | None = None
+        self.troubled = False
+
+    def _so_far(self) -> str:
+        return f"{self.done} of {self.total} {self.unit}" if self.total else ""
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        # The first progress after trouble is written at once: the trouble is over.
+        self.context.progress(done, total, self._so_far(), force=self.troubled)
+        self.troubled = False
+
+    def saw(self, call: Any) -> None:
+        """Told of every attempt (a oneroster CallAttempt: status, attempt)."""
+        words = sis_trouble(call.status, call.attempt)
+        if words is None:
+            return
+        self.troubled = True
+        so_far = self._so_far()
+        message = f"{so_far}. {words}" if so_far else words
+        self.context.progress(self.done, self.total, message, force=True)
+
+
 async def export_class_work(
     context: JobContext, reports: list[ExportReport] | None = None
 ) -> dict[str, Any]:
@@ -124,17 +172,17 @@ async def export_class_work(
     actor = _actor_of(context.classroom, context.params)
     class_id = int(context.params["class_id"])
 
-    def progress(done: int, total: int) -> None:
-        context.progress(done, total, f"{done} of {total} writes")
+    watch = SisTroubleWatch(context, "writes")
 
     async with open_sis_client(context.classroom) as client:
+        client.call_observers.append(watch.saw)
         report = await export_one_class(
             context.classroom,
             client,
             actor,
             class_id,
             dry_run=bool(context.params.get("dry_run")),
-            progress=progress,
+            progress=watch.progress,
             should_stop=context.cancelled,
             job_id=context.job_id,
         )
@@ -156,16 +204,16 @@ async def export_all_work(
     """The job's work: export every linked class the person may export."""
     actor = _actor_of(context.classroom, context.params)
 
-    def progress(done: int, total: int) -> None:
-        context.progress(done, total, f"{done} of {total} classes")
+    watch = SisTroubleWatch(context, "classes")
 
     async with open_sis_client(context.classroom) as client:
+        client.call_observers.append(watch.saw)
         done = await export_all_classes(
             context.classroom,
             client,
             actor,
             dry_run=bool(context.params.get("dry_run")),
-            progress=progress,
+            progress=watch.progress,
             should_stop=context.cancelled,
             job_id=context.job_id,
         )
