@@ -188,10 +188,14 @@ class Worker:
         self.process.wait()
         self._out.close()
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.ask_to_stop()
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -207,6 +211,8 @@ def workers(env: dict[str, str], log_dir: Path, count: int) -> Iterator[list[Wor
             worker.wait_ready()
         yield started
     finally:
+        for worker in started:  # all at once, then each waited for
+            worker.ask_to_stop()
         for worker in started:
             worker.stop()
 

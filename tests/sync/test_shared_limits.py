@@ -1,0 +1,115 @@
+"""A SIS connection's limits shared in Redis (sync/shared_limits.py), through the consumer's
+gate: two clients with gates of their own (as two workers have) against the real Redis on this
+machine and the built-in SIS over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from sislink.oneroster.consumer import ConnectionSettings, OAuth1Settings, OneRosterClient
+from sislink.oneroster.consumer.exceptions import RateLimited
+from sislink.oneroster.provider.server import RunningProvider, running_provider
+from sislink.sync.errors import InvalidConnectionDetails
+from sislink.sync.shared_limits import RedisGate, with_configured_limits
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def refusing_sis() -> Iterator[RunningProvider]:
+    """A SIS that answers every call 429, Retry-After 1 s."""
+    with running_provider(profile="generic-1.1", students=20, rate_429=1.0) as sis:
+        yield sis
+
+
+def _settings(sis: RunningProvider) -> ConnectionSettings:
+    return ConnectionSettings(
+        version=sis.version,
+        base_url=sis.base_url,
+        auth=OAuth1Settings(key=sis.client_id, secret=sis.client_secret),
+        max_retries=0,
+    )
+
+
+def _gate(name: str, *, concurrency: int = 4, rate: float | None = None) -> RedisGate:
+    return RedisGate(REDIS, name=name, max_concurrency=concurrency, requests_per_second=rate)
+
+
+def test_a_429_answered_to_one_worker_pauses_the_other_for_its_retry_after(
+    refusing_sis: RunningProvider,
+) -> None:
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run() -> tuple[float, float]:
+        first, second = _gate(name), _gate(name)
+        try:
+            async with OneRosterClient(_settings(refusing_sis), gate=first) as sis:
+                with pytest.raises(RateLimited):
+                    await sis.find_teacher_by_email("nobody@example.org")
+            # The pause the SIS asked for, as every worker sees it in Redis (on Redis's clock).
+            until_ms = int(await second._redis.get(f"{name}:pause_until") or 0)
+            seconds, micros = await second._redis.time()
+            left_s = (until_ms - (seconds * 1000 + micros // 1000)) / 1000
+            began = time.monotonic()
+            async with OneRosterClient(_settings(refusing_sis), gate=second) as sis:
+                with pytest.raises(RateLimited):
+                    await sis.find_teacher_by_email("nobody@example.org")
+            return left_s, time.monotonic() - began
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    left_s, waited_s = asyncio.run(run())
+    assert 0.5 < left_s <= 1.0  # Retry-After: 1
+    # The other client sent nothing until the pause had passed.
+    assert waited_s >= left_s
+
+
+def test_two_gates_of_one_connection_never_let_more_calls_through_than_its_allowance() -> None:
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+    in_flight = 0
+    peak = 0
+
+    async def call(gate: RedisGate) -> None:
+        nonlocal in_flight, peak
+        async with gate.turn():
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+
+    async def run() -> int:
+        first, second = _gate(name, concurrency=3), _gate(name, concurrency=3)
+        try:
+            await asyncio.gather(*(call(g) for g in (first, second) for _ in range(15)))
+            return await first.in_flight()
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    left = asyncio.run(run())
+    assert peak == 3  # each gate alone would have let 3 through: 6 at once
+    assert left == 0  # every place given back
+
+
+def test_the_shared_allowance_comes_from_the_environment_and_bad_values_are_refused() -> None:
+    base = ConnectionSettings(
+        version="1.2",
+        base_url="http://127.0.0.1:9/ims/oneroster",
+        auth=OAuth1Settings(key="k", secret="s"),
+    )
+    chosen = with_configured_limits(
+        base,
+        {"SISLINK_SIS_MAX_CONCURRENCY": "5", "SISLINK_SIS_REQUESTS_PER_SECOND": "12.5"},
+    )
+    assert (chosen.max_concurrency, chosen.requests_per_second) == (5, 12.5)
+    assert with_configured_limits(base, {}) == base
+    with pytest.raises(InvalidConnectionDetails, match="SISLINK_SIS_MAX_CONCURRENCY is '0'"):
+        with_configured_limits(base, {"SISLINK_SIS_MAX_CONCURRENCY": "0"})
+    with pytest.raises(InvalidConnectionDetails, match="SISLINK_SIS_REQUESTS_PER_SECOND"):
+        with_configured_limits(base, {"SISLINK_SIS_REQUESTS_PER_SECOND": "fast"})
