@@ -36,7 +36,7 @@ from sislink.sync.roster_import import import_roster
 from sislink.sync.sis_client import settings_for
 
 ADMIN = Actor.system()
-STUDENTS = 60
+STUDENTS = 30
 
 
 @dataclass

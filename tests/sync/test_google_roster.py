@@ -78,7 +78,7 @@ def a_class_with_students(world: World) -> tuple[Class, list[str]]:
                     .order_by(Person.email_key)
                 ).all()
             )
-            if len(emails) >= 8:
+            if len(emails) >= 7:
                 return klass, [str(e) for e in emails]
     raise AssertionError("no class with students")
 

@@ -1014,9 +1014,23 @@ def _record_members(
 ) -> None:
     if not adds:
         return
+    wanted = {(links[course.wanted.class_id], email, role) for course, email, role in adds}
+    link_ids = sorted({link_id for link_id, _, _ in wanted})
     with classroom.transaction() as session:
-        for course, email, role in adds:
-            _record(session, links[course.wanted.class_id], email, role)
+        for start in range(0, len(link_ids), 500):  # one read per 500 courses, not per person
+            chunk = link_ids[start : start + 500]
+            for link_id, email, role in session.execute(
+                select(
+                    GoogleCourseMember.link_id,
+                    GoogleCourseMember.email_key,
+                    GoogleCourseMember.role,
+                ).where(GoogleCourseMember.link_id.in_(chunk))
+            ).all():
+                wanted.discard((link_id, email, role))
+        session.add_all(
+            GoogleCourseMember(link_id=link_id, email_key=email, role=role)
+            for link_id, email, role in sorted(wanted)
+        )
 
 
 def _forget_members(
