@@ -1,7 +1,8 @@
 """In a real browser, at a laptop's 1280 px and a phone's 390 px: the administrator finds a
 student on People, opens them, makes a set-password link for a teacher, filters Classes, reads
 the audit trail in words and signs out from the menu; a teacher downloads the gradebook as CSV,
-imports a sheet back and cancels nothing by mistake. No page scrolls sideways as a whole."""
+imports a sheet back. No page scrolls sideways as a whole, and axe-core finds no critical or
+serious violation on any page the walk opens."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from browser.accessibility import assert_accessible
 from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole
 from sislink.classroom import Actor
 from sislink.classroom.models import EnrolmentRole, Role
@@ -54,8 +56,10 @@ def seed(live: LiveConsole) -> None:
 
 
 def no_sideways_scroll(page: Page) -> None:
+    """The page does not scroll sideways as a whole, and axe finds nothing serious on it."""
     wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert wide <= 0, f"{page.url} scrolls {wide} px sideways"
+    assert_accessible(page)
 
 
 def go(page: Page, width: int, name: str) -> None:
