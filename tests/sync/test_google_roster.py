@@ -21,6 +21,7 @@ from sislink.classroom.models import (
     Person,
 )
 from sislink.classroom.secrets import SecretBox
+from sislink.classroom.services import connections
 from sislink.sync import google_connection
 from sync.google_roster_world import (
     ADMIN,
@@ -360,4 +361,34 @@ def test_the_shrink_guard_holds_only_the_removals(sqlite_world: World) -> None:
     assert applied.status == "applied"
     assert applied.to_dict()["counts"]["students"]["removed"] == 6
     assert not set(emails[:6]) & classroom_courses(world.google)[alias][2]
+    classroom_matches_the_sis(world)
+
+
+def test_a_sis_reconnected_under_another_host_url_finds_the_same_courses(
+    sqlite_world: World,
+) -> None:
+    """The alias derives from the partner and the SIS class, never the host URL (Infinite Campus
+    moved every base URL once): a reconnect under a new URL makes no course twice."""
+    world = sqlite_world
+    world.sync()
+    sis = world.sis
+    with world.classroom.transaction() as session:
+        again = connections.save_connection(
+            session,
+            ADMIN,
+            world.classroom.secret_box,
+            partner=sis.profile,
+            version=sis.version,
+            host_url=sis.host_url.replace("127.0.0.1", "localhost"),
+            access_key=sis.client_id,
+            secret_code=sis.client_secret,
+            token_url=(sis.token_url or "").replace("127.0.0.1", "localhost") or None,
+        )
+        connections.mark_authorised(session, ADMIN, again.id, district_sourced_id="d1")
+        world.connection_id = again.id
+    world.import_roster()
+    seen = writes_seen(world)
+    report = world.sync()
+    assert report.writes == 0 and writes_seen(world) == seen
+    assert report.to_dict()["counts"]["courses"]["unchanged"] == len(world.roster())
     classroom_matches_the_sis(world)
