@@ -214,7 +214,8 @@ def register(app: typer.Typer) -> None:
         as_email: str | None = AS_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
-        """Read the linked class's categories and grading periods from the SIS again now."""
+        """Read the linked class's categories and grading periods from the SIS again now, and
+        check what was exported against the SIS (what it lost goes with the next export)."""
         classroom = open_from_env()
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
