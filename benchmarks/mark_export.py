@@ -7,10 +7,19 @@ Target: the first export within 1.5x of its bound (1,440 x 50 ms / 16 = 4.5 s). 
 export is made of `--repeat` different classes (default 3), one after another, and judged by
 the median; the machine's 1-minute load average before and after is in the JSON.
 
+Also (issue 15): sislink's own CPU per write (the benchmark process's CPU time, which is the
+plan, ledger, report and client: the SIS runs in its own process) for each phase, target
+<= 1.5 ms; and the memory an export of every class holds: the peak RSS above what the process
+held before it, sampled every 20 ms, with the reports let go once kept (`keep_items=False`,
+as the jobs use it; `--keep-items` to measure holding them all). Run with `--classes 20` and
+`--classes 200`: the growth must not grow with the number of classes. `--coursework` makes the
+classes smaller (a 200-class run of 40 coursework is 283,680 writes: 20 minutes at 50 ms).
+
 The SIS runs in its own process (the server script of benchmarks/consumer_writes.py). The classroom is a SQLite file in a
 temporary directory, filled with bulk inserts (the setup is not measured).
 
 Run: .venv/bin/python benchmarks/mark_export.py [--classes 200] [--latency-ms 50] [--repeat 3]
+    [--coursework 40] [--keep-items]
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from pathlib import Path
@@ -54,6 +66,39 @@ from sislink.sync.sis_client import settings_for
 STUDENTS_PER_CLASS = 35
 COURSEWORK_PER_CLASS = 40
 DISTRICT_STUDENTS = 3000  # 480 classes of 47-56 students each, same seed as the SIS process
+
+
+def rss_mb() -> float:
+    """The process's resident memory now, in MB (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+@contextmanager
+def peak_rss_growth() -> Iterator[dict[str, float]]:
+    """The peak RSS above the RSS at the start, sampled every 20 ms while the block runs."""
+    found = {"before_mb": rss_mb(), "peak_mb": rss_mb()}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            found["peak_mb"] = max(found["peak_mb"], rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield found
+    finally:
+        done.set()
+        sampler.join()
+        found["peak_mb"] = max(found["peak_mb"], rss_mb())
+        found["growth_mb"] = round(found["peak_mb"] - found["before_mb"], 1)
+        found["before_mb"] = round(found["before_mb"], 1)
+        found["peak_mb"] = round(found["peak_mb"], 1)
+
+
+def cpu_ms_per_write(cpu_s: float, writes: int) -> float | None:
+    return round(cpu_s * 1000 / writes, 3) if writes else None
 
 
 def fill_classroom(url: str, origin: str, classes: int) -> Any:
@@ -165,7 +210,9 @@ def fill_classroom(url: str, origin: str, classes: int) -> Any:
     return classroom
 
 
-async def measure(classroom: Any, repeat: int, latency_ms: float) -> dict[str, Any]:
+async def measure(
+    classroom: Any, repeat: int, latency_ms: float, keep_items: bool
+) -> dict[str, Any]:
     with classroom.session() as session:
         connection = connections.current_connection(session)
         settings = settings_for(connection, classroom.secret_box)
@@ -182,10 +229,12 @@ async def measure(classroom: Any, repeat: int, latency_ms: float) -> dict[str, A
     figures: dict[str, Any] = {"latency_ms": latency_ms, "max_concurrency": concurrency}
     async with OneRosterClient(settings) as client:
         runs = []
+        cpu = time.process_time()
         for class_id in first_classes:
             started = time.perf_counter()
             first = await export_class_marks(classroom, client, admin, class_id)
             runs.append((time.perf_counter() - started, first))
+        cpu = time.process_time() - cpu
         seconds = statistics.median(s for s, _ in runs)
         writes = runs[0][1].writes
         figures["first_export"] = {
@@ -196,6 +245,7 @@ async def measure(classroom: Any, repeat: int, latency_ms: float) -> dict[str, A
             "bound_s": bound(writes),
             "ratio_to_bound": ratio(seconds, writes),
             "outcomes": [r.outcome.value for _, r in runs],
+            "cpu_ms_per_write": cpu_ms_per_write(cpu, sum(r.writes for _, r in runs)),
         }
         started = time.perf_counter()
         again = await export_class_marks(classroom, client, admin, first_classes[0])
@@ -204,7 +254,10 @@ async def measure(classroom: Any, repeat: int, latency_ms: float) -> dict[str, A
             "writes": again.writes,
         }
         started = time.perf_counter()
-        everything = await export_all_classes(classroom, client, admin)
+        cpu = time.process_time()
+        with peak_rss_growth() as memory:
+            everything = await export_all_classes(classroom, client, admin, keep_items=keep_items)
+        cpu = time.process_time() - cpu
         seconds = time.perf_counter() - started
         writes = sum(r.writes for r in everything)
         figures["all_classes_first_export"] = {
@@ -213,25 +266,38 @@ async def measure(classroom: Any, repeat: int, latency_ms: float) -> dict[str, A
             "writes": writes,
             "bound_s": bound(writes),
             "ratio_to_bound": ratio(seconds, writes),
+            "cpu_s": round(cpu, 1),
+            "cpu_ms_per_write": cpu_ms_per_write(cpu, writes),
+            "keep_items": keep_items,
+            "rss": memory,
         }
+        del everything
         started = time.perf_counter()
-        unchanged = await export_all_classes(classroom, client, admin)
+        calls = client.calls_made
+        unchanged = await export_all_classes(classroom, client, admin, keep_items=keep_items)
         figures["all_classes_no_change"] = {
             "classes": len(unchanged),
             "seconds": round(time.perf_counter() - started, 2),
             "writes": sum(r.writes for r in unchanged),
+            "sis_requests": client.calls_made - calls,
         }
     return figures
 
 
 def main() -> None:
+    global COURSEWORK_PER_CLASS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--repeat", type=int, default=3, help="classes exported one by one first")
+    parser.add_argument("--coursework", type=int, default=COURSEWORK_PER_CLASS)
+    parser.add_argument(
+        "--keep-items", action="store_true", help="hold every item report until the end"
+    )
     args = parser.parse_args()
     if not 1 <= args.repeat <= args.classes:
         parser.error("--repeat must be between 1 and --classes")
+    COURSEWORK_PER_CLASS = args.coursework
     load_before = round(os.getloadavg()[0], 2)
     process, origin, _ = start_sis(DISTRICT_STUDENTS, args.latency_ms)
     try:
@@ -239,7 +305,7 @@ def main() -> None:
             started = time.perf_counter()
             classroom = fill_classroom(f"sqlite:///{home}/bench.db", origin, args.classes)
             setup = round(time.perf_counter() - started, 1)
-            figures = asyncio.run(measure(classroom, args.repeat, args.latency_ms))
+            figures = asyncio.run(measure(classroom, args.repeat, args.latency_ms, args.keep_items))
             classroom.close()
     finally:
         process.terminate()
@@ -251,7 +317,14 @@ def main() -> None:
     }
     print(
         json.dumps(
-            {"benchmark": "mark_export", "setup_s": setup, **figures, "machine": machine},
+            {
+                "benchmark": "mark_export",
+                "students_per_class": STUDENTS_PER_CLASS,
+                "coursework_per_class": COURSEWORK_PER_CLASS,
+                "setup_s": setup,
+                **figures,
+                "machine": machine,
+            },
             indent=2,
         )
     )
