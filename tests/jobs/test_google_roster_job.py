@@ -5,6 +5,8 @@ discards the removals (nobody removed) or approves exactly them. SQLite and Post
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +17,18 @@ from sislink.classroom import Classroom, Conflict, open_classroom
 from sislink.classroom.models import Class, Enrolment, JobStatus
 from sislink.classroom.secrets import SecretBox
 from sislink.googleclassroom import ClientSettings
+from sislink.googleclassroom.emulator import ClassroomConfig
 from sislink.jobs import google_roster as roster_job
-from sislink.jobs.runner import JobOutcome
+from sislink.jobs.runner import JobOutcome, request_cancel
 from sislink.sync.google_roster import google_connection_for_sync, open_google_client
-from sync.google_roster_world import ADMIN, World, aliases, classroom_courses, district
+from sync.google_roster_world import (
+    ADMIN,
+    World,
+    aliases,
+    classroom_courses,
+    classroom_matches_the_sis,
+    district,
+)
 
 
 @pytest.fixture
@@ -97,3 +107,42 @@ def test_a_sync_that_left_someone_out_ends_needs_attention(sqlite_world: World) 
     assert outcome.status == JobStatus.NEEDS_ATTENTION
     assert outcome.report["attention"]["count"] == 1
     assert "has no primary teacher" in outcome.report["attention"]["reasons"][0]
+
+
+def test_a_cancelled_sync_stops_between_batches_and_the_next_finishes_it(
+    tmp_path: Path,
+) -> None:
+    opened = open_classroom(f"sqlite:///{tmp_path / 'cancel.db'}", secret_box=SecretBox.generate())
+    try:
+        with district(opened, config=ClassroomConfig(latency_ms=50)) as world:
+            expected = sum(len(s) for _, _, s in world.roster().values())
+            connection = google_connection_for_sync(world.classroom)
+            slow = ClientSettings(max_concurrency=1, batch_size=4)
+            outcomes: list[JobOutcome] = []
+            with open_google_client(world.classroom, connection, slow) as client:
+                running = threading.Thread(
+                    target=lambda: outcomes.append(
+                        asyncio.run(
+                            roster_job.run_google_roster_sync(world.classroom, ADMIN, client=client)
+                        )
+                    )
+                )
+                running.start()
+                deadline = time.monotonic() + 60
+                while _students(world) < 12:
+                    assert time.monotonic() < deadline and running.is_alive()
+                    time.sleep(0.01)
+                job_id = roster_job.history(world.classroom)[0]["job_id"]
+                request_cancel(world.classroom, job_id, ADMIN)
+                running.join(timeout=60)
+            assert outcomes[0].status == JobStatus.CANCELLED
+            assert _students(world) < expected
+            assert _run(world).status == JobStatus.SUCCEEDED
+            classroom_matches_the_sis(world)
+    finally:
+        opened.close()
+
+
+def _students(world: World) -> int:
+    with world.google.backend.lock:
+        return sum(len(r["students"]) for r in world.google.backend.tables["roster"].values())

@@ -724,11 +724,21 @@ def _sync(
     # so an owner change finds its teacher), owners, removals, grading periods.
     links = _link_ids(classroom, domain, courses)
     _record_members(classroom, links, adds)
-    added = calls.many(
-        [_add_member(c.course_key, email, role) for c, email, role in adds], write=True
-    )
+    # In chunks that keep every batch slot busy, with a cancel check between them.
+    chunk = max(client.settings.batch_size * client.settings.max_concurrency * 2, 1)
+    added: list[CallOutcome] = []
+    for start in range(0, len(adds), chunk):
+        part = adds[start : start + chunk]
+        added += calls.many(
+            [_add_member(c.course_key, email, role) for c, email, role in part], write=True
+        )
+        progress("members added", len(added), len(adds))
+        if should_stop():
+            break
     forget: list[tuple[int, str, str]] = list(dropped)
-    for (course, email, role), outcome in zip(adds, added, strict=True):
+    # Recorded but not sent (stopped): forgotten, so the record says only what Classroom has.
+    forget += [(c.wanted.class_id, email, role) for c, email, role in adds[len(added) :]]
+    for (course, email, role), outcome in zip(adds, added, strict=False):
         counts = report.counts[ROLES[role]]
         if outcome.ok:
             counts.created += 1
@@ -746,8 +756,9 @@ def _sync(
             f"{name} ({email}) could not be added as a {role} to the course for "
             f"{course.wanted.title}: {outcome.error}"
         )
-    progress("members added", len(adds), len(adds))
-    stop_point()
+    if len(added) < len(adds):
+        _forget_members(classroom, links, forget)
+        stop_point()
 
     for course in owner_changes:
         w = course.wanted
