@@ -9,12 +9,14 @@ Against the built-in SIS over HTTP; `client.calls_made` counts every request a c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom, open_classroom
-from sislink.classroom.models import MissingMarkExport
+from sislink.classroom.models import Mark, MissingMarkExport
 from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services import connections, coursework
 from sislink.classroom.services.export_settings import change_export_choices
@@ -248,3 +250,30 @@ async def test_on_each_database_unchanged_sends_nothing_and_a_change_is_sent(
         coursework.edit_coursework(session, world.teacher, ids["quiz"], max_points=20)
     report, calls = await _export(world)
     assert calls > 0 and report.writes == 1
+
+
+@pytest.mark.anyio
+async def test_a_mark_written_with_an_older_clock_or_in_the_same_millisecond_is_seen(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    world, ids = await _exported_world(sis, classroom)
+    b = world.students[1]
+    with classroom.transaction() as session:
+        mark = session.scalars(
+            select(Mark).where(Mark.coursework_id == ids["essay"], Mark.student_id == b)
+        ).one()
+        # Another machine whose clock is behind: the row's time goes back, not forward, so the
+        # class's newest mark time stays the same.
+        mark.score = 3
+        mark.updated_at = mark.updated_at - timedelta(seconds=30)
+    report, _ = await _export(world)
+    assert report.writes == 1
+    with classroom.transaction() as session:
+        mark = session.scalars(
+            select(Mark).where(Mark.coursework_id == ids["essay"], Mark.student_id == b)
+        ).one()
+        mark.score = 2
+        mark.updated_at = mark.updated_at + timedelta(microseconds=1)
+    report, _ = await _export(world)
+    assert report.writes == 1
+    assert (await _scores(world))[("Essay", world.sis_students[b])] == (2.0, "fully graded")

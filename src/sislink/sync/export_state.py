@@ -87,7 +87,11 @@ def title_limit(settings: dict[str, object]) -> int:
 def _micros(session: Session, column: Any) -> ColumnElement[int]:
     """A timestamp column as whole microseconds since 1970, on SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "sqlite":
-        return cast((func.julianday(column) - 2440587.5) * 86400000000.0, BigInteger)
+        # Stored as text, "2026-12-05 04:17:22.168719": whole seconds, then the microseconds
+        # (julianday() would round them to about a millisecond).
+        return cast(func.strftime("%s", column), BigInteger) * 1000000 + cast(
+            func.substr(column, 21, 6), BigInteger
+        )
     return cast(func.extract("epoch", column) * 1000000, BigInteger)
 
 
