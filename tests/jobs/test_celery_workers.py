@@ -357,6 +357,35 @@ def test_two_workers_exporting_at_once_keep_to_the_connections_one_allowance(
     assert_sis_exact(worlds[0])
 
 
+def test_an_export_of_every_class_fans_out_one_job_per_class_to_the_workers(
+    worlds: list[World], redis_workers: list[Worker], redis_env: dict[str, str]
+) -> None:
+    for n, world in enumerate(worlds):
+        add_work(world, 2, f"All {n}")
+    teacher = worlds[0].teacher_email
+    command = [sys.executable, "-m", "sislink.cli", "marks", "export", "--all", "--as", teacher]
+    export = subprocess.Popen(
+        [*command, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=redis_env,
+    )  # fmt: skip
+
+    said = ended(export)
+
+    assert said["status"] == "succeeded" and said["writes"] == 2 * 2 * (1 + STUDENTS)
+    assert sorted(c["class_id"] for c in said["classes"]) == sorted(w.class_id for w in worlds)
+    with worlds[0].classroom.session() as session:
+        parent = session.get(Job, said["job_id"])
+        assert parent is not None
+        children = [session.get(Job, child) for child in parent.report["child_jobs"]]
+    # The parent ran in the process that asked (no worker waits on it); each class on a worker.
+    assert holder_pid(parent) == export.pid
+    assert sorted(c.class_id for c in children if c) == sorted(w.class_id for w in worlds)
+    for child in children:
+        assert child is not None and child.status == JobStatus.SUCCEEDED
+        assert holder_pid(child) in {w.pid for w in redis_workers}
+    assert_sis_exact(worlds[0])
+
+
 def test_a_job_cancelled_while_queued_ends_cancelled_and_its_worker_sends_nothing(
     worlds: list[World],
     sis: Sis,

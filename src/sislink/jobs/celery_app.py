@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -103,32 +104,69 @@ def send_job(job_id: int) -> None:
 
 
 async def run_on_workers(classroom: Classroom, job_id: int) -> JobOutcome:
-    """Hand a queued job to the workers and wait for it to end; its outcome."""
+    """Hand a queued job to the workers and wait for it to end; its outcome. A kind that fans
+    out (FAN_OUT: an export of every class) runs its parent here instead: it hands one job
+    per part to the workers and waits for them (no worker is held waiting)."""
+    from sislink.jobs.fan_out import FAN_OUT
+
+    with classroom.session() as session:
+        kind = job_service.get_job(session, job_id).kind
+    if kind in FAN_OUT:
+        return await runner.execute(classroom, job_id, FAN_OUT[kind])
+    await hand_over(classroom, job_id)
+    (outcome,) = await wait_for_end(classroom, [job_id])
+    return outcome
+
+
+async def hand_over(classroom: Classroom, job_id: int) -> None:
+    """Mark a queued job as the workers' and put its task on the queue."""
     with classroom.transaction() as session:
         job = job_service.get_job(session, job_id)
         job.params = {**(job.params or {}), ON_WORKERS: True}
     await asyncio.to_thread(send_job, job_id)
     logger.info("job %s handed to the workers (queue %s)", job_id, queue_name())
+
+
+def ended(classroom: Classroom, job_id: int) -> JobOutcome | None:
+    """The job's outcome once it has ended (or is on hold), else None."""
+    with classroom.session() as session:
+        job = job_service.get_job(session, job_id)
+        status = JobStatus(job.status)
+        report = dict(job.report or {})
+        said = job.progress_message
+    if status not in job_service.FINISHED and status != JobStatus.ON_HOLD:
+        return None
+    error = said if status == JobStatus.ON_HOLD else report.get("error")
+    if status == JobStatus.CANCELLED:
+        error = error or "cancelled"  # as the runner says of a job it stopped here
+    return JobOutcome(job_id, status, report, str(error) if error else None)
+
+
+async def wait_for_end(
+    classroom: Classroom, job_ids: list[int], *, each_poll: Callable[[int], None] | None = None
+) -> list[JobOutcome]:
+    """Wait until every job has ended; their outcomes, in order. While a job waits in the queue
+    this process answers for it (renews its lease) until a worker starts it. `each_poll` is
+    told how many have ended, every poll (a parent's progress and cancel check)."""
     holder = job_service.this_process()
     renew_every = job_service.heartbeat_seconds()
     renewed = 0.0
+    outcomes: dict[int, JobOutcome] = {}
     while True:
-        with classroom.session() as session:
-            job = job_service.get_job(session, job_id)
-            status = JobStatus(job.status)
-            report = dict(job.report or {})
-            said = job.progress_message
-        if status in job_service.FINISHED or status == JobStatus.ON_HOLD:
-            error = said if status == JobStatus.ON_HOLD else report.get("error")
-            if status == JobStatus.CANCELLED:
-                error = error or "cancelled"  # as the runner says of a job it stopped here
-            return JobOutcome(job_id, status, report, str(error) if error else None)
+        for job_id in job_ids:
+            if job_id not in outcomes and (outcome := ended(classroom, job_id)) is not None:
+                outcomes[job_id] = outcome
+        if len(outcomes) == len(job_ids):
+            return [outcomes[job_id] for job_id in job_ids]
+        if each_poll is not None:
+            each_poll(len(outcomes))
         renewed += WAIT_POLL_S
-        if status == JobStatus.QUEUED and renewed >= renew_every:
+        if renewed >= renew_every:
             renewed = 0.0
-            # Still waiting in the queue: this process answers for it until a worker starts it.
+            waiting = [job_id for job_id in job_ids if job_id not in outcomes]
             with classroom.transaction() as session:
-                job_service.renew_lease(session, job_id, holder)
+                for job_id in waiting:  # only queued ones are still this process's
+                    job_service.renew_lease(session, job_id, holder)
         await asyncio.sleep(WAIT_POLL_S)
 
 

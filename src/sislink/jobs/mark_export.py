@@ -99,9 +99,11 @@ def _stored_reports(
     if reports:
         return ExportRun(run, reports)
     with classroom.session() as session:
+        # An export of every class on the workers keeps its reports under its classes' jobs.
+        children = select(Job.id).where(Job.params["parent_job_id"].as_integer() == run.job_id)
         rows = session.scalars(
             select(MarkExportReport)
-            .where(MarkExportReport.job_id == run.job_id)
+            .where((MarkExportReport.job_id == run.job_id) | MarkExportReport.job_id.in_(children))
             .order_by(MarkExportReport.id)
         ).all()
         return ExportRun(run, reports, [stored_report_json(row) for row in rows])
