@@ -52,6 +52,7 @@ KIND_WORDS = {
     "mark_export": "mark export of one class",
     "mark_export_all": "mark export of every class",
     "roster_import": "roster import",
+    "google_roster_sync": "roster sync to Google Classroom",
 }
 
 
