@@ -229,6 +229,7 @@ def worker_classroom() -> Classroom:
 def _run_job_task(task: Any, job_id: int) -> str:
     # The registered kinds (imported here so that their modules register them).
     import sislink.jobs.google_grades
+    import sislink.jobs.google_roster
     import sislink.jobs.mark_export
     import sislink.jobs.roster  # noqa: F401
 
