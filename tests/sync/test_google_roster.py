@@ -318,13 +318,19 @@ def test_a_new_primary_teacher_becomes_the_owner_and_co_teachers_are_added(
             Enrolment(class_id=klass.id, person_id=new_owner.id, role="teacher", is_primary=True)
         )
         new_email, old_email = str(new_owner.email_key), str(old_owner.email_key)
+        # And a co-teacher of another class: a teacher of its course, not its owner.
+        third = next(
+            c for c in classes if c.primary_teacher_id != new_owner.id and c.id != klass.id
+        )
+        session.add(Enrolment(class_id=third.id, person_id=new_owner.id, role="teacher"))
     report = sqlite_world.sync()
-    owner, teachers, _ = classroom_courses(sqlite_world.google)[
-        aliases(sqlite_world)[str(klass.sis_sourced_id)]
-    ]
+    courses = classroom_courses(sqlite_world.google)
+    owner, teachers, _ = courses[aliases(sqlite_world)[str(klass.sis_sourced_id)]]
     assert owner == new_email and {new_email, old_email} <= teachers
+    owner, teachers, _ = courses[aliases(sqlite_world)[str(third.sis_sourced_id)]]
+    assert owner != new_email and new_email in teachers
     assert report.to_dict()["counts"]["courses"]["updated"] == 1
-    assert report.to_dict()["counts"]["teachers"]["created"] == 1
+    assert report.to_dict()["counts"]["teachers"]["created"] == 2
 
 
 def _students_placed(world: World) -> int:

@@ -356,6 +356,14 @@ def _print_roster_report(report: dict[str, Any]) -> None:
             "them: the teacher adds them in the course's settings (see --json).",
             markup=False,
         )
+    unread = report.get("grading_periods_not_read") or []
+    if unread:
+        out.print(
+            f"{len(unread)} course(s) did not let sislink read their grading periods, so they "
+            f"were not set (e.g. {unread[0]['title']}: {unread[0]['reason']})",
+            markup=False,
+            highlight=False,
+        )
     if status == "on_hold":
         held = report.get("held") or []
         out.print(f"On hold (job {report.get('job_id')}): {report.get('hold_reason')}")

@@ -127,6 +127,9 @@ class GoogleRosterReport:
     held: list[dict[str, str]] = field(default_factory=list)
     hold_reason: str | None = None
     categories_not_in_classroom: list[dict[str, Any]] = field(default_factory=list)
+    # Courses whose grading periods Classroom would not let sislink read (e.g. a licence or
+    # setting Google requires for grading periods): not set, said here, not an error.
+    grading_periods_not_read: list[dict[str, Any]] = field(default_factory=list)
     reads: int = 0
     writes: int = 0
     http_requests: int = 0
@@ -154,6 +157,7 @@ class GoogleRosterReport:
             "held": list(self.held),
             "hold_reason": self.hold_reason,
             "categories_not_in_classroom": list(self.categories_not_in_classroom),
+            "grading_periods_not_read": list(self.grading_periods_not_read),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
@@ -173,6 +177,7 @@ class GoogleRosterReport:
         report.held = list(data.get("held") or [])
         report.hold_reason = data.get("hold_reason")
         report.categories_not_in_classroom = list(data.get("categories_not_in_classroom") or [])
+        report.grading_periods_not_read = list(data.get("grading_periods_not_read") or [])
         report.started_at = str(data.get("started_at") or "")
         report.finished_at = str(data.get("finished_at") or "")
         return report
@@ -654,6 +659,10 @@ def _sync(
                 continue
             else:
                 removals.append((course, email, role))
+        if course.periods_refused:
+            report.grading_periods_not_read.append(
+                {"class_id": w.class_id, "title": w.title, "reason": course.periods_refused}
+            )
         update = _periods_update(course)
         if update is not None:
             period_updates.append((course, update))
