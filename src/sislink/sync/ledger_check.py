@@ -13,7 +13,7 @@ from sislink.classroom import Classroom
 from sislink.classroom.models import ClassExportState, ExportKind, ExportRecord, utc_now
 from sislink.classroom.services import connections
 from sislink.oneroster.consumer import OneRosterClient
-from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
+from sislink.oneroster.consumer.exceptions import StatusError
 from sislink.sync.identity import class_identity
 
 LOST = "lost_in_sis"
@@ -23,7 +23,8 @@ async def check_ledger_against_sis(
     classroom: Classroom, client: OneRosterClient, class_id: int
 ) -> int | None:
     """Mark the class's ledger entries the SIS does not have to be sent again; how many. None
-    when the SIS does not list a class's lineItems or results (then nothing is changed)."""
+    when the SIS does not list a class's lineItems or results (it answers 404, or refuses this
+    client: then nothing is changed, and the refresh of the facts stands)."""
     with classroom.session() as session:
         link = connections.class_link(session, class_id)
         connection = connections.current_connection(session)
@@ -38,7 +39,7 @@ async def check_ledger_against_sis(
             results.update(
                 r.sourced_id for r in await client.results_for_line_item(sis_class, line_item)
             )
-    except SisNotFound:
+    except StatusError:
         return None
     lost = 0
     with classroom.transaction() as session:
