@@ -277,3 +277,22 @@ async def test_a_mark_written_with_an_older_clock_or_in_the_same_millisecond_is_
     report, _ = await _export(world)
     assert report.writes == 1
     assert (await _scores(world))[("Essay", world.sis_students[b])] == (2.0, "fully graded")
+
+
+@pytest.mark.anyio
+async def test_facts_read_again_the_same_leave_the_class_unchanged_and_old_facts_are_read(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    world, _ = await _exported_world(sis, classroom)
+    # Read again (as a full roster import does) and found the same: still nothing to send.
+    async with world.client() as client:
+        await class_link.refresh_sis_class_facts(classroom, client, world.class_id, force=True)
+    assert (await _export(world))[1] == 0
+    # Older than their age: the export reads them and the class's students again.
+    with classroom.transaction() as session:
+        settings = class_link.export_settings(session, world.class_id)
+        assert settings.sis_refreshed_at is not None
+        settings.sis_refreshed_at -= class_link.FACTS_STALE_AFTER + timedelta(minutes=1)
+    report, calls = await _export(world)
+    assert calls > 0 and report.writes == 0 and report.unchanged_since is None
+    assert (await _export(world))[1] == 0

@@ -2,8 +2,7 @@
 
 A mark export is a function of its inputs: the class's coursework, marks, categories, students
 and enrolments, its export settings, its link, the connection, the organisation's settings, the
-SIS facts kept for the class (school, terms, grading periods, categories, and when they were
-read) and the ledger. After an export that sent everything it planned and left nothing to act
+SIS facts kept for the class (school, terms, grading periods, categories) and the ledger. After an export that sent everything it planned and left nothing to act
 on (outcome succeeded), `remember_clean_export` keeps a digest of those inputs
 (`class_export_state`). The next export computes the digest again from a few aggregate queries
 (no mark is read one by one, no plan is made); when it is the same, and the class's SIS facts
@@ -19,9 +18,11 @@ What changes the digest (so the next export plans and sends as before):
 - a re-link (the link's row, SIS class and time), a reconnect (another connection), the class's
   export settings (missing marks, draft marks), the organisation's title limit, the SIS's
   default category, the grading periods' SIS ids;
-- the SIS facts read again (on demand, by a roster import that changed them, or once older than
-  their age), and any change to the ledger: every writer of the ledger drops the state
-  (`forget_state`), so a lost or repaired ledger is planned again.
+- the SIS facts changed (read again on demand, by a roster import, or once older than their
+  age: an export of a class whose facts are older plans in full, reading them and the SIS
+  class's students again), and any change to the ledger: every writer of the ledger drops the
+  state (`forget_state`), so a lost or repaired ledger is planned again; a refresh on demand
+  drops it too.
 
 What it cannot see is what only the SIS knows: an object the SIS lost or someone changed there.
 Those are found when the facts are refreshed: `refresh_export_facts` reads the class's facts,
@@ -203,7 +204,9 @@ def _digests_of(
             ClassExportSettings.sis_refreshed_at,
         ).where(ClassExportSettings.class_id.in_(ids))
     ):
-        parts[settings_row[0]].append(("settings", *settings_row[1:]))
+        # What the facts say counts, not when they were read: a full roster import reads every
+        # class's facts again, and a class whose facts it found the same stays unchanged.
+        parts[settings_row[0]].append(("settings", *settings_row[1:-1]))
         refreshed = settings_row[-1]
         if refreshed is not None:
             read_at = max(refreshed, confirmed) if confirmed is not None else refreshed
