@@ -517,7 +517,16 @@ def left_to_workers(job: Job, now: datetime) -> bool:
     if job.status == JobStatus.QUEUED:
         return True
     raw = os.environ.get(REDELIVERY_GRACE_VARIABLE, "").strip()
-    grace = float(raw) if raw else DEFAULT_REDELIVERY_GRACE_S
+    try:
+        grace = float(raw) if raw else DEFAULT_REDELIVERY_GRACE_S
+    except ValueError:  # a typo must not stop recovery: the default, and a word in the log
+        logger.warning(
+            "%s is %r, not seconds: %g used",
+            REDELIVERY_GRACE_VARIABLE,
+            raw,
+            DEFAULT_REDELIVERY_GRACE_S,
+        )
+        grace = DEFAULT_REDELIVERY_GRACE_S
     beat = job.heartbeat_at
     if beat is None:
         return False
