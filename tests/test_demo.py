@@ -146,6 +146,8 @@ def test_google_runs_that_duplicate_a_course_or_a_result_mean_something_went_wro
         GoogleRun("roster sync again", after, 48, pulled=True),
     ]
     assert google_runs_held(held)
+    assert google_runs_held(held, before)
+    assert not google_runs_held(held, SisCounts(10, 300))  # the roster sync changed the SIS
     assert not google_runs_held([*held, GoogleRun("roster sync", after, 49, pulled=True)])
     assert not google_runs_held([*held, GoogleRun("pull", SisCounts(15, 401), 48, pulled=True)])
     assert not google_runs_held(held[:1])  # no grade ever reached the SIS

@@ -355,16 +355,19 @@ class GoogleRun:
     pulled: bool
 
 
-def google_runs_held(runs: Sequence[GoogleRun]) -> bool:
+def google_runs_held(runs: Sequence[GoogleRun], before: SisCounts | None = None) -> bool:
     """True when Classroom held the same, non-zero, number of courses after every run, and the
-    SIS the same, non-zero, lineItem and result counts after every run from the first pull on."""
+    SIS the same, non-zero, lineItem and result counts after every run from the first pull on
+    (and, before it, what it held before the Google runs: `before`, when given)."""
     courses = {r.courses for r in runs}
     pulled = [r.sis for r in runs if r.pulled]
+    earlier = {r.sis for r in runs if not r.pulled}
     return (
         len(courses) == 1
         and min(courses) > 0
         and bool(pulled)
         and nothing_duplicated(pulled)
+        and (before is None or earlier <= {before})
     )
 
 
@@ -1339,7 +1342,8 @@ def _google_verdict(flow: _Flow, echo: Callable[[str], None]) -> bool:
             f"  {run.label + ':':<38} {run.sis.line_items:>5} lineItems {run.sis.results:>6} "
             f"results {run.courses:>4} courses"
         )
-    held = google_runs_held(flow.google_runs)
+    before = flow.after_exports[-1][1] if flow.after_exports else None
+    held = google_runs_held(flow.google_runs, before)
     if held:
         echo(
             "Equal after every run: the second sync found every course again by its alias, and "
