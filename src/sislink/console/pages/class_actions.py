@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import JSONResponse, Response
 
 from sislink.classroom import Classroom, ClassroomError
-from sislink.classroom.models import Class, Job
+from sislink.classroom.models import Class, Job, MarkExportReport
 from sislink.classroom.services import gradebook_sheet
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
@@ -37,6 +38,7 @@ from sislink.console.pages.roster import progress_of
 from sislink.jobs import runner
 from sislink.jobs.mark_export import ALL_EXPORT, all_exports_job, queue_export
 from sislink.sync import preflight, roster_holds
+from sislink.sync.export_report import stored_report_json
 
 router = APIRouter()
 
@@ -91,10 +93,19 @@ def export_all_page(
         job = _own_job(session, who, job_id, kind=ALL_EXPORT)
         progress = progress_of(job)
         report: dict[str, Any] = dict(job.report or {})
+        # A job that failed keeps only its error: each class's outcome is in its own report.
+        each = report.get("classes") or [
+            stored_report_json(row, with_items=False)
+            for row in session.scalars(
+                select(MarkExportReport)
+                .where(MarkExportReport.job_id == job_id)
+                .order_by(MarkExportReport.id)
+            )
+        ]
     return render(
         request,
         "export_all.html",
-        {"job": progress, "classes": report.get("classes", []), "report": report},
+        {"job": progress, "classes": each, "report": report},
         who=who,
     )
 

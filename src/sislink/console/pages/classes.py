@@ -984,7 +984,7 @@ def report_page(
             raise PageError(404, f"This class has no export report {report_id}.")
         report = stored_report_json(row)
         title = klass.title
-        can_retry = export_refusal(session, who, class_id) is None
+        refusal = export_refusal(session, who, class_id)
     items = sorted(
         report.get("items", []),
         key=lambda item: (_OUTCOME_ORDER.get(item["outcome"], 9), item["kind"] != "lineItem"),
@@ -997,7 +997,7 @@ def report_page(
             "title": title,
             "report": report,
             "items": items,
-            "can_retry": can_retry,
+            "refusal": refusal,
         },
         who=who,
     )
