@@ -156,6 +156,11 @@ def test_a_failed_export_says_nothing_was_lost_offers_retry_and_keeps_the_sis_an
     assert sis_answer in details  # the SIS's own words are behind the toggle, not in front
     assert sis_answer not in failed.split("<details")[0]
     assert 'class="badge succeeded"' not in teacher.get(f"/classes/{cid}").text
+    # Once the class cannot be exported (unlinked), Retry gives way to what to do first.
+    teacher.post(f"/classes/{cid}/unlink", {})
+    unlinked = teacher.get(f"/classes/{cid}/reports/{report_id}")
+    assert 'id="retry-export"' not in unlinked.text
+    assert 'id="export-next"><strong>Before exporting again:</strong>' in unlinked.text
 
 
 def test_a_roster_import_that_left_records_out_is_needs_attention_with_the_count(
