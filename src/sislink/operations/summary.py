@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
+import ssl
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from sislink.operations.logs import redact
 logger = logging.getLogger("sislink.operations.summary")
 
 DEFAULT_SMTP_PORT = 25
+DEFAULT_SMTPS_PORT = 465  # TLS from the first byte (SISLINK_SMTP_TLS)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 SMTP_TIMEOUT_S = 30.0
 KIND_NAMES = {
     "roster_import": "Roster import",
@@ -57,7 +60,11 @@ NOT_OK = (JobStatus.FAILED, JobStatus.NEEDS_ATTENTION, JobStatus.ON_HOLD)
 
 
 class SummaryNotConfigured(Exception):
-    """SMTP or the recipients are not set: says which variable to set."""
+    """SMTP or the recipients are not set, or set wrong: says which variable to set."""
+
+
+class SmtpNotSet(SummaryNotConfigured):
+    """No SMTP server or nobody to send to: no e-mail, quietly (as documented)."""
 
 
 @dataclass(frozen=True)
@@ -72,15 +79,20 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     starttls: bool = False
+    tls: bool = False  # TLS from the first byte (SMTPS, port 465)
+    ca_file: str | None = None  # the authorities to trust instead of the system's
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings:
-        """SISLINK_SMTP_HOST, _PORT (25), _USERNAME, _PASSWORD, _STARTTLS (1 for STARTTLS);
-        SISLINK_SUMMARY_FROM, SISLINK_SUMMARY_TO (comma-separated), SISLINK_CONSOLE_URL."""
+        """SISLINK_SMTP_HOST, _PORT (25; 465 with _TLS), _USERNAME, _PASSWORD, _STARTTLS (1 for
+        STARTTLS), _TLS (1 for TLS from the start), _CA_FILE (a PEM file of the authorities to
+        trust; the system's by default); SISLINK_SUMMARY_FROM, SISLINK_SUMMARY_TO
+        (comma-separated), SISLINK_CONSOLE_URL. The server's certificate is always checked; a
+        password is sent only over STARTTLS or TLS, or to a server on this machine."""
         env = os.environ if environ is None else environ
         host = env.get("SISLINK_SMTP_HOST", "").strip()
         if not host:
-            raise SummaryNotConfigured(
+            raise SmtpNotSet(
                 "No SMTP server is set: set SISLINK_SMTP_HOST (and SISLINK_SMTP_PORT, "
                 "SISLINK_SUMMARY_FROM, SISLINK_SUMMARY_TO) to send the summary."
             )
@@ -88,11 +100,34 @@ class SmtpSettings:
             r.strip() for r in env.get("SISLINK_SUMMARY_TO", "").split(",") if r.strip()
         )
         if not recipients:
-            raise SummaryNotConfigured(
+            raise SmtpNotSet(
                 "Nobody to send the summary to: set SISLINK_SUMMARY_TO to the administrators' "
                 "addresses, separated by commas."
             )
-        port_text = env.get("SISLINK_SMTP_PORT", "").strip() or str(DEFAULT_SMTP_PORT)
+        starttls = _flag(env, "SISLINK_SMTP_STARTTLS")
+        tls = _flag(env, "SISLINK_SMTP_TLS")
+        if starttls and tls:
+            raise SummaryNotConfigured(
+                "SISLINK_SMTP_STARTTLS and SISLINK_SMTP_TLS are both set: set SISLINK_SMTP_TLS "
+                "for a server that speaks TLS from the start (port 465), or SISLINK_SMTP_STARTTLS "
+                "for one that upgrades the connection (port 587), not both."
+            )
+        username = env.get("SISLINK_SMTP_USERNAME") or None
+        password = env.get("SISLINK_SMTP_PASSWORD") or None
+        if password and not (starttls or tls) and host.lower() not in LOOPBACK_HOSTS:
+            raise SummaryNotConfigured(
+                f"SISLINK_SMTP_PASSWORD is set but the connection to {host} is not encrypted, "
+                "so the password would cross the network in clear: set SISLINK_SMTP_STARTTLS=1 "
+                "(port 587) or SISLINK_SMTP_TLS=1 (port 465)."
+            )
+        ca_file = env.get("SISLINK_SMTP_CA_FILE", "").strip() or None
+        if ca_file and not os.path.isfile(ca_file):
+            raise SummaryNotConfigured(
+                f"SISLINK_SMTP_CA_FILE is {ca_file!r}, which is not a file: give the path of a "
+                "PEM file of the authorities that signed the SMTP server's certificate."
+            )
+        default_port = DEFAULT_SMTPS_PORT if tls else DEFAULT_SMTP_PORT
+        port_text = env.get("SISLINK_SMTP_PORT", "").strip() or str(default_port)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise SummaryNotConfigured(
                 f"SISLINK_SMTP_PORT is {port_text!r}; give a port number (25, 587, ...)."
@@ -105,10 +140,21 @@ class SmtpSettings:
             console_url=(
                 env.get("SISLINK_CONSOLE_URL", "").strip() or "http://127.0.0.1:8000"
             ).rstrip("/"),
-            username=env.get("SISLINK_SMTP_USERNAME") or None,
-            password=env.get("SISLINK_SMTP_PASSWORD") or None,
-            starttls=env.get("SISLINK_SMTP_STARTTLS", "").strip().lower() in ("1", "true", "yes"),
+            username=username,
+            password=password,
+            starttls=starttls,
+            tls=tls,
+            ca_file=ca_file,
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A context that checks the server's certificate and name (smtplib's own default,
+        without a context, checks neither)."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -217,9 +263,16 @@ def compose_summary(
 
 def deliver(settings: SmtpSettings, message: EmailMessage) -> None:
     """Hand the message to the SMTP server (raises OSError or SMTPException when it cannot)."""
-    with smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT_S) as smtp:
+    smtp: smtplib.SMTP
+    if settings.tls:
+        smtp = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=SMTP_TIMEOUT_S, context=settings.tls_context()
+        )
+    else:
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT_S)
+    with smtp:
         if settings.starttls:
-            smtp.starttls()
+            smtp.starttls(context=settings.tls_context())
         if settings.username and settings.password:
             smtp.login(settings.username, settings.password)
         smtp.send_message(message)
@@ -506,6 +559,26 @@ def send_daily_summary(
 _said_config: str | None = None
 
 
+def _say_once(words: str) -> None:
+    """Log a settings mistake once, not at every minute's tick."""
+    global _said_config
+    if _said_config != words:
+        _said_config = words
+        logger.warning("no summary or hold alert is sent: %s", words)
+
+
+def configured_settings(environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
+    """The SMTP settings, or None: quietly when none are set, with a warning (once) when they
+    are set wrong."""
+    try:
+        return SmtpSettings.from_env(environ)
+    except SmtpNotSet:
+        return None
+    except SummaryNotConfigured as exc:
+        _say_once(str(exc))
+        return None
+
+
 def daily_summary_tick(
     classroom: Classroom,
     *,
@@ -514,19 +587,15 @@ def daily_summary_tick(
 ) -> SummaryRun | None:
     """The scheduler's step: send the morning summary when it is due, if SMTP and the
     recipients are set (on by default once they are) and SISLINK_SUMMARY_HOUR is not "off"."""
-    global _said_config
-    try:
-        settings = SmtpSettings.from_env(environ)
-    except SummaryNotConfigured:
-        return None  # no SMTP server or nobody to tell: no summary, as documented
+    settings = configured_settings(environ)
+    if settings is None:
+        return None  # no SMTP server or nobody to tell (or said wrong, logged): no summary
+    retry_hold_alerts(classroom, settings, now=now)
     try:
         when = SummaryTime.from_env(environ)
     except SummaryNotConfigured as exc:
-        if _said_config != str(exc):  # once, not every minute
-            _said_config = str(exc)
-            logger.warning("no morning summary: %s", exc)
+        _say_once(str(exc))
         return None
-    retry_hold_alerts(classroom, settings, now=now)
     return send_daily_summary(classroom, settings, when, now=now)
 
 
@@ -628,9 +697,8 @@ def alert_hold_if_configured(
 ) -> EmailMessage | None:
     """The job runner's call when a job ends on hold: the alert, when SMTP and the recipients
     are set; a failure to send is logged and swallowed (the job is on hold either way)."""
-    try:
-        settings = SmtpSettings.from_env(environ)
-    except SummaryNotConfigured:
+    settings = configured_settings(environ)
+    if settings is None:
         return None
     try:
         return send_hold_alert(classroom, settings, job_id)
