@@ -11,6 +11,7 @@ from datetime import date
 
 from playwright.sync_api import Page, expect
 
+from browser.accessibility import assert_accessible
 from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole
 from sislink.oneroster.provider.server import RunningProvider
 
@@ -50,6 +51,7 @@ def administrator_sets_up(
     page.check("#teacher_export")
     page.click("#save-permission")
     expect(page.locator("#flash")).to_contain_text("teachers may now export")
+    assert_accessible(page)
     shoot(page, "admin-sis-setup")
 
     page.click("text=Roster")
@@ -59,6 +61,7 @@ def administrator_sets_up(
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
     expect(page.locator("table.counts")).to_contain_text("students")
     page.click("text=← Roster")
+    assert_accessible(page)
     shoot(page, "admin-roster")
 
 
@@ -76,6 +79,7 @@ def test_administrator_and_teacher_walk_through_the_console(
     tab.click("button[type=submit]")
     expect(tab.locator("h1")).to_have_text("My classes")
     expect(tab.locator("#flash")).to_contain_text("Your password is set")
+    assert_accessible(tab)
     shoot(tab, "teacher-my-classes")
     tab.locator("#my-classes a").first.click()
     class_url = tab.url
@@ -102,6 +106,7 @@ def test_administrator_and_teacher_walk_through_the_console(
     tab.fill("#title", "Quiz without a due date")
     tab.fill("#points", "10")
     tab.click("#save-coursework")
+    assert_accessible(tab)
     shoot(tab, "teacher-class")
 
     tab.click("#open-gradebook")
@@ -117,6 +122,7 @@ def test_administrator_and_teacher_walk_through_the_console(
     expect(tab.locator("#flash")).to_contain_text("Saved 1 mark")
     tab.click("#return-all")
     expect(tab.locator("#flash")).to_contain_text("Returned 4 marks")
+    assert_accessible(tab)
     shoot(tab, "teacher-gradebook")
 
     tab.goto(class_url)
@@ -128,10 +134,12 @@ def test_administrator_and_teacher_walk_through_the_console(
     expect(tab.locator("tr.item.skipped").first).to_contain_text("It has no due date")
     expect(tab.locator("#summary")).to_contain_text("4 exported")  # the 4 returned marks
     expect(tab.locator("tr.item.exported").first).to_be_visible()
+    assert_accessible(tab)
     shoot(tab, "teacher-troubleshoot")
 
     page.goto(f"{live.url}/admin/activity")
     expect(page.locator("#exports")).to_contain_text("needs attention")
+    assert_accessible(page)
     shoot(page, "admin-activity")
     teacher.close()
 
