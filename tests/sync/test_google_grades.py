@@ -175,9 +175,16 @@ async def test_what_cannot_go_to_the_sis_is_said_in_the_troubleshoot_report(
     assert run.job.report["attention"]["count"] >= 5
 
     # Pulled again with nothing changed: no new report row, and what is kept out (a draft,
-    # ungraded work, a category the class lacks) costs no call beyond the two lists.
+    # ungraded work, a category the class lacks) costs no call beyond the two lists; grades
+    # kept out (a student not in the class, above the limit) are looked at again, which costs
+    # the course's students and grading periods (Classroom set the work's period by its due
+    # date).
     again = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
-    assert again.report is not None and again.report.api_calls == 2
+    assert again.report is not None and again.report.api_calls == 4
+    assert {i.skip_reason for i in again.report.courses[0].items} >= {
+        "student_not_in_sis_class",
+        "above_extra_credit_limit",
+    }
     with classroom.session() as session:
         assert len(session.scalars(select(MarkExportReport)).all()) == 2
 
@@ -215,7 +222,14 @@ async def test_missing_work_and_a_teacher_who_does_not_teach_the_class(
     yesterday = (datetime.now(UTC) - timedelta(days=2)).date()
     work = g.add_work("Lab", points=10, due=yesterday)
     g.grade(work, b, assigned=8, give_back=True)
+    g.grade(work, g.outsider, assigned=6, give_back=True)
+    # The outsider leaves the Classroom course (their submission is still listed): no longer a
+    # student of the course, they are not said to be one, nor is their grade kept out.
+    g.teacher.courses().students().delete(courseId=g.course_id, userId=g.outsider).execute(
+        num_retries=3
+    )
     report = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert report.courses[0].items == []
     marks = g.marks()
     assert marks[("Lab", a)].missing is True and marks[("Lab", a)].score is None
     assert marks[("Lab", a)].state == "returned"  # Classroom shows "Missing" to the student
@@ -335,3 +349,42 @@ def test_the_partial_response_masks_name_only_fields_of_google_s_schemas() -> No
         assert inner.endswith(")")
         named = re.sub(r"\([^()]*\)", "", inner[:-1])
         assert set(named.split(",")) <= set(schemas[item]["properties"]), mask
+
+
+@pytest.mark.anyio
+async def test_a_grade_kept_out_is_taken_once_its_cause_is_fixed_though_classroom_did_not_change(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    """A grade kept out (a Classroom student not in the class, a grade above the extra-credit
+    limit) is looked at again at the next pull: once the student is enrolled or the limit
+    raised it is taken, though nothing changed in Classroom (its updateTime is older than the
+    course's watermark)."""
+    from sislink.classroom.models import EnrolmentRole, Role
+    from sislink.classroom.services import classes, people
+
+    g = await _grades_world(sis, classroom, local)
+    a = g.emails[0]
+    essay = g.add_work("Essay", points=10)
+    g.grade(essay, g.outsider, assigned=8, give_back=True)
+    g.grade(essay, a, assigned=25, give_back=True)  # above the limit (2 x 10)
+    first = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert {i.skip_reason for i in first.courses[0].items} == {
+        "student_not_in_sis_class",
+        "above_extra_credit_limit",
+    }
+    assert ("Essay", a) not in g.marks()
+
+    with classroom.transaction() as session:
+        change_export_choices(session, g.world.teacher, g.class_id, extra_credit=3)
+        newcomer = people.create_person(
+            session, Actor.system(), name="New Student", email=g.outsider, roles=[Role.STUDENT]
+        )
+        classes.enrol(session, Actor.system(), g.class_id, newcomer.id, EnrolmentRole.STUDENT)
+    again = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert again.courses[0].items == []
+    marks = g.marks()
+    assert marks[("Essay", a)].score == 25 and marks[("Essay", g.outsider)].score == 8
+
+    # Nothing kept out any more: the next pull costs the two lists again.
+    quiet = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert quiet.api_calls == 2 and quiet.courses[0].changed is False

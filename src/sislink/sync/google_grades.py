@@ -547,6 +547,7 @@ class _Course:
     category_names: frozenset[str] = frozenset()  # the class's categories, folded
     to_apply: list[dict[str, Any]] = field(default_factory=list)  # submissions to apply
     students: dict[str, str] = field(default_factory=dict)  # Classroom userId -> email key
+    members: set[str] = field(default_factory=set)  # the course's students' userIds, now
     periods: list[dict[str, Any]] = field(default_factory=list)
     seen_max: datetime | None = None
     seen_text: str | None = None
@@ -714,6 +715,8 @@ def _ask_classroom(
             )
             continue
         for member in answer:
+            if member.get("userId"):
+                course.members.add(str(member["userId"]))
             email = (member.get("profile") or {}).get("emailAddress")
             if member.get("userId") and email:
                 course.students[str(member["userId"])] = str(email).strip().casefold()
@@ -979,6 +982,7 @@ def _apply(
                 pull.coursework["unchanged"] += 1
             assert row is not None  # made above for new work; pulled work has one
             row.update_time = work.get("updateTime")
+            work_links[work_id] = row
             live[work_id] = existing
         for work_id, row in work_links.items():
             if work_id in listed:
@@ -988,7 +992,11 @@ def _apply(
                 gone.state = CourseworkState.DELETED
                 pull.coursework["deleted"] += 1
         session.flush()
-        _apply_marks(session, course, klass, live, now)
+        for work_id in _apply_marks(session, course, klass, live, now):
+            # A grade of it was kept out (its student not in the class, above the limit): the
+            # work is looked at again next pull, so the grade is taken once that is put right,
+            # though nothing changes in Classroom (the watermark has passed its submission).
+            work_links[work_id].update_time = None
         if course.seen_text is not None and course.seen_text != link.grades_watermark:
             newer = parse_time(course.seen_text)
             older = parse_time(link.grades_watermark)
@@ -1075,11 +1083,13 @@ def _apply_marks(
     klass: Class,
     live: dict[str, Coursework],
     now: datetime,
-) -> None:
+) -> set[str]:
+    """Apply the chosen submissions; answers the courseWork ids with a grade kept out."""
     pull = course.pull
+    kept_out: set[str] = set()
     wanted = [s for s in course.to_apply if str(s.get("courseWorkId")) in live]
     if not wanted:
-        return
+        return kept_out
     enrolled = {
         (person.email_key or ""): person
         for person in session.scalars(
@@ -1106,6 +1116,10 @@ def _apply_marks(
             continue
         source = works_by_id.get(str(submission.get("courseWorkId")), {})
         values = _mark_values(submission, due_of(source), now)
+        if str(submission.get("userId")) not in course.members:
+            # Not a student of the course now (removed from it; Classroom still lists their
+            # work): nothing to take, and nothing to say about them.
+            continue
         email = course.students.get(str(submission.get("userId")))
         student = enrolled.get(email or "")
         if student is None:
@@ -1124,6 +1138,7 @@ def _apply_marks(
                         student=who,
                     )
                 )
+                kept_out.add(str(submission.get("courseWorkId")))
             continue
         score = values["score"]
         points = work.max_points
@@ -1141,6 +1156,7 @@ def _apply_marks(
                     student=f"{student.name} ({student.email})",
                 )
             )
+            kept_out.add(str(submission.get("courseWorkId")))
             continue
         mark = marks.get((work.id, student.id))
         if mark is None:
@@ -1159,6 +1175,7 @@ def _apply_marks(
                 setattr(mark, name, value)
                 changed = True
         pull.marks["updated" if changed else "unchanged"] += 1
+    return kept_out
 
 
 def _mark_values(submission: dict[str, Any], due: datetime | None, now: datetime) -> dict[str, Any]:
