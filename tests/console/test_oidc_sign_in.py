@@ -31,6 +31,7 @@ SECRET = "a-client-secret-for-sislink-0123456789"
 TEACHER = next(p for p in district_people(7, 40) if p.role == "teacher")
 STRANGER = "stranger@elsewhere.example"
 GROUP_ADMIN = "grace@district.example"
+GROUP_TEACHER = "tess@district.example"
 ACCOUNTS: dict[str, dict[str, object]] = {
     "teacher": {"email": TEACHER.email.upper(), "email_verified": True, "name": "T"},
     "admin": {"email": ADMIN_EMAIL, "email_verified": True, "name": "Ada"},
@@ -43,6 +44,16 @@ ACCOUNTS: dict[str, dict[str, object]] = {
         "name": "Grace Hopper",
         "groups": ["sislink-admins"],
     },
+    # The same person after the district took them out of the administrators' group.
+    "group-admin-left": {"email": GROUP_ADMIN, "email_verified": True, "name": "Grace Hopper"},
+    # A roster teacher put in the group, and the same teacher taken out of it again.
+    "teacher-in-group": {
+        "email": GROUP_TEACHER,
+        "email_verified": True,
+        "name": "Tess",
+        "groups": ["sislink-admins"],
+    },
+    "teacher-out-of-group": {"email": GROUP_TEACHER, "email_verified": True, "name": "Tess"},
 }
 
 
@@ -74,6 +85,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 name="Tom Teacher",
                 email=TEACHER.email,
                 roles=[Role.TEACHER],
+            )
+            people.create_person(
+                session, Actor.system(), name="Tess", email=GROUP_TEACHER, roles=[Role.TEACHER]
             )
             provider = sign_in.set_provider(
                 session,
@@ -163,6 +177,58 @@ def test_the_providers_admin_group_makes_an_administrator(world: World) -> None:
     with world.served.classroom.session() as session:
         person = people.find_person_by_email(session, GROUP_ADMIN)
         assert person is not None and person.is_admin and person.name == "Grace Hopper"
+
+
+def test_an_administrator_by_the_providers_group_is_one_no_more_once_out_of_it(
+    world: World,
+) -> None:
+    kept, answer = sign_in_as(world, "group-admin")
+    assert answer.status_code == 303 and kept.get("/admin/sign-in").status_code == 200
+    # Taken out of the group at the provider: the next sign-in says so and the role goes,
+    # also for the session opened before.
+    _, answer = sign_in_as(world, "group-admin-left")
+    assert answer.status_code == 403
+    assert f"{GROUP_ADMIN} is not a teacher or administrator in sislink" in answer.text
+    assert kept.client.get("/admin/sign-in", follow_redirects=False).status_code == 303
+    # A teacher given the role by the group keeps being a teacher without it.
+    page, answer = sign_in_as(world, "teacher-in-group")
+    assert answer.status_code == 303 and page.get("/admin/sign-in").status_code == 200
+    page, answer = sign_in_as(world, "teacher-out-of-group")
+    assert answer.status_code == 303
+    assert page.client.get("/admin/sign-in", follow_redirects=False).status_code == 403
+    assert page.get("/classes").status_code == 200
+    with world.served.classroom.session() as session:
+        tess = people.find_person_by_email(session, GROUP_TEACHER)
+        assert tess is not None and tess.is_teacher and not tess.is_admin
+    # An administrator named in sislink is not one by the group: they stay one without it.
+    page, answer = sign_in_as(world, "admin")
+    assert answer.status_code == 303 and page.get("/admin/sign-in").status_code == 200
+
+
+def test_a_provider_whose_issuer_ends_in_a_slash_signs_people_in(world: World) -> None:
+    with running_oidc_provider(
+        [Client("sislink", SECRET, (CALLBACK,))], ACCOUNTS, issuer_path="/"
+    ) as issuer:
+        assert issuer.endswith("/")
+        with world.served.classroom.transaction() as session:
+            provider_id = sign_in.set_provider(
+                session,
+                world.served.classroom.secret_box,
+                Actor.system(),
+                issuer=issuer,
+                client_id="sislink",
+                client_secret=SECRET,
+                name="Slash login",
+            ).id
+        try:
+            slashed = World(world.served, issuer.rstrip("/"), provider_id)
+            page, answer = sign_in_as(slashed, "teacher", "/classes")
+            assert answer.status_code == 303, answer.text
+            assert answer.headers["location"] == "/classes"
+            assert page.get("/classes").status_code == 200
+        finally:
+            with world.served.classroom.transaction() as session:
+                sign_in.remove_provider(session, Actor.system(), provider_id)
 
 
 def test_someone_not_in_the_roster_is_refused_and_nothing_is_created(world: World) -> None:

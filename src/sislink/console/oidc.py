@@ -81,7 +81,10 @@ class OidcProtocol:
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
         document = _get_json(f"{issuer}/.well-known/openid-configuration", issuer)
-        if document.get("issuer") != issuer:
+        # The issuer is stored without a trailing slash, but some providers' issuers end in
+        # one (Auth0's do): the document's own issuer is then the one ID tokens must name.
+        named = document.get("issuer")
+        if named not in (issuer, f"{issuer}/"):
             raise SignInRefused(
                 f"The discovery document at {issuer} names another issuer "
                 f"({str(document.get('issuer'))[:200]!r}); check the issuer URL set for this "
@@ -89,7 +92,7 @@ class OidcProtocol:
             )
         try:
             found = Discovery(
-                issuer=issuer,
+                issuer=str(named),
                 authorization_endpoint=str(document["authorization_endpoint"]),
                 token_endpoint=str(document["token_endpoint"]),
                 jwks_uri=str(document["jwks_uri"]),
@@ -452,6 +455,12 @@ def callback(
             nonce=pending.nonce,
             access_token=token.get("access_token"),
         )
+        with classroom.transaction() as session:
+            # The provider's administrators' group first, on its own: a role it no longer
+            # gives is taken away even if this sign-in is then refused.
+            sign_in.follow_admin_group(
+                session, sign_in.get_provider(session, pending.provider_id), claims
+            )
         with classroom.transaction() as session:
             provider = sign_in.get_provider(session, pending.provider_id)
             person = sign_in.identify(session, provider, claims)

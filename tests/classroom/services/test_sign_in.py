@@ -174,3 +174,30 @@ def test_a_sign_in_under_way_is_taken_once_and_not_after_ten_minutes(classroom: 
             row.expires_at = utc_now() - timedelta(seconds=1)
     with classroom.transaction() as session, pytest.raises(SignInRefused, match="has expired"):
         sign_in.take_pending(session, classroom.secret_box, late)
+
+
+def test_the_admin_groups_role_goes_with_the_group_unless_an_administrator_named_them(
+    classroom: Classroom,
+) -> None:
+    provider = _provider(classroom, ENTRA, admin_group="admins")
+    in_group = {"email": "g@district.org", "xms_edov": True, "groups": ["admins"], "name": "G"}
+    out_of_group = {"email": "g@district.org", "xms_edov": True, "groups": ["staff"]}
+    teacher_in_group = {"email": "t@district.org", "xms_edov": True, "roles": ["admins"]}
+    teacher = {"email": "t@district.org", "xms_edov": True}
+    with classroom.transaction() as session:
+        assert sign_in.identify(session, provider, in_group).is_admin
+        assert sign_in.identify(session, provider, teacher_in_group).is_admin
+    with classroom.transaction() as session:
+        assert sign_in.follow_admin_group(session, provider, out_of_group) is not None
+        assert not sign_in.identify(session, provider, teacher).is_admin
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="not a teacher"):
+        sign_in.identify(session, provider, out_of_group)
+    with classroom.session() as session:
+        gone = people.find_person_by_email(session, "g@district.org")
+        assert gone is not None and gone.roles == frozenset()
+    # Given the role by the group again, then named by an administrator: it stays.
+    with classroom.transaction() as session:
+        again = sign_in.identify(session, provider, in_group)
+        people.set_roles(session, Actor.system(), again.id, {Role.ADMIN})
+    with classroom.transaction() as session:
+        assert sign_in.identify(session, provider, out_of_group).is_admin

@@ -452,10 +452,9 @@ def _groups(claims: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def identify(session: Session, provider: OidcProvider, claims: Mapping[str, Any]) -> Person:
-    """The person a verified ID token names, from the roster; SignInRefused otherwise, with
-    nothing created, except an administrator named by the provider's admin group claim, who
-    is given the admin role (added as a person if sislink did not know them)."""
+def _checked_email(provider: OidcProvider, claims: Mapping[str, Any]) -> str:
+    """The ID token's email, once it is verified and in the provider's domain (if one is set);
+    SignInRefused otherwise."""
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email:
         raise SignInRefused(
@@ -481,15 +480,74 @@ def identify(session: Session, provider: OidcProvider, claims: Mapping[str, Any]
                 f"{email} is a personal Google account, not one of the school's "
                 f"{provider.domain} Google Workspace; sign in with your school account."
             )
+    return email
+
+
+ADMIN_FROM_GROUP = "sign_in.admin_from_group"
+ADMIN_GROUP_LEFT = "sign_in.admin_group_left"
+
+
+def follow_admin_group(
+    session: Session, provider: OidcProvider, claims: Mapping[str, Any]
+) -> Person | None:
+    """With an administrators' group set for the provider, its word is followed both ways: a
+    person in the group is given the admin role (added as a person if sislink did not know
+    them); one who was given it by the group and is no longer in it loses it (an administrator
+    named in sislink, by `users create-admin` or the People page, keeps it). Returns the person
+    the verified email names, None if nobody; SignInRefused as `identify` for a bad email.
+
+    The console runs this in a transaction of its own before `identify`, so that a role taken
+    away stays taken away even when the sign-in is then refused."""
+    email = _checked_email(provider, claims)
     person = find_person_by_email(session, email)
-    in_admin_group = provider.admin_group is not None and provider.admin_group in _groups(claims)
-    if in_admin_group:
-        system = Actor.system()
+    if provider.admin_group is None:
+        return person
+    system = Actor.system()
+    if provider.admin_group in _groups(claims):
         if person is None:
             name = str(claims.get("name") or email)[:300]
             person = create_person(session, system, name=name, email=email, roles=[Role.ADMIN])
-        elif not person.is_admin and person.active:
+        elif not person.is_admin and person.active and not _disabled(session, person.id):
             set_roles(session, system, person.id, person.roles | {Role.ADMIN})
+        else:
+            return person
+        session.flush()
+        record_event(
+            session, system, ADMIN_FROM_GROUP, f"person:{person.id}", {"issuer": provider.issuer}
+        )
+    elif person is not None and person.is_admin and _admin_by_group(session, person.id):
+        set_roles(session, system, person.id, person.roles - {Role.ADMIN})
+        record_event(
+            session, system, ADMIN_GROUP_LEFT, f"person:{person.id}", {"issuer": provider.issuer}
+        )
+    session.flush()
+    return person
+
+
+def _admin_by_group(session: Session, person_id: int) -> bool:
+    """Whether the person's roles were last set by an administrators' group claim (not by an
+    administrator, nor by `users create-admin`, since)."""
+    from sislink.classroom.models import AuditEvent
+
+    last = session.scalars(
+        select(AuditEvent.action)
+        .where(
+            AuditEvent.subject == f"person:{person_id}",
+            AuditEvent.action.in_(("person.created", "person.roles_changed", ADMIN_FROM_GROUP)),
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    return last == ADMIN_FROM_GROUP
+
+
+def identify(session: Session, provider: OidcProvider, claims: Mapping[str, Any]) -> Person:
+    """The person a verified ID token names, from the roster; SignInRefused otherwise, with
+    nothing created, except an administrator named by the provider's admin group claim, who
+    is given the admin role (added as a person if sislink did not know them); one out of the
+    group again loses a role the group gave (`follow_admin_group`)."""
+    person = follow_admin_group(session, provider, claims)
+    email = str(claims["email"])
     if person is None or not may_sign_in(person):
         raise SignInRefused(
             f"{email} is not a teacher or administrator in sislink, so you cannot sign in. "
