@@ -70,9 +70,10 @@ class Client:
 
 @contextmanager
 def running_oidc_provider(
-    clients: list[Client], accounts: dict[str, dict[str, object]]
+    clients: list[Client], accounts: dict[str, dict[str, object]], *, issuer_path: str = ""
 ) -> Iterator[str]:
-    """Start the provider with these clients and accounts; yields its issuer URL."""
+    """Start the provider with these clients and accounts; yields its issuer URL
+    (`http://127.0.0.1:PORT` followed by `issuer_path`)."""
     node = node_or_skip()
     install()
     env = {
@@ -80,6 +81,7 @@ def running_oidc_provider(
         "OIDC_CLIENTS": json.dumps([client.as_json() for client in clients]),
         "OIDC_ACCOUNTS": json.dumps(accounts),
         "NODE_ENV": "test",
+        "OIDC_ISSUER_PATH": issuer_path,
     }
     process = subprocess.Popen(
         [node, str(HERE / "server.js")],

@@ -72,7 +72,8 @@ async function main() {
     provider.callback()(req, res);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  // OIDC_ISSUER_PATH: what follows host:port in the issuer ("/" for one that ends in a slash).
+  const issuer = `http://127.0.0.1:${server.address().port}${process.env.OIDC_ISSUER_PATH || ''}`;
   provider = new Provider(issuer, {
     clients: clients.map((c) => ({
       grant_types: ['authorization_code'],
