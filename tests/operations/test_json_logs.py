@@ -3,6 +3,7 @@ or mark value in any line, over a real roster import and a real mark export (DEB
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -13,11 +14,13 @@ import pytest
 
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import JobStatus
+from sislink.googleclassroom import ClassroomClient, ClientSettings, ServiceAccountKey, TokenRefused
+from sislink.googleclassroom.emulator import running_classroom
 from sislink.jobs.mark_export import run_class_export
 from sislink.jobs.roster import run_roster_import
 from sislink.oneroster.provider.server import running_provider
 from sislink.operations.logs import configure_logging, log_context, redact
-from sync.mark_export_world import build_world
+from sync.mark_export_world import build_world, connect_classroom
 
 KNOWN_SECRET = "Zq7-known-sis-secret-4410"
 # A mark nothing else in a log line could spell (not a time, not an id).
@@ -108,3 +111,49 @@ def test_a_secret_logged_by_mistake_is_redacted(json_log: io.StringIO) -> None:
 def test_redact_keeps_plain_sentences() -> None:
     sentence = "Basic auth failed for the mark export of class 7; run it again."
     assert redact(sentence) == sentence
+
+
+@pytest.mark.anyio
+async def test_a_roster_import_refused_by_the_sis_logs_no_secret(
+    classroom: Classroom, json_log: io.StringIO
+) -> None:
+    """The SIS refuses the credentials (a secret typed wrong): the failure is logged, in JSON,
+    without the secret that was sent or the one the SIS expects."""
+    wrong = "Zq7-typed-wrong-secret-8802"
+    with running_provider(profile="generic-1.2", students=20, client_secret=KNOWN_SECRET) as sis:
+        connect_classroom(dataclasses.replace(sis, client_secret=wrong), classroom)
+        refused = await run_roster_import(classroom, Actor.system())
+    assert refused.status is JobStatus.FAILED
+    lines = parsed(json_log)
+    text = json_log.getvalue()
+    assert KNOWN_SECRET not in text and wrong not in text
+    assert not re.search(r"basic (?!\[redacted\])[A-Za-z0-9+/=]{8,}", text, re.IGNORECASE)
+    assert any(line.get("job_id") == refused.job_id for line in lines)
+
+
+def test_a_google_token_refusal_logs_no_key_assertion_or_token(json_log: io.StringIO) -> None:
+    """Google refuses a token (a user outside the domain) after another was granted: nothing of
+    the service account's private key, the signed assertion or the granted token is logged."""
+    with running_classroom(students=5) as running:
+        key = json.loads(running.key_file.read_text())
+        with ClassroomClient(
+            ServiceAccountKey.from_file(running.key_file),
+            admin_email=running.admin_email,
+            api_endpoint=running.api_url,
+            settings=ClientSettings(backoff_base_s=0.01, backoff_cap_s=0.05),
+        ) as client:
+            client.execute(lambda service: service.courses().list(pageSize=5))
+            granted = [c.token for c in client._credentials.values() if c.token]
+            with pytest.raises(TokenRefused):
+                client.execute(
+                    lambda service: service.courses().list(pageSize=5),
+                    as_user="visitor@elsewhere.example.net",
+                )
+    assert granted
+    text = json_log.getvalue()
+    parsed(json_log)
+    private_key_body = "".join(key["private_key"].splitlines()[1:-1])
+    assert private_key_body[20:60] not in text.replace("\\n", "")
+    assert all(token not in text for token in granted)
+    assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", text)  # no signed JWT assertion
+    assert "assertion=" not in text or "assertion=[redacted]" in text
