@@ -201,3 +201,17 @@ def test_the_admin_groups_role_goes_with_the_group_unless_an_administrator_named
         people.set_roles(session, Actor.system(), again.id, {Role.ADMIN})
     with classroom.transaction() as session:
         assert sign_in.identify(session, provider, out_of_group).is_admin
+
+
+def test_a_sign_in_asked_to_go_on_to_a_very_long_path_goes_to_the_start_page(
+    classroom: Classroom,
+) -> None:
+    provider = _provider(classroom, GOOGLE)
+    with classroom.transaction() as session:
+        state, made = sign_in.start_pending(
+            session, classroom.secret_box, provider.id, "https://c/login/oidc/callback",
+            "/classes?q=" + "a" * 3000,
+        )  # fmt: skip
+    assert made.next_path == "/"
+    with classroom.transaction() as session:
+        assert sign_in.take_pending(session, classroom.secret_box, state).next_path == "/"

@@ -41,6 +41,7 @@ from sislink.classroom.services.people import create_person, find_person_by_emai
 
 PENDING_VALID_FOR = timedelta(minutes=10)
 MAX_PENDING = 5000
+MAX_NEXT_PATH = 2000  # oidc_pending.next_path
 ENVIRONMENT_VARIABLE = "SISLINK_OIDC_PROVIDERS"
 PASSWORD_VARIABLE = "SISLINK_PASSWORD_SIGN_IN"  # noqa: S105 (a variable's name)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
@@ -370,7 +371,10 @@ def _hash(text: str) -> str:
 def start_pending(
     session: Session, box: SecretBox, provider_id: int, redirect_uri: str, next_path: str
 ) -> tuple[str, PendingSignIn]:
-    """A new sign-in: its `state` (for the browser's cookie and the provider) and the rest."""
+    """A new sign-in: its `state` (for the browser's cookie and the provider) and the rest.
+    A page to go on to longer than the column holds is not kept: the start page instead."""
+    if len(next_path) > MAX_NEXT_PATH:
+        next_path = "/"
     now = utc_now()
     session.execute(delete(OidcPending).where(OidcPending.expires_at < now))
     # Anyone may start a sign-in: a bound on those under way keeps the table small.
