@@ -187,14 +187,23 @@ def test_a_held_import_is_approved_only_after_reading_what_it_deactivates(
     school: School,
 ) -> None:
     gone = [f"stu-{n}" for n in range(14)]
+    reason = (
+        "This import would deactivate 14 students. An administrator must approve it "
+        "(sislink roster approve JOB) or discard it (sislink roster discard JOB)."
+    )
     with school.served.classroom.transaction() as session:
         job = jobs.queue_job(session, Actor.system(), "roster_import", lock_key="r:hold")
         jobs.start_job(session, job.id)
         jobs.hold_job(
             session,
             job.id,
-            "The SIS's answer would deactivate 14 of 20 students.",
-            {"deactivations": {"students": gone, "classes": ["c-1"]}, "counts": {}},
+            reason,
+            # As the import keeps it: the reason in the report too.
+            {
+                "hold_reason": reason,
+                "deactivations": {"students": gone, "classes": ["c-1"]},
+                "counts": {},
+            },
         )
         job_id = job.id
     roster = school.admin.get("/admin/roster")
@@ -204,6 +213,10 @@ def test_a_held_import_is_approved_only_after_reading_what_it_deactivates(
     assert "Approving deactivates 15 records" in said
     assert "14 students" in said and "stu-0" in said and "and 4 more" in said
     assert 'id="confirm-approve"' in confirm.text
+    # The service's sentence, without its command-line hints: the page has the buttons.
+    for page in (roster, confirm):
+        assert "An administrator must approve it or discard it." in page.text
+        assert "sislink roster" not in page.text
     discard = school.admin.get(f"/admin/roster/holds/{job_id}/discard")
     assert "Discarding deactivates nothing" in discard.text
     school.admin.post(f"/admin/roster/holds/{job_id}/discard", {})

@@ -152,6 +152,7 @@ def test_an_administrator_invites_resets_changes_roles_disables_and_makes_a_toke
     # Accounts: invite by email, with a plain sentence for an unknown one.
     unknown = admin.post("/admin/accounts/invite", {"email": "nobody@school.example"})
     assert unknown.status_code == 400 and "No person has the email" in unknown.text
+    assert "sislink users" not in unknown.text and "the Roster page" in unknown.text
     uma = admin.post("/admin/accounts/invite", {"email": "uma@school.example"})
     assert "/set-password?token=" in uma.text and "Uma Underwood" in uma.text
     # API tokens are made from the tokens page too, shown once.

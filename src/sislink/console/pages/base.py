@@ -5,6 +5,7 @@ and service errors turned into pages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,8 +61,19 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
+# A command-line hint in a service's sentence, "(sislink roster approve JOB)": the pages offer
+# the action itself, so they leave the hint out ("web" filter).
+_COMMAND_HINT = re.compile(r"\s*\(`?sislink [a-z][^()]*\)")
+
+
+def _web(text: str | None) -> str:
+    """A service's sentence as a page says it: without command-line hints in brackets."""
+    return _COMMAND_HINT.sub("", text or "")
+
+
 environment.filters["when"] = _when
 environment.filters["number"] = _number
+environment.filters["web"] = _web
 
 
 class PageError(Exception):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from sislink.classroom import Classroom, ClassroomError
+from sislink.classroom import Classroom, ClassroomError, NotFound
 from sislink.classroom.models import Role
 from sislink.classroom.services import accounts, api_tokens, directory, people
 from sislink.console.auth import get_classroom
@@ -247,6 +247,12 @@ def invite_by_email(
         with classroom.transaction() as session:
             invitation, token = accounts.invite(session, who.actor, email)
             person_id = invitation.person_id
+    except NotFound:
+        problem = (
+            f"No person has the email {email!r}; teachers arrive with the roster import "
+            "(the Roster page), and every person is on the People page."
+        )
+        return _accounts(request, who, classroom, {"problem": problem, "typed": email}, 400)
     except ClassroomError as exc:
         return _accounts(request, who, classroom, {"problem": exc.message, "typed": email}, 400)
     link = str(request.base_url).rstrip("/") + f"/set-password?token={token}"
