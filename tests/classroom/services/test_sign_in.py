@@ -215,3 +215,26 @@ def test_a_sign_in_asked_to_go_on_to_a_very_long_path_goes_to_the_start_page(
     assert made.next_path == "/"
     with classroom.transaction() as session:
         assert sign_in.take_pending(session, classroom.secret_box, state).next_path == "/"
+
+
+def test_a_flood_of_started_sign_ins_pushes_out_the_oldest_and_never_refuses_a_new_one(
+    classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sislink.classroom.models import OidcPending
+
+    monkeypatch.setattr(sign_in, "MAX_PENDING", 3)
+    provider = _provider(classroom, GOOGLE)
+    callback = "https://c/login/oidc/callback"
+    with classroom.transaction() as session:
+        flood = [
+            sign_in.start_pending(session, classroom.secret_box, provider.id, callback, "/")[0]
+            for _ in range(5)
+        ]
+    with classroom.transaction() as session:
+        state, _ = sign_in.start_pending(session, classroom.secret_box, provider.id, callback, "/")
+    with classroom.session() as session:
+        assert session.scalar(select(func.count()).select_from(OidcPending)) == 3
+    with classroom.transaction() as session:
+        assert sign_in.take_pending(session, classroom.secret_box, state).next_path == "/"
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="already used"):
+        sign_in.take_pending(session, classroom.secret_box, flood[0])

@@ -377,9 +377,17 @@ def start_pending(
         next_path = "/"
     now = utc_now()
     session.execute(delete(OidcPending).where(OidcPending.expires_at < now))
-    # Anyone may start a sign-in: a bound on those under way keeps the table small.
-    if (session.scalar(select(func.count()).select_from(OidcPending)) or 0) >= MAX_PENDING:
-        raise SignInRefused("Too many sign-ins are under way at once; try again in a few minutes.")
+    # Anyone may start a sign-in: a bound on those under way keeps the table small. The oldest
+    # go to make room (refusing new ones instead would let anyone who starts MAX_PENDING
+    # sign-ins in ten minutes keep everybody out).
+    under_way = session.scalar(select(func.count()).select_from(OidcPending)) or 0
+    if under_way >= MAX_PENDING:
+        oldest = session.scalars(
+            select(OidcPending.id)
+            .order_by(OidcPending.created_at, OidcPending.id)
+            .limit(under_way - MAX_PENDING + 1)
+        ).all()
+        session.execute(delete(OidcPending).where(OidcPending.id.in_(oldest)))
     state = secrets.token_urlsafe(32)
     pending = PendingSignIn(
         provider_id=provider_id,
