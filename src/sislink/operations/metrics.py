@@ -23,9 +23,11 @@ there (prometheus-client's multiprocess mode) and any process's /metrics reports
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ParamSpec, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -35,6 +37,8 @@ from sqlalchemy import func, select
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Job, JobStatus
+
+logger = logging.getLogger("sislink.operations.metrics")
 
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_TOKEN_VARIABLE = "SISLINK_METRICS_TOKEN"  # noqa: S105 (a variable's name)
@@ -125,6 +129,35 @@ GOOGLE_WRITES = Counter(
 GOOGLE_WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
+P = ParamSpec("P")
+_said_failure: set[str] = set()
+
+
+def never_raises(count: Callable[P, None]) -> Callable[P, None]:
+    """Counting must never cost the work it counts: in multiprocess mode a count is a write to
+    a file in PROMETHEUS_MULTIPROC_DIR, which fails when the folder is missing or not writable.
+    Such a failure is logged once (per kind of failure), in words, and the count is lost."""
+
+    @functools.wraps(count)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            count(*args, **kwargs)
+        except Exception as exc:  # an OSError mostly; whatever it is, the job goes on
+            said = f"{type(exc).__name__}: {exc}"
+            if said not in _said_failure:
+                _said_failure.add(said)
+                folder = os.environ.get(MULTIPROCESS_VARIABLE, "")
+                where = (
+                    f" (set {MULTIPROCESS_VARIABLE} to a folder that exists and this process "
+                    f"may write to; it is {folder!r})"
+                    if folder
+                    else ""
+                )
+                logger.warning("metrics are not being counted: %s%s", said, where)
+
+    return counted
+
+
 class SisCallAttempt(Protocol):
     """What the consumer says of each attempt (oneroster.consumer.client.CallAttempt)."""
 
@@ -138,6 +171,7 @@ class SisCallAttempt(Protocol):
     def attempt(self) -> int: ...
 
 
+@never_raises
 def observe_sis_call(seen: SisCallAttempt) -> None:
     """Count one attempt at a SIS call (a `call_observers` entry of the OneRoster client)."""
     status = str(seen.status) if seen.status is not None else "none"
@@ -165,6 +199,7 @@ class GoogleCallAttempt(Protocol):
     def attempt(self) -> int: ...
 
 
+@never_raises
 def observe_google_call(seen: GoogleCallAttempt) -> None:
     """Count one attempt at a Classroom call (a `call_observers` entry of its client)."""
     status = str(seen.status) if seen.status is not None else "none"
@@ -179,10 +214,12 @@ def observe_google_call(seen: GoogleCallAttempt) -> None:
         GOOGLE_WRITES.labels(seen.call, seen.method).inc()
 
 
+@never_raises
 def job_started(kind: str) -> None:
     JOBS_STARTED.labels(kind).inc()
 
 
+@never_raises
 def job_ended(kind: str, status: str, seconds: float, report: Mapping[str, Any]) -> None:
     """Count a job's end, its duration, and the roster warnings its report carries."""
     JOBS_ENDED.labels(kind, status).inc()
@@ -196,6 +233,7 @@ def job_ended(kind: str, status: str, seconds: float, report: Mapping[str, Any])
                     ITEMS_SKIPPED.labels(kind, warning["code"]).inc(count)
 
 
+@never_raises
 def items_skipped(kind: str, reasons: Mapping[str, int]) -> None:
     """Count items a job skipped, by reason (fed by the jobs that know their items)."""
     for reason, count in reasons.items():
