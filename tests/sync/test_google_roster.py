@@ -398,3 +398,35 @@ def test_a_sis_reconnected_under_another_host_url_finds_the_same_courses(
     assert report.writes == 0 and writes_seen(world) == seen
     assert report.to_dict()["counts"]["courses"]["unchanged"] == len(world.roster())
     classroom_matches_the_sis(world)
+
+
+def test_a_student_of_a_class_who_also_teaches_it_is_only_its_teacher(
+    sqlite_world: World,
+) -> None:
+    """The SIS lists a person as a student of a class and as its teacher (the student row
+    first): Classroom cannot have them as both, so they are its teacher only."""
+    world = sqlite_world
+    classes = world.classes()
+    klass = classes[0]
+    other = next(c for c in classes if c.primary_teacher_id != klass.primary_teacher_id)
+    with world.classroom.transaction() as session:
+        teacher = session.get(Person, other.primary_teacher_id)
+        assert teacher is not None
+        session.add(Enrolment(class_id=klass.id, person_id=teacher.id, role="student"))
+        session.flush()
+        session.add(Enrolment(class_id=klass.id, person_id=teacher.id, role="teacher"))
+        email = str(teacher.email_key)
+
+    report = world.sync()
+    assert report.warnings == []
+    # Never sent as a student (Classroom would refuse it, or, when the student add goes first
+    # in a concurrent batch, refuse the teacher add instead).
+    adds = world.google.classroom.log.calls
+    expected = sum(len(s) for _, _, s in world.roster().values())
+    assert sum(n for name, n in adds.items() if name.endswith("students.create")) == expected
+    _, teachers, students = classroom_courses(world.google)[
+        aliases(world)[str(klass.sis_sourced_id)]
+    ]
+    assert email in teachers and email not in students
+    classroom_matches_the_sis(world)
+    assert world.sync().writes == 0

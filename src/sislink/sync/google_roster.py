@@ -335,6 +335,8 @@ def _plan_classes(
                 teachers[email] = person.name
             elif role == STUDENT and email not in teachers:
                 students[email] = person.name
+        for email in teachers:  # a teacher listed as a student too (in either order): teacher
+            students.pop(email, None)
         alias = google_course_alias(namespace, class_identity(partner, klass.sis_sourced_id))
         wanted.append(
             Wanted(
