@@ -388,3 +388,85 @@ async def test_a_grade_kept_out_is_taken_once_its_cause_is_fixed_though_classroo
     # Nothing kept out any more: the next pull costs the two lists again.
     quiet = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
     assert quiet.api_calls == 2 and quiet.courses[0].changed is False
+
+
+@pytest.mark.anyio
+async def test_a_grade_removed_in_classroom_leaves_the_sis_and_new_points_reach_it(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    g = await _grades_world(sis, classroom, local)
+    a, b = g.emails[:2]
+    essay = g.add_work("Essay", points=20)
+    g.grade(essay, a, draft=18, assigned=18, give_back=True)
+    g.grade(essay, b, draft=12, assigned=12, give_back=True)
+    await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    _, results = await sis_gradebook(g.world)
+    assert _scores(results) == [12.0, 18.0]
+
+    # The teacher clears b's grade and returns the work without one; and makes it out of 25.
+    submission = g.submission_of(essay, b)
+    g.teacher.courses().courseWork().studentSubmissions().patch(
+        courseId=g.course_id,
+        courseWorkId=essay,
+        id=submission["id"],
+        updateMask="draftGrade,assignedGrade",
+        body={},
+    ).execute(num_retries=3)
+    g.teacher.courses().courseWork().patch(
+        courseId=g.course_id, id=essay, updateMask="maxPoints", body={"maxPoints": 25}
+    ).execute(num_retries=3)
+    run = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+    assert run.report is not None and run.job.status == JobStatus.SUCCEEDED
+    assert g.marks()[("Essay", b)].score is None
+    items, results = await sis_gradebook(g.world)
+    assert _scores(results) == [18.0]
+    assert [li.result_value_max for li in items] == [25]
+
+
+@pytest.mark.anyio
+async def test_a_grade_changed_while_a_pull_pages_through_the_submissions_is_taken_next_time(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    """The submissions list is read page by page: a grade changed after its page was read, and
+    another changed later on a page not read yet, must not set the watermark past the first
+    (it would never be looked at again)."""
+    from sislink.googleclassroom.client import CallAttempt
+    from sislink.sync.google_grades import open_classroom_client
+    from sync.google_grades_world import google_service
+
+    g = await _grades_world(sis, classroom, local)
+    a, b = g.emails[:2]
+    admin = google_service(local, local.admin_email)
+    enrolled = {*g.emails, g.outsider}
+    others = [
+        u.email
+        for u in local.directory.users
+        if u.role == "student" and u.in_domain and u.email not in enrolled
+    ]
+    for email in others[: 50 - len(enrolled)]:
+        admin.courses().students().create(courseId=g.course_id, body={"userId": email}).execute(
+            num_retries=3
+        )
+    # 50 students x 20 works fill the local Classroom's first page (1,000); the 21st is after.
+    works = [g.add_work(f"Work {n:02d}", points=10) for n in range(1, 22)]
+
+    graded: list[str] = []
+
+    def teacher_grades_meanwhile(attempt: CallAttempt) -> None:
+        if "studentSubmissions.list" in attempt.call and not graded:
+            graded.append(attempt.call)
+            g.grade(works[0], a, assigned=7, give_back=True)  # its page is read already
+            g.grade(works[-1], b, assigned=9, give_back=True)  # on the page not read yet
+
+    client = open_classroom_client(classroom)
+    client.call_observers.append(teacher_grades_meanwhile)
+    try:
+        first = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id], client=client)
+    finally:
+        client.close()
+    assert graded and first.api_calls > 2  # the submissions took two pages
+    marks = g.marks()
+    assert marks[("Work 21", b)].score == 9 and ("Work 01", a) not in marks
+
+    pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert g.marks()[("Work 01", a)].score == 7

@@ -28,7 +28,10 @@ Incremental: a course costs two list calls (courseWork, and every submission of 
 `courseWorkId="-"`), sent in batches across courses; only courseWork whose `updateTime` changed
 and submissions updated since the course's watermark (the greatest `updateTime` seen) are
 applied, plus the submissions of work whose due date passed since the last pull (they may have
-become missing). The course's students and grading periods are asked only when something is to
+become missing), and of work with a grade kept out (its student not in the class, above the
+limit: taken once that is put right). A pull that sees a change made while it listed keeps
+the watermark at the moment it began listing (less the clock skew), so a change on a page it
+had already read is looked at again. The course's students and grading periods are asked only when something is to
 be applied. `full=True` applies everything again (values that did not change still touch nothing).
 
 The teacher permission "Enable classwork and mark exporting" governs this path too: switched
@@ -41,7 +44,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from googleapiclient.discovery import Resource
@@ -551,6 +554,7 @@ class _Course:
     periods: list[dict[str, Any]] = field(default_factory=list)
     seen_max: datetime | None = None
     seen_text: str | None = None
+    listed_from: datetime | None = None  # (sislink's clock) when its lists were first asked
 
     def see(self, text: str | None) -> None:
         moment = parse_time(text)
@@ -590,6 +594,8 @@ def pull_grades(
     own = client is None
     used = client if client is not None else open_classroom_client(classroom)
     calls_before, tally = used.calls_made, _Tally()
+    for course in courses:
+        course.listed_from = utc_now()
     try:
         _ask_classroom(used, courses, tally, full=full)
     finally:
@@ -997,11 +1003,12 @@ def _apply(
             # work is looked at again next pull, so the grade is taken once that is put right,
             # though nothing changes in Classroom (the watermark has passed its submission).
             work_links[work_id].update_time = None
-        if course.seen_text is not None and course.seen_text != link.grades_watermark:
-            newer = parse_time(course.seen_text)
+        seen = _watermark_seen(course)
+        if seen is not None and seen != link.grades_watermark:
+            newer = parse_time(seen)
             older = parse_time(link.grades_watermark)
             if older is None or (newer is not None and newer > older):
-                link.grades_watermark = course.seen_text
+                link.grades_watermark = seen
         link.grades_pulled_at = now
         if job_id is not None:
             link.last_grade_job_id = job_id
@@ -1020,6 +1027,26 @@ def _apply(
                     "marks": dict(pull.marks),
                 },
             )
+
+
+# How far behind sislink's clock Google's may be when it is checked against updateTime.
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _watermark_seen(course: _Course) -> str | None:
+    """The course's new watermark: the greatest updateTime seen; but when something seen was
+    changed after its lists were first asked (changed during the pull), no later than that
+    moment less the clock skew. Classroom's lists are read page by page: a submission changed
+    after its page was read is seen unchanged, while one changed later on a page read after it
+    is seen, and the watermark must not pass the first (it would never be looked at again).
+    Everything changed since is looked at again next pull (what did not change touches
+    nothing)."""
+    if course.seen_max is None or course.listed_from is None:
+        return course.seen_text
+    if course.seen_max < course.listed_from:
+        return course.seen_text
+    held = course.listed_from - CLOCK_SKEW
+    return held.strftime("%Y-%m-%dT%H:%M:%S.") + f"{held.microsecond:06d}Z"
 
 
 def _class_periods(session: Session, klass: Class) -> list[GradingPeriod]:
