@@ -407,6 +407,32 @@ def test_signing_out_ends_the_session_and_offers_the_providers_sign_out(world: W
     assert page.client.get("/classes", follow_redirects=False).status_code == 303
 
 
+def test_a_providers_sign_out_link_is_offered_only_when_it_is_https(world: World) -> None:
+    hostile = "javascript:fetch('/admin/sign-in')//"
+    with running_oidc_provider(
+        [Client("sislink", SECRET, (CALLBACK,))], ACCOUNTS, end_session_endpoint=hostile
+    ) as issuer:
+        with world.served.classroom.transaction() as session:
+            provider_id = sign_in.set_provider(
+                session,
+                world.served.classroom.secret_box,
+                Actor.system(),
+                issuer=issuer,
+                client_id="sislink",
+                client_secret=SECRET,
+                name="Odd login",
+            ).id
+        try:
+            page, answer = sign_in_as(World(world.served, issuer, provider_id), "teacher")
+            assert answer.status_code == 303
+            out = page.post("/logout", {}, follow_redirects=True)
+            assert out.status_code == 200 and "You are signed out of sislink" in out.text
+            assert "javascript:" not in out.text and 'id="end-session"' not in out.text
+        finally:
+            with world.served.classroom.transaction() as session:
+                sign_in.remove_provider(session, Actor.system(), provider_id)
+
+
 def test_the_client_secret_is_never_in_clear_in_the_database_or_the_page(world: World) -> None:
     admin, _ = sign_in_as(world, "admin")
     assert SECRET not in admin.get("/admin/sign-in").text

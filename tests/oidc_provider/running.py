@@ -70,10 +70,15 @@ class Client:
 
 @contextmanager
 def running_oidc_provider(
-    clients: list[Client], accounts: dict[str, dict[str, object]], *, issuer_path: str = ""
+    clients: list[Client],
+    accounts: dict[str, dict[str, object]],
+    *,
+    issuer_path: str = "",
+    end_session_endpoint: str = "",
 ) -> Iterator[str]:
     """Start the provider with these clients and accounts; yields its issuer URL
-    (`http://127.0.0.1:PORT` followed by `issuer_path`)."""
+    (`http://127.0.0.1:PORT` followed by `issuer_path`). `end_session_endpoint`: what its
+    discovery document names instead of its own."""
     node = node_or_skip()
     install()
     env = {
@@ -82,6 +87,7 @@ def running_oidc_provider(
         "OIDC_ACCOUNTS": json.dumps(accounts),
         "NODE_ENV": "test",
         "OIDC_ISSUER_PATH": issuer_path,
+        "OIDC_END_SESSION": end_session_endpoint,
     }
     process = subprocess.Popen(
         [node, str(HERE / "server.js")],

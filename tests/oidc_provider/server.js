@@ -5,6 +5,8 @@
 //                  post_logout_redirect_uris}]
 //   OIDC_ACCOUNTS  JSON object: {"<login>": {"sub", "email", "email_verified", "name",
 //                  "groups", "hd"}}; the login is what the sign-in form asks for
+//   OIDC_END_SESSION  optional: the end_session_endpoint its discovery document names
+//                  instead of its own (a hostile or broken provider's, for tests)
 //
 // It listens on 127.0.0.1 at a free port and prints one line, `issuer=http://127.0.0.1:PORT`,
 // once it is ready. Sign-in is a small form (GET /interaction/UID asks for a login, POST signs
@@ -93,8 +95,11 @@ async function main() {
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: { enabled: !process.env.OIDC_END_SESSION },
     },
+    discovery: process.env.OIDC_END_SESSION
+      ? { end_session_endpoint: process.env.OIDC_END_SESSION }
+      : {},
     ttl: {
       // A client named "*-short-lived" gets ID tokens that expire after one second.
       IdToken: (_ctx, _token, client) => (client.clientId.endsWith('-short-lived') ? 1 : 3600),

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
@@ -117,6 +117,14 @@ class OidcProtocol:
             ) from None
         for endpoint in (found.authorization_endpoint, found.token_endpoint, found.jwks_uri):
             _check_endpoint(issuer, endpoint)
+        if found.end_session_endpoint is not None:
+            # It becomes a link on sislink's sign-in page: https (or a loopback test
+            # provider's http) or none at all, never e.g. a javascript: URL.
+            try:
+                _check_endpoint(issuer, found.end_session_endpoint)
+            except SignInRefused:
+                logger.warning("%s names an end-session endpoint that is not https", issuer)
+                found = replace(found, end_session_endpoint=None)
         with self._lock:
             self._discovery[issuer] = (time.monotonic(), found)
         return found
