@@ -110,6 +110,31 @@ def test_the_teacher_api_shows_the_course_and_pulls_now(g: GradesWorld) -> None:
         assert client.post(url, json={"bogus": 1}, headers=headers).status_code == 422
 
 
+def test_a_teacher_cannot_see_or_pull_another_teacher_s_class_by_the_api(g: GradesWorld) -> None:
+    from sislink.classroom.models import Coursework
+    from sislink.classroom.services import people
+
+    api = create_app(g.classroom, allow_private_sis=True)
+    with g.classroom.transaction() as session:
+        other = people.create_person(
+            session, Actor.system(), name="Other", email="other@x.example", roles=[Role.TEACHER]
+        )
+        _, token = create_api_token(session, Actor.system(), other)
+    work = g.add_work("Essay", points=20)
+    g.grade(work, g.emails[1], assigned=11, give_back=True)
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"/api/teacher/classes/{g.class_id}/google"
+    calls_before = g.local.classroom.log.http_requests
+    with TestClient(api) as client:
+        seen = client.get(url, headers=headers)
+        pulled = client.post(url, json={"export": True}, headers=headers)
+    assert seen.status_code in (403, 404) and g.course_id not in seen.text
+    assert pulled.status_code in (403, 404), pulled.text
+    assert g.local.classroom.log.http_requests == calls_before
+    with g.classroom.session() as session:
+        assert session.query(Coursework).count() == 0
+
+
 def test_the_class_page_shows_the_course_and_its_button_pulls(g: GradesWorld) -> None:
     with g.classroom.transaction() as session:
         teacher = find_person_by_email(session, g.world.teacher_email)
