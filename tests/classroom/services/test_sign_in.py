@@ -238,3 +238,33 @@ def test_a_flood_of_started_sign_ins_pushes_out_the_oldest_and_never_refuses_a_n
         assert sign_in.take_pending(session, classroom.secret_box, state).next_path == "/"
     with classroom.transaction() as session, pytest.raises(SignInRefused, match="already used"):
         sign_in.take_pending(session, classroom.secret_box, flood[0])
+
+
+def test_passwords_come_back_when_the_environment_no_longer_names_any_provider(
+    classroom: Classroom,
+) -> None:
+    from sislink.classroom.services import accounts
+
+    named = json.dumps([{"issuer": GOOGLE, "client_id": "g", "client_secret_env": "G_SECRET"}])
+    with classroom.transaction() as session:
+        admin = people.create_person(
+            session, Actor.system(), name="A", email="a@district.org", roles=[Role.ADMIN]
+        )
+        accounts.set_password(session, Actor.system(), admin.id, "a long enough password 1")
+        key = accounts.start_console_session(session, admin.id)
+        sign_in.apply_environment(
+            session,
+            classroom.secret_box,
+            {"SISLINK_OIDC_PROVIDERS": named, "SISLINK_PASSWORD_SIGN_IN": "off"},
+        )
+    with classroom.session() as session:
+        assert accounts.console_session_person(session, key) is None
+    # A deployment that drops its providers: with none left, the password form (which the
+    # sign-in page then shows) must work again, or nobody could sign in.
+    for env in ({}, {"SISLINK_PASSWORD_SIGN_IN": "off"}):
+        with classroom.transaction() as session:
+            sign_in.apply_environment(session, classroom.secret_box, env)
+        with classroom.session() as session:
+            assert sign_in.list_providers(session) == []
+            assert sign_in.password_sign_in_enabled(session)
+            assert accounts.console_session_person(session, key) is not None

@@ -290,6 +290,16 @@ def apply_environment(
             raise InvalidInput(f"${PASSWORD_VARIABLE} is 'on' or 'off', not {password!r}.")
         _setting(session).password_enabled = password == "on"  # noqa: S105
     session.flush()
+    if not list_providers(session) and not password_sign_in_enabled(session):
+        # No provider left (the deployment dropped them): the sign-in page shows the password
+        # form again, and it must work, or nobody could sign in at all.
+        row = _setting(session)
+        row.password_enabled = True
+        row.updated_at = utc_now()
+        record_event(
+            session, system, "sign_in.password_on", "", {"why": "no sign-in provider is set"}
+        )
+        session.flush()
     return applied
 
 
