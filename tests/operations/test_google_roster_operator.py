@@ -8,14 +8,16 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, update
 
 from operations.smtp_inbox import body_of, running_inbox
 from sislink.classroom import Classroom
-from sislink.classroom.models import JobStatus
+from sislink.classroom.models import Class, Enrolment, JobStatus, Person
 from sislink.googleclassroom import ClientSettings
 from sislink.jobs import google_roster as roster_job
 from sislink.jobs.runner import JobOutcome
-from sislink.operations.metrics import PROCESS_REGISTRY
+from sislink.operations.metrics import PROCESS_REGISTRY, StoredJobsCollector
 from sislink.sync.google_roster import google_connection_for_sync, open_google_client
 from sync.google_roster_world import ADMIN, World, district
 
@@ -99,3 +101,62 @@ def test_a_sync_counts_its_calls_and_a_held_one_is_told_at_once(
     assert f"Why: {held.report['hold_reason']}" in body
     assert "This sync would remove 6 of the" in body
     assert f"Review it, then approve or discard it: {CONSOLE}/admin/google" in body
+
+
+def test_a_syncs_skipped_courses_and_members_are_counted_by_reason(world: World) -> None:
+    """A class without a primary teacher and a student outside the domain: the sync's report
+    says so, and sislink_items_skipped_total counts the same, by reason."""
+    classes = world.classes()
+    no_teacher, with_visitor = classes[0], classes[2]
+    with world.classroom.transaction() as session:
+        session.execute(
+            update(Class).where(Class.id == no_teacher.id).values(primary_teacher_id=None)
+        )
+        session.execute(
+            update(Enrolment)
+            .where(Enrolment.class_id == no_teacher.id, Enrolment.role == "teacher")
+            .values(active=False)
+        )
+        student_id = session.scalars(
+            select(Enrolment.person_id).where(
+                Enrolment.class_id == with_visitor.id, Enrolment.role == "student"
+            )
+        ).first()
+        student = session.get(Person, student_id)
+        assert student is not None
+        student.email = student.email_key = "visitor@elsewhere.example.net"
+
+    before = samples()
+    done = sync(world)
+    after = samples()
+    assert done.status == JobStatus.NEEDS_ATTENTION
+    skipped_courses = [c for c in done.report["courses"] if c["action"] == "skipped"]
+    assert [c["reason"] for c in skipped_courses] == ["no primary teacher"]
+    kind = "google_roster_sync"
+    assert (
+        delta(before, after, "sislink_items_skipped_total", kind=kind, reason="no_primary_teacher")
+        == 1
+    )
+    counts = done.report["counts"]
+    assert counts["students"]["skipped"] >= 1
+    assert (
+        delta(before, after, "sislink_items_skipped_total", kind=kind, reason="students_not_synced")
+        == counts["students"]["skipped"]
+    )
+    assert delta(before, after, "sislink_items_skipped_total", kind=kind) == (
+        len(skipped_courses) + counts["students"]["skipped"] + counts["teachers"]["skipped"]
+    )
+
+
+def test_holds_waiting_has_a_series_for_the_google_sync_at_zero(classroom: Classroom) -> None:
+    """The alert rule `sislink_holds_waiting > 0` needs a series for each kind that can be held,
+    at 0 when none is."""
+    registry = CollectorRegistry()
+    registry.register(StoredJobsCollector(classroom))
+    waiting = {
+        sample.labels["kind"]: sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "sislink_holds_waiting"
+    }
+    assert waiting == {"roster_import": 0.0, "google_roster_sync": 0.0}
