@@ -257,6 +257,20 @@ def test_a_tampered_state_is_refused(world: World) -> None:
     assert page.client.get("/classes", follow_redirects=False).status_code == 303
 
 
+def test_an_answer_naming_another_issuer_than_the_sign_ins_provider_is_refused(
+    world: World,
+) -> None:
+    page, browser = world.browser()
+    with browser:
+        callback = at_provider(world, browser, to_provider(world, page), "teacher")
+    assert parse_qs(urlsplit(callback).query)["iss"] == [world.issuer]
+    # RFC 9207: an answer that another provider gave (a mix-up of several providers).
+    answer = finish(page, with_query(callback, iss="https://idp.elsewhere.example"))
+    assert answer.status_code == 403
+    assert "came from https://idp.elsewhere.example" in answer.text
+    assert page.client.get("/classes", follow_redirects=False).status_code == 303
+
+
 def test_an_answer_from_the_provider_is_used_once(world: World) -> None:
     page, browser = world.browser()
     with browser:

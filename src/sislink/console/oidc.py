@@ -432,6 +432,7 @@ def callback(
     state: str = "",
     code: str = "",
     error: str = "",
+    iss: str = "",
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     cookie = request.cookies.get(STATE_COOKIE, "")
@@ -455,6 +456,13 @@ def callback(
                 "start again from the sign-in page."
             )
         discovery = protocol.discover(provider.issuer)
+        if iss and iss != discovery.issuer:
+            # RFC 9207: the answer names the provider that gave it; with several providers
+            # set, a code from another one must not go to this one's token endpoint.
+            raise SignInRefused(
+                f"This answer came from {iss[:200]}, not from {provider.name} where this "
+                "sign-in started; start again from the sign-in page."
+            )
         token = protocol.exchange_code(provider, secret, discovery, pending, code)
         claims = protocol.verify_id_token(
             provider,
