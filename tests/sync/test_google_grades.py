@@ -470,3 +470,37 @@ async def test_a_grade_changed_while_a_pull_pages_through_the_submissions_is_tak
 
     pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
     assert g.marks()[("Work 01", a)].score == 7
+
+
+@pytest.mark.anyio
+async def test_the_last_pull_is_dated_when_classroom_was_asked_so_work_falling_due_meanwhile_is_seen(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    """Work falling due between the pull's asking Classroom and its writing the class is looked
+    at again next pull (work that fell due since the last pull is): the last pull's time is
+    when Classroom was asked, not when the pull ended."""
+    from datetime import UTC, datetime
+
+    from sislink.googleclassroom.client import CallAttempt
+    from sislink.sync.google_grades import open_classroom_client
+
+    g = await _grades_world(sis, classroom, local)
+    g.add_work("Essay", points=10)
+    asked: list[datetime] = []
+
+    def note_when_asked(attempt: CallAttempt) -> None:
+        if "studentSubmissions.list" in attempt.call:
+            asked.append(datetime.now(UTC))
+
+    client = open_classroom_client(classroom)
+    client.call_observers.append(note_when_asked)
+    try:
+        pull_grades(classroom, g.world.teacher, class_ids=[g.class_id], client=client)
+    finally:
+        client.close()
+    with classroom.session() as session:
+        pulled_at = session.scalars(select(GoogleCourseLink)).one().grades_pulled_at
+    assert pulled_at is not None and asked
+    if pulled_at.tzinfo is None:
+        pulled_at = pulled_at.replace(tzinfo=UTC)
+    assert pulled_at <= asked[0]

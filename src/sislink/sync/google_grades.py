@@ -1009,7 +1009,8 @@ def _apply(
             older = parse_time(link.grades_watermark)
             if older is None or (newer is not None and newer > older):
                 link.grades_watermark = seen
-        link.grades_pulled_at = now
+        # When Classroom was asked (not now): work falling due since is looked at again.
+        link.grades_pulled_at = course.listed_from or now
         if job_id is not None:
             link.last_grade_job_id = job_id
         pull.watermark = link.grades_watermark
