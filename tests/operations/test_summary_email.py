@@ -144,3 +144,43 @@ def test_the_command_says_which_variable_is_missing(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(app, ["summary", "send"])
     assert result.exit_code == 1
     assert "SISLINK_SMTP_HOST" in result.output
+
+
+def test_marks_in_a_jobs_reasons_stay_out_of_the_email(
+    classroom: Classroom, inbox: tuple[Inbox, int]
+) -> None:
+    """A grade pull and a mark export need attention for reasons that quote a mark (Classroom's
+    grade above the limit, a SIS answer echoing the score): the e-mail says how many and where
+    to look, never the marks."""
+    handler, port = inbox
+    since = datetime.now(UTC) - timedelta(hours=1)
+    quoted = {
+        "google_grade_pull": (
+            "Essay / Ann Lee (ann@district.example): The grade 14.5 of 10 in Google Classroom "
+            "is above the class's extra-credit limit (1.2 times the points), so it was not "
+            "taken: correct it in Classroom, or raise the limit in the class's export choices."
+        ),
+        "mark_export": (
+            "Essay / Ann Lee (ann@district.example): the SIS refused it (422): scoreValue "
+            "93.25 is above the line item's maximum"
+        ),
+    }
+    with classroom.transaction() as session:
+        for number, (kind, reason) in enumerate(quoted.items()):
+            job = job_service.queue_job(session, Actor.system(), kind, lock_key=f"m-{number}")
+            session.flush()
+            job_service.start_job(session, job.id)
+            job_service.finish_job(
+                session,
+                job.id,
+                JobStatus.NEEDS_ATTENTION,
+                {"attention": {"count": 2, "reasons": [reason, "Quiz / Bo Yi: no due date"]}},
+            )
+
+    send_summary(classroom, settings_for(port), since=since)
+
+    (received,) = handler.received
+    body = body_of(received)
+    assert "14.5" not in body and "93.25" not in body
+    assert body.count("finished, but needs attention: 2 items need attention") == 2
+    assert f"{CONSOLE}/admin/activity" in body

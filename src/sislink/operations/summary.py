@@ -57,6 +57,9 @@ STATUS_WORDS = {
     JobStatus.ON_HOLD: "is on hold for your review",
 }
 NOT_OK = (JobStatus.FAILED, JobStatus.NEEDS_ATTENTION, JobStatus.ON_HOLD)
+# The kinds whose reasons for needing attention are about people and classes, never marks: the
+# e-mail quotes them. Every other kind's (mark exports, grade pulls) are counted, not quoted.
+REASONS_WITHOUT_MARKS = frozenset({"roster_import", "google_roster_sync"})
 
 
 class SummaryNotConfigured(Exception):
@@ -193,8 +196,16 @@ def _said(job: Job) -> str:
         return redact(str(report["error"]))
     attention = report.get("attention")
     if isinstance(attention, Mapping):
+        count = attention.get("count", 0)
+        if job.kind not in REASONS_WITHOUT_MARKS:
+            # A mark job's reasons are about a student's mark and may quote it (Classroom's
+            # grade above the limit, a SIS answer echoing the score): the count, not the words;
+            # the console page, behind the sign-in, lists them.
+            return (
+                f"{count} item{'' if count == 1 else 's'} need{'s' if count == 1 else ''} attention"
+            )
         reasons = [str(r) for r in attention.get("reasons") or []][:3]
-        return redact(f"{attention.get('count', 0)} not done ({'; '.join(reasons)})")
+        return redact(f"{count} not done ({'; '.join(reasons)})")
     return ""
 
 
