@@ -74,8 +74,13 @@ from sislink.googleclassroom import (
     ClassroomClient,
     ClassroomError,
     ClientSettings,
+    FailedPrecondition,
+    InvalidArgument,
+    KeyFileError,
     NotFound,
+    PermissionDenied,
     ServiceAccountKey,
+    TokenRefused,
 )
 from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import NotConnected, SyncError
@@ -90,6 +95,15 @@ STUDENT = "student"
 ROLES = {TEACHER: "teachers", STUDENT: "students"}
 NOT_MODIFIABLE = ("DECLINED", "ARCHIVED", "SUSPENDED")
 PAGE_SIZE = 1000
+# Answers that say a write was surely not done (the others may hide one that was).
+REFUSED = (
+    InvalidArgument,
+    PermissionDenied,
+    NotFound,
+    FailedPrecondition,
+    TokenRefused,
+    KeyFileError,
+)
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -757,10 +771,17 @@ def _sync(
                 (outcome.result or {}).get("userId") or ""
             )
             continue
-        forget.append((course.wanted.class_id, email, role))
         if isinstance(outcome.error, AlreadyExists):
-            counts.unchanged += 1  # added meanwhile, by hand: theirs, not ours
+            # There already: most often this very add, applied by Classroom and sent again
+            # because its answer was lost (the HTTP layer resends a dropped request): sislink's.
+            # The member is one the SIS places there, so it stays recorded (its removal when
+            # the SIS ends the enrolment is what the SIS says).
+            counts.unchanged += 1
             continue
+        if isinstance(outcome.error, REFUSED):
+            forget.append((course.wanted.class_id, email, role))  # surely not added
+        # Else (no answer, 5xx, 429 after retries) it may have been done: the record stays and
+        # the next sync settles it (there: kept; not there: added again, or forgotten).
         counts.skipped += 1
         name = (course.wanted.teachers if role == TEACHER else course.wanted.students)[email]
         report.warnings.append(
