@@ -322,6 +322,49 @@ def test_an_expired_id_token_is_refused(world: World) -> None:
     assert "The ID token has expired" in answer.text
 
 
+def test_new_signing_keys_at_the_provider_are_fetched_again(world: World) -> None:
+    from joserfc.jwk import KeySet, RSAKey
+
+    protocol = OidcProtocol()
+    discovery = protocol.discover(world.issuer)
+    # Keys read before the provider rotated them: the ID token's key id is not among them.
+    protocol.keys(discovery)
+    stale = KeySet([RSAKey.generate_key(2048, parameters={"kid": "retired"})])
+    protocol._keys[discovery.issuer] = (time.monotonic(), stale)
+    world.served.app.state.oidc = protocol
+    try:
+        _, answer = sign_in_as(world, "teacher")
+    finally:
+        world.served.app.state.oidc = OidcProtocol()
+    assert answer.status_code == 303, answer.text
+
+
+def test_a_provider_gone_away_before_the_code_is_exchanged_is_a_sentence(world: World) -> None:
+    with running_oidc_provider([Client("sislink", SECRET, (CALLBACK,))], ACCOUNTS) as issuer:
+        with world.served.classroom.transaction() as session:
+            provider_id = sign_in.set_provider(
+                session,
+                world.served.classroom.secret_box,
+                Actor.system(),
+                issuer=issuer,
+                client_id="sislink",
+                client_secret=SECRET,
+                name="Flaky login",
+            ).id
+        gone = World(world.served, issuer, provider_id)
+        page, browser = gone.browser()
+        with browser:
+            callback = at_provider(gone, browser, to_provider(gone, page), "teacher")
+    try:
+        answer = finish(page, callback)
+        assert answer.status_code == 403
+        assert "sislink could not reach Flaky login to finish signing you in" in answer.text
+        assert page.client.get("/classes", follow_redirects=False).status_code == 303
+    finally:
+        with world.served.classroom.transaction() as session:
+            sign_in.remove_provider(session, Actor.system(), provider_id)
+
+
 def real_id_token(world: World, client_id: str, secret: str, nonce: str) -> str:
     """An ID token the provider really issued to `client_id` (the whole flow with httpx)."""
     verifier = "v" * 64
