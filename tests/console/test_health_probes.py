@@ -4,7 +4,6 @@ status words only, never a host or an error."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ def closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
-
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    """A loopback port that accepts connections, standing in for a broker."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield server.getsockname()[1]
 
 
 def test_healthz_answers_without_signing_in(classroom: Classroom) -> None:
@@ -87,10 +77,12 @@ def test_readyz_is_not_ready_when_migrations_are_behind(
     assert "0010" not in answer.text
 
 
-def test_readyz_is_ready_when_the_broker_accepts_connections(
-    classroom: Classroom, listening_port: int, monkeypatch: pytest.MonkeyPatch
+def test_readyz_is_ready_when_the_broker_answers(
+    classroom: Classroom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SISLINK_BROKER_URL", f"redis://127.0.0.1:{listening_port}/0")
+    # The real Redis on loopback: a port that only accepts TCP is not a broker
+    # (tests/operations/test_readiness_broker.py).
+    monkeypatch.setenv("SISLINK_BROKER_URL", "redis://127.0.0.1:6379/0")
     with TestClient(create_app(classroom)) as client:
         answer = client.get("/readyz")
     assert answer.status_code == 200

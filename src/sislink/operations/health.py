@@ -1,5 +1,5 @@
 """Is this process ready to serve? The database answers, its schema is current, and the job
-broker (when one is configured) accepts connections.
+broker (when one is configured) answers as a broker.
 
 The answers are status words only ("ok", "unreachable", "behind", "not_checked"): a readiness
 probe is unauthenticated, so it never says which host, which error or which revision.
@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from kombu.connection import Connection
 
 from sislink.classroom import Classroom
 from sislink.classroom.db import alembic_config
@@ -28,7 +27,6 @@ BROKER_URL_VARIABLE = "SISLINK_BROKER_URL"
 # How long each check may take before the process is called not ready: a probe that hangs on
 # a database that stopped answering would hang the orchestrator's probe too.
 CHECK_DEADLINE_S = 5.0
-DEFAULT_BROKER_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}
 
 CheckWord = Literal["ok", "unreachable", "behind", "not_checked"]
 
@@ -64,23 +62,33 @@ def schema_words(classroom: Classroom) -> tuple[CheckWord, CheckWord]:
     return "ok", ("ok" if current == heads else "behind")
 
 
-def broker_word(environ: Mapping[str, str] | None = None) -> CheckWord:
-    """The word "ok" when the broker in SISLINK_BROKER_URL accepts a TCP connection; "not_checked"
-    when none is configured."""
+def broker_word(
+    environ: Mapping[str, str] | None = None, *, deadline_s: float = CHECK_DEADLINE_S
+) -> CheckWord:
+    """The word "ok" when the broker in SISLINK_BROKER_URL answers as a broker (kombu, as the
+    workers connect: its protocol, our credentials, any URL Celery takes: `pyamqp://`, a
+    failover list); "not_checked" when none is configured. A port that only accepts TCP, or a
+    broker that refuses the credentials, is "unreachable"."""
     env = os.environ if environ is None else environ
     url = env.get(BROKER_URL_VARIABLE, "").strip()
     if not url:
         return "not_checked"
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or "127.0.0.1"
-        port = parts.port or DEFAULT_BROKER_PORTS.get(parts.scheme, 0)
-        if not port:
-            raise ValueError(f"{BROKER_URL_VARIABLE} names no port and its scheme has none known")
-        with socket.create_connection((host, port), timeout=CHECK_DEADLINE_S):
-            pass
-    except (OSError, ValueError):
-        logger.warning("readiness: the broker did not accept a connection", exc_info=True)
+        with Connection(  # type: ignore[no-untyped-call]  # untyped upstream
+            url,
+            connect_timeout=deadline_s,
+            transport_options={
+                "socket_connect_timeout": deadline_s,
+                "socket_timeout": deadline_s,
+                "max_retries": 0,
+            },
+        ) as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=deadline_s
+            )
+            connection.default_channel  # noqa: B018 (opens a channel: the broker answered)
+    except Exception:  # whatever failed (network, protocol, credentials): only the word
+        logger.warning("readiness: the broker did not answer as a broker", exc_info=True)
         return "unreachable"
     return "ok"
 
