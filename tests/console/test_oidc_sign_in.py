@@ -271,6 +271,14 @@ def test_an_answer_naming_another_issuer_than_the_sign_ins_provider_is_refused(
     assert page.client.get("/classes", follow_redirects=False).status_code == 303
 
 
+def test_a_state_that_is_not_ascii_is_refused_with_a_sentence(world: World) -> None:
+    page, _ = world.browser()
+    page.client.cookies.set("sislink_oidc_state", "a-state", path="/login/oidc")
+    answer = page.client.get("/login/oidc/callback?state=%C3%A9t%C3%A9&code=x")
+    assert answer.status_code == 400
+    assert "does not match a sign-in started in this browser" in answer.text
+
+
 def test_an_answer_from_the_provider_is_used_once(world: World) -> None:
     page, browser = world.browser()
     with browser:

@@ -276,9 +276,7 @@ class OidcProtocol:
             raise SignInRefused(
                 "The ID token says it was issued in the future; check this server's clock."
             )
-        if not isinstance(claims.get("nonce"), str) or not hmac.compare_digest(
-            str(claims["nonce"]), nonce
-        ):
+        if not isinstance(claims.get("nonce"), str) or not _same(str(claims["nonce"]), nonce):
             raise SignInRefused(
                 "The ID token does not belong to this sign-in (its nonce differs): it was "
                 "replayed or swapped; start again from the sign-in page."
@@ -311,6 +309,14 @@ class OidcProtocol:
         query = urlencode({"client_id": provider.client_id, "post_logout_redirect_uri": after})
         joiner = "&" if "?" in discovery.end_session_endpoint else "?"
         return f"{discovery.end_session_endpoint}{joiner}{query}"
+
+
+def _same(given: str, kept: str) -> bool:
+    """Constant-time equality of two texts, whatever characters they hold (hmac.compare_digest
+    raises TypeError for a str that is not ASCII)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), kept.encode("utf-8", "surrogatepass")
+    )
 
 
 def _check_endpoint(issuer: str, endpoint: str) -> None:
@@ -436,7 +442,7 @@ def callback(
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     cookie = request.cookies.get(STATE_COOKIE, "")
-    if not state or not cookie or not hmac.compare_digest(state, cookie):
+    if not state or not cookie or not _same(state, cookie):
         return _refused(
             request,
             "This answer from the sign-in provider does not match a sign-in started in this "
