@@ -430,3 +430,75 @@ def test_a_student_of_a_class_who_also_teaches_it_is_only_its_teacher(
     assert email in teachers and email not in students
     classroom_matches_the_sis(world)
     assert world.sync().writes == 0
+
+
+def _restore_enrolment(world: World, email: str, class_sourced_id: str) -> None:
+    """The SIS enrols the student in the class again (the same enrolment, active)."""
+    from sislink.oneroster.models import format_datetime, utc_now
+
+    store = world.sis.store
+    user = next(u for u in store.iter_all("user") if str(u.get("email")).lower() == email)
+    for record in store.iter_all("enrollment"):
+        if (
+            record["user"]["sourcedId"] == user["sourcedId"]
+            and record["class"]["sourcedId"] == class_sourced_id
+        ):
+            store.put(
+                "enrollment",
+                dict(record, status="active", dateLastModified=format_datetime(utc_now())),
+            )
+            return
+    raise AssertionError(f"{email} was never enrolled in {class_sourced_id}")
+
+
+def test_a_student_the_teacher_added_before_the_sis_enrolled_them_is_never_removed(
+    sqlite_world: World,
+) -> None:
+    """The teacher adds a student by hand; the SIS then enrols them too (sislink finds them
+    there and adds nothing); when the SIS ends that enrolment, the teacher's addition stays."""
+    world = sqlite_world
+    klass, emails = a_class_with_students(world)
+    sid = str(klass.sis_sourced_id)
+    student = emails[0]
+    world.end_enrolment(student, sid)
+    world.import_roster()
+    world.sync()
+    alias = aliases(world)[sid]
+    assert student not in classroom_courses(world.google)[alias][2]
+    world.admin_service().courses().students().create(
+        courseId=alias, body={"userId": student}
+    ).execute()
+
+    _restore_enrolment(world, student, sid)
+    world.import_roster()
+    found = world.sync()
+    assert found.to_dict()["counts"]["students"]["created"] == 0 and found.writes == 0
+
+    world.end_enrolment(student, sid)
+    world.import_roster()
+    after = world.sync()
+    assert after.to_dict()["counts"]["students"]["removed"] == 0
+    assert student in classroom_courses(world.google)[alias][2]
+
+
+def test_a_class_whose_course_exists_losing_its_primary_teacher_is_reported_as_left_alone(
+    sqlite_world: World,
+) -> None:
+    world = sqlite_world
+    world.sync()
+    klass = world.classes()[0]
+    with world.classroom.transaction() as session:
+        session.execute(update(Class).where(Class.id == klass.id).values(primary_teacher_id=None))
+        session.execute(
+            update(Enrolment)
+            .where(Enrolment.class_id == klass.id, Enrolment.role == "teacher")
+            .values(active=False)
+        )
+    report = world.sync()
+    text = "\n".join(report.warnings)
+    assert f"The class {klass.title} ({klass.section}) has no primary teacher in the SIS" in text
+    assert (
+        "its Classroom course was left as it is" in text
+        and "no Classroom course was made" not in text
+    )
+    assert report.writes == 0

@@ -306,11 +306,18 @@ def _plan_classes(
                 None,
             )
         primary: Person | None = people.get(primary_id) if primary_id is not None else None
+        seen = known.get(klass.id)
+        exists = seen is not None and seen.domain == domain and seen.course_id is not None
         if primary is None:
             report.counts["courses"].skipped += 1
             report.warnings.append(
-                f"{name} has no primary teacher in the SIS, so no Classroom course was made "
-                "for it: give the class a primary teacher in the SIS (the next sync makes it)."
+                f"{name} has no primary teacher in the SIS, so its Classroom course was left "
+                "as it is (nobody added or removed): give the class a primary teacher in the "
+                "SIS (the next sync brings the course up to date)."
+                if exists
+                else f"{name} has no primary teacher in the SIS, so no Classroom course was "
+                "made for it: give the class a primary teacher in the SIS (the next sync "
+                "makes it)."
             )
             report.courses.append(
                 _entry(klass.id, klass.title, None, "skipped", "no primary teacher")
@@ -320,10 +327,15 @@ def _plan_classes(
         if not owner or not _in_domain(owner, domain):
             report.counts["courses"].skipped += 1
             where = f"{primary.email}" if owner else "no email"
+            done = (
+                "its Classroom course was left as it is (nobody added or removed)"
+                if exists
+                else "no Classroom course was made"
+            )
             report.warnings.append(
                 f"{name}: its primary teacher {primary.name} ({where}) has no Google account "
-                f"in {domain}, so no Classroom course was made: give them their {domain} "
-                "email in the SIS (sislink creates no accounts)."
+                f"in {domain}, so {done}: give them their {domain} email in the SIS (sislink "
+                "creates no accounts)."
             )
             report.courses.append(
                 _entry(klass.id, klass.title, None, "skipped", "primary teacher outside the domain")
