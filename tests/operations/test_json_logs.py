@@ -157,3 +157,19 @@ def test_a_google_token_refusal_logs_no_key_assertion_or_token(json_log: io.Stri
     assert all(token not in text for token in granted)
     assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", text)  # no signed JWT assertion
     assert "assertion=" not in text or "assertion=[redacted]" in text
+
+
+def test_redact_keeps_advice_after_a_word_like_secret_and_masks_values() -> None:
+    """The SIS client's own sentence on a refused secret is advice, not a secret: it reaches the
+    log and the summary e-mail whole. Values after the same words are still masked."""
+    advice = (
+        "POST /oauth2/token (token) answered 401 Unauthorized: it refused the client id or "
+        "secret: check both (and that the secret is current)"
+    )
+    assert redact(advice) == advice
+    assert redact("token: expired, sign in again") == "token: expired, sign in again"
+    assert KNOWN_SECRET not in redact(f"secret: {KNOWN_SECRET}")
+    assert "hunter2" not in redact("client_secret: hunter2")
+    assert "hunter2" not in redact("password=hunter2")
+    assert "check" not in redact("client_secret=check")  # `=` is always a value
+    assert "7.5" not in redact("score: 7.5")

@@ -47,11 +47,67 @@ _BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECAS
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.IGNORECASE)
 
 
+# Words that follow "secret:" or "token:" in sislink's own sentences ("it refused the client id
+# or secret: check both"): advice or a state, never a credential. Only after a colon: a value
+# after `=` is always masked.
+_ADVICE_WORDS = frozenset(
+    [
+        "check",
+        "set",
+        "give",
+        "ask",
+        "see",
+        "use",
+        "run",
+        "try",
+        "enter",
+        "type",
+        "copy",
+        "paste",
+        "open",
+        "make",
+        "update",
+        "renew",
+        "reconnect",
+        "authorise",
+        "authorize",
+        "sign",
+        "the",
+        "a",
+        "an",
+        "it",
+        "its",
+        "is",
+        "was",
+        "none",
+        "not",
+        "no",
+        "wrong",
+        "expired",
+        "missing",
+        "unknown",
+        "invalid",
+        "refused",
+        "rejected",
+        "revoked",
+        "empty",
+        "required",
+    ]
+)
+
+
+def _masked(found: re.Match[str]) -> str:
+    key, value = found.group("key"), found.group("value")
+    if key.rstrip().endswith(":") and value.lower() in _ADVICE_WORDS:
+        return found.group(0)
+    return f"{key}{MASK}"
+
+
 def redact(text: str) -> str:
     """`text` with secret-looking values masked (see the module's docstring)."""
     text = _BEARER.sub(lambda found: f"{found.group('scheme')} {MASK}", text)
     text = _URL_PASSWORD.sub(lambda found: f"{found.group('head')}{MASK}", text)
-    return _KEY_VALUE.sub(lambda found: f"{found.group('key')}{MASK}", text)
+    return _KEY_VALUE.sub(_masked, text)
 
 
 def current_ids() -> dict[str, str | int]:
