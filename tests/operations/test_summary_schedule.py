@@ -285,3 +285,19 @@ def test_a_hold_alert_that_failed_is_sent_again_by_the_scheduler(
     assert f"{CONSOLE}/admin/google" in body
     daily_summary_tick(classroom, now=at_chicago(19, 2))
     assert len(inbox.received) == 1  # sent: not again
+
+
+def test_the_summary_hour_across_daylight_saving_changes() -> None:
+    """Chicago, 2026: on 8 March 02:00 becomes 03:00 (02:30 never comes: the summary is due from
+    03:00); on 1 November 01:00-02:00 comes twice (due from the first 01:30; the day's row in
+    operator_summary keeps it to one e-mail)."""
+    chicago = ZoneInfo("America/Chicago")
+    spring = SummaryTime(time(2, 30), chicago)
+    assert spring.due_day(datetime(2026, 3, 8, 7, 59, tzinfo=UTC)) is None  # 01:59 CST
+    assert str(spring.due_day(datetime(2026, 3, 8, 8, 0, tzinfo=UTC))) == "2026-03-08"  # 03:00
+    autumn = SummaryTime(time(1, 30), chicago)
+    assert autumn.due_day(datetime(2026, 11, 1, 6, 29, tzinfo=UTC)) is None  # 01:29 CDT
+    assert str(autumn.due_day(datetime(2026, 11, 1, 6, 30, tzinfo=UTC))) == "2026-11-01"
+    assert str(autumn.due_day(datetime(2026, 11, 1, 7, 30, tzinfo=UTC))) == "2026-11-01"  # CST
+    assert str(autumn.due_day(datetime(2026, 11, 2, 5, 59, tzinfo=UTC))) == "2026-11-01"
+    assert autumn.due_day(datetime(2026, 11, 2, 6, 0, tzinfo=UTC)) is None  # 00:00 CST, 2 Nov
