@@ -271,6 +271,14 @@ def test_an_answer_naming_another_issuer_than_the_sign_ins_provider_is_refused(
     assert page.client.get("/classes", follow_redirects=False).status_code == 303
 
 
+def test_an_unknown_provider_number_is_a_sentence(world: World) -> None:
+    page, _ = world.browser()
+    for number in ("9999", "99999999999999999999"):
+        answer = page.client.get(f"/login/oidc/start/{number}", follow_redirects=False)
+        assert answer.status_code == 404 and "No sign-in provider is" in answer.text
+        assert page.client.get(f"/login?signed_out={number}").status_code == 200
+
+
 def test_a_state_that_is_not_ascii_is_refused_with_a_sentence(world: World) -> None:
     page, _ = world.browser()
     page.client.cookies.set("sislink_oidc_state", "a-state", path="/login/oidc")

@@ -268,3 +268,13 @@ def test_passwords_come_back_when_the_environment_no_longer_names_any_provider(
             assert sign_in.list_providers(session) == []
             assert sign_in.password_sign_in_enabled(session)
             assert accounts.console_session_person(session, key) is not None
+
+
+def test_a_provider_number_too_big_for_the_database_names_no_provider(
+    classroom: Classroom,
+) -> None:
+    from sislink.classroom import NotFound
+
+    _provider(classroom, GOOGLE)
+    with classroom.session() as session, pytest.raises(NotFound, match="No sign-in provider"):
+        sign_in.get_provider(session, 99999999999999999999)

@@ -42,6 +42,7 @@ from sislink.classroom.services.people import create_person, find_person_by_emai
 PENDING_VALID_FOR = timedelta(minutes=10)
 MAX_PENDING = 5000
 MAX_NEXT_PATH = 2000  # oidc_pending.next_path
+_LARGEST_ID = 2**31 - 1  # a larger number is no row's id (and PostgreSQL refuses it)
 ENVIRONMENT_VARIABLE = "SISLINK_OIDC_PROVIDERS"
 PASSWORD_VARIABLE = "SISLINK_PASSWORD_SIGN_IN"  # noqa: S105 (a variable's name)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
@@ -103,7 +104,7 @@ def get_provider(session: Session, named: str | int) -> OidcProvider:
     """A provider by its number, issuer or name; NotFound saying which exist otherwise."""
     text = str(named).strip()
     found: OidcProvider | None = None
-    if text.isdigit():
+    if text.isdigit() and int(text) <= _LARGEST_ID:
         found = session.get(OidcProvider, int(text))
     if found is None:
         for provider in list_providers(session):
