@@ -22,7 +22,7 @@ from sislink.classroom.services import connections, coursework
 from sislink.classroom.services.export_settings import change_export_choices
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync import class_link
-from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome
+from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome, report_history
 from sislink.sync.mark_export import export_all_classes, export_class_marks
 from sislink.sync.preflight import ExportRefused
 from sync.mark_export_world import World, build_world, connect_classroom, sis_gradebook
@@ -296,3 +296,25 @@ async def test_facts_read_again_the_same_leave_the_class_unchanged_and_old_facts
     report, calls = await _export(world)
     assert calls > 0 and report.writes == 0 and report.unchanged_since is None
     assert (await _export(world))[1] == 0
+
+
+@pytest.mark.anyio
+async def test_an_export_of_many_classes_lets_go_of_items_once_kept_and_says_the_same(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    world, ids = await _exported_world(sis, classroom)
+    world.add_coursework("No points", points=None)
+    world.mark(ids["quiz"], world.students[2], score=1)
+    async with world.client() as client:
+        (kept,) = await export_all_classes(
+            classroom, client, Actor.system(), class_ids=[world.class_id], keep_items=False
+        )
+    with classroom.session() as session:
+        (stored,) = report_history(session, world.class_id, limit=1)
+        stored_summary, stored_items = dict(stored.summary), list(stored.items)
+    # Its summary is what the whole report said; the database has every item.
+    assert kept.summary() == stored_summary
+    assert kept.outcome is ExportOutcome.NEEDS_ATTENTION and kept.writes == 1
+    assert kept.counts()["result"]["exported"] == 1
+    assert len(stored_items) == 2 + 5 + 1  # lineItems, results, the one without points
+    assert [i.coursework_title for i in kept.items] == ["No points"]

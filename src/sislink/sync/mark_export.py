@@ -74,6 +74,9 @@ ShouldStop = Callable[[], bool]
 LEDGER_BATCH = 500
 # Classes exported at once by `export_all_classes` (they share the client's concurrency).
 CLASSES_AT_ONCE = 4
+# `export_all_classes` returns every item of up to this many classes; past it, each report
+# keeps its counts, its failed items and the first few needing attention (memory stays flat).
+KEEP_ITEMS_UP_TO = 50
 # The skip reason of a write not sent because the export stopped or another write failed first.
 NOT_SENT = "not_sent"
 
@@ -703,7 +706,7 @@ async def export_all_classes(
     should_stop: ShouldStop | None = None,
     class_ids: Sequence[int] | None = None,
     job_id: int | None = None,
-    keep_items: bool = True,
+    keep_items: bool | None = None,
 ) -> list[ExportReport]:
     """Export every linked class the actor may export (or `class_ids`), a few at a time: one
     report per class, in order. Each class stands alone: one that cannot be exported gets a
@@ -713,8 +716,12 @@ async def export_all_classes(
     Classes with nothing to send (sislink.sync.export_state) are found first, a few hundred
     at a time, and get their reports without asking the SIS. With `keep_items=False` each
     report lets go of its items once it is kept in the database (`ExportReport.compact`), so
-    that the memory of an export of many classes does not grow with their items."""
+    that the memory of an export of many classes does not grow with their items; None (the
+    default) keeps them for an export of at most KEEP_ITEMS_UP_TO classes, and lets them go
+    for more (each class's stored report has them all)."""
     chosen = list(class_ids) if class_ids is not None else exportable_class_ids(classroom, actor)
+    if keep_items is None:
+        keep_items = len(chosen) <= KEEP_ITEMS_UP_TO
     gate = asyncio.Semaphore(CLASSES_AT_ONCE)
     slots = asyncio.Semaphore(client.settings.max_concurrency)
     finished = 0
