@@ -20,6 +20,7 @@ from sislink.classroom.models import (
 from sislink.classroom.services import connections
 from sislink.classroom.services.export_settings import change_export_choices
 from sislink.googleclassroom.emulator import RunningClassroom, running_classroom
+from sislink.googleclassroom.emulator.app import ClassroomConfig
 from sislink.jobs.google_grades import run_grade_pull
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync.google_grades import PULL_SOURCE, PullRefused, pull_grades
@@ -40,7 +41,9 @@ def sis() -> Iterator[RunningProvider]:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[RunningClassroom]:
-    with running_classroom(students=60) as running:
+    # Quotas raised: a test makes 1,001 courseWork as the teacher, once per database.
+    config = ClassroomConfig(per_user_per_minute=100_000, per_client_per_minute=100_000)
+    with running_classroom(students=60, config=config) as running:
         yield running
 
 
@@ -349,6 +352,7 @@ def test_the_partial_response_masks_name_only_fields_of_google_s_schemas() -> No
         assert inner.endswith(")")
         named = re.sub(r"\([^()]*\)", "", inner[:-1])
         assert set(named.split(",")) <= set(schemas[item]["properties"]), mask
+    assert set(google_grades.WORK_FIELDS.split(",")) <= set(schemas["CourseWork"]["properties"])
 
 
 @pytest.mark.anyio
@@ -504,3 +508,63 @@ async def test_the_last_pull_is_dated_when_classroom_was_asked_so_work_falling_d
     if pulled_at.tzinfo is None:
         pulled_at = pulled_at.replace(tzinfo=UTC)
     assert pulled_at <= asked[0]
+
+
+@pytest.mark.anyio
+async def test_work_shifted_out_of_a_page_while_the_pull_lists_is_not_deleted(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom
+) -> None:
+    """courseWork is listed page by page (newest first): work deleted on a page already read
+    shifts the next page's first item onto it, so that item is missing from this listing
+    though it is still in Classroom. It must not be deleted (nor its lineItem and results
+    from the SIS); only work Classroom confirms gone is."""
+    from urllib.parse import urljoin
+
+    from googleapiclient.http import BatchHttpRequest
+
+    from sislink.googleclassroom.client import CallAttempt
+    from sislink.googleclassroom.discovery import batch_path
+    from sislink.sync.google_grades import open_classroom_client
+
+    g = await _grades_world(sis, classroom, local)
+    made: list[str] = []
+
+    def keep(_id: str, answer: dict[str, str], error: object) -> None:
+        assert error is None, error
+        made.append(str(answer["id"]))
+
+    batch_uri = urljoin(local.api_url, batch_path())
+    works = g.teacher.courses().courseWork()
+    for first in range(0, 1001, 50):  # one more than the local Classroom's page, 50 a batch
+        batch = BatchHttpRequest(callback=keep, batch_uri=batch_uri)
+        for n in range(first, min(first + 50, 1001)):
+            body = {"title": f"Work {n:04d}", "workType": "ASSIGNMENT", "state": "PUBLISHED"}
+            batch.add(works.create(courseId=g.course_id, body=body | {"maxPoints": 10}))
+        batch.execute()
+    assert len(made) == 1001
+    pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+
+    deleted: list[str] = []
+
+    def teacher_deletes_meanwhile(attempt: CallAttempt) -> None:
+        if "courseWork.list" in attempt.call and not deleted:
+            deleted.append(made[-1])
+            g.delete_work(made[-1])  # the newest: on the first page, read already
+
+    client = open_classroom_client(classroom)
+    client.call_observers.append(teacher_deletes_meanwhile)
+    try:
+        second = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id], client=client)
+    finally:
+        client.close()
+    assert deleted
+    with classroom.session() as session:
+        states = {w.title: w.state for w in session.scalars(select(Coursework))}
+    assert states["Work 0000"] == CourseworkState.PUBLISHED  # shifted out, still in Classroom
+    assert second.courses[0].coursework["deleted"] == 0
+    third = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert third.courses[0].coursework["deleted"] == 1
+    with classroom.session() as session:
+        states = {w.title: w.state for w in session.scalars(select(Coursework))}
+    assert states["Work 1000"] == CourseworkState.DELETED
+    assert states["Work 0000"] == CourseworkState.PUBLISHED

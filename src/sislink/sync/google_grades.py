@@ -85,6 +85,7 @@ from sislink.googleclassroom import (
     ClientSettings,
     ServiceAccountKey,
 )
+from sislink.googleclassroom import NotFound as GoogleNotFound
 from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import NotConnected, SyncError
 from sislink.sync.export_report import CHOSEN_SKIPS, ExportReport, ItemReport, Outcome
@@ -101,10 +102,11 @@ ListMaker = Callable[[Resource, str | None], HttpRequest]
 
 # Partial responses (Google's standard `fields` parameter): only what the pull reads, so a
 # nightly list of every submission of a course does not carry each one's history and links.
-COURSE_WORK_FIELDS = (
-    "nextPageToken,courseWork(id,title,description,state,maxPoints,dueDate,dueTime,"
-    "gradeCategory,gradingPeriodId,creationTime,scheduledTime,updateTime)"
+WORK_FIELDS = (
+    "id,title,description,state,maxPoints,dueDate,dueTime,gradeCategory,gradingPeriodId,"
+    "creationTime,scheduledTime,updateTime"
 )
+COURSE_WORK_FIELDS = f"nextPageToken,courseWork({WORK_FIELDS})"
 SUBMISSION_FIELDS = (
     "nextPageToken,studentSubmissions(id,courseWorkId,userId,state,assignedGrade,draftGrade,"
     "late,updateTime)"
@@ -456,6 +458,16 @@ def _student_list(course_id: str) -> ListMaker:
     return make
 
 
+def _course_work_get(course_id: str, work_id: str) -> Callable[[Resource], HttpRequest]:
+    def make(service: Resource) -> HttpRequest:
+        request: HttpRequest = (
+            service.courses().courseWork().get(courseId=course_id, id=work_id, fields=WORK_FIELDS)
+        )
+        return request
+
+    return make
+
+
 def _grading_periods(course_id: str) -> Callable[[Resource], HttpRequest]:
     def make(service: Resource) -> HttpRequest:
         request: HttpRequest = service.courses().getGradingPeriodSettings(courseId=course_id)
@@ -540,6 +552,7 @@ class _Course:
     watermark: str | None
     pulled_at: datetime | None
     known: dict[str, tuple[int, str | None]]  # courseWork id -> (coursework id, updateTime)
+    deleted_before: set[str]  # courseWork ids whose coursework is deleted already
     pull: CoursePull
     works: list[dict[str, Any]] = field(default_factory=list)
     submissions: list[dict[str, Any]] = field(default_factory=list)
@@ -651,11 +664,14 @@ def _course_of(
     session: Session, link: GoogleCourseLink, categories: dict[int, set[str]]
 ) -> _Course:
     klass = session.get(Class, link.class_id)
-    known = {
-        row.course_work_id: (row.coursework_id, row.update_time)
-        for row in session.scalars(
-            select(GoogleCourseworkLink).where(GoogleCourseworkLink.link_id == link.id)
-        )
+    rows = session.execute(
+        select(GoogleCourseworkLink, Coursework.state)
+        .outerjoin(Coursework, Coursework.id == GoogleCourseworkLink.coursework_id)
+        .where(GoogleCourseworkLink.link_id == link.id)
+    ).all()
+    known = {row.course_work_id: (row.coursework_id, row.update_time) for row, _ in rows}
+    deleted_before = {
+        row.course_work_id for row, state in rows if state in (None, CourseworkState.DELETED)
     }
     assert link.course_id is not None
     return _Course(
@@ -665,6 +681,7 @@ def _course_of(
         watermark=link.grades_watermark,
         pulled_at=link.grades_pulled_at,
         known=known,
+        deleted_before=deleted_before,
         category_names=frozenset(categories.get(link.class_id, ())),
         pull=CoursePull(
             link.class_id,
@@ -698,7 +715,10 @@ def _ask_classroom(
             continue
         assert isinstance(works, list) and isinstance(submissions, list)
         course.works, course.submissions = works, submissions
-        _choose(course, full=full)
+    _confirm_absent(client, courses, tally)
+    for course in courses:
+        if course.pull.failed is None:
+            _choose(course, full=full)
     needing_students = [c for c in courses if c.pull.failed is None and c.to_apply]
     needing_periods = [
         c
@@ -736,6 +756,39 @@ def _ask_classroom(
             )
             continue
         course.periods = list(outcome.result.get("gradingPeriods", []) or [])
+
+
+def _confirm_absent(client: ClassroomClient, courses: list[_Course], tally: _Tally) -> None:
+    """Pulled work missing from a course's courseWork list is asked for by itself: only work
+    Classroom answers 404 (or DELETED) for is gone. A list is read page by page, newest change
+    first, so work changed or deleted meanwhile shifts the pages: an item can be missing from
+    one listing though it is still in Classroom (and deleting it would delete its lineItem and
+    results from the SIS). Found, it is pulled as if listed."""
+    asks: list[tuple[_Course, str]] = []
+    for course in courses:
+        if course.pull.failed is not None:
+            continue
+        listed = {str(w.get("id")) for w in course.works if w.get("state") != "DELETED"}
+        asks.extend(
+            (course, work_id)
+            for work_id in course.known
+            if work_id not in listed and work_id not in course.deleted_before
+        )
+    if not asks:
+        return
+    tally.calls += len(asks)
+    outcomes = client.execute_many([_course_work_get(c.course_id, w) for c, w in asks])
+    for (course, _), outcome in zip(asks, outcomes, strict=True):
+        if outcome.error is not None:
+            if not isinstance(outcome.error, GoogleNotFound):
+                course.pull.failed = (
+                    f"Google Classroom could not be asked whether classwork missing from the "
+                    f"course's list was deleted, so nothing was pulled for this class: "
+                    f"{outcome.error}"
+                )
+            continue
+        if isinstance(outcome.result, dict) and outcome.result.get("state") != "DELETED":
+            course.works.append(outcome.result)
 
 
 def _choose(course: _Course, *, full: bool) -> None:
