@@ -278,3 +278,10 @@ def test_a_provider_number_too_big_for_the_database_names_no_provider(
     _provider(classroom, GOOGLE)
     with classroom.session() as session, pytest.raises(NotFound, match="No sign-in provider"):
         sign_in.get_provider(session, 99999999999999999999)
+
+
+def test_a_callback_address_too_long_to_keep_is_a_sentence(classroom: Classroom) -> None:
+    provider = _provider(classroom, GOOGLE)
+    too_long = "https://" + "c" * 2000 + ".example/login/oidc/callback"
+    with classroom.transaction() as session, pytest.raises(SignInRefused, match="too long"):
+        sign_in.start_pending(session, classroom.secret_box, provider.id, too_long, "/")

@@ -386,6 +386,11 @@ def start_pending(
     A page to go on to longer than the column holds is not kept: the start page instead."""
     if len(next_path) > MAX_NEXT_PATH:
         next_path = "/"
+    if len(redirect_uri) > MAX_NEXT_PATH:  # oidc_pending.redirect_uri has the same size
+        raise SignInRefused(
+            "This console's address (the host name the browser asked for) is too long to "
+            "sign in with a provider; open the console at its usual address."
+        )
     now = utc_now()
     session.execute(delete(OidcPending).where(OidcPending.expires_at < now))
     # Anyone may start a sign-in: a bound on those under way keeps the table small. The oldest
