@@ -1037,6 +1037,7 @@ def _upsert_link(
         # placed in the old one says nothing of the new one.
         session.execute(delete(GoogleCourseMember).where(GoogleCourseMember.link_id == link.id))
         link.domain, link.alias, link.course_id = domain, w.alias, None
+        link.course_state = link.alternate_link = link.owner_email = None
         link.grades_watermark = None
     if course is not None:
         if link.course_id != course.get("id"):
@@ -1126,8 +1127,13 @@ def _save_links(classroom: Classroom, courses: list[_Course], links: dict[int, i
 
 
 def course_links(classroom: Classroom) -> dict[int, dict[str, Any]]:
-    """Class id -> its Classroom course as last seen (id, state, link), for pages."""
+    """Class id -> its Classroom course as last seen (id, state, link), for pages: only courses
+    of the domain sislink is connected to (after a reconnect to another domain, the old
+    domain's courses are not the class's any more)."""
     with classroom.session() as session:
+        domain = session.scalar(
+            select(GoogleConnection.domain).where(GoogleConnection.current_slot == 1)
+        )
         return {
             link.class_id: {
                 "course_id": link.course_id,
@@ -1138,6 +1144,7 @@ def course_links(classroom: Classroom) -> dict[int, dict[str, Any]]:
                 "synced_at": link.roster_synced_at.isoformat() if link.roster_synced_at else None,
             }
             for link in session.scalars(select(GoogleCourseLink)).all()
+            if domain is None or link.domain == domain
         }
 
 
