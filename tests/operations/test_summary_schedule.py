@@ -29,6 +29,7 @@ from sislink.operations.summary import (
     SmtpSettings,
     SummaryNotConfigured,
     SummaryTime,
+    alert_hold_if_configured,
     daily_summary_tick,
     last_covered,
     send_hold_alert,
@@ -301,3 +302,27 @@ def test_the_summary_hour_across_daylight_saving_changes() -> None:
     assert str(autumn.due_day(datetime(2026, 11, 1, 7, 30, tzinfo=UTC))) == "2026-11-01"  # CST
     assert str(autumn.due_day(datetime(2026, 11, 2, 5, 59, tzinfo=UTC))) == "2026-11-01"
     assert autumn.due_day(datetime(2026, 11, 2, 6, 0, tzinfo=UTC)) is None  # 00:00 CST, 2 Nov
+
+
+def test_a_hold_nobody_alerted_is_alerted_by_the_scheduler_once(
+    classroom: Classroom, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A roster import held by a process without the SMTP settings (a Celery worker started
+    without them) sent no alert: `sislink serve`'s scheduler, which has them, sends it at its
+    next minute, once."""
+    with monkeypatch.context() as worker:
+        worker.delenv("SISLINK_SMTP_HOST")
+        with classroom.transaction() as session:
+            job = job_service.queue_job(session, Actor.system(), "roster_import", lock_key="r-9")
+            session.flush()
+            job_service.start_job(session, job.id)
+            job_service.hold_job(session, job.id, "it would deactivate 40% of students", {})
+            held = job.id
+        assert alert_hold_if_configured(classroom, held) is None  # the worker's try: no SMTP
+    daily_summary_tick(classroom, now=at_chicago(20, 1))
+    (received,) = inbox.received
+    assert received["Subject"] == f"sislink: roster import (job {held}) is on hold for your review"
+    assert f"{CONSOLE}/admin/roster/jobs/{held}" in body_of(received)
+    daily_summary_tick(classroom, now=at_chicago(20, 1, 1))
+    daily_summary_tick(classroom, now=at_chicago(20, 3))
+    assert len(inbox.received) == 1

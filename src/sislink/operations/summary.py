@@ -11,7 +11,8 @@ and SISLINK_SUMMARY_TO no e-mail is sent. Once they are set:
   minutes later, at most 4 times that day. `sislink summary send` sends one on demand.
 - the hold alert: the job runner calls `alert_hold_if_configured` when a job ends on hold (a
   roster import, a Google sync: any kind), once per job; a failure to send is logged, never
-  the job's, and the scheduler tries it again 15 minutes later (`retry_hold_alerts`).
+  the job's, and the scheduler tries it again 15 minutes later (`retry_hold_alerts`); a job
+  held by a process without the SMTP settings is alerted by the scheduler at its next minute.
 - the memory: each summary (the morning one, or one asked for without --hours) records what
   it covered, so the next one tells what ran since; the first covers the last 24 hours.
 """
@@ -613,21 +614,30 @@ def daily_summary_tick(
 def retry_hold_alerts(
     classroom: Classroom, settings: SmtpSettings, *, now: datetime | None = None
 ) -> list[int]:
-    """Send again the hold alerts that failed (or whose process stopped while sending) at
-    least 15 minutes ago, for jobs still on hold; the ids of those sent."""
+    """For jobs still on hold: send the alerts nobody sent (the process that held the job had
+    no SMTP settings: a Celery worker started without them), and send again those that failed
+    (or whose process stopped while sending) at least 15 minutes ago; the ids of those sent.
+    Each at most once: the alert's row (unique per job) decides between processes."""
     now = now or datetime.now(UTC)
     with classroom.session() as session:
         waiting = session.scalars(
-            select(OperatorSummary.job_id)
-            .join(Job, Job.id == OperatorSummary.job_id)
-            .where(
-                OperatorSummary.kind == HOLD,
-                OperatorSummary.outcome.in_((SENDING, FAILED)),
-                OperatorSummary.claimed_at < now - RETRY_AFTER,
-                OperatorSummary.attempts < MAX_ATTEMPTS,
-                Job.status == JobStatus.ON_HOLD,
+            select(Job.id)
+            .outerjoin(
+                OperatorSummary,
+                and_(OperatorSummary.kind == HOLD, OperatorSummary.job_id == Job.id),
             )
-            .order_by(OperatorSummary.job_id)
+            .where(
+                Job.status == JobStatus.ON_HOLD,
+                or_(
+                    OperatorSummary.id.is_(None),
+                    and_(
+                        OperatorSummary.outcome.in_((SENDING, FAILED)),
+                        OperatorSummary.claimed_at < now - RETRY_AFTER,
+                        OperatorSummary.attempts < MAX_ATTEMPTS,
+                    ),
+                ),
+            )
+            .order_by(Job.id)
         ).all()
     sent: list[int] = []
     for job_id in waiting:
