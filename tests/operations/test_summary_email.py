@@ -184,3 +184,23 @@ def test_marks_in_a_jobs_reasons_stay_out_of_the_email(
     assert "14.5" not in body and "93.25" not in body
     assert body.count("finished, but needs attention: 2 items need attention") == 2
     assert f"{CONSOLE}/admin/activity" in body
+
+
+def test_a_name_with_line_breaks_cannot_add_a_header_or_a_recipient(
+    classroom: Classroom, inbox: tuple[Inbox, int]
+) -> None:
+    """A class title or a person's name is the SIS's data: with CR LF and a header in it, it
+    stays in the body; the subject and the recipients are sislink's."""
+    handler, port = inbox
+    title = "Maths\r\nBcc: attacker@elsewhere.example\r\nSubject: pwned"
+    with classroom.transaction() as session:
+        held = job_service.queue_job(session, Actor.system(), "roster_import", lock_key="h-9")
+        session.flush()
+        job_service.start_job(session, held.id)
+        job_service.hold_job(session, held.id, f"{title} would lose every student", {})
+    sent = send_summary(classroom, settings_for(port), since=datetime.now(UTC))
+    assert sent is not None
+    (received,) = handler.received
+    assert received["Bcc"] is None and received.get_all("Subject") == ["sislink: 1 job(s) need you"]
+    assert "attacker@elsewhere.example" not in str(received["To"])
+    assert "would lose every student" in body_of(received)
