@@ -518,13 +518,15 @@ async def test_work_shifted_out_of_a_page_while_the_pull_lists_is_not_deleted(
     shifts the next page's first item onto it, so that item is missing from this listing
     though it is still in Classroom. It must not be deleted (nor its lineItem and results
     from the SIS); only work Classroom confirms gone is."""
+    from collections import Counter
+    from collections.abc import Callable
     from urllib.parse import urljoin
 
     from googleapiclient.http import BatchHttpRequest
 
     from sislink.googleclassroom.client import CallAttempt
     from sislink.googleclassroom.discovery import batch_path
-    from sislink.sync.google_grades import open_classroom_client
+    from sislink.sync.google_grades import GooglePullReport, open_classroom_client
 
     g = await _grades_world(sis, classroom, local)
     made: list[str] = []
@@ -542,29 +544,46 @@ async def test_work_shifted_out_of_a_page_while_the_pull_lists_is_not_deleted(
             batch.add(works.create(courseId=g.course_id, body=body | {"maxPoints": 10}))
         batch.execute()
     assert len(made) == 1001
-    pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
+
+    # The first pull: the teacher makes work while it lists, which shifts an item of the page
+    # read onto the next page: listed twice, it is pulled once.
+    meanwhile: list[str] = []
+
+    def teacher_works_meanwhile(attempt: CallAttempt) -> None:
+        if "courseWork.list" in attempt.call and not meanwhile:
+            meanwhile.append(g.add_work("Made meanwhile"))
 
     deleted: list[str] = []
 
     def teacher_deletes_meanwhile(attempt: CallAttempt) -> None:
         if "courseWork.list" in attempt.call and not deleted:
             deleted.append(made[-1])
-            g.delete_work(made[-1])  # the newest: on the first page, read already
+            g.delete_work(made[-1])  # the newest of those pulled: on the first page, read
 
-    client = open_classroom_client(classroom)
-    client.call_observers.append(teacher_deletes_meanwhile)
-    try:
-        second = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id], client=client)
-    finally:
-        client.close()
-    assert deleted
+    def pull_with(observer: Callable[[CallAttempt], None]) -> GooglePullReport:
+        client = open_classroom_client(classroom)
+        client.call_observers.append(observer)
+        try:
+            return pull_grades(classroom, g.world.teacher, class_ids=[g.class_id], client=client)
+        finally:
+            client.close()
+
+    def titles() -> Counter[str]:
+        with classroom.session() as session:
+            return Counter(w.title for w in session.scalars(select(Coursework)))
+
+    first = pull_with(teacher_works_meanwhile)
+    assert meanwhile and first.courses[0].coursework["created"] == 1001
+    assert titles().most_common(1)[0][1] == 1 and sum(titles().values()) == 1001
+
+    second = pull_with(teacher_deletes_meanwhile)
+    assert deleted and second.courses[0].coursework["deleted"] == 0
     with classroom.session() as session:
         states = {w.title: w.state for w in session.scalars(select(Coursework))}
-    assert states["Work 0000"] == CourseworkState.PUBLISHED  # shifted out, still in Classroom
-    assert second.courses[0].coursework["deleted"] == 0
+    assert set(states.values()) == {CourseworkState.PUBLISHED}  # shifted out, still there
+    assert len(states) == 1002
     third = pull_grades(classroom, g.world.teacher, class_ids=[g.class_id])
     assert third.courses[0].coursework["deleted"] == 1
     with classroom.session() as session:
         states = {w.title: w.state for w in session.scalars(select(Coursework))}
-    assert states["Work 1000"] == CourseworkState.DELETED
-    assert states["Work 0000"] == CourseworkState.PUBLISHED
+    assert [t for t, state in states.items() if state == CourseworkState.DELETED] == ["Work 1000"]

@@ -714,7 +714,7 @@ def _ask_classroom(
         if course.pull.failed is not None:
             continue
         assert isinstance(works, list) and isinstance(submissions, list)
-        course.works, course.submissions = works, submissions
+        course.works, course.submissions = _unique(works), _unique(submissions)
     _confirm_absent(client, courses, tally)
     for course in courses:
         if course.pull.failed is None:
@@ -756,6 +756,23 @@ def _ask_classroom(
             )
             continue
         course.periods = list(outcome.result.get("gradingPeriods", []) or [])
+
+
+def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each item once (by its courseWork's id and its id, the latest updateTime kept): a list
+    read page by page while Classroom changes can give an item on two pages."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in items:
+        key = (str(item.get("courseWorkId") or ""), str(item.get("id")))
+        held = kept.get(key)
+        if held is None or (parse_time(item.get("updateTime")) or _EPOCH) > (
+            parse_time(held.get("updateTime")) or _EPOCH
+        ):
+            kept[key] = item
+    return list(kept.values())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _confirm_absent(client: ClassroomClient, courses: list[_Course], tally: _Tally) -> None:
