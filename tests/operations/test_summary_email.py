@@ -4,18 +4,22 @@ words, with links to the console; no e-mail when nothing happened, unless asked.
 from __future__ import annotations
 
 import email
+import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
+from console.console_world import ADMIN_EMAIL, console
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import JobStatus
+from sislink.classroom.services import classes as classes_service
 from sislink.classroom.services import jobs as job_service
 from sislink.cli import app
 from sislink.jobs.roster import run_roster_import
@@ -204,3 +208,47 @@ def test_a_name_with_line_breaks_cannot_add_a_header_or_a_recipient(
     assert received["Bcc"] is None and received.get_all("Subject") == ["sislink: 1 job(s) need you"]
     assert "attacker@elsewhere.example" not in str(received["To"])
     assert "would lose every student" in body_of(received)
+
+
+def test_each_link_opens_the_page_of_its_job_for_an_administrator(
+    tmp_path: Path, inbox: tuple[Inbox, int]
+) -> None:
+    """Every link in the e-mail, followed by a signed-in administrator, opens a page about that
+    job: a class's mark export its export page, a class's grade pull the class's page (where
+    its last pull is), a roster import its job page."""
+    handler, port = inbox
+    with console(tmp_path) as served:
+        with served.classroom.transaction() as session:
+            klass = classes_service.create_class(session, Actor.system(), title="Algebra 7")
+            session.flush()
+            made: dict[str, int] = {}
+            for kind, class_id in (
+                ("mark_export", klass.id),
+                ("google_grade_pull", klass.id),
+                ("roster_import", None),
+            ):
+                job = job_service.queue_job(
+                    session, Actor.system(), kind, class_id=class_id, lock_key=f"l-{kind}"
+                )
+                session.flush()
+                job_service.start_job(session, job.id)
+                job_service.finish_job(session, job.id, JobStatus.FAILED, {"error": "it stopped"})
+                made[kind] = job.id
+            class_id = klass.id
+        send_summary(served.classroom, settings_for(port), since=datetime.now(UTC) - timedelta(1))
+        (received,) = handler.received
+        links = dict(
+            re.findall(
+                r"\(job (\d+)\)[^\n]*\n  " + re.escape(CONSOLE) + r"(\S+)", body_of(received)
+            )
+        )
+        assert links == {
+            str(made["mark_export"]): f"/classes/{class_id}/export/{made['mark_export']}",
+            str(made["google_grade_pull"]): f"/classes/{class_id}",
+            str(made["roster_import"]): f"/admin/roster/jobs/{made['roster_import']}",
+        }
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        for path in links.values():
+            page = admin.get(path)
+            assert page.status_code == 200, path

@@ -170,6 +170,7 @@ class JobLine:
     status: JobStatus
     when: datetime | None
     said: str  # the error, the hold's reason, or the first reasons it needs attention
+    class_id: int | None = None  # the class a class's job is about
 
     def in_words(self, console_url: str) -> str:
         name = KIND_NAMES.get(self.kind, self.kind.replace("_", " ").capitalize())
@@ -184,6 +185,10 @@ def page_of(line: JobLine) -> str:
     """The console page that shows this job."""
     if line.kind == "roster_import":
         return f"/admin/roster/jobs/{line.job_id}"
+    if line.class_id is not None:
+        if line.kind == "mark_export":  # its progress, or its report once it ended
+            return f"/classes/{line.class_id}/export/{line.job_id}"
+        return f"/classes/{line.class_id}"  # a grade pull: the class's page shows the last
     if line.kind.startswith("google"):
         return "/admin/google"
     return "/admin/activity"
@@ -212,7 +217,12 @@ def _said(job: Job) -> str:
 
 def _line(job: Job) -> JobLine:
     return JobLine(
-        job.id, job.kind, JobStatus(job.status), job.finished_at or job.started_at, _said(job)
+        job.id,
+        job.kind,
+        JobStatus(job.status),
+        job.finished_at or job.started_at,
+        _said(job),
+        job.class_id,
     )
 
 
