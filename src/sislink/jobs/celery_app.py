@@ -30,11 +30,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery  # type: ignore[import-untyped]
 from sqlalchemy import update
 
-from sislink.classroom import Classroom, open_classroom
+from sislink.classroom import Classroom, ClassroomError, Conflict, open_classroom
 from sislink.classroom.models import Job, JobStatus
 from sislink.classroom.services import jobs as job_service
 from sislink.jobs import runner
@@ -103,6 +104,34 @@ def send_job(job_id: int) -> None:
     celery_app().send_task(TASK_NAME, args=[job_id], queue=queue_name())
 
 
+class NotHandedOver(ClassroomError):
+    """The broker did not take a job's task: the job was failed (nothing of it ran)."""
+
+
+def broker_in_words(url: str | None = None) -> str:
+    """The broker's scheme, host and port, never its user or password (for messages)."""
+    parts = urlsplit(url if url is not None else runner.broker_url() or "")
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+
+
+def _hidden(text: str) -> str:
+    """`text` without the broker's password (a driver may quote its URL)."""
+    password = urlsplit(runner.broker_url() or "").password
+    return text.replace(password, "[hidden]") if password else text
+
+
+def fail_queued(classroom: Classroom, job_id: int, sentence: str) -> None:
+    """Fail a job that is still queued (its task never reached the broker): its lock goes."""
+    with classroom.transaction() as session:
+        job = job_service.get_job(session, job_id)
+        if job.status == JobStatus.QUEUED:
+            job_service.finish_job(session, job_id, JobStatus.FAILED, {"error": sentence})
+
+
 async def run_on_workers(classroom: Classroom, job_id: int) -> JobOutcome:
     """Hand a queued job to the workers and wait for it to end; its outcome. A kind that fans
     out (FAN_OUT: an export of every class) runs its parent here instead: it hands one job
@@ -113,17 +142,36 @@ async def run_on_workers(classroom: Classroom, job_id: int) -> JobOutcome:
         kind = job_service.get_job(session, job_id).kind
     if kind in FAN_OUT:
         return await runner.execute(classroom, job_id, FAN_OUT[kind])
-    await hand_over(classroom, job_id)
+    try:
+        await hand_over(classroom, job_id)
+    except NotHandedOver:
+        if (failed := ended(classroom, job_id)) is None:
+            raise
+        return failed
     (outcome,) = await wait_for_end(classroom, [job_id])
     return outcome
 
 
 async def hand_over(classroom: Classroom, job_id: int) -> None:
-    """Mark a queued job as the workers' and put its task on the queue."""
+    """Mark a queued job as the workers' and put its task on the queue. When the broker does
+    not take it, the job is failed (else it would stay queued, holding its lock, with no task
+    to run it) and NotHandedOver says why."""
     with classroom.transaction() as session:
         job = job_service.get_job(session, job_id)
         job.params = {**(job.params or {}), ON_WORKERS: True}
-    await asyncio.to_thread(send_job, job_id)
+    try:
+        await asyncio.to_thread(send_job, job_id)
+    except Exception as caught:
+        said = _hidden(str(caught).strip().splitlines()[0] if str(caught).strip() else "")
+        sentence = (
+            f"Job {job_id} could not be handed to the workers: the broker at "
+            f"{broker_in_words()} did not take its task ({type(caught).__name__}"
+            f"{': ' + said if said else ''}), so nothing of it ran. Check that the broker is up "
+            f"and that {runner.BROKER_VARIABLE} names it, then run it again."
+        )
+        logger.warning("%s", sentence)
+        fail_queued(classroom, job_id, sentence)
+        raise NotHandedOver(sentence) from None
     logger.info("job %s handed to the workers (queue %s)", job_id, queue_name())
 
 
@@ -190,19 +238,30 @@ async def run_delivered(classroom: Classroom, job_id: int) -> JobOutcome | None:
             if not _take_over(session, job, now):
                 raise StillRunning(job_id)  # another worker took it over just now
             logger.warning("job %s: taking it over here (%s)", job_id, gone)
-    return await runner.execute_job_here(classroom, job_id)
+    try:
+        return await runner.execute_job_here(classroom, job_id)
+    except Conflict:
+        # Another delivery of the same task started it just now (the start is row-locked):
+        # look again later, as for a job running elsewhere.
+        raise StillRunning(job_id) from None
 
 
 def _take_over(session: Any, job: Job, now: Any) -> bool:
     """Make the running job of a gone process queued again, held by this one (compare and
-    set: only if it is still as read)."""
+    set: only if it is still as read, holder and lease: a worker on another machine that was
+    only late renews its lease, and then keeps its job)."""
     me = job_service.this_process().token()
+    expiry = Job.lease_expires_at
+    lease_as_read = (
+        expiry.is_(None) if job.lease_expires_at is None else expiry == job.lease_expires_at
+    )
     taken = session.execute(
         update(Job)
         .where(
             Job.id == job.id,
             Job.status == JobStatus.RUNNING,
             Job.lease_holder == job.lease_holder,
+            lease_as_read,
         )
         .values(
             status=JobStatus.QUEUED,

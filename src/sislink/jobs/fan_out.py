@@ -58,8 +58,17 @@ async def export_all_on_workers(context: JobContext) -> dict[str, Any]:
             children.append(queue_export(classroom, actor, job))
         except (SyncError, ClassroomError) as exc:  # refused, or busy with another export
             refused.append(f"{titles.get(class_id, class_id)!r} was not exported: {exc}")
-    for child in children:
-        await celery_app.hand_over(classroom, child)
+    for handed, child in enumerate(children):
+        try:
+            await celery_app.hand_over(classroom, child)
+        except celery_app.NotHandedOver as refused_by_broker:  # that class's job was failed
+            # None is left queued with no task: those handed are cancelled, the rest failed.
+            for earlier in children[:handed]:
+                with contextlib.suppress(ClassroomError):  # it ended meanwhile
+                    request_cancel(classroom, earlier, Actor.system())
+            for later in children[handed + 1 :]:
+                celery_app.fail_queued(classroom, later, str(refused_by_broker))
+            raise
     total = len(class_ids)
     stopping = False
 

@@ -263,6 +263,9 @@ def _start(
     classroom: Classroom, job_id: int, actor: Actor | None
 ) -> tuple[JobContext, dict[str, int | None]]:
     with classroom.transaction() as session:
+        # The row locked first (PostgreSQL): of two deliveries of one Celery task, one starts
+        # the job and the other finds it running, never both.
+        session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
         job = job_service.start_job(session, job_id)
         context = JobContext(
             classroom,
@@ -444,7 +447,12 @@ async def execute_job_here(classroom: Classroom, job_id: int) -> JobOutcome:
     with classroom.session() as session:
         job = job_service.get_job(session, job_id)
         kind = job.kind
-    return await execute(classroom, job_id, _registered(kind))
+    try:
+        work = _registered(kind)
+    except ClassroomError as caught:  # a worker of another version: fail it, not leave it queued
+        _fail_unstarted(classroom, job_id, caught)
+        raise
+    return await execute(classroom, job_id, work)
 
 
 def request_cancel(classroom: Classroom, job_id: int, actor: Actor) -> JobStatus:

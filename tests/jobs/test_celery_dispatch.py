@@ -1,0 +1,161 @@
+"""Handing jobs to the Celery workers and taking deliveries (jobs/celery_app.py), where no
+worker process is needed: a broker that does not answer, two deliveries of one task at once
+(PostgreSQL), and the takeover's compare and set on a lease renewed just before it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from sislink.classroom import Actor, Classroom, open_classroom
+from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.secrets import SecretBox
+from sislink.classroom.services import jobs as job_service
+from sislink.jobs import celery_app
+from sislink.jobs.runner import JOB_KINDS, JobContext, queue, run_job
+
+POLL_S = 0.02
+POLLS = 3000
+# The backends waiting behind `me`, directly or behind another that waits.
+BEHIND = text(
+    "WITH RECURSIVE behind(pid) AS ("
+    " SELECT pid FROM pg_stat_activity WHERE CAST(:me AS integer) = ANY(pg_blocking_pids(pid))"
+    " UNION SELECT a.pid FROM pg_stat_activity a JOIN behind b"
+    " ON b.pid = ANY(pg_blocking_pids(a.pid))"
+    ") SELECT count(*) FROM behind"
+)
+
+
+@pytest.fixture
+def sqlite_classroom(tmp_path: Path) -> Iterator[Classroom]:
+    opened = open_classroom(
+        f"sqlite:///{tmp_path / 'classroom.db'}", secret_box=SecretBox.generate()
+    )
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _nothing(context: JobContext) -> Mapping[str, Any]:
+    return {}
+
+
+def test_a_job_the_broker_does_not_take_fails_gives_back_its_lock_and_hides_the_password(
+    sqlite_classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SISLINK_BROKER_URL", f"redis://:broker-pw-9f3@127.0.0.1:{_closed_port()}/0")
+    celery_app.celery_app.cache_clear()
+    try:
+        outcome = asyncio.run(
+            run_job(
+                sqlite_classroom, kind="dispatch_test", actor=Actor.system(), work=_nothing,
+                lock_key="dispatch:1",
+            )
+        )  # fmt: skip
+    finally:
+        celery_app.celery_app.cache_clear()
+
+    assert outcome.status == JobStatus.FAILED
+    assert outcome.error is not None and "could not be handed to the workers" in outcome.error
+    assert "redis://127.0.0.1:" in outcome.error and "broker-pw-9f3" not in outcome.error
+    # Not left queued holding its lock: the next job for the same thing is taken.
+    monkeypatch.delenv("SISLINK_BROKER_URL")
+    again = asyncio.run(
+        run_job(
+            sqlite_classroom, kind="dispatch_test", actor=Actor.system(), work=_nothing,
+            lock_key="dispatch:1",
+        )
+    )  # fmt: skip
+    assert again.status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_two_deliveries_of_one_queued_job_start_it_once(
+    classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+
+    async def counted(context: JobContext) -> Mapping[str, Any]:
+        runs.append(context.job_id)
+        await asyncio.sleep(0.2)
+        return {}
+
+    monkeypatch.setitem(JOB_KINDS, "dispatch_twice", counted)
+    job_id = queue(classroom, kind="dispatch_twice", actor=Actor.system())
+    answers: list[str] = []
+
+    def deliver() -> None:
+        try:
+            outcome = asyncio.run(celery_app.run_delivered(classroom, job_id))
+            answers.append(str(outcome.status) if outcome else "nothing to do")
+        except celery_app.StillRunning:
+            answers.append("still running")
+
+    with classroom.engine.connect() as blocker:
+        # Both deliveries reach the job's start while another transaction holds its row, so
+        # that they go on at the same moment.
+        blocker.execute(text("SELECT id FROM job WHERE id = :id FOR UPDATE"), {"id": job_id})
+        me = blocker.scalar(text("SELECT pg_backend_pid()"))
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        with classroom.engine.connect() as watcher:
+            for _ in range(POLLS):
+                waiting = watcher.scalar(BEHIND, {"me": me})
+                if waiting == 2:
+                    break
+                time.sleep(POLL_S)
+            else:
+                raise AssertionError("the two deliveries never reached the job's start")
+        blocker.rollback()
+    for thread in threads:
+        thread.join()
+
+    assert runs == [job_id]
+    assert sorted(answers) == ["still running", "succeeded"]
+
+
+def test_a_late_worker_that_renewed_its_lease_keeps_its_job_from_a_takeover(
+    sqlite_classroom: Classroom,
+) -> None:
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system())
+    elsewhere = "host=other-machine;pid=4242;start=1;machine=another-boot"
+    with sqlite_classroom.transaction() as session:
+        job = job_service.start_job(session, job_id)
+        now = job_service.database_now(session)
+        job.lease_holder = elsewhere
+        job.lease_expires_at = now - timedelta(seconds=1)  # late: it looks gone
+    with sqlite_classroom.session() as session:
+        seen = session.get(Job, job_id)
+        assert seen is not None and job_service.holder_gone(seen, now) is not None
+        session.expunge(seen)
+    # Meanwhile the late worker's heartbeat renews its lease...
+    holder = job_service.ProcessIdentity.parse(elsewhere)
+    assert holder is not None
+    with sqlite_classroom.transaction() as session:
+        assert job_service.renew_lease(session, job_id, holder)
+    # ...so the takeover decided on the lease as read does not happen.
+    with sqlite_classroom.transaction() as session:
+        taken = celery_app._take_over(session, seen, job_service.database_now(session))
+    assert not taken
+    with sqlite_classroom.session() as session:
+        after = session.get(Job, job_id)
+        assert after is not None
+        assert (after.status, after.lease_holder) == (JobStatus.RUNNING, elsewhere)
