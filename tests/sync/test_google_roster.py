@@ -502,3 +502,33 @@ def test_a_class_whose_course_exists_losing_its_primary_teacher_is_reported_as_l
         and "no Classroom course was made" not in text
     )
     assert report.writes == 0
+
+
+def test_the_shrink_guard_counts_the_students_of_the_courses_it_syncs_not_of_ended_classes(
+    sqlite_world: World,
+) -> None:
+    """Last year's classes end in the SIS (their courses stay in Classroom, untouched): the
+    students sislink once placed there do not water the guard down for this year's classes."""
+    from sislink.oneroster.models import format_datetime, utc_now
+
+    world = sqlite_world
+    world.sync()
+    klass, emails = a_class_with_students(world)
+    sid = str(klass.sis_sourced_id)
+    store = world.sis.store
+    for record in list(store.iter_all("class")):
+        if record["sourcedId"] != sid:
+            store.put(
+                "class",
+                dict(record, status="tobedeleted", dateLastModified=format_datetime(utc_now())),
+            )
+    for email in emails[:6]:
+        world.end_enrolment(email, sid)
+    world.import_roster(shrink_threshold=1.0)
+    in_course = len(emails)  # the students sislink placed in the one course still synced
+
+    report = world.sync(shrink_threshold=3 / in_course)
+    assert report.status == "on_hold", report.to_dict()["counts"]
+    assert report.to_dict()["counts"]["students"]["held"] == 6
+    assert f"6 of the {in_course} students" in (report.hold_reason or "")
+    assert set(emails[:6]) <= classroom_courses(world.google)[aliases(world)[sid]][2]

@@ -30,7 +30,7 @@ Rules:
 - People outside the domain, classes with no primary teacher, courses the teacher declined
   (and archived or suspended ones) are reported by name with what to do; no account is made.
 - The shrink guard: a sync that would remove more than `shrink_threshold` of the students
-  sislink placed is held (its removals only: everything else is applied) for an administrator,
+  sislink placed in the courses it syncs (not in those of ended classes) is held (its removals only: everything else is applied) for an administrator,
   who approves exactly the listed removals or discards them.
 - Classroom is read first (each course by alias, its members, its grading periods) and only
   the differences are written, in batches: an unchanged re-sync makes no writes. A dry run
@@ -630,6 +630,7 @@ def _sync(
     owner_changes: list[_Course] = []
     period_updates: list[tuple[_Course, dict[str, Any]]] = []
     dropped: list[tuple[int, str, str]] = []  # (class id, email, role): member rows to forget
+    placed = 0  # students sislink placed in the courses this sync manages (the guard's base)
     for course in courses:
         w = course.wanted
         state = str(course.course.get("courseState")) if course.course else "PROVISIONED"
@@ -647,6 +648,7 @@ def _sync(
             if mine is not None and mine.domain == domain and mine.alias == w.alias
             else set()
         )
+        placed += sum(1 for _, role in ours if role == STUDENT)
         changed = False
         owner_id = str(course.course.get("ownerId")) if course.course else ""
         current_owner = next((e for e, uid in course.teachers.items() if uid == owner_id), None)
@@ -723,10 +725,8 @@ def _sync(
             entry["state"] = "ACTIVE" if activate else "PROVISIONED"
         report.courses.append(entry)
 
-    # 4. The shrink guard, over the students sislink placed.
-    placed = sum(
-        1 for k in known.values() if k.domain == domain for _, role in k.members if role == STUDENT
-    )
+    # 4. The shrink guard, over the students sislink placed in the courses it manages now (not
+    # in courses of classes that ended, declined or archived ones: they would water it down).
     unapproved = [
         r
         for r in removals
@@ -736,7 +736,7 @@ def _sync(
         report.status = "on_hold"
         report.hold_reason = (
             f"This sync would remove {len(unapproved)} of the {placed} students sislink placed "
-            f"in Classroom ({len(unapproved) / placed:.0%}), more than the {threshold:.0%} "
+            f"in the courses it syncs ({len(unapproved) / placed:.0%}), more than the {threshold:.0%} "
             "allowed at once: an administrator must approve or discard these removals. "
             "Everything else was synced."
         )
