@@ -5,6 +5,7 @@ machine and the built-in SIS over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 
 from sislink.oneroster.consumer import ConnectionSettings, OAuth1Settings, OneRosterClient
 from sislink.oneroster.consumer.exceptions import RateLimited
+from sislink.oneroster.provider import server as provider_server
+from sislink.oneroster.provider.faults import FaultConfig
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync.errors import InvalidConnectionDetails
 from sislink.sync.shared_limits import RedisGate, with_configured_limits
@@ -68,6 +71,34 @@ def test_a_429_answered_to_one_worker_pauses_the_other_for_its_retry_after(
     assert 0.5 < left_s <= 1.0  # Retry-After: 1
     # The other client sent nothing until the pause had passed.
     assert waited_s >= left_s
+
+
+def test_a_retry_after_longer_than_a_client_waits_pauses_the_others_no_longer_than_that(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The built-in SIS asking every caller to come back in an hour.
+    monkeypatch.setattr(
+        provider_server, "FaultConfig", functools.partial(FaultConfig, retry_after_s=3600)
+    )
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run(sis: RunningProvider) -> float:
+        gate = _gate(name)
+        try:
+            async with OneRosterClient(_settings(sis), gate=gate) as client:
+                with pytest.raises(RateLimited, match="3600"):
+                    await client.find_teacher_by_email("nobody@example.org")
+            until_ms = int(await gate._redis.get(f"{name}:pause_until") or 0)
+            seconds, micros = await gate._redis.time()
+            return (until_ms - (seconds * 1000 + micros // 1000)) / 1000
+        finally:
+            await gate.aclose()
+
+    with running_provider(profile="generic-1.1", students=5, rate_429=1.0) as sis:
+        left_s = asyncio.run(run(sis))
+    # This client gave up (an hour is past max_retry_after_s); the other workers wait at most
+    # what a client would, not an hour each.
+    assert 0 < left_s <= ConnectionSettings.max_retry_after_s
 
 
 def test_two_gates_of_one_connection_never_let_more_calls_through_than_its_allowance() -> None:

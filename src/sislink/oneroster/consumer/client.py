@@ -884,9 +884,13 @@ class OneRosterClient:
                 self._observe(request, call, response.status_code, attempt)
                 if response.status_code == 429 and self.gate is not None:
                     # Every client sharing the gate waits, not only this one.
+                    # No longer than this client would wait itself (max_retry_after_s): a SIS
+                    # asking for a day must not stall every worker for a day.
                     asked = retry_after_delay(response.headers.get("retry-after"))
                     await self.gate.pause(
-                        asked if asked is not None else self.settings.backoff_base_s
+                        min(asked, self.settings.max_retry_after_s)
+                        if asked is not None
+                        else self.settings.backoff_base_s
                     )
                 if not self.settings.keep_cookies:
                     self._client.cookies.clear()
