@@ -4,7 +4,9 @@ a port that merely accepts TCP is not a broker. Status words only, never a host 
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from sislink.classroom import Classroom
 from sislink.console.app import create_app
-from sislink.operations.health import broker_word
+from sislink.operations.health import Readiness, broker_word, check_readiness_within
 
 REDIS = "redis://127.0.0.1:6379/0"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
@@ -69,3 +71,51 @@ def test_readyz_with_rabbitmq_refusing_says_only_the_word(
         "checks": {"database": "ok", "migrations": "ok", "broker": "unreachable"},
     }
     assert "Zq7" not in answer.text and "5672" not in answer.text
+
+
+class CountingListener:
+    """A loopback port that accepts TCP connections, counts them, and never answers."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port: int = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_probes_at_once_share_one_check_and_a_fresh_answer(classroom: Classroom) -> None:
+    """An unauthenticated probe must not multiply work: probes that come while a check runs
+    wait for its answer, and one just after is answered from it (one broker connection, not
+    one per probe; a hung broker cannot fill the process's threads)."""
+    listener = CountingListener()
+    env = {"SISLINK_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{listener.port}//"}
+
+    async def probes() -> list[Readiness]:
+        first = await asyncio.gather(
+            *(check_readiness_within(classroom, env, deadline_s=0.5) for _ in range(8))
+        )
+        again = await check_readiness_within(classroom, env, deadline_s=0.5)
+        return [*first, again]
+
+    try:
+        answers = asyncio.run(probes())
+    finally:
+        listener.close()
+    assert {a.broker for a in answers} == {"unreachable"}
+    assert len(listener.accepted) == 1

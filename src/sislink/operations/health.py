@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -94,7 +97,10 @@ def broker_word(
 
 
 def check_readiness(
-    classroom: Classroom | None, environ: Mapping[str, str] | None = None
+    classroom: Classroom | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    deadline_s: float = CHECK_DEADLINE_S,
 ) -> Readiness:
     """Every check, synchronously. `classroom` None means it could not even be opened."""
     database: CheckWord
@@ -103,7 +109,55 @@ def check_readiness(
         database, migrations = "unreachable", "not_checked"
     else:
         database, migrations = schema_words(classroom)
-    return Readiness(database, migrations, broker_word(environ))
+    return Readiness(database, migrations, broker_word(environ, deadline_s=deadline_s))
+
+
+# ---- probes share checks -----------------------------------------------------------------------
+# /readyz is unauthenticated: a burst of probes must not become a burst of database and broker
+# connections, nor fill the process's threads while a broker hangs. Each check runs on its own
+# thread, one at a time per database and per broker; probes that come meanwhile wait for its
+# answer, and one within FRESH_S after it is answered from it.
+
+FRESH_S = 1.0
+_shared_lock = threading.Lock()
+_running: dict[tuple[str, object], Future[Any]] = {}
+_answered: dict[tuple[str, object], tuple[float, Any]] = {}
+
+
+def _shared(key: tuple[str, object], check: Callable[[], Any]) -> Future[Any]:
+    """The running (or fresh) answer of the check named `key`, starting it when there is none."""
+    with _shared_lock:
+        fresh = _answered.get(key)
+        if fresh is not None and time.monotonic() - fresh[0] < FRESH_S:
+            done: Future[Any] = Future()
+            done.set_result(fresh[1])
+            return done
+        running = _running.get(key)
+        if running is not None:
+            return running
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()  # nobody's cancel stops it for the others
+        _running[key] = future
+
+    def run() -> None:
+        try:
+            answer = check()
+        except BaseException as exc:  # handed to whoever waits
+            with _shared_lock:
+                _running.pop(key, None)
+            future.set_exception(exc)
+            return
+        with _shared_lock:
+            _running.pop(key, None)
+            _answered[key] = (time.monotonic(), answer)
+        future.set_result(answer)
+
+    threading.Thread(target=run, name=f"sislink-readiness-{key[0]}", daemon=True).start()
+    return future
+
+
+async def _within(future: Future[Any], deadline_s: float) -> Any:
+    return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=deadline_s)
 
 
 async def check_readiness_within(
@@ -112,11 +166,32 @@ async def check_readiness_within(
     *,
     deadline_s: float = CHECK_DEADLINE_S,
 ) -> Readiness:
-    """`check_readiness` off the event loop, bounded: past the deadline, not ready."""
+    """Every check off the event loop, shared between probes, bounded: a check past twice its
+    deadline is "unreachable" (and only that check: a hung broker does not make the database
+    look down)."""
+    env = os.environ if environ is None else environ
+    database: CheckWord
+    migrations: CheckWord
+    if classroom is None:
+        database, migrations = "unreachable", "not_checked"
+        schema = None
+    else:
+        where = (id(classroom), str(classroom.engine.url))  # the URL's password is masked
+        schema = _shared(("database", where), lambda: schema_words(classroom))
+    url = env.get(BROKER_URL_VARIABLE, "").strip()
+    broker_check = _shared(
+        ("broker", url), lambda: broker_word({BROKER_URL_VARIABLE: url}, deadline_s=deadline_s)
+    )
+    if schema is not None:
+        try:
+            database, migrations = await _within(schema, deadline_s * 2)
+        except TimeoutError:
+            logger.warning("readiness: the database took longer than %.0f s", deadline_s * 2)
+            database, migrations = "unreachable", "not_checked"
+    broker: CheckWord
     try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(check_readiness, classroom, environ), timeout=deadline_s * 2
-        )
+        broker = await _within(broker_check, deadline_s * 2)
     except TimeoutError:
-        logger.warning("readiness: the checks took longer than %.0f s", deadline_s * 2)
-        return Readiness("unreachable", "not_checked", "not_checked")
+        logger.warning("readiness: the broker took longer than %.0f s", deadline_s * 2)
+        broker = "unreachable"
+    return Readiness(database, migrations, broker)
