@@ -10,7 +10,7 @@ import pytest
 
 from googleclassroom.google_world import google_service, new_course, sislink_client, students_of
 from sislink.classroom import Actor, Classroom
-from sislink.googleclassroom import ClientSettings
+from sislink.googleclassroom import ClientSettings, TokenRefused
 from sislink.googleclassroom.emulator import ClassroomConfig, RunningClassroom, running_classroom
 from sislink.jobs.google_grades import run_grade_pull
 from sislink.oneroster.provider.server import running_provider
@@ -153,4 +153,24 @@ async def test_a_grade_pull_counts_the_classroom_calls_its_report_says(
     assert (
         delta(before, after, "sislink_jobs_ended_total", kind="google_grade_pull", status=status)
         == 1
+    )
+
+
+def test_a_token_refusal_is_not_counted_as_a_classroom_call() -> None:
+    """Google's token endpoint refuses the user: no call reached Classroom, so none is counted
+    (a `none` status means Classroom did not answer; a refusal is a TokenRefused, said in
+    words). The call that follows for the admin is counted as usual."""
+    with running_classroom(students=5) as running, sislink_client(running) as client:
+        client.call_observers.append(observe_google_call)
+        before = samples()
+        with pytest.raises(TokenRefused):
+            client.execute(
+                lambda s: s.courses().list(pageSize=5), as_user="visitor@elsewhere.example.net"
+            )
+        middle = samples()
+        client.execute(lambda s: s.courses().list(pageSize=5))
+        after = samples()
+    assert delta(before, middle, "sislink_google_calls_total") == 0
+    assert (
+        delta(middle, after, "sislink_google_calls_total", call="courses.list", status="200") == 1
     )
