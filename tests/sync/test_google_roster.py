@@ -532,3 +532,32 @@ def test_the_shrink_guard_counts_the_students_of_the_courses_it_syncs_not_of_end
     assert report.to_dict()["counts"]["students"]["held"] == 6
     assert f"6 of the {in_course} students" in (report.hold_reason or "")
     assert set(emails[:6]) <= classroom_courses(world.google)[aliases(world)[sid]][2]
+
+
+def test_a_student_sislink_placed_who_now_teaches_the_class_becomes_its_teacher_in_one_sync(
+    sqlite_world: World,
+) -> None:
+    """The SIS makes a student of a class its co-teacher (a student teacher): sislink removes
+    the student it placed and adds the teacher in the same sync, without asking anyone to."""
+    world = sqlite_world
+    world.sync()
+    klass, emails = a_class_with_students(world)
+    email = emails[0]
+    with world.classroom.transaction() as session:
+        person_id = session.scalar(select(Person.id).where(Person.email_key == email))
+        session.execute(
+            update(Enrolment)
+            .where(Enrolment.class_id == klass.id, Enrolment.person_id == person_id)
+            .values(role="teacher", is_primary=False)
+        )
+    placed = _students_placed(world)
+    report = world.sync(shrink_threshold=2 / placed)
+    assert report.warnings == [] and report.status == "applied"
+    _, teachers, students = classroom_courses(world.google)[
+        aliases(world)[str(klass.sis_sourced_id)]
+    ]
+    assert email in teachers and email not in students
+    counts = report.to_dict()["counts"]
+    assert counts["students"]["removed"] == 1 and counts["teachers"]["created"] == 1
+    classroom_matches_the_sis(world)
+    assert world.sync().writes == 0

@@ -631,6 +631,7 @@ def _sync(
     period_updates: list[tuple[_Course, dict[str, Any]]] = []
     dropped: list[tuple[int, str, str]] = []  # (class id, email, role): member rows to forget
     placed = 0  # students sislink placed in the courses this sync manages (the guard's base)
+    swaps: list[tuple[_Course, str]] = []  # sislink's students who now teach: teachers after
     for course in courses:
         w = course.wanted
         state = str(course.course.get("courseState")) if course.course else "PROVISIONED"
@@ -659,6 +660,8 @@ def _sync(
                 continue
             if email in course.teachers:
                 report.counts["teachers"].unchanged += 1
+            elif email in course.students and (email, STUDENT) in ours and email not in w.students:
+                swaps.append((course, email))  # sislink's student: removed below, then added
             elif email in course.students:
                 report.counts["teachers"].skipped += 1
                 report.warnings.append(
@@ -748,10 +751,14 @@ def _sync(
             )  # fmt: skip
         removals = []
 
+    if report.status == "on_hold":
+        report.counts["teachers"].held += len(swaps)
+        swaps = []  # their removal as students is held: they become teachers once it is approved
     if report.dry_run:
         report.status = "dry_run"
         for _, _, role in adds:
             report.counts[ROLES[role]].created += 1
+        report.counts["teachers"].created += len(swaps)
         for _, _, role in removals:
             report.counts[ROLES[role]].removed += 1
         return
@@ -827,17 +834,21 @@ def _sync(
     removed = calls.many(
         [_remove_member(c.course_key, email, role) for c, email, role in removals], write=True
     )
+    gone: set[tuple[int, str]] = set()  # (class id, email) removed as a student
     for (course, email, role), outcome in zip(removals, removed, strict=True):
         counts = report.counts[ROLES[role]]
         if outcome.ok or isinstance(outcome.error, NotFound):
             counts.removed += 1
             forget.append((course.wanted.class_id, email, role))
+            if role == STUDENT:
+                gone.add((course.wanted.class_id, email))
         else:
             counts.skipped += 1
             report.warnings.append(
                 f"{email} could not be removed as a {role} from the course for "
                 f"{course.wanted.title}: {outcome.error}"
             )
+    _add_teachers_after(calls, classroom, links, report, forget, swaps, gone)
     _forget_members(classroom, links, forget)
 
     set_periods = calls.many(
@@ -851,6 +862,39 @@ def _sync(
             )
     _save_links(classroom, courses, links)
     progress("done", len(courses), len(courses))
+
+
+def _add_teachers_after(
+    calls: _Calls,
+    classroom: Classroom,
+    links: dict[int, int],
+    report: GoogleRosterReport,
+    forget: list[tuple[int, str, str]],
+    swaps: list[tuple[_Course, str]],
+    removed: set[tuple[int, str]],
+) -> None:
+    """sislink's students whom the SIS now lists as teachers of the class: added as teachers
+    once their removal as students went through (recorded first, as every add)."""
+    adds = [(c, e, TEACHER) for c, e in swaps if (c.wanted.class_id, e) in removed]
+    if not adds:
+        return
+    _record_members(classroom, links, adds)
+    outcomes = calls.many([_add_member(c.course_key, e, r) for c, e, r in adds], write=True)
+    counts = report.counts["teachers"]
+    for (course, email, role), outcome in zip(adds, outcomes, strict=True):
+        if outcome.ok:
+            counts.created += 1
+            course.teachers[email] = str((outcome.result or {}).get("userId") or "")
+        elif isinstance(outcome.error, AlreadyExists):
+            counts.unchanged += 1
+        else:
+            if isinstance(outcome.error, REFUSED):
+                forget.append((course.wanted.class_id, email, role))
+            counts.skipped += 1
+            report.warnings.append(
+                f"{course.wanted.teachers[email]} ({email}) could not be added as a teacher to "
+                f"the course for {course.wanted.title}: {outcome.error}"
+            )
 
 
 def _not_modifiable_words(w: Wanted, state: str) -> str:
