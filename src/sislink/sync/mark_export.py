@@ -544,7 +544,7 @@ def _keep_unchanged(
         connections.record_activity(session, current.id, exported=True)
 
 
-def _export_unchanged(
+async def _export_unchanged(
     classroom: Classroom,
     actor: Actor,
     class_ids: Sequence[int],
@@ -554,7 +554,8 @@ def _export_unchanged(
     done: Callable[[], None],
 ) -> dict[int, ExportReport]:
     """The reports of the classes with nothing to send (found and kept a few hundred at a
-    time, without asking the SIS); the other classes are exported one by one."""
+    time, without asking the SIS; the event loop gets a turn between them); the other classes
+    are exported one by one."""
     found: dict[int, ExportReport] = {}
     for start in range(0, len(class_ids), export_state.CHUNK):
         if should_stop is not None and should_stop():
@@ -567,6 +568,7 @@ def _export_unchanged(
         for report in reports:
             found[report.class_id] = report
             done()
+        await asyncio.sleep(0)
     return found
 
 
@@ -735,7 +737,7 @@ async def export_all_classes(
 
     unchanged: dict[int, ExportReport] = {}
     if not dry_run:
-        unchanged = _export_unchanged(
+        unchanged = await _export_unchanged(
             classroom, actor, chosen, job_id=job_id, should_stop=should_stop, done=one_done
         )
 
