@@ -57,7 +57,7 @@ def queue_name() -> str:
     return os.environ.get(QUEUE_VARIABLE, "").strip() or DEFAULT_QUEUE
 
 
-def _visibility_s() -> int:
+def visibility_s() -> int:
     raw = os.environ.get(VISIBILITY_VARIABLE, "").strip()
     if not raw:
         return DEFAULT_VISIBILITY_S
@@ -85,7 +85,7 @@ def celery_app() -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": _visibility_s()},
+        broker_transport_options={"visibility_timeout": visibility_s()},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )

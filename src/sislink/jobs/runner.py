@@ -515,6 +515,27 @@ def broker_url() -> str | None:
     return url or None
 
 
+def redelivery_grace_s() -> float:
+    """SISLINK_REDELIVERY_GRACE_SECONDS; by default 300 s, or on a Redis broker its visibility
+    timeout and a lease more (Redis gives a dead worker's task to another only then: a shorter
+    grace failed the job first, and the redelivered task found nothing to do)."""
+    default = DEFAULT_REDELIVERY_GRACE_S
+    if (broker_url() or "").startswith(("redis://", "rediss://")):
+        from sislink.jobs.celery_app import DEFAULT_VISIBILITY_S, visibility_s
+
+        try:
+            visible = visibility_s()
+        except ValueError:  # said where the broker is set up; here the default stands
+            visible = DEFAULT_VISIBILITY_S
+        default = max(default, visible + job_service.lease_seconds())
+    raw = os.environ.get(REDELIVERY_GRACE_VARIABLE, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:  # a typo must not stop recovery: the default, and a word in the log
+        logger.warning("%s is %r, not seconds: %g used", REDELIVERY_GRACE_VARIABLE, raw, default)
+        return default
+
+
 def left_to_workers(job: Job, now: datetime) -> bool:
     """True for a job handed to the Celery workers that its broker still holds: queued (a
     worker will start it; cancel ends it), or running on a worker that died less than
@@ -524,17 +545,7 @@ def left_to_workers(job: Job, now: datetime) -> bool:
         return False
     if job.status == JobStatus.QUEUED:
         return True
-    raw = os.environ.get(REDELIVERY_GRACE_VARIABLE, "").strip()
-    try:
-        grace = float(raw) if raw else DEFAULT_REDELIVERY_GRACE_S
-    except ValueError:  # a typo must not stop recovery: the default, and a word in the log
-        logger.warning(
-            "%s is %r, not seconds: %g used",
-            REDELIVERY_GRACE_VARIABLE,
-            raw,
-            DEFAULT_REDELIVERY_GRACE_S,
-        )
-        grace = DEFAULT_REDELIVERY_GRACE_S
+    grace = redelivery_grace_s()
     beat = job.heartbeat_at
     if beat is None:
         return False
