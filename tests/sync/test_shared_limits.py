@@ -144,3 +144,31 @@ def test_the_shared_allowance_comes_from_the_environment_and_bad_values_are_refu
         with_configured_limits(base, {"SISLINK_SIS_MAX_CONCURRENCY": "0"})
     with pytest.raises(InvalidConnectionDetails, match="SISLINK_SIS_REQUESTS_PER_SECOND"):
         with_configured_limits(base, {"SISLINK_SIS_REQUESTS_PER_SECOND": "fast"})
+
+
+def test_calls_longer_than_a_minute_keep_their_places_while_no_other_call_starts() -> None:
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run() -> tuple[int, bool]:
+        first, second = _gate(name, concurrency=1), _gate(name, concurrency=1)
+        try:
+            async with first.turn():
+                # The set of places outlives the last turn by a minute: as if that minute had
+                # nearly passed with the call still under way (a slow SIS, a long deadline).
+                await first._redis.pexpire(f"{name}:in_flight", 1500)
+                await asyncio.sleep(2.5)  # renewals (every second) keep it
+                in_flight = await second.in_flight()
+                try:
+                    async with asyncio.timeout(0.5):
+                        async with second.turn():
+                            let_through = True
+                except TimeoutError:
+                    let_through = False
+            return in_flight, let_through
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    in_flight, let_through = asyncio.run(run())
+    assert in_flight == 1
+    assert not let_through  # the allowance is one call: the second waits for the first

@@ -7,7 +7,8 @@ in Redis instead, atomically (Lua scripts, in Redis's own clock):
 
 - in flight: a sorted set of the calls under way, each with the time its place lapses: a few
   seconds ahead, renewed every second while the call is under way, so that the places of a
-  worker killed mid-call are free again within PLACE_LEASE_S;
+  worker killed mid-call are free again within PLACE_LEASE_S (the set itself lives a minute
+  past its last turn or renewal, so that long calls never lose their places with it);
 - rate: the time the next call may start, one `1 / requests_per_second` after the last;
 - pause: until when nobody starts a call, set by a 429's Retry-After (the longest asked wins).
 
@@ -79,6 +80,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 2, #ARGV do
   redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
 end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
 return #ARGV - 1
 """
 
