@@ -3,9 +3,10 @@ Redis and the RabbitMQ of this machine, a PostgreSQL classroom, the built-in SIS
 (counted: how many requests it has in flight at once), `sislink marks export` handing its job
 over. Workers start once for the module; each run has its own queues and Redis keys.
 
-- a job handed over runs on a worker (Redis; the killed worker's test below runs on RabbitMQ);
-- two workers exporting at once keep to the connection's one allowance (the SIS sees no more
-  than SISLINK_SIS_MAX_CONCURRENCY), held in Redis;
+- jobs handed over by the CLI run on the workers (Redis; the killed worker's test below runs on
+  RabbitMQ), two at once keeping to the connection's one allowance (the SIS sees no more than
+  SISLINK_SIS_MAX_CONCURRENCY), held in Redis;
+- a job of a kind the workers do not know fails (it is not left queued, waited for for ever);
 - a job cancelled while queued ends cancelled, and the worker that gets its task sends nothing;
   one cancelled while it runs on a worker stops, and the next export sends the rest;
 - a worker killed with SIGKILL mid-export: its task goes to the other worker, which takes the
@@ -35,7 +36,7 @@ from sqlalchemy import create_engine, select, text
 from sislink.classroom import Actor, open_classroom
 from sislink.classroom.db import normalise_database_url
 from sislink.classroom.models import ExportRecord, Job, JobStatus
-from sislink.jobs import celery_app
+from sislink.jobs import celery_app, runner
 from sislink.jobs.mark_export import CLASS_EXPORT, class_export_job, queue_export
 from sislink.jobs.runner import ON_WORKERS, request_cancel
 from sislink.oneroster.provider import server as provider_server
@@ -317,36 +318,23 @@ def assert_sis_exact(world: World) -> None:
     assert ledger == in_sis
 
 
-def test_a_job_handed_over_by_the_cli_runs_on_a_worker(
-    worlds: list[World], redis_workers: list[Worker], redis_env: dict[str, str]
-) -> None:
-    started, env = redis_workers, redis_env
-    world = worlds[0]
-    add_work(world, 3, "On a worker")
-    before = {j.id for j in class_jobs(world)}
-
-    said = ended(export_by_cli(world, env))
-
-    (job,) = [j for j in class_jobs(world) if j.id not in before]
-    assert said["job_id"] == job.id and said["status"] == "succeeded"
-    assert said["writes"] == 3 * (1 + STUDENTS)
-    assert job.status == JobStatus.SUCCEEDED and job.params[ON_WORKERS] is True
-    assert holder_pid(job) in {w.pid for w in started}  # a worker ran it, not the CLI
-    assert_sis_exact(world)
-
-
-def test_two_workers_exporting_at_once_keep_to_the_connections_one_allowance(
+def test_jobs_handed_over_by_the_cli_run_on_two_workers_at_once_within_one_allowance(
     worlds: list[World], sis: Sis, redis_workers: list[Worker], redis_env: dict[str, str]
 ) -> None:
     for n, world in enumerate(worlds):
         add_work(world, 5, f"Shared {n}")
+    before = {j.id for world in worlds for j in class_jobs(world)}
     sis.counted.peak = 0
 
     exports = [export_by_cli(world, redis_env) for world in worlds]
-    for export in exports:
-        assert ended(export)["status"] == "succeeded"
+    said = [ended(export) for export in exports]
 
     first, second = (class_jobs(world)[-1] for world in worlds)
+    # Each CLI handed its job over and said how it ended on the worker.
+    for job, answer in zip((first, second), said, strict=True):
+        assert job.id not in before and answer["job_id"] == job.id
+        assert answer["status"] == "succeeded" and answer["writes"] == 5 * (1 + STUDENTS)
+        assert job.status == JobStatus.SUCCEEDED and job.params[ON_WORKERS] is True
     # Both workers ran at once (one job each, their runs overlapping)...
     assert {holder_pid(first), holder_pid(second)} == {w.pid for w in redis_workers}
     assert first.started_at and first.finished_at and second.started_at and second.finished_at
@@ -422,6 +410,29 @@ def test_a_job_cancelled_while_queued_ends_cancelled_and_its_worker_sends_nothin
     (job,) = [j for j in class_jobs(world) if j.id == job_id]
     assert job.status == JobStatus.CANCELLED and job.started_at is None
     assert_sis_exact(world)
+
+
+def test_a_job_of_a_kind_the_workers_do_not_know_fails_instead_of_waiting_for_ever(
+    worlds: list[World],
+    redis_workers: list[Worker],
+    redis_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Queued by a newer sislink than the workers run (say).
+    job_id = runner.queue(worlds[0].classroom, kind="kind_of_a_newer_version", actor=Actor.system())
+    for name in ("SISLINK_BROKER_URL", "SISLINK_QUEUE"):
+        monkeypatch.setenv(name, redis_env[name])
+    celery_app.celery_app.cache_clear()
+    try:
+        # (Before, it stayed queued and this waited for ever: a bound, not a speed limit.)
+        outcome = asyncio.run(
+            asyncio.wait_for(celery_app.run_on_workers(worlds[0].classroom, job_id), 120)
+        )
+    finally:
+        celery_app.celery_app.cache_clear()
+
+    assert outcome.status == JobStatus.FAILED
+    assert outcome.error and "No job kind 'kind_of_a_newer_version' is registered" in outcome.error
 
 
 def mid_export(world: World, sis: Sis, before: set[int], results_before: int) -> Job:
