@@ -217,3 +217,32 @@ def test_wrong_smtp_settings_are_said_once_in_the_log_not_swallowed(
     caplog.clear()
     assert configured_settings({"SISLINK_SUMMARY_TO": "it@district.example"}) is None
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SISLINK_SUMMARY_TO", "it@district.example\r\nBcc: attacker@elsewhere.example"),
+        ("SISLINK_SUMMARY_TO", "it@district.example, the it team"),
+        ("SISLINK_SUMMARY_FROM", "sislink@district.example\nX-Evil: 1"),
+    ],
+)
+def test_an_address_that_is_not_one_is_refused_in_words(name: str, value: str) -> None:
+    env = {
+        "SISLINK_SMTP_HOST": "127.0.0.1",
+        "SISLINK_SUMMARY_TO": "it@district.example",
+        name: value,
+    }
+    with pytest.raises(SummaryNotConfigured, match=name):
+        SmtpSettings.from_env(env)
+
+
+def test_addresses_with_a_display_name_are_taken() -> None:
+    chosen = SmtpSettings.from_env(
+        {
+            "SISLINK_SMTP_HOST": "127.0.0.1",
+            "SISLINK_SUMMARY_FROM": "sislink <sislink@district.example>",
+            "SISLINK_SUMMARY_TO": "IT <it@district.example>, ada@district.example",
+        }
+    )
+    assert chosen.recipients == ("IT <it@district.example>", "ada@district.example")

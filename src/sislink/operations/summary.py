@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import ssl
 from collections import Counter
@@ -28,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -108,6 +110,16 @@ class SmtpSettings:
                 "Nobody to send the summary to: set SISLINK_SUMMARY_TO to the administrators' "
                 "addresses, separated by commas."
             )
+        sender = env.get("SISLINK_SUMMARY_FROM", "").strip() or f"sislink@{host}"
+        for variable, address in [("SISLINK_SUMMARY_FROM", sender)] + [
+            ("SISLINK_SUMMARY_TO", r) for r in recipients
+        ]:
+            if "\r" in address or "\n" in address or not _ADDRESS.fullmatch(parseaddr(address)[1]):
+                raise SummaryNotConfigured(
+                    f"{variable} has {address!r}, which is not an e-mail address: give "
+                    "addresses such as it@district.example or 'IT <it@district.example>' "
+                    "(SISLINK_SUMMARY_TO: separated by commas)."
+                )
         starttls = _flag(env, "SISLINK_SMTP_STARTTLS")
         tls = _flag(env, "SISLINK_SMTP_TLS")
         if starttls and tls:
@@ -139,7 +151,7 @@ class SmtpSettings:
         return cls(
             host=host,
             port=int(port_text),
-            sender=env.get("SISLINK_SUMMARY_FROM", "").strip() or f"sislink@{host}",
+            sender=sender,
             recipients=recipients,
             console_url=(
                 env.get("SISLINK_CONSOLE_URL", "").strip() or "http://127.0.0.1:8000"
@@ -155,6 +167,10 @@ class SmtpSettings:
         """A context that checks the server's certificate and name (smtplib's own default,
         without a context, checks neither)."""
         return ssl.create_default_context(cafile=self.ca_file)
+
+
+# One address, nothing else: no spaces or line breaks (a header of its own), one @.
+_ADDRESS = re.compile(r"[^\s@<>,;\"]+@[^\s@<>,;\"]+")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
