@@ -29,7 +29,7 @@ def send(
 ) -> None:
     """E-mail SISLINK_SUMMARY_TO, now, what ran since the last summary, what failed, what needs
     attention and what is on hold (SMTP: SISLINK_SMTP_HOST, _PORT, _USERNAME, _PASSWORD,
-    _STARTTLS; links to SISLINK_CONSOLE_URL). Nothing is sent when nothing happened, unless
+    _STARTTLS or _TLS, _CA_FILE; links to SISLINK_CONSOLE_URL). Nothing is sent when nothing happened, unless
     --always. `sislink serve` sends one by itself each morning (SISLINK_SUMMARY_HOUR)."""
     try:
         settings = SmtpSettings.from_env()
