@@ -7,6 +7,7 @@ over. Workers start once for the module; each run has its own queues and Redis k
   RabbitMQ), two at once keeping to the connection's one allowance (the SIS sees no more than
   SISLINK_SIS_MAX_CONCURRENCY), held in Redis;
 - a job of a kind the workers do not know fails (it is not left queued, waited for for ever);
+  an export of every class whose broker is down fails, leaving no class's job queued;
 - a job cancelled while queued ends cancelled, and the worker that gets its task sends nothing;
   one cancelled while it runs on a worker stops, and the next export sends the rest;
 - a worker killed with SIGKILL mid-export: its task goes to the other worker, which takes the
@@ -20,6 +21,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +39,8 @@ from sislink.classroom import Actor, open_classroom
 from sislink.classroom.db import normalise_database_url
 from sislink.classroom.models import ExportRecord, Job, JobStatus
 from sislink.jobs import celery_app, runner
-from sislink.jobs.mark_export import CLASS_EXPORT, class_export_job, queue_export
+from sislink.jobs.fan_out import PARENT_JOB
+from sislink.jobs.mark_export import CLASS_EXPORT, all_exports_job, class_export_job, queue_export
 from sislink.jobs.runner import ON_WORKERS, request_cancel
 from sislink.oneroster.provider import server as provider_server
 from sislink.oneroster.provider.server import RunningProvider, running_provider
@@ -410,6 +413,34 @@ def test_a_job_cancelled_while_queued_ends_cancelled_and_its_worker_sends_nothin
     (job,) = [j for j in class_jobs(world) if j.id == job_id]
     assert job.status == JobStatus.CANCELLED and job.started_at is None
     assert_sis_exact(world)
+
+
+def test_an_export_of_every_class_the_broker_does_not_take_leaves_no_class_job_queued(
+    worlds: list[World], redis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classroom, teacher = worlds[0].classroom, worlds[0].teacher
+    with socket.socket() as probe:  # a port nothing listens on: the broker is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SISLINK_BROKER_URL", f"redis://127.0.0.1:{port}/0")
+    monkeypatch.setenv("SISLINK_QUEUE", redis_env["SISLINK_QUEUE"])
+    celery_app.celery_app.cache_clear()
+    try:
+        job_id = queue_export(classroom, teacher, all_exports_job(classroom, teacher))
+        outcome = asyncio.run(celery_app.run_on_workers(classroom, job_id))
+    finally:
+        celery_app.celery_app.cache_clear()
+
+    children = [
+        j for world in worlds for j in class_jobs(world) if j.params.get(PARENT_JOB) == job_id
+    ]
+    # None stays queued holding its class's lock (the next tests export both classes).
+    assert len(children) == len(worlds)
+    assert [
+        j.status for j in children if j.status not in (JobStatus.FAILED, JobStatus.CANCELLED)
+    ] == []
+    assert outcome.status == JobStatus.FAILED
+    assert outcome.error and "could not be handed to the workers" in outcome.error
 
 
 def test_a_job_of_a_kind_the_workers_do_not_know_fails_instead_of_waiting_for_ever(
