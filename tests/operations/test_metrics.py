@@ -154,3 +154,16 @@ def test_metrics_are_the_token_holders_only(
         right = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert right.status_code == 200
     assert "sislink_holds_waiting" in right.text
+
+
+def test_metrics_say_in_words_when_the_multiprocess_folder_is_missing(
+    classroom: Classroom, metrics_token: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR that does not exist (a typo, a folder wiped at reboot) is a
+    503 that names the variable, for the scraper's alert: not a 500 with a traceback."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", f"{tmp_path}/not-made")
+    with TestClient(create_app(classroom), raise_server_exceptions=False) as client:
+        answer = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 503
+    assert "PROMETHEUS_MULTIPROC_DIR" in answer.json()["detail"]
+    assert "not-made" in answer.json()["detail"]

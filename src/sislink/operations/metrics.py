@@ -316,10 +316,20 @@ def multiprocess_mode(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get(MULTIPROCESS_VARIABLE))
 
 
+class MetricsUnavailable(Exception):
+    """The metrics cannot be read; the message says why and what to do."""
+
+
 def exposition(classroom: Classroom) -> bytes:
     """The metrics in Prometheus' text format: this process's (or, in multiprocess mode, every
     process's) counts, and what the database says now."""
     if multiprocess_mode():
+        folder = os.environ.get(MULTIPROCESS_VARIABLE, "")
+        if not os.path.isdir(folder):
+            raise MetricsUnavailable(
+                f"The metrics folder {MULTIPROCESS_VARIABLE}={folder} does not exist: make it "
+                "(empty) before sislink starts, or unset the variable for a single process."
+            )
         counted = CollectorRegistry()
         MultiProcessCollector(counted)  # type: ignore[no-untyped-call]  # untyped upstream
     else:

@@ -14,7 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from sislink.console.auth import get_classroom
-from sislink.operations.metrics import CONTENT_TYPE, METRICS_TOKEN_VARIABLE, exposition
+from sislink.operations.metrics import (
+    CONTENT_TYPE,
+    METRICS_TOKEN_VARIABLE,
+    MetricsUnavailable,
+    exposition,
+)
 
 router = APIRouter()
 
@@ -36,5 +41,8 @@ async def metrics(request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    body = await asyncio.to_thread(exposition, get_classroom(request))
+    try:
+        body = await asyncio.to_thread(exposition, get_classroom(request))
+    except MetricsUnavailable as unavailable:
+        return JSONResponse({"detail": str(unavailable)}, status_code=503)
     return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
