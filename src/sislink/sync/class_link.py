@@ -357,7 +357,8 @@ async def link_class(
         if sis_class_id not in offered:
             raise PermissionDenied(
                 f"The SIS class {sis_class_id} is not one of your active SIS classes, so you "
-                f"cannot link {title!r} to it; choose one from `sislink classes list --sis`."
+                f"cannot link {title!r} to it; choose one of your SIS classes "
+                "(sislink classes list --sis)."
             )
     facts = await fetch_sis_class_facts(client, sis_class_id, sis_name=name)
     with classroom.transaction() as session:

@@ -114,7 +114,8 @@ def _roster_job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None or job.kind != ROSTER_IMPORT:
         raise NotFound(
-            f"There is no roster import with job number {job_id}; see sislink roster history."
+            f"There is no roster import with job number {job_id}; see the roster imports "
+            "(sislink roster history)."
         )
     return job
 

@@ -183,7 +183,7 @@ def sis_identity(connection: SisConnection) -> str:
     if identity is None:
         raise NotConnected(
             "The SIS connection has not been authorised yet, so sislink does not know which "
-            "SIS district it is; run `sislink authorise` first."
+            "SIS district it is; an administrator must authorise it first (sislink authorise)."
         )
     return identity
 
@@ -204,8 +204,8 @@ def authorised_connection(classroom: Classroom) -> SisConnection:
         )
     if connection.status != ConnectionStatus.AUTHORISED:
         raise NotConnected(
-            "The SIS connection is saved but not authorised yet; an administrator must run "
-            "sislink authorise."
+            "The SIS connection is saved but not authorised yet; an administrator must "
+            "authorise it (sislink authorise)."
         )
     return connection
 

@@ -428,7 +428,8 @@ def invite(
     if person is None:
         raise NotFound(
             f"No person has the email {email.strip()!r}; teachers arrive with the roster "
-            "import (sislink roster import), administrators with sislink users create-admin."
+            "import (sislink roster import), administrators are made by one "
+            "(sislink users create-admin)."
         )
     if not may_sign_in(person):
         raise InvalidInput(

@@ -585,7 +585,7 @@ def identify(session: Session, provider: OidcProvider, claims: Mapping[str, Any]
     if _disabled(session, person.id):
         raise SignInRefused(
             f"An administrator disabled the sislink account of {email}; ask one to let you in "
-            "again (an invitation, sislink users invite EMAIL, does)."
+            "again with an invitation (sislink users invite EMAIL)."
         )
     return person
 

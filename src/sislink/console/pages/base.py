@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -61,19 +62,50 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-# A command-line hint in a service's sentence, "(sislink roster approve JOB)": the pages offer
-# the action itself, so they leave the hint out ("web" filter).
-_COMMAND_HINT = re.compile(r"\s*\(`?sislink [a-z][^()]*\)")
+# A command-line hint in a service's sentence, "(sislink roster approve JOB)": a page says
+# where in the web that is done instead ("(the SIS setup page)"), or leaves the hint out when
+# the page itself offers the action (Approve and Discard next to a held import's reason).
+_COMMAND_HINT = re.compile(r"\s*\(`?(sislink [a-z][^()]*)\)")
+_WEB_WORDS = (
+    ("sislink connect, then sislink authorise", "Connect, then Authorise, on the SIS setup page"),
+    ("sislink connect", "on the SIS setup page"),
+    ("sislink authorise", "Authorise, on the SIS setup page"),
+    ("sislink classes list --sis", "the list on the class's Link page"),
+    ("sislink classes link", "Link, on the class's page"),
+    ("sislink users invite", "Invite, on the administrator's Accounts page"),
+    ("sislink users create-admin", "on the Accounts page"),
+    ("sislink roster history", "on the Roster page"),
+    ("sislink roster import", "on the Roster page"),
+    ("sislink sign-in password on", "on the Sign-in page"),
+)
+
+
+def _web_hint(match: re.Match[str]) -> str:
+    command = match.group(1).strip("` ")
+    for start, words in _WEB_WORDS:
+        if command.startswith(start):
+            return f" ({words})"
+    return ""
 
 
 def _web(text: str | None) -> str:
-    """A service's sentence as a page says it: without command-line hints in brackets."""
-    return _COMMAND_HINT.sub("", text or "")
+    """A service's sentence as a page says it: command-line hints in brackets become where the
+    web does it, or go when the page offers the action itself."""
+    return _COMMAND_HINT.sub(_web_hint, text or "")
+
+
+def _finalize(value: Any) -> Any:
+    """Every value a template prints (a service's error, a job's message, a notice) goes
+    through `_web`, so no page tells a person to run a command; template text is not a value."""
+    if isinstance(value, str) and not isinstance(value, Markup) and "sislink " in value:
+        return _web(value)
+    return value
 
 
 environment.filters["when"] = _when
 environment.filters["number"] = _number
 environment.filters["web"] = _web
+environment.finalize = _finalize
 
 
 class PageError(Exception):
