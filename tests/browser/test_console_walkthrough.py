@@ -13,6 +13,8 @@ from playwright.sync_api import Page, expect
 
 from browser.accessibility import assert_accessible
 from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole
+from sislink.classroom import Actor
+from sislink.classroom.services import coursework, people
 from sislink.oneroster.provider.server import RunningProvider
 
 Shoot = Callable[[Page, str], None]
@@ -106,7 +108,24 @@ def test_administrator_and_teacher_walk_through_the_console(
     tab.fill("#title", "Quiz without a due date")
     tab.fill("#points", "10")
     tab.click("#save-coursework")
+    # The class is linked: the form says what the SIS needs before saving, typed text kept.
+    expect(tab.locator("#due-error")).to_contain_text("The SIS needs a due date")
+    expect(tab.locator("#title")).to_have_value("Quiz without a due date")
     assert_accessible(tab)
+    # Added by the command line or the API instead, it reaches the export, which skips it.
+    class_id = int(class_url.rstrip("/").rsplit("/", 1)[1])
+    with live.classroom.transaction() as session:
+        me = people.find_person_by_email(session, sis.teacher_email)
+        assert me is not None
+        coursework.create_coursework(
+            session,
+            Actor.of(me),
+            class_id,
+            title="Quiz without a due date",
+            max_points=10,
+            publish=True,
+        )
+    tab.goto(class_url)
     shoot(tab, "teacher-class")
 
     tab.click("#open-gradebook")

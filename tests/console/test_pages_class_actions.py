@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,8 @@ from console.console_world import (
 )
 from sislink.classroom import Actor
 from sislink.classroom.models import Job, JobStatus, Mark, MarkExportReport
-from sislink.classroom.services import jobs, people
+from sislink.classroom.services import accounts, jobs, people
+from sislink.classroom.services import coursework as coursework_service
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "sislink" / "console" / "templates"
@@ -75,14 +77,42 @@ def test_no_page_tells_a_person_to_run_a_sislink_command() -> None:
     assert {name: found for name, found in shown.items() if found} == {}
 
 
+def test_a_services_command_hint_reads_as_the_web_action_in_every_page(school: School) -> None:
+    """Services' sentences name commands in brackets; a page says where the web does it."""
+    teacher, cid = school.teacher, school.class_id
+    with school.served.classroom.transaction() as session:
+        admin = people.find_person_by_email(session, ADMIN_EMAIL)
+        assert admin is not None
+        _, expired = accounts.invite(
+            session, Actor.of(admin), school.teacher_email, valid_for=timedelta(seconds=-1)
+        )
+    shown = {
+        # A SIS class the teacher does not have: the link page's refusal.
+        "link": teacher.post(f"/classes/{cid}/link", {"sis_class": "no-such-class"}),
+        # Coursework exported while the class is not linked: the export's refusal.
+        "export": teacher.post(f"/classes/{cid}/export", {}),
+        "unknown invitation": teacher.get("/set-password?token=no-such-token"),
+        "expired invitation": teacher.get(f"/set-password?token={expired}"),
+    }
+    said = {name: page.text for name, page in shown.items()}
+    command = re.compile(r"sislink (?:connect|authorise|classes|users|roster|sign-in|marks)\b")
+    for name, text in said.items():
+        assert not command.search(text), (name, command.findall(text))
+    assert "(the list on the class&#39;s Link page)" in said["link"], said["link"]
+    for name in ("unknown invitation", "expired invitation"):
+        assert "(Invite, on the administrator&#39;s Accounts page)" in said[name], said[name]
+    assert "has expired" in said["expired invitation"]
+
+
 def test_a_teacher_exports_every_class_from_my_classes_and_reads_each_outcome(
     school: School,
 ) -> None:
     teacher, cid = school.teacher, school.class_id
-    teacher.post(
-        f"/classes/{cid}/coursework",
-        {"title": "Quiz", "points": "10", "publish": "on", "export_to_sis": "on"},
-    )
+    # The form refuses coursework the SIS cannot take; the API or command line may add it.
+    with school.served.classroom.transaction() as session:
+        coursework_service.create_coursework(
+            session, school.teacher_actor(), cid, title="Quiz", max_points=10, publish=True
+        )
     assert 'id="export-all"' in teacher.get("/classes").text
     started = teacher.post("/classes/export-all", {})
     assert re.search(r"/classes/exports/\d+$", str(started.url)), started.url
@@ -253,3 +283,73 @@ def test_the_gradebook_downloads_as_a_sheet_that_imports_back(school: School) ->
     assert scores == [19.0]
     empty = teacher.post(f"/classes/{cid}/gradebook/import", {})
     assert empty.status_code == 400 and "Choose the sheet to import" in empty.text
+
+
+def test_every_page_starts_with_a_skip_link_to_its_main_content(school: School) -> None:
+    focusable = re.compile(
+        r"<(a\s[^>]*href|button|select|textarea|input(?![^>]*type=\"hidden\"))[^>]*>"
+    )
+    pages = [
+        school.served.client().get("/login"),
+        school.teacher.get("/classes"),
+        school.teacher.get(f"/classes/{school.class_id}"),
+        school.admin.get("/admin/people"),
+    ]
+    for page in pages:
+        body = page.text.split("<body>", 1)[1]
+        first = focusable.search(body)
+        assert first is not None and first.group(0) == '<a class="skip-link" href="#main">', (
+            page.url,
+            first,
+        )
+        assert body.count('<main id="main"') == 1, page.url
+
+
+def test_coursework_of_a_linked_class_is_refused_on_the_form_until_the_sis_could_take_it(
+    school: School,
+) -> None:
+    teacher, cid = school.teacher, school.class_id
+    form = teacher.get(f"/classes/{cid}/coursework/new")
+    assert 'id="sis-needs"' in form.text
+    assert re.search(r'name="due" id="due" value="[^"]*" required', form.text)
+    categories = {
+        name: value
+        for value, name in re.findall(r'<option value="(\d+)" >([^<]+)</option>', form.text)
+    }
+
+    def coursework_count() -> int:
+        with school.served.classroom.session() as session:
+            return len(coursework_service.coursework_of_class(session, cid))
+
+    before = coursework_count()
+    typed = {"title": "Lab report", "points": "", "publish": "on", "export_to_sis": "on"}
+    refused = teacher.post(f"/classes/{cid}/coursework", typed)
+    assert refused.status_code == 400
+    assert 'id="sis-refused"' in refused.text
+    assert 'id="points-error"' in refused.text and "The SIS needs points" in refused.text
+    assert 'id="due-error"' in refused.text and "The SIS needs a due date" in refused.text
+    assert 'value="Lab report"' in refused.text  # the form keeps what was typed
+    outside = teacher.post(
+        f"/classes/{cid}/coursework",
+        {**typed, "points": "20", "due": "1990-01-01", "category_id": categories["Homework"]},
+    )
+    assert outside.status_code == 400
+    said = outside.text.replace("&#39;", "'")
+    assert "The due date 1990-01-01 is outside every grading period of the SIS class" in said
+    assert f'<option value="{categories["Homework"]}" selected>' in outside.text
+    assert coursework_count() == before  # nothing saved
+
+    # Kept out of the SIS, it may go without: the SIS will not see it.
+    kept_here = {"title": "Notes", "points": "", "publish": "on"}
+    assert "Coursework added: Notes." in teacher.post(f"/classes/{cid}/coursework", kept_here).text
+    made = teacher.post(
+        f"/classes/{cid}/coursework",
+        {
+            **typed,
+            "points": "20",
+            "due": date.today().isoformat(),  # inside the seeded school year
+            "category_id": categories["Homework"],
+        },
+    )
+    assert "Coursework added: Lab report." in made.text
+    assert coursework_count() == before + 2

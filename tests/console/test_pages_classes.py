@@ -35,7 +35,8 @@ from sislink.classroom.models import (
     MissingMarkExport,
     Role,
 )
-from sislink.classroom.services import classes, jobs
+from sislink.classroom.services import classes, jobs, people
+from sislink.classroom.services import coursework as coursework_service
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync import class_link
 
@@ -79,6 +80,17 @@ def link_first_sis_class(school: School) -> str:
     return sis_class
 
 
+def add_quiz_without_a_due_date(served: Console, teacher_email: str, cid: int) -> None:
+    """The form refuses it in a linked class; the command line or the API may still add it
+    (as may a class linked after its coursework was made), and the export skips it."""
+    with served.classroom.transaction() as session:
+        me = people.find_person_by_email(session, teacher_email)
+        assert me is not None
+        coursework_service.create_coursework(
+            session, Actor.of(me), cid, title="Quiz", max_points=10, publish=True
+        )
+
+
 def coursework_ids(page: str) -> list[int]:
     return [int(x) for x in re.findall(r"/coursework/(\d+)/edit", page)]
 
@@ -115,10 +127,12 @@ def test_a_teacher_links_adds_coursework_marks_returns_exports_and_reads_the_rep
         },
     )
     assert "Coursework added: Essay." in made.text
-    teacher.post(
+    refused = teacher.post(
         f"/classes/{cid}/coursework",
         {"title": "Quiz", "points": "10", "publish": "on", "export_to_sis": "on"},
     )
+    assert refused.status_code == 400 and 'id="due-error"' in refused.text
+    add_quiz_without_a_due_date(school.served, sis.teacher_email, cid)
     grid = teacher.get(f"/classes/{cid}/gradebook")
     cells = grid_cells(grid.text)
     assert len(cells) == 2 * len(re.findall(r'<th class="student"', grid.text)[1:])
@@ -182,9 +196,14 @@ def test_coursework_is_checked_field_by_field_and_what_was_typed_is_escaped(
     (work,) = coursework_ids(made.text)
     edit = teacher.get(f"/classes/{cid}/coursework/{work}/edit")
     assert 'name="export_to_sis" id="export_to_sis" >' in edit.text  # opted out when made
+    to_the_sis = {"title": "Lab report", "points": "12", "publish": "on", "export_to_sis": "on"}
+    # Sent to the SIS from now on, it needs what the SIS needs: refused until it has it.
+    refused = teacher.post(f"/classes/{cid}/coursework/{work}", to_the_sis)
+    assert refused.status_code == 400 and 'id="due-error"' in refused.text
+    homework = re.findall(r'<option value="(\d+)" >Homework</option>', edit.text)[0]
     teacher.post(
         f"/classes/{cid}/coursework/{work}",
-        {"title": "Lab report", "points": "12", "publish": "on", "export_to_sis": "on"},
+        {**to_the_sis, "due": date.today().isoformat(), "category_id": homework},
     )
     page = teacher.get(f"/classes/{cid}")
     assert "Lab report" in page.text and "<td>12</td>" in page.text
@@ -331,10 +350,7 @@ def test_an_export_the_sis_cannot_take_shows_failed_with_the_reason_on_both_page
         import_roster(served, admin)
         teacher = invite_and_sign_in(served, own_sis.teacher_email)
         cid = int(re.findall(r'href="/classes/(\d+)"', teacher.get("/classes").text)[0])
-        teacher.post(
-            f"/classes/{cid}/coursework",
-            {"title": "Quiz", "points": "10", "publish": "on", "export_to_sis": "on"},
-        )
+        add_quiz_without_a_due_date(served, own_sis.teacher_email, cid)
         with served.classroom.session() as session:
             link = session.scalars(select(ClassLink).where(ClassLink.class_id == cid)).one()
             sis_class_id = link.sis_class_sourced_id

@@ -16,11 +16,25 @@ from sqlalchemy.orm import Session
 
 from sislink.classroom import Actor
 from sislink.classroom.errors import NotFound
-from sislink.classroom.models import Class, ClassLink, ConnectionStatus, SisConnection
+from sislink.classroom.models import (
+    Category,
+    Class,
+    ClassLink,
+    ConnectionStatus,
+    GradingPeriod,
+    SisConnection,
+)
 from sislink.classroom.services import connections
 from sislink.classroom.services.access import teaches
 from sislink.oneroster.models import User
-from sislink.sync.class_link import CATEGORIES, GRADING_PERIODS, GradingPeriodFact, SisClassFacts
+from sislink.partners import profile as partner_profile
+from sislink.sync.class_link import (
+    CATEGORIES,
+    GRADING_PERIODS,
+    GradingPeriodFact,
+    SisClassFacts,
+    kept_sis_class_facts,
+)
 from sislink.sync.errors import SyncError
 
 # How many characters of a lineItem title the SIS keeps, unless the organisation's settings
@@ -334,3 +348,56 @@ def student_finding(name: str, email: str | None) -> Finding:
         f"{name} ({email or 'no email'}) is not a student of the SIS class (looked up by email, "
         "then by identifier): ask the SIS administrator to enrol them, or check their email.",
     )
+
+
+def coursework_form_problems(
+    session: Session,
+    class_id: int,
+    *,
+    max_points: float | None,
+    due_date: datetime | None,
+    category_id: int | None,
+    grading_period_id: int | None,
+) -> dict[str, str]:
+    """What a coursework of a LINKED class lacks for the SIS, field by field, before it is
+    saved (the export would skip it): points, a due date inside one of the SIS class's grading
+    periods, one of the SIS class's categories. Empty when the class is not linked or its SIS
+    facts were never read (the export then says what it finds)."""
+    if connections.class_link(session, class_id) is None:
+        return {}
+    facts = kept_sis_class_facts(session, class_id)
+    if facts is None:
+        return {}
+    problems: dict[str, str] = {}
+    if points_finding(max_points) is not None:
+        problems["points"] = (
+            "The SIS needs points for every assignment: give the most a student can score."
+        )
+    period_sourced_id = None
+    if grading_period_id is not None:
+        period = session.get(GradingPeriod, grading_period_id)
+        period_sourced_id = period.sis_sourced_id if period is not None else None
+    if due_date is None:
+        problems["due"] = (
+            "The SIS needs a due date: pick one inside one of the class's grading periods."
+        )
+    else:
+        _, found = choose_grading_period(facts, due_date, period_sourced_id)
+        if found is not None:
+            problems["grading_period_id" if period_sourced_id else "due"] = found.message.replace(
+                "Its due date", "The due date"
+            )
+    category = session.get(Category, category_id) if category_id is not None else None
+    connection = connections.current_connection(session)
+    default = partner_profile(connection.partner).default_category if connection else None
+    _, found = choose_category(
+        facts,
+        category.title if category is not None else None,
+        category.sis_sourced_id if category is not None else None,
+        default,
+    )
+    if found is not None:
+        problems["category_id"] = found.message.replace("Its category", "The category").replace(
+            "It has no category", "No category is chosen"
+        )
+    return problems

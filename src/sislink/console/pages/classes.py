@@ -59,6 +59,7 @@ from sislink.console.pages.roster import progress_of
 from sislink.jobs import runner
 from sislink.jobs.mark_export import CLASS_EXPORT
 from sislink.oneroster.consumer import OneRosterError
+from sislink.partners import profile as partner_profile
 from sislink.sync import class_link as linking
 from sislink.sync import preflight
 from sislink.sync.errors import SyncError
@@ -455,6 +456,10 @@ def _grading_periods(session: Session, klass: Class) -> list[GradingPeriod]:
     return list(session.scalars(statement.order_by(GradingPeriod.start_date)))
 
 
+class _NotForTheSis(Exception):
+    """Raised inside the save's transaction so that nothing is written (the form says why)."""
+
+
 @dataclass
 class CourseworkForm:
     """What the teacher typed, checked field by field (errors next to each field)."""
@@ -553,8 +558,31 @@ def _coursework_page(
             "errors": errors or {},
             "problem": problem,
             "linked": class_link(session, class_id) is not None,
+            "default_category": _default_category(session),
         }
         return render(request, "coursework_form.html", context, who=who, status_code=status_code)
+
+
+def _default_category(session: Session) -> str | None:
+    connection = current_connection(session)
+    return partner_profile(connection.partner).default_category if connection else None
+
+
+def _sis_problems(
+    session: Session, class_id: int, typed: CourseworkForm, values: dict[str, Any]
+) -> dict[str, str]:
+    """What the SIS would refuse in a linked class's coursework that is to be exported: said
+    on the form, before saving, rather than by the export after."""
+    if not (typed.export_to_sis and typed.publish):
+        return {}
+    return preflight.coursework_form_problems(
+        session,
+        class_id,
+        max_points=values["max_points"],
+        due_date=values["due_date"],
+        category_id=values["category_id"],
+        grading_period_id=values["grading_period_id"],
+    )
 
 
 @router.get("/{class_id}/coursework/new")
@@ -585,15 +613,21 @@ def create_coursework(
         try:
             with classroom.transaction() as session:
                 own_class(session, who, class_id)
+                errors = _sis_problems(session, class_id, typed, values)
+                if errors:
+                    raise _NotForTheSis
                 work = coursework_service.create_coursework(
                     session, who.actor, class_id, publish=typed.publish, **values
                 )
                 title = work.title
+        except _NotForTheSis:
+            pass
         except ClassroomError as exc:
             return _coursework_page(
                 request, who, classroom, class_id, typed, problem=exc.message, status_code=400
             )
-        return redirect(request, f"/classes/{class_id}", f"Coursework added: {title}.")
+        else:
+            return redirect(request, f"/classes/{class_id}", f"Coursework added: {title}.")
     return _coursework_page(
         request, who, classroom, class_id, typed, errors=errors, status_code=400
     )
@@ -637,6 +671,9 @@ def edit_coursework(
         try:
             with classroom.transaction() as session:
                 work = _own_coursework(session, who, class_id, coursework_id)
+                errors = _sis_problems(session, class_id, typed, values)
+                if errors:
+                    raise _NotForTheSis
                 coursework_service.edit_coursework(session, who.actor, coursework_id, **values)
                 if typed.publish and work.state != CourseworkState.PUBLISHED:
                     coursework_service.publish_coursework(session, who.actor, coursework_id)
@@ -654,7 +691,10 @@ def edit_coursework(
                 problem=exc.message,
                 status_code=400,
             )
-        return redirect(request, f"/classes/{class_id}", f"Coursework saved: {title}.")
+        except _NotForTheSis:
+            pass
+        else:
+            return redirect(request, f"/classes/{class_id}", f"Coursework saved: {title}.")
     return _coursework_page(
         request,
         who,
