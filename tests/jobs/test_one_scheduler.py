@@ -110,22 +110,37 @@ def test_two_processes_ticking_at_once_fire_each_scheduled_import_once(
 def test_the_scheduler_turn_is_one_process_at_a_time(
     classroom: Classroom, database_url: str
 ) -> None:
+    # One other process (started once) asks for the turn at each line it reads.
     probe = (
         "import sys\n"
         "from sislink.classroom import open_classroom\n"
         "from sislink.classroom.secrets import SecretBox\n"
         "from sislink.jobs.schedule import scheduler_turn\n"
         "room = open_classroom(sys.argv[1], secret_box=SecretBox.generate())\n"
-        "with scheduler_turn(room) as mine:\n"
-        "    print('mine' if mine else 'taken')\n"
+        "for _ in sys.stdin:\n"
+        "    with scheduler_turn(room) as mine:\n"
+        "        print('mine' if mine else 'taken', flush=True)\n"
     )
+    other = subprocess.Popen(
+        [sys.executable, "-c", probe, database_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert other.stdin is not None and other.stdout is not None
 
     def other_process_says() -> str:
-        return subprocess.run(
-            [sys.executable, "-c", probe, database_url], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        assert other.stdin is not None and other.stdout is not None
+        other.stdin.write("turn?\n")
+        other.stdin.flush()
+        return other.stdout.readline().strip()
 
-    with scheduler_turn(classroom) as mine:
-        assert mine
-        assert other_process_says() == "taken"
-    assert other_process_says() == "mine"
+    try:
+        with scheduler_turn(classroom) as mine:
+            assert mine
+            assert other_process_says() == "taken"
+        assert other_process_says() == "mine"
+    finally:
+        other.stdin.close()
+        other.wait(timeout=60)
+    assert other.returncode == 0
