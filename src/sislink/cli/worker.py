@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
             )
         if pool not in ("prefork", "solo"):
             fail(f"--pool is prefork or solo, not {pool!r}.")
-        from sislink.jobs.celery_app import start_worker
+        from sislink.jobs.celery_app import start_worker, visibility_s
 
+        try:
+            visibility_s()
+        except ValueError as exc:  # a setting given wrong: its sentence, not a traceback
+            fail(str(exc))
         start_worker(concurrency=concurrency, pool=pool)
