@@ -317,15 +317,22 @@ def open_classroom_client(
 
 
 def _chosen_links(
-    session: Session, actor: Actor, class_ids: Sequence[int] | None
+    session: Session, actor: Actor, class_ids: Sequence[int] | None, domain: str
 ) -> tuple[list[GoogleCourseLink], list[CoursePull]]:
-    """The links to pull, and a refused CoursePull for each asked-for class that cannot be."""
+    """The links to pull, and a refused CoursePull for each asked-for class that cannot be.
+    Only courses of the connected `domain`: after a reconnect to another Workspace domain, a
+    course of the old one is not asked for with the new domain's key (a pull of every class
+    leaves it out, as it leaves out classes not in Classroom; the roster sync reports them)."""
     refused: list[CoursePull] = []
     if class_ids is None:
         rows = session.execute(
             select(GoogleCourseLink, Class)
             .join(Class, Class.id == GoogleCourseLink.class_id)
-            .where(GoogleCourseLink.course_id.is_not(None), Class.active.is_(True))
+            .where(
+                GoogleCourseLink.course_id.is_not(None),
+                GoogleCourseLink.domain == domain,
+                Class.active.is_(True),
+            )
             .order_by(Class.id)
         ).all()
         links = [
@@ -365,6 +372,18 @@ def _chosen_links(
                     klass.title,
                     refused="This class is not in Google Classroom yet (the roster sync puts "
                     "it there), so it has no grades there to pull.",
+                )
+            )
+            continue
+        if link.domain != domain:
+            refused.append(
+                CoursePull(
+                    class_id,
+                    klass.title,
+                    refused=f"This class is not in Classroom on the connected domain ({domain}): "
+                    f"its course is in {link.domain}, the domain sislink was connected to "
+                    "before, so no grades were pulled from it; the roster sync puts the class "
+                    "in Classroom on the connected domain.",
                 )
             )
             continue
@@ -589,8 +608,8 @@ def pull_grades(
     to Google Classroom, permission off); a class that cannot be pulled is reported, not raised."""
     report = GooglePullReport()
     with classroom.session() as session:
-        check_pull_allowed(session)
-        links, refused = _chosen_links(session, actor, class_ids)
+        google = check_pull_allowed(session)
+        links, refused = _chosen_links(session, actor, class_ids, google.domain)
         report.courses.extend(refused)
         categories: dict[int, set[str]] = {}
         for class_id, title in session.execute(
@@ -1430,7 +1449,12 @@ def course_view(classroom: Classroom, actor: Actor, class_id: int) -> dict[str, 
         link = session.scalars(
             select(GoogleCourseLink).where(GoogleCourseLink.class_id == class_id)
         ).first()
-        if link is None:
+        # Only a course of the connected domain is the class's (as google_roster.course_links):
+        # after a reconnect to another domain, the old domain's course is not shown.
+        domain = session.scalar(
+            select(GoogleConnection.domain).where(GoogleConnection.current_slot.is_not(None))
+        )
+        if link is None or (domain is not None and link.domain != domain):
             return {"class_id": class_id, "class": klass.title, "course": None, "last_pull": None}
         pulled_works = session.scalars(
             select(GoogleCourseworkLink.coursework_id).where(
