@@ -20,6 +20,14 @@ from sislink.oneroster.provider.server import RunningProvider
 Shoot = Callable[[Page, str], None]
 
 
+# Whether leaving the page now asks first: its beforeunload handlers cancel the event.
+LEAVING_IS_ASKED = """() => {
+  const leaving = new Event("beforeunload", {cancelable: true});
+  window.dispatchEvent(leaving);
+  return leaving.defaultPrevented;
+}"""
+
+
 def sign_in(page: Page, url: str, email: str) -> None:
     page.goto(f"{url}/login")
     page.fill("#email", email)
@@ -134,11 +142,15 @@ def test_administrator_and_teacher_walk_through_the_console(
     cells.nth(1).fill("EX")
     cells.nth(2).fill("M")
     cells.nth(3).fill("twelve")
+    # Typed, not saved: the page says so and leaving it asks first.
+    expect(tab.locator("#unsaved")).to_have_text("4 cells not saved yet.")
+    assert tab.evaluate(LEAVING_IS_ASKED)
     tab.click("#save-marks")
     expect(tab.locator("#grid-errors")).to_contain_text("is not a number")
     tab.locator("table.grid td.invalid input").fill("12")
     tab.click("#save-marks")
     expect(tab.locator("#flash")).to_contain_text("Saved 1 mark")
+    assert not tab.evaluate(LEAVING_IS_ASKED)  # everything saved: leaving asks nothing
     tab.click("#return-all")
     expect(tab.locator("#flash")).to_contain_text("Returned 4 marks")
     assert_accessible(tab)

@@ -142,7 +142,7 @@ def test_a_teacher_links_adds_coursework_marks_returns_exports_and_reads_the_rep
         f"/classes/{cid}/gradebook",
         {essay_cells[0]: "18", essay_cells[1]: "EX", essay_cells[2]: "M", essay_cells[3]: "25"},
     )
-    assert "Saved 4 marks." in saved.text
+    assert "Saved 4 marks as drafts: students do not see them" in saved.text
     returned = teacher.post(f"/classes/{cid}/return", {})
     assert "Returned 4 marks" in returned.text
 
@@ -228,6 +228,9 @@ def test_a_cell_that_is_not_a_mark_is_answered_next_to_it_and_the_others_are_sav
             cells[3]: "1e20",
             cells[4]: "\u0668",
             cells[5]: "21",
+            cells[6]: "nan",
+            cells[7]: "inf",
+            cells[8]: "15",  # above the 10 points, within the class's extra-credit limit
         },
     )
     assert answer.status_code == 400
@@ -238,9 +241,26 @@ def test_a_cell_that_is_not_a_mark_is_answered_next_to_it_and_the_others_are_sav
     assert "has digits other than 0-9" in answer.text
     assert "more than 2 times its 10 points" in answer.text
     assert 'value="nine"' in answer.text  # what was typed stays in its cell
+    assert "&#39;nan&#39; is not a number" in answer.text
+    assert "&#39;inf&#39; is not a number" in answer.text
+    assert answer.text.count('aria-invalid="true"') == 7  # each refused cell, by itself
+    # The page says exactly what was saved meanwhile, and in what state.
+    assert 'id="saved-marks">Saved 2 marks as drafts: students do not see them' in answer.text
     with school.served.classroom.session() as session:
-        saved = session.scalars(select(Mark)).all()
-        assert [(m.score, m.state) for m in saved] == [(9.0, MarkState.DRAFT)]
+        saved = session.scalars(select(Mark).order_by(Mark.id)).all()
+        assert [(m.score, m.state) for m in saved] == [
+            (9.0, MarkState.DRAFT),
+            (15.0, MarkState.DRAFT),
+        ]
+    # A returned mark changed stays returned: the save says the next export sends it.
+    teacher.post(f"/classes/{cid}/return", {})
+    changed = teacher.post(f"/classes/{cid}/gradebook", {cells[0]: "8", cells[1]: "EX"})
+    assert (
+        "Saved 1 mark as draft: students do not see it and the export does not send it until "
+        "returned. Saved 1 mark already returned to students: the next export sends it."
+    ) in changed.text.replace("&#39;", "'"), changed.text
+    cleared = teacher.post(f"/classes/{cid}/gradebook", {cells[1]: ""})
+    assert "Cleared 1 mark." in cleared.text
 
 
 def test_another_teachers_class_is_refused_by_url(school: School) -> None:

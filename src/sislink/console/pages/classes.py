@@ -765,6 +765,7 @@ def _gradebook_page(
     *,
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    saved: str = "",
     status_code: int = 200,
 ) -> Response:
     with classroom.session() as session:
@@ -817,6 +818,7 @@ def _gradebook_page(
             "columns": columns,
             "rows": rows,
             "errors": errors or {},
+            "saved": saved,
         },
         who=who,
         status_code=status_code,
@@ -863,7 +865,7 @@ def save_gradebook(
     every other cell is saved all the same."""
     typed: dict[str, str] = {}
     errors: dict[str, str] = {}
-    saved = 0
+    states: dict[str, int] = {"draft": 0, "returned": 0, "cleared": 0}
     with classroom.transaction() as session:
         own_class(session, who, class_id)
         students, works, found = _gradebook(session, class_id)
@@ -881,21 +883,55 @@ def save_gradebook(
                 typed[name] = text
                 try:
                     change = _cell_change(text)
-                    marks_service.set_mark(session, who.actor, work.id, student.id, **change)
+                    now = marks_service.set_mark(session, who.actor, work.id, student.id, **change)
                 except ClassroomError as exc:
                     errors[name] = f"{student.name}, {work.title}: {exc.message}"
                     continue
                 del typed[name]
-                saved += 1
+                if not text.strip():
+                    states["cleared"] += 1
+                elif now.state == MarkState.RETURNED:
+                    states["returned"] += 1
+                else:
+                    states["draft"] += 1
+    said = _saved_marks(**states)
     if errors:
         return _gradebook_page(
-            request, who, classroom, class_id, typed=typed, errors=errors, status_code=400
+            request,
+            who,
+            classroom,
+            class_id,
+            typed=typed,
+            errors=errors,
+            saved=said,
+            status_code=400,
         )
-    return redirect(
-        request,
-        f"/classes/{class_id}/gradebook",
-        f"Saved {saved} mark{'s' if saved != 1 else ''}. Return them so that they can be exported.",
-    )
+    return redirect(request, f"/classes/{class_id}/gradebook", said)
+
+
+def _saved_marks(draft: int, returned: int, cleared: int) -> str:
+    """Exactly what a gradebook save did, and the state the saved marks are in."""
+
+    def marks(n: int) -> str:
+        return f"{n} mark{'s' if n != 1 else ''}"
+
+    if not (draft or returned or cleared):
+        return "Nothing was saved: no mark was changed."
+    parts = []
+    if draft:
+        parts.append(
+            f"Saved {marks(draft)} as draft{'s' if draft != 1 else ''}: students do not see "
+            f"{'them' if draft != 1 else 'it'} and the export does not send "
+            f"{'them' if draft != 1 else 'it'} until returned."
+        )
+    if returned:
+        parts.append(
+            f"Saved {marks(returned)} already returned to students: the next export sends "
+            f"{'them' if returned != 1 else 'it'}."
+        )
+    if cleared:
+        parts.append(f"Cleared {marks(cleared)}.")
+    return " ".join(parts)
 
 
 @router.post("/{class_id}/return")
