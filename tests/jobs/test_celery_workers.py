@@ -7,7 +7,8 @@ over. Workers start once for the module; each run has its own queues and Redis k
   RabbitMQ), two at once keeping to the connection's one allowance (the SIS sees no more than
   SISLINK_SIS_MAX_CONCURRENCY), held in Redis;
 - a job of a kind the workers do not know fails (it is not left queued, waited for for ever);
-  an export of every class whose broker is down fails, leaving no class's job queued;
+  an export of every class whose broker is down fails, leaving no class's job queued; a task
+  taken while the database is away is tried again, and its job runs once the database is back;
 - a job cancelled while queued ends cancelled, and the worker that gets its task sends nothing;
   one cancelled while it runs on a worker stops, and the next export sends the rest;
 - a worker killed with SIGKILL mid-export: its task goes to the other worker, which takes the
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, make_url, select, text
 
 from sislink.classroom import Actor, open_classroom
 from sislink.classroom.db import normalise_database_url
@@ -464,6 +465,94 @@ def test_a_job_of_a_kind_the_workers_do_not_know_fails_instead_of_waiting_for_ev
 
     assert outcome.status == JobStatus.FAILED
     assert outcome.error and "No job kind 'kind_of_a_newer_version' is registered" in outcome.error
+
+
+class LateDatabase:
+    """PostgreSQL through a port of its own that answers only once `open` is called (as a
+    database that restarts): a TCP forwarder on this machine."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = make_url(database_url)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        self._server: asyncio.Server | None = None
+
+    def url_through_it(self) -> str:
+        moved = self.url.set(host="127.0.0.1", port=self.port)
+        return moved.render_as_string(hide_password=False)
+
+    def open(self) -> None:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            host, port = self.url.host or "127.0.0.1", self.url.port or 5432
+            there_reader, there_writer = await asyncio.open_connection(host, port)
+            await asyncio.gather(pipe(reader, there_writer), pipe(there_reader, writer))
+
+        async def start() -> None:
+            self._server = await asyncio.start_server(forward, "127.0.0.1", self.port)
+
+        asyncio.run_coroutine_threadsafe(start(), self._loop).result()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def test_a_task_a_worker_takes_while_the_database_is_away_runs_once_it_is_back(
+    worlds: list[World],
+    redis_env: dict[str, str],
+    database_url: str,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = worlds[0]
+    titles = add_work(world, 1, "Database away")
+    late = LateDatabase(database_url)
+    env = {
+        **redis_env,
+        "SISLINK_DATABASE_URL": late.url_through_it(),
+        "SISLINK_QUEUE": redis_env["SISLINK_QUEUE"] + "-late-database",
+    }
+    (log_dir := home / "late-database").mkdir()
+    for name in ("SISLINK_BROKER_URL", "SISLINK_QUEUE"):
+        monkeypatch.setenv(name, env[name])
+    celery_app.celery_app.cache_clear()
+    try:
+        with workers(env, log_dir, 1) as (worker,):
+            job_id = queue_export(
+                world.classroom,
+                world.teacher,
+                class_export_job(world.classroom, world.teacher, world.class_id),
+            )
+            asyncio.run(celery_app.hand_over(world.classroom, job_id))
+            for _ in range(POLLS):  # the worker took the task and could not reach the database
+                if "database could not be reached" in worker.said() or "raised" in worker.said():
+                    break
+                time.sleep(POLL_S)
+            else:
+                raise AssertionError("the worker never took the task:\n" + worker.said())
+            late.open()
+            # (Before, the task was dropped and this waited for ever: a bound, not a speed limit.)
+            (outcome,) = asyncio.run(
+                asyncio.wait_for(celery_app.wait_for_end(world.classroom, [job_id]), 120)
+            )
+    finally:
+        celery_app.celery_app.cache_clear()
+        late.close()
+
+    assert outcome.status == JobStatus.SUCCEEDED, outcome
+    assert outcome.report["writes"] == 1 + STUDENTS and titles[0] in EXPORTED
+    assert_sis_exact(world)
 
 
 def mid_export(world: World, sis: Sis, before: set[int], results_before: int) -> Job:

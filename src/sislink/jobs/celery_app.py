@@ -15,6 +15,8 @@ nothing here is used: jobs run in the process that asks (the embedded default).
   repeats only what was not done (the export ledger and derived sourcedIds make a re-sent write
   land on the same record). While the first worker still lives, a second delivery waits.
 - A job already ended (cancelled while queued, failed, on hold) is not run: its task ends.
+- A task the broker does not take fails its job at once (NotHandedOver); a worker that cannot
+  reach the database when it takes a task tries it again later (it is never dropped).
 
 The queue is SISLINK_QUEUE ("sislink" by default); two installations sharing a broker give
 each their own.
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit
 
 from celery import Celery  # type: ignore[import-untyped]
 from sqlalchemy import update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sislink.classroom import Classroom, ClassroomError, Conflict, open_classroom
 from sislink.classroom.models import Job, JobStatus
@@ -296,6 +299,17 @@ def _run_job_task(task: Any, job_id: int) -> str:
         outcome = asyncio.run(run_delivered(worker_classroom(), job_id))
     except StillRunning:
         # Look again once its lease would have run out, had its worker died.
+        raise task.retry(countdown=job_service.lease_seconds()) from None
+    except (OperationalError, InterfaceError) as away:
+        # The database could not be reached before the job started (it restarts, the network
+        # blinked): the task is tried again, not dropped with the job left queued for ever.
+        # A job that did start records its own failure; a retry then finds it ended.
+        logger.warning(
+            "job %s: the database could not be reached (%s); its task is tried again in %g s",
+            job_id,
+            type(away.orig or away).__name__,
+            job_service.lease_seconds(),
+        )
         raise task.retry(countdown=job_service.lease_seconds()) from None
     return "nothing to do" if outcome is None else str(outcome.status)
 
