@@ -95,6 +95,13 @@ def test_administrator_and_teacher_walk_through_the_console(
     class_url = tab.url
 
     # Relink: unlink the class the roster import linked, then choose one of my SIS classes.
+    # Unlinking asks first (a confirmation dialog); dismissed, nothing happens.
+    asked: list[str] = []
+    tab.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    tab.get_by_role("button", name="Unlink").click()
+    expect(tab.locator("#link-state")).not_to_contain_text("not linked")
+    assert asked and asked[0].startswith("Unlink this class"), asked
+    tab.once("dialog", lambda dialog: dialog.accept())
     tab.get_by_role("button", name="Unlink").click()
     expect(tab.locator("#link-state")).to_contain_text("not linked")
     tab.click("#link-class")

@@ -353,3 +353,20 @@ def test_coursework_of_a_linked_class_is_refused_on_the_form_until_the_sis_could
     )
     assert "Coursework added: Lab report." in made.text
     assert coursework_count() == before + 2
+
+
+def test_every_destructive_button_asks_first() -> None:
+    """Delete, unlink, revoke, remove, disconnect, disable, discard: a confirmation in the
+    browser (onsubmit confirm) or the button is on a page that says what it will do first."""
+    destructive = re.compile(r'action="[^"]*/(delete|unlink|revoke|remove|disconnect|disable)"')
+    unasked = []
+    for path in TEMPLATES.glob("*.html"):
+        for form in re.findall(r"<form\b.*?</form>", path.read_text(), flags=re.S):
+            if not destructive.search(form.split(">", 1)[0]):
+                continue
+            asks = "return confirm(" in form.split(">", 1)[0] or re.search(
+                r'id="(roster-)?confirm-', form
+            )
+            if not asks:
+                unasked.append((path.name, form.split(">", 1)[0]))
+    assert unasked == []
