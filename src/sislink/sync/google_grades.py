@@ -3,7 +3,9 @@ class's coursework, its submissions the class's marks; the mark export then send
 SIS as it sends any (derived ids, ledger, pre-flight, reports).
 
 `pull_grades(classroom, actor, class_ids=None)` pulls every linked course the actor may pull
-(or those classes'), and answers a `GooglePullReport` (`to_dict()` for JSON).
+(or those classes'), and answers a `GooglePullReport` (`to_dict()` for JSON). Only courses of
+the connected Workspace domain: after a reconnect to another domain, a class whose course is in
+the old one is not pulled (said, when asked for) and its page shows no course.
 
 What goes where (decided here, said in the README):
 - courseWork `PUBLISHED` with `maxPoints` -> coursework: title, description, maxPoints ->
