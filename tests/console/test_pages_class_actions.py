@@ -311,7 +311,9 @@ def test_coursework_of_a_linked_class_is_refused_on_the_form_until_the_sis_could
     teacher, cid = school.teacher, school.class_id
     form = teacher.get(f"/classes/{cid}/coursework/new")
     assert 'id="sis-needs"' in form.text
-    assert re.search(r'name="due" id="due" value="[^"]*" required', form.text)
+    assert re.search(
+        r'name="due" id="due" value="[^"]*" required min="\d{4}-\d\d-\d\d" max=', form.text
+    )
     categories = {
         name: value
         for value, name in re.findall(r'<option value="(\d+)" >([^<]+)</option>', form.text)

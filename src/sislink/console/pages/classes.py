@@ -549,12 +549,16 @@ def _coursework_page(
 ) -> Response:
     with classroom.session() as session:
         klass = own_class(session, who, class_id)
+        periods = _grading_periods(session, klass)
         context = {
             "klass": klass,
             "typed": typed,
             "coursework_id": coursework_id,
             "categories": _categories(session, class_id),
-            "periods": [(p.id, p.title) for p in _grading_periods(session, klass)],
+            "periods": [(p.id, p.title) for p in periods],
+            # The date picker's bounds: the first grading period's start, the last one's end.
+            "due_min": min((p.start_date.isoformat() for p in periods if p.start_date), default=""),
+            "due_max": max((p.end_date.isoformat() for p in periods if p.end_date), default=""),
             "errors": errors or {},
             "problem": problem,
             "linked": class_link(session, class_id) is not None,
