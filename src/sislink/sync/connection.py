@@ -383,7 +383,7 @@ async def authorise(
         if not connection.is_current:
             raise ConfirmationRequired(
                 "Another administrator replaced the SIS connection while it was being "
-                "authorised; look at `sislink status` and authorise again."
+                "authorised; look at the connection now (sislink status) and authorise again."
             )
         was_authorised = connection.status == ConnectionStatus.AUTHORISED
         if moved_under_saved:

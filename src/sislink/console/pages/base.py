@@ -77,6 +77,7 @@ _WEB_WORDS = (
     ("sislink roster history", "on the Roster page"),
     ("sislink roster import", "on the Roster page"),
     ("sislink sign-in password on", "on the Sign-in page"),
+    ("sislink status", "on the SIS setup page"),
 )
 
 
