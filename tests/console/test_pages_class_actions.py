@@ -330,6 +330,9 @@ def test_coursework_of_a_linked_class_is_refused_on_the_form_until_the_sis_could
     assert 'id="sis-refused"' in refused.text
     assert 'id="points-error"' in refused.text and "The SIS needs points" in refused.text
     assert 'id="due-error"' in refused.text and "The SIS needs a due date" in refused.text
+    # The SIS has no default category: one of the SIS class's must be chosen from the list.
+    assert "Choose one of the SIS's categories" in form.text
+    assert 'id="category_id-error"' in refused.text and "choose one of: " in refused.text
     assert 'value="Lab report"' in refused.text  # the form keeps what was typed
     outside = teacher.post(
         f"/classes/{cid}/coursework",
