@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -21,7 +23,7 @@ from sislink.classroom.models import Job, JobStatus
 from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services import jobs as job_service
 from sislink.jobs import celery_app
-from sislink.jobs.runner import JOB_KINDS, JobContext, queue, run_job
+from sislink.jobs.runner import JOB_KINDS, ON_WORKERS, JobContext, queue, run_job
 
 POLL_S = 0.02
 POLLS = 3000
@@ -153,9 +155,56 @@ def test_a_late_worker_that_renewed_its_lease_keeps_its_job_from_a_takeover(
         assert job_service.renew_lease(session, job_id, holder)
     # ...so the takeover decided on the lease as read does not happen.
     with sqlite_classroom.transaction() as session:
-        taken = celery_app._take_over(session, seen, job_service.database_now(session))
+        taken = celery_app._take_over(session, seen, job_service.database_now(session), 1)
     assert not taken
     with sqlite_classroom.session() as session:
         after = session.get(Job, job_id)
         assert after is not None
         assert (after.status, after.lease_holder) == (JobStatus.RUNNING, elsewhere)
+
+
+def _running_for_a_dead_worker(classroom: Classroom, job_id: int, taken_over: int) -> None:
+    """Mark the job running for a worker process of this machine that has died."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = job_service.this_process()
+    with classroom.transaction() as session:
+        job = job_service.start_job(session, job_id)
+        job.lease_holder = job_service.ProcessIdentity(
+            here.host, dead.pid, "1", here.machine
+        ).token()
+        job.params = {ON_WORKERS: True, celery_app.TAKEN_OVER: taken_over}
+
+
+def test_a_job_whose_worker_died_once_more_after_three_takeovers_is_failed_not_run_again(
+    sqlite_classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+
+    async def counted(context: JobContext) -> Mapping[str, Any]:
+        runs.append(context.job_id)
+        return {}
+
+    monkeypatch.setitem(JOB_KINDS, "dispatch_counted", counted)
+    taken_once = queue(
+        sqlite_classroom, kind="dispatch_counted", actor=Actor.system(), lock_key="dispatch:2"
+    )
+    _running_for_a_dead_worker(sqlite_classroom, taken_once, taken_over=0)
+    # Say it killed its worker each time (too big for its memory): a fourth death is the last.
+    killer = queue(
+        sqlite_classroom, kind="dispatch_counted", actor=Actor.system(), lock_key="dispatch:3"
+    )
+    _running_for_a_dead_worker(sqlite_classroom, killer, taken_over=3)
+
+    first = asyncio.run(celery_app.run_delivered(sqlite_classroom, taken_once))
+    last = asyncio.run(celery_app.run_delivered(sqlite_classroom, killer))
+
+    assert first is not None and first.status == JobStatus.SUCCEEDED and runs == [taken_once]
+    assert last is None  # not run
+    with sqlite_classroom.session() as session:
+        taken = session.get(Job, taken_once)
+        assert taken is not None and taken.params[celery_app.TAKEN_OVER] == 1
+        given_up = session.get(Job, killer)
+        assert given_up is not None and given_up.status == JobStatus.FAILED
+        assert "stopped with the worker running it 4 times" in given_up.report["error"]
+        assert job_service.find_unfinished(session, "dispatch:3") is None  # its lock is free

@@ -35,11 +35,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery  # type: ignore[import-untyped]
-from sqlalchemy import update
+from sqlalchemy import and_, delete, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sislink.classroom import Classroom, ClassroomError, Conflict, open_classroom
-from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.models import Job, JobLock, JobStatus, utc_now
 from sislink.classroom.services import jobs as job_service
 from sislink.jobs import runner
 from sislink.jobs.runner import ON_WORKERS, JobOutcome
@@ -238,7 +238,12 @@ async def run_delivered(classroom: Classroom, job_id: int) -> JobOutcome | None:
             gone = job_service.holder_gone(job, now)
             if gone is None:
                 raise StillRunning(job_id)
-            if not _take_over(session, job, now):
+            taken = int((job.params or {}).get(TAKEN_OVER, 0) or 0)
+            if taken >= MAX_TAKEOVERS:
+                if not _give_up(session, job, now, gone, taken):
+                    raise StillRunning(job_id)  # it changed since it was read: look again
+                return None
+            if not _take_over(session, job, now, taken + 1):
                 raise StillRunning(job_id)  # another worker took it over just now
             logger.warning("job %s: taking it over here (%s)", job_id, gone)
     try:
@@ -249,25 +254,61 @@ async def run_delivered(classroom: Classroom, job_id: int) -> JobOutcome | None:
         raise StillRunning(job_id) from None
 
 
-def _take_over(session: Any, job: Job, now: Any) -> bool:
+TAKEN_OVER = "taken_over"
+"""How many times workers took the job over from a worker that died (in its params)."""
+MAX_TAKEOVERS = 3
+"""After this many, a job whose worker died again is failed, not run again: it may be what
+kills them (a worker out of memory), and its task would otherwise go round for ever."""
+
+
+def _as_read(job: Job) -> Any:
+    """The job's row still held and leased as read (for a compare and set)."""
+    expiry = Job.lease_expires_at
+    lease = expiry.is_(None) if job.lease_expires_at is None else expiry == job.lease_expires_at
+    return and_(
+        Job.id == job.id,
+        Job.status == JobStatus.RUNNING,
+        Job.lease_holder == job.lease_holder,
+        lease,
+    )
+
+
+def _give_up(session: Any, job: Job, now: Any, gone: str, taken: int) -> bool:
+    """Fail a job whose worker died once more after MAX_TAKEOVERS takeovers (compare and set)."""
+    sentence = (
+        f"Job {job.id} stopped with the worker running it {taken + 1} times (the last: {gone}), "
+        "so it is not run again: it may be what stops them (a worker out of memory?). Look at "
+        "the workers' logs, then run it again."
+    )
+    failed = session.execute(
+        update(Job)
+        .where(_as_read(job))
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=utc_now(),
+            report={**(job.report or {}), "error": sentence},
+            active_lock=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not int(getattr(failed, "rowcount", 0) or 0):
+        return False
+    session.execute(delete(JobLock).where(JobLock.job_id == job.id))
+    logger.warning("%s", sentence)
+    return True
+
+
+def _take_over(session: Any, job: Job, now: Any, count: int) -> bool:
     """Make the running job of a gone process queued again, held by this one (compare and
     set: only if it is still as read, holder and lease: a worker on another machine that was
     only late renews its lease, and then keeps its job)."""
     me = job_service.this_process().token()
-    expiry = Job.lease_expires_at
-    lease_as_read = (
-        expiry.is_(None) if job.lease_expires_at is None else expiry == job.lease_expires_at
-    )
     taken = session.execute(
         update(Job)
-        .where(
-            Job.id == job.id,
-            Job.status == JobStatus.RUNNING,
-            Job.lease_holder == job.lease_holder,
-            lease_as_read,
-        )
+        .where(_as_read(job))
         .values(
             status=JobStatus.QUEUED,
+            params={**(job.params or {}), TAKEN_OVER: count},
             lease_holder=me,
             heartbeat_at=now,
             lease_expires_at=now + timedelta(seconds=job_service.lease_seconds()),
