@@ -109,6 +109,9 @@ def test_two_deliveries_of_one_queued_job_start_it_once(
             answers.append(str(outcome.status) if outcome else "nothing to do")
         except celery_app.StillRunning:
             answers.append("still running")
+        except BaseException as failed:  # said in the assertion below, not lost in a thread
+            answers.append(repr(failed))
+            raise
 
     with classroom.engine.connect() as blocker:
         # Both deliveries reach the job's start while another transaction holds its row, so
@@ -121,11 +124,12 @@ def test_two_deliveries_of_one_queued_job_start_it_once(
         with classroom.engine.connect() as watcher:
             for _ in range(POLLS):
                 waiting = watcher.scalar(BEHIND, {"me": me})
+                watcher.rollback()  # pg_stat_activity is read once per transaction
                 if waiting == 2:
                     break
                 time.sleep(POLL_S)
             else:
-                raise AssertionError("the two deliveries never reached the job's start")
+                raise AssertionError(f"the two deliveries never reached the job's start: {answers}")
         blocker.rollback()
     for thread in threads:
         thread.join()
