@@ -24,8 +24,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy --strict src
 
+# The suite on two processes (pytest-xdist; a module stays on one, so its servers start once).
+# The tests' npm packages (tests/*/package-lock.json) are installed first, once, not by two
+# processes at the same time.
 test: lint
-	$(BIN)/pytest -q
+	@for d in tests/oidc_provider tests/browser/axe; do \
+	  if [ -f $$d/package-lock.json ] && [ ! -d $$d/node_modules ] && command -v npm >/dev/null; then \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; done
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
