@@ -44,6 +44,9 @@ def not_a_broker() -> Iterator[int]:
         "pyamqp://guest:guest@127.0.0.1//",  # Celery's own scheme, its default port
         f"amqp://guest:guest@127.0.0.1:{closed_port()}//;{RABBITMQ}",  # a failover list
     ],
+    # Fixed ids: the failover URL holds a free port that differs in each pytest-xdist process,
+    # and the processes must collect the same tests.
+    ids=["redis", "amqp", "pyamqp", "failover"],
 )
 def test_a_broker_celery_can_use_is_ok(url: str) -> None:
     assert broker_word({"SISLINK_BROKER_URL": url}) == "ok"
