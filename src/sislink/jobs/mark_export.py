@@ -36,7 +36,7 @@ from sislink.jobs.runner import (
 )
 from sislink.sync import preflight
 from sislink.sync.errors import SyncError
-from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome, stored_report_json
+from sislink.sync.export_report import ExportOutcome, ExportReport, Outcome, job_reports
 from sislink.sync.mark_export import export_all_classes, export_one_class
 from sislink.sync.sis_client import open_sis_client
 
@@ -100,13 +100,7 @@ def _stored_reports(
         return ExportRun(run, reports)
     with classroom.session() as session:
         # An export of every class on the workers keeps its reports under its classes' jobs.
-        children = select(Job.id).where(Job.params["parent_job_id"].as_integer() == run.job_id)
-        rows = session.scalars(
-            select(MarkExportReport)
-            .where((MarkExportReport.job_id == run.job_id) | MarkExportReport.job_id.in_(children))
-            .order_by(MarkExportReport.id)
-        ).all()
-        return ExportRun(run, reports, [stored_report_json(row) for row in rows])
+        return ExportRun(run, reports, job_reports(session, run.job_id))
 
 
 def _actor_of(classroom: Classroom, params: Mapping[str, Any]) -> Actor:

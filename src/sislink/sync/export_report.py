@@ -16,7 +16,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Classroom
-from sislink.classroom.models import Class, MarkExportReport, Person, utc_now
+from sislink.classroom.models import Class, Job, MarkExportReport, Person, utc_now
 from sislink.sync.preflight import Reason
 
 
@@ -284,6 +284,20 @@ def report_history(
         .limit(limit)
     )
     return session.scalars(statement).all()
+
+
+def job_reports(
+    session: Session, job_id: int, *, with_items: bool = True
+) -> list[dict[str, Any]]:
+    """The stored reports of an export job as JSON, oldest first: its own, and, for an export of
+    every class handed to workers, those of its classes' jobs."""
+    children = select(Job.id).where(Job.params["parent_job_id"].as_integer() == job_id)
+    rows = session.scalars(
+        select(MarkExportReport)
+        .where((MarkExportReport.job_id == job_id) | MarkExportReport.job_id.in_(children))
+        .order_by(MarkExportReport.id)
+    )
+    return [stored_report_json(row, with_items=with_items) for row in rows]
 
 
 def stored_report_json(row: MarkExportReport, *, with_items: bool = True) -> dict[str, Any]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import JSONResponse, Response
 
 from sislink.classroom import Classroom, ClassroomError
-from sislink.classroom.models import Class, Job, MarkExportReport
+from sislink.classroom.models import Class, Job
 from sislink.classroom.services import gradebook_sheet
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
@@ -38,7 +37,7 @@ from sislink.console.pages.roster import progress_of
 from sislink.jobs import runner
 from sislink.jobs.mark_export import ALL_EXPORT, all_exports_job, queue_export
 from sislink.sync import preflight, roster_holds
-from sislink.sync.export_report import stored_report_json
+from sislink.sync.export_report import job_reports
 
 router = APIRouter()
 
@@ -94,14 +93,7 @@ def export_all_page(
         progress = progress_of(job)
         report: dict[str, Any] = dict(job.report or {})
         # A job that failed keeps only its error: each class's outcome is in its own report.
-        each = report.get("classes") or [
-            stored_report_json(row, with_items=False)
-            for row in session.scalars(
-                select(MarkExportReport)
-                .where(MarkExportReport.job_id == job_id)
-                .order_by(MarkExportReport.id)
-            )
-        ]
+        each = report.get("classes") or job_reports(session, job_id, with_items=False)
     return render(
         request,
         "export_all.html",
