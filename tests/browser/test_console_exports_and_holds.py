@@ -51,6 +51,8 @@ def world_in(live: LiveConsole, sis: RunningProvider) -> World:
 
 
 def checked(page: Page) -> None:
+    # A click that navigates returns before the next page has a document: measure that page.
+    page.wait_for_load_state("load")
     wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert wide <= 0, f"{page.url} scrolls {wide} px sideways"
     assert_accessible(page)

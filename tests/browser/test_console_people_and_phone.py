@@ -57,6 +57,8 @@ def seed(live: LiveConsole) -> None:
 
 def no_sideways_scroll(page: Page) -> None:
     """The page does not scroll sideways as a whole, and axe finds nothing serious on it."""
+    # A click that navigates returns before the next page has a document: measure that page.
+    page.wait_for_load_state("load")
     wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert wide <= 0, f"{page.url} scrolls {wide} px sideways"
     assert_accessible(page)
