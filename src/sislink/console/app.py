@@ -18,13 +18,16 @@ from starlette.responses import Response
 from sislink.classroom import Classroom, open_classroom
 from sislink.console import oidc
 from sislink.console.background import BackgroundWork
+from sislink.console.i18n import Languages
 from sislink.console.pages import (
     accounts,
     activity,
     class_actions,
     classes,
     directory,
+    language,
     login,
+    school,
     setup,
 )
 from sislink.console.pages import google as google_pages
@@ -79,6 +82,8 @@ def create_app(
     app.state.background = work
     app.state.allow_private_sis = allow_private_sis
     app.add_middleware(RequestIds)
+    # Each request's language (the picker's cookie, else Accept-Language), for pages and errors.
+    app.add_middleware(Languages)
     # Each router's refusals, with the bodies actually sent, are in the OpenAPI (problems.py).
     app.include_router(
         admin.router, prefix="/api/admin", tags=["admin"], responses=problems.admin_responses
@@ -114,6 +119,8 @@ def create_app(
         directory,
         class_actions,
         classes,
+        school,
+        language,
     ):
         app.include_router(pages.router, include_in_schema=False)
     # Sign in with the school's accounts (OpenID Connect), and its administrator's page.

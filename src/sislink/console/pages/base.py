@@ -21,7 +21,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sislink.classroom import Actor, Classroom, ClassroomError, NotFound, PermissionDenied
 from sislink.classroom.models import Person
+from sislink.classroom.services.time_zone import school_time_zone
+from sislink.console import i18n
 from sislink.console.auth import get_classroom, session_actor
+from sislink.console.i18n import _
 from sislink.console.sessions import (
     COOKIE_NAME,
     CSRF_FIELD,
@@ -41,27 +44,27 @@ environment = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    # {% trans %} and _() in templates, in the reader's language (console/i18n.py).
+    extensions=["jinja2.ext.i18n"],
+)
+# A {% trans %} block's msgid is its text with the template's line breaks and indents folded
+# (babel.cfg extracts it the same way).
+environment.policies["ext.i18n.trimmed"] = True
+environment.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.gettext, i18n.ngettext, newstyle=True
 )
 
 
 def _when(value: datetime | date | str | None) -> str:
-    """A timestamp as a person reads it (UTC, to the minute)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return str(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    return value.isoformat()
+    """A timestamp as a person reads it: the school's time zone, the reader's language."""
+    return i18n.when(value)
 
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
+# (Service sentences are English, so the words that replace their hints are English too.)
 # A command-line hint in a service's sentence, "(sislink roster approve JOB)": a page says
 # where in the web that is done instead ("(the SIS setup page)"), or leaves the hint out when
 # the page itself offers the action (Approve and Discard next to a held import's reason).
@@ -104,6 +107,8 @@ def _finalize(value: Any) -> Any:
 
 
 environment.filters["when"] = _when
+environment.filters["day"] = i18n.day
+environment.filters["status"] = i18n.status_words
 environment.filters["number"] = _number
 environment.filters["web"] = _web
 environment.finalize = _finalize
@@ -183,14 +188,14 @@ def viewer(
 
 def admin_viewer(who: Viewer = Depends(viewer)) -> Viewer:
     if not who.is_admin:
-        raise PageError(403, "Only an administrator may open this page.")
+        raise PageError(403, _("Only an administrator may open this page."))
     return who
 
 
 def teacher_viewer(who: Viewer = Depends(viewer)) -> Viewer:
     """Teachers (and administrators, who may act on any class)."""
     if not (who.is_teacher or who.is_admin):
-        raise PageError(403, "Only teachers may open this page.")
+        raise PageError(403, _("Only teachers may open this page."))
     return who
 
 
@@ -202,8 +207,10 @@ async def checked_form(request: Request, classroom: Classroom = Depends(get_clas
     if not data.csrf_matches(submitted if isinstance(submitted, str) else None):
         raise PageError(
             403,
-            "This form is out of date or did not come from sislink; go back, reload the page "
-            "and send it again.",
+            _(
+                "This form is out of date or did not come from sislink; go back, reload the "
+                "page and send it again."
+            ),
         )
     return form
 
@@ -237,9 +244,15 @@ def render(
         "csrf_token": data.csrf_token,
         "notice": notice,
         "path": request.url.path,
+        "lang": i18n.current_language(),
+        "languages": i18n.LANGUAGES,
         **(context or {}),
     }
-    response = HTMLResponse(environment.get_template(template).render(values), status_code)
+    with classroom.session() as session:
+        zone = school_time_zone(session).zone
+    with i18n.in_time_zone(zone):
+        page = environment.get_template(template).render(values)
+    response = HTMLResponse(page, status_code)
     if notice is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     _finish(request, response, classroom, data)

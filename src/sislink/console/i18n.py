@@ -1,0 +1,247 @@
+"""The console in the reader's language, and its times in the school's time zone.
+
+- Languages: English (the source: every msgid is the English sentence) and Spanish. The reader's
+  is their choice (the language picker's cookie), else the best of Accept-Language, else English.
+  `Languages` (an ASGI middleware) chooses it once per request and keeps it in a context
+  variable, so `_()` in a page's Python and `{% trans %}` / `_()` in a template both read it.
+- The catalogue: `locales/messages.pot` (extracted with `babel.cfg`, see docs/translating.md)
+  and `locales/<lang>/LC_MESSAGES/messages.po`. The .po files are the source of truth: they are
+  compiled into memory when this module is first imported (no .mo files to forget).
+- Times: `when()` formats a moment in the school's time zone (a setting,
+  `classroom.services.time_zone`) in the reader's locale with Babel (CLDR).
+"""
+
+from __future__ import annotations
+
+import gettext as gettext_module
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, tzinfo
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+
+from babel.core import Locale, negotiate_locale
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LOCALES = Path(__file__).resolve().parent / "locales"
+DOMAIN = "messages"
+DEFAULT_LANGUAGE = "en"
+# Each language in its own words, as the picker offers it.
+LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
+LANGUAGE_COOKIE = "sislink_language"
+LANGUAGE_COOKIE_AGE_S = 365 * 24 * 3600
+
+
+def _load(language: str) -> gettext_module.NullTranslations:
+    """The language's .po compiled in memory (fuzzy entries left out); English is the source."""
+    po_path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if language == DEFAULT_LANGUAGE or not po_path.exists():
+        return gettext_module.NullTranslations()
+    with po_path.open("rb") as po_file:
+        catalog = read_po(po_file, locale=language, domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return gettext_module.GNUTranslations(compiled)
+
+
+TRANSLATIONS: dict[str, gettext_module.NullTranslations] = {
+    language: _load(language) for language in LANGUAGES
+}
+
+_language: ContextVar[str] = ContextVar("sislink_language", default=DEFAULT_LANGUAGE)
+_time_zone: ContextVar[tzinfo] = ContextVar("sislink_time_zone", default=UTC)
+
+
+def current_language() -> str:
+    return _language.get()
+
+
+def current_time_zone() -> tzinfo:
+    return _time_zone.get()
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Run a block in `language` (tests, and anything outside a request)."""
+    token = _language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+    try:
+        yield
+    finally:
+        _language.reset(token)
+
+
+@contextmanager
+def in_time_zone(zone: tzinfo) -> Iterator[None]:
+    """Times formatted in the block are shown in `zone` (the school's)."""
+    token = _time_zone.set(zone)
+    try:
+        yield
+    finally:
+        _time_zone.reset(token)
+
+
+def gettext(message: str) -> str:
+    """`message` (English) in the reader's language."""
+    return TRANSLATIONS[_language.get()].gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return TRANSLATIONS[_language.get()].ngettext(singular, plural, n)
+
+
+_ = gettext
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue where it is defined; `_()` translates it where it is
+    shown (module constants are made before any reader's language is known)."""
+    return message
+
+
+# Statuses and outcomes as pages say them (a badge's word); anything else is said as it is.
+STATUS_WORDS: dict[str, str] = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "succeeded": N_("succeeded"),
+    "needs_attention": N_("needs attention"),
+    "failed": N_("failed"),
+    "on_hold": N_("on hold"),
+    "cancelled": N_("cancelled"),
+    "partial": N_("partial"),
+    "refused": N_("refused"),
+    "stopped": N_("stopped"),
+    "dry_run": N_("dry run"),
+    "draft": N_("draft"),
+    "authorised": N_("authorised"),
+    "disconnected": N_("disconnected"),
+    "published": N_("published"),
+    "returned": N_("returned"),
+    "deleted": N_("deleted"),
+    "linked": N_("linked"),
+    "skipped": N_("skipped"),
+}
+
+
+def status_words(value: object) -> str:
+    """A status ("needs_attention") in the reader's words ("needs attention")."""
+    text = str(value or "")
+    found = STATUS_WORDS.get(text)
+    return gettext(found) if found is not None else text.replace("_", " ")
+
+
+def _accepted(header: str) -> list[str]:
+    """Accept-Language's languages, best first ("es-MX,es;q=0.9,en;q=0.5")."""
+    weighted: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        name, _sep, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _eq, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name and name != "*" and quality > 0:
+            weighted.append((-quality, position, name.replace("_", "-")))
+    return [name for _q, _p, name in sorted(weighted)]
+
+
+def negotiate(accept_language: str | None, chosen: str | None = None) -> str:
+    """The reader's language: their choice if we speak it, else Accept-Language's best that we
+    speak (es-MX reads Spanish), else English."""
+    if chosen in LANGUAGES:
+        return str(chosen)
+    found = negotiate_locale(_accepted(accept_language or ""), list(LANGUAGES), sep="-")
+    if found is None:
+        # negotiate_locale matches "es-MX" only to an "es-MX" it knows: try each language alone.
+        for name in _accepted(accept_language or ""):
+            base = name.split("-")[0].lower()
+            if base in LANGUAGES:
+                return base
+        return DEFAULT_LANGUAGE
+    return found
+
+
+class Languages:
+    """Chooses each request's language (cookie, then Accept-Language) for everything the
+    request runs: a plain ASGI middleware, so the endpoint (and its thread) sees the choice."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        chosen = None
+        cookie_header = headers.get(b"cookie", b"").decode("latin-1")
+        if cookie_header:
+            cookies: SimpleCookie = SimpleCookie()
+            try:
+                cookies.load(cookie_header)
+            except CookieError:  # a malformed cookie header: no choice, not a 500
+                cookies = SimpleCookie()
+            if LANGUAGE_COOKIE in cookies:
+                chosen = cookies[LANGUAGE_COOKIE].value
+        language = negotiate(headers.get(b"accept-language", b"").decode("latin-1"), chosen)
+
+        async def send_with_language(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"content-language", language.encode()), (b"vary", b"Accept-Language")]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        with speaking(language):
+            await self.app(scope, receive, send_with_language)
+
+
+def _as_moment(value: datetime | date | str | None) -> datetime | date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def when(value: datetime | date | str | None) -> str:
+    """A moment as the reader reads it: in the school's time zone, in their language, to the
+    minute, with the zone's abbreviation ("Mar 10, 2026, 2:00 AM CDT"; "10 mar 2026, 2:00 CDT").
+    A date alone is a date ("Mar 10, 2026")."""
+    try:
+        moment = _as_moment(value)
+    except ValueError:
+        return str(value)
+    if moment is None:
+        return ""
+    locale = Locale.parse(_language.get())
+    if not isinstance(moment, datetime):
+        return format_date(moment, "medium", locale=locale)
+    if moment.tzinfo is None:  # stored naive: sislink keeps every timestamp in UTC
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(_time_zone.get())
+    pattern = str(get_datetime_format("medium", locale=locale))
+    text = pattern.replace("{1}", format_date(local, "medium", locale=locale)).replace(
+        "{0}", format_time(local, "short", locale=locale)
+    )
+    return f"{text} {local.tzname() or ''}".rstrip()
+
+
+def day(value: date | datetime | str | None) -> str:
+    """A calendar day in the reader's language ("Mar 10, 2026"; "10 mar 2026")."""
+    try:
+        moment = _as_moment(value)
+    except ValueError:
+        return str(value)
+    if moment is None:
+        return ""
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        moment = moment.astimezone(_time_zone.get())
+    return format_date(moment, "medium", locale=Locale.parse(_language.get()))
