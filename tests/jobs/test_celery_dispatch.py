@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -22,8 +23,16 @@ from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import Job, JobStatus
 from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services import jobs as job_service
-from sislink.jobs import celery_app
-from sislink.jobs.runner import JOB_KINDS, ON_WORKERS, JobContext, queue, run_job
+from sislink.jobs import celery_app, runner
+from sislink.jobs.runner import (
+    JOB_KINDS,
+    ON_WORKERS,
+    SENT_AT,
+    JobContext,
+    left_to_workers,
+    queue,
+    run_job,
+)
 
 POLL_S = 0.02
 POLLS = 3000
@@ -212,3 +221,116 @@ def test_a_job_whose_worker_died_once_more_after_three_takeovers_is_failed_not_r
         assert given_up is not None and given_up.status == JobStatus.FAILED
         assert "stopped with the worker running it 4 times" in given_up.report["error"]
         assert job_service.find_unfinished(session, "dispatch:3") is None  # its lock is free
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def lost_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """sislink's settings for a Redis broker and a queue of this test's own, which no worker
+    reads; the Redis client, to see and lose what is in it."""
+    import redis
+
+    queue_name = f"sislink-test-lost-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("SISLINK_BROKER_URL", REDIS)
+    monkeypatch.setenv("SISLINK_QUEUE", queue_name)
+    monkeypatch.setenv("SISLINK_REDELIVERY_GRACE_SECONDS", "60")
+    celery_app.celery_app.cache_clear()
+    client = redis.Redis.from_url(REDIS)
+    try:
+        yield client
+    finally:
+        client.delete(queue_name)
+        client.close()
+        celery_app.celery_app.cache_clear()
+
+
+def _sent_minutes_ago(classroom: Classroom, job_id: int, minutes: int, **more: Any) -> None:
+    with classroom.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        when = job_service.database_now(session) - timedelta(minutes=minutes)
+        job.params = {**job.params, SENT_AT: when.isoformat(), **more}
+        if job.status == JobStatus.RUNNING:
+            job.heartbeat_at = when
+
+
+def test_a_task_the_broker_lost_is_sent_again_once_and_only_when_none_waits(
+    sqlite_classroom: Classroom, lost_queue: Any
+) -> None:
+    queue_name = celery_app.queue_name()
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system(), lock_key="d:4")
+    asyncio.run(celery_app.hand_over(sqlite_classroom, job_id))
+    assert lost_queue.llen(queue_name) == 1
+    _sent_minutes_ago(sqlite_classroom, job_id, 2)
+
+    # Its task still waits in the queue (behind a backlog, say): not lost.
+    assert celery_app.resend_lost(sqlite_classroom) == []
+    assert lost_queue.llen(queue_name) == 1
+
+    # The broker loses it (Redis restarted without its data): sent again, once.
+    lost_queue.delete(queue_name)
+    assert celery_app.resend_lost(sqlite_classroom) == [job_id]
+    assert lost_queue.llen(queue_name) == 1
+    assert celery_app.resend_lost(sqlite_classroom) == []  # sent just now
+    assert lost_queue.llen(queue_name) == 1
+
+    # Two processes looking at the same moment send it once.
+    lost_queue.delete(queue_name)
+    _sent_minutes_ago(sqlite_classroom, job_id, 2)
+    found: list[list[int]] = []
+    lookers = [
+        threading.Thread(target=lambda: found.append(celery_app.resend_lost(sqlite_classroom)))
+        for _ in range(2)
+    ]
+    for looker in lookers:
+        looker.start()
+    for looker in lookers:
+        looker.join()
+    assert sorted(found) == [[], [job_id]]
+    assert lost_queue.llen(queue_name) == 1
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == JobStatus.QUEUED
+        assert job.params[celery_app.RESENT] == 2
+
+    # Lost once more after the last resend allowed: failed in words, its lock given back.
+    lost_queue.delete(queue_name)
+    _sent_minutes_ago(sqlite_classroom, job_id, 2, **{celery_app.RESENT: celery_app.MAX_RESENDS})
+    assert celery_app.resend_lost(sqlite_classroom) == []
+    assert lost_queue.llen(queue_name) == 0
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == JobStatus.FAILED
+        assert "its task was lost by the broker at redis://127.0.0.1:6379 4 times" in (
+            job.report["error"]
+        )
+        assert job_service.find_unfinished(session, "d:4") is None
+
+
+def test_a_dead_workers_job_not_taken_over_within_the_grace_is_sent_again(
+    sqlite_classroom: Classroom, lost_queue: Any
+) -> None:
+    queue_name = celery_app.queue_name()
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system(), lock_key="d:5")
+    _running_for_a_dead_worker(sqlite_classroom, job_id, taken_over=0)
+    backlog = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system())
+    asyncio.run(celery_app.hand_over(sqlite_classroom, backlog))  # a task waits in the queue
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and left_to_workers(job, job_service.database_now(session))
+    assert celery_app.resend_lost(sqlite_classroom) == []  # its worker died only just now
+
+    _sent_minutes_ago(sqlite_classroom, job_id, 2)
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and not left_to_workers(job, job_service.database_now(session))
+    # Running jobs are not behind a backlog: sent again though a task waits.
+    assert celery_app.resend_lost(sqlite_classroom) == [job_id]
+    assert lost_queue.llen(queue_name) == 2
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        # Not failed as interrupted meanwhile: the grace starts again from the resend.
+        assert job is not None and left_to_workers(job, job_service.database_now(session))
+    assert runner.recover_interrupted(sqlite_classroom) == []

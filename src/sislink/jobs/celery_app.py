@@ -17,6 +17,13 @@ nothing here is used: jobs run in the process that asks (the embedded default).
 - A job already ended (cancelled while queued, failed, on hold) is not run: its task ends.
 - A task the broker does not take fails its job at once (NotHandedOver); a worker that cannot
   reach the database when it takes a task tries it again later (it is never dropped).
+- A task the broker took and then lost (Redis restarted without its data, or flushed; the
+  sender died between recording the job and sending its task) is sent again (`resend_lost`,
+  every worker and `serve`'s scheduler look): a job queued past SISLINK_REDELIVERY_GRACE_SECONDS
+  since its task was sent while no task waits in the queue, or running for a worker that is
+  gone and not taken over within the grace. Sent again at most MAX_RESENDS times; a second
+  task of one job is harmless (its start locks its row: one delivery runs it, the other finds
+  it running or ended).
 
 The queue is SISLINK_QUEUE ("sislink" by default); two installations sharing a broker give
 each their own.
@@ -28,6 +35,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
@@ -35,14 +43,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery  # type: ignore[import-untyped]
-from sqlalchemy import and_, delete, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sislink.classroom import Classroom, ClassroomError, Conflict, open_classroom
 from sislink.classroom.models import Job, JobLock, JobStatus, utc_now
 from sislink.classroom.services import jobs as job_service
 from sislink.jobs import runner
-from sislink.jobs.runner import ON_WORKERS, JobOutcome
+from sislink.jobs.runner import ON_WORKERS, SENT_AT, JobOutcome
 from sislink.settings import Settings
 
 logger = logging.getLogger("sislink.jobs.celery")
@@ -161,7 +169,8 @@ async def hand_over(classroom: Classroom, job_id: int) -> None:
     to run it) and NotHandedOver says why."""
     with classroom.transaction() as session:
         job = job_service.get_job(session, job_id)
-        job.params = {**(job.params or {}), ON_WORKERS: True}
+        sent_at = job_service.database_now(session).isoformat()
+        job.params = {**(job.params or {}), ON_WORKERS: True, SENT_AT: sent_at}
     try:
         await asyncio.to_thread(send_job, job_id)
     except Exception as caught:
@@ -219,6 +228,138 @@ async def wait_for_end(
                 for job_id in waiting:  # only queued ones are still this process's
                     job_service.renew_lease(session, job_id, holder)
         await asyncio.sleep(WAIT_POLL_S)
+
+
+RESENT = "resent"
+"""How many times the job's task was sent again because the broker lost it (in its params)."""
+MAX_RESENDS = 3
+"""After this many, a queued job whose task is lost once more is failed (something keeps losing
+its tasks: a broker that forgets them, a queue no worker reads) rather than sent for ever."""
+
+
+def waiting_in_queue() -> int | None:
+    """How many tasks wait in sislink's queue at the broker (not those a worker has taken), or
+    None when the broker cannot be asked (then nothing is sent again)."""
+    from amqp.exceptions import ChannelError  # type: ignore[import-untyped]
+
+    try:
+        with celery_app().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            try:
+                declared = connection.default_channel.queue_declare(
+                    queue=queue_name(), passive=True
+                )
+            except ChannelError:  # no such queue (on Redis: an empty one): nothing waits
+                return 0
+            return int(declared.message_count)
+    except Exception as caught:
+        logger.warning(
+            "the broker at %s could not be asked how many tasks wait (%s): no lost task is "
+            "sent again now",
+            broker_in_words(),
+            type(caught).__name__,
+        )
+        return None
+
+
+def lost_why(job: Job, now: Any, grace_s: float) -> str | None:
+    """Why the job's task looks lost by the broker (in words), or None. A job handed to the
+    workers whose task was sent at least `grace_s` ago and that is either queued while no
+    task waits in the queue (the caller asks only then), or running for a worker that is gone
+    with no heartbeat for the grace (the broker would have redelivered it by now)."""
+    if not (job.params or {}).get(ON_WORKERS):
+        return None
+    grace = timedelta(seconds=grace_s)
+    waited = now - runner.last_sent(job)
+    if waited < grace:
+        return None
+    if job.status == JobStatus.QUEUED:
+        return f"it was queued {waited.total_seconds():.0f} s ago and no task waits in the queue"
+    if job.status != JobStatus.RUNNING:
+        return None
+    gone = job_service.holder_gone(job, now)
+    beat = job.heartbeat_at
+    if gone is None or beat is None or now - beat < grace:
+        return None
+    return f"{gone} and no worker has taken it over in {grace_s:g} s"
+
+
+def resend_lost(classroom: Classroom) -> list[int]:
+    """Send again the task of each job handed to the workers whose task the broker lost
+    (`lost_why`); returns their ids. Any process may call it at any time: each job is sent
+    again under its row's lock, and only if it is still lost as seen (so two processes
+    looking at once send it once). Queued jobs count as lost only while no task waits in the
+    queue: behind a backlog their tasks are still coming."""
+    if runner.broker_url() is None:
+        return []
+    waiting = waiting_in_queue()
+    if waiting is None:
+        return []
+    looked_at = [JobStatus.RUNNING, *([JobStatus.QUEUED] if waiting == 0 else [])]
+    grace_s = runner.redelivery_grace_s()
+    with classroom.session() as session:
+        now = job_service.database_now(session)
+        lost = [
+            job.id
+            for job in session.scalars(
+                select(Job).where(Job.status.in_(looked_at)).order_by(Job.id)
+            )
+            if lost_why(job, now, grace_s) is not None
+        ]
+    sent: list[int] = []
+    for job_id in lost:
+        try:
+            if _send_again(classroom, job_id, looked_at, grace_s):
+                sent.append(job_id)
+        except Exception:  # the broker or the database away: the next look tries again
+            logger.warning("job %s: its lost task could not be sent again", job_id, exc_info=True)
+    return sent
+
+
+def _send_again(
+    classroom: Classroom, job_id: int, looked_at: list[JobStatus], grace_s: float
+) -> bool:
+    with classroom.transaction() as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+        if job is None or job.status not in looked_at:
+            return False
+        now = job_service.database_now(session)
+        why = lost_why(job, now, grace_s)
+        if why is None:  # it started, ended, or another process sent it again just now
+            return False
+        params = dict(job.params or {})
+        count = int(params.get(RESENT, 0) or 0)
+        if count >= MAX_RESENDS:
+            if job.status == JobStatus.QUEUED:
+                sentence = (
+                    f"Job {job_id} was never started by a worker: its task was lost by the "
+                    f"broker at {broker_in_words()} {count + 1} times (the last: {why}), so it "
+                    f"is not sent again. Check that workers read the queue {queue_name()!r} and "
+                    "that the broker keeps its tasks (Redis: appendonly), then run it again."
+                )
+                job_service.finish_job(
+                    session, job_id, JobStatus.FAILED, {**(job.report or {}), "error": sentence}
+                )
+                logger.warning("%s", sentence)
+            return False  # running: failed as interrupted once the grace has passed again
+        job.params = {**params, SENT_AT: now.isoformat(), RESENT: count + 1}
+        session.flush()
+        # Sent before the commit: a send that fails leaves the job as it was (the next look
+        # tries again); a worker that gets the task at once waits for this row's lock.
+        send_job(job_id)
+        logger.warning(
+            "job %s: its task was lost by the broker (%s); sent again (%d of at most %d)",
+            job_id,
+            why,
+            count + 1,
+            MAX_RESENDS,
+        )
+    return True
+
+
+def look_for_lost_every_s() -> float:
+    """How often a worker looks for lost tasks: a quarter of the grace, between 1 s and 60 s."""
+    return min(60.0, max(1.0, runner.redelivery_grace_s() / 4))
 
 
 class StillRunning(Exception):
@@ -319,14 +460,25 @@ def _take_over(session: Any, job: Job, now: Any, count: int) -> bool:
 
 
 _classroom: tuple[int, Classroom] | None = None
+_classroom_lock = threading.Lock()  # the task and the watch for lost tasks may ask at once
+
+
+def _fresh_lock_after_fork() -> None:
+    # A pool process forked while the watch held the lock would otherwise wait on it for ever.
+    global _classroom_lock
+    _classroom_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
 def worker_classroom() -> Classroom:
     """The classroom of this worker process (opened once per process, after any fork)."""
     global _classroom
-    if _classroom is None or _classroom[0] != os.getpid():
-        _classroom = (os.getpid(), open_classroom(Settings.from_env()))
-    return _classroom[1]
+    with _classroom_lock:
+        if _classroom is None or _classroom[0] != os.getpid():
+            _classroom = (os.getpid(), open_classroom(Settings.from_env()))
+        return _classroom[1]
 
 
 def _run_job_task(task: Any, job_id: int) -> str:
@@ -355,8 +507,32 @@ def _run_job_task(task: Any, job_id: int) -> str:
     return "nothing to do" if outcome is None else str(outcome.status)
 
 
+def _look_for_lost_tasks(stop: threading.Event) -> None:
+    """A worker's watch for lost tasks (`resend_lost`), until the worker stops."""
+    while not stop.wait(look_for_lost_every_s()):
+        try:
+            resend_lost(worker_classroom())
+        except Exception:  # the database away: the next look tries again
+            logger.warning("looking for lost tasks failed", exc_info=True)
+
+
 def start_worker(*, concurrency: int, pool: str = "prefork", loglevel: str = "INFO") -> None:
-    """Run a Celery worker for sislink's queue in the foreground (`sislink worker`)."""
+    """Run a Celery worker for sislink's queue in the foreground (`sislink worker`); once it is
+    ready, a thread of its main process looks for tasks the broker lost (`resend_lost`)."""
+    from celery.signals import worker_ready, worker_shutdown  # type: ignore[import-untyped]
+
+    stop = threading.Event()
+
+    def watch(**_: Any) -> None:
+        threading.Thread(
+            target=_look_for_lost_tasks, args=(stop,), name="sislink-lost-tasks", daemon=True
+        ).start()
+
+    def stopping(**_: Any) -> None:
+        stop.set()
+
+    worker_ready.connect(watch, weak=False)
+    worker_shutdown.connect(stopping, weak=False)
     app = celery_app()
     app.worker_main(
         [

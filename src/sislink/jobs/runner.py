@@ -504,6 +504,9 @@ def recover_interrupted(classroom: Classroom) -> list[int]:
 BROKER_VARIABLE = "SISLINK_BROKER_URL"
 ON_WORKERS = "on_workers"
 """Set in a job's params when it was handed to the Celery workers (jobs/celery_app.py)."""
+SENT_AT = "sent_at"
+"""When the job's task was last put on the queue (the database's time, ISO 8601), in its params:
+a job whose task the broker lost is sent again once the grace has passed since then."""
 REDELIVERY_GRACE_VARIABLE = "SISLINK_REDELIVERY_GRACE_SECONDS"
 DEFAULT_REDELIVERY_GRACE_S = 300.0
 
@@ -538,9 +541,11 @@ def redelivery_grace_s() -> float:
 
 def left_to_workers(job: Job, now: datetime) -> bool:
     """True for a job handed to the Celery workers that its broker still holds: queued (a
-    worker will start it; cancel ends it), or running on a worker that died less than
-    SISLINK_REDELIVERY_GRACE_SECONDS ago (the broker redelivers its task, and the worker that
-    gets it takes the job over). Such a job is not failed as interrupted."""
+    worker will start it; cancel ends it; a task the broker lost is sent again), or running on
+    a worker that died less than SISLINK_REDELIVERY_GRACE_SECONDS ago (the broker redelivers
+    its task, and the worker that gets it takes the job over), counted from its last heartbeat
+    or from when its task was last sent again, whichever is later. Such a job is not failed
+    as interrupted."""
     if not (job.params or {}).get(ON_WORKERS):
         return False
     if job.status == JobStatus.QUEUED:
@@ -550,7 +555,22 @@ def left_to_workers(job: Job, now: datetime) -> bool:
     if beat is None:
         return False
     beat = beat.replace(tzinfo=UTC) if beat.tzinfo is None else beat
-    return now - beat < timedelta(seconds=grace)
+    sent = last_sent(job)
+    return now - max(beat, sent) < timedelta(seconds=grace)
+
+
+def last_sent(job: Job) -> datetime:
+    """When the job's task was last put on the queue (its SENT_AT; before that was recorded,
+    when the job was made)."""
+    raw = (job.params or {}).get(SENT_AT)
+    when: datetime | None = None
+    if isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            when = None
+    when = when or job.created_at or datetime.fromtimestamp(0, UTC)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _finish(

@@ -1,6 +1,7 @@
 """Scheduled roster imports: every `interval_minutes`, except inside the pause window.
 
-`sislink serve` starts `scheduler_loop(classroom)`; each tick fails the jobs whose process is
+`sislink serve` starts `scheduler_loop(classroom)`; each tick sends again the tasks a broker lost
+(with SISLINK_BROKER_URL: `celery_app.resend_lost`), fails the jobs whose process is
 gone (`recover_interrupted`), sends the morning summary e-mail when its hour has come and no
 process has sent it today (`operations.summary.daily_summary_tick`), then asks `due_import`
 whether an import should run now (enabled, outside the pause window, the interval passed since
@@ -26,7 +27,7 @@ from sislink.classroom.models import Job, RosterSchedule
 from sislink.classroom.services.access import require_admin
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
 from sislink.jobs.roster import run_roster_import
-from sislink.jobs.runner import JobOutcome, recover_interrupted
+from sislink.jobs.runner import JobOutcome, broker_url, recover_interrupted
 from sislink.operations.summary import daily_summary_tick
 from sislink.sync.errors import SyncError
 from sislink.sync.roster_holds import ROSTER_IMPORT
@@ -177,6 +178,15 @@ async def tick(
 
     First, jobs whose process is gone (killed) are failed and their locks released, so that a
     killed import does not stop every scheduled one after it."""
+    if broker_url() is not None:
+        # Tasks the broker lost are sent again first (so that a job whose task is sent again
+        # is not then failed as interrupted); on a thread, as it asks the broker.
+        from sislink.jobs.celery_app import resend_lost
+
+        try:
+            await asyncio.to_thread(resend_lost, classroom)
+        except Exception:  # the database away: the next tick looks again
+            logger.exception("looking for tasks the broker lost failed")
     # On a thread: its write (when a job is gone) may wait for another writer, such as an
     # import's write phase on SQLite, and the event loop serves the console meanwhile.
     interrupted = await asyncio.to_thread(recover_interrupted, classroom)
