@@ -42,8 +42,10 @@ from sislink.classroom.services.access import teaches
 from sislink.classroom.services.classes import classes_taught_by, members
 from sislink.classroom.services.connections import class_link, current_connection, link_states
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
+from sislink.console.charts import class_history_chart
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -62,6 +64,7 @@ from sislink.oneroster.consumer import OneRosterError
 from sislink.partners import profile as partner_profile
 from sislink.sync import class_link as linking
 from sislink.sync import preflight
+from sislink.sync.activity_history import class_export_history
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import report_history, stored_report_json
 from sislink.sync.sis_client import open_sis_client
@@ -201,6 +204,9 @@ def class_page(
             }
             for r in report_history(session, class_id, limit=5)
         ]
+        export_chart = class_history_chart(
+            class_id, class_export_history(session, class_id), school_time_zone(session).zone
+        )
         # The class's lock, whoever holds it: its own export, or the export of every class
         # while it exports this one.
         running = find_unfinished(session, lock_key_for(class_id=class_id))
@@ -213,6 +219,7 @@ def class_page(
             "refusal": refusal,
             "permission_off": permission_off,
             "reports": reports,
+            "export_chart": export_chart,
             "running_job": running.id if running is not None else None,
             "running_for_every_class": running is not None and running.class_id != class_id,
             "primary": klass.primary_teacher_id == who.person_id or who.is_admin,

@@ -17,8 +17,10 @@ from starlette.responses import JSONResponse, Response
 from sislink.classroom import Classroom, ClassroomError
 from sislink.classroom.models import Job
 from sislink.classroom.services.jobs import lock_key_for
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
+from sislink.console.charts import import_history_chart
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -37,6 +39,7 @@ from sislink.jobs.roster import (  # noqa: F401  (roster_import_job registers th
 )
 from sislink.oneroster.consumer import OneRosterError
 from sislink.sync import roster_holds
+from sislink.sync.activity_history import CHANGES, import_changes
 from sislink.sync.errors import SyncError
 from sislink.sync.roster_import import DEFAULT_SHRINK_THRESHOLD, import_roster
 from sislink.sync.roster_report import ENTITIES
@@ -70,6 +73,9 @@ def _page(
             busy = find_unfinished(session, lock_key_for(connection_id=connection_id))
             if busy is not None and busy.status != "on_hold":
                 running = roster_holds.job_view(busy)
+    with classroom.session() as session:
+        changes = import_changes(session)
+        zone = school_time_zone(session).zone
     return render(
         request,
         "roster.html",
@@ -78,11 +84,14 @@ def _page(
             "running": running,
             "holds": roster_holds.holds(classroom),
             "history": roster_holds.history(classroom, limit=20),
+            "changes": changes,
+            "changes_chart": import_history_chart(changes, zone),
             "schedule": typed_schedule or schedule.get_schedule(classroom).to_dict(),
             "schedule_errors": schedule_errors or {},
             "dry_run": dry_run,
             "problem": problem,
             "entities": ENTITIES,
+            "change_words": CHANGES,
         },
         who=who,
         status_code=status_code,

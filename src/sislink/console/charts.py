@@ -1,0 +1,340 @@
+"""Bar charts drawn on the server as SVG (templates/charts.html draws them; no script).
+
+A chart is stacked bars, one per point (a day, an export, an import), in a viewBox that scales
+to the page's width. Series differ by pattern as well as colour (solid, hatched, dotted), the
+SVG's title and description say the totals in words, and the same numbers go in a table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+
+from babel import Locale
+from babel.dates import format_skeleton
+
+from sislink.console import i18n
+from sislink.sync.activity_history import CHANGES, ActivityWindow, ClassExport, ImportChanges
+
+# The viewBox: 400 x 210 units, the plot inside the margins (room for the y axis's numbers on
+# the left and the x axis's dates below).
+WIDTH = 400
+HEIGHT = 210
+LEFT, RIGHT, TOP, BOTTOM = 46, 8, 12, 30
+# At most this many dates under the x axis (more would overlap at a phone's width).
+X_TICKS = 6
+Y_TICKS = 4
+
+
+@dataclass(frozen=True)
+class Series:
+    """One stacked part of every bar: what it counts, and how it is drawn."""
+
+    key: str
+    label: str  # in words, plural: "writes", "skipped", "failed"
+    colour: str
+    pattern: str = "solid"  # solid | hatch | dots | cross
+
+
+@dataclass(frozen=True)
+class Point:
+    """One bar: its label in the table and the bar's tooltip, its date under the axis."""
+
+    label: str
+    tick: str
+    values: dict[str, int]
+    link: str | None = None
+    note: str = ""  # e.g. an export's outcome, in the table
+
+    def total(self) -> int:
+        return sum(self.values.values())
+
+
+@dataclass(frozen=True)
+class Segment:
+    series: Series
+    value: int
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Column:
+    point: Point
+    x: float
+    width: float
+    segments: list[Segment]
+    words: str  # the bar's tooltip: "Dec 5: 12 writes, 3 skipped, 0 failed"
+
+    @property
+    def centre(self) -> float:
+        return self.x + self.width / 2
+
+
+@dataclass
+class BarChart:
+    id: str
+    title: str
+    description: str
+    series: list[Series]
+    points: list[Point]
+    point_heading: str  # the table's first column: "Day", "Export", "Import"
+    note_heading: str = ""
+    y_label: str = ""
+    columns: list[Column] = field(default_factory=list)
+    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom: int = HEIGHT - BOTTOM
+
+    def total(self, key: str) -> int:
+        return sum(point.values.get(key, 0) for point in self.points)
+
+    def table_points(self) -> list[Point]:
+        """The points the table lists: those with something to count (empty days left out)."""
+        return [point for point in self.points if point.total() or point.note]
+
+
+def nice_step(largest: int, ticks: int = Y_TICKS) -> int:
+    """A round step (1, 2 or 5 times a power of ten) so that `ticks` steps reach `largest`."""
+    if largest <= ticks:
+        return 1
+    raw = largest / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    for multiple in (1, 2, 5, 10):
+        if multiple * power >= raw:
+            return int(multiple * power)
+    return int(10 * power)  # not reached: 10 * power >= raw always
+
+
+def short_number(value: int) -> str:
+    """An axis number that fits the margin: 950, 9,500, 95k, 1.2M."""
+    if value < 10_000:
+        return f"{value:,}"
+    if value < 1_000_000:
+        return f"{value / 1000:g}k"
+    return f"{value / 1_000_000:g}M"
+
+
+def in_words(values: dict[str, int], series: Sequence[Series]) -> str:
+    return ", ".join(f"{values.get(s.key, 0):,} {s.label}" for s in series)
+
+
+def stacked_bars(
+    chart_id: str,
+    title: str,
+    description: str,
+    series: Sequence[Series],
+    points: Sequence[Point],
+    *,
+    point_heading: str,
+    note_heading: str = "",
+    y_label: str = "",
+) -> BarChart:
+    """Lay the bars out in the viewBox: heights to a round scale, ticks on both axes."""
+    chart = BarChart(
+        id=chart_id,
+        title=title,
+        description=description,
+        series=list(series),
+        points=list(points),
+        point_heading=point_heading,
+        note_heading=note_heading,
+        y_label=y_label,
+    )
+    largest = max((point.total() for point in points), default=0)
+    step = nice_step(largest)
+    top_value = max(step, math.ceil(largest / step) * step)
+    plot_height = chart.bottom - chart.top
+    scale = plot_height / top_value
+    chart.y_ticks = [
+        (chart.bottom - value * scale, short_number(value))
+        for value in range(0, top_value + 1, step)
+    ]
+    slot = (chart.right - chart.left) / max(len(points), 1)
+    bar_width = min(slot * 0.72, 36.0)
+    stride = max(1, math.ceil(len(points) / X_TICKS))
+    for index, point in enumerate(points):
+        x = chart.left + slot * index + (slot - bar_width) / 2
+        y = float(chart.bottom)
+        segments = []
+        for one in series:
+            value = point.values.get(one.key, 0)
+            height = value * scale
+            y -= height
+            if value:
+                segments.append(Segment(one, value, round(y, 2), round(height, 2)))
+        chart.columns.append(
+            Column(
+                point,
+                round(x, 2),
+                round(bar_width, 2),
+                segments,
+                f"{point.label}: {in_words(point.values, series)}",
+            )
+        )
+        # The latest point always has its date; the others every `stride`.
+        if (len(points) - 1 - index) % stride == 0 and point.tick:
+            chart.x_ticks.append((round(x + bar_width / 2, 2), point.tick))
+    return chart
+
+
+def day_tick(day: date | datetime) -> str:
+    """A date under an axis, in the reader's language: "Dec 5", "5 dic"."""
+    return format_skeleton("MMMd", day, locale=Locale.parse(i18n.current_language()))
+
+
+def day_words(day: date | datetime) -> str:
+    """A date in a sentence, in the reader's language: "Dec 5, 2026"."""
+    return i18n.day(day)
+
+
+# ---- the console's charts ------------------------------------------------------------------
+
+EXPORT_SERIES = (
+    Series("writes", "writes", "#1f6feb"),
+    Series("skipped", "skipped", "#9a6700", "hatch"),
+    Series("failed", "failed", "#c62828", "cross"),
+)
+IMPORT_SERIES = (
+    Series("created", "created", "#1a7f37"),
+    Series("updated", "updated", "#1f6feb", "hatch"),
+    Series("deactivated", "deactivated", "#7b4d9e", "dots"),
+)
+
+
+def _moment(at: datetime, zone: tzinfo) -> str:
+    """A timestamp in the zone, to the minute, as the console's `when` filter says it."""
+    with i18n.in_time_zone(zone):
+        return i18n.when(at)
+
+
+def zone_words(zone: tzinfo) -> str:
+    """The zone by its name, as the page says which days these are: "UTC", "America/Chicago"."""
+    return str(getattr(zone, "key", None) or zone.tzname(None) or "UTC")
+
+
+def _busiest(points: Sequence[Point], series: Sequence[Series]) -> str:
+    busiest = max(points, key=lambda point: point.total(), default=None)
+    if busiest is None or not busiest.total():
+        return ""
+    return f" The most on {busiest.label}: {in_words(busiest.values, series)}."
+
+
+def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, BarChart | None]:
+    """The Activity page's two charts over the window's days (None: nothing to draw)."""
+    span = f"from {day_words(window.first)} to {day_words(window.last)} ({zone_words(zone)} days)"
+    exports = [
+        Point(
+            day_words(day.day),
+            day_tick(day.day),
+            {"writes": day.writes, "skipped": day.skipped, "failed": day.failed},
+            note=f"{day.exports} export{'s' if day.exports != 1 else ''}" if day.exports else "",
+        )
+        for day in window.days
+    ]
+    imports = [
+        Point(
+            day_words(day.day),
+            day_tick(day.day),
+            {"created": day.created, "updated": day.updated, "deactivated": day.deactivated},
+            note=f"{day.imports} import{'s' if day.imports != 1 else ''}" if day.imports else "",
+        )
+        for day in window.days
+    ]
+    export_chart = import_chart = None
+    if window.exports:
+        totals = {s.key: window.total(s.key) for s in EXPORT_SERIES}
+        export_chart = stacked_bars(
+            "chart-exports-by-day",
+            "Mark exports per day",
+            f"Mark exports per day {span}: {window.exports:,} exports; "
+            f"{in_words(totals, EXPORT_SERIES)} in all.{_busiest(exports, EXPORT_SERIES)}",
+            EXPORT_SERIES,
+            exports,
+            point_heading="Day",
+            note_heading="Exports",
+            y_label="writes and items",
+        )
+    if window.imports:
+        totals = {s.key: window.total(s.key) for s in IMPORT_SERIES}
+        import_chart = stacked_bars(
+            "chart-imports-by-day",
+            "Roster import changes per day",
+            f"Roster import changes per day {span}: {window.imports:,} imports; "
+            f"{in_words(totals, IMPORT_SERIES)} in all.{_busiest(imports, IMPORT_SERIES)}",
+            IMPORT_SERIES,
+            imports,
+            point_heading="Day",
+            note_heading="Imports",
+            y_label="records",
+        )
+    return {"exports": export_chart, "imports": import_chart}
+
+
+def class_history_chart(
+    class_id: int, exports: Sequence[ClassExport], zone: tzinfo = UTC
+) -> BarChart | None:
+    """A class's latest exports, oldest first, one bar each."""
+    if not exports:
+        return None
+    points = [
+        Point(
+            _moment(export.at, zone),
+            day_tick(export.at.astimezone(zone).date()),
+            {"writes": export.writes, "skipped": export.skipped, "failed": export.failed},
+            link=f"/classes/{class_id}/reports/{export.report_id}",
+            note=export.outcome.replace("_", " "),
+        )
+        for export in exports
+    ]
+    totals = {s.key: sum(p.values[s.key] for p in points) for s in EXPORT_SERIES}
+    last = points[-1]
+    return stacked_bars(
+        "chart-class-exports",
+        "This class's exports",
+        f"The class's last {len(points)} export{'s' if len(points) != 1 else ''}, from "
+        f"{points[0].label} to {last.label}: {in_words(totals, EXPORT_SERIES)} in all. "
+        f"The latest ({last.note}): {in_words(last.values, EXPORT_SERIES)}.",
+        EXPORT_SERIES,
+        points,
+        point_heading="Export",
+        note_heading="Outcome",
+        y_label="writes and items",
+    )
+
+
+def import_history_chart(imports: Sequence[ImportChanges], zone: tzinfo = UTC) -> BarChart | None:
+    """What each applied roster import changed, oldest first, one bar each."""
+    if not imports:
+        return None
+    points = [
+        Point(
+            f"Import {found.job_id}, {_moment(found.at, zone)}",
+            day_tick(found.at.astimezone(zone).date()),
+            {change: found.total(change) for change in CHANGES},
+            link=f"/admin/roster/jobs/{found.job_id}",
+            note=found.mode,
+        )
+        for found in imports
+    ]
+    totals = {s.key: sum(p.values[s.key] for p in points) for s in IMPORT_SERIES}
+    last = points[-1]
+    return stacked_bars(
+        "chart-import-changes",
+        "What each roster import changed",
+        f"The last {len(points)} applied roster import{'s' if len(points) != 1 else ''}: "
+        f"{in_words(totals, IMPORT_SERIES)} in all. The latest, {last.label}: "
+        f"{in_words(last.values, IMPORT_SERIES)}.",
+        IMPORT_SERIES,
+        points,
+        point_heading="Import",
+        note_heading="Mode",
+        y_label="records",
+    )

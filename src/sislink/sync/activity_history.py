@@ -1,0 +1,263 @@
+"""Mark exports and roster imports over time, for the console's charts (read-only).
+
+The Activity page draws, per day, what exports wrote, skipped and failed and what imports
+changed; the class page each export of one class; the Roster page what each import changed per
+entity. The sums are the database's (GROUP BY day over the reports' stored summaries), so a
+district's thousands of reports are never read one by one.
+
+Days are the given time zone's (the school's; UTC when none is given): the database sums by
+quarter hour, and the quarter hours are added up into that zone's days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from sislink.classroom.models import Job, JobStatus, MarkExportReport
+from sislink.sync.export_report import Outcome
+from sislink.sync.roster_holds import ROSTER_IMPORT
+from sislink.sync.roster_report import ENTITIES
+
+# The Activity page's window: the last 30 days, today included.
+ACTIVITY_DAYS = 30
+# How many exports of a class, and how many imports, the history charts show.
+HISTORY_LIMIT = 20
+# What an import changed: its counts per entity that are changes (not unchanged or skipped).
+CHANGES = ("created", "updated", "deactivated")
+# Roster jobs whose import was applied (a held import changed nothing until approved, and an
+# approved one ends as succeeded).
+_APPLIED_JOB_STATUSES = (JobStatus.SUCCEEDED.value, JobStatus.NEEDS_ATTENTION.value)
+QUARTER_HOUR = 900  # seconds
+
+
+class _quarter_hour(FunctionElement[int]):
+    """Which quarter hour since 1970 (UTC) a stored timestamp falls in. Every time zone's offset
+    is a whole number of quarter hours, so sums by quarter hour add up to any zone's days."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "quarter_hour"
+
+
+@compiles(_quarter_hour, "postgresql")
+def _quarter_hour_postgresql(element: _quarter_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(floor(extract(epoch FROM {column}) / {QUARTER_HOUR}) AS INTEGER)"
+
+
+@compiles(_quarter_hour, "sqlite")
+def _quarter_hour_sqlite(element: _quarter_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps the UTC timestamp as text "YYYY-MM-DD HH:MM:SS..."; strftime('%s') reads it.
+    column = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {column}) AS INTEGER) / {QUARTER_HOUR})"
+
+
+def _local_day(quarter: int, zone: tzinfo) -> date:
+    return datetime.fromtimestamp(quarter * QUARTER_HOUR, UTC).astimezone(zone).date()
+
+
+def _item_count(outcome: Outcome) -> ColumnElement[int]:
+    """How many items (coursework and marks) of an export ended `outcome`, from its summary."""
+    coursework, marks = (
+        func.coalesce(MarkExportReport.summary[("counts", kind, outcome.value)].as_integer(), 0)
+        for kind in ("lineItem", "result")
+    )
+    return coursework + marks
+
+
+@dataclass
+class ActivityDay:
+    """One day of exports and imports: export writes (requests sent), items skipped and failed;
+    what applied imports created, updated and deactivated."""
+
+    day: date
+    exports: int = 0
+    writes: int = 0
+    skipped: int = 0
+    failed: int = 0
+    imports: int = 0
+    created: int = 0
+    updated: int = 0
+    deactivated: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.created + self.updated + self.deactivated
+
+
+@dataclass
+class ActivityWindow:
+    """The Activity page's days, oldest first, every day of the window (empty days too)."""
+
+    first: date
+    last: date
+    days: list[ActivityDay]
+
+    @property
+    def exports(self) -> int:
+        return sum(day.exports for day in self.days)
+
+    @property
+    def imports(self) -> int:
+        return sum(day.imports for day in self.days)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(day, name)) for day in self.days)
+
+
+def activity_by_day(
+    session: Session,
+    *,
+    zone: tzinfo = UTC,
+    days: int = ACTIVITY_DAYS,
+    now: datetime | None = None,
+) -> ActivityWindow:
+    """Exports (not dry runs) and applied roster imports of the last `days` days in `zone`,
+    today included."""
+    last = (now or datetime.now(UTC)).astimezone(zone).date()
+    first = last - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=zone).astimezone(UTC)
+    by_day = {
+        first + timedelta(days=n): ActivityDay(first + timedelta(days=n)) for n in range(days)
+    }
+
+    quarter = _quarter_hour(MarkExportReport.started_at)
+    exports = session.execute(
+        select(
+            quarter,
+            func.count(),
+            func.coalesce(func.sum(MarkExportReport.writes), 0),
+            func.coalesce(func.sum(_item_count(Outcome.SKIPPED)), 0),
+            func.coalesce(func.sum(_item_count(Outcome.FAILED)), 0),
+        )
+        .where(MarkExportReport.started_at >= since, MarkExportReport.dry_run.is_(False))
+        .group_by(quarter)
+    )
+    for at, count, writes, skipped, failed in exports:
+        found = by_day.get(_local_day(int(at), zone))
+        if found is not None:
+            found.exports += int(count)
+            found.writes += int(writes)
+            found.skipped += int(skipped)
+            found.failed += int(failed)
+
+    # Imports are a few a day at most: their counts (a small part of each report) are summed here.
+    for imported in _applied_imports(session, since=since):
+        found = by_day.get(imported.at.astimezone(zone).date())
+        if found is not None:
+            found.imports += 1
+            found.created += imported.total("created")
+            found.updated += imported.total("updated")
+            found.deactivated += imported.total("deactivated")
+    return ActivityWindow(first, last, [by_day[day] for day in sorted(by_day)])
+
+
+@dataclass(frozen=True)
+class ClassExport:
+    """One export of one class, for its history chart."""
+
+    report_id: int
+    at: datetime
+    outcome: str
+    writes: int
+    skipped: int
+    failed: int
+
+
+def class_export_history(
+    session: Session, class_id: int, *, limit: int = HISTORY_LIMIT
+) -> list[ClassExport]:
+    """The class's latest exports (not dry runs), oldest first."""
+    rows = session.execute(
+        select(
+            MarkExportReport.id,
+            MarkExportReport.started_at,
+            MarkExportReport.outcome,
+            MarkExportReport.writes,
+            _item_count(Outcome.SKIPPED),
+            _item_count(Outcome.FAILED),
+        )
+        .where(MarkExportReport.class_id == class_id, MarkExportReport.dry_run.is_(False))
+        .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        ClassExport(int(i), at, str(outcome), int(writes), int(skipped), int(failed))
+        for i, at, outcome, writes, skipped, failed in reversed(rows)
+    ]
+
+
+@dataclass
+class ImportChanges:
+    """What one applied roster import changed, per entity: {"students": {"created": 3, ...}}."""
+
+    job_id: int
+    at: datetime
+    status: str
+    mode: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def total(self, change: str) -> int:
+        return sum(self.counts.get(entity, {}).get(change, 0) for entity in ENTITIES)
+
+    @property
+    def changes(self) -> int:
+        return sum(self.total(change) for change in CHANGES)
+
+    def changed_entities(self) -> list[str]:
+        """The entities this import changed, in the roster's order."""
+        return [
+            entity
+            for entity in ENTITIES
+            if any(self.counts.get(entity, {}).get(change, 0) for change in CHANGES)
+        ]
+
+
+def _applied_imports(
+    session: Session, *, since: datetime | None = None, limit: int | None = None
+) -> list[ImportChanges]:
+    """Applied roster imports, newest first (only their counts, mode and status are read)."""
+    when = func.coalesce(Job.started_at, Job.created_at)
+    applied = Job.report["status"].as_string() == "applied"
+    statement = (
+        select(
+            Job.id,
+            Job.started_at,
+            Job.created_at,
+            Job.status,
+            Job.report["mode"].as_string(),
+            Job.report["counts"],
+        )
+        .where(Job.kind == ROSTER_IMPORT, Job.status.in_(_APPLIED_JOB_STATUSES), applied)
+        .order_by(when.desc(), Job.id.desc())
+    )
+    if since is not None:
+        statement = statement.where(when >= since)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [
+        ImportChanges(
+            job_id=int(job_id),
+            at=started or created,
+            status=str(status),
+            mode=str(mode or ""),
+            counts={
+                str(entity): {change: int((numbers or {}).get(change) or 0) for change in CHANGES}
+                for entity, numbers in (counts or {}).items()
+            },
+        )
+        for job_id, started, created, status, mode, counts in session.execute(statement)
+    ]
+
+
+def import_changes(session: Session, *, limit: int = HISTORY_LIMIT) -> list[ImportChanges]:
+    """The latest applied roster imports and what each changed, oldest first."""
+    return list(reversed(_applied_imports(session, limit=limit)))
