@@ -12,7 +12,7 @@ already uses) are not written and come back in `UpsertCounts.skipped` with the r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -77,6 +77,8 @@ class UpsertCounts:
     skipped: list[SkippedRow] = field(default_factory=list)
     # A person re-numbered by the SIS: (old SIS id, new SIS id) of each row taken over.
     taken_over: list[tuple[str, str]] = field(default_factory=list)
+    # Rows not written, to be given again once the whole import is known (`defer_held`).
+    deferred: list[Any] = field(default_factory=list)
 
     def __add__(self, other: UpsertCounts) -> UpsertCounts:
         return UpsertCounts(
@@ -85,6 +87,7 @@ class UpsertCounts:
             self.unchanged + other.unchanged,
             [*self.skipped, *other.skipped],
             [*self.taken_over, *other.taken_over],
+            [*self.deferred, *other.deferred],
         )
 
     @property
@@ -555,7 +558,11 @@ def upsert_classes(
 
 
 def upsert_people(
-    session: Session, rows: Iterable[PersonRow], *, sent_now: set[str] | None = None
+    session: Session,
+    rows: Iterable[PersonRow],
+    *,
+    sent_now: Container[str] | None = None,
+    defer_held: bool = False,
 ) -> UpsertCounts:
     """Upsert people by sourcedId; a person made here with the same email is adopted.
 
@@ -567,6 +574,10 @@ def upsert_people(
     and the holder has no sign-in, API token or admin role (a takeover would hand those to
     whoever the SIS now names). Then the new id takes their row over, reported in
     `taken_over`. The admin role is local and never changed by an import.
+
+    `defer_held` (a full import that streams its pages, before it knows every id the SIS
+    sends): a new person whose email an active SIS person holds is not decided now but
+    returned in `deferred`, to be given again with `sent_now` once every page is read.
     """
     table = _table(Person)
     unique_rows = _dedupe(rows)
@@ -625,6 +636,14 @@ def upsert_people(
                 plan.skip(row.sourced_id, _email_taken(values["email"], f"SIS id {earlier!r}"))
                 continue
             if holder is not None and holder["id"] != (found or {}).get("id"):
+                if (
+                    defer_held
+                    and found is None
+                    and holder["sis_sourced_id"] is not None
+                    and holder["active"]
+                ):
+                    plan.counts.deferred.append(row)  # a takeover, or not: asks `sent_now`
+                    continue
                 renumbered = holder["sis_sourced_id"] is not None and (
                     not holder["active"]
                     or (sent_now is not None and holder["sis_sourced_id"] not in sent_now)
@@ -783,7 +802,8 @@ def upsert_enrolments(
     rows: Iterable[EnrolmentRow],
     cache: SourcedIdCache | None = None,
     *,
-    sent_now: set[str] | None = None,
+    sent_now: Container[str] | None = None,
+    defer_held: bool = False,
 ) -> UpsertCounts:
     """Upsert enrolments by sourcedId; also sets each class's primary teacher from them.
 
@@ -792,12 +812,19 @@ def upsert_enrolments(
     every enrolment id the SIS sends) lets an enrolment the SIS re-numbered take its row
     over from its old id, which the SIS no longer sends; without it, a second id for the
     same class, person and role is a duplicate and skipped.
+
+    `defer_held` (a full import that streams its pages): an enrolment whose id now names
+    another class, person or role (moved), or whose class, person and role another SIS
+    enrolment holds (re-numbered, a duplicate, or waiting for a moved one to leave), is not
+    decided now but returned in `deferred`: those need every id of the import
+    (`find_moved_enrolments`, `sent_now`).
     """
     table = _table(Enrolment)
     unique_rows = _dedupe(rows)
     classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
     people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
     plan = _Plan()
+    rows_by_id = {row.sourced_id: row for row in unique_rows}
     desired: list[tuple[str, dict[str, Any]]] = []
     for row in unique_rows:
         if row.class_sourced_id not in classes:
@@ -829,6 +856,9 @@ def upsert_enrolments(
     for sourced_id, values in desired:
         natural_key = (values["class_id"], values["person_id"], values["role"])
         found = by_sourced_id.get(sourced_id)
+        if defer_held and _held_elsewhere(found, by_natural_key.get(natural_key), natural_key):
+            plan.counts.deferred.append(rows_by_id[sourced_id])
+            continue
         if found is None:
             found = by_natural_key.get(natural_key)
             holder_id = found["sis_sourced_id"] if found is not None else None
@@ -845,6 +875,18 @@ def upsert_enrolments(
     counts = plan.write(session, table)
     _set_primary_teachers(session, desired, plan)
     return counts
+
+
+def _held_elsewhere(
+    found: Mapping[str, Any] | None,
+    holder: Mapping[str, Any] | None,
+    natural_key: tuple[int, int, str],
+) -> bool:
+    """Whether an enrolment must wait for the whole import: its row now names another class,
+    person or role, or its class, person and role are another SIS enrolment's."""
+    if found is not None:
+        return (found["class_id"], found["person_id"], found["role"]) != natural_key
+    return holder is not None and holder["sis_sourced_id"] is not None
 
 
 def _fetch_by_class_and_person(

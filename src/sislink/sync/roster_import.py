@@ -31,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -57,7 +59,6 @@ from sislink.classroom.bulk import (
     UpsertCounts,
     deactivate,
     end_moved_enrolments,
-    find_missing,
     find_moved_enrolments,
     upsert_classes,
     upsert_courses,
@@ -70,9 +71,9 @@ from sislink.classroom.bulk import (
 from sislink.classroom.bulk_categories import (
     CategoryRow,
     deactivate_categories,
-    find_missing_categories,
     upsert_categories,
 )
+from sislink.classroom.bulk_seen import SeenIds
 from sislink.classroom.db import WRITE_OPTIONS
 from sislink.classroom.models import (
     Category,
@@ -105,6 +106,7 @@ from sislink.oneroster.models import format_datetime
 from sislink.sync.class_facts import ClassFactsFromRoster, rebuild_class_facts
 from sislink.sync.errors import SyncError
 from sislink.sync.roster_report import ENTITIES, GUARDED, ClassLeftUnlinked, RosterReport
+from sislink.sync.roster_writer import TransactionThread
 
 T = TypeVar("T")
 
@@ -151,19 +153,40 @@ class RosterImportCancelled(SyncError):
 
 
 @dataclass
-class _Roster:
-    """What the SIS sent, as classroom rows, waiting to be applied in one transaction."""
+class _Page:
+    """One batch of one collection, as plain data: what the writer needs to apply it.
 
-    schools: list[SchoolRow] = field(default_factory=list)
-    sessions: list[ors.AcademicSession] = field(default_factory=list)
-    courses: list[CourseRow] = field(default_factory=list)
-    # Each class with every term the SIS names for it (its classroom term is chosen on apply).
-    classes: list[tuple[ClassRow, tuple[str, ...]]] = field(default_factory=list)
-    people: list[tuple[str, PersonRow]] = field(default_factory=list)  # (teachers|students, row)
-    enrolments: list[EnrolmentRow] = field(default_factory=list)
-    categories: list[CategoryRow] = field(default_factory=list)
+    `kind` names the writer (`_PAGE_WRITERS`); `seen` the SIS ids it shows per entity (kept in
+    the transaction's own table, not in memory); `rejected` the records that did not validate
+    (endpoint, the entities the record may be, its sourcedId, the reason); `other_roles` the
+    enrolments of a role sislink does not import (sourcedId, role). Pages are data, not
+    closures, so that SQLite's way (spooled to a file, applied after the last page) and
+    PostgreSQL's (applied as read) run the same writers.
+    """
+
+    kind: str
+    rows: Any
+    seen: dict[str, list[str]] = field(default_factory=dict)
+    rejected: list[tuple[str, tuple[str, ...], Any, str]] = field(default_factory=list)
+    other_roles: list[tuple[str, str]] = field(default_factory=list)
+
+    def row_count(self) -> int:
+        return len(self.rows) if isinstance(self.rows, list) else 0
+
+
+@dataclass
+class _Streamed:
+    """What the import keeps from the pages once they are written: what the classes' facts,
+    category placement and the end of the import need (per class, never per student)."""
+
+    # Each class with every term the SIS names for it.
+    class_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    terms_with_new_periods: set[str] = field(default_factory=set)
+    categories_changed: set[str] = field(default_factory=set)  # SIS classes with category rows
     # Categories that name no class (a plain OneRoster 1.2 SIS): sourcedId -> (title, weight).
     unplaced: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    # Those placed by `classes/{id}/categories` (a category of one class), written at the end.
+    placed: list[CategoryRow] = field(default_factory=list)
     # What `classes/{id}/categories` answered, per SIS class asked: [(sourcedId, title)].
     class_categories: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # Categories listed by several classes (district-wide): offered to each by title.
@@ -176,17 +199,28 @@ class _Roster:
 
 @dataclass
 class _State:
-    """What one import remembers while it runs."""
+    """What one import remembers while it runs (what the writer changes, it alone changes)."""
 
     report: RosterReport
     full: bool
     cache: SourcedIdCache = field(default_factory=SourcedIdCache)
-    seen: dict[str, set[str]] = field(default_factory=lambda: {name: set() for name in ENTITIES})
+    # The SIS ids seen, per entity: a table of the write transaction (set by `_prepare`).
+    seen: SeenIds | None = None
     deleted: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in ENTITIES})
     # An entity whose stream did not finish (categories refused) must not be deactivated.
     incomplete: set[str] = field(default_factory=set)
-    # Enrolments whose SIS id now names another class, person or role (see _apply).
+    # Rows that need every page before they can be decided (see `_write_users`,
+    # `_write_enrolments`): re-numbered people, moved or re-numbered enrolments. As many as
+    # the SIS changed that way, not as the district is large.
+    deferred_people: list[tuple[str, PersonRow]] = field(default_factory=list)
+    deferred_enrolments: list[EnrolmentRow] = field(default_factory=list)
+    # Enrolments whose SIS id now names another class, person or role (see _finish).
     moved: list[EnrolmentRow] = field(default_factory=list)
+
+    @property
+    def seen_ids(self) -> SeenIds:
+        assert self.seen is not None, "the write transaction has not started"
+        return self.seen
 
 
 async def import_roster(
@@ -202,6 +236,7 @@ async def import_roster(
     batch_size: int = DEFAULT_BATCH_SIZE,
     now: datetime | None = None,
     before_commit: Callable[[Session], None] | None = None,
+    write_while_reading: bool | None = None,
 ) -> RosterReport:
     """Import the roster from `client`'s SIS; a delta when a previous import finished, unless `full`.
 
@@ -210,8 +245,13 @@ async def import_roster(
     endpoint) or when the classroom cannot take the changes, and RosterImportCancelled when
     `should_stop()` turns true; in every one of those cases nothing was changed.
     `before_commit(session)` runs in the write transaction just before it commits (a job renews
-    its lease there); whatever it raises, nothing is committed.
+    its lease there); whatever it raises, nothing is committed. `write_while_reading`: write
+    each page in the open transaction as it is read (the default on PostgreSQL), or spool the
+    pages to a temporary file and write them after the last one (the default on SQLite, whose
+    one write lock would otherwise be held while the SIS is read; see the module docstring).
     """
+    if write_while_reading is None:
+        write_while_reading = classroom.dialect_name != "sqlite"
     with _database_refusal_in_words():
         return await _import_roster(
             classroom,
@@ -225,6 +265,7 @@ async def import_roster(
             batch_size=batch_size,
             now=now,
             before_commit=before_commit,
+            write_while_reading=write_while_reading,
         )
 
 
@@ -251,6 +292,7 @@ async def _import_roster(
     batch_size: int,
     now: datetime | None,
     before_commit: Callable[[Session], None] | None,
+    write_while_reading: bool,
 ) -> RosterReport:
     started = now or datetime.now(UTC)
     watermark = None if full else _watermark(classroom, connection_id)
@@ -261,86 +303,144 @@ async def _import_roster(
     state = _State(report, full=watermark is None)
     calls_before = client.calls_made
     reader = _Reader(client, state, report.since, batch_size, progress, should_stop)
-    roster = await _read_everything(reader, state)
-    await _read_class_categories(classroom, client, connection_id, roster, state, should_stop)
-    report.requests = client.calls_made - calls_before
-    apply = partial(
-        _apply_in_one_transaction,
-        classroom,
-        roster,
-        state,
-        connection_id=connection_id,
-        started=started,
-        shrink_threshold=shrink_threshold,
-        batch_size=batch_size,
-        should_stop=should_stop,
-        before_commit=before_commit,
-    )
-    # The writes run on a thread: a console serving other people keeps answering meanwhile.
-    await asyncio.to_thread(apply)
+    sink: _PageSink
+    if write_while_reading:
+        sink = _WriteAsRead(classroom, state, dry_run=report.dry_run)
+    else:
+        sink = _SpoolThenWrite(classroom, state, dry_run=report.dry_run, should_stop=should_stop)
+    try:
+        await sink.open()
+        streamed = await _read_everything(reader, state, sink)
+        await _read_class_categories(classroom, client, connection_id, streamed, state, should_stop)
+        report.requests = client.calls_made - calls_before
+        writer = await sink.all_pages_written()
+        finish = partial(
+            _finish,
+            streamed=streamed,
+            state=state,
+            connection_id=connection_id,
+            started=started,
+            shrink_threshold=shrink_threshold,
+            batch_size=batch_size,
+            should_stop=should_stop,
+            before_commit=before_commit,
+        )
+        await writer.run(finish)
+        await writer.finish()
+    except BaseException as exc:
+        await sink.abandon(exc)
+        raise
     report.finished_at = format_datetime(datetime.now(UTC))
     return report
 
 
-def _apply_in_one_transaction(
-    classroom: Classroom,
-    roster: _Roster,
-    state: _State,
-    *,
-    connection_id: int,
-    started: datetime,
-    shrink_threshold: float,
-    batch_size: int,
-    should_stop: Callable[[], bool] | None,
-    before_commit: Callable[[Session], None] | None = None,
-) -> None:
-    report = state.report
-    try:
-        rows = _row_count(roster)
-        with _one_transaction(classroom, rolled_back=report.dry_run, rows=rows) as session:
-            _apply(
-                session,
-                roster,
-                state,
-                batch_size=batch_size,
-                should_stop=should_stop,
-            )
-            deactivations = _deactivations(session, state)
-            for entity, ids in deactivations.items():
-                for sourced_id in ids[:5]:
-                    report.example(entity, "deactivate", sourced_id)
-            hold = _shrink_guard(
-                deactivations, _active_counts(session), shrink_threshold, moved=len(state.moved)
-            )
-            if report.dry_run or hold is None:
-                _apply_moved_enrolments(session, state, batch_size)
-            else:
-                for row in state.moved:  # left as they were: the next applied import moves them
-                    report.warn("enrolments_moved_held", "enrolments", repr(row.sourced_id))
-            if report.dry_run:
-                for entity, ids in deactivations.items():
-                    report.counts[entity].deactivated += len(ids)
-                report.status = "dry_run"
-            elif hold is not None:
-                report.status = "on_hold"
-                report.hold_reason = hold
-                report.deactivations = deactivations
-            else:
-                _apply_deactivations(session, report, deactivations)
-                advance_watermark(session, connection_id, started, full=state.full)
-                report.status = "applied"
-            if not report.dry_run:
-                report.classes_linked = connections.link_imported_classes(session, connection_id)
-                _report_classes_left_unlinked(session, connection_id, report)
-                rebuild_class_facts(session, connection_id, _facts_from(roster, state))
-                connections.record_activity(session, connection_id, imported=True)
-            _state_warnings(session, report)
-            # The job's lease, renewed in this transaction (its heartbeat could not write
-            # meanwhile on SQLite); it raises, so nothing is committed, if the job was taken over.
-            if before_commit is not None and not report.dry_run:
-                before_commit(session)
-    except SQLAlchemyError as exc:
-        raise RosterImportFailed(_database_refused(exc)) from None
+# --- where the pages go: written as read (PostgreSQL), or spooled then written (SQLite) ------
+
+
+class _PageSink:
+    """Takes the pages as they are read, and gives the open write transaction once every page
+    is written in it."""
+
+    writer: TransactionThread | None = None
+
+    async def open(self) -> None:
+        """Called before the first page."""
+
+    async def put(self, page: _Page) -> None:
+        raise NotImplementedError
+
+    async def all_pages_written(self) -> TransactionThread:
+        raise NotImplementedError
+
+    async def abandon(self, error: BaseException) -> None:
+        if self.writer is not None:
+            await self.writer.abandon(error)
+
+
+def _transaction_thread(
+    classroom: Classroom, state: _State, *, dry_run: bool, rows: int
+) -> TransactionThread:
+    return TransactionThread(
+        partial(_one_transaction, classroom, rolled_back=dry_run, big=state.full, rows=rows)
+    )
+
+
+class _WriteAsRead(_PageSink):
+    """PostgreSQL: the write transaction is open from the first page; each page is written in
+    it while the next is read (at most `MAX_WRITES_WAITING` pages wait for the writer).
+    PostgreSQL locks rows, not the database: the console, the job's progress and heartbeat
+    write meanwhile, and nobody sees the import's rows before it commits."""
+
+    def __init__(self, classroom: Classroom, state: _State, *, dry_run: bool) -> None:
+        self.state = state
+        # The page cache size (_room_to_write) only matters on SQLite: no row count needed.
+        self.writer = _transaction_thread(classroom, state, dry_run=dry_run, rows=0)
+
+    async def open(self) -> None:
+        assert self.writer is not None
+        await self.writer.start()
+        await self.writer.run(partial(_prepare, self.state))
+
+    async def put(self, page: _Page) -> None:
+        assert self.writer is not None
+        await self.writer.submit(partial(_write_page, self.state, page))
+
+    async def all_pages_written(self) -> TransactionThread:
+        assert self.writer is not None
+        await self.writer.drain()
+        return self.writer
+
+
+class _SpoolThenWrite(_PageSink):
+    """SQLite: the pages go to a temporary file as they are read (pickled, one at a time), and
+    are written after the last one, in one transaction, read back one at a time while the
+    previous is written. SQLite has one write lock for the whole database: held while a SIS is
+    read (minutes, for a slow SIS) it would stop the console's writes and the job's own
+    progress for as long. The lock is held only for the writes, as before; memory stays flat
+    (the pages wait on disk, not in memory)."""
+
+    def __init__(
+        self,
+        classroom: Classroom,
+        state: _State,
+        *,
+        dry_run: bool,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.classroom = classroom
+        self.state = state
+        self.dry_run = dry_run
+        self.should_stop = should_stop
+        # Closed by all_pages_written or abandon, whichever comes.
+        self.spool: IO[bytes] = tempfile.TemporaryFile(prefix="sislink-roster-")  # noqa: SIM115
+        self.pages = 0
+        self.rows = 0
+
+    async def put(self, page: _Page) -> None:
+        pickle.dump(page, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+        self.pages += 1
+        self.rows += page.row_count()
+
+    async def all_pages_written(self) -> TransactionThread:
+        self.writer = _transaction_thread(
+            self.classroom, self.state, dry_run=self.dry_run, rows=self.rows
+        )
+        await self.writer.start()
+        await self.writer.run(partial(_prepare, self.state))
+        self.spool.seek(0)
+        for _ in range(self.pages):
+            if self.should_stop is not None and self.should_stop():
+                raise RosterImportCancelled(self.state.report)
+            # Our own pages, in a file nobody else can open (unlinked from its creation).
+            page = pickle.load(self.spool)  # noqa: S301
+            await self.writer.submit(partial(_write_page, self.state, page))
+        self.spool.close()
+        await self.writer.drain()
+        return self.writer
+
+    async def abandon(self, error: BaseException) -> None:
+        self.spool.close()
+        await super().abandon(error)
 
 
 def _database_refused(exc: SQLAlchemyError) -> str:
@@ -361,32 +461,36 @@ def _database_refused(exc: SQLAlchemyError) -> str:
 
 
 @contextlib.contextmanager
-def _one_transaction(classroom: Classroom, *, rolled_back: bool, rows: int) -> Iterator[Session]:
+def _one_transaction(
+    classroom: Classroom, *, rolled_back: bool, big: bool, rows: int
+) -> Iterator[Session]:
     """One write transaction, committed at the end of the block (or rolled back: a dry run)."""
     if not rolled_back:
-        with classroom.transaction() as session, _room_to_write(session, rows):
+        with classroom.transaction() as session, _room_to_write(session, big, rows):
             yield session
         return
     with classroom.session() as session:
         session.connection(execution_options=WRITE_OPTIONS)
         try:
-            with _room_to_write(session, rows):
+            with _room_to_write(session, big, rows):
                 yield session
         finally:
             session.rollback()  # a dry run leaves nothing behind
 
 
 @contextlib.contextmanager
-def _room_to_write(session: Session, rows: int) -> Iterator[None]:
+def _room_to_write(session: Session, big: bool, rows: int) -> Iterator[None]:
     """On SQLite, a page cache big enough for one import's transaction, then the default again.
 
     With SQLite's default 2 MB cache, a transaction that writes 400,000 enrolments spills the
     same index pages to the WAL over and over (a full import of 50,000 students took 4.7 times
     as long as in batches). The cache only takes what the transaction touches; a small import
     (a delta) keeps the default, so that its reads of whole tables are not all kept in memory.
+    `rows` is what the import spooled; a full import that writes while it reads (not knowing
+    how many rows will come) counts as big.
     """
     connection = session.connection()
-    if connection.dialect.name != "sqlite" or rows < SQLITE_BIG_IMPORT_ROWS:
+    if connection.dialect.name != "sqlite" or (rows < SQLITE_BIG_IMPORT_ROWS and not big):
         yield
         return
     before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
@@ -438,7 +542,7 @@ def _report_classes_left_unlinked(
         )
 
 
-# --- reading the SIS: nothing is written here ---------------------------------------------
+# --- reading the SIS: each batch is handed on as it is read --------------------------------
 
 
 class _Reader:
@@ -460,45 +564,34 @@ class _Reader:
         self.progress = progress
         self.should_stop = should_stop
 
-    async def batches(self, endpoint: str, entity: str, label: str) -> AsyncIterator[list[Any]]:
+    async def batches(
+        self, endpoint: str, entity: str, label: str
+    ) -> AsyncIterator[tuple[list[Any], list[tuple[str, tuple[str, ...], Any, str]]]]:
+        """Batches of valid models, each with the records of it that did not validate
+        (endpoint, the entities each may be, its sourcedId, the reason)."""
         flt = where("dateLastModified", ">", self.since) if self.since else None
         total: int | None = None
         with _stopping_on_bad_pages(endpoint):
             if self.progress is not None:
                 total = (await self.client.page(endpoint, limit=1, filter=flt)).total_count
             batch: list[Any] = []
+            rejected: list[tuple[str, tuple[str, ...], Any, str]] = []
             read = 0
             async for record in self.client.iter_records(endpoint, filter=flt):
                 read += 1
                 try:
                     batch.append(self.client.spec.from_wire(entity, record))
                 except ValidationError as exc:
-                    self._reject(endpoint, label, record, exc)
-                if len(batch) >= self.batch_size:
-                    yield batch
-                    batch = []
+                    reason = _first_problem(exc)
+                    entities = tuple(_entities_of(label, record))
+                    rejected.append((endpoint, entities, record.get("sourcedId"), reason))
+                if len(batch) + len(rejected) >= self.batch_size:
+                    yield batch, rejected
+                    batch, rejected = [], []
                     self._after_batch(label, read, total)
-            if batch:
-                yield batch
+            if batch or rejected:
+                yield batch, rejected
             self._after_batch(label, read, total)
-
-    def _reject(
-        self, endpoint: str, label: str, record: dict[str, Any], exc: ValidationError
-    ) -> None:
-        """An invalid record is not a deletion: its row stays as it was, and it is reported."""
-        sourced_id = record.get("sourcedId")
-        reason = _first_problem(exc)
-        entities = _entities_of(label, record)
-        entity = entities[0]
-        report = self.state.report
-        report.counts[entity].skipped += 1
-        report.warn("invalid_records", entity, f"{sourced_id!r} from {endpoint}: {reason}")
-        report.reject(entity, str(sourced_id) if sourced_id is not None else "", reason)
-        if isinstance(sourced_id, str):
-            # Seen as whatever it may be: a grading period (or a teacher) that does not
-            # validate is not deactivated for it either.
-            for fed in entities:
-                self.state.seen[fed].add(sourced_id)
 
     def _after_batch(self, label: str, read: int, total: int | None) -> None:
         if self.progress is not None:
@@ -557,30 +650,43 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
 
 
-async def _read_everything(reader: _Reader, state: _State) -> _Roster:
-    roster = _Roster()
+async def _read_everything(reader: _Reader, state: _State, sink: _PageSink) -> _Streamed:
+    streamed = _Streamed()
     try:
-        await _read_roster(reader, state, roster)
+        await _read_roster(reader, state, sink, streamed)
     except (RosterImportFailed, RosterImportCancelled):
         raise
     except OneRosterError as exc:
         raise RosterImportFailed(f"The roster import stopped and changed nothing: {exc}") from None
-    return roster
+    return streamed
 
 
-async def _read_roster(reader: _Reader, state: _State, roster: _Roster) -> None:
-    async for batch in reader.batches("schools", "org", "schools"):
-        for org in _split_deleted(state, "schools", batch):
-            roster.schools.append(SchoolRow(org.sourced_id, org.name, org.identifier or None))
-    async for batch in reader.batches("academic_sessions", "academicSession", "terms"):
-        roster.sessions.extend(batch)  # a district has tens of sessions: they fit in memory
-    async for batch in reader.batches("courses", "course", "courses"):
+async def _read_roster(
+    reader: _Reader, state: _State, sink: _PageSink, streamed: _Streamed
+) -> None:
+    """Read every collection in the order its rows depend on each other, handing each batch
+    to `sink` as soon as it is read (schools before courses before classes, people before
+    enrolments)."""
+    async for batch, rejected in reader.batches("schools", "org", "schools"):
+        orgs = _split_deleted(state, "schools", batch)
+        rows = [SchoolRow(org.sourced_id, org.name, org.identifier or None) for org in orgs]
+        await sink.put(_Page("schools", rows, _ids("schools", rows), rejected))
+    sessions: list[ors.AcademicSession] = []  # a district has tens of sessions: they fit
+    rejected_sessions: list[tuple[str, tuple[str, ...], Any, str]] = []
+    async for batch, rejected in reader.batches("academic_sessions", "academicSession", "terms"):
+        sessions.extend(batch)
+        rejected_sessions.extend(rejected)
+    await sink.put(_sessions_page(sessions, rejected_sessions, state, streamed))
+    async for batch, rejected in reader.batches("courses", "course", "courses"):
+        courses: list[CourseRow] = []
         for course in _split_deleted(state, "courses", batch):
             school = course.org.sourced_id if course.org is not None else None
-            roster.courses.append(
+            courses.append(
                 CourseRow(course.sourced_id, course.title, course.course_code or None, school)
             )
-    async for batch in reader.batches("classes", "class", "classes"):
+        await sink.put(_Page("courses", courses, _ids("courses", courses), rejected))
+    async for batch, rejected in reader.batches("classes", "class", "classes"):
+        class_rows = []
         for cls in _split_deleted(state, "classes", batch):
             class_row = ClassRow(
                 cls.sourced_id,
@@ -590,17 +696,26 @@ async def _read_roster(reader: _Reader, state: _State, roster: _Roster) -> None:
                 None,
                 cls.course.sourced_id,
             )
-            roster.classes.append((class_row, tuple(ref.sourced_id for ref in cls.terms)))
-    async for batch in reader.batches("users", "user", "students"):
-        _read_users(batch, state, roster)
-    async for batch in reader.batches("enrollments", "enrollment", "enrolments"):
-        _read_enrolments(batch, state, roster)
+            terms = tuple(ref.sourced_id for ref in cls.terms)
+            streamed.class_terms[cls.sourced_id] = terms
+            class_rows.append((class_row, terms))
+        seen = {"classes": [row.sourced_id for row, _ in class_rows]}
+        await sink.put(_Page("classes", class_rows, seen, rejected))
+    async for batch, rejected in reader.batches("users", "user", "students"):
+        await sink.put(_users_page(batch, rejected, state))
+    async for batch, rejected in reader.batches("enrollments", "enrollment", "enrolments"):
+        await sink.put(_enrolments_page(batch, rejected, state))
     try:
-        async for batch in reader.batches("categories", "category", "categories"):
-            _read_categories(batch, state, roster)
+        async for batch, rejected in reader.batches("categories", "category", "categories"):
+            await sink.put(_categories_page(batch, rejected, state, streamed))
     except (PermissionDenied, AuthenticationFailed) as exc:
         state.incomplete.add("categories")
-        state.report.warn("categories_not_permitted", "categories", str(exc)[:300])
+        # Told to the report by the writer, after the pages it wrote (the report is its own).
+        await sink.put(_Page("categories_refused", str(exc)[:300]))
+
+
+def _ids(entity: str, rows: Sequence[Any]) -> dict[str, list[str]]:
+    return {entity: [row.sourced_id for row in rows]}
 
 
 def _split_deleted(state: _State, entity: str, records: list[Any]) -> list[Any]:
@@ -611,11 +726,44 @@ def _split_deleted(state: _State, entity: str, records: list[Any]) -> list[Any]:
             state.deleted[entity].append(record.sourced_id)
         else:
             active.append(record)
-            state.seen[entity].add(record.sourced_id)
     return active
 
 
-def _read_users(batch: list[ors.User], state: _State, roster: _Roster) -> None:
+def _sessions_page(
+    sessions: list[ors.AcademicSession],
+    rejected: list[tuple[str, tuple[str, ...], Any, str]],
+    state: _State,
+    streamed: _Streamed,
+) -> _Page:
+    terms = _split_deleted(state, "terms", [s for s in sessions if s.type in TERM_TYPES])
+    periods = _split_deleted(
+        state, "grading_periods", [s for s in sessions if s.type == "gradingPeriod"]
+    )
+    term_rows = [
+        TermRow(t.sourced_id, t.title, t.start_date, t.end_date, t.school_year) for t in terms
+    ]
+    period_rows = [
+        GradingPeriodRow(
+            p.sourced_id,
+            p.title,
+            p.parent.sourced_id if p.parent else None,
+            p.start_date,
+            p.end_date,
+        )
+        for p in periods
+    ]
+    streamed.terms_with_new_periods = {
+        s.parent.sourced_id for s in sessions if s.type == "gradingPeriod" and s.parent is not None
+    }
+    seen = _ids("terms", term_rows) | _ids("grading_periods", period_rows)
+    return _Page("sessions", (term_rows, period_rows), seen, rejected)
+
+
+def _users_page(
+    batch: list[ors.User], rejected: list[tuple[str, tuple[str, ...], Any, str]], state: _State
+) -> _Page:
+    rows: list[tuple[str, PersonRow]] = []
+    seen: dict[str, list[str]] = {"teachers": [], "students": []}
     for user in batch:
         is_teacher = user.has_role("teacher")
         is_student = user.has_role("student")
@@ -625,7 +773,7 @@ def _read_users(batch: list[ors.User], state: _State, roster: _Roster) -> None:
         if user.status == "tobedeleted":
             state.deleted[label].append(user.sourced_id)
             continue
-        state.seen[label].add(user.sourced_id)
+        seen[label].append(user.sourced_id)
         roles = frozenset(
             role for role, held in ((Role.TEACHER, is_teacher), (Role.STUDENT, is_student)) if held
         )
@@ -639,56 +787,64 @@ def _read_users(batch: list[ors.User], state: _State, roster: _Roster) -> None:
             user.identifier,
             roles,
         )
-        roster.people.append((label, row))
-        if not (user.email or "").strip():
-            state.report.warn(f"{label}_without_email", label, repr(user.sourced_id))
+        rows.append((label, row))
+    return _Page("users", rows, seen, rejected)
 
 
 _ENROLMENT_ROLES = {"teacher": EnrolmentRole.TEACHER, "student": EnrolmentRole.STUDENT}
 
 
-def _read_enrolments(batch: list[ors.Enrollment], state: _State, roster: _Roster) -> None:
+def _enrolments_page(
+    batch: list[ors.Enrollment],
+    rejected: list[tuple[str, tuple[str, ...], Any, str]],
+    state: _State,
+) -> _Page:
+    rows: list[EnrolmentRow] = []
+    other_roles: list[tuple[str, str]] = []
     for enrolment in _split_deleted(state, "enrolments", batch):
         role = _ENROLMENT_ROLES.get(enrolment.role)
         if role is None:
-            # Not imported: an enrolment of ours with this id (a role changed) is not sent now.
-            state.seen["enrolments"].discard(enrolment.sourced_id)
-            state.report.counts["enrolments"].skipped += 1
-            state.report.warn(
-                "enrolments_other_role",
-                "enrolments",
-                f"{enrolment.sourced_id!r} (role {enrolment.role})",
-            )
+            other_roles.append((enrolment.sourced_id, str(enrolment.role)))
             continue
-        roster.enrolments.append(
+        rows.append(
             EnrolmentRow(
                 enrolment.sourced_id,
-                # A class's id comes in once per member: one string each, not 400,000.
+                # A class's id comes in once per member: one string each, not one per member.
                 sys.intern(enrolment.class_.sourced_id),
                 sys.intern(enrolment.user.sourced_id),
                 role,
                 bool(enrolment.primary),
             )
         )
+    return _Page("enrolments", rows, _ids("enrolments", rows), rejected, other_roles)
 
 
-def _read_categories(batch: list[ors.Category], state: _State, roster: _Roster) -> None:
+def _categories_page(
+    batch: list[ors.Category],
+    rejected: list[tuple[str, tuple[str, ...], Any, str]],
+    state: _State,
+    streamed: _Streamed,
+) -> _Page:
+    rows: list[CategoryRow] = []
+    seen: list[str] = []
     for category in _split_deleted(state, "categories", batch):
+        seen.append(category.sourced_id)
         class_id = (category.metadata or {}).get(CATEGORY_CLASS_KEY)
         if class_id:
-            roster.categories.append(
-                CategoryRow(category.sourced_id, str(class_id), category.title, category.weight)
-            )
+            row = CategoryRow(category.sourced_id, str(class_id), category.title, category.weight)
+            rows.append(row)
+            streamed.categories_changed.add(row.class_sourced_id)
         else:
             # OneRoster 1.2 categories name no class: `classes/{id}/categories` says whose.
-            roster.unplaced[category.sourced_id] = (category.title, category.weight)
+            streamed.unplaced[category.sourced_id] = (category.title, category.weight)
+    return _Page("categories", rows, {"categories": seen}, rejected)
 
 
 async def _read_class_categories(
     classroom: Classroom,
     client: OneRosterClient,
     connection_id: int,
-    roster: _Roster,
+    streamed: _Streamed,
     state: _State,
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
@@ -699,15 +855,15 @@ async def _read_class_categories(
     known). A SIS whose categories all name their class (the built-in SIS's metadata) is
     asked nothing more.
     """
-    if not roster.unplaced:
+    if not streamed.unplaced:
         return
     if not client.spec.has("class_categories"):
-        _offer_district_categories(roster, state)  # OneRoster 1.1: no class lists its own
+        _offer_district_categories(streamed, state)  # OneRoster 1.1: no class lists its own
         return
-    listed = {row.sourced_id for row, _ in roster.classes}
+    listed = set(streamed.class_terms)
     asked = set(listed)
     with classroom.session() as session:
-        unplaced = list(roster.unplaced)
+        unplaced = list(streamed.unplaced)
         known = {
             sourced_id
             for start in range(0, len(unplaced), 5000)
@@ -717,7 +873,7 @@ async def _read_class_categories(
                 )
             )
         }
-        if any(sid not in known for sid in roster.unplaced):
+        if any(sid not in known for sid in streamed.unplaced):
             asked |= set(
                 session.scalars(
                     select(ClassLink.sis_class_sourced_id)
@@ -732,7 +888,7 @@ async def _read_class_categories(
     async def ask(class_sourced_id: str) -> None:
         nonlocal answered, cancelled
         async with gate:
-            if roster.class_categories_not_served is not None or cancelled:
+            if streamed.class_categories_not_served is not None or cancelled:
                 return  # the SIS does not serve the lists, or someone cancelled: ask no more
             if should_stop is not None and should_stop():
                 cancelled = True
@@ -743,10 +899,10 @@ async def _read_class_categories(
                 # A 404 for a class the SIS has just listed (or before any class's list was
                 # served) is the endpoint missing, not the class: one call says so for all.
                 if class_sourced_id in listed or not answered:
-                    roster.class_categories_not_served = f"{exc.method} {exc.path}"
+                    streamed.class_categories_not_served = f"{exc.method} {exc.path}"
                 return  # otherwise a class the SIS no longer serves keeps what it had
             answered = True
-        roster.class_categories[class_sourced_id] = [
+        streamed.class_categories[class_sourced_id] = [
             (c.sourced_id, c.title) for c in found if c.status == "active"
         ]
 
@@ -768,50 +924,230 @@ async def _read_class_categories(
     if refused:
         state.incomplete.add("categories")
         state.report.warn("categories_not_permitted", "categories", refused[0])
-        roster.class_categories.clear()
+        streamed.class_categories.clear()
         return
-    if roster.class_categories_not_served is not None:
-        roster.class_categories.clear()
+    if streamed.class_categories_not_served is not None:
+        streamed.class_categories.clear()
         state.report.warn(
             "class_categories_not_served",
             "categories",
-            f"{roster.class_categories_not_served} answered 404: the SIS does not list a "
+            f"{streamed.class_categories_not_served} answered 404: the SIS does not list a "
             "class's own categories, so each linked class is offered the district's",
         )
-        _offer_district_categories(roster, state)
+        _offer_district_categories(streamed, state)
         return
     holders: dict[str, list[str]] = {}
-    for class_sourced_id, its_categories in roster.class_categories.items():
+    for class_sourced_id, its_categories in streamed.class_categories.items():
         for sourced_id, _ in its_categories:
             holders.setdefault(sourced_id, []).append(class_sourced_id)
-    for sourced_id, (title, weight) in roster.unplaced.items():
+    for sourced_id, (title, weight) in streamed.unplaced.items():
         classes = holders.get(sourced_id, [])
         if len(classes) == 1:  # a category of one class: kept with its SIS id
-            roster.categories.append(CategoryRow(sourced_id, classes[0], title, weight))
+            streamed.placed.append(CategoryRow(sourced_id, classes[0], title, weight))
+            streamed.categories_changed.add(classes[0])
         elif len(classes) > 1:
-            roster.shared_categories.add(sourced_id)
+            streamed.shared_categories.add(sourced_id)
 
 
-def _offer_district_categories(roster: _Roster, state: _State) -> None:
+def _offer_district_categories(streamed: _Streamed, state: _State) -> None:
     """The SIS lists no class's own categories: a full import offers each linked class the
     district's (as linking does); a delta, which read only what changed, keeps what they had."""
-    roster.categories_by_district = True
+    streamed.categories_by_district = True
     if state.full:
-        roster.shared_categories |= set(roster.unplaced)
+        streamed.shared_categories |= set(streamed.unplaced)
 
 
-# --- applying: one transaction ----------------------------------------------------------------
+# --- writing: every page in the one transaction, then the end of the import ------------------
 
 
-def _apply(
+def _prepare(state: _State, session: Session) -> None:
+    """First thing in the write transaction: the table of the ids seen."""
+    state.seen = SeenIds(session)
+
+
+def _write_page(state: _State, page: _Page, session: Session) -> None:
+    """Apply one page: what it shows as seen, its rejected records, then its rows."""
+    seen = state.seen_ids
+    for entity, ids in page.seen.items():
+        seen.add(entity, ids)
+    for endpoint, entities, sourced_id, reason in page.rejected:
+        _reject(state, seen, endpoint, entities, sourced_id, reason)
+    _PAGE_WRITERS[page.kind](session, state, page)
+
+
+def _reject(
+    state: _State,
+    seen: SeenIds,
+    endpoint: str,
+    entities: tuple[str, ...],
+    sourced_id: Any,
+    reason: str,
+) -> None:
+    """An invalid record is not a deletion: its row stays as it was, and it is reported."""
+    entity = entities[0]
+    report = state.report
+    report.counts[entity].skipped += 1
+    report.warn("invalid_records", entity, f"{sourced_id!r} from {endpoint}: {reason}")
+    report.reject(entity, str(sourced_id) if sourced_id is not None else "", reason)
+    if isinstance(sourced_id, str):
+        # Seen as whatever it may be: a grading period (or a teacher) that does not
+        # validate is not deactivated for it either.
+        for fed in entities:
+            seen.add(fed, [sourced_id])
+
+
+def _write_schools(session: Session, state: _State, page: _Page) -> None:
+    rows = page.rows
+    _record(session, state, "schools", School, rows, partial(upsert_schools, session, rows))
+
+
+def _write_sessions(session: Session, state: _State, page: _Page) -> None:
+    term_rows, period_rows = page.rows
+    _record(session, state, "terms", Term, term_rows, lambda: upsert_terms(session, term_rows))
+    _record(
+        session,
+        state,
+        "grading_periods",
+        GradingPeriod,
+        period_rows,
+        lambda: upsert_grading_periods(session, period_rows, state.cache),
+    )
+    _warn_periods_outside_terms(session, period_rows, state)
+
+
+def _write_courses(session: Session, state: _State, page: _Page) -> None:
+    _courses(session, page.rows, state)
+
+
+def _write_classes(session: Session, state: _State, page: _Page) -> None:
+    _classes(session, page.rows, state)
+
+
+def _write_users(session: Session, state: _State, page: _Page) -> None:
+    """People of one page. In a full import a new person whose email an active SIS person
+    holds waits for the end: whether the SIS re-numbered that person depends on whether it
+    still sends the old id, maybe on a later page (`upsert_people(defer_held=...)`)."""
+    for label, row in page.rows:
+        if not (row.email or "").strip():
+            state.report.warn(f"{label}_without_email", label, repr(row.sourced_id))
+    for label in ("teachers", "students"):
+        rows = [row for held, row in page.rows if held == label]
+        if rows:
+            upsert = partial(upsert_people, session, rows, defer_held=state.full)
+            counts = _record(session, state, label, Person, rows, upsert)
+            state.deferred_people.extend((label, row) for row in counts.deferred)
+
+
+def _write_enrolments(session: Session, state: _State, page: _Page) -> None:
+    """Enrolments of one page. One that moved (its id now names another class, person or
+    role), or whose place another SIS enrolment holds, waits for the end: ending a moved one
+    is a deactivation the shrink guard decides, and a re-numbered one may take over only an
+    id the SIS no longer sends (`upsert_enrolments(defer_held=True)`). So do those of a
+    person who waits."""
+    report = state.report
+    for sourced_id, role in page.other_roles:
+        report.counts["enrolments"].skipped += 1
+        report.warn("enrolments_other_role", "enrolments", f"{sourced_id!r} (role {role})")
+    # Not imported: an enrolment of ours with this id (a role changed) is not sent now.
+    state.seen_ids.discard("enrolments", [sourced_id for sourced_id, _ in page.other_roles])
+    waiting_people = {row.sourced_id for _, row in state.deferred_people}
+    rows = [row for row in page.rows if row.person_sourced_id not in waiting_people]
+    state.deferred_enrolments.extend(
+        row for row in page.rows if row.person_sourced_id in waiting_people
+    )
+    if rows:
+        upsert = partial(upsert_enrolments, session, rows, state.cache, defer_held=True)
+        counts = _record(session, state, "enrolments", Enrolment, rows, upsert)
+        state.deferred_enrolments.extend(counts.deferred)
+
+
+def _write_categories(session: Session, state: _State, page: _Page) -> None:
+    rows = page.rows
+    if rows:
+        upsert = partial(upsert_categories, session, rows, state.cache)
+        _record(session, state, "categories", Category, rows, upsert)
+
+
+def _write_categories_refused(session: Session, state: _State, page: _Page) -> None:
+    state.report.warn("categories_not_permitted", "categories", page.rows)
+
+
+_PAGE_WRITERS: dict[str, Callable[[Session, _State, _Page], None]] = {
+    "schools": _write_schools,
+    "sessions": _write_sessions,
+    "courses": _write_courses,
+    "classes": _write_classes,
+    "users": _write_users,
+    "enrolments": _write_enrolments,
+    "categories": _write_categories,
+    "categories_refused": _write_categories_refused,
+}
+
+
+def _finish(
     session: Session,
-    roster: _Roster,
+    *,
+    streamed: _Streamed,
+    state: _State,
+    connection_id: int,
+    started: datetime,
+    shrink_threshold: float,
+    batch_size: int,
+    should_stop: Callable[[], bool] | None,
+    before_commit: Callable[[Session], None] | None,
+) -> None:
+    """Once every page is written, in the same transaction: the rows that waited for the whole
+    import, the categories placed by class, then the deactivations or the hold, the links,
+    the classes' SIS facts, the watermark."""
+    report = state.report
+    _write_deferred(session, streamed, state, batch_size=batch_size, should_stop=should_stop)
+    deactivations = _deactivations(session, state)
+    for entity, ids in deactivations.items():
+        for sourced_id in ids[:5]:
+            report.example(entity, "deactivate", sourced_id)
+    hold = _shrink_guard(
+        deactivations, _active_counts(session), shrink_threshold, moved=len(state.moved)
+    )
+    if report.dry_run or hold is None:
+        _apply_moved_enrolments(session, state, batch_size)
+    else:
+        for row in state.moved:  # left as they were: the next applied import moves them
+            report.warn("enrolments_moved_held", "enrolments", repr(row.sourced_id))
+    if report.dry_run:
+        for entity, ids in deactivations.items():
+            report.counts[entity].deactivated += len(ids)
+        report.status = "dry_run"
+    elif hold is not None:
+        report.status = "on_hold"
+        report.hold_reason = hold
+        report.deactivations = deactivations
+    else:
+        _apply_deactivations(session, report, deactivations)
+        advance_watermark(session, connection_id, started, full=state.full)
+        report.status = "applied"
+    if not report.dry_run:
+        report.classes_linked = connections.link_imported_classes(session, connection_id)
+        _report_classes_left_unlinked(session, connection_id, report)
+        rebuild_class_facts(session, connection_id, _facts_from(streamed, state))
+        connections.record_activity(session, connection_id, imported=True)
+    _state_warnings(session, report)
+    state.seen_ids.drop()
+    # The job's lease, renewed in this transaction (its heartbeat could not write meanwhile
+    # on SQLite); it raises, so nothing is committed, if the job was taken over.
+    if before_commit is not None and not report.dry_run:
+        before_commit(session)
+
+
+def _write_deferred(
+    session: Session,
+    streamed: _Streamed,
     state: _State,
     *,
     batch_size: int,
     should_stop: Callable[[], bool] | None,
 ) -> None:
-    """Upsert everything the SIS sent, in batches, inside the caller's transaction."""
+    """What needed every page: the people and enrolments that waited (now that every id the
+    SIS sends is known), and the categories `classes/{id}/categories` placed."""
 
     def batches(rows: Sequence[T]) -> Iterator[Sequence[T]]:
         for start in range(0, len(rows), batch_size):
@@ -819,52 +1155,34 @@ def _apply(
                 raise RosterImportCancelled(state.report)
             yield rows[start : start + batch_size]
 
-    cache = state.cache
-    for schools in batches(roster.schools):
-        _record(
-            session, state, "schools", School, schools, partial(upsert_schools, session, schools)
-        )
-    _sessions(session, roster.sessions, state)
-    for courses in batches(roster.courses):
-        _courses(session, list(courses), state)
-    for classes in batches(roster.classes):
-        _classes(session, list(classes), state)
-    people_sent = {row.sourced_id for _, row in roster.people} if state.full else None
-    for people in batches(roster.people):
+    seen = state.seen_ids
+    people_sent = seen.sent("teachers", "students") if state.full else None
+    for people in batches(state.deferred_people):
         for label in ("teachers", "students"):
             rows = [row for held, row in people if held == label]
             if rows:
                 upsert = partial(upsert_people, session, rows, sent_now=people_sent)
                 _record(session, state, label, Person, rows, upsert)
-    incoming = {row.sourced_id for row in roster.enrolments}
     # Enrolments whose id now names another class, person or role wait for the shrink guard:
     # ending them is a deactivation (`_apply_moved_enrolments`, when the import is not held).
-    moved_ids = find_moved_enrolments(session, roster.enrolments, cache)
-    state.moved = [row for row in roster.enrolments if row.sourced_id in moved_ids]
-    staying = [row for row in roster.enrolments if row.sourced_id not in moved_ids]
-    renumbered = None if not state.full else incoming
+    waiting = state.deferred_enrolments
+    moved_ids = find_moved_enrolments(session, waiting, state.cache)
+    state.moved = [row for row in waiting if row.sourced_id in moved_ids]
+    staying = [row for row in waiting if row.sourced_id not in moved_ids]
+    renumbered = seen.sent("enrolments") if state.full else None
     for enrolments in batches(staying):
         enrolment_rows = list(enrolments)
-        _record(
-            session,
-            state,
-            "enrolments",
-            Enrolment,
-            enrolment_rows,
-            partial(upsert_enrolments, session, enrolment_rows, cache, sent_now=renumbered),
+        upsert = partial(
+            upsert_enrolments, session, enrolment_rows, state.cache, sent_now=renumbered
         )
-    for categories in batches(roster.categories):
+        _record(session, state, "enrolments", Enrolment, enrolment_rows, upsert)
+    for categories in batches(streamed.placed):
         category_rows = list(categories)
-        _record(
-            session,
-            state,
-            "categories",
-            Category,
-            category_rows,
-            partial(upsert_categories, session, category_rows, cache),
-        )
-    placed = {row.sourced_id for row in roster.categories} | roster.shared_categories
-    _keep_or_skip_unplaced(session, [s for s in roster.unplaced if s not in placed], roster, state)
+        upsert = partial(upsert_categories, session, category_rows, state.cache)
+        _record(session, state, "categories", Category, category_rows, upsert)
+    placed = {row.sourced_id for row in streamed.placed} | streamed.shared_categories
+    unplaced = [s for s in streamed.unplaced if s not in placed]
+    _keep_or_skip_unplaced(session, unplaced, streamed, state)
 
 
 def _apply_moved_enrolments(session: Session, state: _State, batch_size: int) -> None:
@@ -872,9 +1190,9 @@ def _apply_moved_enrolments(session: Session, state: _State, batch_size: int) ->
     start the new ones (all ended before any starts, so that ids that swap places never meet)."""
     moved_rows = state.moved
     report = state.report
-    # A full import's enrolment ids (as `_apply` gives upsert_enrolments): a re-numbered one
-    # takes its row over from an id the SIS no longer sends.
-    sent_now = set(state.seen["enrolments"]) if state.full else None
+    # A full import's enrolment ids (as `_write_deferred` gives upsert_enrolments): a
+    # re-numbered one takes its row over from an id the SIS no longer sends.
+    sent_now = state.seen_ids.sent("enrolments") if state.full else None
     for start in range(0, len(moved_rows), batch_size):
         for moved in end_moved_enrolments(
             session, moved_rows[start : start + batch_size], state.cache
@@ -894,7 +1212,7 @@ def _apply_moved_enrolments(session: Session, state: _State, batch_size: int) ->
 
 
 def _keep_or_skip_unplaced(
-    session: Session, sourced_ids: list[str], roster: _Roster, state: _State
+    session: Session, sourced_ids: list[str], streamed: _Streamed, state: _State
 ) -> None:
     """Categories that name no class, and that no class was asked about: a category the
     classroom has already keeps its class (title and weight updated); any other is skipped.
@@ -914,7 +1232,7 @@ def _keep_or_skip_unplaced(
             state.report.counts["categories"].skipped += 1
             state.report.warn("categories_without_class", "categories", repr(sourced_id))
             continue
-        title, weight = roster.unplaced[sourced_id]
+        title, weight = streamed.unplaced[sourced_id]
         rows.append(CategoryRow(sourced_id, class_of[sourced_id], title, weight))
     if rows:
         _record(
@@ -927,36 +1245,20 @@ def _keep_or_skip_unplaced(
         )
 
 
-def _row_count(roster: _Roster) -> int:
-    """How many rows the import may write (what decides how much room SQLite gets)."""
-    return (
-        len(roster.schools)
-        + len(roster.courses)
-        + len(roster.classes)
-        + len(roster.people)
-        + len(roster.enrolments)
-        + len(roster.categories)
-    )
-
-
-def _facts_from(roster: _Roster, state: _State) -> ClassFactsFromRoster:
+def _facts_from(streamed: _Streamed, state: _State) -> ClassFactsFromRoster:
     return ClassFactsFromRoster(
         full=state.full,
-        class_terms={row.sourced_id: terms for row, terms in roster.classes},
-        class_categories=roster.class_categories,
-        categories_changed={row.class_sourced_id for row in roster.categories},
-        terms_with_new_periods={
-            s.parent.sourced_id
-            for s in roster.sessions
-            if s.type == "gradingPeriod" and s.parent is not None
-        },
+        class_terms=streamed.class_terms,
+        class_categories=streamed.class_categories,
+        categories_changed=streamed.categories_changed,
+        terms_with_new_periods=streamed.terms_with_new_periods,
         categories_known="categories" not in state.incomplete,
         district_categories=(
-            [(sourced_id, title) for sourced_id, (title, _) in roster.unplaced.items()]
-            if roster.categories_by_district and state.full
+            [(sourced_id, title) for sourced_id, (title, _) in streamed.unplaced.items()]
+            if streamed.categories_by_district and state.full
             else None
         ),
-        class_categories_not_served=roster.class_categories_not_served,
+        class_categories_not_served=streamed.class_categories_not_served,
     )
 
 
@@ -967,7 +1269,7 @@ def _record(
     model: Any,
     rows: Sequence[Any],
     upsert: Callable[[], UpsertCounts],
-) -> None:
+) -> UpsertCounts:
     """Upsert rows of one entity, counting and noting examples and skipped rows."""
     report = state.report
     ids = [row.sourced_id for row in rows]
@@ -1001,7 +1303,7 @@ def _record(
             f"{new_id!r} took over the row of {old_id!r} (same email, and the same identifier "
             "or name): the SIS re-numbered them; check it is the same person",
         )
-    state.seen[entity].update(ids)
+    return counts
 
 
 def _wants_update_examples(report: RosterReport, entity: str) -> bool:
@@ -1033,40 +1335,10 @@ def _warning_code(entity: str, reason: str) -> str:
     return "skipped"
 
 
-def _sessions(session: Session, sessions: list[ors.AcademicSession], state: _State) -> None:
-    terms = [s for s in sessions if s.type in TERM_TYPES]
-    periods = [s for s in sessions if s.type == "gradingPeriod"]
-    term_rows = [
-        TermRow(t.sourced_id, t.title, t.start_date, t.end_date, t.school_year)
-        for t in _split_deleted(state, "terms", terms)
-    ]
-    _record(session, state, "terms", Term, term_rows, lambda: upsert_terms(session, term_rows))
-    active_periods = _split_deleted(state, "grading_periods", periods)
-    gp_rows = [
-        GradingPeriodRow(
-            p.sourced_id,
-            p.title,
-            p.parent.sourced_id if p.parent else None,
-            p.start_date,
-            p.end_date,
-        )
-        for p in active_periods
-    ]
-    _record(
-        session,
-        state,
-        "grading_periods",
-        GradingPeriod,
-        gp_rows,
-        lambda: upsert_grading_periods(session, gp_rows, state.cache),
-    )
-    _warn_periods_outside_terms(session, active_periods, state)
-
-
 def _warn_periods_outside_terms(
-    session: Session, periods: list[ors.AcademicSession], state: _State
+    session: Session, periods: list[GradingPeriodRow], state: _State
 ) -> None:
-    parents = {p.parent.sourced_id for p in periods if p.parent}
+    parents = {p.term_sourced_id for p in periods if p.term_sourced_id}
     if not parents:
         return
     bounds: dict[str, tuple[date | None, date | None]] = {
@@ -1079,15 +1351,16 @@ def _warn_periods_outside_terms(
         if sid is not None
     }
     for period in periods:
-        if period.parent is None or period.parent.sourced_id not in bounds:
+        if period.term_sourced_id is None or period.term_sourced_id not in bounds:
             continue
-        start, end = bounds[period.parent.sourced_id]
-        if (start and period.start_date < start) or (end and period.end_date > end):
+        start, end = bounds[period.term_sourced_id]
+        p_start, p_end = period.start_date, period.end_date
+        if (start and p_start and p_start < start) or (end and p_end and p_end > end):
             state.report.warn(
                 "grading_periods_outside_term",
                 "grading_periods",
                 f"{period.sourced_id!r} ({period.start_date} to {period.end_date}) in term "
-                f"{period.parent.sourced_id!r} ({start} to {end})",
+                f"{period.term_sourced_id!r} ({start} to {end})",
             )
 
 
@@ -1139,19 +1412,19 @@ def _classes(
 def _deactivations(session: Session, state: _State) -> dict[str, list[str]]:
     """SIS ids of active rows to deactivate, per entity (only those active now)."""
     found: dict[str, list[str]] = {}
+    seen = state.seen_ids
     for entity, model in MODELS.items():
         if state.full:
-            found[entity] = find_missing(session, model, state.seen[entity])
+            found[entity] = seen.missing(model, (entity,))
         else:
             found[entity] = _still_active(session, model, state.deleted[entity])
     if "categories" not in state.incomplete:
         if state.full:
-            found["categories"] = find_missing_categories(session, state.seen["categories"])
+            found["categories"] = seen.missing(Category, ("categories",))
         else:
             found["categories"] = _still_active(session, Category, state.deleted["categories"])
     if state.full:
-        seen_people = state.seen["teachers"] | state.seen["students"]
-        gone = find_missing(session, Person, seen_people)
+        gone = seen.missing(Person, ("teachers", "students"))
     else:
         gone = state.deleted["teachers"] + state.deleted["students"]
     found.update(_people_by_role(session, gone, state.report))
