@@ -1,25 +1,45 @@
 """Benchmark: roster import of a 50,000-student district from the built-in SIS over loopback HTTP.
 
-The SIS runs in its own process on a file store seeded once in a temp dir (so the RSS figures
-are the importer's own); each database runs in a child process of its own. For SQLite and
-PostgreSQL (postgresql://postgres@127.0.0.1:5432/test, a fresh schema; skipped with a note when
-unreachable): a full import, a delta with no change, and a delta after 1% of the users were
-renamed and 1% of the enrolments marked tobedeleted. Prints JSON: seconds, requests, peak RSS.
+The SIS runs in its own process on a file store seeded once per size in a temp dir (copied for
+each database, so the RSS figures are the importer's own); each database runs in a child
+process of its own. For each size (`--students 10000 50000`) and each way of writing:
 
-Targets: full <= 120 s, unchanged delta <= 5 s, 1% delta <= 15 s, RSS <= 400 MB.
+- `sqlite`: SQLite, pages spooled to a temporary file and written after the last one (the
+  default on SQLite: its one write lock is held only for the writes);
+- `sqlite_streamed`: SQLite, each page written in the open transaction as it is read
+  (`write_while_reading=True`: the lock held for the whole import);
+- `postgresql`: PostgreSQL (postgresql://postgres@127.0.0.1:5432/test, a fresh schema; skipped
+  with a note when unreachable), each page written as it is read (its default);
 
-Run: .venv/bin/python benchmarks/roster_import.py [--students 50000] [--only sqlite|postgresql]
+the child first pages through the same endpoints with the same client and writes nothing
+(`page_through`), then runs the full import, then pages through again: `ratio` is the full
+import over the mean of the two page-throughs, measured in the same run. Then a delta with no
+change, and a delta after 1% of the users were renamed and 1% of the enrolments marked
+tobedeleted. Peak RSS (VmHWM) is reset before each phase (/proc/self/clear_refs), so each
+phase's peak is its own. On SQLite a probe thread writes one small row every 0.2 s from its
+own connection throughout the full import: `other_writer_longest_wait_s` is how long the
+console or a job would have waited for the write lock. The load average is recorded.
+
+Targets: full import <= 2x the page-through; peak RSS flat in the size of the district.
+
+Run: .venv/bin/python benchmarks/roster_import.py [--students 10000 50000]
+    [--only sqlite|sqlite_streamed|postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import resource
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -84,19 +104,112 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-async def one_import(classroom: Any, connection_id: int, full: bool) -> dict[str, Any]:
+def reset_peak_rss() -> None:
+    """Start this process's VmHWM again from its current RSS (Linux: clear_refs 5)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+# The collections a full import reads, in its order (the built-in SIS's categories name their
+# class, so no `classes/{id}/categories` call follows).
+ENDPOINTS = (
+    "schools",
+    "academic_sessions",
+    "courses",
+    "classes",
+    "users",
+    "enrollments",
+    "categories",
+)
+
+
+async def page_through(classroom: Any) -> dict[str, Any]:
+    """The same pages as a full import, with the same client, and nothing else: no
+    validation, no writes."""
+    from sislink.sync.sis_client import open_sis_client
+
+    rss_at_start = rss_now_mb()
+    reset_peak_rss()
+    started = time.perf_counter()
+    records = 0
+    async with open_sis_client(classroom) as client:
+        for endpoint in ENDPOINTS:
+            async for _ in client.iter_records(endpoint):
+                records += 1
+        requests = client.calls_made
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "records": records,
+        "requests": requests,
+        "rss_at_start_mb": rss_at_start,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+class LockProbe:
+    """Writes one row every 0.2 s from a connection of its own; notes the longest wait."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.longest = 0.0
+        self.writes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockProbe:
+        with sqlite3.connect(self.path) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS bench_probe (at REAL)")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, timeout=600, isolation_level=None)
+        while not self._stop.is_set():
+            asked = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO bench_probe VALUES (?)", (asked,))
+            db.execute("COMMIT")
+            self.longest = max(self.longest, time.perf_counter() - asked)
+            self.writes += 1
+            self._stop.wait(0.2)
+        db.close()
+
+
+async def one_import(
+    classroom: Any, connection_id: int, full: bool, write_while_reading: bool | None = None
+) -> dict[str, Any]:
     from sislink.sync.roster_import import import_roster
     from sislink.sync.sis_client import open_sis_client
 
+    rss_at_start = rss_now_mb()
+    reset_peak_rss()
     started = time.perf_counter()
     async with open_sis_client(classroom) as client:
-        report = await import_roster(classroom, client, connection_id=connection_id, full=full)
+        report = await import_roster(
+            classroom,
+            client,
+            connection_id=connection_id,
+            full=full,
+            write_while_reading=write_while_reading,
+        )
     seconds = time.perf_counter() - started
     counts = report.to_dict()["counts"]
     return {
         "seconds": round(seconds, 2),
         "requests": report.requests,
         "status": report.status,
+        "rss_at_start_mb": rss_at_start,
         "peak_rss_mb": peak_rss_mb(),
         "written": {
             entity: {k: v for k, v in c.items() if k != "unchanged" and v}
@@ -106,8 +219,11 @@ async def one_import(classroom: Any, connection_id: int, full: bool) -> dict[str
     }
 
 
-def run_database(database_url: str, host_url: str, token_url: str, store_path: str) -> None:
-    """Child process: the three imports against one database; prints one JSON line."""
+def run_database(
+    database_url: str, host_url: str, token_url: str, store_path: str, mode: str
+) -> None:
+    """Child process: page-through, the three imports, page-through again, against one
+    database; prints one JSON line."""
     from sislink.classroom import Actor, open_classroom
     from sislink.classroom.services import connections
 
@@ -127,7 +243,24 @@ def run_database(database_url: str, host_url: str, token_url: str, store_path: s
         connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d")
         connection_id = saved.id
     figures: dict[str, Any] = {"rss_before_mb": peak_rss_mb()}
-    figures["full"] = asyncio.run(one_import(classroom, connection_id, full=True))
+    figures["page_through"] = asyncio.run(page_through(classroom))
+    streamed = None if mode == "sqlite" else True
+    if classroom.dialect_name == "sqlite":
+        with LockProbe(database_url.removeprefix("sqlite:///")) as probe:
+            figures["full"] = asyncio.run(
+                one_import(classroom, connection_id, full=True, write_while_reading=streamed)
+            )
+        figures["full"]["other_writer_longest_wait_s"] = round(probe.longest, 2)
+        figures["full"]["other_writer_writes"] = probe.writes
+    else:
+        figures["full"] = asyncio.run(
+            one_import(classroom, connection_id, full=True, write_while_reading=streamed)
+        )
+    figures["page_through_after"] = asyncio.run(page_through(classroom))
+    mean_page_through = (
+        figures["page_through"]["seconds"] + figures["page_through_after"]["seconds"]
+    ) / 2
+    figures["ratio_full_to_page_through"] = round(figures["full"]["seconds"] / mean_page_through, 2)
     figures["delta_unchanged"] = asyncio.run(one_import(classroom, connection_id, full=False))
     figures["changed"] = change_one_percent(Path(store_path))
     figures["delta_1_percent"] = asyncio.run(one_import(classroom, connection_id, full=False))
@@ -164,23 +297,47 @@ def drop_schema(schema: str) -> None:
     engine.dispose()
 
 
+MODES = ("sqlite", "sqlite_streamed", "postgresql")
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=50_000)
-    parser.add_argument("--only", choices=["sqlite", "postgresql"])
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--students", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--only", choices=MODES, action="append")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_database(*args.child)
         return
-    results: dict[str, Any] = {"students": args.students}
+    results: dict[str, Any] = {
+        "benchmark": "roster_import",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average_1m_before": load_average(),
+        },
+    }
+    for students in args.students:
+        results[str(students)] = run_size(students, args.only)
+        results["machine"][f"load_average_1m_after_{students}"] = load_average()
+    print(json.dumps(results, indent=2))
+
+
+def run_size(students: int, only: list[str] | None) -> dict[str, Any]:
+    results: dict[str, Any] = {"students": students}
     with tempfile.TemporaryDirectory() as tmp:
-        for database in ("sqlite", "postgresql"):
-            if args.only and database != args.only:
+        seeded = Path(tmp) / "sis-seeded.db"
+        results["seed_seconds"] = round(seed(seeded, students), 1)
+        for database in MODES:
+            if only and database not in only:
                 continue
             # A fresh SIS per database: the 1% change of the first run must not leak.
             store_path = Path(tmp) / f"sis-{database}.db"
-            results[f"seed_seconds_{database}"] = round(seed(store_path, args.students), 1)
+            shutil.copy(seeded, store_path)
             server = subprocess.Popen(
                 [sys.executable, "-c", SERVER, str(store_path)], stdout=subprocess.PIPE, text=True
             )
@@ -188,8 +345,8 @@ def main() -> None:
             host_url, token_url = server.stdout.readline().split()
             schema = None
             try:
-                if database == "sqlite":
-                    url = f"sqlite:///{Path(tmp) / 'classroom.db'}"
+                if database.startswith("sqlite"):
+                    url = f"sqlite:///{Path(tmp) / f'classroom-{database}.db'}"
                 else:
                     url, schema = postgres_schema_url()
                     if url is None:
@@ -204,6 +361,7 @@ def main() -> None:
                         host_url,
                         token_url,
                         str(store_path),
+                        database,
                     ],
                     capture_output=True,
                     text=True,
@@ -213,12 +371,13 @@ def main() -> None:
                     results[database] = {"error": child.stderr[-2000:]}
                 else:
                     results[database] = json.loads(child.stdout.strip().splitlines()[-1])
+                results[database]["load_average_1m_after"] = load_average()
             finally:
                 server.terminate()
                 server.wait(timeout=10)
                 if schema is not None and database == "postgresql":
                     drop_schema(schema)
-    print(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":
