@@ -18,13 +18,14 @@ from babel.dates import format_skeleton
 from sislink.console import i18n
 from sislink.sync.activity_history import CHANGES, ActivityWindow, ClassExport, ImportChanges
 
-# The viewBox: 400 x 210 units, the plot inside the margins (room for the y axis's numbers on
-# the left and the x axis's dates below).
-WIDTH = 400
-HEIGHT = 210
-LEFT, RIGHT, TOP, BOTTOM = 46, 8, 12, 30
+# The viewBox: 340 x 190 units (about a phone's width, so that its 12-unit text stays readable
+# there), the plot inside the margins (room for the y axis's numbers on the left and the x axis's
+# dates below).
+WIDTH = 340
+HEIGHT = 190
+LEFT, RIGHT, TOP, BOTTOM = 42, 18, 12, 28
 # At most this many dates under the x axis (more would overlap at a phone's width).
-X_TICKS = 6
+X_TICKS = 5
 Y_TICKS = 4
 
 
