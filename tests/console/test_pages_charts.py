@@ -25,9 +25,9 @@ from console.console_world import (
     invite_and_sign_in,
 )
 from sislink.classroom import Actor
-from sislink.classroom.models import Job, MarkExportReport
+from sislink.classroom.models import Job, MarkExportReport, Role
+from sislink.classroom.services import classes, people
 from sislink.classroom.services import coursework as coursework_service
-from sislink.classroom.services import people
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 
 
@@ -245,3 +245,13 @@ def test_an_empty_district_gets_sentences_not_empty_charts(tmp_path: Path) -> No
         roster = admin.get("/admin/roster").text
         assert "No import has been applied yet, so nothing has changed." in roster
         assert "chart-svg" not in roster
+        with served.classroom.transaction() as session:
+            teacher = people.create_person(
+                session, Actor.system(), name="T", email="t@school.example", roles=[Role.TEACHER]
+            )
+            class_id = classes.create_class(
+                session, Actor.system(), title="Art", primary_teacher_id=teacher.id
+            ).id
+        class_page = admin.get(f"/classes/{class_id}").text
+        assert "This class has not been exported yet." in class_page
+        assert "chart-svg" not in class_page
