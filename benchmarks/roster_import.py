@@ -196,12 +196,10 @@ async def one_import(
     reset_peak_rss()
     started = time.perf_counter()
     async with open_sis_client(classroom) as client:
+        # Given only when asked: the same script measures the version before streaming too.
+        chosen = {} if write_while_reading is None else {"write_while_reading": True}
         report = await import_roster(
-            classroom,
-            client,
-            connection_id=connection_id,
-            full=full,
-            write_while_reading=write_while_reading,
+            classroom, client, connection_id=connection_id, full=full, **chosen
         )
     seconds = time.perf_counter() - started
     counts = report.to_dict()["counts"]

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, delete, exists, select
+from sqlalchemy import Column, Index, MetaData, String, Table, delete, exists, insert, select
 from sqlalchemy.orm import Session
-
-from sislink.classroom.bulk import _insert_rows
+from sqlalchemy.schema import CreateTable
 
 _metadata = MetaData()
 _seen = Table(
@@ -25,11 +24,12 @@ _seen = Table(
     _metadata,
     Column("entity", String(20), nullable=False),
     Column("sourced_id", String(255), nullable=False),
-    # Not unique: a SIS may send one record twice; seen is seen.
-    Index("roster_import_seen_by_id", "sourced_id", "entity"),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
+# Made once every id is in (`_ready`): an index kept up while 400,000 ids go in costs more
+# than building it once. Not unique: a SIS may send one record twice; seen is seen.
+_by_id = Index("roster_import_seen_by_id", _seen.c.sourced_id, _seen.c.entity)
 
 
 class SeenIds:
@@ -39,15 +39,33 @@ class SeenIds:
         self._session = session
         connection = session.connection()
         _seen.drop(connection, checkfirst=True)  # SQLite: left by an earlier import's rollback
-        _seen.create(connection)
+        connection.execute(CreateTable(_seen))  # without its index: see _by_id
+        self._indexed = False
 
     def add(self, entity: str, sourced_ids: Iterable[str]) -> None:
-        rows = [{"entity": entity, "sourced_id": sourced_id} for sourced_id in sourced_ids]
-        if rows:
-            _insert_rows(self._session.connection(), _seen, rows)
+        ids = list(sourced_ids)
+        if not ids:
+            return
+        connection = self._session.connection()
+        if connection.dialect.name != "postgresql":
+            connection.execute(insert(_seen), [{"entity": entity, "sourced_id": s} for s in ids])
+            return
+        driver_connection = connection.connection.driver_connection
+        assert driver_connection is not None
+        with driver_connection.cursor() as cursor:
+            statement = "COPY roster_import_seen (entity, sourced_id) FROM STDIN"
+            with cursor.copy(statement) as copy:
+                for sourced_id in ids:
+                    copy.write_row((entity, sourced_id))
+
+    def _ready(self) -> None:
+        """Index the ids before the first question (every page is in by then)."""
+        if not self._indexed:
+            _by_id.create(self._session.connection())
+            self._indexed = True
 
     def discard(self, entity: str, sourced_ids: Sequence[str]) -> None:
-        if sourced_ids:
+        if sourced_ids:  # rare (an enrolment of another role): a scan of the table is fine
             self._session.connection().execute(
                 delete(_seen).where(
                     _seen.c.entity == entity, _seen.c.sourced_id.in_(list(sourced_ids))
@@ -56,6 +74,7 @@ class SeenIds:
 
     def missing(self, model: Any, entities: Sequence[str]) -> list[str]:
         """SIS ids of active imported rows of `model` seen as none of `entities`."""
+        self._ready()
         table = model.__table__
         was_seen = exists().where(
             _seen.c.sourced_id == table.c.sis_sourced_id, _seen.c.entity.in_(entities)
@@ -73,6 +92,7 @@ class SeenIds:
     def contains(self, entities: Sequence[str], sourced_id: object) -> bool:
         if not isinstance(sourced_id, str):
             return False
+        self._ready()
         statement = select(_seen.c.sourced_id).where(
             _seen.c.sourced_id == sourced_id, _seen.c.entity.in_(entities)
         )

@@ -1,16 +1,30 @@
-"""Roster import: read the SIS's whole roster (or its changes), then apply it in one transaction.
+"""Roster import: stream the SIS's whole roster (or its changes) into one transaction.
 
 `import_roster(classroom, client, connection_id=...)` reads schools, academic sessions (terms
 and grading periods), courses, classes, users (teachers and students), enrolments and, when
-the connection may, grading categories. Nothing is written while the SIS is read: each page is
-turned into compact classroom rows (`sislink.classroom.bulk`) and kept in memory (a 50,000
-student district fits in a few hundred MB). Only when every page has been read does the import
-open ONE transaction and apply everything: upserts in batches, enrolments that moved, the
-deactivations, the links, the classes' SIS facts, the delta watermark. A SIS error mid-walk, a
-bad page, a database refusal, a cancel or a crash (kill -9) therefore leaves the classroom
-exactly as it was; the next run starts again from the same watermark. The write transaction
-is as short as the writes themselves: on SQLite (one writer) other writers wait for it, up to
-the busy timeout.
+the connection may, grading categories. Each batch of records read is turned into compact
+classroom rows (`sislink.classroom.bulk`) and handed on at once; nothing proportional to the
+district is kept in memory (the SIS ids seen, which the deactivations need, are kept in a
+temporary table of the transaction: `classroom/bulk_seen.py`). All the writes go into ONE
+transaction, on a thread of its own (`sync/roster_writer.py`): upserts page by page, then the
+rows that needed every page (enrolments that moved, people and enrolments the SIS may have
+re-numbered), the deactivations, the links, the classes' SIS facts, the delta watermark. A SIS
+error mid-walk, a bad page, a database refusal, a cancel or a crash (kill -9) therefore leaves
+the classroom exactly as it was; the next run starts again from the same watermark.
+
+When the pages are written (`write_while_reading`):
+- PostgreSQL: as they are read. The transaction opens before the first page and each page is
+  written in it while the next is read (a bounded queue: the reader runs at most two pages
+  ahead), so reading and writing overlap. PostgreSQL locks rows, not the database: the
+  console, the job's progress and its heartbeat write meanwhile, and nobody sees the import's
+  rows until it commits.
+- SQLite: after the last page. SQLite has one write lock for the whole database; a
+  transaction open while a SIS is read (minutes, for a slow one) would keep the console's
+  writes, the job's progress and heartbeat waiting (and failing after the busy timeout). So
+  the pages are spooled to a temporary file as they are read and written after the last
+  one, read back one at a time while the previous one is written: the lock is held only for
+  the writes, as before, and memory stays flat. `write_while_reading=True` asks for the
+  PostgreSQL way on SQLite too (measured in benchmarks/roster_import.py).
 
 Deactivations (what a full import no longer sees, what a delta marks `tobedeleted`) are
 decided in that transaction: when they exceed `shrink_threshold` of students, teachers or
