@@ -303,8 +303,9 @@ def test_a_task_the_broker_lost_is_sent_again_once_and_only_when_none_waits(
     with sqlite_classroom.session() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.status == JobStatus.FAILED
-        assert "its task was lost by the broker at redis://127.0.0.1:6379 4 times" in (
-            job.report["error"]
+        assert (
+            "its task was lost by the broker at redis://127.0.0.1:6379 4 times"
+            in (job.report["error"])
         )
         assert job_service.find_unfinished(session, "d:4") is None
 

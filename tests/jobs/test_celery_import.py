@@ -1,10 +1,11 @@
-"""A roster import on Celery workers (RabbitMQ, PostgreSQL, the built-in SIS over HTTP): the
-worker running it killed with SIGKILL mid-import, the other worker takes the job over and
-finishes it; a full import after it finds nothing to create, change or deactivate (the
+"""A roster import on Celery workers (RabbitMQ and Redis, PostgreSQL, the built-in SIS over
+HTTP): the worker running it killed with SIGKILL mid-import, the other worker takes the job over
+and finishes it; a full import after it finds nothing to create, change or deactivate (the
 classroom holds the SIS's roster exactly, nothing twice, nothing lost)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,13 +13,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from jobs.test_celery_workers import RABBITMQ, environment, holder_pid, workers
+from jobs.test_celery_workers import RABBITMQ, REDIS, environment, holder_pid, workers
 from sislink.classroom import Classroom, open_classroom
 from sislink.classroom.db import normalise_database_url
 from sislink.classroom.models import Job, JobStatus
@@ -39,8 +41,9 @@ def sis() -> Iterator[RunningProvider]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
+@contextlib.contextmanager
+def _schema() -> Iterator[str]:
+    """A PostgreSQL schema of its own (the workers open it from the environment)."""
     raw = os.environ.get("SISLINK_TEST_POSTGRES_URL")
     if not raw:
         if os.environ.get("CI", "").lower() == "true":
@@ -60,15 +63,31 @@ def database_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def classroom(
-    sis: RunningProvider, tmp_path_factory: pytest.TempPathFactory, database_url: str
-) -> Iterator[tuple[Classroom, Path]]:
-    home = tmp_path_factory.mktemp("celery-import-home")
-    opened = open_classroom(Settings.for_home(home, database_url))
-    connect_classroom(sis, opened)
-    yield opened, home
-    opened.close()
+@dataclass
+class Room:
+    classroom: Classroom
+    home: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module", params=["rabbitmq", "redis"])
+def room(
+    request: pytest.FixtureRequest, sis: RunningProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Room]:
+    """An empty classroom connected to the SIS, and the workers' environment on each broker."""
+    broker = str(request.param)
+    home = tmp_path_factory.mktemp(f"celery-import-{broker}")
+    with _schema() as database_url:
+        opened = open_classroom(Settings.for_home(home, database_url))
+        connect_classroom(sis, opened)
+        env = environment(home, database_url, RABBITMQ if broker == "rabbitmq" else REDIS)
+        env["SISLINK_QUEUE"] += "-import"  # its own queue, whatever else runs
+        # Redis gives a dead worker's task to another once its visibility timeout has passed.
+        env["SISLINK_BROKER_VISIBILITY_TIMEOUT"] = "5"
+        try:
+            yield Room(opened, home, env)
+        finally:
+            opened.close()
 
 
 def _import(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
@@ -94,17 +113,15 @@ def _import_jobs(room: Classroom) -> list[Job]:
 
 
 def test_a_worker_killed_mid_import_leaves_the_job_to_the_other_and_the_roster_exact(
-    classroom: tuple[Classroom, Path], database_url: str
+    room: Room,
 ) -> None:
-    room, home = classroom
-    env = environment(home, database_url, RABBITMQ)
-    env["SISLINK_QUEUE"] += "-import"  # its own queue, whatever else runs
-    log_dir = home / "logs"
+    env = room.env
+    log_dir = room.home / "logs"
     log_dir.mkdir()
     with workers(env, log_dir, 2) as started:
         run = _import(env)
         try:
-            job = _mid_import(room, run)
+            job = _mid_import(room.classroom, run)
             (victim,) = [w for w in started if w.pid == holder_pid(job)]
             victim.kill()
             said = _ended(run)
@@ -114,7 +131,7 @@ def test_a_worker_killed_mid_import_leaves_the_job_to_the_other_and_the_roster_e
         (survivor,) = [w for w in started if w is not victim]
         assert said["job_id"] == job.id
         assert said["job_status"] in ("succeeded", "needs_attention"), said
-        (after,) = _import_jobs(room)
+        (after,) = _import_jobs(room.classroom)
         assert after.id == job.id and holder_pid(after) == survivor.pid
         assert "taking it over here" in survivor.said()
 

@@ -3,9 +3,9 @@ Redis and the RabbitMQ of this machine, a PostgreSQL classroom, the built-in SIS
 (counted: how many requests it has in flight at once), `sislink marks export` handing its job
 over. Workers start once for the module; each run has its own queues and Redis keys.
 
-- jobs handed over by the CLI run on the workers (Redis; the killed worker's test below runs on
-  RabbitMQ), two at once keeping to the connection's one allowance (the SIS sees no more than
-  SISLINK_SIS_MAX_CONCURRENCY), held in Redis;
+- jobs handed over by the CLI run on the workers (Redis and RabbitMQ), two at once keeping to
+  the connection's one allowance (the SIS sees no more than SISLINK_SIS_MAX_CONCURRENCY), held
+  in Redis whichever the broker;
 - a job of a kind the workers do not know fails (it is not left queued, waited for for ever);
   an export of every class whose broker is down fails, leaving no class's job queued; a task
   taken while the database is away is tried again, and its job runs once the database is back;
@@ -322,15 +322,19 @@ def assert_sis_exact(world: World) -> None:
     assert ledger == in_sis
 
 
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_jobs_handed_over_by_the_cli_run_on_two_workers_at_once_within_one_allowance(
-    worlds: list[World], sis: Sis, redis_workers: list[Worker], redis_env: dict[str, str]
+    broker: str, worlds: list[World], sis: Sis, request: pytest.FixtureRequest
 ) -> None:
+    # The allowance is held in Redis whichever the broker (SISLINK_REDIS_URL).
+    started: list[Worker] = request.getfixturevalue(f"{broker}_workers")
+    env: dict[str, str] = request.getfixturevalue(f"{broker}_env")
     for n, world in enumerate(worlds):
-        add_work(world, 5, f"Shared {n}")
+        add_work(world, 5, f"Shared {broker} {n}")
     before = {j.id for world in worlds for j in class_jobs(world)}
     sis.counted.peak = 0
 
-    exports = [export_by_cli(world, redis_env) for world in worlds]
+    exports = [export_by_cli(world, env) for world in worlds]
     said = [ended(export) for export in exports]
 
     first, second = (class_jobs(world)[-1] for world in worlds)
@@ -340,7 +344,7 @@ def test_jobs_handed_over_by_the_cli_run_on_two_workers_at_once_within_one_allow
         assert answer["status"] == "succeeded" and answer["writes"] == 5 * (1 + STUDENTS)
         assert job.status == JobStatus.SUCCEEDED and job.params[ON_WORKERS] is True
     # Both workers ran at once (one job each, their runs overlapping)...
-    assert {holder_pid(first), holder_pid(second)} == {w.pid for w in redis_workers}
+    assert {holder_pid(first), holder_pid(second)} == {w.pid for w in started}
     assert first.started_at and first.finished_at and second.started_at and second.finished_at
     assert first.started_at < second.finished_at and second.started_at < first.finished_at
     # ...and the SIS never had more calls in flight than the one allowance (each worker alone

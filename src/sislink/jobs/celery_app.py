@@ -96,7 +96,13 @@ def celery_app() -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": visibility_s()},
+        broker_transport_options={
+            "visibility_timeout": visibility_s(),
+            # Redis: look for tasks of dead workers past their visibility timeout every 10 s
+            # (kombu's default scans only every tenth look, ~100 s: a SIGKILLed worker's
+            # import waited that long for its redelivery). RabbitMQ ignores both.
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )
