@@ -335,3 +335,25 @@ def test_a_dead_workers_job_not_taken_over_within_the_grace_is_sent_again(
         # Not failed as interrupted meanwhile: the grace starts again from the resend.
         assert job is not None and left_to_workers(job, job_service.database_now(session))
     assert runner.recover_interrupted(sqlite_classroom) == []
+
+
+def test_the_scheduler_tick_sends_a_lost_task_again(
+    sqlite_classroom: Classroom, lost_queue: Any
+) -> None:
+    from sislink.jobs.schedule import tick
+
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system())
+    asyncio.run(celery_app.hand_over(sqlite_classroom, job_id))
+    lost_queue.delete(celery_app.queue_name())  # lost by the broker
+    _sent_minutes_ago(sqlite_classroom, job_id, 2)
+
+    async def never(classroom: Classroom) -> Any:
+        raise AssertionError("no import is due: nothing is connected")
+
+    assert asyncio.run(tick(sqlite_classroom, never)) is None
+
+    assert lost_queue.llen(celery_app.queue_name()) == 1
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == JobStatus.QUEUED
+        assert job.params[celery_app.RESENT] == 1

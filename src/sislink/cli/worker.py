@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run jobs handed over by `serve`, the CLI and the scheduler (Ctrl-C stops it).
 
+        It also sends again the tasks the broker lost (a job still queued
+        SISLINK_REDELIVERY_GRACE_SECONDS after its task was sent, with none waiting).
+
         Needs SISLINK_BROKER_URL (redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672//) and the
         same SISLINK_DATABASE_URL and SISLINK_HOME (its key) as `serve`; see docs/deploy.md."""
         from sislink.jobs.runner import BROKER_VARIABLE, broker_url
