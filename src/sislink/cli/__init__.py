@@ -20,6 +20,7 @@ from sislink.cli import (
     sign_in,
     sis,
     summary,
+    time_zone,
     users,
     worker,
 )
@@ -44,6 +45,7 @@ for module in (
     google,
     summary,
     sign_in,
+    time_zone,
     worker,
 ):
     module.register(app)

@@ -104,7 +104,8 @@ def N_(message: str) -> str:
     return message
 
 
-# Statuses and outcomes as pages say them (a badge's word); anything else is said as it is.
+# Statuses, outcomes, roles and roster records as pages say them (a badge's word); anything
+# else is said as it is.
 STATUS_WORDS: dict[str, str] = {
     "queued": N_("queued"),
     "running": N_("running"),
@@ -125,6 +126,29 @@ STATUS_WORDS: dict[str, str] = {
     "deleted": N_("deleted"),
     "linked": N_("linked"),
     "skipped": N_("skipped"),
+    "created": N_("created"),
+    "updated": N_("updated"),
+    "unchanged": N_("unchanged"),
+    "deactivated": N_("deactivated"),
+    "sent": N_("sent"),
+    "would_delete": N_("would delete"),
+    "removed": N_("removed"),
+    "held": N_("held"),
+    "approved": N_("approved"),
+    "discarded": N_("discarded"),
+    # Roles.
+    "admin": N_("admin"),
+    "teacher": N_("teacher"),
+    "student": N_("student"),
+    # What a roster import reads.
+    "schools": N_("schools"),
+    "terms": N_("terms"),
+    "grading_periods": N_("grading periods"),
+    "courses": N_("courses"),
+    "classes": N_("classes"),
+    "enrolments": N_("enrolments"),
+    "people": N_("people"),
+    "users": N_("users"),
 }
 
 

@@ -5,8 +5,9 @@ nothing happened (unless asked). And the alert sent at once when a job is put on
 SMTP settings come from the environment (`SmtpSettings.from_env`); without SISLINK_SMTP_HOST
 and SISLINK_SUMMARY_TO no e-mail is sent. Once they are set:
 - the morning summary: `sislink serve`'s scheduler calls `daily_summary_tick` every minute; at
-  SISLINK_SUMMARY_HOUR (06:00 by default; "off" to stop it) in SISLINK_TIME_ZONE (the school's
-  IANA zone, UTC by default) one process claims the day's row in `operator_summary` (unique by
+  SISLINK_SUMMARY_HOUR (06:00 by default; "off" to stop it) in the school's time zone (the one
+  an administrator set in the console or with `sislink time-zone`, else SISLINK_TIME_ZONE, else
+  the server's own zone: `classroom.services.time_zone`) one process claims the day's row in `operator_summary` (unique by
   kind and day: of several processes one wins) and sends it. A failed send is tried again 15
   minutes later, at most 4 times that day. `sislink summary send` sends one on demand.
 - the hold alert: the job runner calls `alert_hold_if_configured` when a job ends on hold (a
@@ -39,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sislink.classroom import Classroom
 from sislink.classroom.models import Job, JobStatus, OperatorSummary
 from sislink.classroom.services.jobs import this_process
+from sislink.classroom.services.time_zone import FROM_SETTING, school_time_zone
 from sislink.operations.logs import redact
 
 logger = logging.getLogger("sislink.operations.summary")
@@ -630,11 +632,25 @@ def daily_summary_tick(
         return None  # no SMTP server or nobody to tell (or said wrong, logged): no summary
     retry_hold_alerts(classroom, settings, now=now)
     try:
-        when = SummaryTime.from_env(environ)
+        when = school_summary_time(classroom, environ)
     except SummaryNotConfigured as exc:
         _say_once(str(exc))
         return None
     return send_daily_summary(classroom, settings, when, now=now)
+
+
+def school_summary_time(
+    classroom: Classroom, environ: Mapping[str, str] | None = None
+) -> SummaryTime:
+    """SISLINK_SUMMARY_HOUR in the school's time zone: the one an administrator set (console,
+    `sislink time-zone`), else SISLINK_TIME_ZONE, else the server's own zone."""
+    env = dict(os.environ if environ is None else environ)
+    with classroom.session() as session:
+        school = school_time_zone(session, env)
+    if school.source == FROM_SETTING or not env.get("SISLINK_TIME_ZONE", "").strip():
+        # The setting (or the server's zone) rules; a wrong SISLINK_TIME_ZONE does not matter.
+        env["SISLINK_TIME_ZONE"] = school.name
+    return SummaryTime.from_env(env)
 
 
 def retry_hold_alerts(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -47,18 +48,28 @@ class SchoolTimeZone:
 
 def zone_named(name: str) -> ZoneInfo:
     """The IANA zone called `name`; a name that is none is refused in one sentence."""
-    cleaned = name.strip()
-    if cleaned.upper() == "UTC":
-        cleaned = "UTC"
+    # "america/chicago" or "America/New York" as typed: the zone's own spelling. Only the tz
+    # database's names: never a path, a directory or the system's "localtime".
+    cleaned = _known_zones().get(name.strip().replace(" ", "_").lower(), "")
     try:
-        if not cleaned or cleaned.startswith(("/", ".")) or ".." in cleaned:
-            raise ValueError(cleaned)
+        if not cleaned:
+            raise ValueError(name)
         return ZoneInfo(cleaned)
     except (ZoneInfoNotFoundError, ValueError):
         raise NotATimeZone(
             f"{name.strip()!r} is not a time zone: give the school's IANA name, such as "
             "America/Chicago, America/New_York or Europe/London."
         ) from None
+
+
+@cache
+def _known_zones() -> dict[str, str]:
+    """Every zone name the tz database has, by its lower case."""
+    return {
+        known.lower(): known
+        for known in available_timezones()
+        if known not in ("Factory", "localtime", "posixrules")
+    }
 
 
 def server_time_zone_name() -> str:

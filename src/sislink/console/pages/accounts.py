@@ -10,6 +10,7 @@ from starlette.responses import Response
 from sislink.classroom import Classroom
 from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
 from sislink.console.auth import get_classroom
+from sislink.console.i18n import _
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -44,9 +45,11 @@ def revoke(
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     if not storable(token_id):
-        raise PageError(404, f"There is no API token with id {token_id}.")
+        raise PageError(404, _("There is no API token with id {id}.").format(id=token_id))
     with as_page_errors(), classroom.transaction() as session:
         revoked = revoke_api_token(session, who.actor, token_id)
     return redirect(
-        request, "/admin/tokens", f"API token {revoked.id} of {revoked.email} is revoked."
+        request,
+        "/admin/tokens",
+        _("API token {id} of {email} is revoked.").format(id=revoked.id, email=revoked.email),
     )

@@ -109,6 +109,8 @@ def _finalize(value: Any) -> Any:
 environment.filters["when"] = _when
 environment.filters["day"] = i18n.day
 environment.filters["status"] = i18n.status_words
+environment.filters["role"] = i18n.status_words
+environment.filters["entity"] = i18n.status_words
 environment.filters["number"] = _number
 environment.filters["web"] = _web
 environment.finalize = _finalize

@@ -21,6 +21,7 @@ from sislink.classroom.models import Class, Job
 from sislink.classroom.services import gradebook_sheet
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
+from sislink.console.i18n import _, status_words
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -77,7 +78,7 @@ def _own_job(session: Session, who: Viewer, job_id: int, *, kind: str | None = N
         or (kind is not None and job.kind != kind)
         or (not who.is_admin and job.requested_by_id != who.person_id)
     ):
-        raise PageError(404, f"You have no export {job_id}.")
+        raise PageError(404, _("You have no export {job}.").format(job=job_id))
     return job
 
 
@@ -117,8 +118,10 @@ def export_all_progress(
 
 def _cancelled_words(job_id: int, status: str) -> str:
     if status == "cancelled":
-        return f"Job {job_id} is cancelled; what it had already sent stays sent."
-    return f"Job {job_id} stops after the batch it is working on; what it sent stays sent."
+        return _("Job {job} is cancelled; what it had already sent stays sent.").format(job=job_id)
+    return _("Job {job} stops after the batch it is working on; what it sent stays sent.").format(
+        job=job_id
+    )
 
 
 @router.post("/classes/exports/{job_id}/cancel")
@@ -150,7 +153,7 @@ def cancel_class_export(
         own_class(session, who, class_id)
         job = session.get(Job, job_id)
         if job is None or job.class_id != class_id:
-            raise PageError(404, f"This class has no export {job_id}.")
+            raise PageError(404, _("This class has no export {job}.").format(job=job_id))
     with as_page_errors():
         status = runner.request_cancel(classroom, job_id, who.actor)
     return redirect(
@@ -170,7 +173,7 @@ def cancel_job(
     with classroom.session() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise PageError(404, f"There is no job {job_id}.")
+            raise PageError(404, _("There is no job {job}.").format(job=job_id))
         kind = job.kind
     with as_page_errors():
         status = runner.request_cancel(classroom, job_id, who.actor)
@@ -192,11 +195,16 @@ def confirm_hold(
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     if action not in ("approve", "discard"):
-        raise PageError(404, "A held import can be approved or discarded.")
+        raise PageError(404, _("A held import can be approved or discarded."))
     with as_page_errors():
         job = roster_holds.get_roster_job(classroom, job_id)
     if job["status"] != "on_hold":
-        raise PageError(409, f"Roster import {job_id} is not on hold any more; it {job['status']}.")
+        raise PageError(
+            409,
+            _("Roster import {job} is not on hold any more; it is {status}.").format(
+                job=job_id, status=status_words(job["status"])
+            ),
+        )
     deactivations = job["report"].get("deactivations") or {}
     return render(
         request,
@@ -262,7 +270,7 @@ async def import_gradebook(
     upload = form.get("sheet")
     context: dict[str, Any] = {"class_id": class_id, "title": title}
     if not isinstance(upload, UploadFile) or not upload.filename:
-        context["problem"] = "Choose the sheet to import (a .csv file saved from a spreadsheet)."
+        context["problem"] = _("Choose the sheet to import (a .csv file saved from a spreadsheet).")
         return render(request, "gradebook_import.html", context, who=who, status_code=400)
     raw = await upload.read(MAX_SHEET_BYTES + 1)
     if len(raw) > MAX_SHEET_BYTES:

@@ -17,6 +17,7 @@ from sislink.classroom import Classroom, ClassroomError, NotFound
 from sislink.classroom.models import Role
 from sislink.classroom.services import accounts, api_tokens, directory, people
 from sislink.console.auth import get_classroom
+from sislink.console.i18n import _, status_words
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -149,15 +150,19 @@ def change_roles(
     if person_id == who.person_id and Role.ADMIN not in roles:
         raise PageError(
             409,
-            "You cannot take away your own administrator role; another administrator can.",
+            _("You cannot take away your own administrator role; another administrator can."),
         )
     with as_page_errors(), classroom.transaction() as session:
         person = people.set_roles(session, who.actor, person_id, roles)
         if not accounts.may_sign_in(person):
             accounts.end_sessions_if_not_allowed(session, person_id)
-        said = ", ".join(sorted(str(r) for r in roles)) or "none"
+        said = ", ".join(sorted(status_words(r) for r in roles)) or _("none")
         name = person.name
-    return redirect(request, f"/admin/people/{person_id}", f"{name}'s roles are now: {said}.")
+    return redirect(
+        request,
+        f"/admin/people/{person_id}",
+        _("{name}'s roles are now: {roles}.").format(name=name, roles=said),
+    )
 
 
 @router.post("/people/{person_id}/disable")
@@ -169,16 +174,23 @@ def disable(
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     if person_id == who.person_id:
-        raise PageError(409, "You cannot disable your own account; another administrator can.")
+        raise PageError(409, _("You cannot disable your own account; another administrator can."))
     with as_page_errors(), classroom.transaction() as session:
         done = accounts.disable_account(session, who.actor, person_id)
         name = people.get_person(session, person_id).name
     return redirect(
         request,
         f"/admin/people/{person_id}",
-        f"{name}'s account is disabled: password removed ({done['password_removed']}), "
-        f"{done['sessions_ended']} sessions ended, {done['tokens_revoked']} API tokens revoked. "
-        "A new set-password link lets them in again.",
+        _(
+            "{name}'s account is disabled: password removed ({password_removed}), "
+            "{sessions} sessions ended, {tokens} API tokens revoked. "
+            "A new set-password link lets them in again."
+        ).format(
+            name=name,
+            password_removed=_("yes") if done["password_removed"] else _("no"),
+            sessions=done["sessions_ended"],
+            tokens=done["tokens_revoked"],
+        ),
     )
 
 
@@ -241,17 +253,17 @@ def invite_by_email(
     email = field(form, "email").strip()
     if not email:
         return _accounts(
-            request, who, classroom, {"problem": "Give the email of the person to invite."}, 400
+            request, who, classroom, {"problem": _("Give the email of the person to invite.")}, 400
         )
     try:
         with classroom.transaction() as session:
             invitation, token = accounts.invite(session, who.actor, email)
             person_id = invitation.person_id
     except NotFound:
-        problem = (
-            f"No person has the email {email!r}; teachers arrive with the roster import "
+        problem = _(
+            "No person has the email {email!r}; teachers arrive with the roster import "
             "(the Roster page), and every person is on the People page."
-        )
+        ).format(email=email)
         return _accounts(request, who, classroom, {"problem": problem, "typed": email}, 400)
     except ClassroomError as exc:
         return _accounts(request, who, classroom, {"problem": exc.message, "typed": email}, 400)
@@ -273,9 +285,11 @@ def make_token_by_email(
         if person is None:
             raise PageError(
                 404,
-                f"No person has the email {email!r}; check it on the People page."
+                _("No person has the email {email!r}; check it on the People page.").format(
+                    email=email
+                )
                 if email
-                else "Give the email of the person the token is for.",
+                else _("Give the email of the person the token is for."),
             )
         row, token = api_tokens.create_api_token(
             session, who.actor, person, label=field(form, "label")

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from sislink.classroom import Classroom, ClassroomError
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
+from sislink.console.i18n import _
 from sislink.console.pages.base import (
     Viewer,
     admin_viewer,
@@ -100,9 +101,9 @@ async def connect(
     key_text = await _key_text(form)
     errors: dict[str, str] = {}
     if not key_text.strip():
-        errors["key_file"] = "Choose the service account's JSON key file (or paste it)."
+        errors["key_file"] = _("Choose the service account's JSON key file (or paste it).")
     if not typed["admin_email"]:
-        errors["admin_email"] = "Type the email of an administrator of your Google domain."
+        errors["admin_email"] = _("Type the email of an administrator of your Google domain.")
     if errors:
         return _page(request, who, classroom, typed=typed, errors=errors, status_code=400)
     with as_page_errors():
@@ -125,7 +126,7 @@ async def connect(
     return redirect(
         request,
         "/admin/google",
-        "Saved. The key is stored sealed; now click Authorise to check it with Google.",
+        _("Saved. The key is stored sealed; now click Authorise to check it with Google."),
     )
 
 
@@ -143,7 +144,9 @@ def authorise(
             return _page(request, who, classroom, authorise_problem=exc, status_code=422)
         except NotConnected as exc:
             return redirect(request, "/admin/google", exc.message)
-    return redirect(request, "/admin/google", "Authorised: sislink can work with Google Classroom.")
+    return redirect(
+        request, "/admin/google", _("Authorised: sislink can work with Google Classroom.")
+    )
 
 
 @router.post("/disconnect")
@@ -161,8 +164,10 @@ def disconnect(
     return redirect(
         request,
         "/admin/google",
-        f"Disconnected from {view.domain}: the key is erased; nothing in Google Classroom "
-        "was removed.",
+        _(
+            "Disconnected from {domain}: the key is erased; nothing in Google Classroom was "
+            "removed."
+        ).format(domain=view.domain),
     )
 
 
@@ -185,7 +190,9 @@ def roster_sync(
     return redirect(
         request,
         "/admin/google",
-        f"Roster sync {job_id} started: its report appears under Roster syncs when it ends.",
+        _("Roster sync {job} started: its report appears under Roster syncs when it ends.").format(
+            job=job_id
+        ),
     )
 
 
@@ -198,9 +205,7 @@ def roster_dry_run(
 ) -> Response:
     """What a sync would do now: Classroom is read, nothing is written."""
     try:
-        report = sync_roster(
-            classroom, who.actor, dry_run=True, activate=checked(form, "activate")
-        )
+        report = sync_roster(classroom, who.actor, dry_run=True, activate=checked(form, "activate"))
     except (SyncError, ClassroomError, GoogleError) as exc:
         return _page(request, who, classroom, roster_problem=exc.message, status_code=409)
     planned = roster_job.google_roster_job_report(report)
@@ -222,7 +227,9 @@ def roster_approve(
     return redirect(
         request,
         "/admin/google",
-        f"Roster sync {job_id} approved: sync {new_job} removes exactly the people it listed.",
+        _(
+            "Roster sync {job} approved: sync {new_job} removes exactly the people it listed."
+        ).format(job=job_id, new_job=new_job),
     )
 
 
@@ -237,5 +244,7 @@ def roster_discard(
     with as_page_errors():
         roster_job.discard_hold(classroom, job_id, who.actor)
     return redirect(
-        request, "/admin/google", f"Roster sync {job_id} discarded: nobody was removed."
+        request,
+        "/admin/google",
+        _("Roster sync {job} discarded: nobody was removed.").format(job=job_id),
     )

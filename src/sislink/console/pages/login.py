@@ -11,6 +11,7 @@ from starlette.responses import Response
 from sislink.classroom import Actor, Classroom, ClassroomError
 from sislink.classroom.services import accounts, sign_in
 from sislink.console.auth import get_classroom, session_actor
+from sislink.console.i18n import _
 from sislink.console.pages.base import (
     checked_form,
     current_session,
@@ -103,9 +104,9 @@ def login(
     next_path = _safe_next(field(form, "next") or "/")
     errors: dict[str, str] = {}
     if not email:
-        errors["email"] = "Type your email."
+        errors["email"] = _("Type your email.")
     if not password:
-        errors["password"] = "Type your password."  # noqa: S105 (words for a person)
+        errors["password"] = _("Type your password.")
     result: accounts.SignInResult | None = None
     context = login_context(request, classroom, next_path)
     if not context["password_enabled"]:
@@ -114,8 +115,10 @@ def login(
             "login.html",
             {
                 **context,
-                "problem": "Password sign-in is turned off here; sign in with your school "
-                "account (the button below).",
+                "problem": _(
+                    "Password sign-in is turned off here; sign in with your school account "
+                    "(the button below)."
+                ),
             },
             status_code=403,
         )
@@ -135,9 +138,11 @@ def login(
             problem, code = result.message, 429 if result.throttled_until else 503
         else:
             problem, code = (
-                "That email and password do not match an administrator or teacher account. "
-                "Check both; if you have no password yet, ask an administrator for a "
-                "set-password link.",
+                _(
+                    "That email and password do not match an administrator or teacher "
+                    "account. Check both; if you have no password yet, ask an administrator "
+                    "for a set-password link."
+                ),
                 401,
             )
         answer = render(
@@ -167,8 +172,10 @@ def logout(
     set_session(request, SessionData())
     if provider is not None:
         # Signed in with a provider: the sign-in page offers signing out there too.
-        return redirect(request, f"/login?signed_out={provider.id}", "You are signed out of sislink.")
-    return redirect(request, "/login", "You are signed out.")
+        return redirect(
+            request, f"/login?signed_out={provider.id}", _("You are signed out of sislink.")
+        )
+    return redirect(request, "/login", _("You are signed out."))
 
 
 @router.get("/set-password")
@@ -199,7 +206,7 @@ def set_password(
     except ClassroomError as exc:
         return render(request, "set_password.html", {"problem": exc.message}, status_code=400)
     if password != confirm:
-        errors["confirm"] = "The two passwords differ; type the same password twice."
+        errors["confirm"] = _("The two passwords differ; type the same password twice.")
     else:
         try:
             accounts.check_new_password(password)
@@ -216,7 +223,7 @@ def set_password(
         person = accounts.accept_invitation(session, token, password)
         key = accounts.start_console_session(session, person.id)
     set_session(request, current_session(request, classroom).signed_in_with(key))
-    return redirect(request, "/", "Your password is set; you are signed in.")
+    return redirect(request, "/", _("Your password is set; you are signed in."))
 
 
 __all__ = ["clear_session", "router"]

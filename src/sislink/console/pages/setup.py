@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from sislink.classroom import Classroom
 from sislink.console.auth import get_classroom
+from sislink.console.i18n import N_, _
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -36,7 +37,7 @@ from sislink.sync.errors import (
 
 router = APIRouter(prefix="/admin/sis")
 
-NO_SECRET_TYPED = "Type the secret your SIS gave for sislink (it is stored sealed)."  # noqa: S105
+NO_SECRET_TYPED = N_("Type the secret your SIS gave for sislink (it is stored sealed).")
 
 # Which form field a problem found by `connect` belongs next to.
 _FIELD_OF_WORDS = (
@@ -80,7 +81,10 @@ def _page(
     if chosen_name is None and current is not None:
         chosen_name = current.partner
     if chosen_name is not None and chosen_name not in partners:
-        raise PageError(404, f"sislink knows no SIS called {chosen_name!r}; choose one below.")
+        raise PageError(
+            404,
+            _("sislink knows no SIS called {name!r}; choose one below.").format(name=chosen_name),
+        )
     chosen = partners.get(chosen_name) if chosen_name else None
     questions: dict[str, Any] = {}
     verdict = None
@@ -157,11 +161,11 @@ def connect(
     vendor_key = field(form, "vendor_key")
     errors: dict[str, str] = {}
     if not typed["host_url"]:
-        errors["host_url"] = "Type the address of your SIS."
+        errors["host_url"] = _("Type the address of your SIS.")
     if not typed["access_key"]:
-        errors["access_key"] = "Type the key your SIS gave for sislink."
+        errors["access_key"] = _("Type the key your SIS gave for sislink.")
     if not secret:
-        errors["secret_code"] = NO_SECRET_TYPED
+        errors["secret_code"] = _(NO_SECRET_TYPED)
     if errors:
         return _page(
             request, who, classroom, chosen_name=sis, typed=typed, errors=errors, status_code=400
@@ -183,7 +187,11 @@ def connect(
         )
     except InvalidConnectionDetails as exc:
         where = next((name for words, name in _FIELD_OF_WORDS if words in exc.message), None)
-        message = exc.message + (f" Did you mean {exc.suggestion}?" if exc.suggestion else "")
+        message = exc.message + (
+            _(" Did you mean {suggestion}?").format(suggestion=exc.suggestion)
+            if exc.suggestion
+            else ""
+        )
         return _page(
             request,
             who,
@@ -207,8 +215,10 @@ def connect(
     return redirect(
         request,
         "/admin/sis",
-        "Saved. The secret code is stored sealed; now click Authorise to check the "
-        "connection with your SIS.",
+        _(
+            "Saved. The secret code is stored sealed; now click Authorise to check the "
+            "connection with your SIS."
+        ),
     )
 
 
@@ -256,9 +266,9 @@ def permission(
     return redirect(
         request,
         "/admin/sis",
-        "Saved: teachers may now export classwork and marks."
+        _("Saved: teachers may now export classwork and marks.")
         if enabled
-        else "Saved: classwork and mark exporting is off for teachers.",
+        else _("Saved: classwork and mark exporting is off for teachers."),
     )
 
 
@@ -270,7 +280,7 @@ def disconnect_page(
 ) -> Response:
     current = service.status(classroom).connection
     if current is None or current.status == "disconnected":
-        return redirect(request, "/admin/sis", "sislink is not connected to a SIS.")
+        return redirect(request, "/admin/sis", _("sislink is not connected to a SIS."))
     return render(request, "disconnect.html", {"current": current}, who=who)
 
 
@@ -286,6 +296,7 @@ def disconnect(
     return redirect(
         request,
         "/admin/sis",
-        f"Disconnected from {view.display_name}. Exports have stopped; what was exported "
-        "stays in the SIS.",
+        _(
+            "Disconnected from {sis}. Exports have stopped; what was exported stays in the SIS."
+        ).format(sis=view.display_name),
     )

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from sislink.classroom import Classroom, ClassroomError
 from sislink.classroom.services import sign_in
 from sislink.console.auth import get_classroom
+from sislink.console.i18n import _
 from sislink.console.pages.base import (
     Viewer,
     admin_viewer,
@@ -100,8 +101,10 @@ def add_provider(
     return redirect(
         request,
         "/admin/sign-in",
-        f"{saved} is set. Sign in with it once (in another browser), then you may turn "
-        "password sign-in off.",
+        _(
+            "{provider} is set. Sign in with it once (in another browser), then you may turn "
+            "password sign-in off."
+        ).format(provider=saved),
     )
 
 
@@ -115,7 +118,11 @@ def remove_provider(
 ) -> Response:
     with as_page_errors(), classroom.transaction() as session:
         removed = sign_in.remove_provider(session, who.actor, provider_id).name
-    return redirect(request, "/admin/sign-in", f"{removed} is removed; its sessions ended.")
+    return redirect(
+        request,
+        "/admin/sign-in",
+        _("{provider} is removed; its sessions ended.").format(provider=removed),
+    )
 
 
 @router.post("/admin/sign-in/password")
@@ -134,7 +141,7 @@ def password_sign_in(
     return redirect(
         request,
         "/admin/sign-in",
-        "Password sign-in is on."
+        _("Password sign-in is on.")
         if enabled
-        else "Password sign-in is off; people sign in with the providers below.",
+        else _("Password sign-in is off; people sign in with the providers below."),
     )

@@ -1,6 +1,6 @@
 """REST API for administrators under /api/admin: the SIS catalogue, eligibility, the connection
-(status, connect, authorise, permission, disconnect), the audit trail and API tokens (list,
-revoke). Admin-only; no logic
+(status, connect, authorise, permission, disconnect), the school's time zone, the audit trail
+and API tokens (list, revoke). Admin-only; no logic
 here: each route calls `sislink.sync.connection`, the same services as the command line."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field, SecretStr
 
 from sislink.classroom import Actor, Classroom, ClassroomError, Conflict, NotFound, PermissionDenied
+from sislink.classroom.services import time_zone
 from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
 from sislink.classroom.services.people import find_person_by_email
 from sislink.console.auth import admin_actor, get_classroom
@@ -98,6 +99,12 @@ class PermissionsRequest(BaseModel):
     teacher_export: bool
 
 
+class TimeZoneRequest(BaseModel):
+    """The school's IANA time zone; null goes back to SISLINK_TIME_ZONE, else the server's."""
+
+    time_zone: str | None = Field(None, max_length=100, examples=["America/Chicago"])
+
+
 @router.get("/partners")
 def list_partners(actor: Actor = Depends(admin_actor)) -> list[dict[str, Any]]:
     return [entry.as_dict() for entry in service.partners()]
@@ -173,6 +180,29 @@ def set_permissions(
 ) -> dict[str, Any]:
     with answered_plainly():
         return service.set_teacher_export(classroom, actor, body.teacher_export).as_dict()
+
+
+@router.get("/time-zone")
+def get_time_zone(
+    actor: Actor = Depends(admin_actor), classroom: Classroom = Depends(get_classroom)
+) -> dict[str, str]:
+    """The school's time zone (every time the console shows; the morning summary's hour) and
+    where it comes from: `setting`, `environment` (SISLINK_TIME_ZONE) or `server`."""
+    with classroom.session() as session:
+        found = time_zone.school_time_zone(session)
+    return {"time_zone": found.name, "source": found.source}
+
+
+@router.put("/time-zone")
+def set_time_zone(
+    body: TimeZoneRequest,
+    actor: Actor = Depends(admin_actor),
+    classroom: Classroom = Depends(get_classroom),
+) -> dict[str, str]:
+    """Set the school's time zone (`sislink time-zone`); a name that is none is refused (422)."""
+    with answered_plainly(), classroom.transaction() as session:
+        found = time_zone.set_school_time_zone(session, actor, body.time_zone)
+    return {"time_zone": found.name, "source": found.source}
 
 
 @router.post("/connection/disconnect")

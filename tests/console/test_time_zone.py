@@ -1,0 +1,174 @@
+"""The school's time zone (issue 16): set by an administrator (School page, `sislink time-zone`),
+SISLINK_TIME_ZONE or else the server's zone by default, a wrong name refused in words, every
+time in the console shown in it, and the morning summary's hour in it too."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from console.console_world import ADMIN_EMAIL, console
+from sislink.classroom import Actor, PermissionDenied, open_classroom
+from sislink.classroom.models import ApiToken, Role
+from sislink.classroom.services import people, time_zone
+from sislink.classroom.services.api_tokens import create_api_token
+from sislink.cli import app as cli
+from sislink.operations.summary import SummaryNotConfigured, school_summary_time
+from sislink.settings import Settings
+
+
+def test_the_default_is_sislink_time_zone_else_the_servers_own() -> None:
+    assert time_zone.default_time_zone({"SISLINK_TIME_ZONE": "America/Chicago"}) == (
+        time_zone.SchoolTimeZone("America/Chicago", time_zone.FROM_ENVIRONMENT)
+    )
+    server = time_zone.default_time_zone({})
+    assert server.source == time_zone.FROM_SERVER
+    assert server.name == time_zone.server_time_zone_name()
+    ZoneInfo(server.name)  # an IANA name this server knows
+    # A wrong SISLINK_TIME_ZONE does not stop the console: the server's zone instead.
+    assert time_zone.default_time_zone({"SISLINK_TIME_ZONE": "Mars/Base"}) == server
+
+
+def test_a_name_that_is_no_time_zone_is_refused_in_one_sentence() -> None:
+    for wrong in ("Mars/Base", "", "../../etc/passwd", "/etc/localtime", "Chicago"):
+        with pytest.raises(time_zone.NotATimeZone, match="is not a time zone: give the school's"):
+            time_zone.zone_named(wrong)
+    assert time_zone.zone_named("america/new york").key == "America/New_York"
+    assert time_zone.zone_named("utc").key == "UTC"
+    assert "America/Chicago" in time_zone.time_zone_names()
+
+
+def test_only_an_administrator_sets_it_and_clearing_it_goes_back_to_the_default(
+    tmp_path: Path,
+) -> None:
+    classroom = open_classroom(Settings.for_home(tmp_path))
+    environ = {"SISLINK_TIME_ZONE": "Europe/London"}
+    try:
+        with classroom.transaction() as session:
+            teacher = people.create_person(
+                session, Actor.system(), name="Tom", email="tom@x.example", roles=[Role.TEACHER]
+            )
+            with pytest.raises(PermissionDenied):
+                time_zone.set_school_time_zone(session, Actor.of(teacher), "Asia/Tokyo")
+        with classroom.session() as session:
+            assert time_zone.school_time_zone(session, environ).name == "Europe/London"
+        with classroom.transaction() as session:
+            set_to = time_zone.set_school_time_zone(session, Actor.system(), "Asia/Tokyo")
+        assert set_to == time_zone.SchoolTimeZone("Asia/Tokyo", time_zone.FROM_SETTING)
+        with classroom.session() as session:
+            assert time_zone.school_time_zone(session, environ).name == "Asia/Tokyo"
+        with classroom.transaction() as session:
+            time_zone.set_school_time_zone(session, Actor.system(), None)
+        with classroom.session() as session:
+            assert time_zone.school_time_zone(session, environ).source == "environment"
+    finally:
+        classroom.close()
+
+
+def test_the_morning_summary_goes_at_its_hour_in_the_school_zone(tmp_path: Path) -> None:
+    classroom = open_classroom(Settings.for_home(tmp_path))
+    environ = {"SISLINK_SUMMARY_HOUR": "7", "SISLINK_TIME_ZONE": "America/Chicago"}
+    try:
+        assert school_summary_time(classroom, environ).zone == ZoneInfo("America/Chicago")
+        with pytest.raises(SummaryNotConfigured, match="SISLINK_TIME_ZONE is 'Mars/Base'"):
+            school_summary_time(classroom, {"SISLINK_TIME_ZONE": "Mars/Base"})
+        with classroom.transaction() as session:
+            time_zone.set_school_time_zone(session, Actor.system(), "Asia/Tokyo")
+        # The administrator's zone wins over the environment's (even a wrong one).
+        when = school_summary_time(classroom, environ)
+        assert when.zone == ZoneInfo("Asia/Tokyo") and when.at == time(7, 0)
+        assert when.due_day(datetime(2026, 3, 1, 21, 59, tzinfo=UTC)) is None  # 06:59 in Tokyo
+        assert str(when.due_day(datetime(2026, 3, 1, 22, 0, tzinfo=UTC))) == "2026-03-02"
+        assert school_summary_time(classroom, {"SISLINK_TIME_ZONE": "Mars/Base"}).zone == ZoneInfo(
+            "Asia/Tokyo"
+        )
+    finally:
+        classroom.close()
+
+
+def test_the_command_line_shows_and_sets_it(tmp_path: Path) -> None:
+    env = {"SISLINK_HOME": str(tmp_path), "SISLINK_TIME_ZONE": "America/Denver"}
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["time-zone"], env=env)
+    assert shown.exit_code == 0 and "America/Denver (from SISLINK_TIME_ZONE)" in shown.output
+    refused = runner.invoke(cli, ["time-zone", "Mars/Base"], env=env)
+    assert refused.exit_code == 1 and "'Mars/Base' is not a time zone" in refused.output
+    set_to = runner.invoke(cli, ["time-zone", "Pacific/Auckland"], env=env)
+    assert set_to.exit_code == 0
+    assert "Pacific/Auckland (set by an administrator)" in set_to.output
+    back = runner.invoke(cli, ["time-zone", "--default", "--json"], env=env)
+    assert back.exit_code == 0
+    assert (
+        '"time_zone": "America/Denver"' in back.output and '"source": "environment"' in back.output
+    )
+
+
+def test_the_school_page_sets_it_and_every_time_shown_follows(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        with served.classroom.transaction() as session:
+            ada = people.find_person_by_email(session, ADMIN_EMAIL)
+            assert ada is not None
+            row, _token = create_api_token(session, Actor.system(), ada, label="sync")
+            row.created_at = datetime(2026, 7, 4, 18, 30, tzinfo=UTC)  # a known moment
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        page = admin.get("/admin/school")
+        assert page.status_code == 200 and 'id="current-zone"' in page.text
+        assert 'href="/admin/school" aria-current="page"' in page.text
+        assert "Jul 4, 2026, 6:30\u202fPM UTC" in admin.get("/admin/tokens").text
+
+        refused = admin.post("/admin/school/time-zone", {"time_zone": "Mars/Base", "action": "set"})
+        assert refused.status_code == 400
+        assert "“Mars/Base” is not a time zone" in refused.text
+        assert 'value="Mars/Base"' in refused.text and 'aria-invalid="true"' in refused.text
+
+        saved = admin.post(
+            "/admin/school/time-zone", {"time_zone": "America/Chicago", "action": "set"}
+        )
+        assert "The school&#39;s time zone is now America/Chicago." in saved.text
+        assert re.search(r'id="current-zone">America/Chicago<', saved.text)
+        tokens = admin.get("/admin/tokens").text
+        assert "Jul 4, 2026, 1:30\u202fPM CDT" in tokens and "6:30\u202fPM" not in tokens
+        spanish = admin.get("/admin/tokens", headers={"Accept-Language": "es"}).text
+        assert "4 jul 2026, 13:30 CDT" in spanish
+
+        back = admin.post("/admin/school/time-zone", {"time_zone": "", "action": "default"})
+        assert "back to the default" in back.text
+        with served.classroom.session() as session:
+            assert time_zone.school_time_zone(session).source != time_zone.FROM_SETTING
+            assert session.query(ApiToken).count() == 1
+
+        # Only an administrator opens or changes it.
+        served.person_with_password("tom@x.example", Role.TEACHER)
+        teacher = served.client()
+        teacher.sign_in("tom@x.example")
+        assert teacher.get("/admin/school").status_code == 403
+        assert (
+            teacher.post("/admin/school/time-zone", {"time_zone": "Asia/Tokyo"}).status_code == 403
+        )
+
+
+def test_the_rest_api_shows_and_sets_it(tmp_path: Path) -> None:
+    with console(tmp_path) as served:
+        with served.classroom.transaction() as session:
+            ada = people.find_person_by_email(session, ADMIN_EMAIL)
+            assert ada is not None
+            _row, token = create_api_token(session, Actor.system(), ada, label="api")
+        api = served.client().client
+        headers = {"Authorization": f"Bearer {token}"}
+        shown = api.get("/api/admin/time-zone", headers=headers)
+        assert shown.status_code == 200 and shown.json()["source"] in ("environment", "server")
+        refused = api.put("/api/admin/time-zone", json={"time_zone": "Mars/Base"}, headers=headers)
+        assert refused.status_code == 422
+        assert "'Mars/Base' is not a time zone" in refused.json()["detail"]["message"]
+        set_to = api.put("/api/admin/time-zone", json={"time_zone": "Asia/Tokyo"}, headers=headers)
+        assert set_to.json() == {"time_zone": "Asia/Tokyo", "source": "setting"}
+        assert api.get("/api/admin/time-zone", headers=headers).json()["time_zone"] == "Asia/Tokyo"
+        cleared = api.put("/api/admin/time-zone", json={"time_zone": None}, headers=headers)
+        assert cleared.json()["source"] != "setting"
+        assert api.get("/api/admin/time-zone").status_code == 401
