@@ -43,7 +43,12 @@ from sislink.oneroster.models import LineItem, Result, User
 from sislink.oneroster.versions import Version
 from sislink.partners import profile as partner_profile
 from sislink.sync import export_state, preflight
-from sislink.sync.class_link import SisClassGone, export_settings, refresh_sis_class_facts
+from sislink.sync.class_link import (
+    SisClassFacts,
+    SisClassGone,
+    export_settings,
+    refresh_sis_class_facts,
+)
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import (
     ExportOutcome,
@@ -433,7 +438,7 @@ async def export_class_marks(
     writes are sent: the report says so (outcome stopped or failed).
     """
     with classroom.transaction() as session:
-        preflight.check_export_allowed(session, actor, class_id)
+        _, _, first_link = preflight.check_export_allowed(session, actor, class_id)
         if not dry_run:
             unchanged = export_state.unchanged_classes(session, actor, [class_id]).get(class_id)
             if unchanged is not None:
@@ -441,34 +446,20 @@ async def export_class_marks(
                 report = _unchanged_report(unchanged)
                 _keep_unchanged(session, actor, [report], job_id=job_id)
                 return report
-    sis_facts = await refresh_sis_class_facts(classroom, client, class_id)
-    with classroom.transaction() as session:
-        klass, connection, link = preflight.check_export_allowed(session, actor, class_id)
-        chosen = partner_profile(connection.partner)
-        settings = export_settings(session, class_id)
-        scope = class_identity(connection.partner, link.sis_class_sourced_id)
-        # The digest is taken before the class is read: a write landing after it changes it.
-        digest = export_state.current_digests(session, [class_id]).get(class_id)
-        if not dry_run:
-            export_state.forget_state(session, class_id=class_id)
-        facts = read_class_facts(
-            session,
-            class_id=class_id,
-            title=klass.title,
-            sis_class_id=link.sis_class_sourced_id,
-            scope=scope,
-            namespace=identity_namespace(session),
-            missing_as=settings.missing_as,
-            export_drafts=settings.export_drafts,
-            default_category=chosen.default_category,
-            title_limit=title_limit(organisation(session).settings or {}),
+        asked_for = first_link.sis_class_sourced_id
+    # The SIS class's students are asked for while its facts are (one wait, not two); they
+    # are used only once the facts came (a gone class is told as the facts' call tells it).
+    asking = asyncio.ensure_future(_sis_students(client, asked_for))
+    try:
+        sis_facts = await refresh_sis_class_facts(classroom, client, class_id)
+        report, plan, digest, scope, connection_id = await _read_and_plan(
+            classroom, client, actor, class_id, sis_facts, asking, asked_for, dry_run
         )
-        connection_id = connection.id
-    report = ExportReport(class_id, facts.title, facts.sis_class_id, dry_run)
-    students = preflight.StudentDirectory.of(await _sis_students(client, facts.sis_class_id))
-    plan = plan_export(
-        facts, sis_facts, students, version_has_school=client.spec.version is Version.V1_2
-    )
+    finally:
+        # Not needed after all (the facts' call failed, or the class was refused or relinked):
+        # dropped, and its failure, if any, taken as seen (the facts' call told it).
+        asking.cancel()
+        asking.add_done_callback(_seen)
     report.items.extend(_kept_report(k) for k in plan.kept)
     if dry_run:
         report.items.extend(_dry_run_items(plan))
@@ -511,6 +502,56 @@ async def export_class_marks(
             {"writes": report.writes, "outcome": report.outcome.value},
         )
     return report
+
+
+def _seen(future: asyncio.Future[list[User]]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _read_and_plan(
+    classroom: Classroom,
+    client: OneRosterClient,
+    actor: Actor,
+    class_id: int,
+    sis_facts: SisClassFacts,
+    asking: asyncio.Future[list[User]],
+    asked_for: str,
+    dry_run: bool,
+) -> tuple[ExportReport, ExportPlan, export_state.Candidate | None, str, int]:
+    """Read the class (checked again), then plan it against the SIS's students."""
+    with classroom.transaction() as session:
+        klass, connection, link = preflight.check_export_allowed(session, actor, class_id)
+        chosen = partner_profile(connection.partner)
+        settings = export_settings(session, class_id)
+        scope = class_identity(connection.partner, link.sis_class_sourced_id)
+        # The digest is taken before the class is read: a write landing after it changes it.
+        digest = export_state.current_digests(session, [class_id]).get(class_id)
+        if not dry_run:
+            export_state.forget_state(session, class_id=class_id)
+        facts = read_class_facts(
+            session,
+            class_id=class_id,
+            title=klass.title,
+            sis_class_id=link.sis_class_sourced_id,
+            scope=scope,
+            namespace=identity_namespace(session),
+            missing_as=settings.missing_as,
+            export_drafts=settings.export_drafts,
+            default_category=chosen.default_category,
+            title_limit=title_limit(organisation(session).settings or {}),
+        )
+        connection_id = connection.id
+    report = ExportReport(class_id, facts.title, facts.sis_class_id, dry_run)
+    if facts.sis_class_id == asked_for:
+        sis_students = await asking
+    else:  # relinked meanwhile: the students of the class it is linked to now
+        sis_students = await _sis_students(client, facts.sis_class_id)
+    students = preflight.StudentDirectory.of(sis_students)
+    plan = plan_export(
+        facts, sis_facts, students, version_has_school=client.spec.version is Version.V1_2
+    )
+    return report, plan, digest, scope, connection_id
 
 
 def _unchanged_report(unchanged: export_state.Unchanged) -> ExportReport:
