@@ -5,7 +5,8 @@ and My classes. Prints JSON: median, p95 and max milliseconds per page over N re
 
 With --district (the default; --no-district skips it), also an administrator's People, Classes
 and Activity pages over a 50,000-student district (2,500 teachers, 12,500 classes, 6 classes per
-student: 300,000 enrolments; 20,000 audit events), seeded in bulk: the first page, a search, a
+student: 300,000 enrolments; 20,000 audit events; 30 days of 2,000 class exports and 4 roster
+imports a day for Activity's charts), seeded in bulk: the first page, a search, a
 filter (no email) and a page deep in the list (by its keyset link).
 
 Target: each page under 300 ms server time at the median (not asserted in tests).
@@ -126,6 +127,11 @@ DISTRICT_TEACHERS = 2_500
 CLASSES_PER_TEACHER = 5
 CLASSES_PER_STUDENT = 6
 AUDIT_EVENTS = 20_000
+# Activity's charts sum the last 30 days: a nightly export of 2,000 classes (60,000 export
+# reports, one in 7 with skipped items, one in 50 with a failed one) and 4 roster imports a day.
+EXPORT_DAYS = 30
+EXPORTS_PER_DAY = 2_000
+ROSTER_IMPORTS_PER_DAY = 4
 ADMIN = "admin@district.example"
 
 
@@ -133,7 +139,15 @@ def build_district(classroom: Classroom) -> None:
     """The district, inserted in bulk (the services' one-by-one checks would take minutes)."""
     from sqlalchemy import insert, text
 
-    from sislink.classroom.models import AuditEvent, Class, Enrolment, Person
+    from sislink.classroom.models import (
+        AuditEvent,
+        Class,
+        Enrolment,
+        Job,
+        JobStatus,
+        MarkExportReport,
+        Person,
+    )
 
     system = Actor.system()
     with classroom.transaction() as session:
@@ -219,6 +233,64 @@ def build_district(classroom: Classroom) -> None:
                 for n in range(AUDIT_EVENTS)
             ],
         )
+        today = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0)
+        for day in range(EXPORT_DAYS):
+            night = today - timedelta(days=day)
+            reports = []
+            for n in range(EXPORTS_PER_DAY):
+                skipped, failed = (n % 7 == 0) * 2, (n % 50 == 0) * 1
+                at = night + timedelta(seconds=n)
+                reports.append(
+                    {
+                        "class_id": first + (day * EXPORTS_PER_DAY + n) % classes_total,
+                        "dry_run": False,
+                        "outcome": "partial"
+                        if failed
+                        else "needs_attention"
+                        if skipped
+                        else "succeeded",
+                        "writes": 1 + n % 9,
+                        "started_at": at,
+                        "finished_at": at,
+                        "summary": {
+                            "outcome": "succeeded",
+                            "writes": 1 + n % 9,
+                            "counts": {
+                                "lineItem": {"exported": 1, "skipped": skipped},
+                                "result": {"exported": n % 9, "failed": failed},
+                            },
+                            "attention": {
+                                "count": skipped,
+                                "reasons": ["Quiz: It has no due date, and the SIS needs one."],
+                            }
+                            if skipped
+                            else None,
+                        },
+                        "items": [],
+                    }
+                )
+            session.execute(insert(MarkExportReport), reports)
+            session.execute(
+                insert(Job),
+                [
+                    {
+                        "kind": "roster_import",
+                        "status": JobStatus.SUCCEEDED.value,
+                        "created_at": night + timedelta(hours=6 * k),
+                        "started_at": night + timedelta(hours=6 * k),
+                        "finished_at": night + timedelta(hours=6 * k, minutes=3),
+                        "report": {
+                            "status": "applied",
+                            "mode": "delta",
+                            "counts": {
+                                "students": {"created": k, "updated": 20 + k, "deactivated": 1},
+                                "enrolments": {"created": 6 * k, "updated": 0, "deactivated": 6},
+                            },
+                        },
+                    }
+                    for k in range(ROSTER_IMPORTS_PER_DAY)
+                ],
+            )
     if classroom.engine.dialect.name == "postgresql":
         # A bulk load leaves the planner without statistics until autovacuum runs: as a
         # district that has been running a while, with them.
@@ -325,6 +397,8 @@ def main() -> None:
                             "classes": DISTRICT_TEACHERS * CLASSES_PER_TEACHER,
                             "enrolments": DISTRICT_STUDENTS * CLASSES_PER_STUDENT,
                             "audit_events": AUDIT_EVENTS,
+                            "export_reports": EXPORT_DAYS * EXPORTS_PER_DAY,
+                            "roster_imports": EXPORT_DAYS * ROSTER_IMPORTS_PER_DAY,
                             **district,
                         },
                         "district_pages_under_target": all(

@@ -73,6 +73,11 @@ def item_count(report: MarkExportReport, outcome: str) -> int:
     return sum(int(counts.get(kind, {}).get(outcome, 0)) for kind in ("lineItem", "result"))
 
 
+def needing_attention(report: MarkExportReport) -> int:
+    """Items skipped for a reason someone must act on (not drafts left out by choice)."""
+    return int((report.summary.get("attention") or {}).get("count", 0))
+
+
 def day_words(day: date) -> str:
     return f"{day:%b} {day.day}, {day.year}"
 
@@ -129,7 +134,7 @@ def test_activity_charts_say_what_the_reports_hold(world: World) -> None:
         imports = session.scalars(select(Job).where(Job.kind == "roster_import")).all()
         exported = {
             "writes": sum(r.writes for r in reports),
-            "skipped": sum(item_count(r, "skipped") for r in reports),
+            "skipped": sum(needing_attention(r) for r in reports),
             "failed": sum(item_count(r, "failed") for r in reports),
         }
         changed = {
@@ -148,7 +153,7 @@ def test_activity_charts_say_what_the_reports_hold(world: World) -> None:
     assert 'role="img"' in page.split('id="chart-exports-by-day"')[1][:400]
     words = description(exports)
     assert (
-        f"2 exports; {exported['writes']} writes, {exported['skipped']} skipped, "
+        f"2 exports; {exported['writes']} writes, {exported['skipped']} skipped (needs attention), "
         f"{exported['failed']} failed in all" in words
     ), words
     assert f"The most on {today}" in words
@@ -187,7 +192,7 @@ def test_the_class_page_charts_each_export_with_a_link_to_its_report(world: Worl
             .order_by(MarkExportReport.id)
         ).all()
         expected = [
-            (r.id, r.outcome, r.writes, item_count(r, "skipped"), item_count(r, "failed"))
+            (r.id, r.outcome, r.writes, needing_attention(r), item_count(r, "failed"))
             for r in reports
         ]
     assert len(expected) == 2
@@ -200,7 +205,10 @@ def test_the_class_page_charts_each_export_with_a_link_to_its_report(world: Worl
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
         assert cells == [outcome.replace("_", " "), str(writes), str(skipped), str(failed)]
     latest = expected[-1]
-    assert f"{latest[2]} writes, {latest[3]} skipped, {latest[4]} failed." in description(chart)
+    assert (
+        f"{latest[2]} writes, {latest[3]} skipped (needs attention), {latest[4]} failed."
+        in description(chart)
+    )
     # The second export sent only the changed mark: fewer writes than the first.
     assert expected[1][2] < expected[0][2]
 

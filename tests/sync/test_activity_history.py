@@ -18,18 +18,23 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 def _export(
     class_id: int, at: datetime, writes: int, skipped: int, failed: int, *, dry_run: bool = False
 ) -> MarkExportReport:
+    """A stored export as save_report keeps it; a draft left out by choice (skipped, but not
+    needing attention) in each, which the chart does not count."""
+    outcome = "partial" if failed else "needs_attention" if skipped else "succeeded"
     return MarkExportReport(
         class_id=class_id,
         dry_run=dry_run,
-        outcome="partial" if failed else "succeeded",
+        outcome=outcome,
         writes=writes,
         started_at=at,
         finished_at=at,
         summary={
+            "outcome": outcome,
+            "attention": {"count": skipped, "reasons": ["Quiz: no due date"]} if skipped else None,
             "counts": {
-                "lineItem": {"exported": 1, "skipped": skipped},
+                "lineItem": {"exported": 1, "skipped": skipped + 1},
                 "result": {"exported": writes - 1, "failed": failed},
-            }
+            },
         },
         items=[],
     )
@@ -94,3 +99,25 @@ def test_days_in_the_school_zone_and_what_is_left_out(classroom: Classroom) -> N
     assert [(c.total("created"), c.total("updated"), c.changed_entities()) for c in changes] == [
         (30, 2, ["students"])
     ]
+
+
+def test_a_zone_three_quarters_of_an_hour_off_gets_its_own_days(classroom: Classroom) -> None:
+    """Kathmandu is UTC+5:45: 18:10 UTC is 23:55 there, 18:20 UTC already the next day."""
+    system = Actor.system()
+    with classroom.transaction() as session:
+        teacher = people.create_person(
+            session, system, name="T", email="t@school.example", roles=[Role.TEACHER]
+        )
+        class_id = classes.create_class(
+            session, system, title="Art", primary_teacher_id=teacher.id
+        ).id
+        session.add_all(
+            [
+                _export(class_id, datetime(2026, 12, 3, 18, 10, tzinfo=UTC), 3, 0, 0),
+                _export(class_id, datetime(2026, 12, 3, 18, 20, tzinfo=UTC), 5, 0, 0),
+            ]
+        )
+    with classroom.session() as session:
+        kathmandu = activity_by_day(session, zone=ZoneInfo("Asia/Kathmandu"), now=NOW)
+    writes = {day.day: day.writes for day in kathmandu.days if day.writes}
+    assert writes == {date(2026, 12, 3): 3, date(2026, 12, 4): 5}

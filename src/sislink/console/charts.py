@@ -200,7 +200,8 @@ def day_words(day: date | datetime) -> str:
 
 EXPORT_SERIES = (
     Series("writes", "writes", "#1f6feb"),
-    Series("skipped", "skipped", "#9a6700", "hatch"),
+    # Skipped for a reason someone must act on ("needs attention"); not drafts left out by choice.
+    Series("skipped", "skipped (needs attention)", "#9a6700", "hatch"),
     Series("failed", "failed", "#c62828", "cross"),
 )
 IMPORT_SERIES = (

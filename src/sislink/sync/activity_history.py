@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from sislink.classroom.models import Job, JobStatus, MarkExportReport
-from sislink.sync.export_report import Outcome
+from sislink.sync.export_report import ExportOutcome, Outcome
 from sislink.sync.roster_holds import ROSTER_IMPORT
 from sislink.sync.roster_report import ENTITIES
 
@@ -38,11 +38,13 @@ _APPLIED_JOB_STATUSES = (JobStatus.SUCCEEDED.value, JobStatus.NEEDS_ATTENTION.va
 QUARTER_HOUR = 900  # seconds
 
 
-class _quarter_hour(FunctionElement[int]):
-    """Which quarter hour since 1970 (UTC) a stored timestamp falls in. Every time zone's offset
-    is a whole number of quarter hours, so sums by quarter hour add up to any zone's days."""
+class _quarter_hour(FunctionElement[Any]):
+    """Which quarter hour (UTC) a stored timestamp falls in. Every time zone's offset is a whole
+    number of quarter hours, so sums by quarter hour add up to any zone's days. PostgreSQL says
+    it as quarter hours since 1970; SQLite, which keeps the timestamp as text, as the text's
+    hour and its quarter ("2026-12-05 13:2"): cutting text is far cheaper there than reading it
+    as a date."""
 
-    type = Integer()
     inherit_cache = True
     name = "quarter_hour"
 
@@ -55,28 +57,64 @@ def _quarter_hour_postgresql(element: _quarter_hour, compiler: SQLCompiler, **kw
 
 @compiles(_quarter_hour, "sqlite")
 def _quarter_hour_sqlite(element: _quarter_hour, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps the UTC timestamp as text "YYYY-MM-DD HH:MM:SS..."; strftime('%s') reads it.
+    # UTCDateTime keeps "YYYY-MM-DD HH:MM:SS.ffffff" in UTC on SQLite.
     column = compiler.process(element.clauses, **kw)
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / {QUARTER_HOUR})"
+    return f"(substr({column}, 1, 14) || (CAST(substr({column}, 15, 2) AS INTEGER) / 15))"
 
 
-def _local_day(quarter: int, zone: tzinfo) -> date:
-    return datetime.fromtimestamp(quarter * QUARTER_HOUR, UTC).astimezone(zone).date()
+def _local_day(quarter: int | str, zone: tzinfo) -> date:
+    """The day in `zone` of a quarter hour as `_quarter_hour` says it."""
+    if isinstance(quarter, str):
+        hour, part = quarter.rsplit(":", 1)
+        start = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
+        moment = start + timedelta(minutes=15 * int(part))
+    else:
+        moment = datetime.fromtimestamp(quarter * QUARTER_HOUR, UTC)
+    return moment.astimezone(zone).date()
 
 
-def _item_count(outcome: Outcome) -> ColumnElement[int]:
-    """How many items (coursework and marks) of an export ended `outcome`, from its summary."""
+# Only exports that ended so can have skipped items needing attention, or failed items: only
+# their summaries are read. Reading a stored summary (JSON) is most of the cost over a
+# district's thousands of exports, and most exports succeed.
+_MAY_NEED_ATTENTION = tuple(
+    outcome.value
+    for outcome in (
+        ExportOutcome.NEEDS_ATTENTION,
+        ExportOutcome.PARTIAL,
+        ExportOutcome.FAILED,
+        ExportOutcome.STOPPED,
+    )
+)
+_MAY_HAVE_FAILED = tuple(
+    outcome.value
+    for outcome in (ExportOutcome.PARTIAL, ExportOutcome.FAILED, ExportOutcome.STOPPED)
+)
+
+
+def _skipped_needing_attention() -> ColumnElement[int]:
+    """Items an export skipped for a reason someone must act on (its summary's attention
+    count; a draft left out by the teacher's choice is not one)."""
+    count = MarkExportReport.summary[("attention", "count")].as_integer()
+    return case(
+        (MarkExportReport.outcome.in_(_MAY_NEED_ATTENTION), func.coalesce(count, 0)), else_=0
+    )
+
+
+def _failed_items() -> ColumnElement[int]:
+    """Items (coursework and marks) the SIS refused or did not answer for, from the summary."""
     coursework, marks = (
-        func.coalesce(MarkExportReport.summary[("counts", kind, outcome.value)].as_integer(), 0)
+        func.coalesce(
+            MarkExportReport.summary[("counts", kind, Outcome.FAILED.value)].as_integer(), 0
+        )
         for kind in ("lineItem", "result")
     )
-    return coursework + marks
+    return case((MarkExportReport.outcome.in_(_MAY_HAVE_FAILED), coursework + marks), else_=0)
 
 
 @dataclass
 class ActivityDay:
-    """One day of exports and imports: export writes (requests sent), items skipped and failed;
-    what applied imports created, updated and deactivated."""
+    """One day of exports and imports: export writes (requests sent), items skipped for a reason
+    someone must act on, items failed; what applied imports created, updated and deactivated."""
 
     day: date
     exports: int = 0
@@ -135,14 +173,14 @@ def activity_by_day(
             quarter,
             func.count(),
             func.coalesce(func.sum(MarkExportReport.writes), 0),
-            func.coalesce(func.sum(_item_count(Outcome.SKIPPED)), 0),
-            func.coalesce(func.sum(_item_count(Outcome.FAILED)), 0),
+            func.coalesce(func.sum(_skipped_needing_attention()), 0),
+            func.coalesce(func.sum(_failed_items()), 0),
         )
         .where(MarkExportReport.started_at >= since, MarkExportReport.dry_run.is_(False))
         .group_by(quarter)
     )
     for at, count, writes, skipped, failed in exports:
-        found = by_day.get(_local_day(int(at), zone))
+        found = by_day.get(_local_day(at, zone))
         if found is not None:
             found.exports += int(count)
             found.writes += int(writes)
@@ -182,8 +220,8 @@ def class_export_history(
             MarkExportReport.started_at,
             MarkExportReport.outcome,
             MarkExportReport.writes,
-            _item_count(Outcome.SKIPPED),
-            _item_count(Outcome.FAILED),
+            _skipped_needing_attention(),
+            _failed_items(),
         )
         .where(MarkExportReport.class_id == class_id, MarkExportReport.dry_run.is_(False))
         .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
