@@ -466,25 +466,14 @@ def _take_over(session: Any, job: Job, now: Any, count: int) -> bool:
 
 
 _classroom: tuple[int, Classroom] | None = None
-_classroom_lock = threading.Lock()  # the task and the watch for lost tasks may ask at once
-
-
-def _fresh_lock_after_fork() -> None:
-    # A pool process forked while the watch held the lock would otherwise wait on it for ever.
-    global _classroom_lock
-    _classroom_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
 def worker_classroom() -> Classroom:
     """The classroom of this worker process (opened once per process, after any fork)."""
     global _classroom
-    with _classroom_lock:
-        if _classroom is None or _classroom[0] != os.getpid():
-            _classroom = (os.getpid(), open_classroom(Settings.from_env()))
-        return _classroom[1]
+    if _classroom is None or _classroom[0] != os.getpid():
+        _classroom = (os.getpid(), open_classroom(Settings.from_env()))
+    return _classroom[1]
 
 
 def _run_job_task(task: Any, job_id: int) -> str:
@@ -513,11 +502,20 @@ def _run_job_task(task: Any, job_id: int) -> str:
     return "nothing to do" if outcome is None else str(outcome.status)
 
 
+_watch_classroom: list[Classroom] = []
+"""The watch's own classroom, in the worker's main process. Not `worker_classroom()`: a pool
+process forked later would find that one of another pid, open its own and let the inherited one
+be collected, closing the main process's database connections from the child. This one stays
+referenced (here) in every process, so no child ever closes it."""
+
+
 def _look_for_lost_tasks(stop: threading.Event) -> None:
     """A worker's watch for lost tasks (`resend_lost`), until the worker stops."""
     while not stop.wait(look_for_lost_every_s()):
         try:
-            resend_lost(worker_classroom())
+            if not _watch_classroom:
+                _watch_classroom.append(open_classroom(Settings.from_env()))
+            resend_lost(_watch_classroom[0])
         except Exception:  # the database away: the next look tries again
             logger.warning("looking for lost tasks failed", exc_info=True)
 
