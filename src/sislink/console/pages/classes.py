@@ -67,6 +67,7 @@ from sislink.sync import preflight
 from sislink.sync.activity_history import class_export_history
 from sislink.sync.errors import SyncError
 from sislink.sync.export_report import report_history, stored_report_json
+from sislink.sync.gradebook_export_state import ExportState, ItemExport, gradebook_export_state
 from sislink.sync.sis_client import open_sis_client
 
 router = APIRouter(prefix="/classes")
@@ -768,6 +769,83 @@ def _gradebook(
     return students, works, found
 
 
+# What a cell's mark is, in words and as a letter (never by its colour alone).
+def _mark_words(mark: Mark | None) -> tuple[list[str], str]:
+    """(CSS classes, words) of a mark: draft or returned, and excused or missing."""
+    if mark is None or (mark.score is None and not mark.excused and not mark.missing):
+        return [], ""
+    returned = mark.state == MarkState.RETURNED
+    classes = ["returned" if returned else "draft"]
+    words = "Returned" if returned else "Draft, not returned yet"
+    if mark.excused:
+        classes.append("excused")
+        words += ", excused"
+    elif mark.missing and mark.score is None:
+        classes.append("missing")
+        words += ", missing"
+    return classes, words
+
+
+# Each export state's symbol in the grid (its words go with it, for hover, focus and screen
+# readers). Something left out by the teacher's own choice gets none: a draft says so by its D.
+EXPORT_SYMBOLS = {
+    ExportState.SENT: "\u2713",
+    ExportState.CHANGED: "\u21bb",
+    ExportState.SKIPPED: "!",
+    ExportState.FAILED: "\u2715",
+    ExportState.NOT_SENT: "\u25cb",
+}
+
+
+def _export_symbol(found: ItemExport) -> str:
+    if found.chosen or found.state not in EXPORT_SYMBOLS:
+        return ""
+    return EXPORT_SYMBOLS[found.state]
+
+
+@dataclass(frozen=True)
+class StudentTotal:
+    """Points earned out of points possible (see TOTAL_RULE)."""
+
+    earned: float
+    possible: float
+
+    @property
+    def words(self) -> str:
+        """A total as shown: "17.5 / 20 (88%)", or "none yet" (no mark on points yet)."""
+        if not self.possible:
+            return "none yet"
+        percent = 100 * self.earned / self.possible
+        return f"{_points(self.earned)} / {_points(self.possible)} ({percent:.0f}%)"
+
+
+def _points(value: float) -> str:
+    """Points as a teacher writes them: 17.5, 20 (two decimals at most, no exponent)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+TOTAL_RULE = (
+    "Total: points earned out of points possible, over the coursework with points that has a "
+    "mark (drafts included): a score counts its points, missing (M) counts 0 of the "
+    "coursework's points, and excused (EX) and empty cells are left out of both. Saved marks "
+    "only: save to see a change in the total."
+)
+
+
+def student_total(works: list[Coursework], marks: list[Mark | None]) -> StudentTotal:
+    """A student's total over `works`, whose marks are `marks` in the same order."""
+    earned = possible = 0.0
+    for work, mark in zip(works, marks, strict=True):
+        if mark is None or work.max_points is None or mark.excused:
+            continue
+        if mark.score is not None:
+            earned += mark.score
+            possible += work.max_points
+        elif mark.missing:
+            possible += work.max_points
+    return StudentTotal(earned, possible)
+
+
 def _gradebook_page(
     request: Request,
     who: Viewer,
@@ -782,43 +860,55 @@ def _gradebook_page(
     with classroom.session() as session:
         klass = own_class(session, who, class_id)
         students, works, found = _gradebook(session, class_id)
+        exported = gradebook_export_state(session, class_id, works, found.values())
         rows = []
         for student in students:
             cells = []
-            for work in works:
-                mark = found.get((work.id, student.id))
+            marks = [found.get((work.id, student.id)) for work in works]
+            for work, mark in zip(works, marks, strict=True):
                 name = f"m{work.id}_{student.id}"
-                state = ""
-                if mark is not None:
-                    state = (
-                        "excused"
-                        if mark.excused
-                        else "missing"
-                        if mark.missing and mark.score is None
-                        else ("returned" if mark.state == MarkState.RETURNED else "draft")
-                    )
+                classes, words = _mark_words(mark)
+                state = exported.of_mark(work.id, student.id)
+                shown = state.shown and exported.linked
+                if shown:
+                    classes.append(f"x-{state.state.value}")
                 cells.append(
                     {
                         "name": name,
                         "value": (typed or {}).get(name, cell_text(mark)),
-                        "state": state,
+                        "classes": " ".join(classes),
+                        "mark": words,
+                        "export": state if shown else None,
+                        "symbol": _export_symbol(state) if shown else "",
+                        "draft": "draft" in classes,
                         "error": (errors or {}).get(name),
                     }
                 )
-            rows.append({"name": student.name, "email": student.email, "cells": cells})
-        columns = [
-            {
-                "id": w.id,
-                "title": w.title,
-                "points": w.max_points,
-                "drafts": sum(
-                    1
-                    for s in students
-                    if (m := found.get((w.id, s.id))) is not None and m.state == MarkState.DRAFT
-                ),
-            }
-            for w in works
-        ]
+            rows.append(
+                {
+                    "name": student.name,
+                    "email": student.email,
+                    "cells": cells,
+                    "total": student_total(works, marks),
+                }
+            )
+        columns = []
+        for w in works:
+            state = exported.of_coursework(w.id)
+            columns.append(
+                {
+                    "id": w.id,
+                    "title": w.title,
+                    "points": w.max_points,
+                    "drafts": sum(
+                        1
+                        for s in students
+                        if (m := found.get((w.id, s.id))) is not None and m.state == MarkState.DRAFT
+                    ),
+                    "export": state if exported.linked and state.shown else None,
+                    "symbol": _export_symbol(state) if exported.linked else "",
+                }
+            )
         title = klass.title
     return render(
         request,
@@ -830,6 +920,9 @@ def _gradebook_page(
             "rows": rows,
             "errors": errors or {},
             "saved": saved,
+            "linked": exported.linked,
+            "last_export_at": exported.last_export_at,
+            "total_rule": TOTAL_RULE,
         },
         who=who,
         status_code=status_code,
@@ -864,11 +957,25 @@ def _cell_change(text: str) -> dict[str, Any]:
     return {"score": score, "excused": False, "missing": False}
 
 
+# A gradebook posts one field per cell: a class of 35 x 40 posts 1,400, past Starlette's
+# default of 1,000 fields a form (refused whole, with a 400 in JSON). Room for 100 x 199.
+GRADEBOOK_MAX_FIELDS = 20_000
+
+
+async def gradebook_form(
+    request: Request, classroom: Classroom = Depends(get_classroom)
+) -> FormData:
+    """The gradebook's form, read with room for every cell; then checked as every form is
+    (`checked_form` reads the same form: Starlette keeps it once read)."""
+    await request.form(max_fields=GRADEBOOK_MAX_FIELDS)
+    return await checked_form(request, classroom)
+
+
 @router.post("/{class_id}/gradebook")
 def save_gradebook(
     request: Request,
     class_id: int,
-    form: FormData = Depends(checked_form),
+    form: FormData = Depends(gradebook_form),
     who: Viewer = Depends(teacher_viewer),
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:

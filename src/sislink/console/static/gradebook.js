@@ -1,11 +1,19 @@
 // The gradebook: edits not saved are not lost silently. A cell whose text differs from what
 // the page was served with (or that the server refused, still unsaved) is marked as changed;
 // leaving the page while any is asks first (the browser's own "Leave site?" question).
+//
+// Moving like a sheet: Up and Down move to the cell above or below; Left and Right move to the
+// cell beside once the caret is at the start or end of the text (or the whole text is
+// selected, as it is after a move), so they still move the caret inside a typed number; Enter
+// moves down and Shift+Enter up (Save marks saves). A cell moved to has its text selected, so
+// typing replaces it. The focused cell's export state is written under the grid.
 (function () {
   "use strict";
   var form = document.getElementById("grid-form");
   if (!form) { return; }
   var status = document.getElementById("unsaved");
+  var about = document.getElementById("cell-about");
+  var frame = document.getElementById("grid-frame");
   var submitting = false;
   function cells() { return form.querySelectorAll("table.grid input"); }
   function unsaved() {
@@ -31,4 +39,71 @@
     event.returnValue = "";
   });
   show();
+
+  // The cell `rows` rows down and `cols` columns right of `input`'s, or null at an edge.
+  function neighbour(input, rows, cols) {
+    var cell = input.closest("td");
+    var row = cell.parentElement;
+    var index = Array.prototype.indexOf.call(row.cells, cell);
+    if (rows) {
+      row = rows < 0 ? row.previousElementSibling : row.nextElementSibling;
+    } else {
+      index += cols;
+    }
+    var target = row && row.cells[index];
+    return target ? target.querySelector("input") : null;
+  }
+  function moveTo(input) {
+    if (!input) { return false; }
+    input.focus();
+    input.select();
+    return true;
+  }
+  form.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (!(input instanceof HTMLInputElement) || !input.closest("table.grid")) { return; }
+    if (event.altKey || event.ctrlKey || event.metaKey) { return; }
+    var start = input.selectionStart, end = input.selectionEnd, length = input.value.length;
+    var all = start === 0 && end === length;
+    var target = null;
+    switch (event.key) {
+      case "ArrowUp": target = neighbour(input, -1, 0); break;
+      case "ArrowDown": target = neighbour(input, 1, 0); break;
+      case "Enter": target = neighbour(input, event.shiftKey ? -1 : 1, 0); break;
+      case "ArrowLeft":
+        if (event.shiftKey || !(all || (start === 0 && end === 0))) { return; }
+        target = neighbour(input, 0, -1);
+        break;
+      case "ArrowRight":
+        if (event.shiftKey || !(all || (start === length && end === length))) { return; }
+        target = neighbour(input, 0, 1);
+        break;
+      default: return;
+    }
+    // At an edge nothing moves; Enter never submits from a cell (Save marks does).
+    if (moveTo(target) || event.key === "Enter" || event.key === "ArrowUp" || event.key === "ArrowDown") {
+      event.preventDefault();
+    }
+  });
+
+  // The focused cell's words (its mark and export state) under the grid, next to Save.
+  form.addEventListener("focusin", function (event) {
+    var input = event.target;
+    if (!about || !(input instanceof HTMLInputElement) || !input.closest("table.grid")) { return; }
+    var described = input.getAttribute("aria-describedby");
+    var words = described ? document.getElementById(described) : null;
+    about.textContent = input.getAttribute("aria-label") + ": " +
+      (words ? words.textContent : "no mark yet.");
+  });
+
+  // A cell moved to (or tabbed to) is not hidden under the fixed header row or student column.
+  function pad() {
+    var head = form.querySelector("table.grid thead");
+    var name = form.querySelector("table.grid tbody th");
+    if (!frame || !head || !name) { return; }
+    frame.style.scrollPaddingTop = head.offsetHeight + "px";
+    frame.style.scrollPaddingLeft = name.offsetWidth + "px";
+  }
+  pad();
+  window.addEventListener("resize", pad);
 })();
