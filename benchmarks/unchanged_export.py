@@ -13,17 +13,25 @@ code an export uses (`plan_export`, `current_digests`), as if they had been expo
 8,000 real first exports would take an hour. The measured run is `export_all_classes` over all
 classes with a fresh client, as an administrator's `sislink marks export --all` makes it.
 
+With `--reuse DIR` the classroom (DIR/bench.db) and the SIS's store (DIR/sis.db, a SQLite
+file) are kept in DIR: the first run fills them (the setup, ~20 minutes for 8,000 classes on
+this machine) and measures; a later run with the same DIR skips the setup and measures only the
+exports (the SIS is started again on its store, at the port the connection was saved with).
+
 Run: .venv/bin/python benchmarks/unchanged_export.py [--classes 8000] [--exported 20]
+    [--reuse DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,10 +40,8 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import insert, select
-
-sys.path.insert(0, str(Path(__file__).parent))
-from consumer_writes import start_sis
 
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import (
@@ -57,6 +63,7 @@ from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.provider.seed import seed_district
 from sislink.oneroster.provider.store import ProviderStore
 from sislink.partners import profile as partner_profile
+from sislink.settings import Settings
 from sislink.sync import export_state, preflight
 from sislink.sync.class_link import kept_sis_class_facts
 from sislink.sync.export_report import ExportOutcome
@@ -71,10 +78,56 @@ DISTRICT_STUDENTS = 3000  # the SIS's district (480 classes), same seed as the S
 PARTNER = "generic-1.2"
 
 
-def fill_classroom(url: str, origin: str, classes: int, exported: int) -> Classroom:
+SERVER_ON_STORE = r"""
+import sys, uvicorn
+from sislink.oneroster.provider.app import create_app
+from sislink.oneroster.provider.profiles import profile_named
+from sislink.oneroster.provider.seed import seed_district
+from sislink.oneroster.provider.server import bind_socket, build_config
+from sislink.oneroster.provider.store import ProviderStore
+students, path, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+store = ProviderStore(path)
+if not any(True for _ in store.iter_all("org")):
+    seed_district(store, seed=7, students=students)
+config = build_config(profile_named("generic-1.2"), client_id="bench", client_secret="bench-secret",
+                      latency_ms=0)
+sock = bind_socket("127.0.0.1", port)
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(create_app(store, config), log_level="warning", access_log=False,
+                              lifespan="off")).run(sockets=[sock])
+"""
+
+
+def start_kept_sis(store: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """The built-in SIS in its own process on a store kept in a file (seeded when new), at
+    `port` (0: any free port); returns it and its origin."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER_ON_STORE, str(DISTRICT_STUDENTS), str(store), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    origin = f"http://127.0.0.1:{process.stdout.readline().strip()}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(origin + "/", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return process, origin
+
+
+def bench_classroom(home: Path) -> Classroom:
+    """The classroom in `home` (bench.db), its secrets sealed with that home's key, so that a
+    later run (`--reuse`) opens them again."""
+    return open_classroom(Settings.for_home(home, f"sqlite:///{home}/bench.db"))
+
+
+def fill_classroom(home: Path, origin: str, classes: int, exported: int) -> Classroom:
     """A classroom connected to the SIS with `classes` linked classes full of returned marks;
     the first `exported` are the SIS's own classes with their own students."""
-    classroom = open_classroom(url)
+    classroom = bench_classroom(home)
     store = ProviderStore()
     seed_district(store, seed=7, students=DISTRICT_STUDENTS)
     users = {u["sourcedId"]: u for u in store.iter_all("user")}
@@ -341,42 +394,75 @@ async def measure(classroom: Classroom) -> dict[str, Any]:
     }
 
 
+def set_up(home: Path, origin: str, classes: int, exported: int) -> dict[str, Any]:
+    """Fill the classroom in `home`, export its real classes and seed the others' ledger."""
+    started = time.perf_counter()
+    classroom = fill_classroom(home, origin, classes, exported)
+    with classroom.session() as session:
+        class_ids = list(session.scalars(select(Class.id).order_by(Class.id)))
+    real = asyncio.run(export_for_real(classroom, class_ids[:exported]))
+    seeded = seed_ledger(classroom, class_ids[exported:])
+    classroom.close()
+    return {
+        "classes": classes,
+        "setup_s": round(time.perf_counter() - started, 1),
+        "exported_for_real": real,
+        "seeded_ledger_entries": seeded,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--classes", type=int, default=8000)
     parser.add_argument("--exported", type=int, default=20, help="classes exported for real")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="DIR",
+        help="keep the classroom and the SIS's store in DIR; a later run with the same DIR "
+        "skips the setup and measures only the exports",
+    )
     args = parser.parse_args()
     if not 0 <= args.exported <= min(args.classes, 400):
         parser.error("--exported must be between 0 and min(--classes, 400)")
     load_before = round(os.getloadavg()[0], 2)
-    process, origin, _ = start_sis(DISTRICT_STUDENTS, 0)
-    try:
-        with tempfile.TemporaryDirectory() as home:
-            started = time.perf_counter()
-            classroom = fill_classroom(
-                f"sqlite:///{home}/bench.db", origin, args.classes, args.exported
+    with contextlib.ExitStack() as stack:
+        if args.reuse is not None:
+            home = args.reuse.resolve()
+            home.mkdir(parents=True, exist_ok=True)
+        else:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        kept = home / "setup.json"
+        setup: dict[str, Any] = json.loads(kept.read_text()) if kept.exists() else {}
+        if setup and setup["classes"] != args.classes:
+            parser.error(
+                f"{home} holds {setup['classes']} classes; ask for as many, or another DIR"
             )
-            with classroom.session() as session:
-                class_ids = list(session.scalars(select(Class.id).order_by(Class.id)))
-            real = asyncio.run(export_for_real(classroom, class_ids[: args.exported]))
-            seeded = seed_ledger(classroom, class_ids[args.exported :])
-            setup = round(time.perf_counter() - started, 1)
-            load_at_start = round(os.getloadavg()[0], 2)
-            figures = asyncio.run(measure(classroom))
-            again = asyncio.run(measure(classroom))
-            classroom.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process, origin = start_kept_sis(home / "sis.db", int(setup.get("sis_port", 0)))
+        stack.callback(process.wait, timeout=10)
+        stack.callback(process.terminate)
+        reused = bool(setup)
+        if not reused:
+            (home / "bench.db").unlink(missing_ok=True)
+            setup = set_up(home, origin, args.classes, args.exported)
+            setup["sis_port"] = int(origin.rsplit(":", 1)[1])
+            if args.reuse is not None:
+                kept.write_text(json.dumps(setup))
+        classroom = bench_classroom(home)
+        stack.callback(classroom.close)
+        load_at_start = round(os.getloadavg()[0], 2)
+        figures = asyncio.run(measure(classroom))
+        again = asyncio.run(measure(classroom))
     print(
         json.dumps(
             {
                 "benchmark": "unchanged_export",
                 "classes": args.classes,
                 "marks_per_class": STUDENTS_PER_CLASS * COURSEWORK_PER_CLASS,
-                "setup_s": setup,
-                "exported_for_real": real,
-                "seeded_ledger_entries": seeded,
+                "setup_s": setup["setup_s"],
+                "setup_reused": reused,
+                "exported_for_real": setup["exported_for_real"],
+                "seeded_ledger_entries": setup["seeded_ledger_entries"],
                 "unchanged_export": figures,
                 "unchanged_export_again": again,
                 "target_s": 10,
