@@ -106,6 +106,7 @@ def test_times_are_in_the_school_zone_and_the_readers_words() -> None:
             assert i18n.day(moment.date()) == "10 mar 2026"
             assert i18n.status_words("needs_attention") == "requiere atención"
             assert i18n.gettext("Sign out") == "Cerrar sesión"
+            assert i18n.status_words_map()["running"] == "en curso"  # progress.js's words
     assert i18n.when(None) == "" and i18n.when("not a time") == "not a time"
 
 

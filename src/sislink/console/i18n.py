@@ -159,6 +159,11 @@ def status_words(value: object) -> str:
     return gettext(found) if found is not None else text.replace("_", " ")
 
 
+def status_words_map() -> dict[str, str]:
+    """Every status in the reader's words, for a page's script (progress.js)."""
+    return {status: gettext(words) for status, words in STATUS_WORDS.items()}
+
+
 def _accepted(header: str) -> list[str]:
     """Accept-Language's languages, best first ("es-MX,es;q=0.9,en;q=0.5")."""
     weighted: list[tuple[float, int, str]] = []

@@ -111,6 +111,7 @@ environment.filters["day"] = i18n.day
 environment.filters["status"] = i18n.status_words
 environment.filters["role"] = i18n.status_words
 environment.filters["entity"] = i18n.status_words
+environment.globals["status_words_map"] = i18n.status_words_map
 environment.filters["number"] = _number
 environment.filters["web"] = _web
 environment.finalize = _finalize

@@ -7,13 +7,15 @@
     var doneUrl = box.getAttribute("data-done-url");
     var bar = box.querySelector("progress");
     var words = box.querySelector(".progress-words");
+    // The page's statuses in the reader's language ({"running": "en curso", ...}), if it gave them.
+    var statusWords = JSON.parse(box.getAttribute("data-status-words") || "{}");
     function tick() {
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (answer) { return answer.json(); })
         .then(function (job) {
           if (job.total) { bar.max = job.total; bar.value = job.done; }
           else { bar.removeAttribute("value"); }
-          words.textContent = job.status + (job.message ? ": " + job.message : "");
+          words.textContent = (statusWords[job.status] || job.status) + (job.message ? ": " + job.message : "");
           box.setAttribute("data-status", job.status);
           if (job.finished) {
             window.location.assign(doneUrl || window.location.href);
