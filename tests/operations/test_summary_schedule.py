@@ -121,7 +121,7 @@ async def test_the_scheduler_sends_the_morning_summary_once_at_its_hour(
     (received,) = inbox.received
     assert received["Subject"] == "sislink: 1 job(s) need you"
     body = body_of(received)
-    assert f"Mark export (one class) (job {failed}) at 2026-03-10 07:00 UTC failed" in body
+    assert f"Mark export (one class) (job {failed}) at 2026-03-10 02:00 CDT failed" in body  # the school's time
     assert "authorise again." in body
     assert f"{CONSOLE}/admin/roster/jobs/{imported}" in body
 
@@ -165,13 +165,13 @@ def test_each_summary_tells_what_ran_since_the_last_and_nothing_is_sent_when_not
     daily_summary_tick(classroom, now=at_chicago(12, 6, 30))
     assert f"(job {first})" in body_of(inbox.received[-1])
     # The first summary covers the last 24 hours.
-    assert "since 2026-03-11 11:30 UTC" in body_of(inbox.received[-1])
+    assert "since 2026-03-11 06:30 CDT" in body_of(inbox.received[-1])
 
     second = ended_job(classroom, "roster_import", JobStatus.SUCCEEDED, at_chicago(12, 9))
     daily_summary_tick(classroom, now=at_chicago(13, 6, 30))
     told = body_of(inbox.received[-1])
     assert f"(job {second})" in told and f"(job {first})" not in told
-    assert "since 2026-03-12 11:30 UTC" in told  # the last summary, remembered
+    assert "since 2026-03-12 06:30 CDT" in told  # the last summary, remembered
 
     daily_summary_tick(classroom, now=at_chicago(14, 6, 30))  # nothing ran since
     assert len(inbox.received) == 2
@@ -182,7 +182,7 @@ def test_each_summary_tells_what_ran_since_the_last_and_nothing_is_sent_when_not
     daily_summary_tick(classroom, now=at_chicago(15, 6, 30))
     told = body_of(inbox.received[-1])
     assert f"(job {third})" in told and f"(job {second})" not in told
-    assert "since 2026-03-14 11:30 UTC" in told  # the quiet day counts as a summary
+    assert "since 2026-03-14 06:30 CDT" in told  # the quiet day counts as a summary
 
 
 def test_asked_for_summaries_start_from_the_last_and_become_it(
@@ -209,7 +209,7 @@ def test_asked_for_summaries_start_from_the_last_and_become_it(
     forced = runner.invoke(app, ["summary", "send", "--always"])
     assert forced.exit_code == 0, forced.output
     assert inbox.received[-1]["Subject"] == "sislink: nothing ran"
-    assert f"since {asked:%Y-%m-%d %H:%M} UTC" in body_of(inbox.received[-1])
+    assert f"since {asked.astimezone(CHICAGO):%Y-%m-%d %H:%M %Z}" in body_of(inbox.received[-1])
 
     remembered = last_covered(classroom)
     assert remembered is not None and remembered > asked

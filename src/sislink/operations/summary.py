@@ -190,9 +190,9 @@ class JobLine:
     said: str  # the error, the hold's reason, or the first reasons it needs attention
     class_id: int | None = None  # the class a class's job is about
 
-    def in_words(self, console_url: str) -> str:
+    def in_words(self, console_url: str, zone: tzinfo = UTC) -> str:
         name = KIND_NAMES.get(self.kind, self.kind.replace("_", " ").capitalize())
-        when = f" at {self.when.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if self.when else ""
+        when = f" at {school_time(self.when, zone)}" if self.when else ""
         text = f"- {name} (job {self.job_id}){when} {STATUS_WORDS.get(self.status, self.status)}"
         if self.said:
             text += f": {self.said}"
@@ -261,14 +261,23 @@ def jobs_since(
         ]
 
 
+def school_time(moment: datetime, zone: tzinfo) -> str:
+    """A moment as the e-mail tells it: in the school's time zone, to the minute, with the
+    zone's abbreviation ("2026-03-10 02:00 CDT")."""
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or ''}".rstrip()
+
+
 def compose_summary(
     lines: Sequence[JobLine],
     settings: SmtpSettings,
     *,
     since: datetime,
     always: bool = False,
+    zone: tzinfo = UTC,
 ) -> EmailMessage | None:
-    """The e-mail, or None when nothing happened and `always` is False."""
+    """The e-mail, or None when nothing happened and `always` is False; times in `zone` (the
+    school's)."""
     if not lines and not always:
         return None
     problems = [line for line in lines if line.status in NOT_OK]
@@ -280,7 +289,7 @@ def compose_summary(
         subject = f"sislink: {len(lines)} job(s) ran, all fine"
     else:
         subject = "sislink: nothing ran"
-    parts = [f"What sislink did since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC."]
+    parts = [f"What sislink did since {school_time(since, zone)}."]
     if not lines:
         parts.append("Nothing ran, and nothing is on hold.")
     else:
@@ -289,9 +298,9 @@ def compose_summary(
             + "."
         )
     if problems:
-        parts.append("Needs you:\n" + "\n".join(p.in_words(settings.console_url) for p in problems))
+        parts.append("Needs you:\n" + "\n".join(p.in_words(settings.console_url, zone) for p in problems))
     if fine:
-        parts.append("Ran:\n" + "\n".join(f.in_words(settings.console_url) for f in fine))
+        parts.append("Ran:\n" + "\n".join(f.in_words(settings.console_url, zone) for f in fine))
     parts.append(f"Everything sislink did: {settings.console_url}/admin/activity")
     message = EmailMessage()
     message["Subject"] = subject
@@ -335,7 +344,11 @@ def send_summary(
     now = now or datetime.now(UTC)
     if since is not None:
         message = compose_summary(
-            jobs_since(classroom, since, now), settings, since=since, always=always
+            jobs_since(classroom, since, now),
+            settings,
+            since=since,
+            always=always,
+            zone=school_zone(classroom),
         )
         if message is not None:
             deliver(settings, message)
@@ -553,7 +566,11 @@ def _summarise(
     server cannot take it (the row says so and is tried again)."""
     since = last_covered(classroom) or now - FIRST_WINDOW
     message = compose_summary(
-        jobs_since(classroom, since, now), settings, since=since, always=always
+        jobs_since(classroom, since, now),
+        settings,
+        since=since,
+        always=always,
+        zone=school_zone(classroom),
     )
     if message is None:
         _record(classroom, row_id, NOTHING, now=now, since=since)
@@ -637,6 +654,12 @@ def daily_summary_tick(
         _say_once(str(exc))
         return None
     return send_daily_summary(classroom, settings, when, now=now)
+
+
+def school_zone(classroom: Classroom) -> tzinfo:
+    """The school's time zone, which the e-mails tell times in."""
+    with classroom.session() as session:
+        return school_time_zone(session).zone
 
 
 def school_summary_time(
