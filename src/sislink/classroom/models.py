@@ -799,6 +799,14 @@ Index("ix_sign_in_failure_address", SignInFailure.address, SignInFailure.failed_
 # The order (and keyset) of the administrator's People and Classes pages (migration 0016).
 Index("ix_person_name_id", Person.name, Person.id)
 Index("ix_class_title_id", Class.title, Class.id)
+# The Activity page's charts: exports by when they started, with what is summed (migration 0017).
+Index(
+    "ix_mark_export_report_started",
+    MarkExportReport.started_at,
+    MarkExportReport.dry_run,
+    MarkExportReport.outcome,
+    MarkExportReport.writes,
+)
 
 
 class OperatorSummary(Base):
