@@ -41,6 +41,7 @@ from sislink.classroom.models import OidcProvider
 from sislink.classroom.services import sign_in
 from sislink.classroom.services.sign_in import PendingSignIn, SignInRefused
 from sislink.console.auth import get_classroom
+from sislink.console.i18n import _
 from sislink.console.pages.base import current_session, redirect, render, set_session
 
 logger = logging.getLogger("sislink.console.oidc")
@@ -445,8 +446,11 @@ def callback(
     if not state or not cookie or not _same(state, cookie):
         return _refused(
             request,
-            "This answer from the sign-in provider does not match a sign-in started in this "
-            "browser (its state differs or is missing); start again from the sign-in page.",
+            _(
+                "This answer from the sign-in provider does not match a sign-in started in "
+                "this browser (its state differs or is missing); start again from the sign-in "
+                "page."
+            ),
             400,
         )
     protocol = protocol_of(request)
