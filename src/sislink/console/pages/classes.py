@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -43,6 +44,7 @@ from sislink.classroom.services.classes import classes_taught_by, members
 from sislink.classroom.services.connections import class_link, current_connection, link_states
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
 from sislink.classroom.services.time_zone import school_time_zone
+from sislink.console import i18n
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
 from sislink.console.charts import class_history_chart
@@ -797,6 +799,40 @@ EXPORT_SYMBOLS = {
 }
 
 
+class _ExportWords:
+    """An item's export state in words: shown on hover for what was skipped or refused (title),
+    read with the cell (aria-describedby) and written under the grid when the cell has the
+    focus or the pointer (gradebook.js). Each moment is written once per page (Babel's
+    formatting, per cell, was most of a 35 x 40 page's time)."""
+
+    def __init__(self, last_export_at: datetime | None) -> None:
+        self.moments: dict[datetime | None, str] = {}
+        self.last_export = self.when(last_export_at)
+
+    def when(self, moment: datetime | None) -> str:
+        if moment not in self.moments:
+            self.moments[moment] = i18n.when(moment)
+        return self.moments[moment]
+
+    def of(self, found: ItemExport, *, mark: bool = True) -> str:
+        if found.state is ExportState.SENT:
+            return f"Sent to the SIS {self.when(found.sent_at)}."
+        if found.state is ExportState.CHANGED:
+            return f"{found.reason} (Last sent {self.when(found.sent_at)}.)"
+        if found.state is ExportState.SKIPPED and found.chosen and mark:
+            # A draft mark (its D says so): the export's long sentence once per cell is most
+            # of a large page; the legend and the hint say the rest.
+            return "Not exported until returned."
+        if found.state is ExportState.SKIPPED:
+            return f"Skipped by the last export ({self.last_export}): {found.reason}"
+        if found.state is ExportState.FAILED:
+            return f"The SIS did not take it: {found.reason}"
+        return found.reason
+
+
+HOVERED = frozenset({ExportState.CHANGED, ExportState.SKIPPED, ExportState.FAILED})
+
+
 def _export_symbol(found: ItemExport) -> str:
     if found.chosen or found.state not in EXPORT_SYMBOLS:
         return ""
@@ -846,6 +882,49 @@ def student_total(works: list[Coursework], marks: list[Mark | None]) -> StudentT
     return StudentTotal(earned, possible)
 
 
+def _cell_html(
+    *,
+    name: str,
+    value: str,
+    label: str,
+    classes: list[str],
+    about: str,
+    hover: bool,
+    symbol: str,
+    error: str | None,
+) -> str:
+    """One cell of the grid, its text escaped: the input (labelled by student and coursework,
+    described by its words), its letter and symbol, its words for screen readers, and what
+    was wrong with it. Written here rather than in the template: 1,400 cells through Jinja's
+    per-value escaping were most of a 35 x 40 page's time."""
+    if error:
+        classes = [*classes, "invalid"]
+    parts = ["<td"]
+    if classes:
+        parts.append(f' class="{" ".join(classes)}"')
+    if hover:
+        parts.append(f' title="{escape(about)}"')
+    parts.append(f'><input name="{name}" value="{escape(value)}" aria-label="{escape(label)}"')
+    if about:
+        parts.append(f' aria-describedby="d{name}"')
+    if error:
+        parts.append(f' aria-invalid="true" title="{escape(error)}"')
+    parts.append(">")
+    draft = "draft" in classes
+    if draft or symbol:
+        parts.append(f'<i aria-hidden="true">{DRAFT_LETTER if draft else ""}{symbol}</i>')
+    if about:
+        parts.append(f'<span class="gb-vh" id="d{name}">{escape(about)}</span>')
+    if error:
+        shown = error.split(": ", 1)[1] if ": " in error else error
+        parts.append(f'<span class="field-error">{escape(shown)}</span>')
+    parts.append("</td>")
+    return "".join(parts)
+
+
+DRAFT_LETTER = '<b class="d">D</b>'
+
+
 def _gradebook_page(
     request: Request,
     who: Viewer,
@@ -861,40 +940,46 @@ def _gradebook_page(
         klass = own_class(session, who, class_id)
         students, works, found = _gradebook(session, class_id)
         exported = gradebook_export_state(session, class_id, works, found.values())
+        words = _ExportWords(exported.last_export_at)
         rows = []
         for student in students:
-            cells = []
             marks = [found.get((work.id, student.id)) for work in works]
+            cells = []
             for work, mark in zip(works, marks, strict=True):
                 name = f"m{work.id}_{student.id}"
-                classes, words = _mark_words(mark)
+                classes, about = _mark_words(mark)
                 state = exported.of_mark(work.id, student.id)
                 shown = state.shown and exported.linked
                 if shown:
                     classes.append(f"x-{state.state.value}")
+                    said = words.of(state)
+                    about = f"{about}. {said}" if about else said
                 cells.append(
-                    {
-                        "name": name,
-                        "value": (typed or {}).get(name, cell_text(mark)),
-                        "classes": " ".join(classes),
-                        "mark": words,
-                        "export": state if shown else None,
-                        "symbol": _export_symbol(state) if shown else "",
-                        "draft": "draft" in classes,
-                        "error": (errors or {}).get(name),
-                    }
+                    _cell_html(
+                        name=name,
+                        value=(typed or {}).get(name, cell_text(mark)),
+                        label=f"{student.name}, {work.title}",
+                        classes=classes,
+                        about=about,
+                        # On hover: why it was skipped or refused, or that it is to be sent.
+                        hover=shown and state.state in HOVERED and not state.chosen,
+                        symbol=_export_symbol(state) if shown else "",
+                        error=(errors or {}).get(name),
+                    )
                 )
             rows.append(
                 {
                     "name": student.name,
                     "email": student.email,
-                    "cells": cells,
+                    # Safe: _cell_html escapes every text it writes (the rest is its own).
+                    "cells": Markup("".join(cells)),  # noqa: S704
                     "total": student_total(works, marks),
                 }
             )
         columns = []
         for w in works:
             state = exported.of_coursework(w.id)
+            shown = exported.linked and state.shown
             columns.append(
                 {
                     "id": w.id,
@@ -905,8 +990,8 @@ def _gradebook_page(
                         for s in students
                         if (m := found.get((w.id, s.id))) is not None and m.state == MarkState.DRAFT
                     ),
-                    "export": state if exported.linked and state.shown else None,
-                    "symbol": _export_symbol(state) if exported.linked else "",
+                    "about": words.of(state, mark=False) if shown else "",
+                    "symbol": _export_symbol(state) if shown else "",
                 }
             )
         title = klass.title
@@ -921,7 +1006,7 @@ def _gradebook_page(
             "errors": errors or {},
             "saved": saved,
             "linked": exported.linked,
-            "last_export_at": exported.last_export_at,
+            "last_export": words.last_export,
             "total_rule": TOTAL_RULE,
         },
         who=who,

@@ -6,7 +6,8 @@
 // cell beside once the caret is at the start or end of the text (or the whole text is
 // selected, as it is after a move), so they still move the caret inside a typed number; Enter
 // moves down and Shift+Enter up (Save marks saves). A cell moved to has its text selected, so
-// typing replaces it. The focused cell's export state is written under the grid.
+// typing replaces it. The export state of the cell with the focus or the pointer is written
+// under the grid.
 (function () {
   "use strict";
   var form = document.getElementById("grid-form");
@@ -86,14 +87,21 @@
     }
   });
 
-  // The focused cell's words (its mark and export state) under the grid, next to Save.
-  form.addEventListener("focusin", function (event) {
-    var input = event.target;
-    if (!about || !(input instanceof HTMLInputElement) || !input.closest("table.grid")) { return; }
+  // The words of the cell with the focus, or the pointer (its mark and export state), under
+  // the grid next to Save.
+  function tell(input) {
+    if (!about || !input || !input.closest("table.grid")) { return; }
     var described = input.getAttribute("aria-describedby");
     var words = described ? document.getElementById(described) : null;
     about.textContent = input.getAttribute("aria-label") + ": " +
       (words ? words.textContent : "no mark yet.");
+  }
+  form.addEventListener("focusin", function (event) {
+    if (event.target instanceof HTMLInputElement) { tell(event.target); }
+  });
+  form.addEventListener("mouseover", function (event) {
+    var cell = event.target instanceof Element ? event.target.closest("table.grid td") : null;
+    if (cell) { tell(cell.querySelector("input")); }
   });
 
   // A cell moved to (or tabbed to) is not hidden under the fixed header row or student column.
