@@ -2,26 +2,22 @@
 
 The Activity page draws, per day, what exports wrote, skipped and failed and what imports
 changed; the class page each export of one class; the Roster page what each import changed per
-entity. The sums are the database's (GROUP BY day over the reports' stored summaries), so a
-district's thousands of reports are never read one by one.
+entity. The sums are the database's, so a district's thousands of reports never come to Python.
 
-Days are the given time zone's (the school's; UTC when none is given): the database sums by
-quarter hour, and the quarter hours are added up into that zone's days.
+Days are the given time zone's (the school's; UTC when none is given): each day's start and end
+are worked out here (daylight saving included) and the database sums the exports between them,
+one range of migration 0017's index a day.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import ColumnElement, Integer, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
-from sislink.classroom.models import Job, JobStatus, MarkExportReport
+from sislink.classroom.models import Job, JobStatus, MarkExportReport, UTCDateTime
 from sislink.sync.export_report import ExportOutcome, Outcome
 from sislink.sync.roster_holds import ROSTER_IMPORT
 from sislink.sync.roster_report import ENTITIES
@@ -35,42 +31,6 @@ CHANGES = ("created", "updated", "deactivated")
 # Roster jobs whose import was applied (a held import changed nothing until approved, and an
 # approved one ends as succeeded).
 _APPLIED_JOB_STATUSES = (JobStatus.SUCCEEDED.value, JobStatus.NEEDS_ATTENTION.value)
-QUARTER_HOUR = 900  # seconds
-
-
-class _quarter_hour(FunctionElement[Any]):
-    """Which quarter hour (UTC) a stored timestamp falls in. Every time zone's offset is a whole
-    number of quarter hours, so sums by quarter hour add up to any zone's days. PostgreSQL says
-    it as quarter hours since 1970; SQLite, which keeps the timestamp as text, as the text's
-    hour and its quarter ("2026-12-05 13:2"): cutting text is far cheaper there than reading it
-    as a date."""
-
-    inherit_cache = True
-    name = "quarter_hour"
-
-
-@compiles(_quarter_hour, "postgresql")
-def _quarter_hour_postgresql(element: _quarter_hour, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.clauses, **kw)
-    return f"CAST(floor(extract(epoch FROM {column}) / {QUARTER_HOUR}) AS INTEGER)"
-
-
-@compiles(_quarter_hour, "sqlite")
-def _quarter_hour_sqlite(element: _quarter_hour, compiler: SQLCompiler, **kw: Any) -> str:
-    # UTCDateTime keeps "YYYY-MM-DD HH:MM:SS.ffffff" in UTC on SQLite.
-    column = compiler.process(element.clauses, **kw)
-    return f"(substr({column}, 1, 14) || (CAST(substr({column}, 15, 2) AS INTEGER) / 15))"
-
-
-def _local_day(quarter: int | str, zone: tzinfo) -> date:
-    """The day in `zone` of a quarter hour as `_quarter_hour` says it."""
-    if isinstance(quarter, str):
-        hour, part = quarter.rsplit(":", 1)
-        start = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
-        moment = start + timedelta(minutes=15 * int(part))
-    else:
-        moment = datetime.fromtimestamp(quarter * QUARTER_HOUR, UTC)
-    return moment.astimezone(zone).date()
 
 
 # Only exports that ended so can have skipped items needing attention, or failed items: only
@@ -167,25 +127,44 @@ def activity_by_day(
         first + timedelta(days=n): ActivityDay(first + timedelta(days=n)) for n in range(days)
     }
 
-    quarter = _quarter_hour(MarkExportReport.started_at)
+    # The window's days as rows (number, start, end), joined to the exports that started in
+    # each: one index range a day, summed per day.
+    starts = [
+        datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+        for day in (first + timedelta(days=n) for n in range(days + 1))
+    ]
+    window = union_all(
+        *(
+            select(
+                literal(n, Integer).label("n"),
+                # Typed binds, not CASTs: SQLite would turn CAST(text AS DATETIME) into a number.
+                literal(starts[n], UTCDateTime).label("start"),
+                literal(starts[n + 1], UTCDateTime).label("end"),
+            )
+            for n in range(days)
+        )
+    ).subquery("days")
     exports = session.execute(
         select(
-            quarter,
+            window.c.n,
             func.count(),
             func.coalesce(func.sum(MarkExportReport.writes), 0),
             func.coalesce(func.sum(_skipped_needing_attention()), 0),
             func.coalesce(func.sum(_failed_items()), 0),
         )
-        .where(MarkExportReport.started_at >= since, MarkExportReport.dry_run.is_(False))
-        .group_by(quarter)
+        .select_from(window)
+        .join(
+            MarkExportReport,
+            (MarkExportReport.started_at >= window.c.start)
+            & (MarkExportReport.started_at < window.c.end)
+            & MarkExportReport.dry_run.is_(False),
+        )
+        .group_by(window.c.n)
     )
-    for at, count, writes, skipped, failed in exports:
-        found = by_day.get(_local_day(at, zone))
-        if found is not None:
-            found.exports += int(count)
-            found.writes += int(writes)
-            found.skipped += int(skipped)
-            found.failed += int(failed)
+    for n, count, writes, skipped, failed in exports:
+        summed = by_day[first + timedelta(days=int(n))]
+        summed.exports, summed.writes = int(count), int(writes)
+        summed.skipped, summed.failed = int(skipped), int(failed)
 
     # Imports are a few a day at most: their counts (a small part of each report) are summed here.
     for imported in _applied_imports(session, since=since):
