@@ -1,5 +1,6 @@
-"""Benchmark: a teacher's gradebook page for 35 students x 40 coursework (1,400 marks), served by
-the console app in-process (httpx.ASGITransport: no network, so the time is the server's:
+"""Benchmark: a teacher's gradebook page for 35 students x 40 coursework (1,400 marks; the class
+linked and exported once, so every cell shows its export state), served by the console app
+in-process (httpx.ASGITransport: no network, so the time is the server's:
 session check, queries, template), signed in through the real sign-in form. Also the class page
 and My classes. Prints JSON: median, p95 and max milliseconds per page over N requests.
 
@@ -78,7 +79,98 @@ def build_class(classroom: Classroom) -> int:
                 marks.set_mark(session, system, work.id, student_id, score=(index + number) % 21)
             if number % 2:
                 marks.return_marks(session, system, work.id)
-        return made.id
+        class_id = made.id
+    exported_before(classroom, class_id)
+    return class_id
+
+
+def exported_before(classroom: Classroom, class_id: int) -> None:
+    """The class linked and exported once (rows as an export leaves them, inserted in bulk):
+    every coursework and returned mark in the ledger, the drafts skipped in the last report,
+    and a returned mark in ten changed since, so every cell of the gradebook has a state to
+    show."""
+    from sqlalchemy import insert, select
+
+    from sislink.classroom.models import ClassLink, Coursework, ExportRecord, Mark
+    from sislink.classroom.models import MarkExportReport as Report
+    from sislink.classroom.services import connections
+    from sislink.sync.identity import class_identity
+
+    system = Actor.system()
+    with classroom.transaction() as session:
+        connection = connections.save_connection(
+            session,
+            system,
+            classroom.secret_box,
+            partner="generic-1.2",
+            version="1.2",
+            host_url="https://sis.example",
+            access_key="key",
+            secret_code="secret",
+            token_url="https://sis.example/token",
+        )
+        connections.mark_authorised(session, system, connection.id, district_sourced_id="d-1")
+        session.add(
+            ClassLink(class_id=class_id, connection_id=connection.id, sis_class_sourced_id="c-1")
+        )
+        scope = class_identity("generic-1.2", "c-1")
+        started = datetime.now(UTC)  # the export began after the marks were written
+        sent_at = started + timedelta(seconds=1)
+        rows = session.execute(
+            select(Mark.id, Mark.coursework_id, Mark.student_id, Mark.state)
+            .join(Coursework, Coursework.id == Mark.coursework_id)
+            .where(Coursework.class_id == class_id)
+        ).all()
+        works = sorted({row.coursework_id for row in rows})
+        ledger = [("lineItem", work) for work in works] + [
+            ("result", row.id) for row in rows if row.state == "returned"
+        ]
+        session.execute(
+            insert(ExportRecord),
+            [
+                {
+                    "kind": kind,
+                    "object_id": object_id,
+                    "sis_identity": scope,
+                    "sis_sourced_id": f"{kind}-{object_id}",
+                    "content_hash": f"{object_id:064d}",
+                    "last_status": "created",
+                    "updated_at": sent_at,
+                }
+                for kind, object_id in ledger
+            ],
+        )
+        items = [
+            {"kind": "lineItem", "coursework_id": work, "outcome": "exported", "reason": ""}
+            for work in works
+        ] + [
+            {
+                "kind": "result",
+                "coursework_id": row.coursework_id,
+                "student_id": row.student_id,
+                "outcome": "exported" if row.state == "returned" else "skipped",
+                "reason": "" if row.state == "returned" else "The mark is a draft: return it.",
+                "skip_reason": None if row.state == "returned" else "draft_mark",
+            }
+            for row in rows
+        ]
+        session.execute(
+            insert(Report),
+            [
+                {
+                    "class_id": class_id,
+                    "dry_run": False,
+                    "outcome": "succeeded",
+                    "started_at": started,
+                    "finished_at": sent_at,
+                    "summary": {"counts": {"result": {"exported": len(ledger) - len(works)}}},
+                    "items": items,
+                }
+            ],
+        )
+        for row in rows[::10]:
+            if row.state == "returned":
+                session.get_one(Mark, row.id).comment = "changed since"
 
 
 async def measure(classroom: Classroom, class_id: int, requests: int) -> dict[str, Any]:
@@ -118,6 +210,10 @@ async def measure(classroom: Classroom, class_id: int, requests: int) -> dict[st
             }
             if name == "gradebook":
                 figures[name]["cells"] = first.text.count('<input name="m')
+                figures[name]["cell_states"] = {
+                    state: first.text.count(f" x-{state}")
+                    for state in ("sent", "changed", "skipped")
+                }
     app.state.background.stop()
     return figures
 
