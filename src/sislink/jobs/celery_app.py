@@ -219,8 +219,20 @@ async def wait_for_end(
     renewed = 0.0
     outcomes: dict[int, JobOutcome] = {}
     while True:
-        for job_id in job_ids:
-            if job_id not in outcomes and (outcome := ended(classroom, job_id)) is not None:
+        pending = [job_id for job_id in job_ids if job_id not in outcomes]
+        going: set[int] = set()  # a few queries a poll, not one per job (a district's classes)
+        with classroom.session() as session:
+            for start in range(0, len(pending), 5000):
+                going.update(
+                    session.scalars(
+                        select(Job.id).where(
+                            Job.id.in_(pending[start : start + 5000]),
+                            Job.status.not_in([*job_service.FINISHED, JobStatus.ON_HOLD]),
+                        )
+                    )
+                )
+        for job_id in pending:
+            if job_id not in going and (outcome := ended(classroom, job_id)) is not None:
                 outcomes[job_id] = outcome
         if len(outcomes) == len(job_ids):
             return [outcomes[job_id] for job_id in job_ids]
