@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import case, insert, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom import Classroom
@@ -251,26 +251,31 @@ def save_reports(
     requested_by_id: int | None,
     job_id: int | None = None,
 ) -> None:
-    """Keep several reports in their classes' histories, in one statement."""
+    """Keep several reports in their classes' histories, in one statement (plain rows, not
+    ORM objects: an export of 8,000 unchanged classes keeps 8,000 at once)."""
+    if not reports:
+        return
     rows = [
-        MarkExportReport(
-            class_id=report.class_id,
-            job_id=job_id,
-            requested_by_id=requested_by_id,
-            dry_run=report.dry_run,
-            outcome=report.outcome.value,
-            writes=report.writes,
-            started_at=report.started_at,
-            finished_at=report.finished_at or utc_now(),
-            summary=report.summary(),
-            items=report.json_items(),
-        )
+        {
+            "class_id": report.class_id,
+            "job_id": job_id,
+            "requested_by_id": requested_by_id,
+            "dry_run": report.dry_run,
+            "outcome": report.outcome.value,
+            "writes": report.writes,
+            "started_at": report.started_at,
+            "finished_at": report.finished_at or utc_now(),
+            "summary": report.summary(),
+            "items": report.json_items(),
+        }
         for report in reports
     ]
-    session.add_all(rows)
-    session.flush()
-    for report, row in zip(reports, rows, strict=True):
-        report.report_id = row.id
+    ids = session.scalars(
+        insert(MarkExportReport).returning(MarkExportReport.id, sort_by_parameter_order=True),
+        rows,
+    ).all()
+    for report, row_id in zip(reports, ids, strict=True):
+        report.report_id = row_id
 
 
 def report_history(
