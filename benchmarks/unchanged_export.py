@@ -370,22 +370,55 @@ async def export_for_real(classroom: Classroom, class_ids: list[int]) -> dict[st
     return {"classes": len(class_ids), "first_export_writes": writes}
 
 
+def waited_for_cpu_s() -> float | None:
+    """Seconds this process's threads have waited, runnable, for a CPU (Linux schedstat: the
+    second field). On a loaded machine this is where wall time goes beyond CPU time."""
+    total = 0
+    try:
+        for task in Path("/proc/self/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
+
+
+def io_bytes() -> dict[str, int]:
+    """This process's storage reads and writes so far (Linux /proc/self/io)."""
+    try:
+        fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+        return {"read": int(fields["read_bytes"]), "written": int(fields["write_bytes"])}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
 async def measure(classroom: Classroom) -> dict[str, Any]:
     with classroom.session() as session:
         connection = connections.current_connection(session)
         assert connection is not None
         settings = settings_for(connection, classroom.secret_box)
     async with OneRosterClient(settings) as client:
+        waited = waited_for_cpu_s()
+        io_before = io_bytes()
         cpu = time.process_time()
         started = time.perf_counter()
         reports = await export_all_classes(classroom, client, Actor.system())
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
+        waited_after = waited_for_cpu_s()
+        io_after = io_bytes()
         calls = client.calls_made
     return {
         "classes": len(reports),
         "seconds": round(seconds, 2),
         "cpu_s": round(cpu, 2),
+        # Wall time beyond CPU time: waiting for a CPU (other processes on the cores) or for
+        # storage (the bytes read from and written to the disk, not the page cache).
+        "waited_for_cpu_s": (
+            round(waited_after - waited, 2)
+            if waited is not None and waited_after is not None
+            else None
+        ),
+        "disk_mb": {k: round((io_after[k] - io_before[k]) / 1e6, 1) for k in io_after},
         "ms_per_class": round(seconds * 1000 / max(len(reports), 1), 3),
         "sis_requests": calls,
         "writes": sum(r.writes for r in reports),
