@@ -8,7 +8,9 @@ The classroom is filled as benchmarks/mark_export.py fills it (its `fill_classro
 inserts, not measured): `--classes` linked classes of 35 students with `--coursework` coursework
 each, fresh for each worker count. The SIS runs in its own process; Redis is the broker; the
 classroom is PostgreSQL when SISLINK_TEST_POSTGRES_URL (or --database-url) is given (a schema of
-its own, dropped after), else a SQLite file. The machine's load average is in the JSON.
+its own, dropped after), else a SQLite file. The machine's load average is in the JSON (before
+and after, and at each run's start and end), with sislink's own CPU seconds of each run (the
+workers' and the CLI's).
 
 Run: .venv/bin/python benchmarks/scale_out.py [--classes 200] [--coursework 2] [--rate 300]
     [--workers 1 2] [--concurrency 2]
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -105,6 +108,8 @@ def one_run(args: argparse.Namespace, origin: str, workers: int) -> dict[str, An
                 "SISLINK_SIS_REQUESTS_PER_SECOND": str(args.rate),
                 "SISLINK_LOG_LEVEL": "WARNING",
             }
+            load_at_start = round(os.getloadavg()[0], 2)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = start_workers(workers, args.concurrency, env, home)
             try:
                 began = time.perf_counter()
@@ -121,6 +126,11 @@ def one_run(args: argparse.Namespace, origin: str, workers: int) -> dict[str, An
                     worker.terminate()
                 for worker in started:
                     worker.wait(timeout=60)
+            load_at_end = round(os.getloadavg()[0], 2)
+            ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The workers' CPU (their pool processes' included) and the CLI's: sislink's own, not the
+    # SIS's (still running), PostgreSQL's or Redis's.
+    sislink_cpu_s = (ended.ru_utime + ended.ru_stime) - (children.ru_utime + children.ru_stime)
     said = json.loads(done.stdout) if done.stdout.strip() else {}
     if done.returncode not in (0, 3):
         raise SystemExit(f"the export failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -136,6 +146,9 @@ def one_run(args: argparse.Namespace, origin: str, workers: int) -> dict[str, An
         "rate_limit_bound_s": round(bound, 1),
         "ratio_to_bound": round(seconds / bound, 2) if bound else None,
         "writes_per_s": round(writes / seconds, 1),
+        "sislink_cpu_s": round(sislink_cpu_s, 1),
+        "load_average_1m_at_start": load_at_start,
+        "load_average_1m_at_end": load_at_end,
     }
 
 
