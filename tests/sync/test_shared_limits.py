@@ -128,6 +128,59 @@ def test_two_gates_of_one_connection_never_let_more_calls_through_than_its_allow
     assert left == 0  # every place given back
 
 
+def test_the_shared_rate_spaces_turns_by_its_interval_in_microseconds_not_whole_milliseconds() -> (
+    None
+):
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run() -> int:
+        gate = _gate(name, rate=300)
+        try:
+            seconds, micros = await gate._redis.time()
+            async with gate.turn():
+                next_slot = int(await gate._redis.get(f"{name}:next_slot"))
+            return next_slot - (seconds * 1_000_000 + micros)
+        finally:
+            await gate.aclose()
+
+    ahead_us = asyncio.run(run())
+    # 300 a second is a turn every 3,333 µs; in whole milliseconds it was every 3 ms (333 a
+    # second, past the SIS's allowance). The turn was taken after the clock was read.
+    assert 3_333 <= ahead_us < 3_333 + 60_000_000
+
+
+def test_many_calls_of_one_process_waiting_for_the_rate_ask_redis_about_once_a_turn() -> None:
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run() -> tuple[int, int]:
+        gate = _gate(name, concurrency=16, rate=200)
+        asked = 0
+        turn = gate._turn
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            nonlocal asked
+            asked += 1
+            return await turn(*args, **kwargs)
+
+        gate._turn = counted  # type: ignore[method-assign]
+
+        async def call() -> None:
+            async with gate.turn():
+                await asyncio.sleep(0.005)
+
+        try:
+            await asyncio.gather(*(call() for _ in range(40)))
+        finally:
+            await gate.aclose()
+        return asked, 40
+
+    asked, calls = asyncio.run(run())
+    # One caller asks at a time, the others queue in the process: a turn costs its own ask
+    # and the asks of its wait for the next slot (one every 5 ms here), not one ask per
+    # waiting caller each time they all woke (16 waiting: ~13 asks a call were measured).
+    assert asked <= calls * 3
+
+
 def test_the_shared_allowance_comes_from_the_environment_and_bad_values_are_refused() -> None:
     base = ConnectionSettings(
         version="1.2",

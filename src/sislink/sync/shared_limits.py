@@ -9,7 +9,8 @@ in Redis instead, atomically (Lua scripts, in Redis's own clock):
   seconds ahead, renewed every second while the call is under way, so that the places of a
   worker killed mid-call are free again within PLACE_LEASE_S (the set itself lives a minute
   past its last turn or renewal, so that long calls never lose their places with it);
-- rate: the time the next call may start, one `1 / requests_per_second` after the last;
+- rate: the time the next call may start (in microseconds), one `1 / requests_per_second`
+  after the last;
 - pause: until when nobody starts a call, set by a 429's Retry-After (the longest asked wins).
 
 Keys are `{SISLINK_REDIS_PREFIX}:sis:{connection id}:...`. Redis is SISLINK_REDIS_URL, else
@@ -45,16 +46,18 @@ PLACE_RENEW_S = 1.0
 
 _TURN = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(now_us / 1000)
 local pause = tonumber(redis.call('GET', KEYS[3]) or '0')
 if pause > now then return pause - now end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
-local interval = tonumber(ARGV[3])
-if interval > 0 then
-  local next_slot = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if next_slot > now then return next_slot - now end
-  redis.call('SET', KEYS[2], now + interval, 'PX', interval + 60000)
+local interval_us = tonumber(ARGV[3])
+if interval_us > 0 then
+  local next_slot_us = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if next_slot_us > now_us then return math.ceil((next_slot_us - now_us) / 1000) end
+  redis.call('SET', KEYS[2], string.format('%.0f', now_us + interval_us), 'PX',
+    math.ceil(interval_us / 1000) + 60000)
 end
 local hold = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
@@ -146,7 +149,8 @@ class RedisGate:
         self._redis: Any = Redis.from_url(url)
         self._keys = [f"{name}:in_flight", f"{name}:next_slot", f"{name}:pause_until"]
         self._limit = max_concurrency
-        self._interval_ms = round(1000 / requests_per_second) if requests_per_second else 0
+        # In microseconds: in whole milliseconds, 300 a second became one every 3 ms (333).
+        self._interval_us = round(1_000_000 / requests_per_second) if requests_per_second else 0
         self._hold_ms = round(hold_s * 1000)
         self._turn = self._redis.register_script(_TURN)
         self._pause = self._redis.register_script(_PAUSE)
@@ -170,7 +174,7 @@ class RedisGate:
                 answer = int(
                     await self._turn(
                         keys=self._keys,
-                        args=[place, self._limit, self._interval_ms, self._hold_ms],
+                        args=[place, self._limit, self._interval_us, self._hold_ms],
                     )
                 )
                 if answer == 0:
