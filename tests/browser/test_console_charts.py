@@ -45,10 +45,13 @@ def seed(live: LiveConsole) -> int:
                     started_at=at,
                     finished_at=at,
                     summary={
+                        "attention": {"count": skipped, "reasons": ["Quiz: no due date"]}
+                        if skipped
+                        else None,
                         "counts": {
                             "lineItem": {"exported": 1, "skipped": skipped},
                             "result": {"exported": 3 + 3 * n, "failed": failed},
-                        }
+                        },
                     },
                     items=[],
                 )
@@ -116,6 +119,7 @@ def test_the_charts_at_laptop_and_phone_width(
     page.goto(f"{live_console.url}/classes/{class_id}")
     check(page, "chart-class-exports")
     expect(page.locator("#chart-class-exports tbody tr")).to_have_count(12)
+    expect(page.locator("#chart-class-exports tfoot td.num")).to_have_text(["246", "9", "4"])
     shoot(page, f"class-export-history-{width}")
 
     page.goto(f"{live_console.url}/admin/roster")
