@@ -43,7 +43,7 @@ class TransactionThread:
         self._session: Session | None = None
         self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._failed = threading.Event()
-        self.writes_done = 0  # pages (and other writes) applied so far; read by tests
+        self._ended = False  # finish or abandon ran: the transaction is over either way
 
     async def start(self) -> None:
         """Open the transaction (on SQLite this takes the database's one write lock)."""
@@ -61,7 +61,6 @@ class TransactionThread:
         except BaseException:
             self._failed.set()  # the writes queued behind this one are skipped
             raise
-        self.writes_done += 1
         return result
 
     async def run(self, work: Callable[[Session], T]) -> T:
@@ -88,6 +87,7 @@ class TransactionThread:
     async def finish(self) -> None:
         """Wait for the queued writes, then end the transaction as its opener says (commit)."""
         await self.drain()
+        self._ended = True  # a commit that fails has rolled back: nothing left to abandon
         try:
             await asyncio.wrap_future(self._executor.submit(self._stack.close))
         finally:
@@ -96,6 +96,9 @@ class TransactionThread:
     async def abandon(self, error: BaseException) -> None:
         """Roll back: wait for the write under way (a thread cannot be interrupted), skip
         the others, then end the transaction with `error` (its opener rolls back)."""
+        if self._ended:
+            return
+        self._ended = True
         self._failed.set()
         for waiting in self._waiting:
             with contextlib.suppress(BaseException):
