@@ -15,7 +15,9 @@ States (`ExportState`):
 
 Read only, and in a few queries for the whole class (never one per cell): the class's link and
 connection, its export settings, the ledger rows of its SIS class, and the last export report
-that planned the class (not a dry run, not an "unchanged" one, which lists no items).
+that planned the class (not a dry run, not an "unchanged" one, which lists no items) since it was
+linked to its SIS class (what an export to another SIS class said is not said of this one).
+Reasons are shortened to REASON_SHOWN_AT_MOST characters (the export report has them whole).
 
 "Changed since" compares times, not content: a mark written after the ledger's last write for it
 (or after the export that sent it began) has changed. A mark written with the same value again
@@ -25,7 +27,7 @@ counts as changed too; the next export then finds it unchanged and sends nothing
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -191,7 +193,9 @@ def gradebook_export_state(
     ):
         record = _Record(row.content_hash, row.last_status, row.last_message or "", row.updated_at)
         (line_items if row.kind == ExportKind.LINE_ITEM else results)[row.object_id] = record
-    report = _last_report(session, class_id)
+    # Only exports to the SIS class the class is linked to now: linking (again, or to another
+    # SIS class) starts its export history afresh, as it starts its ledger scope.
+    report = _last_report(session, class_id, since=link.linked_at)
     found = GradebookExport(
         linked=True,
         sis_class_id=link.sis_class_sourced_id,
@@ -254,7 +258,26 @@ _DRAFT_MARK = ItemExport(
 )
 
 
-def _state(
+# The most of a reason written in the grid: a cell's words are written twice (hover and screen
+# readers) for each of up to 1,400 cells, and the SIS's answer kept in the ledger may be 2,000
+# characters of an error page. The export report keeps the whole of it.
+REASON_SHOWN_AT_MOST = 300
+_SHORTENED = "\u2026 (the whole answer is in the class's export report)"
+
+
+def _shortened(found: ItemExport) -> ItemExport:
+    if len(found.reason) <= REASON_SHOWN_AT_MOST:
+        return found
+    kept = found.reason[: REASON_SHOWN_AT_MOST - len(_SHORTENED)].rstrip()
+    return replace(found, reason=kept + _SHORTENED)
+
+
+def _state(**facts: Any) -> ItemExport:
+    """`_item_state`, its reason shortened to what the grid shows."""
+    return _shortened(_item_state(**facts))
+
+
+def _item_state(
     *,
     record: _Record | None,
     item: dict[str, Any] | None,
@@ -329,12 +352,14 @@ def _state(
     return not_sent_yet
 
 
-def _last_report(session: Session, class_id: int) -> _LastReport | None:
-    """The newest kept export of the class that planned it (its items), if any."""
+def _last_report(session: Session, class_id: int, *, since: datetime) -> _LastReport | None:
+    """The newest kept export of the class that planned it (its items), begun `since` the
+    class's current link was made, if any."""
     candidates = session.execute(
         select(MarkExportReport.id, MarkExportReport.started_at, MarkExportReport.summary)
         .where(
             MarkExportReport.class_id == class_id,
+            MarkExportReport.started_at >= since,
             MarkExportReport.dry_run.is_(False),
             MarkExportReport.outcome != "refused",
             # An unchanged export lists no item: the clean export before it still holds.
