@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy import update as sqlalchemy_update
 
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import Job, JobStatus
@@ -357,3 +358,77 @@ def test_the_scheduler_tick_sends_a_lost_task_again(
         job = session.get(Job, job_id)
         assert job is not None and job.status == JobStatus.QUEUED
         assert job.params[celery_app.RESENT] == 1
+
+
+def _running_elsewhere_lost_minutes_ago(classroom: Classroom, job_id: int, minutes: int) -> None:
+    """Mark the job running on the workers for a worker of another machine that stopped
+    answering `minutes` ago (its lease ran out then), its task sent then."""
+    with classroom.transaction() as session:
+        job = job_service.start_job(session, job_id)
+        when = job_service.database_now(session) - timedelta(minutes=minutes)
+        job.lease_holder = "host=other-machine;pid=4242;start=1;machine=another-boot"
+        job.heartbeat_at = when
+        job.lease_expires_at = when
+        job.params = {ON_WORKERS: True, SENT_AT: when.isoformat()}
+
+
+@pytest.mark.postgres
+def test_a_takeover_keeps_what_the_resend_of_its_task_recorded(
+    classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resend sends the task before its commit: the worker that gets it at once must read
+    the job as the resend leaves it, not overwrite its count and time with what it read
+    before (the resends would then never reach their limit)."""
+    if classroom.dialect_name != "postgresql":
+        pytest.skip("SQLite serialises the two transactions: nothing is read before the commit")
+    seen: list[dict[str, Any]] = []
+
+    async def recorded(context: JobContext) -> Mapping[str, Any]:
+        seen.append(dict(context.params))
+        return {}
+
+    monkeypatch.setitem(JOB_KINDS, "dispatch_resent", recorded)
+    job_id = queue(classroom, kind="dispatch_resent", actor=Actor.system())
+    _running_elsewhere_lost_minutes_ago(classroom, job_id, 10)
+    with classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        resent_params = {**job.params, SENT_AT: "2030-01-01T00:00:00+00:00", celery_app.RESENT: 1}
+    answers: list[str] = []
+
+    def deliver() -> None:
+        try:
+            outcome = asyncio.run(celery_app.run_delivered(classroom, job_id))
+            answers.append(str(outcome.status) if outcome else "nothing to do")
+        except BaseException as failed:  # said in the assertion below, not lost in a thread
+            answers.append(repr(failed))
+            raise
+
+    with classroom.engine.connect() as resend:
+        # The resend's transaction, as _send_again leaves it while its task is on its way.
+        resend.execute(text("SELECT id FROM job WHERE id = :id FOR UPDATE"), {"id": job_id})
+        resend.execute(
+            sqlalchemy_update(Job).where(Job.id == job_id).values(params=resent_params)
+        )
+        me = resend.scalar(text("SELECT pg_backend_pid()"))
+        delivery = threading.Thread(target=deliver)
+        delivery.start()
+        with classroom.engine.connect() as watcher:
+            for _ in range(POLLS):
+                waiting = watcher.scalar(BEHIND, {"me": me})
+                watcher.rollback()
+                if waiting == 1:
+                    break
+                time.sleep(POLL_S)
+            else:
+                raise AssertionError(f"the delivery never waited for the resend: {answers}")
+        resend.commit()
+    delivery.join()
+
+    assert answers == ["succeeded"]
+    assert seen and seen[0][celery_app.RESENT] == 1
+    assert seen[0][celery_app.TAKEN_OVER] == 1
+    with classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.params[celery_app.RESENT] == 1
+        assert job.params[SENT_AT] == "2030-01-01T00:00:00+00:00"

@@ -389,7 +389,10 @@ async def run_delivered(classroom: Classroom, job_id: int) -> JobOutcome | None:
     there was nothing to do (it ended, or is on hold). Raises StillRunning when another living
     process runs it (a second delivery of the same task)."""
     with classroom.transaction() as session:
-        job = session.get(Job, job_id)
+        # Read under the row's lock (PostgreSQL): a resend sends its task before it commits,
+        # and a takeover decided on the row as it was before would write back its params
+        # without the resend's count and time (the resends would never reach their limit).
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
         if job is None or job.status in job_service.FINISHED or job.status == JobStatus.ON_HOLD:
             return None
         if job.status == JobStatus.RUNNING:
