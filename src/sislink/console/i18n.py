@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, tzinfo
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 from babel.core import Locale, negotiate_locale
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOCALES = Path(__file__).resolve().parent / "locales"
@@ -178,7 +178,9 @@ def _accepted(header: str) -> list[str]:
                 except ValueError:
                     quality = 0.0
         if name and name != "*" and quality > 0:
-            weighted.append((-quality, position, name.replace("_", "-")))
+            # Language tags are case-insensitive (RFC 4647): "ES-MX" reads Spanish too, and
+            # what we answer (Content-Language, <html lang>) is always our own spelling.
+            weighted.append((-quality, position, name.replace("_", "-").lower()))
     return [name for _q, _p, name in sorted(weighted)]
 
 
@@ -195,7 +197,7 @@ def negotiate(accept_language: str | None, chosen: str | None = None) -> str:
             if base in LANGUAGES:
                 return base
         return DEFAULT_LANGUAGE
-    return found
+    return found.lower() if found.lower() in LANGUAGES else DEFAULT_LANGUAGE
 
 
 class Languages:
@@ -210,16 +212,10 @@ class Languages:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        chosen = None
-        cookie_header = headers.get(b"cookie", b"").decode("latin-1")
-        if cookie_header:
-            cookies: SimpleCookie = SimpleCookie()
-            try:
-                cookies.load(cookie_header)
-            except CookieError:  # a malformed cookie header: no choice, not a 500
-                cookies = SimpleCookie()
-            if LANGUAGE_COOKIE in cookies:
-                chosen = cookies[LANGUAGE_COOKIE].value
+        # Starlette's lenient parser (as request.cookies): SimpleCookie stops at the first
+        # cookie it finds malformed (another site's "a=b c"), and the choice after it was lost.
+        cookies = cookie_parser(headers.get(b"cookie", b"").decode("latin-1"))
+        chosen = cookies.get(LANGUAGE_COOKIE)
         language = negotiate(headers.get(b"accept-language", b"").decode("latin-1"), chosen)
 
         async def send_with_language(message: Message) -> None:
