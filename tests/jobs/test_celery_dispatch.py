@@ -407,9 +407,7 @@ def test_a_takeover_keeps_what_the_resend_of_its_task_recorded(
     with classroom.engine.connect() as resend:
         # The resend's transaction, as _send_again leaves it while its task is on its way.
         resend.execute(text("SELECT id FROM job WHERE id = :id FOR UPDATE"), {"id": job_id})
-        resend.execute(
-            sqlalchemy_update(Job).where(Job.id == job_id).values(params=resent_params)
-        )
+        resend.execute(sqlalchemy_update(Job).where(Job.id == job_id).values(params=resent_params))
         me = resend.scalar(text("SELECT pg_backend_pid()"))
         delivery = threading.Thread(target=deliver)
         delivery.start()
@@ -432,3 +430,39 @@ def test_a_takeover_keeps_what_the_resend_of_its_task_recorded(
         job = session.get(Job, job_id)
         assert job is not None and job.params[celery_app.RESENT] == 1
         assert job.params[SENT_AT] == "2030-01-01T00:00:00+00:00"
+
+
+def test_a_job_asked_to_stop_whose_worker_died_is_cancelled_not_run_again(
+    sqlite_classroom: Classroom, lost_queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel (or a disconnect) reached a running job while its worker still looked alive,
+    then the worker died: neither the redelivered nor the resent task runs it again."""
+    runs: list[int] = []
+
+    async def counted(context: JobContext) -> Mapping[str, Any]:
+        runs.append(context.job_id)
+        return {}
+
+    monkeypatch.setitem(JOB_KINDS, "dispatch_stopped", counted)
+    for look in ("delivered", "resent"):
+        job_id = queue(
+            sqlite_classroom, kind="dispatch_stopped", actor=Actor.system(), lock_key=f"d:{look}"
+        )
+        _running_for_a_dead_worker(sqlite_classroom, job_id, taken_over=0)
+        with sqlite_classroom.transaction() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.cancel_requested = True
+        if look == "delivered":
+            assert asyncio.run(celery_app.run_delivered(sqlite_classroom, job_id)) is None
+        else:
+            _sent_minutes_ago(sqlite_classroom, job_id, 2)
+            assert celery_app.resend_lost(sqlite_classroom) == []
+            assert lost_queue.llen(celery_app.queue_name()) == 0
+        with sqlite_classroom.session() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.status == JobStatus.CANCELLED, look
+            assert job.report["cancelled"] is True
+            assert "has ended" in job.report["error"]
+            assert job_service.find_unfinished(session, f"d:{look}") is None
+    assert runs == []

@@ -345,6 +345,10 @@ def _send_again(
         why = lost_why(job, now, grace_s)
         if why is None:  # it started, ended, or another process sent it again just now
             return False
+        gone = job_service.holder_gone(job, now)
+        if job.cancel_requested and gone is not None:
+            _end_cancelled(session, job, gone)
+            return False
         params = dict(job.params or {})
         count = int(params.get(RESENT, 0) or 0)
         if count >= MAX_RESENDS:
@@ -375,6 +379,19 @@ def _send_again(
     return True
 
 
+def _end_cancelled(session: Any, job: Job, gone: str) -> None:
+    """End, as cancelled, a running job someone asked to stop whose worker is gone (the cancel
+    came while it still looked alive, so only its flag was set): it is not run again only to
+    stop at its first batch. Called with the job's row locked (read under the row's lock)."""
+    report = {
+        **(job.report or {}),
+        "cancelled": True,
+        "error": job_service.interrupted_sentence(job, gone),
+    }
+    job_service.finish_job(session, job.id, JobStatus.CANCELLED, report)
+    logger.warning("job %s: asked to stop and its worker is gone (%s): cancelled", job.id, gone)
+
+
 def look_for_lost_every_s() -> float:
     """How often a worker looks for lost tasks: a quarter of the grace, between 1 s and 60 s."""
     return min(60.0, max(1.0, runner.redelivery_grace_s() / 4))
@@ -400,6 +417,9 @@ async def run_delivered(classroom: Classroom, job_id: int) -> JobOutcome | None:
             gone = job_service.holder_gone(job, now)
             if gone is None:
                 raise StillRunning(job_id)
+            if job.cancel_requested:
+                _end_cancelled(session, job, gone)
+                return None
             taken = int((job.params or {}).get(TAKEN_OVER, 0) or 0)
             if taken >= MAX_TAKEOVERS:
                 if not _give_up(session, job, now, gone, taken):
