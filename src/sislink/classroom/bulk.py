@@ -813,10 +813,10 @@ def upsert_enrolments(
     over from its old id, which the SIS no longer sends; without it, a second id for the
     same class, person and role is a duplicate and skipped.
 
-    `defer_held` (a full import that streams its pages): an enrolment whose id now names
-    another class, person or role (moved), or whose class, person and role another SIS
-    enrolment holds (re-numbered, a duplicate, or waiting for a moved one to leave), is not
-    decided now but returned in `deferred`: those need every id of the import
+    `defer_held` (an import that streams its pages, full or delta): an enrolment whose id
+    now names another class, person or role (moved), or whose class, person and role another
+    SIS enrolment holds (re-numbered, a duplicate, or waiting for a moved one to leave), is
+    not decided now but returned in `deferred`: those need every id of the import
     (`find_moved_enrolments`, `sent_now`).
     """
     table = _table(Enrolment)
