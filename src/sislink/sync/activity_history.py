@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from sislink.classroom.models import Job, JobStatus, MarkExportReport, UTCDateTime
 from sislink.sync.export_report import ExportOutcome, Outcome
+from sislink.sync.google_grades import PULL_SOURCE
 from sislink.sync.roster_holds import ROSTER_IMPORT
 from sislink.sync.roster_report import ENTITIES
 
@@ -28,9 +29,11 @@ ACTIVITY_DAYS = 30
 HISTORY_LIMIT = 20
 # What an import changed: its counts per entity that are changes (not unchanged or skipped).
 CHANGES = ("created", "updated", "deactivated")
-# Roster jobs whose import was applied (a held import changed nothing until approved, and an
-# approved one ends as succeeded).
+# Roster jobs whose import was applied (an approved held import ends as succeeded).
 _APPLIED_JOB_STATUSES = (JobStatus.SUCCEEDED.value, JobStatus.NEEDS_ATTENTION.value)
+# A held import applied its creates and updates when it stopped (only its deactivations wait for
+# an administrator), and a discarded one keeps them: both changed the roster.
+_HELD_REPORT_STATUSES = ("on_hold", "discarded")
 
 
 # Only exports that ended so can have skipped items needing attention, or failed items: only
@@ -49,6 +52,30 @@ _MAY_HAVE_FAILED = tuple(
     outcome.value
     for outcome in (ExportOutcome.PARTIAL, ExportOutcome.FAILED, ExportOutcome.STOPPED)
 )
+
+
+# How a Google grade pull's kept report ends: its items are all skipped, so it needs attention
+# (or succeeded, when all were drafts); it writes nothing. Only such reports' summaries are read
+# to tell a pull from an export.
+_MAY_BE_A_PULL = (ExportOutcome.SUCCEEDED.value, ExportOutcome.NEEDS_ATTENTION.value)
+
+
+def _is_an_export() -> ColumnElement[bool]:
+    """Not a Google grade pull's kept report: a pull keeps what cannot go to the SIS in the
+    class's report history, but it is not a mark export (it sent nothing and asked the SIS
+    nothing). An unchanged class's export (thousands a night, no writes) is kept finished when
+    it started, a pull's report a moment later: so those exports' summaries are not read (30,000
+    of them cost 35 ms more on PostgreSQL, measured)."""
+    source = case(
+        (
+            MarkExportReport.outcome.in_(_MAY_BE_A_PULL)
+            & (MarkExportReport.writes == 0)
+            & (MarkExportReport.finished_at != MarkExportReport.started_at),
+            MarkExportReport.summary["source"].as_string(),
+        ),
+        else_=None,
+    )
+    return func.coalesce(source, "") != PULL_SOURCE
 
 
 def _skipped_needing_attention() -> ColumnElement[int]:
@@ -157,7 +184,8 @@ def activity_by_day(
             MarkExportReport,
             (MarkExportReport.started_at >= window.c.start)
             & (MarkExportReport.started_at < window.c.end)
-            & MarkExportReport.dry_run.is_(False),
+            & MarkExportReport.dry_run.is_(False)
+            & _is_an_export(),
         )
         .group_by(window.c.n)
     )
@@ -167,12 +195,16 @@ def activity_by_day(
         summed.skipped, summed.failed = int(skipped), int(failed)
 
     # Imports are a few a day at most: their counts (a small part of each report) are summed here.
-    for imported in _applied_imports(session, since=since):
+    # An approved hold's deactivations are on the day it was approved.
+    for imported in _applied_imports(session, since=since, held_too=True):
         found = by_day.get(imported.at.astimezone(zone).date())
         if found is not None:
             found.imports += 1
             found.created += imported.total("created")
             found.updated += imported.total("updated")
+        deactivated_at = imported.approved_at or imported.at
+        found = by_day.get(deactivated_at.astimezone(zone).date())
+        if found is not None:
             found.deactivated += imported.total("deactivated")
     return ActivityWindow(first, last, [by_day[day] for day in sorted(by_day)])
 
@@ -202,7 +234,11 @@ def class_export_history(
             _skipped_needing_attention(),
             _failed_items(),
         )
-        .where(MarkExportReport.class_id == class_id, MarkExportReport.dry_run.is_(False))
+        .where(
+            MarkExportReport.class_id == class_id,
+            MarkExportReport.dry_run.is_(False),
+            _is_an_export(),
+        )
         .order_by(MarkExportReport.started_at.desc(), MarkExportReport.id.desc())
         .limit(limit)
     ).all()
@@ -221,6 +257,8 @@ class ImportChanges:
     status: str
     mode: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # When an administrator approved its held deactivations (None: not held, or not approved).
+    approved_at: datetime | None = None
 
     def total(self, change: str) -> int:
         return sum(self.counts.get(entity, {}).get(change, 0) for entity in ENTITIES)
@@ -239,11 +277,19 @@ class ImportChanges:
 
 
 def _applied_imports(
-    session: Session, *, since: datetime | None = None, limit: int | None = None
+    session: Session,
+    *,
+    since: datetime | None = None,
+    limit: int | None = None,
+    held_too: bool = False,
 ) -> list[ImportChanges]:
-    """Applied roster imports, newest first (only their counts, mode and status are read)."""
+    """Applied roster imports, newest first (only their counts, mode and status are read);
+    `held_too`: with the held and discarded ones (what they created and updated stays)."""
     when = func.coalesce(Job.started_at, Job.created_at)
-    applied = Job.report["status"].as_string() == "applied"
+    report_status = Job.report["status"].as_string()
+    changed = (report_status == "applied") & Job.status.in_(_APPLIED_JOB_STATUSES)
+    if held_too:
+        changed = changed | report_status.in_(_HELD_REPORT_STATUSES)
     statement = (
         select(
             Job.id,
@@ -252,12 +298,14 @@ def _applied_imports(
             Job.status,
             Job.report["mode"].as_string(),
             Job.report["counts"],
+            case((Job.report["approved_by"].as_string().is_not(None), Job.finished_at)),
         )
-        .where(Job.kind == ROSTER_IMPORT, Job.status.in_(_APPLIED_JOB_STATUSES), applied)
+        .where(Job.kind == ROSTER_IMPORT, changed)
         .order_by(when.desc(), Job.id.desc())
     )
     if since is not None:
-        statement = statement.where(when >= since)
+        # An import held before the window and approved in it deactivated in it.
+        statement = statement.where((when >= since) | (Job.finished_at >= since))
     if limit is not None:
         statement = statement.limit(limit)
     return [
@@ -270,8 +318,11 @@ def _applied_imports(
                 str(entity): {change: int((numbers or {}).get(change) or 0) for change in CHANGES}
                 for entity, numbers in (counts or {}).items()
             },
+            approved_at=approved_at,
         )
-        for job_id, started, created, status, mode, counts in session.execute(statement)
+        for job_id, started, created, status, mode, counts, approved_at in session.execute(
+            statement
+        )
     ]
 
 
