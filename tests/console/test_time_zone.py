@@ -172,3 +172,62 @@ def test_the_rest_api_shows_and_sets_it(tmp_path: Path) -> None:
         cleared = api.put("/api/admin/time-zone", json={"time_zone": None}, headers=headers)
         assert cleared.json()["source"] != "setting"
         assert api.get("/api/admin/time-zone").status_code == 401
+
+
+def _zone_file(name: str) -> Path:
+    found = time_zone._zone_file(name)
+    assert found is not None, name
+    return found
+
+
+def test_the_servers_zone_is_read_as_the_c_library_reads_it(tmp_path: Path) -> None:
+    """TZ first (a container's usual way: TZ=America/Chicago over an image's UTC
+    /etc/localtime), then /etc/localtime as a link, or as a copy of a zone's file."""
+    utc_link = tmp_path / "utc-link"
+    utc_link.symlink_to(_zone_file("Etc/UTC"))
+    chicago_link = tmp_path / "chicago-link"
+    chicago_link.symlink_to(_zone_file("America/Chicago"))
+    chicago_copy = tmp_path / "chicago-copy"
+    chicago_copy.write_bytes(_zone_file("America/Chicago").read_bytes())
+    nothing = tmp_path / "absent"
+
+    def server(tz: str | None, localtime: Path, timezone_file: Path = nothing) -> str:
+        environ = {} if tz is None else {"TZ": tz}
+        return time_zone.server_time_zone_name(
+            environ, localtime=localtime, timezone_file=timezone_file
+        )
+
+    assert server(None, utc_link) == "UTC"
+    assert server(None, chicago_link) == "America/Chicago"
+    assert server("America/Denver", utc_link) == "America/Denver"
+    assert server(":America/Denver", utc_link) == "America/Denver"
+    assert server(str(_zone_file("America/Denver")), utc_link) == "America/Denver"
+    # A POSIX rule names no zone: /etc/localtime says which.
+    assert server("EST5EDT,M3.2.0,M11.1.0", chicago_link) == "America/Chicago"
+    # /etc/localtime copied, not linked (some images): its bytes say which zone it is.
+    assert server(None, chicago_copy) == "America/Chicago"
+    debian_name = tmp_path / "timezone"
+    debian_name.write_text("US/Central\n")  # the same rules by another name: that name
+    assert server(None, chicago_copy, debian_name) == "US/Central"
+    debian_name.write_text("Europe/London\n")  # out of date: the file's own zone wins
+    assert server(None, chicago_copy, debian_name) == "America/Chicago"
+    assert server(None, nothing, debian_name) == "Europe/London"
+    assert server(None, nothing) == "UTC"
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a tz file")
+    assert server("nonsense", garbage) == "UTC"
+
+
+def test_sislink_time_zone_as_typed_is_the_summarys_zone_too(tmp_path: Path) -> None:
+    """The console takes SISLINK_TIME_ZONE=america/chicago (as it takes it typed); the morning
+    summary went silent on it ('not a time zone') while every page said America/Chicago."""
+    classroom = open_classroom(Settings.for_home(tmp_path))
+    try:
+        for typed in ("america/chicago", "America/Chicago ", "US/central"):
+            environ = {"SISLINK_SUMMARY_HOUR": "7", "SISLINK_TIME_ZONE": typed}
+            with classroom.session() as session:
+                shown = time_zone.school_time_zone(session, environ)
+            assert shown.source == time_zone.FROM_ENVIRONMENT
+            assert school_summary_time(classroom, environ).zone == ZoneInfo(shown.name)
+    finally:
+        classroom.close()

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sislink.classroom import Classroom
 from sislink.classroom.models import Job, JobStatus, OperatorSummary
 from sislink.classroom.services.jobs import this_process
-from sislink.classroom.services.time_zone import FROM_SETTING, school_time_zone
+from sislink.classroom.services.time_zone import FROM_SERVER, school_time_zone
 from sislink.operations.logs import redact
 
 logger = logging.getLogger("sislink.operations.summary")
@@ -670,8 +670,11 @@ def school_summary_time(
     env = dict(os.environ if environ is None else environ)
     with classroom.session() as session:
         school = school_time_zone(session, env)
-    if school.source == FROM_SETTING or not env.get("SISLINK_TIME_ZONE", "").strip():
-        # The setting (or the server's zone) rules; a wrong SISLINK_TIME_ZONE does not matter.
+    if school.source != FROM_SERVER or not env.get("SISLINK_TIME_ZONE", "").strip():
+        # The zone the console shows, by its tz database name: the setting rules (a wrong
+        # SISLINK_TIME_ZONE does not matter then), and SISLINK_TIME_ZONE as typed
+        # ("america/chicago") is the zone it names. Only a SISLINK_TIME_ZONE that names no
+        # zone is left for from_env to refuse in words.
         env["SISLINK_TIME_ZONE"] = school.name
     return SummaryTime.from_env(env)
 

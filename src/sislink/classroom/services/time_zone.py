@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from sislink.classroom.services.organisation import organisation
 SETTING = "time_zone"
 ENVIRONMENT_VARIABLE = "SISLINK_TIME_ZONE"
 LOCALTIME = Path("/etc/localtime")
+ETC_TIMEZONE = Path("/etc/timezone")  # Debian's name of the zone /etc/localtime is
 # The administrator's setting, SISLINK_TIME_ZONE, or the server's: where the zone came from.
 FROM_SETTING, FROM_ENVIRONMENT, FROM_SERVER = "setting", "environment", "server"
 
@@ -72,27 +73,111 @@ def _known_zones() -> dict[str, str]:
     }
 
 
-def server_time_zone_name() -> str:
-    """The server's own zone by its IANA name: where /etc/localtime points, else TZ, else UTC."""
-    try:
-        target = str(LOCALTIME.resolve())
-    except OSError:
-        target = ""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    if "/zoneinfo/" in target:
-        name = target.split("/zoneinfo/", 1)[1]
-        candidates.insert(
-            0, name.split("/", 1)[1] if name.startswith(("posix/", "right/")) else name
-        )
-    for name in candidates:
-        if not name:
-            continue
+def server_time_zone_name(
+    environ: Mapping[str, str] | None = None,
+    *,
+    localtime: Path | None = None,
+    timezone_file: Path | None = None,
+) -> str:
+    """The server's own zone by its IANA name, as the C library reads it: TZ when it names a
+    zone (":America/Chicago" too; a POSIX rule such as "EST5EDT,M3.2.0,M11.1.0" names none),
+    else /etc/localtime: where it points, or, when it is a copy, /etc/timezone if that names
+    the same rules, else the tz database's zone with the same bytes; else UTC."""
+    env = os.environ if environ is None else environ
+    localtime = LOCALTIME if localtime is None else localtime
+    timezone_file = ETC_TIMEZONE if timezone_file is None else timezone_file
+    found = _named(_after_zoneinfo(env.get("TZ", "").strip().lstrip(":")))
+    if found is None and localtime.is_symlink():
         try:
-            key = zone_named(name).key
-        except NotATimeZone:
-            continue
-        return "UTC" if key in _UTC_ALIASES else key
-    return "UTC"
+            found = _named(_after_zoneinfo(str(localtime.resolve())))
+        except OSError:
+            found = None
+    if found is None:
+        found = _copied_zone(localtime, _named(_read_text(timezone_file)))
+    if found is None:
+        return "UTC"
+    return "UTC" if found in _UTC_ALIASES else found
+
+
+def _after_zoneinfo(path_or_name: str) -> str:
+    """The zone's name from a tz file's path: ".../zoneinfo/America/Chicago" (or
+    ".../zoneinfo/posix/America/Chicago") is America/Chicago; a name is itself."""
+    if "/zoneinfo/" not in path_or_name:
+        return path_or_name
+    name = path_or_name.split("/zoneinfo/", 1)[1]
+    return name.split("/", 1)[1] if name.startswith(("posix/", "right/")) else name
+
+
+def _named(name: str) -> str | None:
+    if not name:
+        return None
+    try:
+        return zone_named(name).key
+    except NotATimeZone:
+        return None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()[:200]
+    except OSError:
+        return ""
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _zone_file(name: str) -> Path | None:
+    for directory in TZPATH:
+        candidate = Path(directory) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _copied_zone(localtime: Path, hinted: str | None) -> str | None:
+    """The zone whose tz file /etc/localtime is a copy of (Debian's /etc/timezone names it;
+    some images copy the file and name nothing): `hinted` when its bytes are the same, else the
+    tz database's zone with the same bytes. None when there is no /etc/localtime."""
+    copied = _read_bytes(localtime)
+    if copied is None:
+        return hinted
+    if hinted is not None:
+        hinted_file = _zone_file(hinted)
+        if hinted_file is None or _read_bytes(hinted_file) == copied:
+            return hinted
+    return _zone_with_bytes(copied)
+
+
+_CITY_AREAS = (
+    "Africa/",
+    "America/",
+    "Antarctica/",
+    "Asia/",
+    "Atlantic/",
+    "Australia/",
+    "Europe/",
+    "Indian/",
+    "Pacific/",
+)
+
+
+@lru_cache(maxsize=8)  # every page asks; the search reads the tz database's ~600 files
+def _zone_with_bytes(copied: bytes) -> str | None:
+    """The zone whose tz file is `copied`: UTC first, then an Area/City name (America/Chicago
+    over its alias US/Central), alphabetically."""
+    same = [
+        name
+        for name in _known_zones().values()
+        if (found := _zone_file(name)) is not None and _read_bytes(found) == copied
+    ]
+    if not same:
+        return None
+    return min(same, key=lambda name: (name != "UTC", not name.startswith(_CITY_AREAS), name))
 
 
 _UTC_ALIASES = frozenset(
