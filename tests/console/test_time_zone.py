@@ -18,7 +18,7 @@ from sislink.classroom.models import ApiToken, Role
 from sislink.classroom.services import people, time_zone
 from sislink.classroom.services.api_tokens import create_api_token
 from sislink.cli import app as cli
-from sislink.operations.summary import SummaryNotConfigured, school_summary_time
+from sislink.operations.summary import SummaryNotConfigured, SummaryTime, school_summary_time
 from sislink.settings import Settings
 
 
@@ -229,5 +229,33 @@ def test_sislink_time_zone_as_typed_is_the_summarys_zone_too(tmp_path: Path) -> 
                 shown = time_zone.school_time_zone(session, environ)
             assert shown.source == time_zone.FROM_ENVIRONMENT
             assert school_summary_time(classroom, environ).zone == ZoneInfo(shown.name)
+    finally:
+        classroom.close()
+
+
+def test_a_summary_hour_that_daylight_saving_skips_or_repeats_is_due_once_that_day(
+    tmp_path: Path,
+) -> None:
+    """02:30 does not happen in Chicago on 8 March 2026 (02:00 CST -> 03:00 CDT): the summary
+    is due from 03:00. 01:30 happens twice on 1 November 2026: due from the first, and the
+    second is the same school day (one row a day: sent once)."""
+    skipped = _summary_time(tmp_path / "spring", "2:30")
+    assert skipped.due_day(datetime(2026, 3, 8, 7, 59, tzinfo=UTC)) is None  # 01:59 CST
+    assert str(skipped.due_day(datetime(2026, 3, 8, 8, 0, tzinfo=UTC))) == "2026-03-08"  # 03:00
+    repeated = _summary_time(tmp_path / "autumn", "1:30")
+    assert repeated.due_day(datetime(2026, 11, 1, 6, 29, tzinfo=UTC)) is None  # 01:29 CDT
+    first = repeated.due_day(datetime(2026, 11, 1, 6, 30, tzinfo=UTC))  # 01:30 CDT
+    again = repeated.due_day(datetime(2026, 11, 1, 7, 30, tzinfo=UTC))  # 01:30 CST
+    assert str(first) == str(again) == "2026-11-01"
+    assert repeated.due_day(datetime(2026, 11, 2, 7, 29, tzinfo=UTC)) is None  # 01:29 CST
+
+
+def _summary_time(home: Path, hour: str) -> SummaryTime:
+    home.mkdir()
+    classroom = open_classroom(Settings.for_home(home))
+    try:
+        return school_summary_time(
+            classroom, {"SISLINK_SUMMARY_HOUR": hour, "SISLINK_TIME_ZONE": "America/Chicago"}
+        )
     finally:
         classroom.close()

@@ -2,7 +2,7 @@
 
 An administrator sets it (console, `sislink time-zone`, REST); it is kept in the organisation's
 settings as an IANA name ("America/Chicago"). Until then it is SISLINK_TIME_ZONE when that is
-set (and a time zone), else the server's own zone (/etc/localtime), else UTC.
+set (and a time zone), else the server's own zone (TZ, else /etc/localtime), else UTC.
 """
 
 from __future__ import annotations
