@@ -466,3 +466,32 @@ def test_a_job_asked_to_stop_whose_worker_died_is_cancelled_not_run_again(
             assert "has ended" in job.report["error"]
             assert job_service.find_unfinished(session, f"d:{look}") is None
     assert runs == []
+
+
+def test_handing_a_job_over_reads_the_database_clock_with_the_job(
+    classroom: Classroom, lost_queue: Any
+) -> None:
+    """An export of every class hands over one job per class (8,000 in a district): the time
+    its task is sent comes with the job's row, not from a query of its own for each."""
+    from sqlalchemy import event
+
+    job_id = queue(classroom, kind="dispatch_test", actor=Actor.system())
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(classroom.engine, "before_cursor_execute", seen)
+    try:
+        asyncio.run(celery_app.hand_over(classroom, job_id))
+    finally:
+        event.remove(classroom.engine, "before_cursor_execute", seen)
+    assert len(reads) == 1, reads
+    with classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        sent = runner.last_sent(job)
+        now = job_service.database_now(session)
+    assert timedelta(0) <= now - sent < timedelta(minutes=1)
+    assert lost_queue.llen(celery_app.queue_name()) == 1

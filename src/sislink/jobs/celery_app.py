@@ -37,16 +37,16 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery  # type: ignore[import-untyped]
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from sislink.classroom import Classroom, ClassroomError, Conflict, open_classroom
+from sislink.classroom import Classroom, ClassroomError, Conflict, NotFound, open_classroom
 from sislink.classroom.models import Job, JobLock, JobStatus, utc_now
 from sislink.classroom.services import jobs as job_service
 from sislink.jobs import runner
@@ -174,9 +174,8 @@ async def hand_over(classroom: Classroom, job_id: int) -> None:
     not take it, the job is failed (else it would stay queued, holding its lock, with no task
     to run it) and NotHandedOver says why."""
     with classroom.transaction() as session:
-        job = job_service.get_job(session, job_id)
-        sent_at = job_service.database_now(session).isoformat()
-        job.params = {**(job.params or {}), ON_WORKERS: True, SENT_AT: sent_at}
+        job, now = _job_and_database_now(session, job_id)
+        job.params = {**(job.params or {}), ON_WORKERS: True, SENT_AT: now.isoformat()}
     try:
         await asyncio.to_thread(send_job, job_id)
     except Exception as caught:
@@ -191,6 +190,22 @@ async def hand_over(classroom: Classroom, job_id: int) -> None:
         fail_queued(classroom, job_id, sentence)
         raise NotHandedOver(sentence) from None
     logger.info("job %s handed to the workers (queue %s)", job_id, queue_name())
+
+
+def _job_and_database_now(session: Any, job_id: int) -> tuple[Job, datetime]:
+    """The job and the database's clock (UTC, as `database_now`) in one query: an export of
+    every class hands over a job per class, and a clock query of its own for each was one
+    round trip in four."""
+    if session.get_bind().dialect.name == "postgresql":
+        clock: Any = func.clock_timestamp()
+    else:
+        clock = func.strftime("%Y-%m-%d %H:%M:%f", "now")
+    row = session.execute(select(Job, clock).where(Job.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"There is no job with id {job_id}.")
+    job, value = row
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return job, when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def ended(classroom: Classroom, job_id: int) -> JobOutcome | None:
