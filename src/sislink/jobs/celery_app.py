@@ -13,7 +13,8 @@ nothing here is used: jobs run in the process that asks (the embedded default).
   passed). That worker finds the job running for a process that is gone (on this machine: at
   once; elsewhere: once its lease ran out) and takes it over: it runs the work again, which
   repeats only what was not done (the export ledger and derived sourcedIds make a re-sent write
-  land on the same record). While the first worker still lives, a second delivery waits.
+  land on the same record). While the first worker still lives, a second delivery waits. A
+  job someone asked to stop whose worker then died is ended as cancelled, not taken over.
 - A job already ended (cancelled while queued, failed, on hold) is not run: its task ends.
 - A task the broker does not take fails its job at once (NotHandedOver); a worker that cannot
   reach the database when it takes a task tries it again later (it is never dropped).
