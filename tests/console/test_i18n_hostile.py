@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.pofile import read_po
@@ -245,3 +247,21 @@ def test_every_spanish_sentence_formats_as_its_english_one_does() -> None:
                 if found is None or not found <= wanted:
                     wrong.append((originals[0], text))
     assert wrong == []
+
+
+def test_a_moment_near_midnight_is_on_the_schools_day_whatever_its_form() -> None:
+    """03:00 UTC on 10 March is 22:00 on 9 March in Chicago: `day` and `when` agree on the 9th
+    whether the moment came aware, naive (SQLite keeps UTC without its zone) or as ISO text; a
+    date alone ("2026-03-10", as JSON reports keep days) is that day, not UTC's midnight."""
+    chicago = ZoneInfo("America/Chicago")
+    with i18n.in_time_zone(chicago), i18n.speaking("en"):
+        for moment in (
+            datetime(2026, 3, 10, 3, 0, tzinfo=UTC),
+            datetime(2026, 3, 10, 3, 0),
+            "2026-03-10T03:00:00",
+            "2026-03-10T03:00:00Z",
+        ):
+            assert i18n.day(moment) == "Mar 9, 2026", moment
+            assert i18n.when(moment) == "Mar 9, 2026, 10:00\u202fPM CDT", moment
+        assert i18n.day("2026-03-10") == i18n.day(date(2026, 3, 10)) == "Mar 10, 2026"
+        assert i18n.when("2026-03-10") == "Mar 10, 2026"

@@ -232,8 +232,15 @@ def _as_moment(value: datetime | date | str | None) -> datetime | date | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value
+        if len(value) == 10:  # "2026-03-10": a day, not UTC's midnight of it
+            return date.fromisoformat(value)
+        moment: datetime | date = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        moment = value
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        # Stored naive: sislink keeps every timestamp in UTC (SQLite forgets the zone).
+        moment = moment.replace(tzinfo=UTC)
+    return moment
 
 
 def when(value: datetime | date | str | None) -> str:
@@ -249,8 +256,6 @@ def when(value: datetime | date | str | None) -> str:
     locale = Locale.parse(_language.get())
     if not isinstance(moment, datetime):
         return format_date(moment, "medium", locale=locale)
-    if moment.tzinfo is None:  # stored naive: sislink keeps every timestamp in UTC
-        moment = moment.replace(tzinfo=UTC)
     local = moment.astimezone(_time_zone.get())
     pattern = str(get_datetime_format("medium", locale=locale))
     text = pattern.replace("{1}", format_date(local, "medium", locale=locale)).replace(
@@ -267,6 +272,6 @@ def day(value: date | datetime | str | None) -> str:
         return str(value)
     if moment is None:
         return ""
-    if isinstance(moment, datetime) and moment.tzinfo is not None:
+    if isinstance(moment, datetime):
         moment = moment.astimezone(_time_zone.get())
     return format_date(moment, "medium", locale=Locale.parse(_language.get()))
