@@ -265,3 +265,51 @@ def test_a_moment_near_midnight_is_on_the_schools_day_whatever_its_form() -> Non
             assert i18n.when(moment) == "Mar 9, 2026, 10:00\u202fPM CDT", moment
         assert i18n.day("2026-03-10") == i18n.day(date(2026, 3, 10)) == "Mar 10, 2026"
         assert i18n.when("2026-03-10") == "Mar 10, 2026"
+
+
+BROKEN_PO = r"""
+msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=UTF-8\n"
+"Plural-Forms: nplurals=2; plural=(n != 1);\n"
+
+msgid "The school's time zone is now {zone}."
+msgstr "La zona horaria de la escuela es ahora {zona}."
+
+msgid "Job {job} is cancelled."
+msgstr "El trabajo {} está cancelado."
+
+msgid "Every time is in the school's zone."
+msgstr "Cada hora está en la zona de la escuela (100%)."
+
+msgid "Hello %(name)s"
+msgstr "Hola %(nombre)s"
+
+msgid "%(count)s class"
+msgid_plural "%(count)s classes"
+msgstr[0] "%(count)s clase"
+msgstr[1] "%(cuenta)s clases"
+
+msgid "Sign out"
+msgstr "Cerrar sesión"
+"""
+
+
+def test_a_translation_that_would_fail_where_it_is_formatted_is_left_out(tmp_path: Path) -> None:
+    """Should a translation with a wrong placeholder reach a server (a .po edited there, a test
+    not run), the page says that sentence in English: never a KeyError or a 500."""
+    po_path = tmp_path / "messages.po"
+    po_path.write_text(BROKEN_PO, encoding="utf-8")
+    spanish = i18n.compile_catalogue(po_path, "es")
+    assert spanish.gettext("Sign out") == "Cerrar sesión"
+    zone = spanish.gettext("The school's time zone is now {zone}.").format(zone="UTC")
+    assert zone == "The school's time zone is now UTC."
+    assert spanish.gettext("Job {job} is cancelled.").format(job=3) == "Job 3 is cancelled."
+    # A {% trans %} sentence is %-formatted (newstyle gettext), even with no variables.
+    assert spanish.gettext("Every time is in the school's zone.") % {} == (
+        "Every time is in the school's zone."
+    )
+    assert spanish.gettext("Hello %(name)s") % {"name": "Ana"} == "Hello Ana"
+    assert spanish.ngettext("%(count)s class", "%(count)s classes", 2) % {"count": 2} == (
+        "2 classes"
+    )

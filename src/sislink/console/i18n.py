@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gettext as gettext_module
 import io
+import re
+import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,16 +40,69 @@ LANGUAGE_COOKIE_AGE_S = 365 * 24 * 3600
 
 
 def _load(language: str) -> gettext_module.NullTranslations:
-    """The language's .po compiled in memory (fuzzy entries left out); English is the source."""
+    """The language's .po compiled in memory; English is the source."""
     po_path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if language == DEFAULT_LANGUAGE or not po_path.exists():
         return gettext_module.NullTranslations()
+    return compile_catalogue(po_path, language)
+
+
+def compile_catalogue(po_path: Path, language: str) -> gettext_module.GNUTranslations:
+    """A .po compiled in memory: fuzzy entries, and any translation that would fail where its
+    sentence is formatted (a placeholder renamed, lost or added; a stray brace or %), are left
+    out, so that sentence is said in English rather than a page failing. (The tests refuse such
+    a catalogue; this is for one edited on a server.)"""
     with po_path.open("rb") as po_file:
         catalog = read_po(po_file, locale=language, domain=DOMAIN)
+    for message in list(catalog):
+        if message.id and not _formats_alike(message.id, message.string or ""):
+            catalog.delete(message.id, context=message.context)
     compiled = io.BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)
     return gettext_module.GNUTranslations(compiled)
+
+
+def _format_fields(text: str) -> frozenset[str] | None:
+    """A str.format() sentence's {fields}; None when it is not one (a lone brace)."""
+    try:
+        return frozenset(
+            name for _text, name, _spec, _conv in string.Formatter().parse(text) if name is not None
+        )
+    except ValueError:
+        return None
+
+
+def _percent_fields(text: str) -> frozenset[str] | None:
+    """A %-formatted sentence's %(fields)s; None when `%` formatting fails on it."""
+    names = frozenset(re.findall(r"%\(([^)]*)\)", text))
+    try:
+        text % dict.fromkeys(names, 1)
+    except (KeyError, ValueError, TypeError):
+        return None
+    return names
+
+
+def _formats_alike(
+    original: str | tuple[str, ...] | list[str], translated: str | tuple[str, ...] | list[str]
+) -> bool:
+    """Whichever way the English is formatted (Python's `.format()`, a template's `%`), each of
+    the translation's forms is formatted that way too without failing (no field the English
+    does not give; a form may leave one out, as a singular does its count)."""
+    originals = [original] if isinstance(original, str) else list(original)
+    translations = [translated] if isinstance(translated, str) else list(translated)
+    for fields in (_format_fields, _percent_fields):
+        english = [fields(text) for text in originals]
+        if any(names is None for names in english):
+            continue  # the English is not formatted this way
+        wanted = frozenset().union(*(names or frozenset() for names in english))
+        for text in translations:
+            if not text:
+                continue  # untranslated: English anyway
+            found = fields(text)
+            if found is None or not found <= wanted:
+                return False
+    return True
 
 
 TRANSLATIONS: dict[str, gettext_module.NullTranslations] = {
