@@ -4,6 +4,8 @@ footer's language picker wins over what the browser asks for."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,11 +16,19 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from console.console_world import ADMIN_EMAIL, console
+from console.console_world import (
+    ADMIN_EMAIL,
+    connect_and_authorise,
+    console,
+    import_roster,
+    invite_and_sign_in,
+)
 from sislink.classroom import Actor
+from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import people
 from sislink.classroom.services.api_tokens import create_api_token
 from sislink.console import i18n
+from sislink.oneroster.provider.server import running_provider
 
 REPO = Path(__file__).resolve().parents[2]
 POT = i18n.LOCALES / "messages.pot"
@@ -184,3 +194,71 @@ def test_the_language_picker_wins_over_the_browser_and_stays(tmp_path: Path) -> 
         assert "Choose one of the languages offered: English, Español." in unknown.text
         english = reader.get("/login", headers={"Accept-Language": "es"})
         assert ">Sign in</h1>" in english.text  # the choice (English) over the browser's
+
+
+def test_the_gradebook_class_activity_and_roster_pages_in_spanish_and_english(
+    tmp_path: Path,
+) -> None:
+    """The teacher's and the administrator's busiest pages (gradebook, class, Activity, Roster
+    with its chart) read in Spanish when asked, words made in the pages' Python and in
+    gradebook.js's sentences too; without Accept-Language they stay English."""
+    with running_provider(profile="generic-1.2", students=3) as sis, console(tmp_path) as served:
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        connect_and_authorise(admin, sis)
+        import_roster(served, admin)
+        teacher = invite_and_sign_in(served, sis.teacher_email)
+        listed = teacher.get("/classes")
+        class_id = int(re.findall(r'href="/classes/(\d+)"', listed.text)[0])
+        with served.classroom.transaction() as session:
+            me = people.find_person_by_email(session, sis.teacher_email)
+            assert me is not None
+            coursework_service.create_coursework(
+                session, Actor.of(me), class_id, title="Quiz", max_points=10, publish=True
+            )
+        spanish = {"Accept-Language": "es-MX,es;q=0.9"}
+
+        grid = teacher.get(f"/classes/{class_id}/gradebook", headers=spanish)
+        assert grid.status_code == 200
+        assert "<h1>Libro de calificaciones</h1>" in grid.text
+        assert "Guardar calificaciones" in grid.text and "Estudiante" in grid.text
+        assert "puntos obtenidos sobre puntos posibles" in grid.text  # TOTAL_RULE
+        assert "ninguna todavía" in grid.text  # a total with no mark yet
+        script_words = re.search(r'data-words="([^"]+)"', grid.text)  # gradebook.js's words
+        assert script_words is not None
+        said = json.loads(html.unescape(script_words.group(1)))
+        assert said["other"] == "{n} celdas sin guardar todavía."
+        assert said["no_mark"] == "todavía sin calificación."
+        assert "Save marks" not in grid.text and "none yet" not in grid.text
+        cell = re.findall(r'<input name="(m\d+_\d+)"', grid.text)[0]
+        saved = teacher.post(f"/classes/{class_id}/gradebook", {cell: "8"}, headers=spanish)
+        assert "Se guardó 1 calificación como borrador" in saved.text, saved.text
+        bad = teacher.post(f"/classes/{class_id}/gradebook", {cell: "lots"}, headers=spanish)
+        assert bad.status_code == 400 and "Estas celdas no se guardaron" in bad.text
+        assert "escriba un número, EX (justificada) o M (faltante)" in bad.text
+
+        page = teacher.get(f"/classes/{class_id}", headers=spanish)
+        assert (
+            "Exportar calificaciones al SIS" in page.text and "Opciones de exportación" in page.text
+        )
+        assert re.search(r"<h2>Estudiantes \(\d+\)</h2>", page.text) and "Nueva tarea" in page.text
+        assert "Export marks" not in page.text
+
+        roster = admin.get("/admin/roster", headers=spanish)
+        assert "<h1>Lista escolar</h1>" in roster.text and "Importar ahora" in roster.text
+        assert "Lo que cambió cada importación" in roster.text
+        assert "Mostrar las cifras" in roster.text and "registros" in roster.text  # the chart
+        assert "Import now" not in roster.text and "Show the numbers" not in roster.text
+
+        activity = admin.get("/admin/activity", headers=spanish)
+        assert "<h1>Actividad</h1>" in activity.text and "Quién hizo qué" in activity.text
+        assert "Los últimos 30 días" in activity.text
+        assert "Who did what" not in activity.text
+
+        # English by default: the same pages say what they always said.
+        english_grid = teacher.get(f"/classes/{class_id}/gradebook")
+        assert "<h1>Gradebook</h1>" in english_grid.text and "Save marks" in english_grid.text
+        assert "Libro de calificaciones" not in english_grid.text
+        assert "Export marks to the SIS" in teacher.get(f"/classes/{class_id}").text
+        assert "Import now" in admin.get("/admin/roster").text
+        assert "Who did what" in admin.get("/admin/activity").text

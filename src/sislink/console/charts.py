@@ -16,6 +16,7 @@ from babel import Locale
 from babel.dates import format_skeleton
 
 from sislink.console import i18n
+from sislink.console.i18n import N_, _, ngettext
 from sislink.sync.activity_history import CHANGES, ActivityWindow, ClassExport, ImportChanges
 
 # The viewBox: 340 x 190 units (about a phone's width, so that its 12-unit text stays readable
@@ -34,9 +35,14 @@ class Series:
     """One stacked part of every bar: what it counts, and how it is drawn."""
 
     key: str
-    label: str  # in words, plural: "writes", "skipped", "failed"
+    label: str  # in words, plural: "writes", "skipped", "failed" (English, marked with N_)
     colour: str
     pattern: str = "solid"  # solid | hatch | dots | cross
+
+    @property
+    def words(self) -> str:
+        """The label in the reader's language (the series are made before any reader)."""
+        return _(self.label)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ def short_number(value: int) -> str:
 
 
 def in_words(values: dict[str, int], series: Sequence[Series]) -> str:
-    return ", ".join(f"{values.get(s.key, 0):,} {s.label}" for s in series)
+    return ", ".join(f"{values.get(s.key, 0):,} {s.words}" for s in series)
 
 
 def stacked_bars(
@@ -199,15 +205,15 @@ def day_words(day: date | datetime) -> str:
 # ---- the console's charts ------------------------------------------------------------------
 
 EXPORT_SERIES = (
-    Series("writes", "writes", "#1f6feb"),
+    Series("writes", N_("writes"), "#1f6feb"),
     # Skipped for a reason someone must act on ("needs attention"); not drafts left out by choice.
-    Series("skipped", "skipped (needs attention)", "#9a6700", "hatch"),
-    Series("failed", "failed", "#c62828", "cross"),
+    Series("skipped", N_("skipped (needs attention)"), "#9a6700", "hatch"),
+    Series("failed", N_("failed"), "#c62828", "cross"),
 )
 IMPORT_SERIES = (
-    Series("created", "created", "#1a7f37"),
-    Series("updated", "updated", "#1f6feb", "hatch"),
-    Series("deactivated", "deactivated", "#7b4d9e", "dots"),
+    Series("created", N_("created"), "#1a7f37"),
+    Series("updated", N_("updated"), "#1f6feb", "hatch"),
+    Series("deactivated", N_("deactivated"), "#7b4d9e", "dots"),
 )
 
 
@@ -226,18 +232,24 @@ def _busiest(points: Sequence[Point], series: Sequence[Series]) -> str:
     busiest = max(points, key=lambda point: point.total(), default=None)
     if busiest is None or not busiest.total():
         return ""
-    return f" The most on {busiest.label}: {in_words(busiest.values, series)}."
+    return " " + _("The most on {day}: {counts}.").format(
+        day=busiest.label, counts=in_words(busiest.values, series)
+    )
 
 
 def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, BarChart | None]:
     """The Activity page's two charts over the window's days (None: nothing to draw)."""
-    span = f"from {day_words(window.first)} to {day_words(window.last)} ({zone_words(zone)} days)"
+    span = _("from {first} to {last} ({zone} days)").format(
+        first=day_words(window.first), last=day_words(window.last), zone=zone_words(zone)
+    )
     exports = [
         Point(
             day_words(day.day),
             day_tick(day.day),
             {"writes": day.writes, "skipped": day.skipped, "failed": day.failed},
-            note=f"{day.exports} export{'s' if day.exports != 1 else ''}" if day.exports else "",
+            note=ngettext("{n} export", "{n} exports", day.exports).format(n=day.exports)
+            if day.exports
+            else "",
         )
         for day in window.days
     ]
@@ -246,7 +258,9 @@ def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, Bar
             day_words(day.day),
             day_tick(day.day),
             {"created": day.created, "updated": day.updated, "deactivated": day.deactivated},
-            note=f"{day.imports} import{'s' if day.imports != 1 else ''}" if day.imports else "",
+            note=ngettext("{n} import", "{n} imports", day.imports).format(n=day.imports)
+            if day.imports
+            else "",
         )
         for day in window.days
     ]
@@ -255,27 +269,31 @@ def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, Bar
         totals = {s.key: window.total(s.key) for s in EXPORT_SERIES}
         export_chart = stacked_bars(
             "chart-exports-by-day",
-            "Mark exports per day",
-            f"Mark exports per day {span}: {window.exports:,} exports; "
-            f"{in_words(totals, EXPORT_SERIES)} in all.{_busiest(exports, EXPORT_SERIES)}",
+            _("Mark exports per day"),
+            _("Mark exports per day {span}: {exports} exports; {counts} in all.").format(
+                span=span, exports=f"{window.exports:,}", counts=in_words(totals, EXPORT_SERIES)
+            )
+            + _busiest(exports, EXPORT_SERIES),
             EXPORT_SERIES,
             exports,
-            point_heading="Day",
-            note_heading="Exports",
-            y_label="writes and items",
+            point_heading=_("Day"),
+            note_heading=_("Exports"),
+            y_label=_("writes and items"),
         )
     if window.imports:
         totals = {s.key: window.total(s.key) for s in IMPORT_SERIES}
         import_chart = stacked_bars(
             "chart-imports-by-day",
-            "Roster import changes per day",
-            f"Roster import changes per day {span}: {window.imports:,} imports; "
-            f"{in_words(totals, IMPORT_SERIES)} in all.{_busiest(imports, IMPORT_SERIES)}",
+            _("Roster import changes per day"),
+            _("Roster import changes per day {span}: {imports} imports; {counts} in all.").format(
+                span=span, imports=f"{window.imports:,}", counts=in_words(totals, IMPORT_SERIES)
+            )
+            + _busiest(imports, IMPORT_SERIES),
             IMPORT_SERIES,
             imports,
-            point_heading="Day",
-            note_heading="Imports",
-            y_label="records",
+            point_heading=_("Day"),
+            note_heading=_("Imports"),
+            y_label=_("records"),
         )
     return {"exports": export_chart, "imports": import_chart}
 
@@ -292,7 +310,7 @@ def class_history_chart(
             day_tick(export.at.astimezone(zone).date()),
             {"writes": export.writes, "skipped": export.skipped, "failed": export.failed},
             link=f"/classes/{class_id}/reports/{export.report_id}",
-            note=export.outcome.replace("_", " "),
+            note=i18n.status_words(export.outcome),
         )
         for export in exports
     ]
@@ -300,15 +318,26 @@ def class_history_chart(
     last = points[-1]
     return stacked_bars(
         "chart-class-exports",
-        "This class's exports",
-        f"The class's last {len(points)} export{'s' if len(points) != 1 else ''}, from "
-        f"{points[0].label} to {last.label}: {in_words(totals, EXPORT_SERIES)} in all. "
-        f"The latest ({last.note}): {in_words(last.values, EXPORT_SERIES)}.",
+        _("This class's exports"),
+        ngettext(
+            "The class's last {n} export, from {first} to {last}: {counts} in all. "
+            "The latest ({outcome}): {latest}.",
+            "The class's last {n} exports, from {first} to {last}: {counts} in all. "
+            "The latest ({outcome}): {latest}.",
+            len(points),
+        ).format(
+            n=len(points),
+            first=points[0].label,
+            last=last.label,
+            counts=in_words(totals, EXPORT_SERIES),
+            outcome=last.note,
+            latest=in_words(last.values, EXPORT_SERIES),
+        ),
         EXPORT_SERIES,
         points,
-        point_heading="Export",
-        note_heading="Outcome",
-        y_label="writes and items",
+        point_heading=_("Export"),
+        note_heading=_("Outcome"),
+        y_label=_("writes and items"),
     )
 
 
@@ -318,7 +347,7 @@ def import_history_chart(imports: Sequence[ImportChanges], zone: tzinfo = UTC) -
         return None
     points = [
         Point(
-            f"Import {found.job_id}, {_moment(found.at, zone)}",
+            _("Import {job}, {when}").format(job=found.job_id, when=_moment(found.at, zone)),
             day_tick(found.at.astimezone(zone).date()),
             {change: found.total(change) for change in CHANGES},
             link=f"/admin/roster/jobs/{found.job_id}",
@@ -330,13 +359,20 @@ def import_history_chart(imports: Sequence[ImportChanges], zone: tzinfo = UTC) -
     last = points[-1]
     return stacked_bars(
         "chart-import-changes",
-        "What each roster import changed",
-        f"The last {len(points)} applied roster import{'s' if len(points) != 1 else ''}: "
-        f"{in_words(totals, IMPORT_SERIES)} in all. The latest, {last.label}: "
-        f"{in_words(last.values, IMPORT_SERIES)}.",
+        _("What each roster import changed"),
+        ngettext(
+            "The last {n} applied roster import: {counts} in all. The latest, {last}: {latest}.",
+            "The last {n} applied roster imports: {counts} in all. The latest, {last}: {latest}.",
+            len(points),
+        ).format(
+            n=len(points),
+            counts=in_words(totals, IMPORT_SERIES),
+            last=last.label,
+            latest=in_words(last.values, IMPORT_SERIES),
+        ),
         IMPORT_SERIES,
         points,
-        point_heading="Import",
-        note_heading="Mode",
-        y_label="records",
+        point_heading=_("Import"),
+        note_heading=_("Mode"),
+        y_label=_("records"),
     )

@@ -48,6 +48,7 @@ from sislink.console import i18n
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
 from sislink.console.charts import class_history_chart
+from sislink.console.i18n import N_, _, ngettext
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -85,13 +86,18 @@ def own_class(session: Session, who: Viewer, class_id: int) -> Class:
     """The class, if the viewer teaches it (or is an administrator); 404 / 403 otherwise."""
     found = session.get(Class, class_id)
     if found is None:
-        raise PageError(404, f"There is no class {class_id}; it may have been deleted.")
+        raise PageError(
+            404,
+            _("There is no class {class_id}; it may have been deleted.").format(class_id=class_id),
+        )
     if who.is_admin or teaches(session, who.person_id, class_id):
         return found
     raise PageError(
         403,
-        "You do not teach this class, so you cannot open it; ask its teacher or an "
-        "administrator to add you as a co-teacher.",
+        _(
+            "You do not teach this class, so you cannot open it; ask its teacher or an "
+            "administrator to add you as a co-teacher."
+        ),
     )
 
 
@@ -189,7 +195,7 @@ def class_page(
                 "points": w.max_points,
                 "due": w.due_date,
                 "category": categories.get(w.category_id or 0, ""),
-                "grading_period": periods.get(w.grading_period_id or 0, "by due date"),
+                "grading_period": periods.get(w.grading_period_id or 0, _("by due date")),
                 "state": w.state,
                 "export_to_sis": w.export_to_sis,
             }
@@ -258,26 +264,41 @@ async def pull_google_grades(
             classroom, who.actor, class_ids=[class_id], export=form.get("export") == "yes"
         )
     except (SyncError, ClassroomError) as exc:
-        return redirect(request, f"/classes/{class_id}", f"Not pulled: {exc.message}")
+        return redirect(
+            request, f"/classes/{class_id}", _("Not pulled: {why}").format(why=exc.message)
+        )
     if run.report is None or not run.report.courses:
         return redirect(
-            request, f"/classes/{class_id}", f"Not pulled: {run.job.error or 'see the job.'}"
+            request,
+            f"/classes/{class_id}",
+            _("Not pulled: {why}").format(why=run.job.error or _("see the job.")),
         )
     course = run.report.courses[0]
     if course.refused or course.failed:
         return redirect(
-            request, f"/classes/{class_id}", f"Not pulled: {course.refused or course.failed}"
+            request,
+            f"/classes/{class_id}",
+            _("Not pulled: {why}").format(why=course.refused or course.failed),
         )
     work, marks = course.coursework, course.marks
-    said = (
-        f"Pulled from Google Classroom: coursework {work['created']} new, {work['updated']} "
-        f"changed, {work['deleted']} deleted; marks {marks['created']} new, "
-        f"{marks['updated']} changed."
+    said = _(
+        "Pulled from Google Classroom: coursework {work_new} new, {work_changed} changed, "
+        "{work_deleted} deleted; marks {marks_new} new, {marks_changed} changed."
+    ).format(
+        work_new=work["created"],
+        work_changed=work["updated"],
+        work_deleted=work["deleted"],
+        marks_new=marks["created"],
+        marks_changed=marks["updated"],
     )
     if course.items:
-        said += f" {len(course.items)} item(s) cannot go to the SIS: see the report below."
+        said += " " + _("{n} item(s) cannot go to the SIS: see the report below.").format(
+            n=len(course.items)
+        )
     if run.report.exports:
-        said += f" Exported: {sum(e.writes for e in run.report.exports)} write(s) to the SIS."
+        said += " " + _("Exported: {n} write(s) to the SIS.").format(
+            n=sum(e.writes for e in run.report.exports)
+        )
     return redirect(request, f"/classes/{class_id}", said)
 
 
@@ -300,7 +321,11 @@ def change_export_choices(
             export_drafts=checked(form, "export_drafts"),
             extra_credit=field(form, "extra_credit_limit") or None,
         )
-    return redirect(request, f"/classes/{class_id}", f"Export choices saved. {choices.describe()}")
+    return redirect(
+        request,
+        f"/classes/{class_id}",
+        _("Export choices saved. {choices}").format(choices=choices.describe()),
+    )
 
 
 # ---- linking ------------------------------------------------------------------------------
@@ -332,7 +357,7 @@ async def _link_page(
         email = teacher.email if teacher is not None else None
         refusal = None
         if export_permission_off(session, who):
-            refusal = (
+            refusal = _(
                 "Linking classes and exporting marks is switched off for teachers; an "
                 "administrator can switch on 'Enable classwork and mark exporting'."
             )
@@ -377,7 +402,7 @@ async def link(
             who,
             classroom,
             class_id,
-            problem="Choose one of your SIS classes.",
+            problem=_("Choose one of your SIS classes."),
             status_code=400,
         )
     try:
@@ -389,8 +414,14 @@ async def link(
     return redirect(
         request,
         f"/classes/{class_id}",
-        f"Linked to SIS class {facts.sis_class_id}: {len(facts.grading_periods)} grading "
-        f"periods and {len(facts.categories)} categories from the SIS.",
+        _(
+            "Linked to SIS class {sis_class}: {periods} grading periods and {categories} "
+            "categories from the SIS."
+        ).format(
+            sis_class=facts.sis_class_id,
+            periods=len(facts.grading_periods),
+            categories=len(facts.categories),
+        ),
     )
 
 
@@ -407,7 +438,7 @@ def unlink(
     with as_page_errors():
         linking.unlink_class(classroom, who.actor, class_id)
     return redirect(
-        request, f"/classes/{class_id}", "Unlinked. What was exported stays in the SIS."
+        request, f"/classes/{class_id}", _("Unlinked. What was exported stays in the SIS.")
     )
 
 
@@ -429,12 +460,16 @@ async def refresh_sis_facts(
             )
     except (SyncError, ClassroomError, OneRosterError) as exc:
         message = exc.message if isinstance(exc, (SyncError, ClassroomError)) else str(exc)
-        return redirect(request, f"/classes/{class_id}", f"Not refreshed: {message}")
-    titles = ", ".join(title for _, title in facts.categories) or "none"
+        return redirect(
+            request, f"/classes/{class_id}", _("Not refreshed: {why}").format(why=message)
+        )
+    titles = ", ".join(title for _id, title in facts.categories) or _("none")
     return redirect(
         request,
         f"/classes/{class_id}",
-        f"Read from the SIS: {len(facts.grading_periods)} grading periods; categories {titles}.",
+        _("Read from the SIS: {periods} grading periods; categories {titles}.").format(
+            periods=len(facts.grading_periods), titles=titles
+        ),
     )
 
 
@@ -517,19 +552,19 @@ class CourseworkForm:
             "export_to_sis": self.export_to_sis,
         }
         if not values["title"]:
-            errors["title"] = "Give the coursework a title."
+            errors["title"] = _("Give the coursework a title.")
         elif len(values["title"]) > 500:
-            errors["title"] = (
-                f"A title may be at most 500 characters (this one has {len(values['title'])})."
-            )
+            errors["title"] = _(
+                "A title may be at most 500 characters (this one has {length})."
+            ).format(length=len(values["title"]))
         try:
             values["max_points"] = coursework_service.parse_max_points(
                 self.points if self.points.strip() else None
             )
         except InvalidInput:
-            errors["points"] = (
-                f"Points must be a positive number, like 10 or 2.5 (not {self.points!r})."
-            )
+            errors["points"] = _(
+                "Points must be a positive number, like 10 or 2.5 (not {typed})."
+            ).format(typed=repr(self.points))
         values["due_date"] = None
         if self.due.strip():
             try:
@@ -537,7 +572,9 @@ class CourseworkForm:
                 # Noon UTC, as the command line does: the same day everywhere in the world.
                 values["due_date"] = datetime.combine(day, time(12), tzinfo=UTC)
             except ValueError:
-                errors["due"] = f"The due date {self.due!r} is not a date; pick one (2026-10-01)."
+                errors["due"] = _(
+                    "The due date {typed} is not a date; pick one (2026-10-01)."
+                ).format(typed=repr(self.due))
         values["category_id"] = int(self.category_id) if self.category_id.isdigit() else None
         values["grading_period_id"] = (
             int(self.grading_period_id) if self.grading_period_id.isdigit() else None
@@ -641,7 +678,9 @@ def create_coursework(
                 request, who, classroom, class_id, typed, problem=exc.message, status_code=400
             )
         else:
-            return redirect(request, f"/classes/{class_id}", f"Coursework added: {title}.")
+            return redirect(
+                request, f"/classes/{class_id}", _("Coursework added: {title}.").format(title=title)
+            )
     return _coursework_page(
         request, who, classroom, class_id, typed, errors=errors, status_code=400
     )
@@ -651,7 +690,9 @@ def _own_coursework(session: Session, who: Viewer, class_id: int, coursework_id:
     own_class(session, who, class_id)
     work = session.get(Coursework, coursework_id)
     if work is None or work.class_id != class_id or work.state == CourseworkState.DELETED:
-        raise PageError(404, f"This class has no coursework {coursework_id}.")
+        raise PageError(
+            404, _("This class has no coursework {coursework}.").format(coursework=coursework_id)
+        )
     return work
 
 
@@ -708,7 +749,9 @@ def edit_coursework(
         except _NotForTheSis:
             pass
         else:
-            return redirect(request, f"/classes/{class_id}", f"Coursework saved: {title}.")
+            return redirect(
+                request, f"/classes/{class_id}", _("Coursework saved: {title}.").format(title=title)
+            )
     return _coursework_page(
         request,
         who,
@@ -737,7 +780,7 @@ def delete_coursework(
     return redirect(
         request,
         f"/classes/{class_id}",
-        f"Deleted {title}. The next export removes it from the SIS too.",
+        _("Deleted {title}. The next export removes it from the SIS too.").format(title=title),
     )
 
 
@@ -778,13 +821,13 @@ def _mark_words(mark: Mark | None) -> tuple[list[str], str]:
         return [], ""
     returned = mark.state == MarkState.RETURNED
     classes = ["returned" if returned else "draft"]
-    words = "Returned" if returned else "Draft, not returned yet"
+    words = _("Returned") if returned else _("Draft, not returned yet")
     if mark.excused:
         classes.append("excused")
-        words += ", excused"
+        words += ", " + _("excused")
     elif mark.missing and mark.score is None:
         classes.append("missing")
-        words += ", missing"
+        words += ", " + _("missing")
     return classes, words
 
 
@@ -816,17 +859,22 @@ class _ExportWords:
 
     def of(self, found: ItemExport, *, mark: bool = True) -> str:
         if found.state is ExportState.SENT:
-            return f"Sent to the SIS {self.when(found.sent_at)}."
+            return _("Sent to the SIS {when}.").format(when=self.when(found.sent_at))
         if found.state is ExportState.CHANGED:
-            return f"{found.reason} (Last sent {self.when(found.sent_at)}.)"
+            # The reason is the export service's sentence (English, as every service says).
+            return _("{reason} (Last sent {when}.)").format(
+                reason=found.reason, when=self.when(found.sent_at)
+            )
         if found.state is ExportState.SKIPPED and found.chosen and mark:
             # A draft mark (its D says so): the export's long sentence once per cell is most
             # of a large page; the legend and the hint say the rest.
-            return "Not exported until returned."
+            return _("Not exported until returned.")
         if found.state is ExportState.SKIPPED:
-            return f"Skipped by the last export ({self.last_export}): {found.reason}"
+            return _("Skipped by the last export ({when}): {reason}").format(
+                when=self.last_export, reason=found.reason
+            )
         if found.state is ExportState.FAILED:
-            return f"The SIS did not take it: {found.reason}"
+            return _("The SIS did not take it: {reason}").format(reason=found.reason)
         return found.reason
 
 
@@ -850,7 +898,7 @@ class StudentTotal:
     def words(self) -> str:
         """A total as shown: "17.5 / 20 (88%)", or "none yet" (no mark on points yet)."""
         if not self.possible:
-            return "none yet"
+            return _("none yet")
         percent = 100 * self.earned / self.possible
         return f"{_points(self.earned)} / {_points(self.possible)} ({percent:.0f}%)"
 
@@ -860,7 +908,7 @@ def _points(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-TOTAL_RULE = (
+TOTAL_RULE = N_(
     "Total: points earned out of points possible, over the coursework with points that has a "
     "mark (drafts included): a score counts its points, missing (M) counts 0 of the "
     "coursework's points, and excused (EX) and empty cells are left out of both. Saved marks "
@@ -1007,7 +1055,13 @@ def _gradebook_page(
             "saved": saved,
             "linked": exported.linked,
             "last_export": words.last_export,
-            "total_rule": TOTAL_RULE,
+            "total_rule": _(TOTAL_RULE),
+            # gradebook.js's sentences: how many cells are not saved, a cell with no mark.
+            "grid_words": {
+                "one": _("1 cell not saved yet."),
+                "other": _("{n} cells not saved yet."),
+                "no_mark": _("no mark yet."),
+            },
         },
         who=who,
         status_code=status_code,
@@ -1037,7 +1091,7 @@ def _cell_change(text: str) -> dict[str, Any]:
         score = marks_service.parse_score(text)
     except InvalidInput as exc:
         raise InvalidInput(
-            exc.message.rstrip(".") + "; type a number, EX (excused) or M (missing)."
+            exc.message.rstrip(".") + _("; type a number, EX (excused) or M (missing).")
         ) from None
     return {"score": score, "excused": False, "missing": False}
 
@@ -1115,25 +1169,29 @@ def save_gradebook(
 def _saved_marks(draft: int, returned: int, cleared: int) -> str:
     """Exactly what a gradebook save did, and the state the saved marks are in."""
 
-    def marks(n: int) -> str:
-        return f"{n} mark{'s' if n != 1 else ''}"
-
     if not (draft or returned or cleared):
-        return "Nothing was saved: no mark was changed."
+        return _("Nothing was saved: no mark was changed.")
     parts = []
     if draft:
         parts.append(
-            f"Saved {marks(draft)} as draft{'s' if draft != 1 else ''}: students do not see "
-            f"{'them' if draft != 1 else 'it'} and the export does not send "
-            f"{'them' if draft != 1 else 'it'} until returned."
+            ngettext(
+                "Saved {n} mark as draft: students do not see it and the export does not send "
+                "it until returned.",
+                "Saved {n} marks as drafts: students do not see them and the export does not "
+                "send them until returned.",
+                draft,
+            ).format(n=draft)
         )
     if returned:
         parts.append(
-            f"Saved {marks(returned)} already returned to students: the next export sends "
-            f"{'them' if returned != 1 else 'it'}."
+            ngettext(
+                "Saved {n} mark already returned to students: the next export sends it.",
+                "Saved {n} marks already returned to students: the next export sends them.",
+                returned,
+            ).format(n=returned)
         )
     if cleared:
-        parts.append(f"Cleared {marks(cleared)}.")
+        parts.append(ngettext("Cleared {n} mark.", "Cleared {n} marks.", cleared).format(n=cleared))
     return " ".join(parts)
 
 
@@ -1158,7 +1216,9 @@ def return_marks(
     return redirect(
         request,
         f"/classes/{class_id}/gradebook",
-        f"Returned {returned} mark{'s' if returned != 1 else ''} to students.",
+        ngettext(
+            "Returned {n} mark to students.", "Returned {n} marks to students.", returned
+        ).format(n=returned),
     )
 
 
@@ -1204,7 +1264,7 @@ def _class_job(session: Session, who: Viewer, class_id: int, job_id: int) -> Job
     own_class(session, who, class_id)
     job = session.get(Job, job_id)
     if job is None or job.class_id != class_id:
-        raise PageError(404, f"This class has no export {job_id}.")
+        raise PageError(404, _("This class has no export {job}.").format(job=job_id))
     return job
 
 
@@ -1260,7 +1320,9 @@ def report_page(
         klass = own_class(session, who, class_id)
         row = session.get(MarkExportReport, report_id)
         if row is None or row.class_id != class_id:
-            raise PageError(404, f"This class has no export report {report_id}.")
+            raise PageError(
+                404, _("This class has no export report {report}.").format(report=report_id)
+            )
         report = stored_report_json(row)
         title = klass.title
         refusal = export_refusal(session, who, class_id)

@@ -21,6 +21,7 @@ from sislink.classroom.services.time_zone import school_time_zone
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
 from sislink.console.charts import import_history_chart
+from sislink.console.i18n import _
 from sislink.console.pages.base import (
     PageError,
     Viewer,
@@ -133,7 +134,11 @@ def import_now(
         return _page(request, who, classroom, problem=exc.message, status_code=409)
     background: BackgroundWork = request.app.state.background
     background.submit(runner.execute_job(classroom, job_id))
-    return redirect(request, f"/admin/roster/jobs/{job_id}", f"Roster import {job_id} started.")
+    return redirect(
+        request,
+        f"/admin/roster/jobs/{job_id}",
+        _("Roster import {job} started.").format(job=job_id),
+    )
 
 
 @router.post("/admin/roster/dry-run")
@@ -173,7 +178,9 @@ def approve(
     with as_page_errors():
         roster_holds.approve_hold(classroom, job_id, who.actor)
     return redirect(
-        request, f"/admin/roster/jobs/{job_id}", f"Roster import {job_id} approved and applied."
+        request,
+        f"/admin/roster/jobs/{job_id}",
+        _("Roster import {job} approved and applied.").format(job=job_id),
     )
 
 
@@ -188,7 +195,9 @@ def discard(
     with as_page_errors():
         roster_holds.discard_hold(classroom, job_id, who.actor)
     return redirect(
-        request, "/admin/roster", f"Roster import {job_id} discarded; nothing was deactivated."
+        request,
+        "/admin/roster",
+        _("Roster import {job} discarded; nothing was deactivated.").format(job=job_id),
     )
 
 
@@ -198,7 +207,9 @@ def _date(value: str, label: str, errors: dict[str, str], name: str) -> date | N
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        errors[name] = f"The {label} {value!r} is not a date; write it as 2026-07-01."
+        errors[name] = _("The {label} {typed} is not a date; write it as 2026-07-01.").format(
+            label=label, typed=repr(value)
+        )
         return None
 
 
@@ -219,10 +230,10 @@ def save_schedule(
     try:
         interval = int(str(typed["interval_minutes"]).strip())
     except ValueError:
-        errors["interval_minutes"] = "Give the interval as a whole number of minutes, e.g. 360."
+        errors["interval_minutes"] = _("Give the interval as a whole number of minutes, e.g. 360.")
         interval = 0
-    pause_from = _date(typed["pause_from"], "pause start", errors, "pause_from")
-    pause_until = _date(typed["pause_until"], "pause end", errors, "pause_until")
+    pause_from = _date(typed["pause_from"], _("pause start"), errors, "pause_from")
+    pause_until = _date(typed["pause_until"], _("pause end"), errors, "pause_until")
     if not errors:
         try:
             schedule.set_schedule(
@@ -242,7 +253,7 @@ def save_schedule(
             typed_schedule=typed,
             status_code=400,
         )
-    return redirect(request, "/admin/roster", "Schedule saved.")
+    return redirect(request, "/admin/roster", _("Schedule saved."))
 
 
 @router.get("/admin/roster/jobs/{job_id}")
@@ -267,7 +278,7 @@ def job_progress(
     with classroom.session() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise PageError(404, f"There is no job {job_id}.")
+            raise PageError(404, _("There is no job {job}.").format(job=job_id))
         return JSONResponse(progress_of(job))
 
 

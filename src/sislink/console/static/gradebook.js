@@ -16,6 +16,8 @@
   var about = document.getElementById("cell-about");
   var frame = document.getElementById("grid-frame");
   var submitting = false;
+  // The page's sentences in the reader's language ({"one": ..., "other": "{n} ...", ...}).
+  var words = JSON.parse(form.getAttribute("data-words") || "{}");
   function cells() { return form.querySelectorAll("table.grid input"); }
   function unsaved() {
     var n = 0;
@@ -29,7 +31,8 @@
   function show() {
     var n = unsaved();
     if (status) {
-      status.textContent = n ? n + (n === 1 ? " cell not saved yet." : " cells not saved yet.") : "";
+      var said = n === 1 ? (words.one || "1 cell not saved yet.") : (words.other || "{n} cells not saved yet.");
+      status.textContent = n ? said.replace("{n}", String(n)) : "";
     }
   }
   form.addEventListener("input", show);
@@ -92,9 +95,9 @@
   function tell(input) {
     if (!about || !input || !input.closest("table.grid")) { return; }
     var described = input.getAttribute("aria-describedby");
-    var words = described ? document.getElementById(described) : null;
+    var said = described ? document.getElementById(described) : null;
     about.textContent = input.getAttribute("aria-label") + ": " +
-      (words ? words.textContent : "no mark yet.");
+      (said ? said.textContent : (words.no_mark || "no mark yet."));
   }
   form.addEventListener("focusin", function (event) {
     if (event.target instanceof HTMLInputElement) { tell(event.target); }
