@@ -313,3 +313,17 @@ def test_a_translation_that_would_fail_where_it_is_formatted_is_left_out(tmp_pat
     assert spanish.ngettext("%(count)s class", "%(count)s classes", 2) % {"count": 2} == (
         "2 classes"
     )
+
+
+def test_a_page_says_it_varies_with_the_language_cookie_too(tmp_path: Path) -> None:
+    """The page's language comes from the picker's cookie before Accept-Language: a cache
+    between the school and sislink must key on both, or it hands one reader's Spanish page to
+    the next."""
+    with console(tmp_path) as served:
+        page = served.client().client.get("/login", headers={"Cookie": "sislink_language=es"})
+        varies = {
+            name.strip().lower()
+            for header in page.headers.get_list("vary")
+            for name in header.split(",")
+        }
+        assert {"accept-language", "cookie"} <= varies

@@ -259,3 +259,33 @@ def _summary_time(home: Path, hour: str) -> SummaryTime:
         )
     finally:
         classroom.close()
+
+
+def test_the_command_line_says_when_sislink_time_zone_is_no_zone(tmp_path: Path) -> None:
+    """The console then keeps the server's zone and the morning summary is not sent: the
+    command that shows the zone says why, and how to put it right."""
+    env = {"SISLINK_HOME": str(tmp_path), "SISLINK_TIME_ZONE": "Mars/Base"}
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["time-zone"], env=env)
+    assert shown.exit_code == 0
+    assert "(the server's own zone)" in shown.output
+    assert "SISLINK_TIME_ZONE is 'Mars/Base', which is not a time zone" in shown.output
+    set_here = runner.invoke(cli, ["time-zone", "Europe/London"], env=env)
+    assert set_here.exit_code == 0 and "SISLINK_TIME_ZONE" not in set_here.output
+
+
+def test_the_school_page_says_when_sislink_time_zone_is_no_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SISLINK_TIME_ZONE", "Mars/Base")
+    with console(tmp_path) as served:
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        page = admin.get("/admin/school")
+        assert 'id="zone-environment-problem"' in page.text
+        assert "SISLINK_TIME_ZONE is &#39;Mars/Base&#39;, which is not a time zone" in page.text
+        assert "sislink time-zone" not in page.text  # a page says where, not a command
+        saved = admin.post(
+            "/admin/school/time-zone", {"time_zone": "America/Chicago", "action": "set"}
+        )
+        assert "zone-environment-problem" not in saved.text

@@ -47,6 +47,9 @@ def time_zone(
         print_json({"time_zone": found.name, "source": found.source})
     else:
         typer.echo(f"The school's time zone is {found.name} ({SOURCE_WORDS[found.source]}).")
+    problem = service.environment_problem()
+    if problem is not None and found.source != service.FROM_SETTING:
+        typer.echo(problem, err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -275,7 +275,11 @@ class Languages:
 
         async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = [(b"content-language", language.encode()), (b"vary", b"Accept-Language")]
+                # The picker's cookie chooses before Accept-Language: a cache keys on both.
+                extra = [
+                    (b"content-language", language.encode()),
+                    (b"vary", b"Accept-Language, Cookie"),
+                ]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

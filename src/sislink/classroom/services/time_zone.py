@@ -198,6 +198,20 @@ def default_time_zone(environ: Mapping[str, str] | None = None) -> SchoolTimeZon
     return SchoolTimeZone(server_time_zone_name(), FROM_SERVER)
 
 
+def environment_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """The sentence to say when SISLINK_TIME_ZONE is set but names no zone (the console keeps
+    the server's zone; the morning summary is not sent until a zone is set), else None."""
+    env = os.environ if environ is None else environ
+    given = env.get(ENVIRONMENT_VARIABLE, "").strip()
+    if not given or _named(given) is not None:
+        return None
+    return (
+        f"{ENVIRONMENT_VARIABLE} is {given!r}, which is not a time zone: the server's own zone "
+        "is used and the morning summary is not sent; set it to the school's IANA name, such "
+        "as America/Chicago, or set the zone here (sislink time-zone ZONE)."
+    )
+
+
 def school_time_zone(session: Session, environ: Mapping[str, str] | None = None) -> SchoolTimeZone:
     """The school's zone: the administrator's setting, else the default."""
     found = session.scalars(select(Organisation).order_by(Organisation.id)).first()

@@ -48,6 +48,11 @@ def _page(
             "typed": current.name if typed is None else typed,
             "errors": {"time_zone": error} if error else {},
             "zone_names": service.time_zone_names(),
+            # A service's sentence (English, as pages show them): SISLINK_TIME_ZONE names no
+            # zone, so the server's is shown and the morning summary is not sent.
+            "environment_problem": (
+                None if current.source == service.FROM_SETTING else service.environment_problem()
+            ),
         },
         who=who,
         status_code=status_code,
