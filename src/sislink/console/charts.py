@@ -28,6 +28,9 @@ LEFT, RIGHT, TOP, BOTTOM = 42, 18, 12, 28
 # At most this many dates under the x axis (more would overlap at a phone's width).
 X_TICKS = 5
 Y_TICKS = 4
+# The least a nonzero value is drawn (of the plot's 150): to scale, 1 beside a day of 250,000
+# would be 0.0 tall, a bar nobody sees; its number is in the tooltip and the table.
+MIN_BAR_HEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -171,9 +174,14 @@ def stacked_bars(
         x = chart.left + slot * index + (slot - bar_width) / 2
         y = float(chart.bottom)
         segments = []
-        for one in series:
-            value = point.values.get(one.key, 0)
-            height = value * scale
+        drawn = [(one, point.values.get(one.key, 0)) for one in series]
+        heights = [max(value * scale, MIN_BAR_HEIGHT) if value else 0.0 for one, value in drawn]
+        # What the small values gained comes off the bar's largest part, so it stays in the plot.
+        over = sum(heights) - plot_height
+        if over > 0:
+            largest_part = heights.index(max(heights))
+            heights[largest_part] -= over
+        for (one, value), height in zip(drawn, heights, strict=True):
             y -= height
             if value:
                 segments.append(Segment(one, value, round(y, 2), round(height, 2)))
