@@ -495,3 +495,23 @@ def test_handing_a_job_over_reads_the_database_clock_with_the_job(
         now = job_service.database_now(session)
     assert timedelta(0) <= now - sent < timedelta(minutes=1)
     assert lost_queue.llen(celery_app.queue_name()) == 1
+
+
+def test_a_job_running_on_a_living_worker_is_not_sent_again_however_late_its_heartbeat(
+    sqlite_classroom: Classroom, lost_queue: Any
+) -> None:
+    """A worker of this machine that still runs (its heartbeat late under load, or waiting for
+    SQLite's write lock behind an import) keeps its job: no second task is sent for it."""
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system())
+    with sqlite_classroom.transaction() as session:
+        job = job_service.start_job(session, job_id)  # held by this (living) process
+        when = job_service.database_now(session) - timedelta(minutes=10)
+        job.heartbeat_at = when
+        job.lease_expires_at = when
+        job.params = {ON_WORKERS: True, SENT_AT: when.isoformat()}
+    assert celery_app.resend_lost(sqlite_classroom) == []
+    assert lost_queue.llen(celery_app.queue_name()) == 0
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == JobStatus.RUNNING
+        assert celery_app.RESENT not in job.params
