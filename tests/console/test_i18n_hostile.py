@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from console.console_world import ADMIN_EMAIL, PASSWORD, console
 from sislink.classroom import Actor
 from sislink.classroom.models import AuditEvent, Role
-from sislink.classroom.services import people
+from sislink.classroom.services import people, time_zone
 from sislink.classroom.services.api_tokens import create_api_token
 from sislink.console import i18n
 
@@ -327,3 +328,38 @@ def test_a_page_says_it_varies_with_the_language_cookie_too(tmp_path: Path) -> N
             for name in header.split(",")
         }
         assert {"accept-language", "cookie"} <= varies
+
+
+def test_a_time_a_pages_python_words_is_in_the_school_zone_and_languages_stay_apart(
+    tmp_path: Path,
+) -> None:
+    """A page may word a time in its Python, before its template renders (the gradebook's
+    'Sent to the SIS {when}'): it is in the school's zone too, not UTC. And readers asking at
+    the same moment in different languages each get their own."""
+    with console(tmp_path) as served:
+        with served.classroom.transaction() as session:
+            time_zone.set_school_time_zone(session, Actor.system(), "America/Chicago")
+
+        @served.app.get("/worded-in-python")
+        def worded() -> dict[str, str]:
+            moment = datetime(2026, 7, 4, 18, 30, tzinfo=UTC)
+            return {"when": i18n.when(moment), "language": i18n.current_language()}
+
+        reader = served.client().client
+        english = reader.get("/worded-in-python").json()
+        assert english == {"when": "Jul 4, 2026, 1:30\u202fPM CDT", "language": "en"}
+
+        def ask(language: str) -> tuple[str, dict[str, str]]:
+            answer = reader.get("/worded-in-python", headers={"Accept-Language": language})
+            return language, answer.json()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(ask, ["es", "en"] * 20))
+        for asked, answer in answers:
+            assert answer["language"] == asked
+            assert answer["when"] == (
+                "4 jul 2026, 13:30 CDT" if asked == "es" else "Jul 4, 2026, 1:30\u202fPM CDT"
+            )
+        # Outside any request: English, UTC.
+        assert i18n.current_language() == "en"
+        assert i18n.when(datetime(2026, 7, 4, 18, 30, tzinfo=UTC)).endswith("6:30\u202fPM UTC")

@@ -110,7 +110,33 @@ TRANSLATIONS: dict[str, gettext_module.NullTranslations] = {
 }
 
 _language: ContextVar[str] = ContextVar("sislink_language", default=DEFAULT_LANGUAGE)
-_time_zone: ContextVar[tzinfo] = ContextVar("sislink_time_zone", default=UTC)
+_time_zone: ContextVar[tzinfo | None] = ContextVar("sislink_time_zone", default=None)
+
+
+class _RequestTimeZone:
+    """The school's zone for one request, read from its app's classroom the first time a time
+    is worded (a page's Python may word one before its template renders: the gradebook's
+    'Sent to the SIS {when}'), then kept. One object per request: the endpoint's thread sees
+    it through its copy of the request's context, and the zone it reads is kept for all."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+        self.zone: tzinfo | None = None
+
+    def get(self) -> tzinfo:
+        if self.zone is None:
+            # Imported here: the console's app and auth import this module.
+            from sislink.classroom.services.time_zone import school_time_zone
+            from sislink.console.app import classroom_of
+
+            with classroom_of(self.app).session() as session:  # type: ignore[arg-type]
+                self.zone = school_time_zone(session).zone
+        return self.zone
+
+
+_request_time_zone: ContextVar[_RequestTimeZone | None] = ContextVar(
+    "sislink_request_time_zone", default=None
+)
 
 
 def current_language() -> str:
@@ -118,7 +144,13 @@ def current_language() -> str:
 
 
 def current_time_zone() -> tzinfo:
-    return _time_zone.get()
+    """The zone times are worded in: the one a block asked for (`in_time_zone`), else the
+    school's for the request being answered, else UTC (outside any request)."""
+    chosen = _time_zone.get()
+    if chosen is not None:
+        return chosen
+    request_zone = _request_time_zone.get()
+    return request_zone.get() if request_zone is not None else UTC
 
 
 @contextmanager
@@ -283,8 +315,14 @@ class Languages:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        with speaking(language):
-            await self.app(scope, receive, send_with_language)
+        zone_token = _request_time_zone.set(
+            _RequestTimeZone(scope["app"]) if "app" in scope else None
+        )
+        try:
+            with speaking(language):
+                await self.app(scope, receive, send_with_language)
+        finally:
+            _request_time_zone.reset(zone_token)
 
 
 def _as_moment(value: datetime | date | str | None) -> datetime | date | None:
@@ -315,7 +353,7 @@ def when(value: datetime | date | str | None) -> str:
     locale = Locale.parse(_language.get())
     if not isinstance(moment, datetime):
         return format_date(moment, "medium", locale=locale)
-    local = moment.astimezone(_time_zone.get())
+    local = moment.astimezone(current_time_zone())
     pattern = str(get_datetime_format("medium", locale=locale))
     text = pattern.replace("{1}", format_date(local, "medium", locale=locale)).replace(
         "{0}", format_time(local, "short", locale=locale)
@@ -332,5 +370,5 @@ def day(value: date | datetime | str | None) -> str:
     if moment is None:
         return ""
     if isinstance(moment, datetime):
-        moment = moment.astimezone(_time_zone.get())
+        moment = moment.astimezone(current_time_zone())
     return format_date(moment, "medium", locale=Locale.parse(_language.get()))
