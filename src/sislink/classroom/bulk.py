@@ -265,6 +265,13 @@ class SourcedIdCache:
             known.update(_ids_by_sourced_id(session, model, unknown))
         return {sid: known[sid] for sid in wanted if sid in known}
 
+    def forget(self, model: ImportedModel, sourced_ids: Iterable[str]) -> None:
+        """Ask the database again next time: rows an import put off (`defer_held`) may have
+        lost their id by then (a moved enrolment ends and gives its id to the new one)."""
+        known = self._known.get(_table(model).name, {})
+        for sourced_id in sourced_ids:
+            known.pop(sourced_id, None)
+
 
 def _ids_by_sourced_id(
     session: Session, model: ImportedModel, sourced_ids: Iterable[str | None]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Index, MetaData, String, Table, delete, exists, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
@@ -52,11 +53,17 @@ class SeenIds:
             return
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
-        with driver_connection.cursor() as cursor:
-            statement = "COPY roster_import_seen (entity, sourced_id) FROM STDIN"
-            with cursor.copy(statement) as copy:
+        statement = "COPY roster_import_seen (entity, sourced_id) FROM STDIN"
+        driver_error = connection.dialect.loaded_dbapi.Error
+        try:
+            with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
                 for sourced_id in ids:
                     copy.write_row((entity, sourced_id))
+        except driver_error as exc:
+            # The driver's own error (COPY bypasses SQLAlchemy): wrapped as SQLAlchemy wraps
+            # the others, so that the import says its sentence (a 300-character id, a NUL)
+            # instead of psycopg's message, which quotes the id and the COPY's line.
+            raise DBAPIError.instance(statement, None, exc, driver_error) from None
 
     def _ready(self) -> None:
         """Index the ids before the first question (every page is in by then)."""

@@ -226,8 +226,11 @@ class _State:
     # Rows that need every page before they can be decided (see `_write_users`,
     # `_write_enrolments`): re-numbered people, moved or re-numbered enrolments. As many as
     # the SIS changed that way, not as the district is large.
+    # In the order read; an id sent again after it waited waits too, behind it (see
+    # `_write_users`). Enrolments by id: a later record of one replaces the earlier.
     deferred_people: list[tuple[str, PersonRow]] = field(default_factory=list)
-    deferred_enrolments: list[EnrolmentRow] = field(default_factory=list)
+    deferred_person_ids: set[str] = field(default_factory=set)
+    deferred_enrolments: dict[str, EnrolmentRow] = field(default_factory=dict)
     # Enrolments whose SIS id now names another class, person or role (see _finish).
     moved: list[EnrolmentRow] = field(default_factory=list)
 
@@ -425,13 +428,20 @@ class _SpoolThenWrite(_PageSink):
         self.state = state
         self.dry_run = dry_run
         self.should_stop = should_stop
-        # Closed by all_pages_written or abandon, whichever comes.
-        self.spool: IO[bytes] = tempfile.TemporaryFile(prefix="sislink-roster-")  # noqa: SIM115
+        # Opened by open; closed by all_pages_written or abandon, whichever comes.
+        self.spool: IO[bytes] | None = None
         self.pages = 0
         self.rows = 0
 
+    async def open(self) -> None:
+        with _spool_trouble_in_words():
+            # Unlinked as it is made: gone with the process, even after a kill -9.
+            self.spool = tempfile.TemporaryFile(prefix="sislink-roster-")  # noqa: SIM115
+
     async def put(self, page: _Page) -> None:
-        pickle.dump(page, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+        assert self.spool is not None
+        with _spool_trouble_in_words():
+            pickle.dump(page, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
         self.pages += 1
         self.rows += page.row_count()
 
@@ -441,20 +451,48 @@ class _SpoolThenWrite(_PageSink):
         )
         await self.writer.start()
         await self.writer.run(partial(_prepare, self.state))
-        self.spool.seek(0)
+        spool = self.spool
+        assert spool is not None
+        with _spool_trouble_in_words():
+            spool.seek(0)  # flushes what is still buffered: the disk may be full only now
         for _ in range(self.pages):
             if self.should_stop is not None and self.should_stop():
                 raise RosterImportCancelled(self.state.report)
             # Our own pages, in a file nobody else can open (unlinked from its creation).
-            page = pickle.load(self.spool)  # noqa: S301
+            with _spool_trouble_in_words():
+                page = pickle.load(spool)  # noqa: S301
             await self.writer.submit(partial(_write_page, self.state, page))
-        self.spool.close()
+        self._close_spool()
         await self.writer.drain()
         return self.writer
 
+    def _close_spool(self) -> None:
+        spool, self.spool = self.spool, None
+        if spool is not None:
+            # Closing flushes its buffer: on a full disk that fails again, and must not hide
+            # the first error nor keep the transaction from being rolled back.
+            with contextlib.suppress(OSError):
+                spool.close()
+
     async def abandon(self, error: BaseException) -> None:
-        self.spool.close()
+        self._close_spool()
         await super().abandon(error)
+
+
+@contextlib.contextmanager
+def _spool_trouble_in_words() -> Iterator[None]:
+    """The temporary file that holds the pages read (SQLite) could not be written or read
+    back: a full disk, mostly. One sentence, the classroom untouched."""
+    try:
+        yield
+    except OSError as exc:
+        where = tempfile.gettempdir()
+        logger.error("roster import: its temporary file in %s failed: %s", where, exc)
+        raise RosterImportFailed(
+            "The roster import stopped and changed nothing: sislink could not keep the pages "
+            f"it read in a temporary file in {where} ({exc.strerror or exc}). Free some space "
+            "there (or set TMPDIR to a directory with room), then import again."
+        ) from None
 
 
 def _database_refused(exc: SQLAlchemyError) -> str:
@@ -1044,12 +1082,21 @@ def _write_users(session: Session, state: _State, page: _Page) -> None:
     for label, row in page.rows:
         if not (row.email or "").strip():
             state.report.warn(f"{label}_without_email", label, repr(row.sourced_id))
+    # A person sent again after an earlier record of theirs waited (a SIS that sends one id
+    # on two pages) waits too, behind it: written now, the later record would make a new
+    # person, and the earlier one, applied at the end, would undo it (before streaming the
+    # records were applied in the order read, the last winning).
+    waiting = state.deferred_person_ids
+    for label, row in page.rows:
+        if row.sourced_id in waiting:
+            state.deferred_people.append((label, row))
     for label in ("teachers", "students"):
-        rows = [row for held, row in page.rows if held == label]
+        rows = [row for held, row in page.rows if held == label and row.sourced_id not in waiting]
         if rows:
             upsert = partial(upsert_people, session, rows, defer_held=state.full)
             counts = _record(session, state, label, Person, rows, upsert)
             state.deferred_people.extend((label, row) for row in counts.deferred)
+            waiting.update(row.sourced_id for row in counts.deferred)
 
 
 def _write_enrolments(session: Session, state: _State, page: _Page) -> None:
@@ -1064,15 +1111,23 @@ def _write_enrolments(session: Session, state: _State, page: _Page) -> None:
         report.warn("enrolments_other_role", "enrolments", f"{sourced_id!r} (role {role})")
     # Not imported: an enrolment of ours with this id (a role changed) is not sent now.
     state.seen_ids.discard("enrolments", [sourced_id for sourced_id, _ in page.other_roles])
-    waiting_people = {row.sourced_id for _, row in state.deferred_people}
-    rows = [row for row in page.rows if row.person_sourced_id not in waiting_people]
-    state.deferred_enrolments.extend(
-        row for row in page.rows if row.person_sourced_id in waiting_people
-    )
+    waiting_people = state.deferred_person_ids
+    deferred = state.deferred_enrolments
+    rows = []
+    for row in page.rows:
+        # One whose person waits, waits; so does one sent again after an earlier record of
+        # it waited, in its place (the last record wins, as `upsert_enrolments` would have
+        # it within one batch; written now, the earlier one applied at the end would win).
+        if row.person_sourced_id in waiting_people or row.sourced_id in deferred:
+            deferred.pop(row.sourced_id, None)
+            deferred[row.sourced_id] = row
+        else:
+            rows.append(row)
     if rows:
         upsert = partial(upsert_enrolments, session, rows, state.cache, defer_held=True)
         counts = _record(session, state, "enrolments", Enrolment, rows, upsert)
-        state.deferred_enrolments.extend(counts.deferred)
+        for row in counts.deferred:
+            deferred[row.sourced_id] = row
 
 
 def _write_categories(session: Session, state: _State, page: _Page) -> None:
@@ -1169,9 +1224,22 @@ def _write_deferred(
                 raise RosterImportCancelled(state.report)
             yield rows[start : start + batch_size]
 
+    def one_record_each(
+        people: Sequence[tuple[str, PersonRow]],
+    ) -> Iterator[Sequence[tuple[str, PersonRow]]]:
+        # In the order read, a batch ending before an id comes again: each record of a person
+        # sent twice is applied in turn, the last winning (one batch would keep only it).
+        start, ids = 0, set[str]()
+        for index, (_, row) in enumerate(people):
+            if row.sourced_id in ids:
+                yield from batches(people[start:index])
+                start, ids = index, set()
+            ids.add(row.sourced_id)
+        yield from batches(people[start:])
+
     seen = state.seen_ids
     people_sent = seen.sent("teachers", "students") if state.full else None
-    for people in batches(state.deferred_people):
+    for people in one_record_each(state.deferred_people):
         for label in ("teachers", "students"):
             rows = [row for held, row in people if held == label]
             if rows:
@@ -1179,7 +1247,7 @@ def _write_deferred(
                 _record(session, state, label, Person, rows, upsert)
     # Enrolments whose id now names another class, person or role wait for the shrink guard:
     # ending them is a deactivation (`_apply_moved_enrolments`, when the import is not held).
-    waiting = state.deferred_enrolments
+    waiting = list(state.deferred_enrolments.values())
     moved_ids = find_moved_enrolments(session, waiting, state.cache)
     state.moved = [row for row in waiting if row.sourced_id in moved_ids]
     staying = [row for row in waiting if row.sourced_id not in moved_ids]
@@ -1287,13 +1355,20 @@ def _record(
     """Upsert rows of one entity, counting and noting examples and skipped rows."""
     report = state.report
     ids = [row.sourced_id for row in rows]
+    new_ids: list[str] = []
     if report.wants_examples(entity, "create") and ids:
         existing = state.cache.ids(session, model, ids)
-        for sourced_id in ids:
-            if sourced_id not in existing:
-                report.example(entity, "create", sourced_id)
+        new_ids = [sourced_id for sourced_id in ids if sourced_id not in existing]
     before = _snapshot(session, model, ids) if _wants_update_examples(report, entity) else None
     counts = upsert()
+    # Rows put off to the end of the import are told when they are written, not twice; and
+    # their ids are looked up again then (a moved enrolment's id is a new row's by then).
+    deferred = {row.sourced_id for row in counts.deferred}
+    if deferred:
+        state.cache.forget(model, deferred)
+    for sourced_id in new_ids:
+        if sourced_id not in deferred:
+            report.example(entity, "create", sourced_id)
     if before is not None and counts.updated:
         after = _snapshot(session, model, ids)
         for sourced_id, values in after.items():
