@@ -268,3 +268,27 @@ def test_days_across_daylight_saving_changes(classroom: Classroom) -> None:
         date(2026, 3, 8): 96,
         date(2026, 3, 9): 128,
     }
+
+
+def test_the_windows_first_and_last_days_edges(classroom: Classroom) -> None:
+    """The window starts at the first day's midnight in the zone (an export a microsecond
+    before is not drawn) and ends with today, later today included."""
+    tokyo = ZoneInfo("Asia/Tokyo")
+    first_midnight = datetime(2026, 11, 6, tzinfo=tokyo)  # NOW is Dec 5 21:00 in Tokyo
+    with classroom.transaction() as session:
+        class_id = _class(session, "Music")
+        session.add_all(
+            [
+                _export(class_id, first_midnight - timedelta(microseconds=1), 1, 0, 0),
+                _export(class_id, first_midnight, 2, 0, 0),
+                _export(class_id, datetime(2026, 12, 5, 23, 59, 59, tzinfo=tokyo), 4, 0, 0),
+                _export(class_id, datetime(2026, 12, 6, tzinfo=tokyo), 8, 0, 0),
+            ]
+        )
+    with classroom.session() as session:
+        window = activity_by_day(session, zone=tokyo, now=NOW)
+    assert (window.first, window.last) == (date(2026, 11, 6), date(2026, 12, 5))
+    assert {d.day: d.writes for d in window.days if d.writes} == {
+        date(2026, 11, 6): 2,
+        date(2026, 12, 5): 4,
+    }
