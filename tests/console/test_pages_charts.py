@@ -25,9 +25,10 @@ from console.console_world import (
     invite_and_sign_in,
 )
 from sislink.classroom import Actor
-from sislink.classroom.models import Job, MarkExportReport, Role
+from sislink.classroom.models import Class, Job, MarkExportReport, Role
 from sislink.classroom.services import classes, people
 from sislink.classroom.services import coursework as coursework_service
+from sislink.classroom.services.access import teaches
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 
 
@@ -263,3 +264,40 @@ def test_an_empty_district_gets_sentences_not_empty_charts(tmp_path: Path) -> No
         class_page = admin.get(f"/classes/{class_id}").text
         assert "This class has not been exported yet." in class_page
         assert "chart-svg" not in class_page
+
+
+def test_a_teacher_sees_no_chart_of_a_class_they_do_not_teach_nor_the_admin_charts(
+    world: World, sis: RunningProvider
+) -> None:
+    """The class chart is built only after the class page's check; Activity and Roster are an
+    administrator's pages."""
+    with world.served.classroom.transaction() as session:
+        me = people.find_person_by_email(session, sis.teacher_email)
+        assert me is not None
+        other = next(
+            class_id
+            for class_id in session.scalars(select(Class.id).order_by(Class.id))
+            if not teaches(session, me.id, class_id)
+        )
+        # Something to chart in that class, so a leak would show.
+        session.add(
+            MarkExportReport(
+                class_id=other,
+                dry_run=False,
+                outcome="succeeded",
+                writes=7,
+                started_at=datetime.now(UTC),
+                finished_at=datetime.now(UTC),
+                summary={"outcome": "succeeded", "counts": {}},
+                items=[],
+            )
+        )
+    refused = world.teacher.get(f"/classes/{other}")
+    assert refused.status_code == 403
+    assert "chart-class-exports" not in refused.text
+    assert world.admin.get(f"/classes/{other}").status_code == 200
+    assert "chart-class-exports" in world.admin.get(f"/classes/{other}").text
+    for admin_page in ("/admin/activity", "/admin/roster"):
+        page = world.teacher.get(admin_page)
+        assert page.status_code == 403, admin_page
+        assert '<figure class="chart"' not in page.text
