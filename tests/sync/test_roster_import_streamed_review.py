@@ -21,6 +21,7 @@ from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.provider.server import running_provider
 from sislink.sync import roster_import
 from sislink.sync.roster_import import RosterImportFailed, import_roster
+from sislink.sync.roster_writer import MAX_WRITES_WAITING
 from sync.test_roster_import import bumped, client_for, connect, run_import
 from sync.test_roster_import_atomic import change_everything, snapshot
 
@@ -221,3 +222,57 @@ async def test_the_reports_examples_are_those_of_the_import_before_streaming(
     assert report.status == "applied"
     assert report.plan["students"]["create"] == ["renumbered-student"]
     assert report.plan["enrolments"]["create"] == [moving["sourcedId"]]
+
+
+@pytest.mark.anyio
+async def test_a_writer_that_fails_stops_the_reader_at_once_and_gives_its_connection_back(
+    classroom: Classroom,
+) -> None:
+    """The database refuses a row of the first enrolment page while later pages are still to
+    be read: the reader stops within the few pages the writer may lag behind (it does not
+    read the whole district first), the import says its sentence, nothing changes, the
+    writer's thread ends and its connection is back in the pool, not left in a transaction."""
+    from sync.test_roster_import_atomic import refuse_enrolment
+
+    with running_provider(students=80) as running:
+        connection_id = connect(classroom, running)
+        await run_import(classroom, connection_id)
+        before = snapshot(classroom)
+        change_everything(running)
+        first = next(iter(running.store.iter_all("enrollment")))
+        # A new enrolment (the trigger refuses inserts), sent first: the first page's.
+        refused = {
+            **first,
+            "sourcedId": "aaa-refused",
+            "role": "student",
+            "user": {"sourcedId": "brand-new-student", "type": "user"},
+        }
+        refuse_enrolment(classroom, "aaa-refused")
+        total = sum(1 for _ in running.store.iter_all("enrollment"))
+        read = 0
+        async with small_pages(classroom, connection_id) as client:
+            real: Callable[..., AsyncIterator[dict[str, Any]]] = client.iter_records
+
+            async def counting(endpoint: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
+                nonlocal read
+                if endpoint == "enrollments":
+                    yield refused
+                async for record in real(endpoint, **options):
+                    read += endpoint == "enrollments"
+                    yield record
+
+            client.iter_records = counting  # type: ignore[method-assign]
+            with pytest.raises(RosterImportFailed, match="refused part of what the SIS sent"):
+                await import_roster(
+                    classroom,
+                    client,
+                    connection_id=connection_id,
+                    full=True,
+                    batch_size=PAGE,
+                    write_while_reading=True,
+                )
+        assert snapshot(classroom) == before
+    assert total > 10 * PAGE
+    assert read <= (MAX_WRITES_WAITING + 3) * PAGE  # not the whole district
+    assert not any(thread.is_alive() for thread in writer_threads())
+    assert checked_out(classroom) == 0
