@@ -5,6 +5,7 @@ gave for the same input."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import threading
@@ -276,3 +277,41 @@ async def test_a_writer_that_fails_stops_the_reader_at_once_and_gives_its_connec
     assert read <= (MAX_WRITES_WAITING + 3) * PAGE  # not the whole district
     assert not any(thread.is_alive() for thread in writer_threads())
     assert checked_out(classroom) == 0
+
+
+@pytest.mark.anyio
+async def test_a_slow_sis_does_not_lose_the_transaction_to_postgresqls_idle_timeout(
+    database_url: str, secret_box: Any
+) -> None:
+    """Managed PostgreSQL servers often end a session idle in a transaction after a while
+    (idle_in_transaction_session_timeout). Between two pages of a slow SIS the import's open
+    transaction is idle: the server ended it, and the import failed with 'the database refused
+    part of what the SIS sent' (run it again, it fails the same way)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's idle-in-transaction timeout")
+    from sislink.classroom import open_classroom
+
+    url = database_url.replace("options=", "options=-cidle_in_transaction_session_timeout%3D300+")
+    classroom = open_classroom(url, secret_box=secret_box)
+    try:
+        with classroom.engine.connect() as connection:
+            timeout = connection.exec_driver_sql("SHOW idle_in_transaction_session_timeout")
+            assert timeout.scalar() == "300ms"
+        with running_provider(students=30) as running:
+            connection_id = connect(classroom, running)
+            async with small_pages(classroom, connection_id) as client:
+                real: Callable[..., AsyncIterator[dict[str, Any]]] = client.iter_records
+
+                async def slow(endpoint: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
+                    if endpoint == "enrollments":
+                        await asyncio.sleep(0.8)  # a SIS that takes its time
+                    async for record in real(endpoint, **options):
+                        yield record
+
+                client.iter_records = slow  # type: ignore[method-assign]
+                report = await import_roster(
+                    classroom, client, connection_id=connection_id, batch_size=PAGE
+                )
+        assert report.status == "applied"
+    finally:
+        classroom.close()

@@ -55,7 +55,7 @@ from functools import partial
 from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -1013,7 +1013,13 @@ def _offer_district_categories(streamed: _Streamed, state: _State) -> None:
 
 
 def _prepare(state: _State, session: Session) -> None:
-    """First thing in the write transaction: the table of the ids seen."""
+    """First thing in the write transaction: the table of the ids seen; on PostgreSQL, no
+    idle-in-transaction timeout for it. The transaction is idle while the SIS is read (for
+    minutes, with a slow SIS), and a server that ends idle transactions (a managed
+    PostgreSQL's idle_in_transaction_session_timeout) would end it; it is not forgotten but
+    waiting for the reader, and a killed import's connection closes, which ends it anyway."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
     state.seen = SeenIds(session)
 
 
