@@ -8,6 +8,7 @@ loop; the web server's own loop stays free to answer the progress polls meanwhil
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Coroutine
@@ -15,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from sislink.classroom import Classroom
+from sislink.console.i18n import forget_reader
 
 logger = logging.getLogger("sislink.console.background")
 
@@ -43,7 +45,12 @@ class BackgroundWork:
 
     def submit(self, work: Coroutine[Any, Any, Any]) -> Future[Any]:
         """Run `work` in the background loop; failures are logged (jobs record their own)."""
-        future = asyncio.run_coroutine_threadsafe(work, self._ensure_started())
+        loop = self._ensure_started()
+        # The task takes a copy of the caller's context (request ids for the logs stay), minus
+        # the reader's language and zone: a job is nobody's page.
+        context = contextvars.copy_context()
+        context.run(forget_reader)
+        future = context.run(asyncio.run_coroutine_threadsafe, work, loop)
         self._pending.add(future)
         future.add_done_callback(self._done)
         return future

@@ -163,6 +163,16 @@ def speaking(language: str) -> Iterator[None]:
         _language.reset(token)
 
 
+def forget_reader() -> None:
+    """Put the language and time zone of this context back to their defaults. Work handed
+    from a request to the background loop runs in a copy of the request's context: without
+    this, a job started from a Spanish page would run speaking Spanish (and carry the
+    request's zone lookup)."""
+    _language.set(DEFAULT_LANGUAGE)
+    _time_zone.set(None)
+    _request_time_zone.set(None)
+
+
 @contextmanager
 def in_time_zone(zone: tzinfo) -> Iterator[None]:
     """Times formatted in the block are shown in `zone` (the school's)."""
