@@ -9,6 +9,7 @@ command line does it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -984,6 +985,8 @@ def _gradebook_page(
     saved: str = "",
     status_code: int = 200,
 ) -> Response:
+    # Before the marks are read: a save of this page does not undo a mark written after it.
+    served_at = datetime.now(UTC)
     with classroom.session() as session:
         klass = own_class(session, who, class_id)
         students, works, found = _gradebook(session, class_id)
@@ -1056,6 +1059,7 @@ def _gradebook_page(
             "linked": exported.linked,
             "last_export": words.last_export,
             "total_rule": _(TOTAL_RULE),
+            "served_at": served_at.isoformat(),
             # gradebook.js's sentences: how many cells are not saved, a cell with no mark.
             "grid_words": {
                 "one": _("1 cell not saved yet."),
@@ -1099,13 +1103,29 @@ def _cell_change(text: str) -> dict[str, Any]:
 # A gradebook posts one field per cell: a class of 35 x 40 posts 1,400, past Starlette's
 # default of 1,000 fields a form (refused whole, with a 400 in JSON). Room for 100 x 199.
 GRADEBOOK_MAX_FIELDS = 20_000
+# The most a gradebook form may weigh. Starlette reads up to 1 MB a field, so 20,000 fields could
+# be 20 GB held before anything is checked; 100 x 199 cells of "m12345_123456=100.25&" are 420 kB.
+GRADEBOOK_MAX_BYTES = 1024 * 1024
 
 
 async def gradebook_form(
-    request: Request, classroom: Classroom = Depends(get_classroom)
+    request: Request,
+    who: Viewer = Depends(teacher_viewer),
+    classroom: Classroom = Depends(get_classroom),
 ) -> FormData:
-    """The gradebook's form, read with room for every cell; then checked as every form is
-    (`checked_form` reads the same form: Starlette keeps it once read)."""
+    """The gradebook's form, read with room for every cell once a teacher is known to ask
+    and the form's stated length is at most GRADEBOOK_MAX_BYTES (the server reads no more than
+    the stated length); then checked as every form is (`checked_form` reads the same form:
+    Starlette keeps it once read)."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > GRADEBOOK_MAX_BYTES:
+        raise PageError(
+            413,
+            _(
+                "This form is too large to be a gradebook (or does not say its length); "
+                "nothing was saved: reload the gradebook and save again."
+            ),
+        )
     await request.form(max_fields=GRADEBOOK_MAX_FIELDS)
     return await checked_form(request, classroom)
 
@@ -1114,8 +1134,8 @@ async def gradebook_form(
 def save_gradebook(
     request: Request,
     class_id: int,
-    form: FormData = Depends(gradebook_form),
     who: Viewer = Depends(teacher_viewer),
+    form: FormData = Depends(gradebook_form),
     classroom: Classroom = Depends(get_classroom),
 ) -> Response:
     """Save the cells that changed; a cell that is not a mark is answered next to it, and
@@ -1123,9 +1143,19 @@ def save_gradebook(
     typed: dict[str, str] = {}
     errors: dict[str, str] = {}
     states: dict[str, int] = {"draft": 0, "returned": 0, "cleared": 0}
+    served_at = _served_at(field(form, "served_at"))
     with classroom.transaction() as session:
         own_class(session, who, class_id)
         students, works, found = _gradebook(session, class_id)
+        gone = _cells_no_longer_in_grid(session, class_id, form, works, students)
+        if gone:
+            errors["gone"] = ngettext(
+                "{n} cell was not saved: its coursework or student is no longer in the class "
+                "(deleted, or left the class, since you opened the page).",
+                "{n} cells were not saved: their coursework or student is no longer in the "
+                "class (deleted, or left the class, since you opened the page).",
+                gone,
+            ).format(n=gone)
         for work in works:
             for student in students:
                 name = f"m{work.id}_{student.id}"
@@ -1136,6 +1166,19 @@ def save_gradebook(
                 if text.strip().lower() == cell_text(mark).lower():
                     continue
                 if mark is None and not text.strip():
+                    continue
+                if served_at is not None and mark is not None and mark.updated_at > served_at:
+                    # Written elsewhere (another tab, a co-teacher, a sheet import) after this
+                    # page was served: not undone by the page's older text. The cell shows it.
+                    errors[name] = _(
+                        "{student}, {work}: changed to {now} after you opened the page, so "
+                        "yours ({yours}) was not saved; type it again and save to replace it."
+                    ).format(
+                        student=student.name,
+                        work=work.title,
+                        now=cell_text(mark) or _("empty"),
+                        yours=text.strip() or _("empty"),
+                    )
                     continue
                 typed[name] = text
                 try:
@@ -1164,6 +1207,54 @@ def save_gradebook(
             status_code=400,
         )
     return redirect(request, f"/classes/{class_id}/gradebook", said)
+
+
+_CELL_NAME = re.compile(r"m(\d{1,18})_(\d{1,18})")
+
+
+def _served_at(text: str) -> datetime | None:
+    """When the page being saved was served (its hidden field), if it says."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _cells_no_longer_in_grid(
+    session: Session,
+    class_id: int,
+    form: FormData,
+    works: list[Coursework],
+    students: list[Person],
+) -> int:
+    """How many cells of the form were typed (differ from the mark kept) for coursework or a
+    student no longer in the grid: coursework deleted, or a student who left, since the page
+    was served."""
+    in_grid = {(w.id, s.id) for w in works for s in students}
+    outside: dict[tuple[int, int], str] = {}
+    for name in form:
+        cell = _CELL_NAME.fullmatch(name)
+        if cell is not None and (key := (int(cell[1]), int(cell[2]))) not in in_grid:
+            outside[key] = field(form, name)
+    if not outside:
+        return 0
+    # Only this class's coursework is read (another's, named in a forged form, is not).
+    own = {
+        w.id
+        for w in coursework_service.coursework_of_class(session, class_id, include_deleted=True)
+    }
+    kept = {
+        (m.coursework_id, m.student_id): m
+        for m in session.scalars(
+            select(Mark).where(Mark.coursework_id.in_(sorted({w for w, _s in outside} & own)))
+        )
+    }
+    return sum(
+        1
+        for key, text in outside.items()
+        if text.strip().lower() != cell_text(kept.get(key)).lower()
+    )
 
 
 def _saved_marks(draft: int, returned: int, cleared: int) -> str:

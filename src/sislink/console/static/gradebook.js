@@ -5,9 +5,9 @@
 // Moving like a sheet: Up and Down move to the cell above or below; Left and Right move to the
 // cell beside once the caret is at the start or end of the text (or the whole text is
 // selected, as it is after a move), so they still move the caret inside a typed number; Enter
-// moves down and Shift+Enter up (Save marks saves). A cell moved to has its text selected, so
-// typing replaces it. The export state of the cell with the focus or the pointer is written
-// under the grid.
+// moves down and Shift+Enter up (Save marks, or Ctrl+Enter in any cell, saves). A cell moved
+// to has its text selected, so typing replaces it. The export state of the cell with the focus
+// or the pointer is written under the grid.
 (function () {
   "use strict";
   var form = document.getElementById("grid-form");
@@ -61,11 +61,19 @@
     if (!input) { return false; }
     input.focus();
     input.select();
+    unhide(input);  // focus() has scrolled it into view: at once, not a frame later
     return true;
   }
   form.addEventListener("keydown", function (event) {
     var input = event.target;
     if (!(input instanceof HTMLInputElement) || !input.closest("table.grid")) { return; }
+    // Ctrl+Enter (Cmd+Enter) saves from any cell: Enter moves down, and Save marks comes after
+    // every cell in the tab order (1,400 of them at real size).
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.altKey && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit(document.getElementById("save-marks"));
+      return;
+    }
     if (event.altKey || event.ctrlKey || event.metaKey) { return; }
     var start = input.selectionStart, end = input.selectionEnd, length = input.value.length;
     var all = start === 0 && end === length;
@@ -99,8 +107,23 @@
     about.textContent = input.getAttribute("aria-label") + ": " +
       (said ? said.textContent : (words.no_mark || "no mark yet."));
   }
+  // A cell with the focus is not left under the Save bar fixed to the bottom of the window
+  // (WCAG 2.4.11): the browser brings it into the window, not above the bar. Checked once the
+  // browser has scrolled it into view (after the focus events) and the bar has its words.
+  var bar = document.getElementById("grid-bar");
+  function unhide(input) {
+    if (!bar || document.activeElement !== input) { return; }
+    var over = input.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+    if (over > 0) { window.scrollBy(0, over + 4); }
+    over = input.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+    if (over > 0 && frame) { frame.scrollTop += over + 4; }  // the page could scroll no further
+  }
   form.addEventListener("focusin", function (event) {
-    if (event.target instanceof HTMLInputElement) { tell(event.target); }
+    var input = event.target;
+    if (input instanceof HTMLInputElement && input.closest("table.grid")) {
+      tell(input);
+      window.requestAnimationFrame(function () { unhide(input); });
+    }
   });
   form.addEventListener("mouseover", function (event) {
     var cell = event.target instanceof Element ? event.target.closest("table.grid td") : null;
