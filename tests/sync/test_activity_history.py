@@ -292,3 +292,52 @@ def test_the_windows_first_and_last_days_edges(classroom: Classroom) -> None:
         date(2026, 11, 6): 2,
         date(2026, 12, 5): 4,
     }
+
+
+
+def test_exports_that_failed_outright_are_counted_on_their_day(classroom: Classroom) -> None:
+    """The SIS was down: each class's export failed (or was not tried, or was refused) with no
+    items, so no item failed; the day still counts those exports as failed, and the class's
+    history says which of its exports failed. A partial export (some items failed), one stopped
+    by someone and a dry run are not failed exports."""
+    at = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+    later = at + timedelta(days=1)
+
+    def outright(
+        class_id: int, outcome: str, when: datetime = at, *, dry_run: bool = False
+    ) -> MarkExportReport:
+        return MarkExportReport(
+            class_id=class_id,
+            dry_run=dry_run,
+            outcome=outcome,
+            writes=0,
+            started_at=when,
+            finished_at=when,
+            summary={"outcome": outcome, outcome: "Not tried: the SIS stopped answering."},
+            items=[],
+        )
+
+    with classroom.transaction() as session:
+        first, second = _class(session, "Physics"), _class(session, "Latin")
+        session.add_all(
+            [
+                outright(first, "failed"),
+                outright(second, "failed"),
+                outright(second, "refused", at + timedelta(minutes=1)),
+                outright(second, "failed", dry_run=True),
+                _export(first, later, 4, 0, 2),  # partial: two items failed
+                outright(first, "stopped", later),
+            ]
+        )
+    with classroom.session() as session:
+        window = activity_by_day(session, now=NOW)
+        history = class_export_history(session, second)
+    days = {
+        d.day: (d.exports, d.writes, d.failed, d.failed_exports) for d in window.days if d.exports
+    }
+    assert days == {date(2026, 12, 4): (3, 0, 0, 3), date(2026, 12, 5): (2, 4, 2, 0)}
+    assert window.total("failed_exports") == 3
+    assert [(e.outcome, e.failed, e.failed_outright) for e in history] == [
+        ("failed", 0, True),
+        ("refused", 0, True),
+    ]

@@ -54,6 +54,13 @@ _MAY_HAVE_FAILED = tuple(
 )
 
 
+# Exports that failed outright: the SIS could not be asked or stopped answering (a class "not
+# tried" after it went down ends so too), or nothing was sent (permission, connection, link).
+# Such a report often has no items, so its failed items are 0: the export itself is counted.
+# A stopped export was someone's choice (or a disconnected SIS), not counted as failed.
+FAILED_OUTRIGHT = (ExportOutcome.FAILED.value, ExportOutcome.REFUSED.value)
+
+
 # How a Google grade pull's kept report ends: its items are all skipped, so it needs attention
 # (or succeeded, when all were drafts); it writes nothing. Only such reports' summaries are read
 # to tell a pull from an export.
@@ -98,16 +105,23 @@ def _failed_items() -> ColumnElement[int]:
     return case((MarkExportReport.outcome.in_(_MAY_HAVE_FAILED), coursework + marks), else_=0)
 
 
+def _failed_outright() -> ColumnElement[int]:
+    """1 for an export that failed or was refused as a whole (its outcome, no summary read)."""
+    return case((MarkExportReport.outcome.in_(FAILED_OUTRIGHT), 1), else_=0)
+
+
 @dataclass
 class ActivityDay:
     """One day of exports and imports: export writes (requests sent), items skipped for a reason
-    someone must act on, items failed; what applied imports created, updated and deactivated."""
+    someone must act on, items failed, exports that failed or were refused as a whole (often
+    with no item, when the SIS was down); what applied imports created, updated and deactivated."""
 
     day: date
     exports: int = 0
     writes: int = 0
     skipped: int = 0
     failed: int = 0
+    failed_exports: int = 0
     imports: int = 0
     created: int = 0
     updated: int = 0
@@ -178,6 +192,7 @@ def activity_by_day(
             func.coalesce(func.sum(MarkExportReport.writes), 0),
             func.coalesce(func.sum(_skipped_needing_attention()), 0),
             func.coalesce(func.sum(_failed_items()), 0),
+            func.coalesce(func.sum(_failed_outright()), 0),
         )
         .select_from(window)
         .join(
@@ -189,10 +204,11 @@ def activity_by_day(
         )
         .group_by(window.c.n)
     )
-    for n, count, writes, skipped, failed in exports:
+    for n, count, writes, skipped, failed, failed_exports in exports:
         summed = by_day[first + timedelta(days=int(n))]
         summed.exports, summed.writes = int(count), int(writes)
         summed.skipped, summed.failed = int(skipped), int(failed)
+        summed.failed_exports = int(failed_exports)
 
     # Imports are a few a day at most: their counts (a small part of each report) are summed here.
     # An approved hold's deactivations are on the day it was approved.
@@ -219,6 +235,11 @@ class ClassExport:
     writes: int
     skipped: int
     failed: int
+
+    @property
+    def failed_outright(self) -> bool:
+        """The export failed or was refused as a whole (it may have no item to draw)."""
+        return self.outcome in FAILED_OUTRIGHT
 
 
 def class_export_history(
