@@ -20,6 +20,9 @@ AXE = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 _installing = threading.Lock()
 BLOCKING = ("critical", "serious")
 RUN = """async () => {
+  // The check every console page runs by itself on load (see AUTO_CHECK) ends first:
+  // axe refuses two runs at once.
+  await (window.__sislinkAxe || null);
   const found = await axe.run(document, { resultTypes: ["violations"] });
   return found.violations.map(v => ({
     id: v.id, impact: v.impact, help: v.help,
@@ -61,4 +64,46 @@ def assert_accessible(page: Page) -> None:
     bad = violations(page)
     assert not bad, f"{page.url}: " + "; ".join(
         f"{v['impact']} {v['id']} ({v['help']}) at {', '.join(v['nodes'])}" for v in bad
+    )
+
+
+# Every console page (one with console.css) that loads in a browser context of the tests runs axe
+# by itself once loaded and hands its critical and serious violations to the binding
+# REPORT_BINDING; the conftest fails the test on any (see axe_on_every_page). A page left before
+# its check ends (a click that navigates at once) says so through the same binding.
+REPORT_BINDING = "__sislinkAxeReport"
+AUTO_CHECK = """(() => {
+  if (window.top !== window) return;
+  const report = (message) => window.__BINDING__(message).catch(() => null);
+  window.addEventListener("load", () => {
+    if (!document.querySelector('link[href*="console.css"]') || !window.axe) return;
+    const where = location.pathname + location.search;
+    report({ where, state: "started" });
+    window.__sislinkAxe = axe
+      .run(document, { resultTypes: ["violations"] })
+      .then((found) => report({
+        where,
+        state: "checked",
+        violations: found.violations
+          .filter((v) => v.impact === "critical" || v.impact === "serious")
+          .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                         nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) })),
+      }))
+      .catch((error) => report({ where, state: "failed", error: String(error) }));
+  });
+})();""".replace("__BINDING__", REPORT_BINDING)
+
+
+def auto_check_script() -> str | None:
+    """axe-core followed by AUTO_CHECK, for BrowserContext.add_init_script; None when axe-core
+    cannot be installed (assert_accessible then skips or fails as it says)."""
+    install_axe()
+    if not AXE.exists():
+        return None
+    return AXE.read_text(encoding="utf-8") + "\n" + AUTO_CHECK
+
+
+def describe(found: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{v['impact']} {v['id']} ({v['help']}) at {', '.join(v['nodes'])}" for v in found
     )

@@ -4,6 +4,7 @@ chromium (/usr/bin/chromium; `.ci/run` installs it; never `playwright install`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from browser.accessibility import REPORT_BINDING, auto_check_script, describe
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import Role
 from sislink.classroom.secrets import SecretBox
@@ -66,8 +68,90 @@ def browser() -> Iterator[Browser]:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        watch_every_context(launched)
         yield launched
         launched.close()
+
+
+@dataclass
+class AxeLedger:
+    """What the pages of one test's browser contexts said about themselves (AUTO_CHECK)."""
+
+    checked: list[str]
+    left_unchecked: list[str]
+    violations: list[str]
+    contexts: list[BrowserContext]
+
+    def hear(self, message: dict[str, object]) -> None:
+        where, state = str(message.get("where")), message.get("state")
+        if state == "started":
+            self.left_unchecked.append(where)
+            return
+        if where in self.left_unchecked:
+            self.left_unchecked.remove(where)
+        if state == "checked":
+            self.checked.append(where)
+            found = message.get("violations") or []
+            if found:
+                self.violations.append(f"{where}: {describe(found)}")  # type: ignore[arg-type]
+        else:
+            self.violations.append(f"{where}: axe did not run ({message.get('error')})")
+
+    def settle(self) -> None:
+        """Wait for the checks still running in open pages, so their answers are heard."""
+        for context in self.contexts:
+            for open_page in context.pages:
+                # Closed or navigating: its own next load checks it.
+                with contextlib.suppress(Exception):
+                    open_page.evaluate("async () => { await (window.__sislinkAxe || null); }")
+
+
+_ledger = AxeLedger([], [], [], [])
+
+
+def watch_every_context(browser: Browser) -> None:
+    """Every context the tests make from this browser (browser.new_context, or the page
+    fixture's) runs axe on each console page it loads, reporting to the current test's ledger."""
+    script = auto_check_script()
+    if script is None:
+        return
+    make_context = browser.new_context
+
+    def new_context(**options: object) -> BrowserContext:
+        context = make_context(**options)  # type: ignore[arg-type]
+        context.add_init_script(script=script)
+        context.expose_binding(REPORT_BINDING, lambda _source, message: _ledger.hear(message))
+        _ledger.contexts.append(context)
+        close = context.close
+
+        def settle_then_close(**close_options: object) -> None:
+            _ledger.settle()
+            close(**close_options)  # type: ignore[arg-type]
+
+        context.close = settle_then_close  # type: ignore[method-assign]
+        return context
+
+    browser.new_context = new_context  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def axe_on_every_page() -> Iterator[AxeLedger]:
+    """Fails the test when any console page it opened had a critical or serious axe violation.
+    Set SISLINK_AXE_LOG to a file to append the pages checked (to list what the tests cover)."""
+    _ledger.checked.clear()
+    _ledger.left_unchecked.clear()
+    _ledger.violations.clear()
+    _ledger.contexts.clear()
+    yield _ledger
+    _ledger.settle()
+    log = os.environ.get("SISLINK_AXE_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as lines:
+            for where in _ledger.checked:
+                lines.write(f"checked {where}\n")
+            for where in _ledger.left_unchecked:
+                lines.write(f"left-before-checked {where}\n")
+    assert not _ledger.violations, "axe on the pages opened: " + " | ".join(_ledger.violations)
 
 
 @pytest.fixture

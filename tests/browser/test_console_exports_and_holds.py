@@ -2,7 +2,8 @@
 teacher exports, then exports again after the SIS lost the class: the report says in their words
 that nothing was lost, offers Retry and keeps the SIS's answer behind a toggle; they export
 every class from My classes and read each class's outcome. The administrator opens a held
-roster import and reads what approving it would deactivate before deciding. axe-core finds no
+roster import and reads what approving it would deactivate before deciding, then discards it
+after reading what discarding does; they cancel a running roster import. axe-core finds no
 critical or serious violation on any of these pages, and none scrolls sideways as a whole."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from browser.accessibility import assert_accessible
 from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole
 from sislink.classroom import Actor
-from sislink.classroom.services import accounts, jobs
+from sislink.classroom.services import accounts, connections, jobs
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sync.mark_export_world import World, build_world
 
@@ -127,4 +128,28 @@ def test_a_failed_export_retry_export_all_and_a_held_import_at_laptop_and_phone_
     checked(page)
     page.get_by_role("link", name="Keep it on hold").click()
     expect(page.locator(f"#hold-{held_id}")).to_be_visible()
+    page.click(f"#discard-{held_id}")
+    expect(page.locator("#what-it-deactivates")).to_contain_text("Discarding deactivates nothing")
+    checked(page)
+    page.click("#confirm-discard")
+    expect(page.locator("#flash")).to_contain_text(f"Roster import {held_id} discarded")
+    expect(page.locator(f"#hold-{held_id}")).to_have_count(0)
+    checked(page)
+
+    # A roster import running (its worker elsewhere): the administrator cancels it.
+    with live.classroom.transaction() as session:
+        connection = connections.current_connection(session)
+        assert connection is not None
+        running = jobs.queue_job(
+            session,
+            Actor.system(),
+            "roster_import",
+            lock_key=jobs.lock_key_for(connection_id=connection.id),
+        )
+        jobs.start_job(session, running.id)
+        running_id = running.id
+    page.goto(f"{live.url}/admin/roster")
+    page.click("#cancel-import")
+    expect(page.locator("#flash")).to_contain_text(f"Job {running_id}")
+    checked(page)
     admin.close()

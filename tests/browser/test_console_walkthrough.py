@@ -1,7 +1,10 @@
 """In a real browser, against the built-in SIS over HTTP: the administrator connects,
 authorises, sets the teacher permission and imports the roster; a teacher sets a password from
 their invitation, links a class, adds coursework, enters marks, exports with live progress and
-reads the report; with the permission off, export is hidden and refused."""
+reads the report, changes a coursework's category and deletes one; with the permission off,
+export is hidden and refused. The walk runs at a laptop's 1280 px and a phone's 390 px (the
+navigation, Sign out included, through the Menu button); axe runs on every page it opens
+(conftest's axe_on_every_page)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import re
 from collections.abc import Callable
 from datetime import date
 
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from browser.accessibility import assert_accessible
 from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole
@@ -18,6 +22,7 @@ from sislink.classroom.services import coursework, people
 from sislink.oneroster.provider.server import RunningProvider
 
 Shoot = Callable[[Page, str], None]
+WIDTHS = [1280, 390]
 
 
 # Whether leaving the page now asks first: its beforeunload handlers cancel the event.
@@ -35,8 +40,22 @@ def sign_in(page: Page, url: str, email: str) -> None:
     page.click("button[type=submit]")
 
 
+def go(page: Page, width: int, name: str) -> None:
+    """Follow a navigation link, through the Menu button on a phone."""
+    if width < 760:
+        page.click("label.menu-button")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+
+
+def sign_out(page: Page, width: int) -> None:
+    if width < 760:
+        page.click("label.menu-button")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("h1")).to_contain_text("Sign in")
+
+
 def administrator_sets_up(
-    page: Page, live: LiveConsole, sis: RunningProvider, shoot: Shoot
+    page: Page, live: LiveConsole, sis: RunningProvider, shoot: Shoot, width: int = 1280
 ) -> None:
     sign_in(page, live.url, ADMIN_EMAIL)
     expect(page.locator("h1")).to_have_text("Connect to your SIS")
@@ -62,9 +81,19 @@ def administrator_sets_up(
     page.click("#save-permission")
     expect(page.locator("#flash")).to_contain_text("teachers may now export")
     assert_accessible(page)
-    shoot(page, "admin-sis-setup")
+    shoot(page, f"admin-sis-setup-{width}")
 
-    page.click("text=Roster")
+    # The other settings pages an administrator sets up: Google Classroom and sign-in.
+    go(page, width, "Google Classroom")
+    expect(page.locator("h1")).to_have_text("Connect Google Classroom")
+    assert_accessible(page)
+    shoot(page, f"admin-google-{width}")
+    go(page, width, "Sign-in")
+    expect(page.locator("#redirect-uri")).to_contain_text("/login/oidc/callback")
+    assert_accessible(page)
+    shoot(page, f"admin-sign-in-{width}")
+
+    go(page, width, "Roster")
     page.check("input[name=full]")
     page.click("#import-now")
     # The job page polls the job and reloads once it has ended.
@@ -72,16 +101,24 @@ def administrator_sets_up(
     expect(page.locator("table.counts")).to_contain_text("students")
     page.click("text=← Roster")
     assert_accessible(page)
-    shoot(page, "admin-roster")
+    shoot(page, f"admin-roster-{width}")
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 def test_administrator_and_teacher_walk_through_the_console(
-    page: Page, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot
+    browser: Browser, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot, width: int
 ) -> None:
     live = live_console
-    administrator_sets_up(page, live, sis, shoot)
+    administrator = browser.new_context(viewport={"width": width, "height": 900})
+    administrator.set_default_timeout(20_000)
+    page = administrator.new_page()
+    page.goto(f"{live.url}/login")
+    assert_accessible(page)
+    shoot(page, f"sign-in-{width}")
+    administrator_sets_up(page, live, sis, shoot, width)
 
-    teacher = page.context.browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[union-attr]
+    teacher = browser.new_context(viewport={"width": width, "height": 900})
+    teacher.set_default_timeout(20_000)
     tab = teacher.new_page()
     tab.goto(live.invite(sis.teacher_email))
     tab.fill("#password", PASSWORD)
@@ -90,7 +127,7 @@ def test_administrator_and_teacher_walk_through_the_console(
     expect(tab.locator("h1")).to_have_text("My classes")
     expect(tab.locator("#flash")).to_contain_text("Your password is set")
     assert_accessible(tab)
-    shoot(tab, "teacher-my-classes")
+    shoot(tab, f"teacher-my-classes-{width}")
     tab.locator("#my-classes a").first.click()
     class_url = tab.url
 
@@ -141,7 +178,7 @@ def test_administrator_and_teacher_walk_through_the_console(
             publish=True,
         )
     tab.goto(class_url)
-    shoot(tab, "teacher-class")
+    shoot(tab, f"teacher-class-{width}")
 
     tab.click("#open-gradebook")
     cells = tab.locator('table.grid input[aria-label$="on rivers"]')
@@ -161,7 +198,7 @@ def test_administrator_and_teacher_walk_through_the_console(
     tab.click("#return-all")
     expect(tab.locator("#flash")).to_contain_text("Returned 4 marks")
     assert_accessible(tab)
-    shoot(tab, "teacher-gradebook")
+    shoot(tab, f"teacher-gradebook-{width}")
 
     tab.goto(class_url)
     tab.click("#export-marks")
@@ -173,13 +210,35 @@ def test_administrator_and_teacher_walk_through_the_console(
     expect(tab.locator("#summary")).to_contain_text("4 exported")  # the 4 returned marks
     expect(tab.locator("tr.item.exported").first).to_be_visible()
     assert_accessible(tab)
-    shoot(tab, "teacher-troubleshoot")
+    shoot(tab, f"teacher-troubleshoot-{width}")
 
-    page.goto(f"{live.url}/admin/activity")
+    # The essay's category changes on its edit form; the quiz is deleted, after a question.
+    tab.goto(class_url)
+    essay = tab.get_by_role("row", name=re.compile("on rivers"))
+    essay.get_by_role("link", name="Edit").click()
+    expect(tab.locator("#category_id")).to_have_value(re.compile(r"\d+"))
+    other = tab.locator("#category_id option:not([value=''])").filter(has_not_text="Homework")
+    category = other.first.inner_text()
+    tab.select_option("#category_id", label=category)
+    tab.click("#save-coursework")
+    expect(tab.get_by_role("row", name=re.compile("on rivers"))).to_contain_text(category)
+    assert_accessible(tab)
+    quiz = tab.get_by_role("row", name=re.compile("Quiz without a due date"))
+    asked.clear()
+    tab.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    quiz.get_by_role("button", name="Delete").click()
+    expect(tab.get_by_role("row", name=re.compile("Quiz without a due date"))).to_have_count(0)
+    assert asked and asked[0].startswith("Delete this coursework?"), asked
+    assert_accessible(tab)
+    sign_out(tab, width)
+
+    go(page, width, "Activity")
     expect(page.locator("#exports")).to_contain_text("needs attention")
     assert_accessible(page)
-    shoot(page, "admin-activity")
+    shoot(page, f"admin-activity-{width}")
+    sign_out(page, width)
     teacher.close()
+    administrator.close()
 
 
 def test_with_the_permission_off_export_is_hidden_and_refused(
