@@ -1,6 +1,7 @@
 """Signing in with the school's accounts in a real browser (issue 18): the sign-in page's
 "Sign in with <provider>" button, the provider's own page (oidc-provider on 127.0.0.1), and
-back to sislink as a teacher, as an administrator, or refused with a sentence."""
+back to sislink as a teacher, as an administrator, or refused with a sentence; at a laptop's
+1280 px and a phone's 390 px (axe on every sislink page, conftest's axe_on_every_page)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from browser.conftest import ADMIN_EMAIL, PASSWORD, LiveConsole, free_port
 from oidc_provider.running import Client, running_oidc_provider
@@ -29,6 +30,25 @@ ACCOUNTS: dict[str, dict[str, object]] = {
     "admin": {"email": ADMIN_EMAIL, "email_verified": True, "name": "Ada"},
     "stranger": {"email": "stranger@elsewhere.example", "email_verified": True},
 }
+WIDTHS = [1280, 390]
+
+
+@pytest.fixture(params=WIDTHS, ids=[str(width) for width in WIDTHS])
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """This module's pages: each test at a laptop's and a phone's width."""
+    context = browser.new_context(viewport={"width": request.param, "height": 900})
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def width_of(page: Page) -> int:
+    return page.viewport_size["width"] if page.viewport_size else 1280
+
+
+def open_menu_on_a_phone(page: Page) -> None:
+    if width_of(page) < 760:
+        page.click("label.menu-button")
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +108,10 @@ def test_a_teacher_signs_in_with_the_school_account_and_sees_their_classes(
     page: Page, oidc_console: LiveConsole, shoot: Callable[[Page, str], None]
 ) -> None:
     page.goto(f"{oidc_console.url}/login")
-    shoot(page, "sign-in-with-provider")
+    shoot(page, f"sign-in-with-provider-{width_of(page)}")
     sign_in_with_provider(page, oidc_console, "teacher")
     expect(page).to_have_url(f"{oidc_console.url}/classes")
+    open_menu_on_a_phone(page)
     expect(page.locator(".me")).to_contain_text(TEACHER.email)
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#end-session")).to_contain_text("sign out of District login too")
@@ -101,10 +122,11 @@ def test_an_administrator_signs_in_and_reaches_the_sign_in_settings(
 ) -> None:
     sign_in_with_provider(page, oidc_console, "admin")
     expect(page).to_have_url(f"{oidc_console.url}/admin/sis")
+    open_menu_on_a_phone(page)
     page.get_by_role("link", name="Sign-in").click()
     expect(page.locator("#redirect-uri")).to_have_text(f"{oidc_console.url}/login/oidc/callback")
     expect(page.get_by_role("cell", name="District login")).to_be_visible()
-    shoot(page, "admin-sign-in")
+    shoot(page, f"admin-sign-in-provider-{width_of(page)}")
 
 
 def test_someone_not_in_the_roster_is_refused_with_a_sentence(
