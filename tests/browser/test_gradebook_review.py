@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, expect
 from browser.accessibility import assert_accessible
 from browser.conftest import LiveConsole
 from browser.test_gradebook_real_size import (
+    COURSEWORK,
     STUDENTS,
     TEACHER,
     WIDTHS,
@@ -62,6 +63,22 @@ def test_going_down_the_grid_by_keyboard_the_cell_is_never_under_the_save_bar(
         assert found["label"].startswith(f"Student {row:02d} "), found
         assert found["bottom"] <= found["barTop"] + 2, f"row {row} under the Save bar: {found}"
         assert found["seen"], f"row {row} covered: {found}"
+    # Tab from a row's last cell to the next row's first: checked once the browser has scrolled
+    # (a frame later).
+    page.evaluate("window.scrollTo(0, 0)")
+    cell(page, 0, COURSEWORK).focus()
+    for row in range(1, 16):
+        page.keyboard.press("Tab")
+        page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+        found = page.evaluate(FOCUSED_UNDER_BAR)
+        assert (
+            found["label"] == f"Student {row:02d} with a longer family name, Assignment 01 on cells"
+        )
+        assert found["bottom"] <= found["barTop"] + 2, f"row {row} under the Save bar: {found}"
+        page.keyboard.press("End")  # nothing moves: the caret goes to the end of the text
+        cell(page, row, COURSEWORK).focus()
     assert_accessible(page)
     context.close()
 
