@@ -82,8 +82,8 @@ class AxeLedger:
     violations: list[str]
     contexts: list[BrowserContext]
 
-    def hear(self, message: dict[str, object]) -> None:
-        where, state = str(message.get("where")), message.get("state")
+    def hear(self, message: dict[str, object], width: int) -> None:
+        where, state = f"{message.get('where')} at {width} px", message.get("state")
         if state == "started":
             self.left_unchecked.append(where)
             return
@@ -120,7 +120,10 @@ def watch_every_context(browser: Browser) -> None:
     def new_context(**options: object) -> BrowserContext:
         context = make_context(**options)  # type: ignore[arg-type]
         context.add_init_script(script=script)
-        context.expose_binding(REPORT_BINDING, lambda _source, message: _ledger.hear(message))
+        width = int(options.get("viewport", {}).get("width", 1280))  # type: ignore[attr-defined]
+        context.expose_binding(
+            REPORT_BINDING, lambda _source, message: _ledger.hear(message, width)
+        )
         _ledger.contexts.append(context)
         close = context.close
 

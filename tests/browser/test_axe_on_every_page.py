@@ -26,6 +26,6 @@ def test_a_console_page_with_a_serious_violation_is_caught_without_asking(
     page.goto("http://console.test/broken")
     axe_on_every_page.settle()
     found = list(axe_on_every_page.violations)
-    assert axe_on_every_page.checked == ["/broken"]
+    assert axe_on_every_page.checked == ["/broken at 1280 px"]
     assert found and "label" in found[0], found  # the input has no label: critical
     axe_on_every_page.violations.clear()  # caught as it should be: not this test's failure
