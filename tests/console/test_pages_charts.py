@@ -165,7 +165,9 @@ def test_activity_charts_say_what_the_reports_hold(world: World) -> None:
         str(exported["writes"]),
         str(exported["skipped"]),
         str(exported["failed"]),
+        "0",  # no export failed as a whole
     ]
+    assert 'class="chart-failed-mark"' not in exports
     # Each day's bar, drawn: one <g> per day of the 30, today's with its stacked parts.
     assert exports.count('<g class="chart-bar">') == 30
     assert f"<title>{today}: {exported['writes']} writes" in exports
@@ -301,3 +303,76 @@ def test_a_teacher_sees_no_chart_of_a_class_they_do_not_teach_nor_the_admin_char
         page = world.teacher.get(admin_page)
         assert page.status_code == 403, admin_page
         assert '<figure class="chart"' not in page.text
+
+
+def test_a_day_when_every_export_failed_shows_on_the_charts(tmp_path: Path) -> None:
+    """The SIS went down after the import: each of the teacher's classes gets a failed (or "not
+    tried") export with no item, so no item failed. Activity still says those exports failed, in
+    its words, a mark on the day and the table's column; the class chart marks the failed export
+    and says that nothing was sent."""
+    with console(tmp_path) as served:
+        admin = served.client()
+        admin.sign_in(ADMIN_EMAIL)
+        with running_provider(profile="generic-1.2", students=12) as going_down:
+            connect_and_authorise(admin, going_down)
+            import_roster(served, admin)
+            teacher_email = going_down.teacher_email
+        # The SIS is stopped now: its port is closed.
+        teacher = invite_and_sign_in(served, teacher_email)
+        with served.classroom.transaction() as session:
+            me = people.find_person_by_email(session, teacher_email)
+            assert me is not None
+            class_ids = [
+                class_id
+                for class_id in session.scalars(select(Class.id).order_by(Class.id))
+                if teaches(session, me.id, class_id)
+            ]
+            for class_id in class_ids:
+                coursework_service.create_coursework(
+                    session,
+                    Actor.of(me),
+                    class_id,
+                    title="Essay",
+                    max_points=10,
+                    due_date=datetime.now(UTC),
+                    publish=True,
+                )
+        teacher.post("/classes/export-all", {})
+        served.background.wait_idle()
+        with served.classroom.session() as session:
+            reports = session.scalars(
+                select(MarkExportReport).where(MarkExportReport.dry_run.is_(False))
+            ).all()
+            outcomes = sorted({r.outcome for r in reports})
+            failed_items = sum(item_count(r, "failed") for r in reports)
+            class_id, report_id = reports[0].class_id, reports[0].id
+        assert class_ids and len(reports) == len(class_ids)
+        assert set(outcomes) <= {"failed", "refused"}, outcomes
+        assert failed_items == 0 and all(r.writes == 0 for r in reports)
+        n = len(reports)
+
+        page = admin.get("/admin/activity").text
+        today = day_words(datetime.now(UTC).date())
+        exports = figure(page, "chart-exports-by-day")
+        words = description(exports)
+        assert f"{n} exports; 0 writes, 0 skipped (needs attention), 0 failed in all" in words
+        assert f"Exports that failed or were refused: {n}; the most on {today} ({n})." in words
+        heading = re.findall(r'<th scope="col"[^>]*>(.*?)</th>', exports)
+        assert heading[-1] == "Failed exports", heading
+        assert table_rows(exports)[today] == [f"{n} exports", "0", "0", "0", str(n)]
+        # The day has no bar, but a mark with its tooltip, and the legend counts it.
+        tooltip = f"{today}: 0 writes, 0 skipped (needs attention), 0 failed; {n} exports failed"
+        assert f"<title>{tooltip} or were refused</title>" in exports
+        assert exports.count('class="chart-failed-mark"') == 1
+        assert f"Failed exports: {n}</li>" in exports
+        spanish = admin.get("/admin/activity", headers={"Accept-Language": "es"}).text
+        assert f"Exportaciones fallidas: {n}</li>" in spanish
+        assert f"{n} exportaciones fallaron o fueron rechazadas</title>" in spanish
+
+        chart = figure(teacher.get(f"/classes/{class_id}").text, "chart-class-exports")
+        assert 'class="chart-failed-mark"' in chart
+        assert re.search(r"0 failed; (failed|refused): nothing was sent</title>", chart)
+        row = chart.split(f'<a href="/classes/{class_id}/reports/{report_id}">')[1]
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.split("</tr>")[0], re.S)
+        assert cells[0] in ("failed", "refused") and cells[1:] == ["0", "0", "0"], cells
+        assert "1 of them failed or was refused." in description(chart)

@@ -3,6 +3,8 @@
 A chart is stacked bars, one per point (a day, an export, an import), in a viewBox that scales
 to the page's width. Series differ by pattern as well as colour (solid, hatched, dotted), the
 SVG's title and description say the totals in words, and the same numbers go in a table.
+Exports that failed as a whole (often with no item to draw, when the SIS was down) get a mark of
+their own over their bar: a triangle with "!", in the legend, the tooltip, words and table too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ Y_TICKS = 4
 # The least a nonzero value is drawn (of the plot's 150): to scale, 1 beside a day of 250,000
 # would be 0.0 tall, a bar nobody sees; its number is in the tooltip and the table.
 MIN_BAR_HEIGHT = 1.0
+# The failed-export mark: a triangle this wide and tall, its tip this far over its bar.
+MARK_SIZE = 9.0
+MARK_GAP = 1.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ class Point:
     values: dict[str, int]
     link: str | None = None
     note: str = ""  # e.g. an export's outcome, in the table
+    # Exports at this point that failed or were refused as a whole, and the tooltip's words for
+    # them ("3 exports failed or were refused"); they get a mark, not a part of the bar.
+    failed_exports: int = 0
+    failed_words: str = ""
 
     def total(self) -> int:
         return sum(self.values.values())
@@ -77,6 +86,8 @@ class Column:
     width: float
     segments: list[Segment]
     words: str  # the bar's tooltip: "Dec 5: 12 writes, 3 skipped, 0 failed"
+    # The failed-export mark's triangle (an SVG path), over the bar; "" when none failed.
+    mark: str = ""
 
     @property
     def centre(self) -> float:
@@ -93,6 +104,10 @@ class BarChart:
     point_heading: str  # the table's first column: "Day", "Export", "Import"
     note_heading: str = ""
     y_label: str = ""
+    # Exports that failed as a whole: the legend's words for the mark ("" for a chart that has
+    # none, e.g. imports) and the table's column for their count ("": no column).
+    failed_legend: str = ""
+    failed_heading: str = ""
     columns: list[Column] = field(default_factory=list)
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
@@ -105,6 +120,10 @@ class BarChart:
 
     def total(self, key: str) -> int:
         return sum(point.values.get(key, 0) for point in self.points)
+
+    @property
+    def failed_exports(self) -> int:
+        return sum(point.failed_exports for point in self.points)
 
     def table_points(self) -> list[Point]:
         """The points the table lists: those with something to count (empty days left out)."""
@@ -136,6 +155,19 @@ def in_words(values: dict[str, int], series: Sequence[Series]) -> str:
     return ", ".join(f"{values.get(s.key, 0):,} {s.words}" for s in series)
 
 
+def failed_mark(centre: float, bar_top: float) -> str:
+    """A triangle (pointing up, as a warning sign) whose base sits just over the bar's top, with
+    a "!" cut out of it (drawn with fill-rule evenodd)."""
+    base = max(bar_top - MARK_GAP, MARK_SIZE)
+    half = MARK_SIZE / 2
+    left, stroke = round(centre - 0.6, 2), 1.2
+    return (
+        f"M{round(centre - half, 2)},{round(base, 2)} h{MARK_SIZE:g} l{-half:g},{-MARK_SIZE:g} z "
+        f"M{left},{round(base - 6, 2)} h{stroke:g} v3.2 h{-stroke:g} z "
+        f"M{left},{round(base - 2.2, 2)} h{stroke:g} v1.2 h{-stroke:g} z"
+    )
+
+
 def stacked_bars(
     chart_id: str,
     title: str,
@@ -146,6 +178,8 @@ def stacked_bars(
     point_heading: str,
     note_heading: str = "",
     y_label: str = "",
+    failed_legend: str = "",
+    failed_heading: str = "",
 ) -> BarChart:
     """Lay the bars out in the viewBox: heights to a round scale, ticks on both axes."""
     chart = BarChart(
@@ -157,6 +191,8 @@ def stacked_bars(
         point_heading=point_heading,
         note_heading=note_heading,
         y_label=y_label,
+        failed_legend=failed_legend,
+        failed_heading=failed_heading,
     )
     largest = max((point.total() for point in points), default=0)
     step = nice_step(largest)
@@ -185,15 +221,12 @@ def stacked_bars(
             y -= height
             if value:
                 segments.append(Segment(one, value, round(y, 2), round(height, 2)))
-        chart.columns.append(
-            Column(
-                point,
-                round(x, 2),
-                round(bar_width, 2),
-                segments,
-                f"{point.label}: {in_words(point.values, series)}",
-            )
-        )
+        words = f"{point.label}: {in_words(point.values, series)}"
+        mark = ""
+        if point.failed_exports:
+            words += f"; {point.failed_words}"
+            mark = failed_mark(x + bar_width / 2, y)
+        chart.columns.append(Column(point, round(x, 2), round(bar_width, 2), segments, words, mark))
         # The latest point always has its date; the others every `stride`.
         if (len(points) - 1 - index) % stride == 0 and point.tick:
             chart.x_ticks.append((round(x + bar_width / 2, 2), point.tick))
@@ -245,6 +278,28 @@ def _busiest(points: Sequence[Point], series: Sequence[Series]) -> str:
     )
 
 
+def _most_failed(points: Sequence[Point]) -> str:
+    """Exports that failed as a whole, in words (the SIS down: a day of them has no bar)."""
+    worst = max(points, key=lambda point: point.failed_exports, default=None)
+    if worst is None or not worst.failed_exports:
+        return ""
+    return " " + _("Exports that failed or were refused: {n}; the most on {day} ({count}).").format(
+        n=f"{sum(point.failed_exports for point in points):,}",
+        day=worst.label,
+        count=f"{worst.failed_exports:,}",
+    )
+
+
+def _nothing_sent(export: ClassExport) -> str:
+    """An export that failed as a whole, in the tooltip: did it send anything first?"""
+    if not export.failed_outright:
+        return ""
+    outcome = i18n.status_words(export.outcome)
+    if export.writes:
+        return _("{outcome}: not everything was sent").format(outcome=outcome)
+    return _("{outcome}: nothing was sent").format(outcome=outcome)
+
+
 def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, BarChart | None]:
     """The Activity page's two charts over the window's days (None: nothing to draw)."""
     span = _("from {first} to {last} ({zone} days)").format(
@@ -258,6 +313,12 @@ def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, Bar
             note=ngettext("{n} export", "{n} exports", day.exports).format(n=day.exports)
             if day.exports
             else "",
+            failed_exports=day.failed_exports,
+            failed_words=ngettext(
+                "{n} export failed or was refused",
+                "{n} exports failed or were refused",
+                day.failed_exports,
+            ).format(n=f"{day.failed_exports:,}"),
         )
         for day in window.days
     ]
@@ -281,12 +342,15 @@ def activity_charts(window: ActivityWindow, zone: tzinfo = UTC) -> dict[str, Bar
             _("Mark exports per day {span}: {exports} exports; {counts} in all.").format(
                 span=span, exports=f"{window.exports:,}", counts=in_words(totals, EXPORT_SERIES)
             )
-            + _busiest(exports, EXPORT_SERIES),
+            + _busiest(exports, EXPORT_SERIES)
+            + _most_failed(exports),
             EXPORT_SERIES,
             exports,
             point_heading=_("Day"),
             note_heading=_("Exports"),
             y_label=_("writes and items"),
+            failed_legend=_("Failed exports"),
+            failed_heading=_("Failed exports"),
         )
     if window.imports:
         totals = {s.key: window.total(s.key) for s in IMPORT_SERIES}
@@ -319,9 +383,12 @@ def class_history_chart(
             {"writes": export.writes, "skipped": export.skipped, "failed": export.failed},
             link=f"/classes/{class_id}/reports/{export.report_id}",
             note=i18n.status_words(export.outcome),
+            failed_exports=int(export.failed_outright),
+            failed_words=_nothing_sent(export),
         )
         for export in exports
     ]
+    failed = sum(point.failed_exports for point in points)
     totals = {s.key: sum(p.values[s.key] for p in points) for s in EXPORT_SERIES}
     last = points[-1]
     return stacked_bars(
@@ -340,12 +407,22 @@ def class_history_chart(
             counts=in_words(totals, EXPORT_SERIES),
             outcome=last.note,
             latest=in_words(last.values, EXPORT_SERIES),
+        )
+        + (
+            " "
+            + ngettext(
+                "{n} of them failed or was refused.", "{n} of them failed or were refused.", failed
+            ).format(n=failed)
+            if failed
+            else ""
         ),
         EXPORT_SERIES,
         points,
         point_heading=_("Export"),
         note_heading=_("Outcome"),
         y_label=_("writes and items"),
+        # The table's Outcome column says which failed: no column of 1s and 0s.
+        failed_legend=_("Failed exports"),
     )
 
 
