@@ -266,7 +266,7 @@ def test_after_a_real_export_each_cell_says_its_export_state_on_hover_and_focus(
         "title", _contains("It has no due date")
     )
     assert_accessible(page)
-    shoot(page, "teacher-gradebook-export-states")
+    shoot(page, "teacher-gradebook-export-states-1280")
     context.close()
 
 
