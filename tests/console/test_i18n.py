@@ -241,7 +241,10 @@ def test_the_gradebook_class_activity_and_roster_pages_in_spanish_and_english(
         assert (
             "Exportar calificaciones al SIS" in page.text and "Opciones de exportación" in page.text
         )
-        assert re.search(r"<h2[^>]*>Estudiantes \(\d+\)</h2>", page.text) and "Nueva tarea" in page.text
+        assert (
+            re.search(r"<h2[^>]*>Estudiantes \(\d+\)</h2>", page.text)
+            and "Nueva tarea" in page.text
+        )
         assert "Export marks" not in page.text
 
         roster = admin.get("/admin/roster", headers=spanish)
