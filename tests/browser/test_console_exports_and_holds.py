@@ -3,8 +3,9 @@ teacher exports, then exports again after the SIS lost the class: the report say
 that nothing was lost, offers Retry and keeps the SIS's answer behind a toggle; they export
 every class from My classes and read each class's outcome. The administrator opens a held
 roster import and reads what approving it would deactivate before deciding, then discards it
-after reading what discarding does; they cancel a running roster import. axe-core finds no
-critical or serious violation on any of these pages, and none scrolls sideways as a whole."""
+after reading what discarding does; a running export and a running roster import are
+cancelled from their pages. axe-core finds no critical or serious violation on any of these
+pages, and none scrolls sideways as a whole."""
 
 from __future__ import annotations
 
@@ -102,6 +103,16 @@ def test_a_failed_export_retry_export_all_and_a_held_import_at_laptop_and_phone_
     page.click("#export-all")
     expect(page.locator("#export-all-classes")).to_be_visible(timeout=60_000)
     expect(page.locator("#export-ended")).not_to_contain_text("succeeded")
+    checked(page)
+
+    # An export of theirs running (its worker elsewhere): the teacher cancels it.
+    with live.classroom.transaction() as session:
+        export = jobs.queue_job(session, world.teacher, "mark_export", class_id=world.class_id)
+        jobs.start_job(session, export.id)
+        export_id = export.id
+    page.goto(f"{live.url}/classes/{world.class_id}/export/{export_id}")
+    page.get_by_role("button", name="Cancel the export").click()
+    expect(page.locator("#flash")).to_contain_text(f"Job {export_id}")
     checked(page)
     context.close()
 

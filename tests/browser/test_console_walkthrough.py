@@ -240,17 +240,23 @@ def test_administrator_and_teacher_walk_through_the_console(
     administrator.close()
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 def test_with_the_permission_off_export_is_hidden_and_refused(
-    page: Page, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot
+    browser: Browser, live_console: LiveConsole, sis: RunningProvider, width: int
 ) -> None:
     live = live_console
-    administrator_sets_up(page, live, sis, lambda *_: None)
+    administrator = browser.new_context(viewport={"width": width, "height": 900})
+    administrator.set_default_timeout(20_000)
+    page = administrator.new_page()
+    administrator_sets_up(page, live, sis, lambda *_: None, width)
     page.goto(f"{live.url}/admin/sis")
     page.uncheck("#teacher_export")
     page.click("#save-permission")
     expect(page.locator("#flash")).to_contain_text("off for teachers")
+    administrator.close()
 
-    teacher = page.context.browser.new_context()  # type: ignore[union-attr]
+    teacher = browser.new_context(viewport={"width": width, "height": 900})
+    teacher.set_default_timeout(20_000)
     tab = teacher.new_page()
     tab.goto(live.invite(sis.teacher_email))
     tab.fill("#password", PASSWORD)
