@@ -210,8 +210,9 @@ def _world(sis: RunningProvider, live: LiveConsole) -> World:
     return world
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 def test_after_a_real_export_each_cell_says_its_export_state_on_hover_and_focus(
-    browser: Browser, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot
+    browser: Browser, live_console: LiveConsole, sis: RunningProvider, shoot: Shoot, width: int
 ) -> None:
     world = _world(sis, live_console)
     with live_console.classroom.transaction() as session:
@@ -235,7 +236,7 @@ def test_after_a_real_export_each_cell_says_its_export_state_on_hover_and_focus(
     world.mark(essay, third, score=12, returned=False)
     world.mark(quiz, first, score=7)
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     context.set_default_timeout(20_000)
     page = context.new_page()
     sign_in(page, live_console.url, world.teacher_email)
@@ -266,7 +267,7 @@ def test_after_a_real_export_each_cell_says_its_export_state_on_hover_and_focus(
         "title", _contains("It has no due date")
     )
     assert_accessible(page)
-    shoot(page, "teacher-gradebook-export-states-1280")
+    shoot(page, f"teacher-gradebook-export-states-{width}")
     context.close()
 
 
