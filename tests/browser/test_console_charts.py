@@ -22,8 +22,9 @@ WIDTHS = [1280, 390]
 
 
 def seed(live: LiveConsole) -> int:
-    """A class with exports over two weeks (some skipped or failed items) and three applied
-    roster imports, kept as the export and the import keep them."""
+    """A class with exports over two weeks (some skipped or failed items), then one that failed
+    as a whole with no item (the SIS was down), and three applied roster imports, kept as the
+    export and the import keep them."""
     system = Actor.system()
     now = datetime.now(UTC)
     with live.classroom.transaction() as session:
@@ -56,6 +57,19 @@ def seed(live: LiveConsole) -> int:
                     items=[],
                 )
             )
+        down = now - timedelta(hours=1)
+        session.add(
+            MarkExportReport(
+                class_id=class_id,
+                dry_run=False,
+                outcome="failed",
+                writes=0,
+                started_at=down,
+                finished_at=down,
+                summary={"outcome": "failed", "failed": "The SIS did not answer.", "counts": {}},
+                items=[],
+            )
+        )
         for n, (created, updated, deactivated) in enumerate(((40, 0, 0), (2, 5, 1), (0, 3, 4))):
             at = now - timedelta(days=20 - 7 * n)
             session.add(
@@ -114,12 +128,19 @@ def test_the_charts_at_laptop_and_phone_width(
     expect(page.get_by_role("img", name="Roster import changes per day")).to_be_visible()
     check(page, "chart-exports-by-day")
     check(page, "chart-imports-by-day")
+    # The export that failed with no item: a mark on its day, counted in the table's column.
+    expect(page.locator("#chart-exports-by-day path.chart-failed-mark")).to_have_count(1)
+    expect(page.locator("#chart-exports-by-day tfoot td.num").last).to_have_text("1")
     shoot(page, f"admin-activity-charts-{width}")
 
     page.goto(f"{live_console.url}/classes/{class_id}")
     check(page, "chart-class-exports")
-    expect(page.locator("#chart-class-exports tbody tr")).to_have_count(12)
+    expect(page.locator("#chart-class-exports tbody tr")).to_have_count(13)
     expect(page.locator("#chart-class-exports tfoot td.num")).to_have_text(["246", "9", "4"])
+    failed_mark = page.locator("#chart-class-exports path.chart-failed-mark")
+    expect(failed_mark).to_have_count(1)
+    expect(failed_mark).to_be_visible()
+    expect(page.locator("#chart-class-exports tbody tr").last).to_contain_text("failed")
     shoot(page, f"class-export-history-{width}")
 
     page.goto(f"{live_console.url}/admin/roster")

@@ -34,7 +34,7 @@ Y_TICKS = 4
 # would be 0.0 tall, a bar nobody sees; its number is in the tooltip and the table.
 MIN_BAR_HEIGHT = 1.0
 # The failed-export mark: a triangle this wide and tall, its tip this far over its bar.
-MARK_SIZE = 9.0
+MARK_SIZE = 12.0
 MARK_GAP = 1.5
 
 
@@ -160,11 +160,13 @@ def failed_mark(centre: float, bar_top: float) -> str:
     a "!" cut out of it (drawn with fill-rule evenodd)."""
     base = max(bar_top - MARK_GAP, MARK_SIZE)
     half = MARK_SIZE / 2
-    left, stroke = round(centre - 0.6, 2), 1.2
+    stroke = round(MARK_SIZE * 0.14, 2)
+    left = round(centre - stroke / 2, 2)
+    line, dot = round(MARK_SIZE * 0.36, 2), stroke
     return (
         f"M{round(centre - half, 2)},{round(base, 2)} h{MARK_SIZE:g} l{-half:g},{-MARK_SIZE:g} z "
-        f"M{left},{round(base - 6, 2)} h{stroke:g} v3.2 h{-stroke:g} z "
-        f"M{left},{round(base - 2.2, 2)} h{stroke:g} v1.2 h{-stroke:g} z"
+        f"M{left},{round(base - MARK_SIZE * 0.66, 2)} h{stroke:g} v{line:g} h{-stroke:g} z "
+        f"M{left},{round(base - MARK_SIZE * 0.24, 2)} h{stroke:g} v{dot:g} h{-stroke:g} z"
     )
 
 
