@@ -79,3 +79,61 @@ def test_small_values_on_the_tallest_bar_keep_it_in_the_plot() -> None:
     assert min(s.height for s in segments) >= VISIBLE
     assert min(s.y for s in segments) >= chart.top - 0.01
     assert abs(sum(s.height for s in segments) - (chart.bottom - chart.top)) < 0.05
+
+
+def test_a_failed_export_is_marked_over_its_bar_or_over_the_axis_inside_the_chart() -> None:
+    """An export that failed as a whole may have nothing to draw (the SIS was down): its mark
+    sits on the axis; over the tallest bar it stays inside the viewBox; its tooltip says so,
+    and the legend and table count the marks."""
+    points = [
+        Point(
+            "Dec 1",
+            "Dec 1",
+            {"writes": 40, "skipped": 0, "failed": 0},
+            failed_exports=2,
+            failed_words="2 exports failed or were refused",
+        ),
+        Point(
+            "Dec 2",
+            "Dec 2",
+            {"writes": 0, "skipped": 0, "failed": 0},
+            failed_exports=3,
+            failed_words="3 exports failed or were refused",
+        ),
+        Point("Dec 3", "Dec 3", {"writes": 5, "skipped": 0, "failed": 0}),
+    ]
+    chart = stacked_bars(
+        "c",
+        "t",
+        "d",
+        EXPORT_SERIES,
+        points,
+        point_heading="Day",
+        failed_legend="Failed exports",
+        failed_heading="Failed exports",
+    )
+    tallest, empty, quiet = chart.columns
+    assert (
+        quiet.mark == "" and quiet.words == "Dec 3: 5 writes, 0 skipped (needs attention), 0 failed"
+    )
+    assert empty.words.endswith("0 failed; 3 exports failed or were refused")
+
+    def base_and_tip(mark: str) -> tuple[float, float]:
+        start = re.match(r"M[\d.]+,([\d.]+) ", mark)
+        height = re.search(r" l-[\d.]+,-([\d.]+) z", mark)
+        assert start and height, mark
+        y = float(start.group(1))
+        return y, y - float(height.group(1))
+
+    base, tip = base_and_tip(empty.mark)
+    assert chart.bottom - 3 <= base <= chart.bottom and tip > chart.top  # on the axis
+    base, tip = base_and_tip(tallest.mark)
+    assert tip >= 0 and base <= tallest.segments[0].y + 0.01  # over the bar, in the viewBox
+    assert chart.failed_exports == 5
+
+    module = environment.from_string('{% from "charts.html" import bar_chart %}{{ bar_chart(c) }}')
+    page = module.render(c=chart)
+    assert page.count('class="chart-failed-mark"') == 2
+    assert "Failed exports: 5</li>" in page
+    assert re.search(r"<th scope=\"col\" class=\"num\">Failed exports</th></tr></thead>", page)
+    assert re.search(r'<tfoot>.*<td class="num">5</td></tr></tfoot>', page, re.S)
