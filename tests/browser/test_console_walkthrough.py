@@ -253,6 +253,13 @@ def test_with_the_permission_off_export_is_hidden_and_refused(
     page.uncheck("#teacher_export")
     page.click("#save-permission")
     expect(page.locator("#flash")).to_contain_text("off for teachers")
+    # Disconnecting says first what it does (read here, not done); a missing page says so.
+    page.click("#disconnect-link")
+    expect(page.locator("h1")).to_contain_text("Disconnect from")
+    assert_accessible(page)
+    missing = page.goto(f"{live.url}/classes/999999")
+    assert missing is not None and missing.status == 404
+    assert_accessible(page)
     administrator.close()
 
     teacher = browser.new_context(viewport={"width": width, "height": 900})
