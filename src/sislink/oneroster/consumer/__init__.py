@@ -13,7 +13,7 @@
 The public names are re-exported here; the modules behind them are private.
 """
 
-from sislink.oneroster.consumer.client import OneRosterClient, PutOutcome
+from sislink.oneroster.consumer.client import ModelPage, OneRosterClient, PutOutcome
 from sislink.oneroster.consumer.conformance import (
     SIS_QUIRKS,
     CheckResult,
@@ -60,6 +60,7 @@ __all__ = [
     "ConnectionSettings",
     "InvalidData",
     "MalformedResponse",
+    "ModelPage",
     "NotFound",
     "OAuth1Settings",
     "OAuth2Settings",
