@@ -294,7 +294,6 @@ def test_the_windows_first_and_last_days_edges(classroom: Classroom) -> None:
     }
 
 
-
 def test_exports_that_failed_outright_are_counted_on_their_day(classroom: Classroom) -> None:
     """The SIS was down: each class's export failed (or was not tried, or was refused) with no
     items, so no item failed; the day still counts those exports as failed, and the class's
