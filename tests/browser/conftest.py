@@ -120,7 +120,7 @@ def watch_every_context(browser: Browser) -> None:
     def new_context(**options: object) -> BrowserContext:
         context = make_context(**options)  # type: ignore[arg-type]
         context.add_init_script(script=script)
-        width = int(options.get("viewport", {}).get("width", 1280))  # type: ignore[attr-defined]
+        width = int((options.get("viewport") or {}).get("width", 1280))  # type: ignore[attr-defined]
         context.expose_binding(
             REPORT_BINDING, lambda _source, message: _ledger.hear(message, width)
         )
