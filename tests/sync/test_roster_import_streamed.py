@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Enrolment
-from sislink.oneroster.consumer import OneRosterClient
+from sislink.oneroster.consumer import ModelPage, OneRosterClient
 from sislink.oneroster.provider.server import RunningProvider
 from sislink.sync import roster_import
 from sislink.sync.roster_import import RosterImportFailed, import_roster
@@ -72,9 +72,9 @@ def watch_enrolment_writes(monkeypatch: pytest.MonkeyPatch, watch: Watch) -> Non
 def watch_categories_asked(client: OneRosterClient, classroom: Classroom, watch: Watch) -> None:
     """When the import asks for the categories (every enrolment page has been read), note
     how many enrolment writes its transaction had made, and what others could see."""
-    real: Callable[..., AsyncIterator[dict[str, Any]]] = client.iter_records
+    real: Callable[..., AsyncIterator[ModelPage]] = client.iter_model_pages
 
-    def iter_records(endpoint: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
+    def iter_model_pages(endpoint: str, **options: Any) -> AsyncIterator[ModelPage]:
         if endpoint == "categories" and not watch.when_categories_asked:
             watch.when_categories_asked = {
                 "writes": len(watch.held_after_each_write),
@@ -83,7 +83,7 @@ def watch_categories_asked(client: OneRosterClient, classroom: Classroom, watch:
             }
         return real(endpoint, **options)
 
-    client.iter_records = iter_records  # type: ignore[method-assign]
+    client.iter_model_pages = iter_model_pages  # type: ignore[method-assign]
 
 
 def enrolment_pages(running: RunningProvider) -> int:
@@ -167,7 +167,7 @@ async def test_on_sqlite_by_default_the_pages_wait_on_disk_and_others_can_write_
             connection_id = connect(classroom, running)
             async with small_pages(classroom, connection_id) as client:
                 watch_categories_asked(client, classroom, watch)
-                real_asked = client.iter_records
+                real_asked = client.iter_model_pages
 
                 def and_another_writer(endpoint: str, **options: Any) -> Any:
                     if endpoint == "categories":
@@ -182,7 +182,7 @@ async def test_on_sqlite_by_default_the_pages_wait_on_disk_and_others_can_write_
                             db.close()
                     return real_asked(endpoint, **options)
 
-                client.iter_records = and_another_writer  # type: ignore[method-assign]
+                client.iter_model_pages = and_another_writer  # type: ignore[method-assign]
                 report = await import_roster(
                     classroom, client, connection_id=connection_id, batch_size=PAGE
                 )

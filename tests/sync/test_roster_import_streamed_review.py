@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Person
-from sislink.oneroster.consumer import OneRosterClient
+from sislink.oneroster.consumer import ModelPage, OneRosterClient
 from sislink.oneroster.provider.server import running_provider
 from sislink.sync import roster_import
 from sislink.sync.roster_import import RosterImportFailed, import_roster
@@ -51,24 +52,35 @@ def checked_out(classroom: Classroom) -> int:
     return int(getattr(pool, "checkedout", lambda: 0)()) if status else 0
 
 
+def page_of(client: OneRosterClient, entity: str, records: list[dict[str, Any]]) -> ModelPage:
+    """`records` as the consumer hands on a page holding them: the valid ones as models, the
+    others set aside with their ValidationError."""
+    page = ModelPage([], [])
+    for record in records:
+        try:
+            page.models.append(client.spec.from_wire(entity, record))
+        except ValidationError as exc:
+            page.rejected.append((record, exc))
+    return page
+
+
 def users_with(
     client: OneRosterClient, first: list[dict[str, Any]], last: list[dict[str, Any]]
 ) -> None:
-    """The SIS's users collection with `first` before the records it holds (on the first
-    page) and `last` after them (on the last page): a SIS that sends a record twice."""
-    real: Callable[..., AsyncIterator[dict[str, Any]]] = client.iter_records
+    """The SIS's users collection with `first` before the records it holds (a page before
+    the first) and `last` after them (a page after the last): a SIS that sends a record
+    twice."""
+    real: Callable[..., AsyncIterator[ModelPage]] = client.iter_model_pages
 
-    async def iter_records(endpoint: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
-        if endpoint == "users":
-            for record in first:
-                yield record
-        async for record in real(endpoint, **options):
-            yield record
-        if endpoint == "users":
-            for record in last:
-                yield record
+    async def iter_model_pages(endpoint: str, **options: Any) -> AsyncIterator[ModelPage]:
+        if endpoint == "users" and first:
+            yield page_of(client, "user", first)
+        async for page in real(endpoint, **options):
+            yield page
+        if endpoint == "users" and last:
+            yield page_of(client, "user", last)
 
-    client.iter_records = iter_records  # type: ignore[method-assign]
+    client.iter_model_pages = iter_model_pages  # type: ignore[method-assign]
 
 
 @pytest.mark.anyio
@@ -252,17 +264,18 @@ async def test_a_writer_that_fails_stops_the_reader_at_once_and_gives_its_connec
         total = sum(1 for _ in running.store.iter_all("enrollment"))
         read = 0
         async with small_pages(classroom, connection_id) as client:
-            real: Callable[..., AsyncIterator[dict[str, Any]]] = client.iter_records
+            real: Callable[..., AsyncIterator[ModelPage]] = client.iter_model_pages
 
-            async def counting(endpoint: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
+            async def counting(endpoint: str, **options: Any) -> AsyncIterator[ModelPage]:
                 nonlocal read
                 if endpoint == "enrollments":
-                    yield refused
-                async for record in real(endpoint, **options):
-                    read += endpoint == "enrollments"
-                    yield record
+                    yield page_of(client, "enrollment", [refused])
+                async for page in real(endpoint, **options):
+                    if endpoint == "enrollments":
+                        read += len(page.models) + len(page.rejected)
+                    yield page
 
-            client.iter_records = counting  # type: ignore[method-assign]
+            client.iter_model_pages = counting  # type: ignore[method-assign]
             with pytest.raises(RosterImportFailed, match="refused part of what the SIS sent"):
                 await import_roster(
                     classroom,
@@ -300,15 +313,15 @@ async def test_a_slow_sis_does_not_lose_the_transaction_to_postgresqls_idle_time
         with running_provider(students=30) as running:
             connection_id = connect(classroom, running)
             async with small_pages(classroom, connection_id) as client:
-                real: Callable[..., AsyncIterator[dict[str, Any]]] = client.iter_records
+                real: Callable[..., AsyncIterator[ModelPage]] = client.iter_model_pages
 
-                async def slow(endpoint: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
+                async def slow(endpoint: str, **options: Any) -> AsyncIterator[ModelPage]:
                     if endpoint == "enrollments":
                         await asyncio.sleep(0.8)  # a SIS that takes its time
-                    async for record in real(endpoint, **options):
-                        yield record
+                    async for page in real(endpoint, **options):
+                        yield page
 
-                client.iter_records = slow  # type: ignore[method-assign]
+                client.iter_model_pages = slow  # type: ignore[method-assign]
                 report = await import_roster(
                     classroom, client, connection_id=connection_id, batch_size=PAGE
                 )

@@ -617,10 +617,15 @@ class _Reader:
         self.should_stop = should_stop
 
     async def batches(
-        self, endpoint: str, entity: str, label: str
+        self, endpoint: str, label: str
     ) -> AsyncIterator[tuple[list[Any], list[tuple[str, tuple[str, ...], Any, str]]]]:
         """Batches of valid models, each with the records of it that did not validate
-        (endpoint, the entities each may be, its sourcedId, the reason)."""
+        (endpoint, the entities each may be, its sourcedId, the reason).
+
+        The SIS's pages come as models (`iter_model_pages`: a page whose every record is
+        valid is validated in one pass, the cheap way) and are cut into batches of
+        `batch_size` records, valid and not; within a page its valid records come before
+        its invalid ones (the page does not say where each invalid one stood)."""
         flt = where("dateLastModified", ">", self.since) if self.since else None
         total: int | None = None
         with _stopping_on_bad_pages(endpoint):
@@ -629,18 +634,28 @@ class _Reader:
             batch: list[Any] = []
             rejected: list[tuple[str, tuple[str, ...], Any, str]] = []
             read = 0
-            async for record in self.client.iter_records(endpoint, filter=flt):
-                read += 1
-                try:
-                    batch.append(self.client.spec.from_wire(entity, record))
-                except ValidationError as exc:
+            async for page in self.client.iter_model_pages(endpoint, filter=flt):
+                models = page.models
+                taken = 0
+                while taken < len(models):
+                    room = self.batch_size - len(batch) - len(rejected)
+                    chunk = models[taken : taken + room]
+                    batch.extend(chunk)
+                    read += len(chunk)
+                    taken += len(chunk)
+                    if len(batch) + len(rejected) >= self.batch_size:
+                        yield batch, rejected
+                        batch, rejected = [], []
+                        self._after_batch(label, read, total)
+                for record, exc in page.rejected:
+                    read += 1
                     reason = _first_problem(exc)
                     entities = tuple(_entities_of(label, record))
                     rejected.append((endpoint, entities, record.get("sourcedId"), reason))
-                if len(batch) + len(rejected) >= self.batch_size:
-                    yield batch, rejected
-                    batch, rejected = [], []
-                    self._after_batch(label, read, total)
+                    if len(batch) + len(rejected) >= self.batch_size:
+                        yield batch, rejected
+                        batch, rejected = [], []
+                        self._after_batch(label, read, total)
             if batch or rejected:
                 yield batch, rejected
             self._after_batch(label, read, total)
@@ -719,17 +734,17 @@ async def _read_roster(
     """Read every collection in the order its rows depend on each other, handing each batch
     to `sink` as soon as it is read (schools before courses before classes, people before
     enrolments)."""
-    async for batch, rejected in reader.batches("schools", "org", "schools"):
+    async for batch, rejected in reader.batches("schools", "schools"):
         orgs = _split_deleted(state, "schools", batch)
         rows = [SchoolRow(org.sourced_id, org.name, org.identifier or None) for org in orgs]
         await sink.put(_Page("schools", rows, _ids("schools", rows), rejected))
     sessions: list[ors.AcademicSession] = []  # a district has tens of sessions: they fit
     rejected_sessions: list[tuple[str, tuple[str, ...], Any, str]] = []
-    async for batch, rejected in reader.batches("academic_sessions", "academicSession", "terms"):
+    async for batch, rejected in reader.batches("academic_sessions", "terms"):
         sessions.extend(batch)
         rejected_sessions.extend(rejected)
     await sink.put(_sessions_page(sessions, rejected_sessions, state, streamed))
-    async for batch, rejected in reader.batches("courses", "course", "courses"):
+    async for batch, rejected in reader.batches("courses", "courses"):
         courses: list[CourseRow] = []
         for course in _split_deleted(state, "courses", batch):
             school = course.org.sourced_id if course.org is not None else None
@@ -737,7 +752,7 @@ async def _read_roster(
                 CourseRow(course.sourced_id, course.title, course.course_code or None, school)
             )
         await sink.put(_Page("courses", courses, _ids("courses", courses), rejected))
-    async for batch, rejected in reader.batches("classes", "class", "classes"):
+    async for batch, rejected in reader.batches("classes", "classes"):
         class_rows = []
         for cls in _split_deleted(state, "classes", batch):
             class_row = ClassRow(
@@ -753,12 +768,12 @@ async def _read_roster(
             class_rows.append((class_row, terms))
         seen = {"classes": [row.sourced_id for row, _ in class_rows]}
         await sink.put(_Page("classes", class_rows, seen, rejected))
-    async for batch, rejected in reader.batches("users", "user", "students"):
+    async for batch, rejected in reader.batches("users", "students"):
         await sink.put(_users_page(batch, rejected, state))
-    async for batch, rejected in reader.batches("enrollments", "enrollment", "enrolments"):
+    async for batch, rejected in reader.batches("enrollments", "enrolments"):
         await sink.put(_enrolments_page(batch, rejected, state))
     try:
-        async for batch, rejected in reader.batches("categories", "category", "categories"):
+        async for batch, rejected in reader.batches("categories", "categories"):
             await sink.put(_categories_page(batch, rejected, state, streamed))
     except (PermissionDenied, AuthenticationFailed) as exc:
         state.incomplete.add("categories")
