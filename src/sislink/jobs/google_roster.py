@@ -41,7 +41,9 @@ from sislink.sync.google_roster import (
 
 def google_roster_job_report(report: GoogleRosterReport) -> dict[str, Any]:
     """The sync's report as its job gives it: warnings (people outside the domain, classes
-    without a primary teacher, declined courses, refused calls) make it `needs_attention`."""
+    without a primary teacher, a course newly declined or archived, a course Classroom would
+    not let sislink read, refused calls) make it `needs_attention`. A run that Classroom
+    stops as a whole (the connection's error, or most courses failing) fails instead."""
     return report.to_dict() | attention(len(report.warnings), report.warnings)
 
 

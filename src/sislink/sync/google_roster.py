@@ -28,7 +28,19 @@ Rules:
   categories are read-only in Google's API: sislink compares them and says which courses lack
   the SIS's categories (the teacher sets them in the course's settings); it cannot set them.
 - People outside the domain, classes with no primary teacher, courses the teacher declined
-  (and archived or suspended ones) are reported by name with what to do; no account is made.
+  (and archived or suspended ones) are reported by name with what to do; no account is made. A
+  declined, archived or suspended course is a warning once, when sislink first sees it in that
+  state; later runs list it as skipped (the `courses` entry) without a warning, so a course a
+  teacher declined for good does not make every nightly run need attention.
+- A course Classroom will not let sislink read (an error for that course only, such as 500
+  after every retry, 403 or 404 while reading its members) is skipped with a warning that names
+  it, gives Google's words and what to do: nothing of it is written (in Classroom or in the
+  database), its members count neither as removals nor in the shrink guard's base, and the next
+  sync tries it again. Errors of the whole connection (the key, the token, 401, the quota after
+  every retry, the network, the endpoint, the API switch) still stop the run, and so do
+  `COURSE_FAILURES_IN_A_ROW` courses failing in a row, more than `COURSE_FAILURE_SHARE` of them
+  (at least that many), or every course: a Classroom outage is one error, not a warning per
+  course.
 - The shrink guard: a sync that would remove more than `shrink_threshold` of the students
   sislink placed in the courses it syncs (not in those of ended classes) is held (its removals only: everything else is applied) for an administrator,
   who approves exactly the listed removals or discards them.
@@ -73,15 +85,19 @@ from sislink.googleclassroom import (
     CallOutcome,
     ClassroomClient,
     ClassroomError,
+    ClassroomUnreachable,
     ClientSettings,
     FailedPrecondition,
     InvalidArgument,
     KeyFileError,
+    MalformedAnswer,
     NotFound,
     PermissionDenied,
+    QuotaExhausted,
     ServiceAccountKey,
     TokenRefused,
 )
+from sislink.googleclassroom.errors import ApiError, Unauthenticated
 from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import NotConnected, SyncError
 from sislink.sync.identity import class_identity, google_course_alias
@@ -104,6 +120,21 @@ REFUSED = (
     TokenRefused,
     KeyFileError,
 )
+
+# Errors that say the connection itself does not work, whichever course answered them.
+CONNECTION_WIDE = (
+    KeyFileError,
+    TokenRefused,
+    Unauthenticated,
+    QuotaExhausted,
+    ClassroomUnreachable,
+    MalformedAnswer,
+)
+CONNECTION_WIDE_REASONS = frozenset({"SERVICE_DISABLED", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+CONNECTION_WIDE_TAGS = frozenset({"ClassroomApiDisabled"})
+# Past these, courses that cannot be read are an outage, not one bad course: the run stops.
+COURSE_FAILURES_IN_A_ROW = 5
+COURSE_FAILURE_SHARE = 0.10
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -225,6 +256,7 @@ class Known:
     alias: str
     course_id: str | None
     members: set[tuple[str, str]]  # (email key, role)
+    course_state: str | None = None  # as the last sync that wrote saw it
 
 
 def _in_domain(email: str, domain: str) -> bool:
@@ -283,7 +315,9 @@ def _plan_classes(
         categories.setdefault(class_id, []).append(title)
     known: dict[int, Known] = {}
     for link in session.scalars(select(GoogleCourseLink)).all():
-        known[link.class_id] = Known(link.id, link.domain, link.alias, link.course_id, set())
+        known[link.class_id] = Known(
+            link.id, link.domain, link.alias, link.course_id, set(), link.course_state
+        )
     by_link = {k.link_id: k for k in known.values()}
     for link_id, email_key, role in session.execute(
         select(GoogleCourseMember.link_id, GoogleCourseMember.email_key, GoogleCourseMember.role)
@@ -455,6 +489,8 @@ class _Course:
     periods: dict[str, Any] | None = None
     periods_refused: str | None = None
     created: bool = False
+    # Classroom's refusal to read this course (its own, not the connection's): skipped.
+    unreadable: ClassroomError | None = None
 
     @property
     def course_key(self) -> str:
@@ -583,14 +619,17 @@ def _sync(
             course.course = outcome.result
         elif not isinstance(outcome.error, NotFound):
             assert outcome.error is not None
-            raise outcome.error
+            _set_aside(course, outcome.error)
+    _stop_if_widespread(courses)
     progress("courses read", len(courses), len(courses))
     stop_point()
-    _read_members(calls, [c for c in courses if c.course is not None])
+    _read_members(calls, [c for c in courses if c.course is not None and c.unreadable is None])
+    _stop_if_widespread(courses)
     stop_point()
 
     # 2. Create the missing courses (intent recorded first), found again by alias on 409.
-    missing = [c for c in courses if c.course is None]
+    # A course that could not be read is not made: it may well exist.
+    missing = [c for c in courses if c.course is None and c.unreadable is None]
     if report.dry_run:
         for course in missing:
             course.created = True
@@ -621,6 +660,7 @@ def _sync(
                         f"{outcome.error}"
                     )
             _read_members(calls, [c for c in again if c.course is not None])
+            _stop_if_widespread(courses)
         progress("courses created", len(missing), len(missing))
     stop_point()
 
@@ -635,20 +675,28 @@ def _sync(
     for course in courses:
         w = course.wanted
         state = str(course.course.get("courseState")) if course.course else "PROVISIONED"
+        mine = known.get(w.class_id)
+        if mine is not None and (mine.domain != domain or mine.alias != w.alias):
+            mine = None  # another domain's or installation's course: says nothing of this one
+        if course.unreadable is not None:
+            # Nothing decided for it: its members are neither removals nor the guard's base.
+            report.counts["courses"].skipped += 1
+            report.warnings.append(_unreadable_words(course, course.unreadable, domain))
+            entry = _entry(w.class_id, w.title, w.alias, "skipped", "not read")
+            entry["error"] = str(course.unreadable)
+            report.courses.append(entry)
+            continue
         if course.course is None and not course.created:
             report.courses.append(_entry(w.class_id, w.title, w.alias, "skipped", "not made"))
             continue
         if state in NOT_MODIFIABLE:
             report.counts["courses"].skipped += 1
-            report.warnings.append(_not_modifiable_words(w, state))
+            if mine is None or mine.course_state != state:
+                # News once; after that a standing condition, listed as skipped (no warning).
+                report.warnings.append(_not_modifiable_words(w, state))
             report.courses.append(_entry(w.class_id, w.title, w.alias, "skipped", state.lower()))
             continue
-        mine = known.get(w.class_id)
-        ours = (
-            mine.members
-            if mine is not None and mine.domain == domain and mine.alias == w.alias
-            else set()
-        )
+        ours = mine.members if mine is not None else set()
         placed += sum(1 for _, role in ours if role == STUDENT)
         changed = False
         owner_id = str(course.course.get("ownerId")) if course.course else ""
@@ -910,6 +958,71 @@ def _not_modifiable_words(w: Wanted, state: str) -> str:
     )
 
 
+def _connection_wide(error: ClassroomError) -> bool:
+    """Whether the error says the connection does not work (not this one course)."""
+    if isinstance(error, CONNECTION_WIDE):
+        return True
+    if not isinstance(error, ApiError):
+        return True  # not an answer of Google's about this course
+    reasons = {str(d.get("reason")) for d in error.details if isinstance(d, dict)}
+    return bool(reasons & CONNECTION_WIDE_REASONS) or error.tag in CONNECTION_WIDE_TAGS
+
+
+def _set_aside(course: _Course, error: ClassroomError) -> None:
+    """A course Classroom would not let sislink read: skipped this run, unless the error is
+    the whole connection's (raised: the run stops as before)."""
+    if _connection_wide(error):
+        raise error
+    course.unreadable = error
+
+
+def _stop_if_widespread(courses: list[_Course]) -> None:
+    """Courses that cannot be read in a row, many or all of them: Classroom (or sislink's
+    access to it) is failing, not one course; stop with Google's sentence."""
+    failed = [c for c in courses if c.unreadable is not None]
+    if not failed:
+        return
+    longest = run = 0
+    for course in courses:
+        run = run + 1 if course.unreadable is not None else 0
+        longest = max(longest, run)
+    allowed = max(COURSE_FAILURES_IN_A_ROW, int(len(courses) * COURSE_FAILURE_SHARE))
+    if len(failed) == len(courses) or longest >= COURSE_FAILURES_IN_A_ROW or len(failed) > allowed:
+        error = failed[0].unreadable
+        assert error is not None
+        raise error
+
+
+def _unreadable_words(course: _Course, error: ClassroomError, domain: str) -> str:
+    w = course.wanted
+    course_id = (course.course or {}).get("id")
+    named = f"d:{w.alias}" + (f", id {course_id}" if course_id else "")
+    status = getattr(error, "status", None)
+    if isinstance(error, PermissionDenied):
+        todo = (
+            f"check in Classroom who owns the course (its owner must be an active account of "
+            f"{domain}; {w.owner_name} ({w.owner}) is the primary teacher in the SIS) and that "
+            "the administrator sislink acts as still has Classroom administrator rights"
+        )
+    elif isinstance(error, NotFound):
+        todo = (
+            "it was probably deleted in Classroom while sislink read it; the next sync makes it "
+            "again if the class is still in the SIS"
+        )
+    elif isinstance(status, int) and status >= 500:
+        todo = (
+            "if it keeps failing night after night, open the course in Classroom as its owner "
+            f"{w.owner_name} ({w.owner}), and report the course to Google Workspace support"
+        )
+    else:
+        todo = "check the course in Classroom (does it exist, who owns it)"
+    return (
+        f"The Classroom course for {w.title} ({named}) could not be read, so sislink "
+        f"changed nothing in it (nobody added or removed) and the next sync tries again: "
+        f"{error} What to do: {todo}."
+    )
+
+
 def _periods_update(course: _Course) -> dict[str, Any] | None:
     w = course.wanted
     if course.created and course.periods is None:
@@ -953,17 +1066,25 @@ def _read_members(calls: _Calls, found: list[_Course]) -> None:
     readable = [c for c in found if str(c.course_state) not in NOT_MODIFIABLE]
     for role in (TEACHER, STUDENT):
         items = ROLES[role]
+        readable = [c for c in readable if c.unreadable is None]
         outcomes = calls.many(
             [_list_members(c.course_key, role, None) for c in readable], write=False
         )
         for course, outcome in zip(readable, outcomes, strict=True):
             if not outcome.ok:
                 assert outcome.error is not None
-                raise outcome.error
+                _set_aside(course, outcome.error)
+                continue
             page = outcome.result or {}
             people = list(page.get(items, []))
             if page.get("nextPageToken"):
-                people = calls.pages(functools.partial(_list_page, course.course_key, role), items)
+                try:
+                    people = calls.pages(
+                        functools.partial(_list_page, course.course_key, role), items
+                    )
+                except ClassroomError as exc:
+                    _set_aside(course, exc)
+                    continue
             target = course.teachers if role == TEACHER else course.students
             for person in people:
                 email = str((person.get("profile") or {}).get("emailAddress") or "").lower()
@@ -973,7 +1094,7 @@ def _read_members(calls: _Calls, found: list[_Course]) -> None:
                         "account the classroom.profile.emails scope (domain-wide delegation)."
                     )
                 target[email] = str(person.get("userId") or "")
-    with_periods = [c for c in readable if c.wanted.grading_periods]
+    with_periods = [c for c in readable if c.wanted.grading_periods and c.unreadable is None]
     outcomes = calls.many([_get_periods(c.course_key) for c in with_periods], write=False)
     for course, outcome in zip(with_periods, outcomes, strict=True):
         if outcome.ok:
@@ -1101,8 +1222,8 @@ def _link_ids(classroom: Classroom, domain: str, courses: list[_Course]) -> dict
     with classroom.transaction() as session:
         found: dict[int, int] = {}
         for course in courses:
-            if course.course is None:
-                continue
+            if course.course is None or course.unreadable is not None:
+                continue  # a course not read is left as the database had it
             found[course.wanted.class_id] = _upsert_link(
                 session, domain, course.wanted, course.course
             ).id

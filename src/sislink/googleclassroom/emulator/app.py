@@ -10,7 +10,10 @@ and per project, on a moving minute), then the request against the discovery doc
 `POST /token` is the JWT-bearer grant (a key file's `token_uri`); `POST /batch` takes
 multipart/mixed batches of at most 50 calls, each counted against the quotas like a call of
 its own. Faults (`rate_429`, `rate_503`, `rate_500`) are drawn per call from a seeded
-generator; latency is added once per HTTP request (a batch is one round trip).
+generator; latency is added once per HTTP request (a batch is one round trip). A test can also
+make one course answer every call on it (or the methods it names) with one error
+(`LocalClassroom.fail_course`): the real Classroom has such courses now and then while the rest
+of the domain answers, and no rule of Classroom's makes one.
 
 `/local/...` is not Google's API: it does what a teacher does in Classroom's own pages and the
 API cannot (grade categories are read-only in the API), for the demo and the tests.
@@ -25,6 +28,7 @@ import random
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +149,41 @@ class LocalClassroom:
         self.routes: list[tuple[discovery.Method, Handler | None]] = [
             (method, handler_for(method.name)) for method in discovery.methods()
         ]
+        # Course id -> (the error every call on it answers, the methods it applies to; empty:
+        # every method): see `fail_course`.
+        self.failing_courses: dict[str, tuple[tuple[int, str, str], frozenset[str]]] = {}
+
+    def fail_course(
+        self,
+        course_id: str,
+        code: int,
+        status: str,
+        message: str,
+        *,
+        methods: Iterable[str] = (),
+    ) -> None:
+        """From now on, calls on the course (by id or alias; only `methods`, e.g.
+        `courses.students.list`, when given) answer `code` with Google's error JSON. A 5xx or
+        429 answers so on every retry too, as a course stuck on Google's side does."""
+        with self._lock:
+            self.failing_courses[course_id] = ((code, status, message), frozenset(methods))
+
+    def _failing_course(
+        self, caller: Caller, method: discovery.Method, path_params: dict[str, str]
+    ) -> None:
+        if not self.failing_courses or not method.name.startswith("courses."):
+            return
+        key = path_params.get("courseId")
+        if key is None and method.name.count(".") == 1:  # courses.get, patch, update, delete
+            key = path_params.get("id")
+        if not key:
+            return
+        with self.backend.lock:
+            course_id = self.backend._course_id(caller, key)
+        with self._lock:
+            found = self.failing_courses.get(course_id)
+        if found is not None and (not found[1] or method.name in found[1]):
+            raise ApiFailure(*found[0])
 
     # ---- the token endpoint ---------------------------------------------------------------
 
@@ -347,6 +386,7 @@ class LocalClassroom:
         method, handler, path_params = found
         try:
             caller = self._caller(authorization, method)
+            self._failing_course(caller, method, path_params)
             fault = self._fault()
             if fault is not None:
                 return fault
