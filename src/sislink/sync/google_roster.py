@@ -524,9 +524,10 @@ class _Calls:
 
     def pages(self, make: Callable[[Any, str | None], Any], items: str) -> list[dict[str, Any]]:
         before = self.client.calls_made
-        found = list(self.client.pages(make, items))
-        self.report.reads += self.client.calls_made - before
-        return found
+        try:
+            return list(self.client.pages(make, items))
+        finally:  # counted when a page fails too (the course is then skipped, the run goes on)
+            self.report.reads += self.client.calls_made - before
 
 
 def sync_roster(
