@@ -14,8 +14,9 @@ process of its own. For each size (`--students 10000 50000`) and each way of wri
 the child first pages through the same endpoints with the same client and writes nothing
 (`page_through`), then runs the full import, then pages through again: `ratio` is the full
 import over the mean of the two page-throughs, measured in the same run. Then it reads the
-same pages again validating each record as the import's reader does, writing nothing
-(`validated_read`): what reading alone costs the import. Then a delta with no
+same pages again as the import's reader does (`iter_model_pages`, the models kept a batch of
+DEFAULT_BATCH_SIZE at a time), writing nothing (`validated_read`): what reading alone costs
+the import. Then a delta with no
 change, and a delta after 1% of the users were renamed and 1% of the enrolments marked
 tobedeleted. Peak RSS (VmHWM) is reset before each phase (/proc/self/clear_refs), so each
 phase's peak is its own. On SQLite a probe thread writes one small row every 0.2 s from its
@@ -135,7 +136,9 @@ ENDPOINTS = {
 async def page_through(classroom: Any, *, validated: bool = False) -> dict[str, Any]:
     """The same pages as a full import, with the same client, and nothing else: no writes,
     and no validation unless `validated` (then the pages are read as OneRoster models with
-    `iter_model_pages`, as the import's reader does: what reading alone costs the import)."""
+    `iter_model_pages` and kept a batch at a time, as the import's reader does: what reading
+    alone costs the import)."""
+    from sislink.sync.roster_import import DEFAULT_BATCH_SIZE
     from sislink.sync.sis_client import open_sis_client
 
     rss_at_start = rss_now_mb()
@@ -145,9 +148,14 @@ async def page_through(classroom: Any, *, validated: bool = False) -> dict[str, 
     async with open_sis_client(classroom) as client:
         for endpoint in ENDPOINTS:
             if validated:
-                # As the import's reader: a page at a time, as models and rejected records.
+                # As the import's reader: a page at a time as models (and rejected records),
+                # the models kept in a batch of DEFAULT_BATCH_SIZE until it is full.
+                batch: list[Any] = []
                 async for page in client.iter_model_pages(endpoint):
                     records += len(page.models) + len(page.rejected)
+                    batch.extend(page.models)
+                    if len(batch) >= DEFAULT_BATCH_SIZE:
+                        batch = []
             else:
                 async for _ in client.iter_records(endpoint):
                     records += 1
