@@ -10,6 +10,7 @@ loopback makes the course fail (`LocalClassroom.fail_course`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +22,13 @@ from sislink.classroom import Classroom, open_classroom
 from sislink.classroom.models import Class, GoogleCourseLink, GoogleCourseMember, JobStatus
 from sislink.classroom.secrets import SecretBox
 from sislink.googleclassroom import ClientSettings, ServerError, TokenRefused
-from sislink.googleclassroom.errors import Unauthenticated
+from sislink.googleclassroom.errors import ApiError, Unauthenticated
 from sislink.jobs import google_roster as roster_job
 from sislink.jobs.runner import JobOutcome
-from sislink.sync.google_roster import google_connection_for_sync, open_google_client
+from sislink.sync.google_roster import (
+    google_connection_for_sync,
+    open_google_client,
+)
 from sync.google_roster_world import (
     ADMIN,
     World,
@@ -266,3 +270,90 @@ def test_a_declined_course_is_warned_about_once_not_every_night(sqlite_world: Wo
     entry = next(c for c in second.courses if c["class_id"] == klass.id)
     assert entry["action"] == "skipped" and entry["reason"] == "declined"
     assert second.to_dict()["counts"]["courses"]["skipped"] == 1
+
+
+def test_googles_words_about_a_skipped_course_are_cut_and_hold_no_secret(
+    sqlite_world: World,
+) -> None:
+    """A hostile or broken answer (a page of HTML, a token in a URL) for one course: its warning
+    and the report keep a short, masked extract of Google's words."""
+    world = sqlite_world
+    world.sync()
+    failing, _ = two_classes_with_students(world)
+    secret = "ya29.a0AfH6SMBsecretTOKENvalue"
+    message = (
+        "<html><body>"
+        + "Backend error. " * 2000
+        + f"see https://example.test/cb?access_token={secret}"
+    )
+    world.google.classroom.fail_course(
+        course_id(world, failing), 500, "INTERNAL", message, methods=["courses.students.list"]
+    )
+
+    report = world.sync()
+
+    [warning] = report.warnings
+    assert failing.title in warning and "HTTP 500" in warning
+    assert len(warning) < 1500
+    entry = next(c for c in report.courses if c["class_id"] == failing.id)
+    assert len(entry["error"]) < 1000
+    assert secret not in json.dumps(report.to_dict())
+
+
+def test_a_course_newly_declined_is_warned_about_again_after_a_run_that_did_not_finish(
+    sqlite_world: World,
+) -> None:
+    """The state sislink remembers is written with the rest of the run: a run that dies after
+    it read the new state (a worker killed, the database or the token lost while it writes)
+    must not swallow the one warning about it."""
+    world = sqlite_world
+    world.sync()
+    declined, other = two_classes_with_students(world)
+    sid = str(declined.sis_sourced_id)
+    google_service(world.google, world.roster()[sid][0]).courses().patch(
+        id=aliases(world)[sid], updateMask="courseState", body={"courseState": "DECLINED"}
+    ).execute()
+    # A student taken out in Classroom by hand: the next sync adds them again (a write to die in).
+    student = sorted(world.roster()[str(other.sis_sourced_id)][2])[0]
+    world.admin_service().courses().students().delete(
+        courseId=aliases(world)[str(other.sis_sourced_id)], userId=student
+    ).execute()
+    log = world.google.classroom.log.calls
+    adds_before = log.get("courses.students.create", 0)
+
+    class WorkerLost(Exception):
+        pass
+
+    def dies_once_writing() -> bool:
+        if log.get("courses.students.create", 0) > adds_before:
+            raise WorkerLost
+        return False
+
+    with pytest.raises(WorkerLost):
+        world.sync(should_stop=dies_once_writing)
+    assert student in classroom_courses(world.google)[aliases(world)[str(other.sis_sourced_id)]][2]
+
+    again = world.sync()
+    assert [w for w in again.warnings if "declined" in w] != []
+    assert world.sync().warnings == []  # told once, in a run that finished
+
+
+@pytest.mark.parametrize("google_status", ["RESOURCE_EXHAUSTED", "UNAVAILABLE"])
+def test_a_course_answering_429_stops_the_run_as_the_quota_is_the_connections(
+    sqlite_world: World, google_status: str
+) -> None:
+    world = sqlite_world
+    world.sync()
+    failing, _ = two_classes_with_students(world)
+    world.google.classroom.fail_course(
+        course_id(world, failing),
+        429,
+        google_status,
+        "Quota exceeded for quota metric 'Requests'.",
+        methods=["courses.students.list"],
+    )
+    seen = writes_on(world)
+    with pytest.raises(ApiError) as stopped:
+        world.sync()
+    assert stopped.value.status == 429
+    assert writes_on(world) == seen

@@ -29,9 +29,10 @@ Rules:
   the SIS's categories (the teacher sets them in the course's settings); it cannot set them.
 - People outside the domain, classes with no primary teacher, courses the teacher declined
   (and archived or suspended ones) are reported by name with what to do; no account is made. A
-  declined, archived or suspended course is a warning once, when sislink first sees it in that
-  state; later runs list it as skipped (the `courses` entry) without a warning, so a course a
-  teacher declined for good does not make every nightly run need attention.
+  declined, archived or suspended course is a warning once, when a run that finishes first sees
+  it in that state (the state is recorded at the run's end); later runs list it as skipped (the
+  `courses` entry) without a warning, so a course a teacher declined for good does not make
+  every nightly run need attention.
 - A course Classroom will not let sislink read (an error for that course only, such as 500
   after every retry, 403 or 404 while reading its members) is skipped with a warning that names
   it, gives Google's words and what to do: nothing of it is written (in Classroom or in the
@@ -98,6 +99,7 @@ from sislink.googleclassroom import (
     TokenRefused,
 )
 from sislink.googleclassroom.errors import ApiError, Unauthenticated
+from sislink.operations.logs import redact
 from sislink.operations.metrics import observe_google_call
 from sislink.sync.errors import NotConnected, SyncError
 from sislink.sync.identity import class_identity, google_course_alias
@@ -132,9 +134,12 @@ CONNECTION_WIDE = (
 )
 CONNECTION_WIDE_REASONS = frozenset({"SERVICE_DISABLED", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 CONNECTION_WIDE_TAGS = frozenset({"ClassroomApiDisabled"})
+QUOTA_OR_TOKEN = frozenset({"UNAUTHENTICATED", "RESOURCE_EXHAUSTED"})
 # Past these, courses that cannot be read are an outage, not one bad course: the run stops.
 COURSE_FAILURES_IN_A_ROW = 5
 COURSE_FAILURE_SHARE = 0.10
+# Google's words about a skipped course as the report keeps them (an answer may be a whole page).
+GOOGLE_WORDS_KEPT = 400
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -684,7 +689,7 @@ def _sync(
             report.counts["courses"].skipped += 1
             report.warnings.append(_unreadable_words(course, course.unreadable, domain))
             entry = _entry(w.class_id, w.title, w.alias, "skipped", "not read")
-            entry["error"] = str(course.unreadable)
+            entry["error"] = _google_words(course.unreadable)
             report.courses.append(entry)
             continue
         if course.course is None and not course.created:
@@ -965,6 +970,8 @@ def _connection_wide(error: ClassroomError) -> bool:
         return True
     if not isinstance(error, ApiError):
         return True  # not an answer of Google's about this course
+    if error.status in (401, 429) or error.google_status in QUOTA_OR_TOKEN:
+        return True  # the token or the quota, whatever status name came with the answer
     reasons = {str(d.get("reason")) for d in error.details if isinstance(d, dict)}
     return bool(reasons & CONNECTION_WIDE_REASONS) or error.tag in CONNECTION_WIDE_TAGS
 
@@ -1020,8 +1027,17 @@ def _unreadable_words(course: _Course, error: ClassroomError, domain: str) -> st
     return (
         f"The Classroom course for {w.title} ({named}) could not be read, so sislink "
         f"changed nothing in it (nobody added or removed) and the next sync tries again: "
-        f"{error} What to do: {todo}."
+        f"{_google_words(error)} What to do: {todo}."
     )
+
+
+def _google_words(error: ClassroomError) -> str:
+    """The error's sentence for a report: secret-looking values masked (Google's message is
+    whatever the answer said, a URL with a token in it included), and cut short."""
+    words = redact(str(error))
+    if len(words) > GOOGLE_WORDS_KEPT:
+        words = words[: GOOGLE_WORDS_KEPT - 1].rstrip() + "…"
+    return words
 
 
 def _periods_update(course: _Course) -> dict[str, Any] | None:
@@ -1190,7 +1206,12 @@ def _record(session: Session, link_id: int, email: str, role: str) -> None:
 
 
 def _upsert_link(
-    session: Session, domain: str, w: Wanted, course: dict[str, Any] | None
+    session: Session,
+    domain: str,
+    w: Wanted,
+    course: dict[str, Any] | None,
+    *,
+    with_state: bool = True,
 ) -> GoogleCourseLink:
     link = session.scalars(
         select(GoogleCourseLink).where(GoogleCourseLink.class_id == w.class_id)
@@ -1208,7 +1229,7 @@ def _upsert_link(
     if course is not None:
         if link.course_id != course.get("id"):
             link.course_id = str(course.get("id"))
-        if link.course_state != course.get("courseState"):
+        if with_state and link.course_state != course.get("courseState"):
             link.course_state = course.get("courseState")
         if link.alternate_link != course.get("alternateLink"):
             link.alternate_link = course.get("alternateLink")
@@ -1225,8 +1246,10 @@ def _link_ids(classroom: Classroom, domain: str, courses: list[_Course]) -> dict
         for course in courses:
             if course.course is None or course.unreadable is not None:
                 continue  # a course not read is left as the database had it
+            # The state is written by _save_links, at the end: a run that dies before then
+            # has not told anyone of a newly declined or archived course (warned once only).
             found[course.wanted.class_id] = _upsert_link(
-                session, domain, course.wanted, course.course
+                session, domain, course.wanted, course.course, with_state=False
             ).id
         return found
 
