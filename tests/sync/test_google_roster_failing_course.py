@@ -357,3 +357,63 @@ def test_a_course_answering_429_stops_the_run_as_the_quota_is_the_connections(
         world.sync()
     assert stopped.value.status == 429
     assert writes_on(world) == seen
+
+
+def test_a_course_archived_restored_and_archived_again_is_warned_about_each_time(
+    sqlite_world: World,
+) -> None:
+    world = sqlite_world
+    world.sync()
+    klass, _ = two_classes_with_students(world)
+    alias = aliases(world)[str(klass.sis_sourced_id)]
+
+    def set_state(state: str) -> None:
+        world.admin_service().courses().patch(
+            id=alias, updateMask="courseState", body={"courseState": state}
+        ).execute()
+
+    set_state("ACTIVE")  # made PROVISIONED: only an active course can be archived
+    world.sync()
+    set_state("ARCHIVED")
+    assert ["archived" in w for w in world.sync().warnings] == [True]
+    assert world.sync().warnings == []
+    set_state("ACTIVE")
+    assert world.sync().warnings == []
+    set_state("ARCHIVED")
+    assert ["archived" in w for w in world.sync().warnings] == [True]  # news again
+
+
+def test_approving_a_held_sync_removes_nobody_from_a_course_it_could_not_read(
+    world: World,
+) -> None:
+    """A held run skipped course B (not read): its leavers are not in the held list, so the
+    approval cannot remove them; the approving run reads B and counts them anew."""
+    run_job(world)
+    held_class, skipped_class = two_classes_with_students(world)
+    held_sid, skipped_sid = str(held_class.sis_sourced_id), str(skipped_class.sis_sourced_id)
+    leaving_held = sorted(world.roster()[held_sid][2])[:3]
+    leaving_skipped = sorted(world.roster()[skipped_sid][2])[:2]
+    for email in leaving_held:
+        world.end_enrolment(email, held_sid)
+    for email in leaving_skipped:
+        world.end_enrolment(email, skipped_sid)
+    world.import_roster()
+    world.google.classroom.fail_course(
+        course_id(world, skipped_class), *INTERNAL, methods=["courses.students.list"]
+    )
+
+    held = run_job(world, shrink_threshold=0.001)
+    assert held.status == JobStatus.ON_HOLD
+    assert sorted(h["email"] for h in held.report["held"]) == leaving_held
+    world.google.classroom.failing_courses.clear()
+
+    connection = google_connection_for_sync(world.classroom)
+    fast = ClientSettings(backoff_base_s=0.01, backoff_cap_s=0.05)
+    with open_google_client(world.classroom, connection, fast) as client:
+        approved = asyncio.run(
+            roster_job.approve_hold(world.classroom, held.job_id, ADMIN, client=client)
+        )
+    # B's leavers were never approved: they count against the guard and are held, not removed.
+    assert set(leaving_skipped) <= classroom_courses(world.google)[aliases(world)[skipped_sid]][2]
+    assert approved.status == JobStatus.ON_HOLD
+    assert set(leaving_skipped) <= {h["email"] for h in approved.report["held"]}
