@@ -33,6 +33,24 @@ from typing import Any
 
 _TAG = re.compile(r"@(\w+)")
 
+# Google's own words go into sentences shown on pages, reports and logs: a hostile or broken
+# server could put a whole HTML page or a token in them. They are cut, and anything that looks
+# like a credential (a bearer token, a `token=`/`key=`/`secret=` value) is masked.
+GOOGLE_WORDS_MAX = 300
+_SECRET_LOOKING = re.compile(
+    r"(?i)(?P<head>\bbearer\s+|\b(?:access_token|refresh_token|id_token|token|api_?key|key|"
+    r"client_secret|secret|password|assertion)\s*[=:]\s*[\"']?)[^\s&\"',;]+"
+)
+
+
+def google_words(text: str) -> str:
+    """Google's message as it may be shown: credentials masked, at most GOOGLE_WORDS_MAX
+    characters (the rest is said to be cut, never silently dropped)."""
+    masked = _SECRET_LOOKING.sub(lambda found: f"{found.group('head')}***", " ".join(text.split()))
+    if len(masked) <= GOOGLE_WORDS_MAX:
+        return masked
+    return masked[:GOOGLE_WORDS_MAX].rstrip() + " … (cut)"
+
 
 class ClassroomError(Exception):
     """Base of every error talking to Google Classroom: `message` is the sentence to show."""
@@ -203,7 +221,7 @@ def error_from_answer(
             "https://classroom.googleapis.com/) and any proxy in between.",
             status=http_status,
         )
-    google_message = str(error.get("message") or "")
+    google_message = google_words(str(error.get("message") or ""))
     google_status = str(error.get("status") or _status_name(http_status))
     details = error.get("details") if isinstance(error.get("details"), list) else []
     found = _TAG.search(google_message)
