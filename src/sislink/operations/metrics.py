@@ -245,7 +245,8 @@ def job_ended(kind: str, status: str, seconds: float, report: Mapping[str, Any])
 def google_roster_skips(report: Mapping[str, Any]) -> Tally[str]:
     """A Google roster sync's skipped items by reason: each course it did not make or change,
     by the report's reason ("no primary teacher" -> `no_primary_teacher`; `archived`,
-    `declined` for a course Classroom will not let it change, `not_made`), and the teachers
+    `declined` for a course Classroom will not let it change, `not_made`, `not_read` for a
+    course whose read failed and was left as it was), and the teachers
     and students it did not add or remove (`teachers_not_synced`, `students_not_synced`: the
     report's warnings say who and why)."""
     found: Tally[str] = Tally()
