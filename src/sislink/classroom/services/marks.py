@@ -8,7 +8,7 @@ refuses a mark above the class's extra-credit limit (by default twice the course
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -187,6 +187,14 @@ def return_marks(
 def marks_for(session: Session, coursework_id: int) -> Sequence[Mark]:
     statement = select(Mark).where(Mark.coursework_id == coursework_id).order_by(Mark.student_id)
     return session.scalars(statement).all()
+
+
+def marks_of_coursework(session: Session, coursework_ids: Iterable[int]) -> Sequence[Mark]:
+    """Every mark kept for these coursework (any class's: the caller chooses the ids)."""
+    wanted = sorted(set(coursework_ids))
+    if not wanted:
+        return []
+    return session.scalars(select(Mark).where(Mark.coursework_id.in_(wanted))).all()
 
 
 def _require_student_of(session: Session, work: Coursework, student_id: int) -> None:

@@ -1246,9 +1246,7 @@ def _cells_no_longer_in_grid(
     }
     kept = {
         (m.coursework_id, m.student_id): m
-        for m in session.scalars(
-            select(Mark).where(Mark.coursework_id.in_(sorted({w for w, _s in outside} & own)))
-        )
+        for m in marks_service.marks_of_coursework(session, {w for w, _s in outside} & own)
     }
     return sum(
         1
