@@ -16,14 +16,18 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BindParameter,
+    Boolean,
     ColumnElement,
     Connection,
+    Float,
     Integer,
+    String,
     Table,
     bindparam,
     cast,
@@ -31,10 +35,8 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -216,11 +218,19 @@ def _fetch_by(
     found: dict[Any, dict[str, Any]] = {}
     if not unique_keys:
         return found
-    wanted = dict.fromkeys(["id", column, *columns])
-    selected = [table.c[name] for name in wanted]
-    names = list(wanted)
+    names = list(dict.fromkeys(["id", column, *columns]))
     position = names.index(column)
     connection = session.connection()
+    if all(isinstance(table.c[name].type, _PLAIN_TYPES) for name in names):
+        # The per-page lookups: on the driver's cursor (see _driver_rows).
+        sql, positional = _compiled_lookup(connection, table, column, tuple(names))
+        for chunk in _chunks(unique_keys):
+            keys_json = json.dumps(chunk)
+            params = (keys_json,) if positional else {"keys": keys_json}
+            for row in _driver_rows(connection, sql, params):
+                found[row[position]] = dict(zip(names, row, strict=True))
+        return found
+    selected = [table.c[name] for name in names]
     for chunk in _chunks(unique_keys):
         condition = _one_of(connection.dialect.name, table, column, chunk)
         for row in connection.execute(select(*selected).where(condition)).all():
@@ -228,14 +238,60 @@ def _fetch_by(
     return found
 
 
-def _one_of(dialect: str, table: Table, column: str, keys: Sequence[Any]) -> ColumnElement[bool]:
+# Column types whose values the drivers return as SQLAlchemy would (SQLite's booleans come
+# back as 1 and 0, which compare equal to True and False): read without SQLAlchemy's result
+# processing. Dates, timestamps and JSON need it on SQLite.
+_PLAIN_TYPES = (Integer, String, Boolean, Float)
+# (dialect, paramstyle, table, key column, columns) -> the lookup's SQL, and whether it takes
+# its one parameter by position.
+_LOOKUPS: dict[tuple[str, ...], tuple[str, bool]] = {}
+
+
+def _compiled_lookup(
+    connection: Connection, table: Table, column: str, names: tuple[str, ...]
+) -> tuple[str, bool]:
+    """The SQL of `SELECT names FROM table WHERE column IN (:keys as JSON)`, compiled once."""
+    dialect = connection.dialect
+    cache_key = (dialect.name, str(dialect.paramstyle), table.name, column, *names)
+    known = _LOOKUPS.get(cache_key)
+    if known is None:
+        condition = _one_of(dialect.name, table, column, [], name="keys")
+        statement = select(*(table.c[name] for name in names)).where(condition)
+        compiled = statement.compile(dialect=dialect)
+        known = _LOOKUPS[cache_key] = (str(compiled), bool(compiled.positional))
+    return known
+
+
+def _driver_rows(connection: Connection, sql: str, params: Any) -> list[Any]:
+    """Rows of a read run on the driver's cursor, in the session's transaction.
+
+    Each page of an import runs a few lookups; through SQLAlchemy each costs more of the
+    writer's CPU (building, cache key, execution context, result rows) than the database
+    takes to answer it. Errors are raised as SQLAlchemy raises them.
+    """
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    driver_error = connection.dialect.loaded_dbapi.Error
+    cursor = driver_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    except driver_error as exc:
+        raise DBAPIError.instance(sql, params, exc, driver_error) from exc
+    finally:
+        cursor.close()
+
+
+def _one_of(
+    dialect: str, table: Table, column: str, keys: Sequence[Any], name: str | None = None
+) -> ColumnElement[bool]:
     """`column IN keys` with the keys as ONE parameter: a JSON array the database unpacks.
 
     An IN list of thousands of parameters costs more to build and parse than the query
     takes to run; a single JSON text is cheap to send and keeps the statement cacheable.
     """
     target = table.c[column]
-    as_json: BindParameter[str] = bindparam(None, json.dumps(list(keys)))
+    as_json: BindParameter[str] = bindparam(name, json.dumps(list(keys)))
     if dialect == "postgresql":
         each_value = func.json_array_elements_text(cast(as_json, JSON_PG))
         return target.in_(select(cast(each_value, target.type)))
@@ -264,6 +320,17 @@ class SourcedIdCache:
         if unknown:
             known.update(_ids_by_sourced_id(session, model, unknown))
         return {sid: known[sid] for sid in wanted if sid in known}
+
+    def known(
+        self, session: Session, model: ImportedModel, sourced_ids: Iterable[str | None]
+    ) -> Mapping[str, int]:
+        """As `ids`, but every id known so far (those asked for among them): for a caller
+        that only looks the asked ids up, without a dict of them made for each batch."""
+        known = self._known.setdefault(_table(model).name, {})
+        unknown = [sid for sid in sourced_ids if sid not in known and sid is not None]
+        if unknown:
+            known.update(_ids_by_sourced_id(session, model, unknown))
+        return known
 
     def forget(self, model: ImportedModel, sourced_ids: Iterable[str]) -> None:
         """Ask the database again next time: rows an import put off (`defer_held`) may have
@@ -309,7 +376,8 @@ class _Plan:
         for name in protected:
             if name in values:
                 values[name] = existing[name]
-        if all(existing[name] == value for name, value in values.items()):
+        # One comparison of two tuples in C (a row's values are in the order of its columns).
+        if itemgetter(*values)(existing) == itemgetter(*values)(values):
             self.counts.unchanged += 1
             return
         self.updates.append({"_id": existing["id"], **values})
@@ -364,31 +432,72 @@ def _copy_rows(
     names: list[str],
     defaults: dict[str, Callable[[], Any]],
 ) -> None:
-    columns = [*names, *defaults]
-    json_columns = {column.name for column in table.columns if isinstance(column.type, JSON)}
+    # Each row as a tuple in the COPY's column order; JSON columns (rare among the rows an
+    # import writes) and Python defaults are decided once for the batch, not per value.
+    json_positions = [
+        position
+        for position, name in enumerate([*names, *defaults])
+        if isinstance(table.c[name].type, JSON)
+    ]
+    values_of = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
+    makers = list(defaults.values())
     with driver_connection.cursor() as cursor:
         with cursor.copy(statement) as copy:
-            for row in rows:
-                values = [row[name] for name in names] + [make() for make in defaults.values()]
-                copy.write_row(
-                    [
-                        json.dumps(value) if name in json_columns else value
-                        for name, value in zip(columns, values, strict=True)
-                    ]
-                )
-        if _statistics_are_stale(cursor, _quoted(connection, table.name), len(rows)):
+            write_row = copy.write_row
+            if not makers and not json_positions:
+                for row in rows:
+                    write_row(values_of(row))
+            else:
+                for row in rows:
+                    values = [*values_of(row), *(make() for make in makers)]
+                    for position in json_positions:
+                        values[position] = json.dumps(values[position])
+                    write_row(values)
+        quoted_table = _quoted(connection, table.name)
+        if _statistics_are_stale(connection, cursor, quoted_table, len(rows)):
             # A table that has never been analysed, or that this batch alone makes much
             # bigger, gets poor plans (whole-table scans for each batch's lookups) until
             # autovacuum comes by. Later the planner scales the statistics by the table's
             # size on disk, so a few early ANALYZEs are enough.
-            cursor.execute(f"ANALYZE {_quoted(connection, table.name)}")
+            cursor.execute(f"ANALYZE {quoted_table}")
+            _forget_estimate(connection, quoted_table)
 
 
-def _statistics_are_stale(cursor: Any, quoted_table: str, inserted: int) -> bool:
-    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (quoted_table,))
-    found = cursor.fetchone()
-    estimated_rows = float(found[0]) if found is not None else -1.0
+def _one_value(name: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    return lambda row: (row[name],)
+
+
+def _statistics_are_stale(
+    connection: Connection, cursor: Any, quoted_table: str, inserted: int
+) -> bool:
+    estimated_rows = _estimates(connection).get(quoted_table)
+    if estimated_rows is None:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (quoted_table,)
+        )
+        found = cursor.fetchone()
+        estimated_rows = float(found[0]) if found is not None else -1.0
+        _estimates(connection)[quoted_table] = estimated_rows
     return estimated_rows < 0 or inserted * ANALYZE_WHEN_BATCH_EXCEEDS >= estimated_rows
+
+
+def _estimates(connection: Connection) -> dict[str, float]:
+    """The planner's row estimates read in this transaction, by table: they change only when
+    a table is analysed (other transactions' autovacuum does not see this one's rows), so
+    reading them once per transaction, and again after our own ANALYZE, is enough."""
+    transaction = connection.get_transaction()
+    memo: tuple[Any, dict[str, float]] | None = connection.info.get(_ESTIMATES)
+    if memo is None or memo[0] is not transaction:
+        memo = (transaction, {})
+        connection.info[_ESTIMATES] = memo
+    return memo[1]
+
+
+def _forget_estimate(connection: Connection, quoted_table: str) -> None:
+    _estimates(connection).pop(quoted_table, None)
+
+
+_ESTIMATES = "sislink.bulk.reltuples"
 
 
 def _python_defaults(table: Table, given: Sequence[str]) -> dict[str, Callable[[], Any]]:
@@ -828,51 +937,55 @@ def upsert_enrolments(
     """
     table = _table(Enrolment)
     unique_rows = _dedupe(rows)
-    classes = _resolver(cache)(session, Class, (row.class_sourced_id for row in unique_rows))
-    people = _resolver(cache)(session, Person, (row.person_sourced_id for row in unique_rows))
+    resolve = _ids_by_sourced_id if cache is None else cache.known
+    classes = resolve(session, Class, [row.class_sourced_id for row in unique_rows])
+    people = resolve(session, Person, [row.person_sourced_id for row in unique_rows])
     plan = _Plan()
-    rows_by_id = {row.sourced_id: row for row in unique_rows}
-    desired: list[tuple[str, dict[str, Any]]] = []
+    # Each row the SIS sends with its class and person known: (sourcedId, the row's values,
+    # its class, person and role, the row as sent).
+    desired: list[tuple[str, dict[str, Any], tuple[int, int, str], EnrolmentRow]] = []
     for row in unique_rows:
-        if row.class_sourced_id not in classes:
+        class_id = classes.get(row.class_sourced_id)
+        person_id = people.get(row.person_sourced_id)
+        if class_id is None:
             plan.skip(row.sourced_id, _missing("class", row.class_sourced_id))
-        elif row.person_sourced_id not in people:
+        elif person_id is None:
             plan.skip(row.sourced_id, _missing("person", row.person_sourced_id))
         else:
+            role = _ROLE_TEXT.get(row.role) or str(row.role)
             values = {
                 "sis_sourced_id": row.sourced_id,
-                "class_id": classes[row.class_sourced_id],
-                "person_id": people[row.person_sourced_id],
-                "role": str(row.role),
+                "class_id": class_id,
+                "person_id": person_id,
+                "role": role,
                 "is_primary": row.is_primary,
                 "active": row.active,
             }
-            desired.append((row.sourced_id, values))
-    columns = ["sis_sourced_id", "class_id", "person_id", "role", "is_primary", "active"]
-    by_sourced_id = _fetch_by(session, table, "sis_sourced_id", [s for s, _ in desired], columns)
-    unmatched = [
-        (values["class_id"], values["person_id"])
-        for sourced_id, values in desired
-        if sourced_id not in by_sourced_id
-    ]
-    by_natural_key = _fetch_by_class_and_person(session, unmatched, columns)
+            desired.append((row.sourced_id, values, (class_id, person_id, role), row))
+    by_sourced_id, by_natural_key = _fetch_enrolments(session, desired)
     taken = {
         (found["class_id"], found["person_id"], found["role"]): sourced_id
         for sourced_id, found in by_sourced_id.items()
     }
-    for sourced_id, values in desired:
-        natural_key = (values["class_id"], values["person_id"], values["role"])
+    deferred = plan.counts.deferred
+    for sourced_id, values, natural_key, row in desired:
         found = by_sourced_id.get(sourced_id)
-        if defer_held and _held_elsewhere(found, by_natural_key.get(natural_key), natural_key):
-            plan.counts.deferred.append(rows_by_id[sourced_id])
-            continue
-        if found is None:
-            found = by_natural_key.get(natural_key)
-            holder_id = found["sis_sourced_id"] if found is not None else None
-            renumbered = sent_now is not None and holder_id not in sent_now
-            if found is not None and holder_id not in (None, sourced_id) and not renumbered:
-                plan.skip(sourced_id, _duplicate_enrolment(found["sis_sourced_id"]))
+        if found is not None:
+            if defer_held and (found["class_id"], found["person_id"], found["role"]) != natural_key:
+                deferred.append(row)  # moved: its id now names another class, person or role
                 continue
+        else:
+            found = by_natural_key.get(natural_key)
+            if found is not None:
+                holder_id = found["sis_sourced_id"]
+                if defer_held and holder_id is not None:
+                    deferred.append(row)  # its class, person and role another SIS id's
+                    continue
+                if holder_id not in (None, sourced_id) and not (
+                    sent_now is not None and holder_id not in sent_now  # re-numbered
+                ):
+                    plan.skip(sourced_id, _duplicate_enrolment(holder_id))
+                    continue
         holder = taken.get(natural_key)
         if holder is not None and holder != sourced_id:
             plan.skip(sourced_id, _duplicate_enrolment(holder))
@@ -880,56 +993,102 @@ def upsert_enrolments(
         taken[natural_key] = sourced_id
         plan.add(found, values)
     counts = plan.write(session, table)
-    _set_primary_teachers(session, desired, plan)
+    _set_primary_teachers(session, [values for _, values, _, _ in desired], plan)
     return counts
 
 
-def _held_elsewhere(
-    found: Mapping[str, Any] | None,
-    holder: Mapping[str, Any] | None,
-    natural_key: tuple[int, int, str],
-) -> bool:
-    """Whether an enrolment must wait for the whole import: its row now names another class,
-    person or role, or its class, person and role are another SIS enrolment's."""
-    if found is not None:
-        return (found["class_id"], found["person_id"], found["role"]) != natural_key
-    return holder is not None and holder["sis_sourced_id"] is not None
+_ROLE_TEXT: dict[object, str] = {role: role.value for role in EnrolmentRole}
 
 
-def _fetch_by_class_and_person(
-    session: Session, pairs: list[tuple[int, int]], columns: Sequence[str]
-) -> dict[tuple[int, int, str], dict[str, Any]]:
-    table = _table(Enrolment)
-    found: dict[tuple[int, int, str], dict[str, Any]] = {}
-    selected = [table.c.id, *(table.c[name] for name in columns)]
+_ENROLMENT_COLUMNS = (
+    "id",
+    "sis_sourced_id",
+    "class_id",
+    "person_id",
+    "role",
+    "is_primary",
+    "active",
+)
+
+
+def _fetch_enrolments(
+    session: Session, desired: Sequence[tuple[str, Mapping[str, Any], tuple[int, int, str], Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[int, int, str], dict[str, Any]]]:
+    """The enrolments that have these SIS ids, and, for the ids not found, those of their
+    class and person (by class, person and role). On PostgreSQL in one query (a row found by
+    sourcedId may be in the second too: the same row)."""
+    by_sourced_id: dict[str, dict[str, Any]] = {}
+    by_natural_key: dict[tuple[int, int, str], dict[str, Any]] = {}
+    if not desired:
+        return by_sourced_id, by_natural_key
     connection = session.connection()
-    for chunk in _chunks(list(dict.fromkeys(pairs))):
-        class_ids = [class_id for class_id, _ in chunk]
-        person_ids = [person_id for _, person_id in chunk]
-        if connection.dialect.name == "postgresql":
-            wanted = select(
-                func.unnest(bindparam(None, class_ids, type_=ARRAY(Integer))),
-                func.unnest(bindparam(None, person_ids, type_=ARRAY(Integer))),
-            )
-        else:
-            pair: ColumnElement[Any] = literal_column("value")
-            wanted = select(
-                func.json_extract(pair, "$[0]"), func.json_extract(pair, "$[1]")
-            ).select_from(func.json_each(bindparam(None, json.dumps([list(p) for p in chunk]))))
-        statement = select(*selected).where(tuple_(table.c.class_id, table.c.person_id).in_(wanted))
-        for row in connection.execute(statement).mappings().all():
-            found[(row["class_id"], row["person_id"], row["role"])] = dict(row)
-    return found
+    names = _ENROLMENT_COLUMNS
+    if connection.dialect.name == "postgresql":
+        # One round trip; the database probes (class, person) only for the ids it misses.
+        looked_up = desired
+    else:
+        # SQLite answers in this process: two statements cost less than one that probes
+        # every id twice. The second only for the ids the first did not find.
+        by_sourced_id = _fetch_by(
+            session, _table(Enrolment), "sis_sourced_id", [each[0] for each in desired], names
+        )
+        looked_up = [each for each in desired if each[0] not in by_sourced_id]
+    sql = _enrolment_lookup(connection)
+    for chunk in _chunks(looked_up):
+        keys = json.dumps(
+            [
+                [sourced_id, class_id, person_id]
+                for sourced_id, _, (class_id, person_id, _), _ in chunk
+            ]
+        )
+        wanted = {each[0] for each in chunk}
+        for row in _driver_rows(connection, sql, (keys,)):
+            found = dict(zip(names, row, strict=True))
+            if row[1] in wanted:
+                by_sourced_id[row[1]] = found
+            by_natural_key[(row[2], row[3], row[4])] = found
+    return by_sourced_id, by_natural_key
 
 
-def _set_primary_teachers(
-    session: Session, desired: list[tuple[str, dict[str, Any]]], plan: _Plan
-) -> None:
+def _enrolment_lookup(connection: Connection) -> str:
+    """SQL of `_fetch_enrolments`: its one parameter is a JSON array of
+    [sourcedId, class id, person id]. On SQLite only the (class, person) half."""
+    quote = connection.dialect.identifier_preparer.quote
+    table = quote(_table(Enrolment).name)
+    columns = ", ".join(f"e.{quote(name)}" for name in _ENROLMENT_COLUMNS)
+    by_class_and_person = (
+        f"SELECT {columns} FROM wanted AS w JOIN {table} AS e "  # noqa: S608
+        "ON e.class_id = w.class_id AND e.person_id = w.person_id"
+    )
+    # Every name is the model's, quoted; the keys go in as the one parameter.
+    if connection.dialect.name != "postgresql":
+        return (
+            "WITH wanted AS (SELECT json_extract(value, '$[0]') AS sourced_id, "  # noqa: S608
+            "json_extract(value, '$[1]') AS class_id, json_extract(value, '$[2]') AS person_id "
+            f"FROM json_each(?)) {by_class_and_person}"
+        )
+    return (
+        "WITH wanted AS (SELECT k ->> 0 AS sourced_id, (k ->> 1)::integer AS class_id, "  # noqa: S608
+        "(k ->> 2)::integer AS person_id FROM json_array_elements(%s::json) AS k) "
+        f"SELECT {columns} FROM wanted AS w JOIN {table} AS e "
+        "ON e.sis_sourced_id = w.sourced_id "
+        f"UNION ALL {by_class_and_person} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS x WHERE x.sis_sourced_id = w.sourced_id)"
+    )
+
+
+def _set_primary_teachers(session: Session, desired: list[dict[str, Any]], plan: _Plan) -> None:
+    candidates = [
+        values
+        for values in desired
+        if values["is_primary"] and values["role"] == EnrolmentRole.TEACHER and values["active"]
+    ]
+    if not candidates:
+        return
     written = {values["sis_sourced_id"] for values in [*plan.inserts, *plan.updates]}
     primary: dict[int, int] = {}
-    for sourced_id, values in desired:
-        is_primary_teacher = values["role"] == EnrolmentRole.TEACHER and values["is_primary"]
-        if sourced_id in written and is_primary_teacher and values["active"]:
+    for values in candidates:
+        if values["sis_sourced_id"] in written:
             primary[values["class_id"]] = values["person_id"]
     if not primary:
         return

@@ -1,0 +1,38 @@
+"""The bulk write path's COPY on PostgreSQL: statistics kept fresh while one import grows a table."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sislink.classroom.bulk import SchoolRow, upsert_schools
+from sislink.classroom.db import Classroom
+
+
+def _estimate(session: Session) -> float:
+    found = session.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'school'::regclass"))
+    return float(found.scalar_one())
+
+
+def _schools(start: int, count: int) -> list[SchoolRow]:
+    return [SchoolRow(f"sch-{i}", f"School {i}") for i in range(start, start + count)]
+
+
+def test_a_table_is_analysed_when_a_batch_makes_it_much_bigger_and_not_otherwise(
+    classroom: Classroom,
+) -> None:
+    if classroom.dialect_name != "postgresql":
+        pytest.skip("statistics are PostgreSQL's")
+    with classroom.transaction() as session:
+        upsert_schools(session, _schools(0, 100))  # never analysed: analysed now
+        assert _estimate(session) == 100
+        upsert_schools(session, _schools(100, 1000))  # ten times as big: analysed again
+        assert _estimate(session) == 1100
+        upsert_schools(session, _schools(1100, 10))  # a little bigger: not analysed
+        assert _estimate(session) == 1100
+        upsert_schools(session, _schools(1110, 300))  # over 1/4 of what the planner knows
+        assert _estimate(session) == 1410
+    with classroom.transaction() as session:  # a new transaction reads the estimate anew
+        upsert_schools(session, _schools(2000, 400))
+        assert _estimate(session) == 1810
