@@ -11,10 +11,11 @@ database file); it is dropped when the transaction ends, committed or not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, delete, exists, insert, select
+from sqlalchemy import Column, Index, MetaData, String, Table, delete, exists, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
@@ -49,7 +50,8 @@ class SeenIds:
             return
         connection = self._session.connection()
         if connection.dialect.name != "postgresql":
-            connection.execute(insert(_seen), [{"entity": entity, "sourced_id": s} for s in ids])
+            # The driver's executemany of tuples: Core's would make and read a dict per id.
+            connection.exec_driver_sql(_INSERT, [(entity, sourced_id) for sourced_id in ids])
             return
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
@@ -57,8 +59,12 @@ class SeenIds:
         driver_error = connection.dialect.loaded_dbapi.Error
         try:
             with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-                for sourced_id in ids:
-                    copy.write_row((entity, sourced_id))
+                lines = _copy_text(entity, ids)
+                if lines is not None:
+                    copy.write(lines)
+                else:
+                    for sourced_id in ids:
+                        copy.write_row((entity, sourced_id))
         except driver_error as exc:
             # The driver's own error (COPY bypasses SQLAlchemy): wrapped as SQLAlchemy wraps
             # the others, so that the import says its sentence (a 300-character id, a NUL)
@@ -108,6 +114,22 @@ class SeenIds:
     def drop(self) -> None:
         """Drop the table now (SQLite keeps a temporary table for the connection's life)."""
         _seen.drop(self._session.connection(), checkfirst=True)
+
+
+_INSERT = "INSERT INTO roster_import_seen (entity, sourced_id) VALUES (?, ?)"
+# Characters that COPY's text format escapes (and a NUL, which it cannot carry) but a line's
+# end: ids with any of them go row by row through the driver, which escapes them (or fails).
+_COPY_SPECIAL = re.compile(r"[\\\t\r\x00]")
+
+
+def _copy_text(entity: str, sourced_ids: list[str]) -> str | None:
+    """The ids as the lines of a text COPY, in one string (one write instead of a row
+    each), when none needs escaping; else None."""
+    plain = "\n".join([entity, *sourced_ids])
+    if _COPY_SPECIAL.search(plain) or plain.count("\n") != len(sourced_ids):
+        return None  # a character to escape, or a line's end inside an id
+    prefix = entity + "\t"
+    return prefix + ("\n" + prefix).join(sourced_ids) + "\n"
 
 
 class SeenOf:
