@@ -8,10 +8,18 @@ them into bodies that validate against 1EdTech's official OpenAPI files.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    field_serializer,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import CoreSchema, core_schema
 
 Status = Literal["active", "tobedeleted"]
 RefType = Literal[
@@ -48,6 +56,65 @@ def format_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def _int_as_text(value: Any) -> str:
+    if isinstance(value, int):  # bool too: True reads as "True", as it always has
+        return str(value)
+    raise ValueError("not an int")  # never shown: the union gives string_type instead
+
+
+class _TextOrInt:
+    """A str field that also takes an int (a JSON number id) as its text, and nothing else.
+
+    Done in pydantic-core, without a Python call for the usual string: a union of str, then
+    a function that turns an int into its text, tried in that order, whose one error is the
+    str validator's own (string_type, "Input should be a valid string"), as when this was a
+    `mode="before"` field validator in front of the str field."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.union_schema(
+            [handler(source), core_schema.no_info_plain_validator_function(_int_as_text)],
+            mode="left_to_right",
+            custom_error_type="string_type",
+        )
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _InUTC:
+    """A datetime read as pydantic reads it (its errors unchanged), then held in UTC: a naive
+    one is taken as UTC, one with another offset converted. Done in pydantic-core: the
+    datetime, already checked, goes to a union of a datetime whose offset must be 0 (what
+    OneRoster's `...Z` reads as: kept as it is, no Python call) and, only otherwise, the
+    conversion (which never fails)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.chain_schema(
+            [
+                handler(source),
+                core_schema.union_schema(
+                    [
+                        core_schema.datetime_schema(tz_constraint=0),
+                        core_schema.no_info_plain_validator_function(_in_utc),
+                    ],
+                    mode="left_to_right",
+                ),
+            ]
+        )
+
+
+SourcedId = Annotated[str, _TextOrInt()]
+"""A sourcedId: text, or a number read as its text."""
+
+UTCDateTime = Annotated[datetime, _InUTC()]
+"""A date-time held aware, in UTC (its tzinfo may be datetime.UTC or pydantic's UTC)."""
+
+
 class OneRosterModel(BaseModel):
     """Base: camelCase on the wire, snake_case in Python, unknown fields ignored on read."""
 
@@ -66,14 +133,9 @@ class OneRosterModel(BaseModel):
 class GUIDRef(OneRosterModel):
     """A reference to another object. 1EdTech requires href and type; readers only need the id."""
 
-    sourced_id: str
+    sourced_id: SourcedId
     type: RefType | None = None
     href: str | None = None
-
-    @field_validator("sourced_id", mode="before")
-    @classmethod
-    def _id_is_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
 
 
 class Base(OneRosterModel):
@@ -81,17 +143,12 @@ class Base(OneRosterModel):
 
     sourced_id: str
     status: Status = "active"
-    date_last_modified: datetime = Field(default_factory=utc_now)
+    date_last_modified: UTCDateTime = Field(default_factory=utc_now)
     metadata: dict[str, Any] | None = None
 
     @field_serializer("date_last_modified")
     def _serialise_modified(self, value: datetime) -> str:
         return format_datetime(value)
-
-    @field_validator("date_last_modified", mode="after")
-    @classmethod
-    def _modified_in_utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Org(Base):
