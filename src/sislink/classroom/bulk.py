@@ -32,7 +32,6 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    insert,
     literal_column,
     select,
     update,
@@ -403,11 +402,11 @@ class _Plan:
 
 def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows: COPY on PostgreSQL (many times faster), executemany on SQLite."""
-    if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), rows)
-        return
     names = list(rows[0])
     defaults = _python_defaults(table, names)
+    if connection.dialect.name != "postgresql":
+        _insert_many(connection, table, rows, names, defaults)
+        return
     columns = [*names, *defaults]
     statement = "COPY {} ({}) FROM STDIN".format(
         _quoted(connection, table.name), ", ".join(_quoted(connection, name) for name in columns)
@@ -421,6 +420,44 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]
         # Raised as SQLAlchemy raises any other statement's error, so that callers catch one
         # kind (and the row in the driver's message is not shown as if it were the cause).
         raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+
+
+def _insert_many(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    names: list[str],
+    defaults: dict[str, Callable[[], Any]],
+) -> None:
+    """One executemany of tuples, as Core's `insert(table)` with these rows would (the same
+    defaults and bind processing), without Core making and reading its parameters per row:
+    only columns of other than plain types (timestamps, JSON) go through their processor
+    (the driver binds a bool as SQLAlchemy stores it, 1 or 0)."""
+    dialect = connection.dialect
+    columns = [*names, *defaults]
+    processors = [
+        None
+        if isinstance(table.c[name].type, _PLAIN_TYPES)
+        else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in columns
+    ]
+    values_of = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
+    makers = list(defaults.values())
+    if not makers and not any(processors):
+        parameters: list[Any] = [values_of(row) for row in rows]
+    else:
+        parameters = []
+        for row in rows:
+            values = [*values_of(row), *(make() for make in makers)]
+            for position, process in enumerate(processors):
+                if process is not None:
+                    values[position] = process(values[position])
+            parameters.append(tuple(values))
+    quote = dialect.identifier_preparer.quote
+    statement = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (the model's names)
+        quote(table.name), ", ".join(quote(name) for name in columns), ", ".join("?" * len(columns))
+    )
+    connection.exec_driver_sql(statement, parameters)
 
 
 def _copy_rows(
@@ -1093,22 +1130,57 @@ def _set_primary_teachers(session: Session, desired: list[dict[str, Any]], plan:
     if not primary:
         return
     table = _table(Class)
-    current = _fetch_by(
-        session, table, "id", list(primary), ["id", "primary_teacher_id", "hand_edited_fields"]
-    )
-    changes = [
-        {"_id": class_id, "primary_teacher_id": teacher_id}
-        for class_id, teacher_id in primary.items()
-        if current[class_id]["primary_teacher_id"] != teacher_id
-        and "primary_teacher_id" not in (current[class_id]["hand_edited_fields"] or ())
-    ]
+    connection = session.connection()
+    names = ("id", "primary_teacher_id", "hand_edited_fields")
+    sql, positional = _compiled_lookup(connection, table, "id", names)
+    keys = json.dumps(list(primary))
+    changes: list[tuple[int, int]] = []
+    for class_id, teacher_id, hand_edited in _driver_rows(
+        connection, sql, (keys,) if positional else {"keys": keys}
+    ):
+        if isinstance(hand_edited, str) and connection.dialect.name != "postgresql":
+            hand_edited = json.loads(hand_edited)  # SQLite's JSON comes back as its text
+        if teacher_id != primary[class_id] and "primary_teacher_id" not in (hand_edited or ()):
+            changes.append((class_id, primary[class_id]))
     if changes:
+        _update_primary_teachers(connection, table, changes)
+
+
+def _update_primary_teachers(
+    connection: Connection, table: Table, changes: list[tuple[int, int]]
+) -> None:
+    """Set (class id, teacher id) as Core's `update(table)` would, with the columns it sets
+    on update (`updated_at`): one statement on PostgreSQL, one executemany on SQLite."""
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    stamps = []
+    for column in table.columns:
+        onupdate: Any = column.onupdate
+        if onupdate is not None and onupdate.is_callable:
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            stamps.append((quote(column.name), partial(onupdate.arg, None), process))
+    assignments = "".join(f", {name} = %s" for name, _, _ in stamps)
+
+    def stamped() -> list[Any]:
+        return [make() if process is None else process(make()) for _, make, process in stamps]
+
+    if dialect.name == "postgresql":
         statement = (
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values(primary_teacher_id=bindparam("primary_teacher_id"))
+            f"UPDATE {quote(table.name)} SET primary_teacher_id = v.t{assignments} "  # noqa: S608
+            "FROM (SELECT (k ->> 0)::integer AS c, (k ->> 1)::integer AS t "
+            "FROM json_array_elements(%s::json) AS k) AS v "
+            f"WHERE {quote(table.name)}.id = v.c"
         )
-        session.connection().execute(statement, changes)
+        connection.exec_driver_sql(statement, (*stamped(), json.dumps(changes)))
+        return
+    statement = (
+        f"UPDATE {quote(table.name)} SET primary_teacher_id = ?"  # noqa: S608
+        f"{assignments.replace('%s', '?')} WHERE id = ?"
+    )
+    connection.exec_driver_sql(
+        statement,
+        [(teacher_id, *stamped(), class_id) for class_id, teacher_id in changes],
+    )
 
 
 def _first_missing(
