@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom.models import (
@@ -165,7 +165,9 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
         refreshed += 1
     session.flush()
     if new_rows:
-        session.execute(insert(ClassExportSettings), [vars(row) for row in new_rows])
+        # Core's insert of the table, not the ORM's bulk insert of the class: no objects.
+        table = cast(Table, ClassExportSettings.__table__)
+        session.connection().execute(insert(table), [vars(row) for row in new_rows])
     return refreshed
 
 
