@@ -866,24 +866,35 @@ def _enrolments_page(
     rejected: list[tuple[str, tuple[str, ...], Any, str]],
     state: _State,
 ) -> _Page:
+    # One pass, names bound locally: enrolments are three records in four of a district's
+    # (408,000 of 545,000 at 50,000 students), and this runs on the reader's side of the GIL.
     rows: list[EnrolmentRow] = []
+    ids: list[str] = []
     other_roles: list[tuple[str, str]] = []
-    for enrolment in _split_deleted(state, "enrolments", batch):
-        role = _ENROLMENT_ROLES.get(enrolment.role)
-        if role is None:
-            other_roles.append((enrolment.sourced_id, str(enrolment.role)))
+    deleted = state.deleted["enrolments"]
+    roles = _ENROLMENT_ROLES
+    intern = sys.intern
+    for enrolment in batch:
+        sourced_id = enrolment.sourced_id
+        if enrolment.status == "tobedeleted":
+            deleted.append(sourced_id)
             continue
+        role = roles.get(enrolment.role)
+        if role is None:
+            other_roles.append((sourced_id, str(enrolment.role)))
+            continue
+        ids.append(sourced_id)
         rows.append(
             EnrolmentRow(
-                enrolment.sourced_id,
+                sourced_id,
                 # A class's id comes in once per member: one string each, not one per member.
-                sys.intern(enrolment.class_.sourced_id),
-                sys.intern(enrolment.user.sourced_id),
+                intern(enrolment.class_.sourced_id),
+                intern(enrolment.user.sourced_id),
                 role,
                 bool(enrolment.primary),
             )
         )
-    return _Page("enrolments", rows, _ids("enrolments", rows), rejected, other_roles)
+    return _Page("enrolments", rows, {"enrolments": ids}, rejected, other_roles)
 
 
 def _categories_page(
