@@ -326,7 +326,8 @@ class SourcedIdCache:
         """As `ids`, but every id known so far (those asked for among them): for a caller
         that only looks the asked ids up, without a dict of them made for each batch."""
         known = self._known.setdefault(_table(model).name, {})
-        unknown = [sid for sid in sourced_ids if sid not in known and sid is not None]
+        unknown = set(sourced_ids).difference(known)
+        unknown.discard(None)
         if unknown:
             known.update(_ids_by_sourced_id(session, model, unknown))
         return known
@@ -343,9 +344,19 @@ def _ids_by_sourced_id(
     session: Session, model: ImportedModel, sourced_ids: Iterable[str | None]
 ) -> dict[str, int]:
     wanted = [sid for sid in dict.fromkeys(sourced_ids) if sid is not None]
-    table = _table(model)
-    found = _fetch_by(session, table, "sis_sourced_id", wanted, ["sis_sourced_id"])
-    return {sid: row["id"] for sid, row in found.items()}
+    found: dict[str, int] = {}
+    if not wanted:
+        return found
+    connection = session.connection()
+    names = ("id", "sis_sourced_id")
+    sql, positional = _compiled_lookup(connection, _table(model), "sis_sourced_id", names)
+    for chunk in _chunks(wanted):
+        keys = json.dumps(chunk)
+        for row_id, sourced_id in _driver_rows(
+            connection, sql, (keys,) if positional else {"keys": keys}
+        ):
+            found[sourced_id] = row_id
+    return found
 
 
 def _resolver(
@@ -390,19 +401,32 @@ class _Plan:
         if self.inserts:
             _insert_rows(connection, table, self.inserts)
         if self.updates:
-            names = [name for name in self.updates[0] if name != "_id"]
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values({name: bindparam(name) for name in names})
-            )
-            connection.execute(statement, self.updates)
+            _update_rows(connection, table, self.updates)
         return self.counts
+
+
+def _update_rows(connection: Connection, table: Table, updates: list[dict[str, Any]]) -> None:
+    """Update rows by id (`_id`), each with the same columns (Core applies their onupdate)."""
+    names = [name for name in updates[0] if name != "_id"]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({name: bindparam(name) for name in names})
+    )
+    connection.execute(statement, updates)
 
 
 def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows: COPY on PostgreSQL (many times faster), executemany on SQLite."""
     names = list(rows[0])
+    values_of = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
+    _insert_values(connection, table, names, [values_of(row) for row in rows])
+
+
+def _insert_values(
+    connection: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """`_insert_rows` of rows given as tuples of the `names` columns' values."""
     defaults = _python_defaults(table, names)
     if connection.dialect.name != "postgresql":
         _insert_many(connection, table, rows, names, defaults)
@@ -425,8 +449,8 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]
 def _insert_many(
     connection: Connection,
     table: Table,
-    rows: list[dict[str, Any]],
-    names: list[str],
+    rows: list[tuple[Any, ...]],
+    names: Sequence[str],
     defaults: dict[str, Callable[[], Any]],
 ) -> None:
     """One executemany of tuples, as Core's `insert(table)` with these rows would (the same
@@ -441,14 +465,13 @@ def _insert_many(
         else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         for name in columns
     ]
-    values_of = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
     makers = list(defaults.values())
     if not makers and not any(processors):
-        parameters: list[Any] = [values_of(row) for row in rows]
+        parameters: list[Any] = rows
     else:
         parameters = []
         for row in rows:
-            values = [*values_of(row), *(make() for make in makers)]
+            values = [*row, *(make() for make in makers)]
             for position, process in enumerate(processors):
                 if process is not None:
                     values[position] = process(values[position])
@@ -464,29 +487,28 @@ def _copy_rows(
     connection: Connection,
     driver_connection: Any,
     table: Table,
-    rows: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]],
     statement: str,
-    names: list[str],
+    names: Sequence[str],
     defaults: dict[str, Callable[[], Any]],
 ) -> None:
-    # Each row as a tuple in the COPY's column order; JSON columns (rare among the rows an
+    # Each row a tuple in the COPY's column order; JSON columns (rare among the rows an
     # import writes) and Python defaults are decided once for the batch, not per value.
     json_positions = [
         position
         for position, name in enumerate([*names, *defaults])
         if isinstance(table.c[name].type, JSON)
     ]
-    values_of = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
     makers = list(defaults.values())
     with driver_connection.cursor() as cursor:
         with cursor.copy(statement) as copy:
             write_row = copy.write_row
             if not makers and not json_positions:
                 for row in rows:
-                    write_row(values_of(row))
+                    write_row(row)
             else:
                 for row in rows:
-                    values = [*values_of(row), *(make() for make in makers)]
+                    values = [*row, *(make() for make in makers)]
                     for position in json_positions:
                         values[position] = json.dumps(values[position])
                     write_row(values)
@@ -978,9 +1000,10 @@ def upsert_enrolments(
     classes = resolve(session, Class, [row.class_sourced_id for row in unique_rows])
     people = resolve(session, Person, [row.person_sourced_id for row in unique_rows])
     plan = _Plan()
-    # Each row the SIS sends with its class and person known: (sourcedId, the row's values,
-    # its class, person and role, the row as sent).
-    desired: list[tuple[str, dict[str, Any], tuple[int, int, str], EnrolmentRow]] = []
+    # Each row the SIS sends with its class and person known, as (its values in the order of
+    # _ENROLMENT_VALUES, its class, person and role, the row as sent): tuples, compared with
+    # the rows found as they come from the database (a dict per row is most of the cost).
+    desired: list[tuple[tuple[Any, ...], tuple[int, int, str], EnrolmentRow]] = []
     for row in unique_rows:
         class_id = classes.get(row.class_sourced_id)
         person_id = people.get(row.person_sourced_id)
@@ -990,31 +1013,27 @@ def upsert_enrolments(
             plan.skip(row.sourced_id, _missing("person", row.person_sourced_id))
         else:
             role = _ROLE_TEXT.get(row.role) or str(row.role)
-            values = {
-                "sis_sourced_id": row.sourced_id,
-                "class_id": class_id,
-                "person_id": person_id,
-                "role": role,
-                "is_primary": row.is_primary,
-                "active": row.active,
-            }
-            desired.append((row.sourced_id, values, (class_id, person_id, role), row))
+            values = (row.sourced_id, class_id, person_id, role, row.is_primary, row.active)
+            desired.append((values, (class_id, person_id, role), row))
     by_sourced_id, by_natural_key = _fetch_enrolments(session, desired)
-    taken = {
-        (found["class_id"], found["person_id"], found["role"]): sourced_id
-        for sourced_id, found in by_sourced_id.items()
-    }
-    deferred = plan.counts.deferred
-    for sourced_id, values, natural_key, row in desired:
+    # Found rows are (id, *values): found[2:5] is the class, person and role they hold.
+    taken = {found[2:5]: sourced_id for sourced_id, found in by_sourced_id.items()}
+    counts = plan.counts
+    deferred = counts.deferred
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[dict[str, Any]] = []
+    primary: dict[int, int] = {}  # class id: its primary teacher among the rows written
+    for values, natural_key, row in desired:
+        sourced_id = values[0]
         found = by_sourced_id.get(sourced_id)
         if found is not None:
-            if defer_held and (found["class_id"], found["person_id"], found["role"]) != natural_key:
+            if defer_held and found[2:5] != natural_key:
                 deferred.append(row)  # moved: its id now names another class, person or role
                 continue
         else:
             found = by_natural_key.get(natural_key)
             if found is not None:
-                holder_id = found["sis_sourced_id"]
+                holder_id = found[1]
                 if defer_held and holder_id is not None:
                     deferred.append(row)  # its class, person and role another SIS id's
                     continue
@@ -1028,62 +1047,68 @@ def upsert_enrolments(
             plan.skip(sourced_id, _duplicate_enrolment(holder))
             continue
         taken[natural_key] = sourced_id
-        plan.add(found, values)
-    counts = plan.write(session, table)
-    _set_primary_teachers(session, [values for _, values, _, _ in desired], plan)
+        if found is None:
+            inserts.append(values)
+            counts.created += 1
+        elif found[1:] == values:
+            counts.unchanged += 1
+            continue
+        else:
+            updates.append({"_id": found[0], **dict(zip(_ENROLMENT_VALUES, values, strict=True))})
+            counts.updated += 1
+        if values[4] and values[5] and values[3] == EnrolmentRole.TEACHER:
+            primary[values[1]] = values[2]
+    connection = session.connection()
+    if inserts:
+        _insert_values(connection, table, _ENROLMENT_VALUES, inserts)
+    if updates:
+        _update_rows(connection, table, updates)
+    if primary:
+        _set_primary_teachers(connection, primary)
     return counts
 
 
 _ROLE_TEXT: dict[object, str] = {role: role.value for role in EnrolmentRole}
 
 
-_ENROLMENT_COLUMNS = (
-    "id",
-    "sis_sourced_id",
-    "class_id",
-    "person_id",
-    "role",
-    "is_primary",
-    "active",
-)
+_ENROLMENT_VALUES = ("sis_sourced_id", "class_id", "person_id", "role", "is_primary", "active")
+_ENROLMENT_COLUMNS = ("id", *_ENROLMENT_VALUES)
 
 
 def _fetch_enrolments(
-    session: Session, desired: Sequence[tuple[str, Mapping[str, Any], tuple[int, int, str], Any]]
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[int, int, str], dict[str, Any]]]:
+    session: Session, desired: Sequence[tuple[tuple[Any, ...], tuple[int, int, str], Any]]
+) -> tuple[dict[str, tuple[Any, ...]], dict[tuple[int, int, str], tuple[Any, ...]]]:
     """The enrolments that have these SIS ids, and, for the ids not found, those of their
-    class and person (by class, person and role). On PostgreSQL in one query (a row found by
-    sourcedId may be in the second too: the same row)."""
-    by_sourced_id: dict[str, dict[str, Any]] = {}
-    by_natural_key: dict[tuple[int, int, str], dict[str, Any]] = {}
+    class and person (by class, person and role), as tuples of _ENROLMENT_COLUMNS. On
+    PostgreSQL in one query (a row found by sourcedId may be in the second too: the same)."""
+    by_sourced_id: dict[str, tuple[Any, ...]] = {}
+    by_natural_key: dict[tuple[int, int, str], tuple[Any, ...]] = {}
     if not desired:
         return by_sourced_id, by_natural_key
     connection = session.connection()
-    names = _ENROLMENT_COLUMNS
-    if connection.dialect.name == "postgresql":
-        # One round trip; the database probes (class, person) only for the ids it misses.
-        looked_up = desired
-    else:
+    looked_up: Sequence[tuple[tuple[Any, ...], tuple[int, int, str], Any]] = desired
+    if connection.dialect.name != "postgresql":
         # SQLite answers in this process: two statements cost less than one that probes
         # every id twice. The second only for the ids the first did not find.
-        by_sourced_id = _fetch_by(
-            session, _table(Enrolment), "sis_sourced_id", [each[0] for each in desired], names
+        sql, positional = _compiled_lookup(
+            connection, _table(Enrolment), "sis_sourced_id", _ENROLMENT_COLUMNS
         )
-        looked_up = [each for each in desired if each[0] not in by_sourced_id]
+        for chunk in _chunks([each[0][0] for each in desired]):
+            keys_json = json.dumps(chunk)
+            for row in _driver_rows(
+                connection, sql, (keys_json,) if positional else {"keys": keys_json}
+            ):
+                by_sourced_id[row[1]] = tuple(row)
+        looked_up = [each for each in desired if each[0][0] not in by_sourced_id]
     sql = _enrolment_lookup(connection)
     for chunk in _chunks(looked_up):
-        keys = json.dumps(
-            [
-                [sourced_id, class_id, person_id]
-                for sourced_id, _, (class_id, person_id, _), _ in chunk
-            ]
-        )
-        wanted = {each[0] for each in chunk}
+        keys = json.dumps([[values[0], values[1], values[2]] for values, _, _ in chunk])
+        wanted = {each[0][0] for each in chunk}
         for row in _driver_rows(connection, sql, (keys,)):
-            found = dict(zip(names, row, strict=True))
-            if row[1] in wanted:
-                by_sourced_id[row[1]] = found
-            by_natural_key[(row[2], row[3], row[4])] = found
+            found = tuple(row)
+            if found[1] in wanted:
+                by_sourced_id[found[1]] = found
+            by_natural_key[found[2:5]] = found
     return by_sourced_id, by_natural_key
 
 
@@ -1114,23 +1139,9 @@ def _enrolment_lookup(connection: Connection) -> str:
     )
 
 
-def _set_primary_teachers(session: Session, desired: list[dict[str, Any]], plan: _Plan) -> None:
-    candidates = [
-        values
-        for values in desired
-        if values["is_primary"] and values["role"] == EnrolmentRole.TEACHER and values["active"]
-    ]
-    if not candidates:
-        return
-    written = {values["sis_sourced_id"] for values in [*plan.inserts, *plan.updates]}
-    primary: dict[int, int] = {}
-    for values in candidates:
-        if values["sis_sourced_id"] in written:
-            primary[values["class_id"]] = values["person_id"]
-    if not primary:
-        return
+def _set_primary_teachers(connection: Connection, primary: dict[int, int]) -> None:
+    """Make each class's primary teacher the one given, unless a teacher chose it by hand."""
     table = _table(Class)
-    connection = session.connection()
     names = ("id", "primary_teacher_id", "hand_edited_fields")
     sql, positional = _compiled_lookup(connection, table, "id", names)
     keys = json.dumps(list(primary))
