@@ -16,9 +16,10 @@ the child first pages through the same endpoints with the same client and writes
 import over the mean of the two page-throughs, measured in the same run. Then it reads the
 same pages again as the import's reader does (`iter_model_pages`, the models kept a batch of
 DEFAULT_BATCH_SIZE at a time), writing nothing (`validated_read`): what reading alone costs
-the import. Then a delta with no
-change, and a delta after 1% of the users were renamed and 1% of the enrolments marked
-tobedeleted. Peak RSS (VmHWM) is reset before each phase (/proc/self/clear_refs), so each
+the import. Then, on PostgreSQL, what the database alone spends to insert those enrolments
+with their keys (`postgresql_enrolment_floor`); a full import again where nothing changed
+(`full_unchanged`, a district's nightly run); a delta with no change, and a delta after 1% of
+the users were renamed and 1% of the enrolments marked tobedeleted. Peak RSS (VmHWM) is reset before each phase (/proc/self/clear_refs), so each
 phase's peak is its own. On SQLite a probe thread writes one small row every 0.2 s from its
 own connection throughout the full import: `other_writer_longest_wait_s` is how long the
 console or a job would have waited for the write lock. The load average is recorded.
@@ -307,6 +308,35 @@ class CpuMeter:
         return used
 
 
+def enrolment_insert_floor(classroom: Any) -> dict[str, Any]:
+    """What PostgreSQL alone spends to insert the enrolments the full import wrote, with the
+    enrolment table's own keys (its unique indexes and its two foreign keys), and nothing
+    else: `INSERT ... SELECT` of every enrolment row into a table made like it, in a
+    transaction rolled back. One import is one transaction, and one transaction is one
+    server process working one statement at a time: however the import is written, its
+    writes cannot take PostgreSQL less CPU than this, on one core."""
+    from sqlalchemy import text
+
+    with classroom.engine.connect() as connection:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        rows = connection.execute(text("SELECT count(*) FROM enrolment")).scalar_one()
+        connection.execute(text("CREATE TABLE enrolment_floor (LIKE enrolment INCLUDING ALL)"))
+        connection.execute(
+            text(
+                "ALTER TABLE enrolment_floor"
+                " ADD FOREIGN KEY (class_id) REFERENCES class (id),"
+                " ADD FOREIGN KEY (person_id) REFERENCES person (id)"
+            )
+        )
+        cpu_before = process_cpu_s(backend) or 0.0
+        started = time.perf_counter()
+        connection.execute(text("INSERT INTO enrolment_floor SELECT * FROM enrolment"))
+        seconds = time.perf_counter() - started
+        cpu = (process_cpu_s(backend) or 0.0) - cpu_before
+        connection.rollback()
+    return {"enrolments": rows, "seconds": round(seconds, 2), "postgresql_cpu_s": round(cpu, 2)}
+
+
 def run_database(
     database_url: str,
     host_url: str,
@@ -382,6 +412,16 @@ def run_database(
     # import's overlap can beat on this machine without spending less CPU somewhere.
     figures["ratio_least_wall_of_full_to_page_through"] = round(
         figures["full"]["cpu_s"]["least_wall_on_this_machine_s"] / mean_page_through, 2
+    )
+    if postgres_url is not None:
+        figures["postgresql_enrolment_floor"] = enrolment_insert_floor(classroom)
+    # A district's nightly full import, where nothing changed since the last: every record
+    # read, looked up and found equal, nothing written.
+    meter.start()
+    figures["full_unchanged"] = asyncio.run(one_import(classroom, connection_id, full=True))
+    figures["full_unchanged"]["cpu_s"] = meter.stop()
+    figures["ratio_full_unchanged_to_page_through"] = round(
+        figures["full_unchanged"]["seconds"] / mean_page_through, 2
     )
     figures["delta_unchanged"] = asyncio.run(one_import(classroom, connection_id, full=False))
     figures["changed"] = change_one_percent(Path(store_path))
