@@ -222,18 +222,34 @@ def _fetch_by(
     connection = session.connection()
     if all(isinstance(table.c[name].type, _PLAIN_TYPES) for name in names):
         # The per-page lookups: on the driver's cursor (see _driver_rows).
-        sql, positional = _compiled_lookup(connection, table, column, tuple(names))
-        for chunk in _chunks(unique_keys):
-            keys_json = json.dumps(chunk)
-            params = (keys_json,) if positional else {"keys": keys_json}
-            for row in _driver_rows(connection, sql, params):
-                found[row[position]] = dict(zip(names, row, strict=True))
+        for key, row in _fetch_rows(session, table, column, unique_keys, names).items():
+            found[key] = dict(zip(names, row, strict=True))
         return found
     selected = [table.c[name] for name in names]
     for chunk in _chunks(unique_keys):
         condition = _one_of(connection.dialect.name, table, column, chunk)
         for row in connection.execute(select(*selected).where(condition)).all():
             found[row[position]] = dict(zip(names, row, strict=True))
+    return found
+
+
+def _fetch_rows(
+    session: Session, table: Table, column: str, keys: Iterable[Any], names: Sequence[str]
+) -> dict[Any, tuple[Any, ...]]:
+    """Existing rows whose `column` is one of `keys`, as tuples of the `names` columns (all
+    of _PLAIN_TYPES) keyed by that column, read on the driver's cursor (see _driver_rows)."""
+    found: dict[Any, tuple[Any, ...]] = {}
+    unique_keys = list(dict.fromkeys(keys))
+    if not unique_keys:
+        return found
+    connection = session.connection()
+    position = list(names).index(column)
+    sql, positional = _compiled_lookup(connection, table, column, tuple(names))
+    for chunk in _chunks(unique_keys):
+        keys_json = json.dumps(chunk)
+        params = (keys_json,) if positional else {"keys": keys_json}
+        for row in _driver_rows(connection, sql, params):
+            found[row[position]] = tuple(row)
     return found
 
 
@@ -756,86 +772,104 @@ def upsert_people(
     """
     table = _table(Person)
     unique_rows = _dedupe(rows)
-    columns = [
-        "sis_sourced_id",
-        "name",
-        "given_name",
-        "family_name",
-        "email",
-        "email_key",
-        "sis_identifier",
-        "is_teacher",
-        "is_student",
-        "active",
-    ]
-    by_sourced_id = _fetch_by(
-        session, table, "sis_sourced_id", [row.sourced_id for row in unique_rows], columns
+    # Values as tuples in the order of _PERSON_VALUES, rows found as (id, *values): see
+    # upsert_enrolments.
+    by_sourced_id = _fetch_rows(
+        session, table, "sis_sourced_id", [row.sourced_id for row in unique_rows], _PERSON_COLUMNS
     )
-    desired: list[tuple[PersonRow, dict[str, Any]]] = []
+    desired: list[tuple[PersonRow, tuple[Any, ...]]] = []
     for row in unique_rows:
         shown, key = normalise_email(row.email)
-        desired.append(
-            (
-                row,
-                {
-                    "sis_sourced_id": row.sourced_id,
-                    "name": row.name,
-                    "given_name": row.given_name,
-                    "family_name": row.family_name,
-                    "email": shown,
-                    "email_key": key,
-                    "sis_identifier": row.identifier,
-                    "is_teacher": Role.TEACHER in row.roles,
-                    "is_student": Role.STUDENT in row.roles,
-                    "active": row.active,
-                },
-            )
+        roles = row.roles
+        values: tuple[Any, ...] = (
+            row.sourced_id,
+            row.name,
+            row.given_name,
+            row.family_name,
+            shown,
+            key,
+            row.identifier,
+            Role.TEACHER in roles,
+            Role.STUDENT in roles,
+            row.active,
         )
+        desired.append((row, values))
     # Only emails that are new or changed need checking against other people.
-    emails_to_check = [
-        values["email_key"]
-        for row, values in desired
-        if values["email_key"] is not None
-        and (by_sourced_id.get(row.sourced_id) or {}).get("email_key") != values["email_key"]
-    ]
-    by_email = _fetch_by(session, table, "email_key", emails_to_check, columns)
+    emails_to_check = []
+    for row, values in desired:
+        key = values[_EMAIL_KEY]
+        if key is not None:
+            found = by_sourced_id.get(row.sourced_id)
+            if found is None or found[1 + _EMAIL_KEY] != key:
+                emails_to_check.append(key)
+    by_email = _fetch_rows(session, table, "email_key", emails_to_check, _PERSON_COLUMNS)
     plan = _Plan()
+    counts = plan.counts
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[dict[str, Any]] = []
     claimed_emails: dict[str, str] = {}
     for row, values in desired:
         found = by_sourced_id.get(row.sourced_id)
-        key = values["email_key"]
+        key = values[_EMAIL_KEY]
         if key is not None:
             holder = by_email.get(key)
             earlier = claimed_emails.get(key)
             if earlier is not None:
-                plan.skip(row.sourced_id, _email_taken(values["email"], f"SIS id {earlier!r}"))
+                plan.skip(row.sourced_id, _email_taken(values[_EMAIL], f"SIS id {earlier!r}"))
                 continue
-            if holder is not None and holder["id"] != (found or {}).get("id"):
-                if (
-                    defer_held
-                    and found is None
-                    and holder["sis_sourced_id"] is not None
-                    and holder["active"]
-                ):
-                    plan.counts.deferred.append(row)  # a takeover, or not: asks `sent_now`
+            if holder is not None and holder[0] != (found[0] if found is not None else None):
+                holder_id, holder_active = holder[1], holder[1 + _ACTIVE]
+                if defer_held and found is None and holder_id is not None and holder_active:
+                    counts.deferred.append(row)  # a takeover, or not: asks `sent_now`
                     continue
-                renumbered = holder["sis_sourced_id"] is not None and (
-                    not holder["active"]
-                    or (sent_now is not None and holder["sis_sourced_id"] not in sent_now)
+                renumbered = holder_id is not None and (
+                    not holder_active or (sent_now is not None and holder_id not in sent_now)
                 )
-                if found is None and holder["sis_sourced_id"] is None:
+                if found is None and holder_id is None:
                     found = holder  # a person made here before the import: adopted by email
-                elif found is None and renumbered and _same_person(session, holder, row):
+                elif (
+                    found is None
+                    and renumbered
+                    and _same_person(session, dict(zip(_PERSON_COLUMNS, holder, strict=True)), row)
+                ):
                     # The SIS re-numbered them: the same person, corroborated beyond the email.
-                    plan.counts.taken_over.append((holder["sis_sourced_id"], row.sourced_id))
+                    counts.taken_over.append((holder_id, row.sourced_id))
                     found = holder
                 else:
-                    owner = holder["sis_sourced_id"] or "a person made in sislink"
-                    plan.skip(row.sourced_id, _email_taken(values["email"], repr(owner)))
+                    owner = holder_id or "a person made in sislink"
+                    plan.skip(row.sourced_id, _email_taken(values[_EMAIL], repr(owner)))
                     continue
             claimed_emails[key] = row.sourced_id
-        plan.add(found, values)
-    return plan.write(session, table)
+        if found is None:
+            inserts.append(values)
+            counts.created += 1
+        elif found[1:] == values:
+            counts.unchanged += 1
+        else:
+            updates.append({"_id": found[0], **dict(zip(_PERSON_VALUES, values, strict=True))})
+            counts.updated += 1
+    connection = session.connection()
+    if inserts:
+        _insert_values(connection, table, _PERSON_VALUES, inserts)
+    if updates:
+        _update_rows(connection, table, updates)
+    return counts
+
+
+_PERSON_VALUES = (
+    "sis_sourced_id",
+    "name",
+    "given_name",
+    "family_name",
+    "email",
+    "email_key",
+    "sis_identifier",
+    "is_teacher",
+    "is_student",
+    "active",
+)
+_PERSON_COLUMNS = ("id", *_PERSON_VALUES)
+_EMAIL, _EMAIL_KEY, _ACTIVE = 4, 5, 9  # positions in _PERSON_VALUES
 
 
 def _same_person(session: Session, holder: dict[str, Any], row: PersonRow) -> bool:
