@@ -6,13 +6,22 @@ the reference, on models otherwise the same."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import BaseModel, ValidationError, field_validator
 
-from sislink.oneroster.models import Base, Category, Enrollment, GUIDRef, OneRosterModel, RefType
+from sislink.oneroster.models import (
+    Base,
+    Category,
+    Enrollment,
+    GUIDRef,
+    LineItem,
+    OneRosterModel,
+    RefType,
+)
 
 
 class _OldGUIDRef(OneRosterModel):
@@ -190,3 +199,58 @@ def _field_alias(alias: str) -> Any:
 def test_the_field_types_read_as_text_and_datetime() -> None:
     assert GUIDRef.model_fields["sourced_id"].annotation is str
     assert Base.model_fields["date_last_modified"].annotation is datetime
+
+
+@pytest.mark.parametrize(
+    "zone", [ZoneInfo("Europe/London"), timezone(timedelta(0), "GMT")], ids=["london", "gmt"]
+)
+@pytest.mark.parametrize("given_as", ["constructor", "dict"])
+def test_a_datetime_given_with_a_zone_at_offset_0_is_held_in_utc(
+    zone: tzinfo, given_as: str
+) -> None:
+    given = datetime(2026, 1, 15, 12, tzinfo=zone)  # winter: London's offset is 0
+    if given_as == "constructor":
+        held = Category(sourced_id="c", title="t", date_last_modified=given).date_last_modified
+    else:
+        data = {"sourcedId": "c", "title": "t", "dateLastModified": given}
+        held = Category.model_validate(data).date_last_modified
+    assert held == given
+    assert held.tzname() == "UTC"
+    # A date computed from it is still in UTC (London's would have moved to summer time).
+    assert (held + timedelta(days=182)).utcoffset() == timedelta(0)
+    assert held + timedelta(days=182) == given.astimezone(UTC) + timedelta(days=182)
+
+
+OUT_OF_RANGE_ONCE_IN_UTC = ["9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00"]
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "python"])
+@pytest.mark.parametrize("stamp", OUT_OF_RANGE_ONCE_IN_UTC)
+def test_a_date_last_modified_past_year_9999_or_before_year_1_in_utc_is_a_validation_error(
+    stamp: str, as_json: bool
+) -> None:
+    data = {"sourcedId": "c", "dateLastModified": stamp, "title": "t"}
+    outcome = _outcome(Category, data, as_json)  # before: OverflowError, out of pydantic
+    assert outcome[0] == "refused"
+    assert [(e["type"], e["loc"]) for e in outcome[1]] == [
+        ("datetime_out_of_range", ("dateLastModified",))
+    ]
+    assert "years 1 to 9999 in UTC" in outcome[1][0]["msg"]
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "python"])
+@pytest.mark.parametrize("stamp", OUT_OF_RANGE_ONCE_IN_UTC)
+def test_a_line_items_due_date_past_year_9999_in_utc_is_a_validation_error(
+    stamp: str, as_json: bool
+) -> None:
+    data = {
+        "sourcedId": "li",
+        "title": "t",
+        "assignDate": "2026-01-01",
+        "dueDate": stamp,
+        "class": {"sourcedId": "c"},
+        "category": {"sourcedId": "k"},
+    }
+    outcome = _outcome(LineItem, data, as_json)
+    assert outcome[0] == "refused"
+    assert [(e["type"], e["loc"]) for e in outcome[1]] == [("datetime_out_of_range", ("dueDate",))]

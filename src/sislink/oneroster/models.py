@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 Status = Literal["active", "tobedeleted"]
 RefType = Literal[
@@ -80,31 +80,58 @@ class _TextOrInt:
         )
 
 
+_NOT_IN_UTC = "datetime_out_of_range"
+_NOT_IN_UTC_MESSAGE = "Input should be a date-time that is still within the years 1 to 9999 in UTC"
+
+
 def _in_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """`value` in UTC (a naive one taken as UTC). A time near the ends of what Python holds
+    whose offset takes it past them (9999-12-31T23:30:00-01:00) is a validation error, not
+    the OverflowError of `astimezone`, which no reader of a SIS's page expects."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(_NOT_IN_UTC, _NOT_IN_UTC_MESSAGE) from None
 
 
 class _InUTC:
     """A datetime read as pydantic reads it (its errors unchanged), then held in UTC: a naive
-    one is taken as UTC, one with another offset converted. Done in pydantic-core: the
+    one is taken as UTC, one with another offset converted.
+
+    From JSON (a page of the SIS's, `model_validate_json`), done in pydantic-core: the
     datetime, already checked, goes to a union of a datetime whose offset must be 0 (what
-    OneRoster's `...Z` reads as: kept as it is, no Python call) and, only otherwise, the
-    conversion (which never fails)."""
+    OneRoster's `...Z` reads as: kept as it is, with pydantic's UTC tzinfo, no Python call)
+    and, only otherwise, the conversion; its one error is the conversion's (a time that
+    leaves the years 1 to 9999 once in UTC). Read from JSON, an offset of 0 can only have
+    come with pydantic's own UTC tzinfo.
+
+    From Python (`model_validate` of a dict, as `from_wire` does, or a datetime given to the
+    constructor), always the conversion: a datetime given with an offset of 0 may carry a
+    zone that is not UTC (Europe/London in winter), which the union would keep, and a later
+    date computed from it would not be in UTC."""
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        return core_schema.chain_schema(
-            [
-                handler(source),
-                core_schema.union_schema(
-                    [
-                        core_schema.datetime_schema(tz_constraint=0),
-                        core_schema.no_info_plain_validator_function(_in_utc),
-                    ],
-                    mode="left_to_right",
-                ),
-            ]
+        read = handler(source)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.chain_schema(
+                [
+                    read,
+                    core_schema.union_schema(
+                        [
+                            core_schema.datetime_schema(tz_constraint=0),
+                            core_schema.no_info_plain_validator_function(_in_utc),
+                        ],
+                        mode="left_to_right",
+                        custom_error_type=_NOT_IN_UTC,
+                        custom_error_message=_NOT_IN_UTC_MESSAGE,
+                    ),
+                ]
+            ),
+            python_schema=core_schema.no_info_after_validator_function(_in_utc, read),
         )
 
 
@@ -316,7 +343,7 @@ class LineItem(Base):
     @field_validator("assign_date", "due_date", mode="after")
     @classmethod
     def _dates_in_utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _in_utc(value)
 
 
 class Result(Base):

@@ -132,6 +132,25 @@ async def test_a_bad_record_is_set_aside_by_itself_with_the_error_from_wire_give
     assert str(error) == str(expected.value)
 
 
+async def test_a_record_dated_past_year_9999_in_utc_is_set_aside_not_a_crash() -> None:
+    # 9999-12-31T23:30:00-01:00 is in the year 10000 in UTC: astimezone raised OverflowError,
+    # which neither the one-pass read nor the record-by-record way caught.
+    bad = _user("u-late", dateLastModified="9999-12-31T23:30:00-01:00")
+    pages = [_page([VARIED_USERS[0], bad, VARIED_USERS[1]])]
+    with HostileSIS(_pages_of(pages)) as sis:
+        async with OneRosterClient(sis.settings()) as client:
+            paged = [p async for p in client.iter_model_pages("users", page_size=3)]
+            with pytest.raises(MalformedResponse) as caught:
+                _ = [m async for m in client.iter_collection("users", page_size=3)]
+    assert [p.models for p in paged] == [_one_by_one([VARIED_USERS[0], VARIED_USERS[1]])]
+    [(record, error)] = paged[0].rejected
+    assert record == bad
+    assert [(e["type"], e["loc"]) for e in error.errors()] == [
+        ("datetime_out_of_range", ("dateLastModified",))
+    ]
+    assert "(sourcedId 'u-late'): dateLastModified: " in str(caught.value)
+
+
 async def test_a_page_that_is_not_a_list_of_records_stops_the_walk_as_before() -> None:
     pages = [_page([VARIED_USERS[0]]), _page([VARIED_USERS[1], "u-text"])]
     with HostileSIS(_pages_of(pages)) as sis:
