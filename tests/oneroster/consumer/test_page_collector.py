@@ -17,6 +17,7 @@ import pytest
 
 from hostile.hostile_sis import HostileSIS, Received, Reply
 from sislink.oneroster.consumer import OneRosterClient
+from sislink.oneroster.consumer import client as client_module
 from sislink.oneroster.consumer.client import ModelPage
 
 pytestmark = pytest.mark.anyio
@@ -132,3 +133,34 @@ async def test_an_answer_and_its_body_are_freed_without_the_collector(
     assert len(records) == len(RECORDS)
     assert len(answers) >= 3  # the token, then the pages
     assert [a for a in answers if a() is not None] == []
+
+
+class _InterruptedAfter:
+    """The gc module, but `step` is interrupted (KeyboardInterrupt, as from a signal) just
+    after it has done its work."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(gc, name)
+        if name != self.step:
+            return real
+
+        def interrupted(*args: Any) -> Any:
+            real(*args)
+            raise KeyboardInterrupt
+
+        return interrupted
+
+
+@pytest.mark.parametrize("step", ["disable", "freeze"])
+def test_an_interrupt_between_two_steps_leaves_the_collector_on_and_nothing_frozen(
+    step: str, collector_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gc.enable()
+    monkeypatch.setattr(client_module, "gc", _InterruptedAfter(step))
+    with pytest.raises(KeyboardInterrupt), client_module._collector_paused():
+        pass
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0

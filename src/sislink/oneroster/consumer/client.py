@@ -169,21 +169,28 @@ def _collector_paused() -> Iterator[None]:
     Where something else in the process froze objects on purpose (gc.get_freeze_count() is not
     0, e.g. a server that froze its imports before forking), (3) would unfreeze them: then
     only (2) is done, as before. If the collector was off to begin with, nothing is
-    done at all. It never ends disabled if it was enabled before."""
+    done at all. It never ends disabled if it was enabled before, nor leaves anything frozen,
+    even when an exception comes from outside between two of its steps (KeyboardInterrupt
+    from a signal, right after `gc.disable()` or `gc.freeze()`): each step that must be undone
+    is undone in a `finally` that begins before it."""
     if not gc.isenabled():
         yield
         return
     promote = gc.get_freeze_count() == 0
     if promote:
         gc.collect(1)
-    gc.disable()
     try:
+        gc.disable()
         yield
     finally:
-        if promote and gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
+        try:
+            if promote and gc.get_freeze_count() == 0:
+                try:
+                    gc.freeze()
+                finally:
+                    gc.unfreeze()
+        finally:
+            gc.enable()
 
 
 @functools.cache
