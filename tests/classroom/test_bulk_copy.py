@@ -36,3 +36,25 @@ def test_a_table_is_analysed_when_a_batch_makes_it_much_bigger_and_not_otherwise
     with classroom.transaction() as session:  # a new transaction reads the estimate anew
         upsert_schools(session, _schools(2000, 400))
         assert _estimate(session) == 1810
+
+
+def test_the_rows_of_one_batch_are_stamped_with_the_batch_s_moment(classroom: Classroom) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from sislink.classroom.bulk import PersonRow, upsert_people
+    from sislink.classroom.models import Person
+
+    before = datetime.now(UTC)
+    with classroom.transaction() as session:
+        upsert_people(session, [PersonRow(f"p-{i}", f"Person {i}") for i in range(3)])
+    after = datetime.now(UTC)
+    with classroom.session() as session:
+        stamps = session.execute(
+            select(Person.created_at, Person.updated_at, Person.is_admin)
+        ).all()
+    assert len(stamps) == 3 and len(set(stamps)) == 1
+    created, updated, is_admin = stamps[0]
+    assert before <= created <= updated <= after
+    assert is_admin is False

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from operator import itemgetter
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Connection,
+    DateTime,
     Float,
     Integer,
     String,
@@ -444,10 +445,15 @@ def _insert_values(
 ) -> None:
     """`_insert_rows` of rows given as tuples of the `names` columns' values."""
     defaults = _python_defaults(table, names)
+    # Defaults the same for every row of the batch, made once: constants, and timestamps
+    # (the batch's rows are written at one moment: `created_at` and `updated_at` are the
+    # batch's). Turning a timestamp into text costs the driver more than the rest of a row.
+    once = {name: make() for name, make in defaults.items() if _once_per_batch(table.c[name])}
+    per_row = {name: make for name, make in defaults.items() if name not in once}
     if connection.dialect.name != "postgresql":
-        _insert_many(connection, table, rows, names, defaults)
+        _insert_many(connection, table, rows, names, once, per_row)
         return
-    columns = [*names, *defaults]
+    columns = [*names, *once, *per_row]
     statement = "COPY {} ({}) FROM STDIN".format(
         _quoted(connection, table.name), ", ".join(_quoted(connection, name) for name in columns)
     )
@@ -455,11 +461,17 @@ def _insert_values(
     assert driver_connection is not None
     driver_error = connection.dialect.loaded_dbapi.Error
     try:
-        _copy_rows(connection, driver_connection, table, rows, statement, names, defaults)
+        _copy_rows(connection, driver_connection, table, rows, statement, names, once, per_row)
     except driver_error as exc:
         # Raised as SQLAlchemy raises any other statement's error, so that callers catch one
         # kind (and the row in the driver's message is not shown as if it were the cause).
         raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+
+
+def _once_per_batch(column: Any) -> bool:
+    if column.default.is_scalar:
+        return True
+    return isinstance(getattr(column.type, "impl_instance", column.type), DateTime)
 
 
 def _insert_many(
@@ -467,23 +479,29 @@ def _insert_many(
     table: Table,
     rows: list[tuple[Any, ...]],
     names: Sequence[str],
-    defaults: dict[str, Callable[[], Any]],
+    once: dict[str, Any],
+    per_row: dict[str, Callable[[], Any]],
 ) -> None:
     """One executemany of tuples, as Core's `insert(table)` with these rows would (the same
     defaults and bind processing), without Core making and reading its parameters per row:
     only columns of other than plain types (timestamps, JSON) go through their processor
     (the driver binds a bool as SQLAlchemy stores it, 1 or 0)."""
     dialect = connection.dialect
-    columns = [*names, *defaults]
-    processors = [
-        None
-        if isinstance(table.c[name].type, _PLAIN_TYPES)
-        else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        for name in columns
-    ]
-    makers = list(defaults.values())
+
+    def processor(name: str) -> Callable[[Any], Any] | None:
+        if isinstance(table.c[name].type, _PLAIN_TYPES):
+            return None
+        return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+    processors = [processor(name) for name in [*names, *per_row]]
+    constant = tuple(
+        value if (process := processor(name)) is None else process(value)
+        for name, value in once.items()
+    )
+    makers = list(per_row.values())
+    parameters: list[Any]
     if not makers and not any(processors):
-        parameters: list[Any] = rows
+        parameters = [row + constant for row in rows] if constant else rows
     else:
         parameters = []
         for row in rows:
@@ -491,7 +509,8 @@ def _insert_many(
             for position, process in enumerate(processors):
                 if process is not None:
                     values[position] = process(values[position])
-            parameters.append(tuple(values))
+            parameters.append((*values[: len(row)], *constant, *values[len(row) :]))
+    columns = [*names, *once, *per_row]
     quote = dialect.identifier_preparer.quote
     statement = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (the model's names)
         quote(table.name), ", ".join(quote(name) for name in columns), ", ".join("?" * len(columns))
@@ -506,28 +525,35 @@ def _copy_rows(
     rows: list[tuple[Any, ...]],
     statement: str,
     names: Sequence[str],
-    defaults: dict[str, Callable[[], Any]],
+    once: dict[str, Any],
+    per_row: dict[str, Callable[[], Any]],
 ) -> None:
     # Each row a tuple in the COPY's column order; JSON columns (rare among the rows an
-    # import writes) and Python defaults are decided once for the batch, not per value.
+    # import writes) are decided once for the batch, not per value.
+    def as_text(name: str, value: Any) -> Any:
+        if isinstance(table.c[name].type, JSON):
+            return json.dumps(value)
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    constant = tuple(as_text(name, value) for name, value in once.items())
     json_positions = [
-        position
-        for position, name in enumerate([*names, *defaults])
+        len(constant) + position
+        for position, name in enumerate(per_row)
         if isinstance(table.c[name].type, JSON)
     ]
-    makers = list(defaults.values())
+    makers = list(per_row.values())
     with driver_connection.cursor() as cursor:
         with cursor.copy(statement) as copy:
             write_row = copy.write_row
-            if not makers and not json_positions:
+            if not makers:
                 for row in rows:
-                    write_row(row)
+                    write_row(row + constant if constant else row)
             else:
                 for row in rows:
-                    values = [*row, *(make() for make in makers)]
+                    values = [*constant, *(make() for make in makers)]
                     for position in json_positions:
                         values[position] = json.dumps(values[position])
-                    write_row(values)
+                    write_row((*row, *values))
         quoted_table = _quoted(connection, table.name)
         if _statistics_are_stale(connection, cursor, quoted_table, len(rows)):
             # A table that has never been analysed, or that this batch alone makes much
