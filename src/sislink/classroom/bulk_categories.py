@@ -8,6 +8,7 @@ one INSERT, one UPDATE per batch) and exact counts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +20,11 @@ from sislink.classroom.bulk import (
     SourcedIdCache,
     UpsertCounts,
     _chunks,
+    _compiled_lookup,
     _dedupe,
+    _driver_rows,
     _fetch_by,
     _missing,
-    _one_of,
     _Plan,
 )
 from sislink.classroom.models import Category, Class
@@ -101,11 +103,13 @@ def _categories_of_classes(
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     connection = session.connection()
-    names = ["id", *_COLUMNS]
+    names = ("id", *_COLUMNS)
+    # Every column is of a plain type: read on the driver's cursor (bulk._driver_rows).
+    sql, positional = _compiled_lookup(connection, table, "class_id", names)
     for chunk in _chunks(list(dict.fromkeys(class_ids))):
-        condition = _one_of(connection.dialect.name, table, "class_id", chunk)
-        statement = select(*(table.c[name] for name in names)).where(condition)
-        found.extend(dict(zip(names, row, strict=True)) for row in connection.execute(statement))
+        keys = json.dumps(chunk)
+        rows = _driver_rows(connection, sql, (keys,) if positional else {"keys": keys})
+        found.extend(dict(zip(names, row, strict=True)) for row in rows)
     return found
 
 
