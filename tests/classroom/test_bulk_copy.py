@@ -58,3 +58,22 @@ def test_the_rows_of_one_batch_are_stamped_with_the_batch_s_moment(classroom: Cl
     created, updated, is_admin = stamps[0]
     assert before <= created <= updated <= after
     assert is_admin is False
+
+
+def test_a_json_value_given_to_the_bulk_insert_is_stored_as_json(classroom: Classroom) -> None:
+    from sqlalchemy import select
+
+    from sislink.classroom.bulk import _insert_rows
+    from sislink.classroom.models import Class
+
+    with classroom.transaction() as session:
+        rows = [
+            {"title": "Maths", "sis_sourced_id": "c-1", "hand_edited_fields": ["title"]},
+            {"title": "Art", "sis_sourced_id": "c-2", "hand_edited_fields": []},
+        ]
+        _insert_rows(session.connection(), Class.__table__, rows)  # type: ignore[arg-type]
+    with classroom.session() as session:
+        stored = session.execute(
+            select(Class.sis_sourced_id, Class.hand_edited_fields).order_by(Class.sis_sourced_id)
+        ).all()
+    assert [tuple(row) for row in stored] == [("c-1", ["title"]), ("c-2", [])]

@@ -539,6 +539,14 @@ def _copy_rows(
         return value.isoformat() if isinstance(value, datetime) else value
 
     constant = tuple(as_text(name, value) for name, value in once.items())
+    # A JSON column among the values given (none of the import's kinds has one; a caller's
+    # rows may) goes in as its text, as the per-row defaults' do: psycopg's COPY would write
+    # a list as an array.
+    given_json = [
+        position for position, name in enumerate(names) if isinstance(table.c[name].type, JSON)
+    ]
+    if given_json:
+        rows = [_dumped(row, given_json) for row in rows]
     json_positions = [
         len(constant) + position
         for position, name in enumerate(per_row)
@@ -565,6 +573,13 @@ def _copy_rows(
             # size on disk, so a few early ANALYZEs are enough.
             cursor.execute(f"ANALYZE {quoted_table}")
             _forget_estimate(connection, quoted_table)
+
+
+def _dumped(row: tuple[Any, ...], positions: Sequence[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for position in positions:
+        values[position] = json.dumps(values[position])
+    return tuple(values)
 
 
 def _one_value(name: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
