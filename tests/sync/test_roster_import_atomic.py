@@ -374,25 +374,31 @@ async def test_teachers_without_an_email_get_the_warning_students_get(
 KILLED_IMPORT = textwrap.dedent(
     """
     import asyncio, os, signal, sys
-    from sqlalchemy import event
     from sislink.classroom import open_classroom
     from sislink.classroom.secrets import SecretBox
+    from sislink.sync import roster_import
     from sislink.sync.roster_import import import_roster
     from sislink.sync.sis_client import open_sis_client
 
     url, key, connection_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
     classroom = open_classroom(url, secret_box=SecretBox(key))
     writes = 0
+    write_enrolments = roster_import.upsert_enrolments
 
-    @event.listens_for(classroom.engine, "before_cursor_execute")
-    def kill_at_the_third_enrolment_batch(conn, cursor, statement, *args):
-        # By then schools, classes and people have been written (in the same transaction).
+    def kill_after_the_third_enrolment_batch(*args, **kwargs):
+        # By then schools, classes, people and three batches of enrolments have been written
+        # in the same transaction. Counted at the writer's function, not at SQLAlchemy's
+        # statements: on PostgreSQL the batches go through the driver's cursor (COPY), which
+        # SQLAlchemy's events do not see.
         global writes
-        if "FROM enrolment" in statement or "INTO enrolment" in statement:
-            writes += 1
-            if writes == 3:
-                print("killing", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
+        counts = write_enrolments(*args, **kwargs)
+        writes += 1
+        if writes == 3:
+            print("killing", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return counts
+
+    roster_import.upsert_enrolments = kill_after_the_third_enrolment_batch
 
     async def main():
         async with open_sis_client(classroom) as client:
