@@ -5,6 +5,7 @@ machine and the built-in SIS over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -225,3 +226,34 @@ def test_calls_longer_than_a_minute_keep_their_places_while_no_other_call_starts
     in_flight, let_through = asyncio.run(run())
     assert in_flight == 1
     assert not let_through  # the allowance is one call: the second waits for the first
+
+
+def test_closing_a_gate_ends_its_renewer_even_when_redis_turns_the_cancel_into_an_error() -> None:
+    """A full-suite run hung for good in `aclose()` (2026-12-06): the renewer, cancelled in the
+    middle of its Redis call, can see the cancel come back from the Redis client as an
+    ordinary error, which it suppresses (Redis briefly away), and it went on renewing every
+    second; `aclose()` waited for it for ever, and so would a job closing its gate."""
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run() -> None:
+        gate = _gate(name, concurrency=1)
+        renewing = asyncio.Event()
+
+        async def renew_turning_the_cancel_into_an_error(**_: object) -> None:
+            renewing.set()
+            try:
+                await asyncio.sleep(3600)  # the Redis call, under way
+            except asyncio.CancelledError:
+                raise ConnectionError("Connection closed by server.") from None
+
+        gate._renew_places = renew_turning_the_cancel_into_an_error  # type: ignore[method-assign]
+        async with gate.turn():
+            await asyncio.wait_for(renewing.wait(), timeout=10)
+        # Before the fix aclose() waited for ever; a deadline (a hang detector, not a speed
+        # bound) ends the wait, and says whether it had to.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30) as deadline:
+                await gate.aclose()
+        assert not deadline.expired()
+
+    asyncio.run(run())

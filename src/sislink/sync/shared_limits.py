@@ -157,6 +157,7 @@ class RedisGate:
         self._renew_places = self._redis.register_script(_RENEW)
         self._places: set[str] = set()
         self._renewer: asyncio.Task[None] | None = None
+        self._closed = False
         # One caller of this process asks Redis for a turn at a time, the others queue here
         # (in order): without it, every call waiting for the next rate slot asked Redis again
         # each time it woke, ~13 Redis round trips per SIS call at 16 calls in flight, which
@@ -191,8 +192,9 @@ class RedisGate:
             await asyncio.shield(self._redis.zrem(self._keys[0], place))
 
     async def _renew(self) -> None:
-        """Push the lapse of every place this process holds a lease further, every second."""
-        while True:
+        """Push the lapse of every place this process holds a lease further, every second,
+        until the gate is closed."""
+        while not self._closed:
             await asyncio.sleep(PLACE_RENEW_S)
             held = sorted(self._places)
             if not held:
@@ -208,11 +210,24 @@ class RedisGate:
         return int(await self._redis.zcard(self._keys[0]))
 
     async def aclose(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-        await self._redis.aclose()
+        # The flag as well as the cancel: a cancel that lands in the middle of the renewer's
+        # Redis call can come back from the Redis client as an ordinary error, which the
+        # renewer suppresses (Redis briefly away); without the flag it renewed on, and this
+        # waited for it for ever (a hung full-suite run, 2026-12-06).
+        self._closed = True
+        renewer = self._renewer
+        try:
+            if renewer is not None:
+                renewer.cancel()
+                try:
+                    await renewer
+                except asyncio.CancelledError:
+                    # The renewer's own end, or this close being cancelled: that goes on up.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+        finally:
+            await self._redis.aclose()
 
 
 def shared_gate(connection_id: int, settings: ConnectionSettings) -> RedisGate | None:
