@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
 
 from sislink.classroom.bulk import (
@@ -111,16 +111,6 @@ def _categories_of_classes(
         rows = _driver_rows(connection, sql, (keys,) if positional else {"keys": keys})
         found.extend(dict(zip(names, row, strict=True)) for row in rows)
     return found
-
-
-def find_missing_categories(session: Session, seen_sourced_ids: Iterable[str]) -> list[str]:
-    """SourcedIds of active imported categories that are not in `seen_sourced_ids`."""
-    table = _category_table()
-    seen = set(seen_sourced_ids)
-    statement = select(table.c.sis_sourced_id).where(
-        table.c.sis_sourced_id.is_not(None), table.c.active.is_(True)
-    )
-    return [sid for sid in session.connection().execute(statement).scalars() if sid not in seen]
 
 
 def deactivate_categories(session: Session, sourced_ids: Sequence[str]) -> int:
