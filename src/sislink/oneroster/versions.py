@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
 from sislink.oneroster.models import (
     AcademicSession,
     Base,
@@ -307,7 +310,66 @@ class VersionSpec:
         ValidationError when the data is not valid OneRoster."""
         if self.version is Version.V1_1:
             data = _from_1_1(dict(data), entity)
-        return ENTITIES[entity].model.model_validate(data)
+        model = ENTITIES[entity].model.model_validate(data)
+        refuse_nul_characters(model)
+        return model
+
+
+NUL_CHARACTER = "nul_character"
+NUL_CHARACTER_MESSAGE = (
+    "Text should not hold a NUL character (U+0000): no database sislink writes to can store "
+    "it; ask the SIS vendor to remove it from this record"
+)
+
+
+def refuse_nul_characters(model: BaseModel) -> None:
+    """A ValidationError (`nul_character`) if any text `model` keeps holds a NUL character.
+
+    JSON may carry one (\\u0000) and pydantic reads it, but PostgreSQL refuses it in text and
+    SQLite's JSON functions end a string at it, so a record holding one would stop an import
+    or, worse, be stored under a cut-off id that no later import finds again. Not a rule of
+    OneRoster's: sislink's, so such a record is refused like an invalid one (reported and
+    skipped, the rest of the page kept). Only the fields the model keeps are looked at: a NUL
+    in a field sislink ignores costs nothing."""
+    found = _first_nul(model)
+    if found is not None:
+        loc, text = found
+        raise ValidationError.from_exception_data(
+            type(model).__name__,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(NUL_CHARACTER, NUL_CHARACTER_MESSAGE),
+                    loc=loc,
+                    input=text,
+                )
+            ],
+        )
+
+
+def _first_nul(value: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Where the first text holding a NUL is in `value` (a model, list, dict or str), by the
+    names the SIS used, and that text."""
+    if isinstance(value, str):
+        return ((), value) if "\x00" in value else None
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        items: Iterable[tuple[str | int, Any]] = (
+            (fields[name].alias or name if name in fields else name, item)
+            for name, item in value.__dict__.items()
+        )
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (key,), key
+        found = _first_nul(item)
+        if found is not None:
+            return (key, *found[0]), found[1]
+    return None
 
 
 def _entity_of(obj: Base) -> str:

@@ -1072,10 +1072,13 @@ def _reject(
     report = state.report
     report.counts[entity].skipped += 1
     report.warn("invalid_records", entity, f"{sourced_id!r} from {endpoint}: {reason}")
-    report.reject(entity, str(sourced_id) if sourced_id is not None else "", reason)
-    if isinstance(sourced_id, str):
+    shown = str(sourced_id) if sourced_id is not None else ""
+    # An id holding a NUL (refused for it) is written out as \x00: the report is stored and
+    # shown, and no database or page should get the character itself.
+    report.reject(entity, shown.replace("\x00", "\\x00"), reason)
+    if isinstance(sourced_id, str) and "\x00" not in sourced_id:
         # Seen as whatever it may be: a grading period (or a teacher) that does not
-        # validate is not deactivated for it either.
+        # validate is not deactivated for it either. (No row ever has an id with a NUL.)
         for fed in entities:
             seen.add(fed, [sourced_id])
 

@@ -216,3 +216,34 @@ async def test_a_1_1_user_page_is_converted_from_its_role_and_orgs() -> None:
     assert [p.models for p in paged] == [models]
     assert models[0].roles[0].role == "teacher"  # type: ignore[attr-defined]
     assert models[0].roles[0].org.sourced_id == "school-9"  # type: ignore[attr-defined]
+
+
+async def test_a_record_holding_a_nul_character_is_set_aside_with_where_it_is() -> None:
+    # JSON carries a NUL escaped (\u0000); pydantic reads it, but no database sislink writes
+    # to stores it (PostgreSQL refuses it, SQLite's JSON cuts an id at it). Each such record
+    # is refused alone, wherever the NUL is in what the model keeps; one in a field the
+    # model ignores costs the record nothing.
+    nul_id = _user("u-\x00-id")
+    nul_name = _user("u-name", givenName="Ad\x00a")
+    nul_ref = _user(
+        "u-ref", roles=[{"roleType": "primary", "role": "student", "org": {"sourcedId": "s\x00"}}]
+    )
+    nul_ignored = _user("u-ignored", somethingElse="x\x00y")
+    records = [VARIED_USERS[0], nul_id, nul_name, nul_ignored, nul_ref, VARIED_USERS[1]]
+    body = _page(records)
+    assert b"\\u0000" in body
+    with HostileSIS(_pages_of([body])) as sis:
+        async with OneRosterClient(sis.settings()) as client:
+            paged = [p async for p in client.iter_model_pages("users", page_size=6)]
+            with pytest.raises(MalformedResponse) as caught:
+                _ = [m async for m in client.iter_collection("users", page_size=6)]
+    [page] = paged
+    assert page.models == _one_by_one([VARIED_USERS[0], nul_ignored, VARIED_USERS[1]])
+    assert [record for record, _ in page.rejected] == [nul_id, nul_name, nul_ref]
+    assert [[(e["type"], e["loc"]) for e in error.errors()] for _, error in page.rejected] == [
+        [("nul_character", ("sourcedId",))],
+        [("nul_character", ("givenName",))],
+        [("nul_character", ("roles", 0, "org", "sourcedId"))],
+    ]
+    assert "ask the SIS vendor to remove it" in str(page.rejected[0][1])
+    assert "(sourcedId 'u-\\x00-id'): sourcedId: Text should not hold a NUL" in str(caught.value)

@@ -689,7 +689,9 @@ class OneRosterClient:
         """One page: its records validated in one pass from the body's bytes when that works,
         else decoded to raw records exactly as before (MalformedResponse when the page holds
         no list of records), each record then read by itself."""
-        if page_of_models is not None:
+        # A page that may hold a NUL character (escaped in JSON, as it must be) is read record
+        # by record, where `from_wire` refuses such a record alone; looking costs a byte search.
+        if page_of_models is not None and b"\\u0000" not in response.content:
             try:
                 with _collector_paused():
                     validated = page_of_models.model_validate_json(response.content)
