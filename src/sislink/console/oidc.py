@@ -18,6 +18,7 @@ Discovery documents and key sets are cached per issuer for ten minutes.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 import time
@@ -52,6 +53,9 @@ SCOPES = "openid email profile"
 CACHE_S = 600.0
 LEEWAY_S = 60
 TIMEOUT_S = 10.0
+# A discovery document, key set or token answer is a few kB (Microsoft's key set, the largest
+# seen, about 10 kB): more than this is not a provider's answer, and is not read into memory.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,13 @@ class Discovery:
 class OidcProtocol:
     """Discovery, keys, the code exchange and the ID token checks, for any provider."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, timeout_s: float = TIMEOUT_S
+    ) -> None:
         self.clock = clock
+        # How long one answer of the provider may take in all, dribbled or not (a sign-in
+        # waits for it, and so does one of the console's worker threads).
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._discovery: dict[str, tuple[float, Discovery]] = {}
         self._keys: dict[str, tuple[float, KeySet]] = {}
@@ -81,7 +90,7 @@ class OidcProtocol:
             cached = self._discovery.get(issuer)
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
-        document = _get_json(f"{issuer}/.well-known/openid-configuration", issuer)
+        document = self._get_json(f"{issuer}/.well-known/openid-configuration", issuer)
         # The issuer is stored without a trailing slash, but some providers' issuers end in
         # one (Auth0's do): the document's own issuer is then the one ID tokens must name.
         named = document.get("issuer")
@@ -130,12 +139,15 @@ class OidcProtocol:
             self._discovery[issuer] = (time.monotonic(), found)
         return found
 
+    def _get_json(self, url: str, issuer: str) -> dict[str, Any]:
+        return _get_json_within(url, issuer, self.timeout_s)
+
     def keys(self, discovery: Discovery, *, fresh: bool = False) -> KeySet:
         with self._lock:
             cached = self._keys.get(discovery.issuer)
         if not fresh and cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
-        document = _get_json(discovery.jwks_uri, discovery.issuer)
+        document = self._get_json(discovery.jwks_uri, discovery.issuer)
         try:
             key_set = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError):
@@ -191,15 +203,20 @@ class OidcProtocol:
         else:
             body.update(client_id=provider.client_id, client_secret=secret)
         try:
-            answer = httpx.post(
+            status, token = _bounded_answer(
+                "POST",
                 discovery.token_endpoint,
+                self.timeout_s,
                 data=body,
                 auth=auth,
                 headers={"Accept": "application/json"},
-                timeout=TIMEOUT_S,
-                follow_redirects=False,
             )
-            token = answer.json()
+        except _AnswerOutOfBounds as exc:
+            logger.warning("the provider %s's token answer %s", provider.issuer, exc)
+            raise SignInRefused(
+                f"{provider.name}'s answer to finish signing you in {exc}, so sislink stopped "
+                "reading it; try again in a minute, and if it goes on, tell your administrator."
+            ) from None
         except (httpx.HTTPError, ValueError):
             raise SignInRefused(
                 f"sislink could not reach {provider.name} to finish signing you in; try again in "
@@ -207,8 +224,8 @@ class OidcProtocol:
             ) from None
         if not isinstance(token, dict):
             token = {}
-        if answer.status_code != 200 or "error" in token:
-            error = str(token.get("error") or f"HTTP {answer.status_code}")[:80]
+        if status != 200 or "error" in token:
+            error = str(token.get("error") or f"HTTP {status}")[:80]
             logger.info("the provider %s refused a code: %s", provider.issuer, error)
             raise SignInRefused(
                 f"{provider.name} did not accept this sign-in's code ({error}): it may have "
@@ -341,16 +358,48 @@ def _check_endpoint(issuer: str, endpoint: str) -> None:
         )
 
 
-def _get_json(url: str, issuer: str) -> dict[str, Any]:
+class _AnswerOutOfBounds(Exception):
+    """A provider's answer larger than MAX_ANSWER_BYTES, or slower than the time allowed; its
+    text ends the sentence "the answer ...", e.g. "was larger than 1 MiB"."""
+
+
+def _bounded_answer(method: str, url: str, timeout_s: float, **send: Any) -> tuple[int, Any]:
+    """The status and JSON body of one answer of the provider, read at most MAX_ANSWER_BYTES
+    and `timeout_s` in all. httpx's own timeout is per read: a provider that dribbles its
+    answer (a byte every few seconds) or never ends it would hold the sign-in, and a console
+    thread, for as long as it likes, and fill memory with what it sends."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.stream(method, url, timeout=timeout_s, follow_redirects=False, **send) as answer:
+        declared = answer.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise _AnswerOutOfBounds(f"was larger than {MAX_ANSWER_BYTES // 1024 // 1024} MiB")
+        body = bytearray()
+        for chunk in answer.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise _AnswerOutOfBounds(f"was larger than {MAX_ANSWER_BYTES // 1024 // 1024} MiB")
+            if time.monotonic() > deadline:
+                raise _AnswerOutOfBounds(f"took longer than {timeout_s:g} s")
+        return answer.status_code, json.loads(body)
+
+
+def _get_json_within(url: str, issuer: str, timeout_s: float) -> dict[str, Any]:
     try:
-        response = httpx.get(url, timeout=TIMEOUT_S, follow_redirects=False)
-        response.raise_for_status()
-        document = response.json()
+        status, document = _bounded_answer("GET", url, timeout_s)
+    except _AnswerOutOfBounds as exc:
+        logger.warning("%s from the sign-in provider %s %s", url, issuer, exc)
+        raise SignInRefused(
+            f"The answer of the sign-in provider {issuer} at {url} {exc}, so sislink stopped "
+            "reading it; try again in a minute, and if it goes on, ask an administrator to "
+            "check the issuer URL."
+        ) from None
     except (httpx.HTTPError, ValueError):
+        status, document = 0, None
+    if not 200 <= status < 300:
         raise SignInRefused(
             f"sislink could not read {url} from the sign-in provider {issuer}; try again in a "
             "minute, and if it goes on, ask an administrator to check the issuer URL."
-        ) from None
+        )
     if not isinstance(document, dict):
         raise SignInRefused(f"{url} did not answer with a JSON object; check the issuer URL.")
     return document
