@@ -44,6 +44,17 @@ ACCOUNTS: dict[str, dict[str, object]] = {
         "name": "Grace Hopper",
         "groups": ["sislink-admins"],
     },
+    # The same person in more groups than an ID token holds: Microsoft Entra ID then sends
+    # where to find them instead (distributed claims, "groups overage").
+    "group-admin-overage": {
+        "email": GROUP_ADMIN,
+        "email_verified": True,
+        "name": "Grace Hopper",
+        "_claim_names": {"groups": "src1"},
+        "_claim_sources": {
+            "src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}
+        },
+    },
     # The same person after the district took them out of the administrators' group.
     "group-admin-left": {"email": GROUP_ADMIN, "email_verified": True, "name": "Grace Hopper"},
     # A roster teacher put in the group, and the same teacher taken out of it again.
@@ -203,6 +214,21 @@ def test_an_administrator_by_the_providers_group_is_one_no_more_once_out_of_it(
     # An administrator named in sislink is not one by the group: they stay one without it.
     page, answer = sign_in_as(world, "admin")
     assert answer.status_code == 303 and page.get("/admin/sign-in").status_code == 200
+
+
+def test_an_administrator_whose_groups_did_not_fit_in_the_token_keeps_the_role(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, answer = sign_in_as(world, "group-admin")
+    assert answer.status_code == 303
+    # Their groups are unknown, not empty: the role the group gave stays (it went before).
+    page, answer = sign_in_as(world, "group-admin-overage")
+    assert answer.status_code == 303, answer.text
+    assert page.get("/admin/sign-in").status_code == 200
+    with world.served.classroom.session() as session:
+        person = people.find_person_by_email(session, GROUP_ADMIN)
+        assert person is not None and person.is_admin
+    assert any("groups overage" in record.getMessage() for record in caplog.records)
 
 
 def test_a_provider_whose_issuer_ends_in_a_slash_signs_people_in(world: World) -> None:

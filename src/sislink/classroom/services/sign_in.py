@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import re
 import secrets
@@ -50,6 +51,8 @@ _KNOWN_NAMES = {
     "accounts.google.com": "Google",
     "login.microsoftonline.com": "Microsoft",
 }
+
+logger = logging.getLogger("sislink.sign_in")
 
 
 class SignInRefused(ClassroomError):
@@ -480,6 +483,15 @@ def _groups(claims: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _groups_elsewhere(claims: Mapping[str, Any]) -> bool:
+    """Whether the ID token says the person's groups are not in it but elsewhere (OpenID
+    Connect's distributed claims, `_claim_names`): Microsoft Entra ID does so for someone in
+    more groups than a token holds (200, "groups overage"). Their groups are then unknown
+    here, not empty."""
+    names = claims.get("_claim_names")
+    return isinstance(names, dict) and "groups" in names and "groups" not in claims
+
+
 def _checked_email(provider: OidcProvider, claims: Mapping[str, Any]) -> str:
     """The ID token's email, once it is verified and in the provider's domain (if one is set);
     SignInRefused otherwise."""
@@ -531,6 +543,17 @@ def follow_admin_group(
     if provider.admin_group is None:
         return person
     system = Actor.system()
+    if provider.admin_group not in _groups(claims) and _groups_elsewhere(claims):
+        # Unknown is not "out of the group": nothing changes either way (the administrators'
+        # group is then best sent as an app role, which is never left out; docs/sign-in.md).
+        logger.warning(
+            "%s sent no groups for %s (too many for the token: groups overage), so whether "
+            "they are in the administrators' group is unknown; their roles were left as they "
+            "are. Send the group as an app role, or only the groups assigned to sislink.",
+            provider.issuer,
+            email,
+        )
+        return person
     if provider.admin_group in _groups(claims):
         if person is None:
             name = str(claims.get("name") or email)[:300]
