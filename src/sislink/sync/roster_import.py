@@ -66,6 +66,7 @@ from sislink.classroom.bulk import (
     EnrolmentRow,
     GradingPeriodRow,
     ImportedModel,
+    NewRows,
     PersonRow,
     SchoolRow,
     SourcedIdCache,
@@ -220,6 +221,10 @@ class _State:
     cache: SourcedIdCache = field(default_factory=SourcedIdCache)
     # The SIS ids seen, per entity: a table of the write transaction (set by `_prepare`).
     seen: SeenIds | None = None
+    # A full import into a classroom with no enrolment at all when its write transaction
+    # began (a district's first): its pages' enrolments are inserted without being looked up
+    # first, and their ids are not kept as seen (see `_prepare`). None otherwise.
+    new_enrolments: NewRows | None = None
     deleted: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in ENTITIES})
     # An entity whose stream did not finish (categories refused) must not be deactivated.
     incomplete: set[str] = field(default_factory=set)
@@ -1043,10 +1048,21 @@ def _prepare(state: _State, session: Session) -> None:
     idle-in-transaction timeout for it. The transaction is idle while the SIS is read (for
     minutes, with a slow SIS), and a server that ends idle transactions (a managed
     PostgreSQL's idle_in_transaction_session_timeout) would end it; it is not forgotten but
-    waiting for the reader, and a killed import's connection closes, which ends it anyway."""
-    if session.connection().dialect.name == "postgresql":
+    waiting for the reader, and a killed import's connection closes, which ends it anyway.
+
+    A full import that finds no enrolment at all (a district's first) knows that every
+    enrolment row it meets later is its own, written for an id it was sent: it keeps none of
+    their ids (a renumbered or moved enrolment's holder was sent; none is missing at the
+    end, but those whose last record was of another role), and it inserts each page's
+    enrolments without looking them up (`NewRows`). Asked here, in the transaction: the
+    import holds its lock, so no other import writes enrolments meanwhile."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         session.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
     state.seen = SeenIds(session)
+    if state.full and connection.execute(select(Enrolment.id).limit(1)).first() is None:
+        state.seen.own_rows("enrolments", Enrolment)
+        state.new_enrolments = NewRows()
 
 
 def _write_page(state: _State, page: _Page, session: Session) -> None:
@@ -1144,7 +1160,8 @@ def _write_enrolments(session: Session, state: _State, page: _Page) -> None:
     for sourced_id, role in page.other_roles:
         report.counts["enrolments"].skipped += 1
         report.warn("enrolments_other_role", "enrolments", f"{sourced_id!r} (role {role})")
-    # Not imported: an enrolment of ours with this id (a role changed) is not sent now.
+    # Not imported: an enrolment of ours with this id (a role changed) is not sent now
+    # (unless a later page sends it again).
     state.seen_ids.discard("enrolments", [sourced_id for sourced_id, _ in page.other_roles])
     waiting_people = state.deferred_person_ids
     deferred = state.deferred_enrolments
@@ -1159,7 +1176,14 @@ def _write_enrolments(session: Session, state: _State, page: _Page) -> None:
         else:
             rows.append(row)
     if rows:
-        upsert = partial(upsert_enrolments, session, rows, state.cache, defer_held=True)
+        upsert = partial(
+            upsert_enrolments,
+            session,
+            rows,
+            state.cache,
+            defer_held=True,
+            new_rows=state.new_enrolments,
+        )
         counts = _record(session, state, "enrolments", Enrolment, rows, upsert)
         for row in counts.deferred:
             deferred[row.sourced_id] = row
