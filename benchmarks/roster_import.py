@@ -17,7 +17,11 @@ import over the mean of the two page-throughs, measured in the same run. Then it
 same pages again as the import's reader does (`iter_model_pages`, the models kept a batch of
 DEFAULT_BATCH_SIZE at a time), writing nothing (`validated_read`): what reading alone costs
 the import. Then, on PostgreSQL, what the database alone spends to insert those enrolments
-with their keys (`postgresql_enrolment_floor`); a full import again where nothing changed
+with their keys (`postgresql_enrolment_floor`); then the same full import into another empty
+classroom with its pages spooled and written only after the last one is read (`write_alone`:
+its `writing_s` is what writing the district costs with no reading beside it, the floor of the
+import's writer chain, and `ratio_write_alone_to_page_through` sets it beside the
+page-through); a full import again where nothing changed
 (`full_unchanged`, a district's nightly run); a delta with no change, and a delta after 1% of
 the users were renamed and 1% of the enrolments marked tobedeleted. Peak RSS (VmHWM) is reset before each phase (/proc/self/clear_refs), so each
 phase's peak is its own. On SQLite a probe thread writes one small row every 0.2 s from its
@@ -221,7 +225,7 @@ async def one_import(
     started = time.perf_counter()
     async with open_sis_client(classroom) as client:
         # Given only when asked: the same script measures the version before streaming too.
-        chosen = {} if write_while_reading is None else {"write_while_reading": True}
+        chosen = {} if write_while_reading is None else {"write_while_reading": write_while_reading}
         report = await import_roster(
             classroom, client, connection_id=connection_id, full=full, **chosen
         )
@@ -239,6 +243,64 @@ async def one_import(
             if any(v for k, v in c.items() if k != "unchanged")
         },
     }
+
+
+async def write_alone(classroom: Any, connection_id: int, meter: CpuMeter) -> dict[str, Any]:
+    """A full import into an empty classroom with its pages spooled and written only after the
+    last one is read (SQLite's way, asked for on every database): the writes then run with no
+    reading beside them, so `writing_s` (from the last page read to the end) is what writing
+    the district costs by itself, the floor of the import's writer chain however well it
+    overlaps the reading. `cpu_s` is the whole import's."""
+    from sislink.sync.roster_import import import_roster
+    from sislink.sync.sis_client import open_sis_client
+
+    last_read = 0.0
+
+    def progress(label: str, read: int, total: int | None) -> None:
+        nonlocal last_read
+        last_read = time.perf_counter()
+
+    meter.start()
+    started = time.perf_counter()
+    async with open_sis_client(classroom) as client:
+        report = await import_roster(
+            classroom,
+            client,
+            connection_id=connection_id,
+            full=True,
+            progress=progress,
+            write_while_reading=False,
+        )
+    ended = time.perf_counter()
+    return {
+        "seconds": round(ended - started, 2),
+        "reading_s": round(last_read - started, 2),
+        "writing_s": round(ended - last_read, 2),
+        "status": report.status,
+        "enrolments_created": report.counts["enrolments"].created,
+        "cpu_s": meter.stop(),
+    }
+
+
+def connect(classroom: Any, host_url: str, token_url: str) -> int:
+    """The built-in SIS saved and authorised in `classroom`; its connection's id."""
+    from sislink.classroom import Actor
+    from sislink.classroom.services import connections
+
+    with classroom.transaction() as session:
+        saved = connections.save_connection(
+            session,
+            Actor.system(),
+            classroom.secret_box,
+            partner="generic-1.2",
+            version="1.2",
+            host_url=host_url,
+            access_key=CLIENT_ID,
+            secret_code=CLIENT_SECRET,
+            token_url=token_url,
+        )
+        connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d")
+        return saved.id
 
 
 APPLICATION_NAME = "sislink-roster-bench"
@@ -347,35 +409,15 @@ def run_database(
 ) -> None:
     """Child process: page-through, the three imports, page-through again, against one
     database; prints one JSON line."""
-    from sqlalchemy.engine import make_url
-
-    from sislink.classroom import Actor, open_classroom
-    from sislink.classroom.services import connections
+    from sislink.classroom import open_classroom
 
     postgres_url = None
     if not database_url.startswith("sqlite"):
         postgres_url = POSTGRES_URL
-        database_url = (
-            make_url(database_url)
-            .update_query_dict({"application_name": APPLICATION_NAME})
-            .render_as_string(hide_password=False)
-        )
+        database_url = with_application_name(database_url)
     meter = CpuMeter(int(sis_pid), postgres_url)
     classroom = open_classroom(database_url)
-    with classroom.transaction() as session:
-        saved = connections.save_connection(
-            session,
-            Actor.system(),
-            classroom.secret_box,
-            partner="generic-1.2",
-            version="1.2",
-            host_url=host_url,
-            access_key=CLIENT_ID,
-            secret_code=CLIENT_SECRET,
-            token_url=token_url,
-        )
-        connections.mark_authorised(session, Actor.system(), saved.id, district_sourced_id="d")
-        connection_id = saved.id
+    connection_id = connect(classroom, host_url, token_url)
     figures: dict[str, Any] = {"rss_before_mb": peak_rss_mb()}
     meter.start()
     figures["page_through"] = asyncio.run(page_through(classroom))
@@ -415,6 +457,12 @@ def run_database(
     )
     if postgres_url is not None:
         figures["postgresql_enrolment_floor"] = enrolment_insert_floor(classroom)
+    figures["write_alone"] = write_alone_in_empty_classroom(
+        database_url, host_url, token_url, meter
+    )
+    figures["ratio_write_alone_to_page_through"] = round(
+        figures["write_alone"]["writing_s"] / mean_page_through, 2
+    )
     # A district's nightly full import, where nothing changed since the last: every record
     # read, looked up and found equal, nothing written.
     meter.start()
@@ -428,6 +476,42 @@ def run_database(
     figures["delta_1_percent"] = asyncio.run(one_import(classroom, connection_id, full=False))
     classroom.close()
     print(json.dumps(figures))
+
+
+def with_application_name(database_url: str) -> str:
+    """A PostgreSQL URL whose connections `CpuMeter` finds by their application_name."""
+    from sqlalchemy.engine import make_url
+
+    return (
+        make_url(database_url)
+        .update_query_dict({"application_name": APPLICATION_NAME})
+        .render_as_string(hide_password=False)
+    )
+
+
+def write_alone_in_empty_classroom(
+    database_url: str, host_url: str, token_url: str, meter: CpuMeter
+) -> dict[str, Any]:
+    """`write_alone` in a classroom of its own, empty like the first full import's (a new
+    schema on PostgreSQL, a new file on SQLite), dropped afterwards."""
+    from sislink.classroom import open_classroom
+
+    schema = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if database_url.startswith("sqlite"):
+            url = f"sqlite:///{Path(tmp) / 'classroom-write-alone.db'}"
+        else:
+            scoped, schema = postgres_schema_url()
+            assert scoped is not None, schema
+            url = with_application_name(scoped)
+        classroom = open_classroom(url)
+        try:
+            connection_id = connect(classroom, host_url, token_url)
+            return asyncio.run(write_alone(classroom, connection_id, meter))
+        finally:
+            classroom.close()
+            if schema is not None:
+                drop_schema(schema)
 
 
 def postgres_schema_url() -> tuple[str | None, str]:
