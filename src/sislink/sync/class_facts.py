@@ -66,6 +66,7 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
             ClassLink.class_id,
             ClassLink.sis_class_sourced_id,
             ClassExportSettings.sis_refreshed_at,
+            ClassExportSettings.id,
         )
         .join(Class, Class.id == ClassLink.class_id)
         .outerjoin(ClassExportSettings, ClassExportSettings.class_id == ClassLink.class_id)
@@ -74,9 +75,11 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
     changed = read.class_terms.keys() | read.class_categories.keys() | read.categories_changed
     chosen = [
         (class_id, sis_class)
-        for class_id, sis_class, refreshed_at in links
+        for class_id, sis_class, refreshed_at, _ in links
         if read.full or refreshed_at is None or sis_class in changed
     ]
+    # Only the classes that have a settings row are loaded (none, in a district's first import).
+    with_settings = {class_id for class_id, _, _, settings_id in links if settings_id is not None}
     if read.terms_with_new_periods:
         picked = {class_id for class_id, _ in chosen}
         terms_of = dict(
@@ -86,18 +89,19 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
         )
         chosen += [
             (class_id, sis_class)
-            for class_id, sis_class, _ in links
+            for class_id, sis_class, _, _ in links
             if class_id not in picked
             and read.terms_with_new_periods.intersection(terms_of.get(class_id) or ())
         ]
     if not chosen:
         return 0
+    loaded = [class_id for class_id, _ in chosen if class_id in with_settings]
     settings = {
         row.class_id: row
-        for start in range(0, len(chosen), 5000)
+        for start in range(0, len(loaded), 5000)
         for row in session.scalars(
             select(ClassExportSettings).where(
-                ClassExportSettings.class_id.in_([c for c, _ in chosen[start : start + 5000]])
+                ClassExportSettings.class_id.in_(loaded[start : start + 5000])
             )
         )
     }
@@ -123,6 +127,7 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
     )
     now = utc_now()
     periods_of = _periods_of_terms(session)
+    periods_by_terms: dict[tuple[str, ...], list[dict[str, str]]] = {}
     refreshed = 0
     # Classes linked since the last import have no settings row yet (every class, in a
     # district's first import): theirs are inserted together at the end, one statement for
@@ -144,10 +149,15 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
             terms = (own_term,)
         row.sis_school_sourced_id = school
         row.sis_term_sourced_ids = list(terms)
-        row.sis_grading_periods = sorted(
-            (p for term in terms for p in periods_of.get(term, [])),
-            key=lambda p: (p["startDate"], p["title"]),
-        )
+        periods = periods_by_terms.get(terms)
+        if periods is None:
+            # Classes share their terms: each set of terms is sorted once, then copied for
+            # each row (a row's periods are its own, as an ORM row's JSON may be changed).
+            periods = periods_by_terms[terms] = sorted(
+                (p for term in terms for p in periods_of.get(term, [])),
+                key=lambda p: (p["startDate"], p["title"]),
+            )
+        row.sis_grading_periods = [dict(period) for period in periods]
         asked = sis_class in read.class_categories
         if asked:
             offered = one_per_title(read.class_categories[sis_class])
