@@ -20,13 +20,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import ssl
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
+import httpcore
 import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
@@ -44,6 +47,7 @@ from sislink.classroom.services.sign_in import PendingSignIn, SignInRefused
 from sislink.console.auth import get_classroom
 from sislink.console.i18n import _
 from sislink.console.pages.base import current_session, redirect, render, set_session
+from sislink.oneroster.consumer.transport import environment_proxy_for
 
 logger = logging.getLogger("sislink.console.oidc")
 router = APIRouter()
@@ -366,21 +370,155 @@ class _AnswerOutOfBounds(Exception):
 def _bounded_answer(method: str, url: str, timeout_s: float, **send: Any) -> tuple[int, Any]:
     """The status and JSON body of one answer of the provider, read at most MAX_ANSWER_BYTES
     and `timeout_s` in all. httpx's own timeout is per read: a provider that dribbles its
-    answer (a byte every few seconds) or never ends it would hold the sign-in, and a console
-    thread, for as long as it likes, and fill memory with what it sends."""
+    answer (a byte every few seconds, the status line and headers too) or never ends it would
+    hold the sign-in, and a console thread, for as long as it likes, and fill memory with what
+    it sends. So every read and write on the connection waits at most the time left
+    (`_DeadlineBackend`), and the body is asked for as it is (`identity`): one sent compressed
+    anyway is inflated here a bounded step at a time, never a whole network read at once as
+    httpx would (a few kB of gzip in two layers are hundreds of MB)."""
     deadline = time.monotonic() + timeout_s
-    with httpx.stream(method, url, timeout=timeout_s, follow_redirects=False, **send) as answer:
-        declared = answer.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-            raise _AnswerOutOfBounds(f"was larger than {MAX_ANSWER_BYTES // 1024 // 1024} MiB")
-        body = bytearray()
-        for chunk in answer.iter_bytes():
-            body += chunk
-            if len(body) > MAX_ANSWER_BYTES:
-                raise _AnswerOutOfBounds(f"was larger than {MAX_ANSWER_BYTES // 1024 // 1024} MiB")
-            if time.monotonic() > deadline:
-                raise _AnswerOutOfBounds(f"took longer than {timeout_s:g} s")
-        return answer.status_code, json.loads(body)
+    headers = {**send.pop("headers", {}), "Accept-Encoding": "identity"}
+    transport = None if environment_proxy_for(url) else _deadline_transport(deadline)
+    try:
+        with (
+            httpx.Client(transport=transport, timeout=timeout_s, follow_redirects=False) as client,
+            client.stream(method, url, headers=headers, **send) as answer,
+        ):
+            declared = answer.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise _AnswerOutOfBounds(_TOO_LARGE)
+            inflater = _inflater_for(answer.headers.get("content-encoding", ""))
+            body = bytearray()
+            for raw in answer.iter_raw():
+                body += raw if inflater is None else _inflated(inflater, raw, body)
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise _AnswerOutOfBounds(_TOO_LARGE)
+                if time.monotonic() > deadline:
+                    raise _AnswerOutOfBounds(f"took longer than {timeout_s:g} s")
+            status = answer.status_code
+    except httpx.TimeoutException:
+        if time.monotonic() < deadline:
+            raise
+        raise _AnswerOutOfBounds(f"took longer than {timeout_s:g} s") from None
+    try:
+        return status, json.loads(body)
+    except RecursionError:
+        # Nested deeper than Python's parser goes: not a provider's answer either.
+        raise ValueError("JSON nested too deep") from None
+
+
+_TOO_LARGE = f"was larger than {MAX_ANSWER_BYTES // 1024 // 1024} MiB"
+
+
+def _inflater_for(encoding: str) -> zlib._Decompress | None:
+    """The decompressor of a body sent with this Content-Encoding though sislink asked for
+    none (gzip or deflate); None for none; ValueError for any other (not asked, not read)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    raise ValueError(f"a Content-Encoding sislink did not ask for: {encoding[:40]!r}")
+
+
+def _inflated(inflater: zlib._Decompress, raw: bytes, body: bytearray) -> bytes:
+    """`raw` inflated, but no more than one byte past what the body may still grow by (more
+    is refused at once, the rest of `raw` left unread); ValueError if it does not inflate."""
+    try:
+        return inflater.decompress(raw, MAX_ANSWER_BYTES - len(body) + 1)
+    except zlib.error:
+        raise ValueError("a body that does not inflate") from None
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most until the answer's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(self._deadline, timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(self._deadline, timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(
+            ssl_context, server_hostname, _time_left(self._deadline, timeout)
+        )
+        return _DeadlineStream(tls, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each connection a `_DeadlineStream`."""
+
+    def __init__(self, deadline: float) -> None:
+        self._backend = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(
+            host, port, _time_left(self._deadline, timeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:  # pragma: no cover - providers are reached over TCP
+        stream = self._backend.connect_unix_socket(
+            path, _time_left(self._deadline, timeout), socket_options
+        )
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover - httpcore's retries only
+        self._backend.sleep(seconds)
+
+
+def _time_left(deadline: float, timeout: float | None) -> float:
+    """The wait allowed for one read, write or connect: httpx's own, cut to the time left;
+    httpcore's timeout at once when none is left (httpx maps it to its TimeoutException)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the time allowed for the answer is spent")
+    return left if timeout is None else min(timeout, left)
+
+
+def _deadline_transport(deadline: float) -> httpx.HTTPTransport:
+    """httpx's transport (its certificate checks), its pool on `_DeadlineBackend`. httpx has no
+    argument for httpcore's network backend, so its pool is replaced by the same pool on ours
+    (`_pool`, where httpx, pinned in requirements.lock, keeps it; as
+    `oneroster.consumer.transport` does). A call through an environment proxy keeps httpx's
+    own transport (only the checks between reads of the body then bound its time)."""
+    context = httpx.create_ssl_context()
+    transport = httpx.HTTPTransport(verify=context)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=context, network_backend=_DeadlineBackend(deadline)
+    )
+    return transport
 
 
 def _get_json_within(url: str, issuer: str, timeout_s: float) -> dict[str, Any]:
