@@ -5,6 +5,7 @@ stopped on the unique key."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -82,3 +83,22 @@ async def test_records_holding_a_nul_are_refused_alone_and_the_next_import_still
             session.scalar(select(Class.title).where(Class.sis_sourced_id == a_class["sourcedId"]))
             is None
         )
+
+
+@pytest.mark.anyio
+async def test_a_nul_in_a_metadata_key_is_written_out_in_the_report_too(
+    classroom: Classroom, sis: RunningProvider
+) -> None:
+    # Where the NUL is names the key that holds it: the reason (stored with the report, and
+    # shown) must not hold the character itself either.
+    store = sis.store
+    student = next(u for u in store.iter_all("user") if u["roles"][0]["role"] == "student")
+    store.put("user", {**student, "metadata": {"ext\x00key": "x"}})
+    report = await run_import(classroom, connect(classroom, sis))
+    assert report.status == "applied", report.to_dict()
+    assert report.counts["students"].skipped == 1
+    [reason] = report.warnings["invalid_records"].examples
+    assert "metadata.ext\\x00key: Text should not hold a NUL character" in reason
+    [rejected] = report.rejected
+    assert rejected["sourced_id"] == student["sourcedId"]
+    assert "\\u0000" not in json.dumps(report.to_dict(), default=str)

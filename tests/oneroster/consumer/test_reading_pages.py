@@ -247,3 +247,52 @@ async def test_a_record_holding_a_nul_character_is_set_aside_with_where_it_is() 
     ]
     assert "ask the SIS vendor to remove it" in str(page.rejected[0][1])
     assert "(sourcedId 'u-\\x00-id'): sourcedId: Text should not hold a NUL" in str(caught.value)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+async def test_a_nul_character_is_found_in_a_page_only_pythons_json_reads(encoding: str) -> None:
+    # A page in UTF-16 or UTF-32 spells the escape \u0000 with zero bytes between its
+    # characters: the byte search for it must not take such a page for one without a NUL
+    # (records read one by one are only looked in when the page may hold one).
+    nul_name = _user("u-name", givenName="Ad\x00a")
+    body = json.dumps({"users": [VARIED_USERS[0], nul_name]}).encode(encoding)
+    with HostileSIS(_pages_of([body])) as sis:
+        async with OneRosterClient(sis.settings()) as client:
+            [page] = [p async for p in client.iter_model_pages("users", page_size=2)]
+    assert page.models == _one_by_one([VARIED_USERS[0]])
+    assert [[e["type"] for e in error.errors()] for _, error in page.rejected] == [
+        ["nul_character"]
+    ]
+
+
+async def test_a_1_1_user_holding_a_nul_character_is_set_aside() -> None:
+    # 1.1 users are always read record by record (their role and orgs converted first).
+    users_1_1 = [
+        _user("u-11", role="teacher", orgs=[{"sourcedId": "school-9"}]),
+        _user("u-12", role="te\x00acher", orgs=[{"sourcedId": "school-9"}]),
+        _user("u-13", role="teacher", orgs=[{"sourcedId": "school-\x009"}]),
+    ]
+    for user in users_1_1:
+        del user["roles"]
+    with HostileSIS(_pages_of([_page(users_1_1)])) as sis:
+        async with OneRosterClient(sis.settings(version="1.1")) as client:
+            [page] = [p async for p in client.iter_model_pages("users", page_size=3)]
+    assert page.models == _one_by_one(users_1_1[:1], "1.1")
+    assert [[(e["type"], e["loc"]) for e in error.errors()] for _, error in page.rejected] == [
+        [("nul_character", ("roles", 0, "role"))],
+        [("nul_character", ("roles", 0, "org", "sourcedId"))],
+    ]
+
+
+def test_a_nul_character_in_metadata_keys_or_values_is_found_as_by_the_walk() -> None:
+    # The serializer's JSON is searched first; what it finds must be what the walk says.
+    spec = spec_for("1.2")
+    for metadata, loc in [
+        ({"k\x00": 1}, ("metadata", "k\\x00")),  # the key written out
+        ({"k": ["a", {"b": "c\x00"}]}, ("metadata", "k", 1, "b")),
+    ]:
+        with pytest.raises(ValidationError) as refused:
+            spec.from_wire("user", _user("u-meta", metadata=metadata))
+        assert [(e["type"], e["loc"]) for e in refused.value.errors()] == [("nul_character", loc)]
+    # A backslash and "u0000" as text is no NUL (its JSON is \\u0000: found, then cleared).
+    assert spec.from_wire("user", _user("u-text", givenName="\\u0000")).given_name == "\\u0000"  # type: ignore[attr-defined]

@@ -97,7 +97,7 @@ from sislink.oneroster.models import (
     Result,
     User,
 )
-from sislink.oneroster.versions import Endpoint, Service, Version
+from sislink.oneroster.versions import Endpoint, Service, Version, json_may_hold_nul
 
 logger = logging.getLogger("sislink.oneroster.consumer")
 
@@ -132,6 +132,9 @@ class _PageRead:
     response: httpx.Response
     records: list[dict[str, Any]]
     models: list[Base] | None
+    # Whether a record of the page may hold a NUL character (`json_may_hold_nul`), which
+    # `from_wire` then looks for.
+    nul_possible: bool = True
 
     def ids(self) -> list[str]:
         """The page's sourcedIds, as the Pager compares pages (a valid model's sourced_id is
@@ -510,7 +513,7 @@ class OneRosterClient:
             as_models=False,
         ):
             for record in page.records:
-                yield self._model(row, record, page.response)
+                yield self._model(row, record, page.response, nul_possible=page.nul_possible)
 
     async def iter_model_pages(
         self,
@@ -551,7 +554,9 @@ class OneRosterClient:
             rejected: list[tuple[dict[str, Any], ValidationError]] = []
             for record in page.records:
                 try:
-                    models.append(self.spec.from_wire(row.entity, record))
+                    models.append(
+                        self.spec.from_wire(row.entity, record, nul_possible=page.nul_possible)
+                    )
                 except ValidationError as exc:
                     rejected.append((record, exc))
             if models or rejected:
@@ -690,8 +695,10 @@ class OneRosterClient:
         else decoded to raw records exactly as before (MalformedResponse when the page holds
         no list of records), each record then read by itself."""
         # A page that may hold a NUL character (escaped in JSON, as it must be) is read record
-        # by record, where `from_wire` refuses such a record alone; looking costs a byte search.
-        if page_of_models is not None and b"\\u0000" not in response.content:
+        # by record, where `from_wire` refuses such a record alone; looking costs a byte search
+        # (and saves `from_wire` looking in each record of a page that holds none).
+        nul_possible = json_may_hold_nul(response.content)
+        if page_of_models is not None and not nul_possible:
             try:
                 with _collector_paused():
                     validated = page_of_models.model_validate_json(response.content)
@@ -702,7 +709,7 @@ class OneRosterClient:
                 pass
             else:
                 return _PageRead(response, [], validated.records)
-        return _PageRead(response, self._records(row, response), None)
+        return _PageRead(response, self._records(row, response), None, nul_possible)
 
     def _runaway(self, row: Endpoint, url: str, exc: WalkStopped) -> RunawayCollection:
         advice = {
@@ -741,9 +748,16 @@ class OneRosterClient:
             )
         return cast(list[dict[str, Any]], records)
 
-    def _model(self, row: Endpoint, record: dict[str, Any], response: httpx.Response) -> Base:
+    def _model(
+        self,
+        row: Endpoint,
+        record: dict[str, Any],
+        response: httpx.Response,
+        *,
+        nul_possible: bool = True,
+    ) -> Base:
         try:
-            return self.spec.from_wire(row.entity, record)
+            return self.spec.from_wire(row.entity, record, nul_possible=nul_possible)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:3]
