@@ -10,20 +10,26 @@ and spooled."""
 from __future__ import annotations
 
 import dataclasses
+import random
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
-from sislink.classroom import Classroom, bulk, bulk_seen
+from conftest import postgres_url_or_skip
+from sislink.classroom import Classroom, bulk, bulk_seen, open_classroom
+from sislink.classroom.db import normalise_database_url
 from sislink.classroom.models import Class, Enrolment, EnrolmentRole, Person, Role
+from sislink.classroom.secrets import SecretBox
 from sislink.classroom.services import classes, people
 from sislink.classroom.services.access import Actor
 from sislink.oneroster.consumer import ModelPage, OneRosterClient
 from sislink.oneroster.provider.server import RunningProvider, running_provider
-from sislink.sync.roster_import import import_roster
+from sislink.sync.roster_import import RosterImportFailed, import_roster
 from sislink.sync.roster_report import RosterReport
 from sync.test_roster_import import (
     bumped,
@@ -33,6 +39,7 @@ from sync.test_roster_import import (
     provider_roster,
     run_import,
 )
+from sync.test_roster_import_atomic import snapshot
 from sync.test_roster_import_streamed_review import page_of
 
 PAGE = 50  # records per SIS page and per import batch: a small district in many pages
@@ -351,3 +358,149 @@ async def test_a_second_full_import_deactivates_what_the_sis_no_longer_sends(
     assert report.status == "applied"
     assert report.counts["enrolments"].deactivated == 5
     assert report.counts["enrolments"].created == 0
+
+
+def refuse_enrolment_as_a_rule(classroom: Classroom, sourced_id: str) -> None:
+    """A rule of the database (a trigger) that refuses one enrolment row with an integrity
+    error that is not a unique key taken: SQLite's RAISE(ABORT) is SQLITE_CONSTRAINT_TRIGGER,
+    and PostgreSQL's is raised as a check_violation (23514)."""
+    with classroom.engine.begin() as connection:
+        if classroom.dialect_name == "sqlite":
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_one BEFORE INSERT ON enrolment "
+                    f"WHEN NEW.sis_sourced_id = '{sourced_id}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+            return
+        connection.execute(
+            text(
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
+                "'refused by the test' USING ERRCODE = 'check_violation'; END $$ "
+                "LANGUAGE plpgsql"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON enrolment FOR EACH ROW "
+                f"WHEN (NEW.sis_sourced_id = '{sourced_id}') EXECUTE FUNCTION refuse_one()"
+            )
+        )
+
+
+@pytest.mark.anyio
+async def test_a_first_import_whose_enrolment_the_database_refuses_changes_nothing(
+    classroom: Classroom, written_as_read: bool, lookups: Lookups
+) -> None:
+    """An integrity error that is not a unique key taken (a rule of the database) in
+    a page inserted without lookups is not taken for a conflict (no page is looked up after
+    it): the import stops, changes nothing, and says so in its sentence (the page's
+    savepoint is left to the rollback)."""
+    with running_provider(students=60) as running:
+        refused = list(students(running))[200]["sourcedId"]
+        refuse_enrolment_as_a_rule(classroom, refused)
+        connection_id = connect(classroom, running)
+        before = snapshot(classroom)
+        async with client_for(classroom, connection_id) as client:
+            client.settings = dataclasses.replace(client.settings, page_size=PAGE)
+            with pytest.raises(RosterImportFailed, match="changed nothing"):
+                await import_roster(
+                    classroom,
+                    client,
+                    connection_id=connection_id,
+                    batch_size=PAGE,
+                    write_while_reading=written_as_read,
+                )
+    assert snapshot(classroom) == before
+    assert lookups.calls == 0
+
+
+def repeats(running: RunningProvider, seed: int) -> tuple[list[Any], list[Any]]:
+    """Records a SIS that repeats itself might send before and after its enrolments: some
+    sent again as they are, for another class or person, as another role, primary or not,
+    deleted, or under a new id for the same place."""
+    rng = random.Random(seed)
+    enrolments = list(running.store.iter_all("enrollment"))
+    class_ids = [c["sourcedId"] for c in running.store.iter_all("class")]
+    student_ids = sorted({e["user"]["sourcedId"] for e in enrolments if e["role"] == "student"})
+    changes: list[Callable[[dict[str, Any], int], dict[str, Any]]] = [
+        lambda e, _: bumped(e),
+        lambda e, _: bumped(e, **{"class": {"sourcedId": rng.choice(class_ids), "type": "class"}}),
+        lambda e, _: bumped(e, user={"sourcedId": rng.choice(student_ids), "type": "user"}),
+        lambda e, _: bumped(e, role="guardian"),
+        lambda e, _: bumped(e, primary=not e.get("primary", False)),
+        lambda e, _: bumped(e, status="tobedeleted"),
+        lambda e, n: bumped(e, sourcedId=f"again-{seed}-{n}"),
+    ]
+    first: list[Any] = []
+    last: list[Any] = []
+    for n in range(12):
+        record = rng.choice(changes)(rng.choice(enrolments), n)
+        (first if rng.random() < 0.3 else last).append(record)
+    return first, last
+
+
+@pytest.fixture
+def other_classroom(
+    database_url: str, secret_box: SecretBox, tmp_path: Path
+) -> Iterator[Classroom]:
+    """A second empty classroom on the same database server as `classroom`."""
+    if database_url.startswith("sqlite"):
+        opened = open_classroom(f"sqlite:///{tmp_path / 'other.db'}", secret_box=secret_box)
+        yield opened
+        opened.close()
+        return
+    base_url = normalise_database_url(postgres_url_or_skip())
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        scoped = base_url.update_query_dict({"options": f"-csearch_path={schema}"})
+        opened = open_classroom(scoped.render_as_string(hide_password=False), secret_box=secret_box)
+        yield opened
+        opened.close()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+async def what_an_import_leaves(
+    classroom: Classroom, holding: str, written_as_read: bool, seed: int
+) -> tuple[Any, ...]:
+    with running_provider(students=60) as running:
+        first, last = repeats(running, seed)
+        report, _ = await first_import(
+            classroom, running, holding, written_as_read, first=first, last=last
+        )
+    warnings = {(w.code, w.entity): (w.count, w.examples) for w in report.warnings.values()}
+    # Neither way orders the ids it deactivates: compared as sets.
+    plan = {
+        entity: {
+            action: sorted(ids) if action == "deactivate" else ids for action, ids in p.items()
+        }
+        for entity, p in report.plan.items()
+    }
+    return (
+        report.status,
+        report.to_dict()["counts"],
+        warnings,
+        plan,
+        enrolment_rows(classroom),
+        primary_teachers(classroom),  # the SIS's classes
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("seed", [3, 11, 12])
+async def test_a_sis_that_repeats_itself_gets_from_a_first_import_what_looking_up_gives(
+    classroom: Classroom, other_classroom: Classroom, written_as_read: bool, seed: int
+) -> None:
+    """The same SIS, repeating itself at random, imported into an empty classroom (pages
+    inserted without lookups until one conflicts) and into one holding a hand-made enrolment
+    (every page looked up): the same rows, counts, warnings and primary teachers."""
+    new_way = await what_an_import_leaves(classroom, "empty", written_as_read, seed)
+    looked_up = await what_an_import_leaves(other_classroom, "holding_one", written_as_read, seed)
+    assert new_way == looked_up
