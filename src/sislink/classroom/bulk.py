@@ -443,6 +443,17 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]
     _insert_values(connection, table, names, [values_of(row) for row in rows])
 
 
+def insert_new_rows(
+    session: Session, model: type[Any], names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert rows that are new (no key of theirs is taken), given as tuples of the `names`
+    columns' values; the other columns take their defaults, as new ORM rows would. One COPY
+    on PostgreSQL, the driver's executemany on SQLite: for thousands of rows at once, where
+    Core's executemany spends most of its time on each row's parameters (JSON above all)."""
+    if rows:
+        _insert_values(session.connection(), _table(model), names, rows)
+
+
 def _insert_values(
     connection: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
