@@ -1054,8 +1054,10 @@ def _prepare(state: _State, session: Session) -> None:
     enrolment row it meets later is its own, written for an id it was sent: it keeps none of
     their ids (a renumbered or moved enrolment's holder was sent; none is missing at the
     end, but those whose last record was of another role), and it inserts each page's
-    enrolments without looking them up (`NewRows`). Asked here, in the transaction: the
-    import holds its lock, so no other import writes enrolments meanwhile."""
+    enrolments without looking them up (`NewRows`). Asked here, in the transaction: an
+    applied import holds its lock, so no other import writes enrolments meanwhile. A dry run
+    takes no lock: an import committed while it runs may make its preview differ from what
+    the looked-up way would have shown (it commits nothing either way)."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         session.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
