@@ -69,6 +69,10 @@ class SkippedRow:
     reason: str
 
 
+# As many as an import report lists as examples of one kind of change.
+CREATED_IDS_KEPT = 5
+
+
 @dataclass(slots=True)
 class UpsertCounts:
     """What one upsert did: rows created, updated, unchanged, and skipped with a reason."""
@@ -81,6 +85,9 @@ class UpsertCounts:
     taken_over: list[tuple[str, str]] = field(default_factory=list)
     # Rows not written, to be given again once the whole import is known (`defer_held`).
     deferred: list[Any] = field(default_factory=list)
+    # The SIS ids of the first rows created (CREATED_IDS_KEPT at most): what an import report
+    # shows as examples, told by the upsert itself instead of looked up before it.
+    created_ids: list[str] = field(default_factory=list)
 
     def __add__(self, other: UpsertCounts) -> UpsertCounts:
         return UpsertCounts(
@@ -90,7 +97,13 @@ class UpsertCounts:
             [*self.skipped, *other.skipped],
             [*self.taken_over, *other.taken_over],
             [*self.deferred, *other.deferred],
+            [*self.created_ids, *other.created_ids][:CREATED_IDS_KEPT],
         )
+
+    def note_created(self, sourced_id: str) -> None:
+        self.created += 1
+        if len(self.created_ids) < CREATED_IDS_KEPT:
+            self.created_ids.append(sourced_id)
 
     @property
     def written(self) -> int:
@@ -401,7 +414,7 @@ class _Plan:
     ) -> None:
         if existing is None:
             self.inserts.append(values)
-            self.counts.created += 1
+            self.counts.note_created(values["sis_sourced_id"])
             return
         for name in protected:
             if name in values:
@@ -897,7 +910,7 @@ def upsert_people(
             claimed_emails[key] = row.sourced_id
         if found is None:
             inserts.append(values)
-            counts.created += 1
+            counts.note_created(row.sourced_id)
         elif found[1:] == values:
             counts.unchanged += 1
         else:
@@ -1175,6 +1188,7 @@ def _decide_enrolments(
         decided.primary,
     )
     deferred = counts.deferred
+    created_ids = counts.created_ids
     # Found rows are (id, *values): found[2:5] is the class, person and role they hold.
     taken = {found[2:5]: sourced_id for sourced_id, found in by_sourced_id.items()}
     for values, natural_key, row in desired:
@@ -1204,6 +1218,8 @@ def _decide_enrolments(
         if found is None:
             inserts.append(values)
             counts.created += 1
+            if len(created_ids) < CREATED_IDS_KEPT:  # note_created, written out: the hot loop
+                created_ids.append(sourced_id)
         elif found[1:] == values:
             counts.unchanged += 1
             continue

@@ -1416,10 +1416,6 @@ def _record(
     """Upsert rows of one entity, counting and noting examples and skipped rows."""
     report = state.report
     ids = [row.sourced_id for row in rows]
-    new_ids: list[str] = []
-    if report.wants_examples(entity, "create") and ids:
-        existing = state.cache.ids(session, model, ids)
-        new_ids = [sourced_id for sourced_id in ids if sourced_id not in existing]
     before = _snapshot(session, model, ids) if _wants_update_examples(report, entity) else None
     counts = upsert()
     # Rows put off to the end of the import are told when they are written, not twice; and
@@ -1427,9 +1423,10 @@ def _record(
     deferred = {row.sourced_id for row in counts.deferred}
     if deferred:
         state.cache.forget(model, deferred)
-    for sourced_id in new_ids:
-        if sourced_id not in deferred:
-            report.example(entity, "create", sourced_id)
+    # The rows created, as the upsert tells them: not looked up before it, which cost a
+    # query per page of an import that creates nothing and kept every id it asked about.
+    for sourced_id in counts.created_ids:
+        report.example(entity, "create", sourced_id)
     if before is not None and counts.updated:
         after = _snapshot(session, model, ids)
         for sourced_id, values in after.items():
