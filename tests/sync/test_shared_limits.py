@@ -10,6 +10,7 @@ import functools
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -257,3 +258,49 @@ def test_closing_a_gate_ends_its_renewer_even_when_redis_turns_the_cancel_into_a
         assert not deadline.expired()
 
     asyncio.run(run())
+
+
+def test_a_turn_whose_wait_is_cancelled_ends_even_when_redis_swallows_the_cancel() -> None:
+    """A full-suite run hung for good in the test above (2026-12-06, twice): the second
+    gate's wait for a place, cancelled by its timeout in the middle of a Redis call, went on
+    waiting, for the place its own caller held. The Redis client can swallow a cancel that
+    lands mid-command (it closes the connection and its retry asks again), so the call just
+    came back. Here the gate's Redis call does exactly that, once."""
+    name = f"sislink-test-{uuid.uuid4().hex}:sis:1"
+
+    async def run() -> tuple[bool, bool]:
+        first, second = _gate(name, concurrency=1), _gate(name, concurrency=1)
+        real_turn = second._turn
+        swallowed = False
+
+        async def turn_swallowing_one_cancel(**arguments: Any) -> Any:
+            nonlocal swallowed
+            if not swallowed:
+                try:
+                    await asyncio.sleep(3600)  # the Redis call, under way
+                except asyncio.CancelledError:
+                    swallowed = True  # and asked again, as a retry would
+            return await real_turn(**arguments)
+
+        second._turn = turn_swallowing_one_cancel
+        ended_by_its_timeout = False
+        try:
+            async with first.turn():
+                # A deadline around it all (a hang detector, not a speed bound): before the
+                # fix the inner timeout's cancel was lost and only this one ended the wait.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(20):
+                        try:
+                            async with asyncio.timeout(0.5):
+                                async with second.turn():
+                                    pass
+                        except TimeoutError:
+                            ended_by_its_timeout = True
+        finally:
+            await first.aclose()
+            await second.aclose()
+        return swallowed, ended_by_its_timeout
+
+    swallowed, ended_by_its_timeout = asyncio.run(run())
+    assert swallowed
+    assert ended_by_its_timeout

@@ -25,13 +25,15 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sislink.oneroster.consumer import ConnectionSettings
 from sislink.sync.errors import InvalidConnectionDetails
+
+T = TypeVar("T")
 
 REDIS_VARIABLE = "SISLINK_REDIS_URL"
 PREFIX_VARIABLE = "SISLINK_REDIS_PREFIX"
@@ -173,9 +175,11 @@ class RedisGate:
         async with self._asking:
             while True:
                 answer = int(
-                    await self._turn(
-                        keys=self._keys,
-                        args=[place, self._limit, self._interval_us, self._hold_ms],
+                    await _keeping_a_cancel(
+                        self._turn(
+                            keys=self._keys,
+                            args=[place, self._limit, self._interval_us, self._hold_ms],
+                        )
                     )
                 )
                 if answer == 0:
@@ -228,6 +232,28 @@ class RedisGate:
                         raise
         finally:
             await self._redis.aclose()
+
+
+async def _keeping_a_cancel(call: Awaitable[T]) -> T:
+    """`await call`, without losing a cancel of this task that lands while it runs.
+
+    The Redis client can take a cancel that lands in the middle of a command for a broken
+    connection (it closes the connection, and its retry reconnects and asks again), so the
+    call returns, or fails as a connection error, as if nothing had been asked. A turn whose
+    wait a timeout (or a stopped job) had cancelled then went on waiting for a place that its
+    own caller held: a full-suite run hung that way twice (2026-12-06). A cancel still asked
+    for (`Task.cancelling()` above what it was) is raised again once the call is back."""
+    task = asyncio.current_task()
+    asked = task.cancelling() if task is not None else 0
+    try:
+        result = await call
+    except Exception:
+        if task is not None and task.cancelling() > asked:
+            raise asyncio.CancelledError from None
+        raise
+    if task is not None and task.cancelling() > asked:
+        raise asyncio.CancelledError
+    return result
 
 
 def shared_gate(connection_id: int, settings: ConnectionSettings) -> RedisGate | None:
