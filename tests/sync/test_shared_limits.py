@@ -224,7 +224,13 @@ def test_calls_longer_than_a_minute_keep_their_places_while_no_other_call_starts
             await first.aclose()
             await second.aclose()
 
-    in_flight, let_through = asyncio.run(run())
+    async def run_or_hang_detected() -> tuple[int, bool]:
+        # A hang detector, not a speed bound: this test hung a whole suite twice (see the
+        # test below); it now fails instead.
+        async with asyncio.timeout(60):
+            return await run()
+
+    in_flight, let_through = asyncio.run(run_or_hang_detected())
     assert in_flight == 1
     assert not let_through  # the allowance is one call: the second waits for the first
 
