@@ -1415,8 +1415,10 @@ def _record(
 ) -> UpsertCounts:
     """Upsert rows of one entity, counting and noting examples and skipped rows."""
     report = state.report
-    ids = [row.sourced_id for row in rows]
-    before = _snapshot(session, model, ids) if _wants_update_examples(report, entity) else None
+    # Only a dry run compares rows before and after, for examples of updates: the ids (a list
+    # per page) are made for it alone.
+    ids = [row.sourced_id for row in rows] if _wants_update_examples(report, entity) else None
+    before = _snapshot(session, model, ids) if ids is not None else None
     counts = upsert()
     # Rows put off to the end of the import are told when they are written, not twice; and
     # their ids are looked up again then (a moved enrolment's id is a new row's by then).
@@ -1427,7 +1429,7 @@ def _record(
     # query per page of an import that creates nothing and kept every id it asked about.
     for sourced_id in counts.created_ids:
         report.example(entity, "create", sourced_id)
-    if before is not None and counts.updated:
+    if ids is not None and before is not None and counts.updated:
         after = _snapshot(session, model, ids)
         for sourced_id, values in after.items():
             if sourced_id in before and before[sourced_id] != values:
