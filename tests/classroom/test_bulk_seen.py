@@ -38,3 +38,20 @@ def test_many_plain_ids_in_one_batch_are_each_seen_once(classroom: Classroom) ->
         count = session.execute(text("SELECT count(*) FROM roster_import_seen")).scalar()
         assert count == 3000
         seen.drop()
+
+
+def test_missing_ids_come_oldest_row_first_however_the_rows_were_updated(
+    classroom: Classroom,
+) -> None:
+    """The first five are a report's examples of what an import deactivates: the same each
+    run. On PostgreSQL an update moves a row to the end of the table's scan order."""
+    ids = [f"sch-{i:02}" for i in range(10)]
+    with classroom.transaction() as session:
+        upsert_schools(session, [SchoolRow(sid, sid) for sid in ids])
+    with classroom.transaction() as session:
+        upsert_schools(session, [SchoolRow(sid, f"{sid} renamed") for sid in ids[:5]])
+    with classroom.transaction() as session:
+        seen = SeenIds(session)
+        seen.add("schools", ["not-a-school"])
+        assert seen.missing(School, ("schools",)) == ids
+        seen.drop()

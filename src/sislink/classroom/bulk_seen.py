@@ -127,7 +127,9 @@ class SeenIds:
             )
 
     def missing(self, model: Any, entities: Sequence[str]) -> list[str]:
-        """SIS ids of active imported rows of `model` seen as none of `entities`."""
+        """SIS ids of active imported rows of `model` seen as none of `entities`, oldest row
+        first: a report's examples of them, and the order they are deactivated in, are then
+        the same each run (a table's scan order changes as its rows are updated)."""
         table = model.__table__
         if self._owned(entities):
             # Every row is the import's, for an id it was sent: missing are the rows whose
@@ -145,7 +147,9 @@ class SeenIds:
                     for entity in entities
                 ),
             )
-            return list(self._session.connection().execute(statement).scalars())
+            return list(
+                self._session.connection().execute(statement.order_by(table.c.id)).scalars()
+            )
         self._ready()
         was_seen = exists().where(
             _seen.c.sourced_id == table.c.sis_sourced_id, _seen.c.entity.in_(entities)
@@ -153,7 +157,7 @@ class SeenIds:
         statement = select(table.c.sis_sourced_id).where(
             table.c.sis_sourced_id.is_not(None), table.c.active.is_(True), ~was_seen
         )
-        return list(self._session.connection().execute(statement).scalars())
+        return list(self._session.connection().execute(statement.order_by(table.c.id)).scalars())
 
     def sent(self, *entities: str) -> SeenOf:
         """`sourced_id in seen.sent("teachers", "students")`: asked of the table each time
