@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sislink.classroom import Classroom, open_classroom
 from sislink.classroom.models import ExportRecord, GradingPeriod, Mark
 from sislink.classroom.services import coursework
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.oneroster.models import LineItem
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 from sislink.sync.export_report import ExportReport, Outcome
@@ -147,7 +148,8 @@ async def test_the_score_date_is_the_day_the_mark_was_last_changed(
         changed = session.scalars(
             select(Mark).where(Mark.coursework_id == work, Mark.student_id == new)
         ).one()
-        new_day = changed.updated_at.date()
+        # The school's day (the default zone is the server's).
+        new_day = changed.updated_at.astimezone(school_time_zone(session).zone).date()
     (item,), results = await sis_gradebook(world)
     dates = {r.student.sourced_id: r.score_date for r in results[item.sourced_id]}
     assert dates == {world.sis_students[old]: long_ago.date(), world.sis_students[new]: new_day}

@@ -16,8 +16,9 @@ What changes the digest (so the next export plans and sends as before):
   deleted (counts and sums of ids); a category or a student (name, email, SIS ids) changed; an
   enrolment added, ended or removed;
 - a re-link (the link's row, SIS class and time), a reconnect (another connection), the class's
-  export settings (missing marks, draft marks), the organisation's title limit, the SIS's
-  default category, the grading periods' SIS ids;
+  export settings (missing marks, draft marks), the organisation's title limit and time zone
+  (the days of due dates and scoreDates), the SIS's default category, the grading periods'
+  SIS ids;
 - the SIS facts changed (read again on demand, by a roster import, or once older than their
   age: an export of a class whose facts are older plans in full, reading them and the SIS
   class's students again), and any change to the ledger: every writer of the ledger drops the
@@ -65,6 +66,7 @@ from sislink.classroom.models import (
 from sislink.classroom.services import connections
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.classroom.services.organisation import identity_namespace, organisation
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.partners import profile as partner_profile
 from sislink.sync import preflight
 from sislink.sync.class_facts import facts_confirmed_at
@@ -72,7 +74,7 @@ from sislink.sync.class_link import FACTS_STALE_AFTER
 from sislink.sync.identity import class_identity
 
 # Part of every digest: change it when the plan sends something else for the same inputs.
-PLAN_VERSION = "2026-12-05.1"
+PLAN_VERSION = "2026-12-06.1"
 # Classes whose digests are computed in one set of queries.
 CHUNK = 500
 
@@ -143,6 +145,7 @@ def current_digests(session: Session, class_ids: Sequence[int]) -> dict[int, Can
             title_limit(org.settings or {}),
             chosen.default_category,
             periods,
+            school_time_zone(session).name,
         )
     )
     confirmed = facts_confirmed_at(session, connection.id)

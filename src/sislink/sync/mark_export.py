@@ -37,6 +37,7 @@ from sislink.classroom.services import jobs as job_service
 from sislink.classroom.services.audit import record_event, redact
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.organisation import identity_namespace, organisation
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.oneroster.consumer import OneRosterClient
 from sislink.oneroster.consumer.exceptions import NotFound as SisNotFound
 from sislink.oneroster.consumer.exceptions import OneRosterError, SISDown, StatusError
@@ -541,6 +542,7 @@ async def _read_and_plan(
             export_drafts=settings.export_drafts,
             default_category=chosen.default_category,
             title_limit=title_limit(organisation(session).settings or {}),
+            zone=school_time_zone(session).zone,
         )
         connection_id = connection.id
     report = ExportReport(class_id, facts.title, facts.sis_class_id, dry_run)

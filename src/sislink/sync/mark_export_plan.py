@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -109,6 +109,12 @@ class ClassFacts:
     marks: tuple[MarkFacts, ...]
     students: dict[int, StudentFacts]
     ledger: tuple[LedgerFacts, ...]
+    # The school's time zone: a due date's grading period and a mark's scoreDate are its days.
+    zone: tzinfo = UTC
+
+    def day_of(self, moment: datetime) -> date:
+        """The school's day at `moment`."""
+        return moment.astimezone(self.zone).date()
 
 
 def read_class_facts(
@@ -123,6 +129,7 @@ def read_class_facts(
     export_drafts: bool,
     default_category: str | None,
     title_limit: int,
+    zone: tzinfo = UTC,
 ) -> ClassFacts:
     """Read the class's coursework (deleted too), marks, their students and the ledger.
 
@@ -267,6 +274,7 @@ def read_class_facts(
         marks=marks,
         students=students,
         ledger=ledger,
+        zone=zone,
     )
 
 
@@ -630,7 +638,7 @@ def _line_item(
         return None, first, ""
     assert work.due_date is not None and work.max_points is not None
     period, finding = preflight.choose_grading_period(
-        sis, work.due_date, work.grading_period_sourced_id
+        sis, work.due_date, work.grading_period_sourced_id, facts.zone
     )
     if finding is not None:
         return None, finding, ""
@@ -685,7 +693,7 @@ def _result(
         class_=GUIDRef(sourced_id=facts.sis_class_id),
         score_status=status,
         score=score,
-        score_date=mark.updated_at.date(),
+        score_date=facts.day_of(mark.updated_at),
         comment=mark.comment or None,
         late=True if mark.late else None,
         missing=True if mark.missing else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from sislink.classroom.models import (
 )
 from sislink.classroom.services import connections
 from sislink.classroom.services.access import teaches
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.oneroster.models import User
 from sislink.partners import profile as partner_profile
 from sislink.sync.class_link import (
@@ -164,9 +165,11 @@ def due_date_finding(due: datetime | None) -> Finding | None:
 
 
 def choose_grading_period(
-    facts: SisClassFacts, due: datetime, chosen_sourced_id: str | None
+    facts: SisClassFacts, due: datetime, chosen_sourced_id: str | None, zone: tzinfo = UTC
 ) -> tuple[str | None, Finding | None]:
-    """The grading period: the teacher's choice, else the one containing the due date.
+    """The grading period: the teacher's choice, else the one containing the due date (its
+    day in the school's time zone `zone`: 9 PM in Chicago on a period's last day is the next
+    day in UTC, but still in that period for the school).
 
     The choice must be one of the SIS class's grading periods now: after a relink to another
     SIS class, a period of the old one would be refused by the SIS (or land in the wrong class).
@@ -198,7 +201,7 @@ def choose_grading_period(
                 "class's term.",
             )
         return None, None  # the SIS class has none and the SIS does not ask for one
-    day = due.date()
+    day = due.astimezone(zone).date()
     containing: list[GradingPeriodFact] = [p for p in facts.grading_periods if p.contains(day)]
     if containing:
         return containing[0].sourced_id, None
@@ -382,7 +385,8 @@ def coursework_form_problems(
             "The SIS needs a due date: pick one inside one of the class's grading periods."
         )
     else:
-        _, found = choose_grading_period(facts, due_date, period_sourced_id)
+        zone = school_time_zone(session).zone
+        _, found = choose_grading_period(facts, due_date, period_sourced_id, zone)
         if found is not None:
             problems["grading_period_id" if period_sourced_id else "due"] = found.message.replace(
                 "Its due date", "The due date"
