@@ -416,9 +416,20 @@ class OneRosterClient:
         response = await self._send("PUT", url, endpoint=endpoint, content=content)
         kept = None
         if response.content.strip():
-            data = self._json(response)
-            if isinstance(data, dict) and isinstance(data.get(endpoint.kind.single_key), dict):
-                kept = cast(M, self._model(endpoint, data[endpoint.kind.single_key], response))
+            # The SIS answered 2xx: it has the object. 1EdTech's 1.2 OpenAPI gives the answer
+            # no body, so one that is not JSON, or not the object in OneRoster's shape (a plain
+            # "Created", an HTML page, a partial echo), says nothing against that: kept is None.
+            try:
+                data = self._json(response)
+                if isinstance(data, dict) and isinstance(data.get(endpoint.kind.single_key), dict):
+                    kept = cast(M, self._model(endpoint, data[endpoint.kind.single_key], response))
+            except MalformedResponse as odd:
+                logger.debug(
+                    "PUT %s answered %d; its body is not read: %s",
+                    response.request.url.path,
+                    response.status_code,
+                    odd,
+                )
         return PutOutcome(response.status_code, kept)
 
     async def _delete(self, endpoint_name: str, sourced_id: str) -> bool:
