@@ -515,3 +515,48 @@ def test_a_job_running_on_a_living_worker_is_not_sent_again_however_late_its_hea
         job = session.get(Job, job_id)
         assert job is not None and job.status == JobStatus.RUNNING
         assert celery_app.RESENT not in job.params
+
+
+@pytest.mark.parametrize("ends", ["stopped at its next batch", "finished its last batch"])
+def test_a_worker_whose_job_another_worker_took_over_leaves_the_job_to_that_worker(
+    ends: str, sqlite_classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker paused past its lease (its machine stalled, its database link down) comes back
+    after a worker of another machine took the job over and started it again: the late one
+    stops without ending the job (cancelled, succeeded), which the other is still running."""
+    monkeypatch.setenv("SISLINK_JOB_LEASE_SECONDS", "0.6")  # a heartbeat every 0.1 s
+    elsewhere = "host=other-machine;pid=4242;start=1;machine=another-boot"
+    batches = 0
+
+    async def taken_over_while_it_runs(context: JobContext) -> Mapping[str, Any]:
+        nonlocal batches
+        with sqlite_classroom.transaction() as session:
+            # What run_delivered and the job's start do on the other machine.
+            session.execute(
+                sqlalchemy_update(Job)
+                .where(Job.id == context.job_id)
+                .values(
+                    lease_holder=elsewhere,
+                    params={ON_WORKERS: True, celery_app.TAKEN_OVER: 1},
+                )
+            )
+        if ends == "finished its last batch":
+            return {"done": True}
+        for _ in range(1000):
+            context.check_cancelled({"batches": batches})
+            batches += 1
+            await asyncio.sleep(0.01)
+        return {"batches": batches}
+
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system(), lock_key="d:7")
+    outcome = asyncio.run(runner.execute(sqlite_classroom, job_id, taken_over_while_it_runs))
+
+    assert batches < 1000, "the late worker went on after its job was taken over"
+    assert outcome.status == JobStatus.RUNNING
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.lease_holder, job.report) == (JobStatus.RUNNING, elsewhere, {})
+        assert job.finished_at is None and not job.cancel_requested
+        holder = job_service.find_unfinished(session, "d:7")
+        assert holder is not None and holder.id == job_id  # its lock is still the job's

@@ -240,6 +240,8 @@ async def execute(
             outcome = await _run_work(classroom, context, work, heartbeat)
         finally:
             heartbeat.stop()
+        if outcome.status in job_service.LEASED:  # taken over: the process running it ends it
+            return outcome
         logger.info("job %s (%s) ended %s", job_id, context.kind, outcome.status)
         metrics.job_ended(
             context.kind, str(outcome.status), time.monotonic() - began, outcome.report
@@ -592,7 +594,18 @@ def _finish(
 
 
 def _taken_over(session: Session, job_id: int) -> JobOutcome | None:
+    """How the job stands when this process may no longer end it: another process ended it,
+    or took it over and runs it (a worker of another machine, when this one was late past its
+    lease: the job is theirs to end, and its lock theirs to give back). None: it is ours."""
     job = job_service.get_job(session, job_id)
+    if job.status in job_service.LEASED and job.lease_holder != job_service.this_process().token():
+        holder = job_service.ProcessIdentity.parse(job.lease_holder)
+        said = (
+            f"another process ({holder.in_words() if holder else 'unknown'}) took this job over "
+            "while it ran here; it ends it"
+        )
+        logger.warning("job %s: %s", job_id, said)
+        return JobOutcome(job_id, JobStatus(job.status), dict(job.report or {}), said)
     if job.status not in job_service.FINISHED:
         return None
     report = dict(job.report or {})
