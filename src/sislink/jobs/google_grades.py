@@ -19,6 +19,7 @@ from typing import Any
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Person
 from sislink.jobs.runner import (
+    JobCancelled,
     JobContext,
     JobOutcome,
     attention,
@@ -66,7 +67,10 @@ async def grade_pull_work(
         job_id=context.job_id,
     )
     changed = classes_to_export(context.classroom, report) if params.get("export") else []
-    if changed and not context.cancelled():
+    # Asked to stop (cancelled, or the SIS disconnected) before the export or during it: the
+    # job ends cancelled, not succeeded with its export left out; the next pull exports it.
+    stopped = bool(changed) and context.cancelled()
+    if changed and not stopped:
         context.progress(len(report.courses), None, f"exporting {len(changed)} classes")
         async with open_sis_client(context.classroom) as client:
             report.exports = await export_all_classes(
@@ -77,10 +81,14 @@ async def grade_pull_work(
                 should_stop=context.cancelled,
                 job_id=context.job_id,
             )
+        stopped = any(export.stopped is not None for export in report.exports)
     if reports is not None:
         reports.append(report)
     count, reasons = report.attention()
-    return report.to_dict() | attention(count, reasons)
+    result = report.to_dict() | attention(count, reasons)
+    if stopped:
+        raise JobCancelled(result)
+    return result
 
 
 register_job_kind(GRADE_PULL, grade_pull_work)
