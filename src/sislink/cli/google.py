@@ -287,7 +287,8 @@ def sync_roster_command(
 ) -> None:
     """Push the SIS roster into Google Classroom: one course per SIS class (found again by its
     domain alias), the primary teacher its owner, co-teachers and students added; only people
-    sislink added are ever removed. Exit 3 when something needs attention (or is held)."""
+    sislink added are ever removed. Exit 3 when something needs attention (or is held); 1 when
+    it failed or was cancelled."""
     import asyncio
 
     from sislink.jobs import google_roster as roster_job
@@ -314,6 +315,12 @@ def sync_roster_command(
                     )
                 if outcome.status.value == "failed":
                     fail(f"The roster sync (job {outcome.job_id}) failed: {outcome.error}")
+                if outcome.status.value == "cancelled":  # stopped part way: not 0
+                    fail(
+                        f"The roster sync (job {outcome.job_id}) was cancelled before it "
+                        "finished; what it changed in Google Classroom stays, and the next "
+                        "sync finishes it."
+                    )
                 result = {
                     **outcome.report,
                     "job_id": outcome.job_id,
@@ -399,7 +406,7 @@ def sync_grades_command(
     """Pull grades from Google Classroom: each linked course's published courseWork becomes
     coursework, its grades marks (returned grades; draft grades as draft marks), only what
     changed since the last pull. Exit 3 when something cannot go to the SIS (see the report)
-    or a class was not pulled; 1 when the pull failed."""
+    or a class was not pulled; 1 when the pull failed or was cancelled."""
     import asyncio
 
     from sislink.cli.classes import find_class
@@ -428,6 +435,14 @@ def sync_grades_command(
     if run.job.status.value == "failed":
         if not as_json:
             fail(f"The grade pull (job {run.job.job_id}) failed: {run.job.error}")
+        raise typer.Exit(EXIT_FAILED)
+    if run.job.status.value == "cancelled":  # stopped before its export was done: not 0
+        if not as_json:
+            fail(
+                f"The grade pull (job {run.job.job_id}) was cancelled before it finished (someone "
+                "cancelled it, or the SIS was disconnected); the marks it pulled are kept, and "
+                "the next pull with --export sends them to the SIS."
+            )
         raise typer.Exit(EXIT_FAILED)
     if result.get("attention"):
         raise typer.Exit(EXIT_NEEDS_ATTENTION)

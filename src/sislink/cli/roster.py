@@ -100,6 +100,14 @@ def import_command(
             )
             if outcome.error and outcome.status.value == "failed":
                 fail(f"The roster import (job {outcome.job_id}) failed: {outcome.error}")
+            if outcome.status.value == "cancelled":
+                # Stopped part way (cancelled in the console, or the SIS disconnected): not
+                # what was asked, so not 0; the import is all or nothing.
+                fail(
+                    f"The roster import (job {outcome.job_id}) was cancelled before it finished "
+                    "(someone cancelled it, or the SIS was disconnected); nothing of it was "
+                    "applied. Run it again to import the roster."
+                )
             result = {**outcome.report, "job_id": outcome.job_id, "job_status": str(outcome.status)}
     if as_json:
         print_json(_public(result))
