@@ -73,6 +73,7 @@ from sislink.classroom.models import (
     GoogleConnection,
     GoogleCourseLink,
     GoogleCourseMember,
+    GoogleCourseworkLink,
     GradingPeriod,
     Person,
     SisConnection,
@@ -1223,11 +1224,16 @@ def _upsert_link(
         # Another domain (or another installation's namespace): another course. Whom sislink
         # placed in the old one says nothing of the new one.
         session.execute(delete(GoogleCourseMember).where(GoogleCourseMember.link_id == link.id))
+        _forget_pulled_work(session, link)
         link.domain, link.alias, link.course_id = domain, w.alias, None
         link.course_state = link.alternate_link = link.owner_email = None
-        link.grades_watermark = None
     if course is not None:
         if link.course_id != course.get("id"):
+            if link.course_id is not None:
+                # A new course for the class (the old one was deleted in Classroom): its
+                # courseWork is not the old course's, whose work must not look deleted to the
+                # grade pull (that would delete its lineItems and results from the SIS).
+                _forget_pulled_work(session, link)
             link.course_id = str(course.get("id"))
         if with_state and link.course_state != course.get("courseState"):
             link.course_state = course.get("courseState")
@@ -1237,6 +1243,15 @@ def _upsert_link(
             link.owner_email = w.owner
     session.flush()
     return link
+
+
+def _forget_pulled_work(session: Session, link: GoogleCourseLink) -> None:
+    """The link's record of the courseWork pulled from its course, and the pull's watermark:
+    for a course that is no longer the class's. The coursework pulled stays in the class (and
+    what was exported stays in the SIS); nothing of the old course is looked for in the new."""
+    session.execute(delete(GoogleCourseworkLink).where(GoogleCourseworkLink.link_id == link.id))
+    link.grades_watermark = None
+    link.grades_pulled_at = None
 
 
 def _link_ids(classroom: Classroom, domain: str, courses: list[_Course]) -> dict[int, int]:
