@@ -39,6 +39,13 @@ from sislink.console.routes import admin, google, health, metrics, problems, ros
 from sislink.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
+# The most any request may send (forms, uploads, JSON), counted as it is read, whatever its
+# Content-Length says: the largest real one is a gradebook sheet of at most 2 MB
+# (class_actions.MAX_SHEET_BYTES) with its form around it. Without a bound, anyone, signed
+# in or not, could post a form of 1,000 fields of 1 MB each (held in memory) or files of any
+# size (spooled to disk), all read before the CSRF token or the sign-in is looked at, and a
+# JSON body of any size was read and parsed before its API token was.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 logger = logging.getLogger("sislink.console")
 
 
@@ -76,6 +83,7 @@ def create_app(
         title="sislink",
         summary="Classroom to SIS link over OneRoster.",
         lifespan=lifespan,
+        max_body_size=MAX_REQUEST_BYTES,
     )
     if classroom is not None:
         app.state.classroom = classroom

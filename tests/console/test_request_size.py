@@ -1,0 +1,71 @@
+"""Anyone can reach the sign-in form and the REST API: what they send is bounded before the
+CSRF token, the sign-in or the API token is looked at (a signed-out stranger's huge form, file
+or JSON is refused, not read into memory or spooled to disk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.console_world import Console, console
+from sislink.console.app import MAX_REQUEST_BYTES
+from sislink.console.pages.class_actions import MAX_SHEET_BYTES
+
+CHUNK = b"x" * 65536
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Console]:
+    with console(tmp_path) as found:
+        yield found
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        yield CHUNK
+        sent += len(CHUNK)
+
+
+def test_a_strangers_huge_upload_to_the_sign_in_form_is_refused(served: Console) -> None:
+    stranger = served.client().client
+    answer = stranger.post(
+        "/login",
+        data={"email": "x@example.org", "password": "x"},
+        files={"anything": ("big.bin", b"x" * (MAX_REQUEST_BYTES + 1))},
+    )
+    assert answer.status_code == 413
+
+
+def test_a_strangers_huge_form_is_refused_even_without_a_length(served: Console) -> None:
+    stranger = served.client().client
+    answer = stranger.post(
+        "/language",
+        content=(b"padding=" + chunk for chunk in _chunks(MAX_REQUEST_BYTES + 1)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 413
+
+
+def test_a_huge_json_body_without_a_token_is_refused(served: Console) -> None:
+    stranger = served.client().client
+    big = b'{"title": "' + b"x" * (MAX_REQUEST_BYTES + 1) + b'"}'
+    answer = stranger.post(
+        "/api/teacher/classes/1/coursework",
+        content=big,
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413
+    streamed = stranger.post(
+        "/api/admin/roster/imports",
+        content=iter([big]),
+        headers={"Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+
+
+def test_a_gradebook_sheet_at_its_largest_still_fits_a_request() -> None:
+    # The sheet's own limit answers in a sentence on its page, before the request's does.
+    assert MAX_SHEET_BYTES + 64 * 1024 < MAX_REQUEST_BYTES
