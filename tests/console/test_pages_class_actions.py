@@ -285,6 +285,24 @@ def test_the_gradebook_downloads_as_a_sheet_that_imports_back(school: School) ->
     assert empty.status_code == 400 and "Choose the sheet to import" in empty.text
 
 
+def test_a_class_titled_in_any_script_downloads_its_gradebook(school: School) -> None:
+    from sislink.classroom.models import Class
+
+    with school.served.classroom.transaction() as session:
+        klass = session.get(Class, school.class_id)
+        assert klass is not None
+        klass.title = "Математика 数学 Łódź"
+    sheet = school.teacher.get(f"/classes/{school.class_id}/gradebook.csv")
+    assert sheet.status_code == 200
+    said = sheet.headers["content-disposition"]
+    assert said.startswith("attachment;")
+    # A browser names the file in the class's own words; an old one gets a plain name.
+    assert "filename*=UTF-8''gradebook-" in said
+    assert "%D0%9C%D0%B0%D1%82" in said
+    assert 'filename="gradebook-' in said
+    said.encode("ascii")
+
+
 def test_every_page_starts_with_a_skip_link_to_its_main_content(school: School) -> None:
     focusable = re.compile(
         r"<(a\s[^>]*href|button|select|textarea|input(?![^>]*type=\"hidden\"))[^>]*>"

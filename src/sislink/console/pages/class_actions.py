@@ -10,6 +10,7 @@ check who is asking and show what happened.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
@@ -231,18 +232,28 @@ def download_gradebook(
     with as_page_errors(), classroom.session() as session:
         klass = own_class(session, who, class_id)
         text = gradebook_sheet.write_sheet(session, who.actor, class_id)
-        name = _file_name(klass)
+        disposition = _attachment(klass)
     return Response(
         # A byte order mark: Excel then reads the sheet as UTF-8 (names with accents).
         "\ufeff" + text,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": disposition},
     )
 
 
-def _file_name(klass: Class) -> str:
-    safe = "".join(c if c.isalnum() else "-" for c in klass.title).strip("-")[:60]
+def _file_name(klass: Class, *, ascii_only: bool = False) -> str:
+    safe = "".join(
+        c if c.isalnum() and (c.isascii() or not ascii_only) else "-" for c in klass.title
+    ).strip("-")[:60]
     return f"gradebook-{safe or klass.id}.csv"
+
+
+def _attachment(klass: Class) -> str:
+    """The sheet's Content-Disposition: the file named in the class's own words (RFC 6266's
+    filename*, UTF-8), and a plain ASCII name for browsers that do not read it. A header is
+    Latin-1: a title in Cyrillic, Chinese or Polish written as it is was a 500."""
+    plain = _file_name(klass, ascii_only=True)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(_file_name(klass))}"
 
 
 @router.get("/classes/{class_id}/gradebook/import")
