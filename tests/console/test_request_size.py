@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from console.console_world import Console, console
+from console.console_world import ADMIN_EMAIL, Console, console
 from sislink.console.app import MAX_REQUEST_BYTES
 from sislink.console.pages.class_actions import MAX_SHEET_BYTES
 
@@ -69,3 +69,27 @@ def test_a_huge_json_body_without_a_token_is_refused(served: Console) -> None:
 def test_a_gradebook_sheet_at_its_largest_still_fits_a_request() -> None:
     # The sheet's own limit answers in a sentence on its page, before the request's does.
     assert MAX_SHEET_BYTES + 64 * 1024 < MAX_REQUEST_BYTES
+
+
+@pytest.mark.parametrize("number", ["3000000000", "99999999999999999999", "9" * 5000])
+def test_a_number_in_a_pages_address_past_any_id_is_a_404_page(
+    served: Console, number: str
+) -> None:
+    """SQLite takes no number past 64 bits and PostgreSQL's ids are 32-bit: such a number,
+    guessed or mistyped in an address, names nothing (it was a 500)."""
+    admin = served.client()
+    admin.sign_in(ADMIN_EMAIL)
+    for url in (
+        f"/classes/{number}",
+        f"/classes/{number}/gradebook",
+        f"/classes/1/reports/{number}",
+        f"/classes/exports/{number}",
+        f"/admin/people/{number}",
+        f"/admin/roster/jobs/{number}",
+        f"/admin/roster/holds/{number}/approve",
+    ):
+        answer = admin.get(url)
+        assert answer.status_code == 404, url
+        assert "it may have been deleted" in answer.text or "no " in answer.text, url
+    cancel = admin.post(f"/admin/jobs/{number}/cancel", {})
+    assert cancel.status_code == 404

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
@@ -33,7 +33,13 @@ from sislink.console.pages import (
 from sislink.console.pages import google as google_pages
 from sislink.console.pages import roster as roster_pages
 from sislink.console.pages import sign_in as sign_in_pages
-from sislink.console.pages.base import LoginRequired, PageError, error_page, redirect
+from sislink.console.pages.base import (
+    LoginRequired,
+    PageError,
+    error_page,
+    ids_that_name_rows,
+    redirect,
+)
 from sislink.console.request_ids import RequestIds
 from sislink.console.routes import admin, google, health, metrics, problems, roster, teacher
 from sislink.settings import Settings
@@ -117,6 +123,8 @@ def create_app(
     # Probes for load balancers and orchestrators: unauthenticated, status words only.
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics.router, include_in_schema=False)  # SISLINK_METRICS_TOKEN
+    # A page's ids beyond any row's are a 404 page before anything else (not a 500).
+    page_checks = [Depends(ids_that_name_rows)]
     for pages in (
         login,
         setup,
@@ -130,10 +138,10 @@ def create_app(
         school,
         language,
     ):
-        app.include_router(pages.router, include_in_schema=False)
+        app.include_router(pages.router, include_in_schema=False, dependencies=page_checks)
     # Sign in with the school's accounts (OpenID Connect), and its administrator's page.
-    app.include_router(oidc.router, include_in_schema=False)
-    app.include_router(sign_in_pages.router, include_in_schema=False)
+    app.include_router(oidc.router, include_in_schema=False, dependencies=page_checks)
+    app.include_router(sign_in_pages.router, include_in_schema=False, dependencies=page_checks)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(LoginRequired)

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sislink.classroom import Actor, Classroom, ClassroomError, NotFound, PermissionDenied
-from sislink.classroom.models import Person
+from sislink.classroom.models import MAX_ROW_ID, Person
 from sislink.classroom.services.time_zone import school_time_zone
 from sislink.console import i18n
 from sislink.console.auth import get_classroom, session_actor
@@ -152,6 +152,23 @@ class Viewer:
         from sislink.classroom.models import Role
 
         return Role.TEACHER in self.actor.roles
+
+
+def ids_that_name_rows(request: Request) -> None:
+    """Every page's ids in its path (a class, coursework, job, report, person, token...) name
+    rows: one past what a row can have (MAX_ROW_ID) names nothing, and is a 404 here before the
+    database is asked (SQLite cannot take a number past 64 bits, PostgreSQL's ids are 32-bit:
+    a guessed or mistyped number in an address was a 500). Run before every page's own work."""
+    for name, value in request.path_params.items():
+        if not (name.endswith("_id") and isinstance(value, str) and value.isascii()):
+            continue
+        if value.isdigit() and (len(value) > len(str(MAX_ROW_ID)) or int(value) > MAX_ROW_ID):
+            raise PageError(
+                404,
+                _("There is nothing numbered {number} here; it may have been deleted.").format(
+                    number=value[:20]
+                ),
+            )
 
 
 def current_session(request: Request, classroom: Classroom) -> SessionData:
