@@ -16,7 +16,8 @@ What goes where (decided here, said in the README):
   the due date, as for coursework made in sislink.
 - kept out, with a sentence in the class's troubleshoot report: drafts, ungraded work (no
   points), a category the class does not have (the SIS's categories), a grading period the
-  class does not have, a Classroom student who is not a student of the class.
+  class does not have, a Classroom student who is not a student of the class, a title or
+  description holding a NUL character (no database sislink writes to can store it).
 - a submission's `assignedGrade` (returned) -> a returned mark; else its `draftGrade` -> a draft
   mark (the export sends drafts only when the class's export choices say so); a submission past
   due and not turned in, with no grade, -> a missing mark (Classroom shows the student
@@ -873,6 +874,14 @@ def _choose(course: _Course, *, full: bool) -> None:
 # Why a grade above the class's extra-credit limit was not taken (no pre-flight Reason says it:
 # every other way of setting a mark refuses such a mark before it exists).
 ABOVE_LIMIT = "above_extra_credit_limit"
+# Why courseWork whose title or description holds a NUL character was not taken: PostgreSQL
+# refuses it in text (one such item stopped the whole pull), and the SIS is sent that text.
+NUL_CHARACTER = "nul_character"
+
+
+def _shown(text: str) -> str:
+    """Google's text as a report keeps it: a NUL written out as \\x00 (reports are stored)."""
+    return text.replace("\x00", "\\x00")
 
 
 def _item(
@@ -888,7 +897,7 @@ def _item(
     return ItemReport(
         kind=kind,
         coursework_id=coursework_id,
-        coursework_title=title,
+        coursework_title=_shown(title),
         outcome=Outcome.SKIPPED,
         sourced_id="",
         at=utc_now(),
@@ -918,6 +927,16 @@ def _work_fields(
 ) -> _Fields | ItemReport:
     """The coursework's fields from a published courseWork, or why it cannot go to the SIS."""
     title = str(work.get("title") or "(untitled)")
+    odd = [name for name in ("title", "description") if "\x00" in str(work.get(name) or "")]
+    if odd:
+        return _item(
+            course,
+            NUL_CHARACTER,
+            f"Its {' and '.join(odd)} in Google Classroom hold{'s' if len(odd) == 1 else ''} a "
+            "NUL character (invisible, often pasted from a PDF), which neither sislink nor the "
+            f"SIS can store: retype the {' and '.join(odd)} in Classroom.",
+            title,
+        )
     points = _points(work)
     if points is None:
         return _item(
