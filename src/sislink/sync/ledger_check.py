@@ -1,6 +1,6 @@
 """The ledger checked against the SIS: what sislink remembers sending for a class, compared with
 the lineItems and results the SIS has for it now. An entry the SIS no longer has (lost, or
-deleted there by someone) is marked to be sent again, and the class is planned again at its
+deleted there by someone: gone from its lists, or listed as `tobedeleted`) is marked to be sent again, and the class is planned again at its
 next export. Run when a class's SIS facts are refreshed on demand: an export of an unchanged
 class asks the SIS nothing, so this is where what only the SIS knows is found.
 """
@@ -32,12 +32,21 @@ async def check_ledger_against_sis(
             return None
         sis_class = link.sis_class_sourced_id
         scope = class_identity(connection.partner, sis_class)
+    # Only what the SIS lists as active: a record listed as `tobedeleted` was deleted there
+    # (OneRoster keeps listing it so that consumers learn of the deletion). A deleted
+    # lineItem's results are taken as gone with it: sent again, to the same ids.
     try:
-        line_items = {li.sourced_id for li in await client.line_items_for_class(sis_class)}
+        line_items = {
+            li.sourced_id
+            for li in await client.line_items_for_class(sis_class)
+            if li.status == "active"
+        }
         results: set[str] = set()
         for line_item in sorted(line_items):
             results.update(
-                r.sourced_id for r in await client.results_for_line_item(sis_class, line_item)
+                r.sourced_id
+                for r in await client.results_for_line_item(sis_class, line_item)
+                if r.status == "active"
             )
     except StatusError:
         return None
