@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, make_url, select, text
 
 from sislink.classroom import Actor, open_classroom
 from sislink.classroom.db import normalise_database_url
-from sislink.classroom.models import ExportRecord, Job, JobStatus
+from sislink.classroom.models import Class, ExportRecord, Job, JobStatus
 from sislink.jobs import celery_app, runner
 from sislink.jobs.fan_out import PARENT_JOB
 from sislink.jobs.mark_export import CLASS_EXPORT, all_exports_job, class_export_job, queue_export
@@ -380,6 +380,57 @@ def test_an_export_of_every_class_fans_out_one_job_per_class_to_the_workers(
         assert child is not None and child.status == JobStatus.SUCCEEDED
         assert holder_pid(child) in {w.pid for w in redis_workers}
     assert_sis_exact(worlds[0])
+
+
+def test_the_cli_prints_the_report_of_each_class_a_worker_exported(
+    worlds: list[World], redis_workers: list[Worker], redis_env: dict[str, str]
+) -> None:
+    """Without --json the command says what each class's export did, as when it runs the
+    export itself: with the workers it printed nothing at all."""
+    for n, world in enumerate(worlds):
+        add_work(world, 1, f"Told {n}")
+    with worlds[0].classroom.session() as session:
+        titles = {w.class_id: session.get(Class, w.class_id).title for w in worlds}  # type: ignore[union-attr]
+    teacher = worlds[0].teacher_email
+    base = [sys.executable, "-m", "sislink.cli", "marks", "export", "--as", teacher]
+    for asked, shown in (
+        (["--class", str(worlds[0].class_id)], [worlds[0].class_id]),
+        (["--all"], [w.class_id for w in worlds]),
+    ):
+        export = subprocess.run(
+            [*base, *asked], capture_output=True, text=True, env=redis_env, check=False
+        )
+        assert export.returncode == 0, export.stdout + export.stderr
+        said = " ".join(export.stdout.split())
+        for class_id in shown:
+            assert f"{titles[class_id]}: succeeded, " in said, said
+        assert "marks (results): " in said, said
+    assert_sis_exact(worlds[0])
+
+
+def test_an_export_of_every_class_on_the_workers_that_left_a_class_busy_out_exits_1(
+    worlds: list[World], redis_workers: list[Worker], redis_env: dict[str, str]
+) -> None:
+    """A class busy with its own export is refused by the export of every class: exit 1, as
+    when the command runs the export itself (README, "Exit status"), not 3."""
+    busy, other = worlds
+    add_work(other, 1, "Beside a busy class")
+    blocking = queue_export(
+        busy.classroom, busy.teacher, class_export_job(busy.classroom, busy.teacher, busy.class_id)
+    )
+    try:
+        command = [sys.executable, "-m", "sislink.cli", "marks", "export", "--all"]
+        export = subprocess.run(
+            [*command, "--as", busy.teacher_email],
+            capture_output=True,
+            text=True,
+            env=redis_env,
+            check=False,
+        )
+    finally:
+        request_cancel(busy.classroom, blocking, Actor.system())
+    assert export.returncode == 1, export.stdout + export.stderr
+    assert_sis_exact(other)
 
 
 def test_a_job_cancelled_while_queued_ends_cancelled_and_its_worker_sends_nothing(

@@ -173,36 +173,22 @@ def register(app: typer.Typer) -> None:
         else:
             if run.job.error:
                 out.print(f"The export stopped: {run.job.error}")
-            for report in run.reports:
-                counts = report.counts()
-                out.print(
-                    f"{report.class_title}: {report.outcome.value}, {report.writes} writes; "
-                    f"coursework (lineItems): {_tally(counts.get('lineItem', {}))}; "
-                    f"marks (results): {_tally(counts.get('result', {}))}"
-                )
-                for why in (report.refused, report.failed, report.stopped):
-                    if why:
-                        out.print(f"  {why}")
-                if report.attention_count:
-                    out.print(
-                        f"  Needs attention: {report.attention_count} item"
-                        f"{'s' if report.attention_count != 1 else ''} skipped (below)."
-                    )
-                for item in report.items:
-                    if item.outcome.value in ("skipped", "failed"):
-                        who = f" / {item.student}" if item.student else ""
-                        out.print(
-                            f"  {item.outcome.value}: {item.coursework_title}{who}: {item.reason}"
-                        )
+            for report in run.class_reports():
+                _print_class_report(report)
         # Non-zero whenever something was not exported as asked, so scripts notice: 1 when a
         # class failed, was refused or stopped; 3 when every class finished but items were
-        # skipped for a reason someone must act on (README, "Exit status").
-        finished = (
-            ExportOutcome.SUCCEEDED,
-            ExportOutcome.NEEDS_ATTENTION,
-            ExportOutcome.DRY_RUN,
-        )
-        if run.job.error or any(r.outcome not in finished for r in run.reports):
+        # skipped for a reason someone must act on (README, "Exit status"). The same whether
+        # this process ran the export or the workers did (their reports are the stored ones).
+        finished = {
+            ExportOutcome.SUCCEEDED.value,
+            ExportOutcome.NEEDS_ATTENTION.value,
+            ExportOutcome.DRY_RUN.value,
+        }
+        if (
+            run.job.error
+            or run.refused_classes
+            or any(r.get("outcome") not in finished for r in run.class_reports())
+        ):
             raise typer.Exit(EXIT_FAILED)
         if run.job.status == JobStatus.NEEDS_ATTENTION:
             raise typer.Exit(EXIT_NEEDS_ATTENTION)
@@ -241,6 +227,29 @@ def register(app: typer.Typer) -> None:
                     item["coursework"], item.get("student") or "", item["outcome"], why, item["at"]
                 )
             out.print(table)
+
+
+def _print_class_report(report: dict[str, Any]) -> None:
+    """One class's export in words: its outcome and counts, why it was not done, the items
+    skipped or refused (a report as `ExportReport.as_json` or as kept in the class's history)."""
+    counts = report.get("counts") or {}
+    out.print(
+        f"{report.get('class')}: {report.get('outcome')}, {report.get('writes', 0)} writes; "
+        f"coursework (lineItems): {_tally(counts.get('lineItem', {}))}; "
+        f"marks (results): {_tally(counts.get('result', {}))}"
+    )
+    for why in (report.get("refused"), report.get("failed"), report.get("stopped")):
+        if why:
+            out.print(f"  {why}")
+    needing = int((report.get("attention") or {}).get("count", 0) or 0)
+    if needing:
+        out.print(
+            f"  Needs attention: {needing} item{'s' if needing != 1 else ''} skipped (below)."
+        )
+    for item in report.get("items") or []:
+        if item.get("outcome") in ("skipped", "failed"):
+            who = f" / {item['student']}" if item.get("student") else ""
+            out.print(f"  {item['outcome']}: {item.get('coursework')}{who}: {item.get('reason')}")
 
 
 def _tally(outcomes: dict[str, int]) -> str:

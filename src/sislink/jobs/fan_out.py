@@ -23,6 +23,7 @@ from sislink.jobs import celery_app
 from sislink.jobs.mark_export import (
     ALL_EXPORT,
     NAMED_FAILURES,
+    REFUSED_CLASSES,
     ExportNotDone,
     class_export_job,
     queue_export,
@@ -100,6 +101,7 @@ async def export_all_on_workers(context: JobContext) -> dict[str, Any]:
         "classes": stored,
         "writes": sum(int(s.get("writes", 0) or 0) for s in stored),
         CHILD_JOBS: children,
+        **({REFUSED_CLASSES: refused} if refused else {}),
         **attention(count, reasons),
     }
     if stopping or any(o.status == JobStatus.CANCELLED for o in outcomes):

@@ -44,6 +44,9 @@ CLASS_EXPORT = "mark_export"
 ALL_EXPORT = "mark_export_all"
 # How many failed classes a failed job's message names (the rest are counted).
 NAMED_FAILURES = 3
+REFUSED_CLASSES = "refused_classes"
+"""An export of every class on the workers lists in its report the classes it could not even
+queue a job for (jobs/fan_out.py), in words."""
 
 
 class ExportNotDone(SyncError):
@@ -73,6 +76,19 @@ class ExportRun:
         if not self.reports:
             return any(s.get("outcome") == ExportOutcome.STOPPED.value for s in self.stored)
         return any(r.outcome is ExportOutcome.STOPPED for r in self.reports)
+
+    @property
+    def refused_classes(self) -> list[str]:
+        """Classes an export of every class on the workers did not export at all (busy with
+        another export, refused before their job was made): no report of theirs is kept."""
+        return [str(said) for said in (self.job.report or {}).get(REFUSED_CLASSES) or []]
+
+    def class_reports(self) -> list[dict[str, Any]]:
+        """Each class's report as JSON with its items: the reports of this process's run, or
+        those the workers kept in the classes' histories."""
+        if self.reports:
+            return [report.as_json() for report in self.reports]
+        return list(self.stored)
 
     def as_json(self) -> dict[str, Any]:
         items = [item for report in self.reports for item in report.json_items()]
