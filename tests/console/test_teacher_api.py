@@ -234,6 +234,33 @@ def test_another_teachers_class_is_refused_by_url(world: World, api: TestClient)
     )
 
 
+def test_a_token_stops_working_for_someone_no_longer_a_teacher(
+    world: World, api: TestClient
+) -> None:
+    """The pages let in only administrators and teachers, and so does the API: an
+    administrator who takes away a person's teacher role takes away their token's use too,
+    though the roster still names them the class's teacher."""
+    me = bearer(world.classroom, world.teacher_email)
+    cls = world.class_id
+    assert api.get(f"/api/teacher/classes/{cls}/coursework", headers=me).status_code == 200
+    with world.classroom.transaction() as session:
+        person = people.find_person_by_email(session, world.teacher_email)
+        assert person is not None
+        people.set_roles(session, Actor.system(), person.id, [])
+    for method, url, body in [
+        ("GET", f"/api/teacher/classes/{cls}/coursework", None),
+        ("POST", f"/api/teacher/classes/{cls}/coursework", {"title": "Still mine", "points": 1}),
+        ("POST", f"/api/teacher/classes/{cls}/exports", None),
+        ("GET", "/api/teacher/tokens", None),
+    ]:
+        answer = api.request(method, url, headers=me, json=body)
+        assert answer.status_code == 403, (method, url, answer.text)
+        assert detail(answer)["problem"] == "forbidden"
+        assert "no longer an administrator or teacher" in detail(answer)["message"]
+    student = bearer(world.classroom, "pupil@school.example", role=Role.STUDENT)
+    assert api.get("/api/teacher/classes", headers=student).status_code == 403
+
+
 def test_permission_off_refuses_export_with_a_clear_message(world: World, api: TestClient) -> None:
     me = bearer(world.classroom, world.teacher_email)
     connection.set_teacher_export(world.classroom, Actor.system(), False)

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import ApiToken, Person
+from sislink.classroom.services.accounts import may_sign_in
 from sislink.classroom.services.api_tokens import (
     create_api_token,
     person_for_token,
@@ -81,6 +82,19 @@ def current_actor(
                     "a new one (`sislink users token EMAIL`).",
                 },
                 headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not may_sign_in(person):
+            # As the pages: only administrators and teachers. A person whose roles were taken
+            # away keeps no use of a token made before (the roster may still name them a
+            # class's teacher, which is what the class checks look at).
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                {
+                    "problem": "forbidden",
+                    "message": "This API token's owner is no longer an administrator or teacher "
+                    "in sislink, so it cannot be used; ask an administrator to give the role "
+                    "back if it should work.",
+                },
             )
         return Actor.of(person)
 
