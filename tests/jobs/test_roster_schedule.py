@@ -13,6 +13,7 @@ from connected_for_jobs import save_authorised_connection
 from sislink.classroom import Actor, Classroom, InvalidInput, open_classroom
 from sislink.classroom.models import JobStatus
 from sislink.classroom.services.jobs import lock_key_for
+from sislink.classroom.services.time_zone import set_school_time_zone
 from sislink.jobs.runner import JobOutcome, queue, run_job
 from sislink.jobs.schedule import (
     Schedule,
@@ -77,6 +78,8 @@ def test_no_import_is_due_inside_the_pause_window_or_when_switched_off(
     connected: tuple[Classroom, int],
 ) -> None:
     classroom, _ = connected
+    with classroom.transaction() as session:  # the days below are UTC's
+        set_school_time_zone(session, Actor.system(), "UTC")
     summer = Schedule(pause_from=date(2026, 7, 1), pause_until=date(2026, 8, 15))
     set_schedule(classroom, Actor.system(), summer)
     assert due_import(classroom, datetime(2026, 7, 20, tzinfo=UTC)) == (
@@ -86,6 +89,32 @@ def test_no_import_is_due_inside_the_pause_window_or_when_switched_off(
     assert due_import(classroom, datetime(2026, 8, 16, tzinfo=UTC))[0] is True
     set_schedule(classroom, Actor.system(), Schedule(enabled=False))
     assert due_import(classroom)[0] is False
+
+
+@pytest.mark.parametrize(
+    ("zone", "moment", "paused"),
+    [
+        # Sydney (UTC+10): the first paused morning, and the morning after the last paused day.
+        ("Australia/Sydney", datetime(2026, 6, 30, 20, 0, tzinfo=UTC), True),
+        ("Australia/Sydney", datetime(2026, 8, 15, 15, 0, tzinfo=UTC), False),
+        # Chicago (UTC-5): the last paused evening, and the evening before the first paused day.
+        ("America/Chicago", datetime(2026, 8, 16, 3, 0, tzinfo=UTC), True),
+        ("America/Chicago", datetime(2026, 7, 1, 3, 0, tzinfo=UTC), False),
+    ],
+)
+def test_the_pause_window_is_the_schools_days_in_its_time_zone(
+    zone: str, moment: datetime, paused: bool, connected: tuple[Classroom, int]
+) -> None:
+    """The administrator pauses imports from 1 July to 15 August (the SIS rolls over): those
+    are the school's days, as the console shows every date, not days in UTC."""
+    classroom, _ = connected
+    with classroom.transaction() as session:
+        set_school_time_zone(session, Actor.system(), zone)
+    summer = Schedule(pause_from=date(2026, 7, 1), pause_until=date(2026, 8, 15))
+    set_schedule(classroom, Actor.system(), summer)
+    assert due_import(classroom, moment) == (
+        (False, "inside the pause window") if paused else (True, "due")
+    )
 
 
 def test_no_import_is_due_while_another_is_running_or_on_hold(

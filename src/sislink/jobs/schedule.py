@@ -26,6 +26,7 @@ from sislink.classroom import Actor, Classroom, ClassroomError, InvalidInput
 from sislink.classroom.models import Job, RosterSchedule
 from sislink.classroom.services.access import require_admin
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
+from sislink.classroom.services.time_zone import school_time_zone
 from sislink.jobs.roster import run_roster_import
 from sislink.jobs.runner import JobOutcome, broker_url, recover_interrupted
 from sislink.operations.summary import daily_summary_tick
@@ -49,7 +50,8 @@ class Schedule:
     pause_until: date | None = None
 
     def paused_on(self, day: date) -> bool:
-        """True inside the pause window (inclusive); an open end pauses from / until forever."""
+        """True inside the pause window (inclusive; `day` is the school's, in its time zone); an
+        open end pauses from / until forever."""
         if self.pause_from is None and self.pause_until is None:
             return False
         after_start = self.pause_from is None or day >= self.pause_from
@@ -101,7 +103,10 @@ def due_import(classroom: Classroom, now: datetime | None = None) -> tuple[bool,
     schedule = get_schedule(classroom)
     if not schedule.enabled:
         return False, "scheduled imports are switched off"
-    if schedule.paused_on(now.date()):
+    with classroom.session() as session:
+        # The window's dates are the school's days (as the console shows every date), not UTC's.
+        zone = school_time_zone(session).zone
+    if schedule.paused_on(now.astimezone(zone).date()):
         return False, "inside the pause window"
     try:
         connection = authorised_connection(classroom)
