@@ -323,6 +323,9 @@ class StudentDirectory:
 
     @classmethod
     def of(cls, students: list[User]) -> StudentDirectory:
+        """The directory of the SIS's active records: one listed as `tobedeleted` was deleted
+        there (a student given a new record keeps their email), so it takes no mark."""
+        students = [user for user in students if user.status == "active"]
         by_email: dict[str, str] = {}
         by_identifier: dict[str, str] = {}
         for user in students:
