@@ -86,6 +86,7 @@ from sislink.googleclassroom import (
     ClassroomClient,
     ClassroomError,
     ClientSettings,
+    MalformedAnswer,
     ServiceAccountKey,
 )
 from sislink.googleclassroom import NotFound as GoogleNotFound
@@ -412,6 +413,7 @@ def _list_many(
     pages of those that have more."""
     found: list[list[dict[str, Any]] | ClassroomError] = [[] for _ in makers]
     tokens: dict[int, str | None] = {i: None for i in range(len(makers))}
+    seen: dict[int, set[str]] = {}  # each list's tokens so far: one given again never ends
     while tokens:
         order = list(tokens)
         tally.calls += len(order)
@@ -428,6 +430,16 @@ def _list_many(
             held.extend(outcome.result.get(makers[index][1], []) or [])
             token = outcome.result.get("nextPageToken")
             if token:
+                if str(token) in seen.setdefault(index, set()):
+                    found[index] = MalformedAnswer(
+                        f"Google Classroom gave the same nextPageToken twice while listing "
+                        f"{makers[index][1]}, so the list never ends; stopped paging. Try "
+                        "again later (if it keeps happening, report it to Google Workspace "
+                        "support).",
+                        status=200,
+                    )
+                    continue
+                seen[index].add(str(token))
                 following[index] = str(token)
         tokens = following
     return found

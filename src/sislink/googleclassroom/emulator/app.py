@@ -13,7 +13,9 @@ its own. Faults (`rate_429`, `rate_503`, `rate_500`) are drawn per call from a s
 generator; latency is added once per HTTP request (a batch is one round trip). A test can also
 make one course answer every call on it (or the methods it names) with one error
 (`LocalClassroom.fail_course`): the real Classroom has such courses now and then while the rest
-of the domain answers, and no rule of Classroom's makes one.
+of the domain answers, and no rule of Classroom's makes one; or make a list on one course give
+the same `nextPageToken` again and again (`LocalClassroom.repeat_page_token`), as a broken
+server or proxy does.
 
 `/local/...` is not Google's API: it does what a teacher does in Classroom's own pages and the
 API cannot (grade categories are read-only in the API), for the demo and the tests.
@@ -56,6 +58,7 @@ from sislink.googleclassroom.emulator.keys import (
 from sislink.googleclassroom.emulator.validation import check_body, check_query
 
 MAX_BATCH_CALLS = 50
+STUCK_PAGE_TOKEN = "c3R1Y2s"  # noqa: S105 (a page token, what repeat_page_token answers)
 CLASSROOM_SCOPE_PREFIX = "https://www.googleapis.com/auth/classroom."
 
 
@@ -152,6 +155,9 @@ class LocalClassroom:
         # Course id -> (the error every call on it answers, the methods it applies to; empty:
         # every method): see `fail_course`.
         self.failing_courses: dict[str, tuple[tuple[int, str, str], frozenset[str]]] = {}
+        # (course id, list method) -> how many more answers repeat one nextPageToken: see
+        # `repeat_page_token`.
+        self.stuck_paging: dict[tuple[str, str], int] = {}
 
     def fail_course(
         self,
@@ -168,22 +174,52 @@ class LocalClassroom:
         with self._lock:
             self.failing_courses[course_id] = ((code, status, message), frozenset(methods))
 
-    def _failing_course(
+    def repeat_page_token(self, course_id: str, method: str, *, times: int = 50) -> None:
+        """A fault, not a rule of Classroom's: the next `times` answers to the list `method`
+        (e.g. `courses.courseWork.studentSubmissions.list`) on the course carry the same
+        `nextPageToken`, whatever token was sent, as a broken server or proxy does (Google's
+        list contract: the token is absent on the last page). Then paging ends as usual."""
+        with self._lock:
+            self.stuck_paging[(course_id, method)] = times
+
+    def _course_of_call(
         self, caller: Caller, method: discovery.Method, path_params: dict[str, str]
-    ) -> None:
-        if not self.failing_courses or not method.name.startswith("courses."):
-            return
+    ) -> str:
+        """The id of the course a call is on ("" when none, or not a known course)."""
+        if not method.name.startswith("courses."):
+            return ""
         key = path_params.get("courseId")
         if key is None and method.name.count(".") == 1:  # courses.get, patch, update, delete
             key = path_params.get("id")
         if not key:
-            return
+            return ""
         with self.backend.lock:
-            course_id = self.backend._course_id(caller, key)
+            return self.backend._course_id(caller, key)
+
+    def _failing_course(
+        self, caller: Caller, method: discovery.Method, path_params: dict[str, str]
+    ) -> None:
+        if not self.failing_courses:
+            return
+        course_id = self._course_of_call(caller, method, path_params)
         with self._lock:
             found = self.failing_courses.get(course_id)
         if found is not None and (not found[1] or method.name in found[1]):
             raise ApiFailure(*found[0])
+
+    def _stuck_paging(
+        self, caller: Caller, method: discovery.Method, path_params: dict[str, str]
+    ) -> bool:
+        """Whether this answer repeats the stuck token (counted down)."""
+        if not self.stuck_paging:
+            return False
+        key = (self._course_of_call(caller, method, path_params), method.name)
+        with self._lock:
+            left = self.stuck_paging.get(key, 0)
+            if left <= 0:
+                return False
+            self.stuck_paging[key] = left - 1
+            return True
 
     # ---- the token endpoint ---------------------------------------------------------------
 
@@ -399,12 +435,17 @@ class LocalClassroom:
                 raise ApiFailure(
                     501, "UNIMPLEMENTED", f"The local Classroom does not serve {method.name}."
                 )
+            stuck = self._stuck_paging(caller, method, path_params)
+            if stuck:
+                params.pop("pageToken", None)  # the stuck token names no page: the first again
             self.log.calls[method.name] += 1
             with self.backend.lock:
                 try:
                     answer = handler(self.backend, caller, params, checked_body)
                 finally:
                     self.backend.commit()
+            if stuck and isinstance(answer, dict):
+                answer = {**answer, "nextPageToken": STUCK_PAGE_TOKEN}
             return 200, {}, answer
         except ApiFailure as failure:
             return failure.code, {}, failure.body()
