@@ -303,6 +303,36 @@ def test_a_class_titled_in_any_script_downloads_its_gradebook(school: School) ->
     said.encode("ascii")
 
 
+def test_a_course_link_from_google_that_is_not_a_web_address_is_not_a_link(
+    school: School,
+) -> None:
+    """The class page links the course's alternateLink as Google answered it: one that is
+    not https (javascript:..., data:...) would run in the console's pages when clicked."""
+    from sislink.classroom.models import GoogleCourseLink
+
+    with school.served.classroom.transaction() as session:
+        session.add(
+            GoogleCourseLink(
+                class_id=school.class_id,
+                domain="school.example",
+                alias="sislink-1",
+                course_id="123",
+                course_state="ACTIVE",
+                alternate_link="javascript:fetch('/logout')",
+            )
+        )
+    page = school.teacher.get(f"/classes/{school.class_id}")
+    assert page.status_code == 200
+    assert 'id="google-classroom"' in page.text
+    assert "javascript:" not in page.text
+    assert 'id="google-course-link"' not in page.text
+    with school.served.classroom.transaction() as session:
+        link = session.scalars(select(GoogleCourseLink)).one()
+        link.alternate_link = "https://classroom.google.com/c/123"
+    page = school.teacher.get(f"/classes/{school.class_id}")
+    assert 'href="https://classroom.google.com/c/123"' in page.text
+
+
 def test_every_page_starts_with_a_skip_link_to_its_main_content(school: School) -> None:
     focusable = re.compile(
         r"<(a\s[^>]*href|button|select|textarea|input(?![^>]*type=\"hidden\"))[^>]*>"

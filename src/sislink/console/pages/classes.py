@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from markupsafe import Markup, escape
@@ -244,7 +245,20 @@ def _google_course(classroom: Classroom, who: Viewer, class_id: int) -> dict[str
     from sislink.sync.google_grades import course_view
 
     view = course_view(classroom, who.actor, class_id)
-    return view if view.get("course") else None
+    course = view.get("course")
+    if not course:
+        return None
+    link = course.get("alternate_link")
+    if isinstance(link, str) and not _web_address(link):
+        # The page links it as Google answered it: anything but https (javascript:, data:)
+        # would run in the console's pages when a teacher clicks it.
+        view = {**view, "course": {**course, "alternate_link": None}}
+    return view
+
+
+def _web_address(link: str) -> bool:
+    parts = urlsplit(link)
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 @router.post("/{class_id}/google-pull")
