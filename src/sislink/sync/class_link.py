@@ -167,7 +167,8 @@ async def fetch_sis_class_facts(
 ) -> SisClassFacts:
     """Read the SIS class, its terms' active grading periods and its active categories.
 
-    Only a 404 for the class itself means the class is gone (SisClassGone). Once the SIS has
+    Only a 404 for the class itself, or the class listed as `tobedeleted`, means the class is
+    gone (SisClassGone). Once the SIS has
     answered for the class, a 404 for a term's grading periods (optional in 1.2; a term of type
     `semester` may have none to serve) or for the class's categories (a SIS without that
     endpoint: the district's categories are offered instead, as in 1.1) means the SIS does not
@@ -181,6 +182,13 @@ async def fetch_sis_class_facts(
             sis_class_id,
         ) from None
     assert isinstance(sis_class, SisClass)
+    if sis_class.status != "active":
+        # OneRoster's mark of a class deleted in the SIS, still served so consumers learn of it.
+        raise SisClassGone(
+            f"The SIS lists the class {sis_class_id!r} as {sis_class.status} (deleted there); "
+            "choose one of your SIS classes (sislink classes list --sis).",
+            sis_class_id,
+        )
     terms = tuple(t.sourced_id for t in sis_class.terms)
     periods: dict[str, GradingPeriodFact] = {}
     not_served: list[NotServed] = []
