@@ -252,3 +252,46 @@ def test_each_link_opens_the_page_of_its_job_for_an_administrator(
         for path in links.values():
             page = admin.get(path)
             assert page.status_code == 200, path
+
+
+def test_an_export_of_every_class_on_the_workers_is_told_once_not_once_per_class(
+    classroom: Classroom, inbox: tuple[Inbox, int]
+) -> None:
+    """On the workers an export of every class is a parent job and one job per class (8,000
+    in a district); the e-mail tells the parent, whose report sums its classes up, as when one
+    process exports them all, not every class again (nor a failed class twice)."""
+    handler, port = inbox
+    since = datetime.now(UTC) - timedelta(hours=1)
+    with classroom.transaction() as session:
+        parent = job_service.queue_job(session, Actor.system(), "mark_export_all", lock_key="p-1")
+        session.flush()
+        job_service.start_job(session, parent.id)
+        children = []
+        for n in range(3):
+            child = job_service.queue_job(session, Actor.system(), "mark_export", lock_key=f"c-{n}")
+            child.params = {"class_id": n, "parent_job_id": parent.id}
+            session.flush()
+            job_service.start_job(session, child.id)
+            children.append(child.id)
+        for child_id in children[:2]:
+            job_service.finish_job(session, child_id, JobStatus.SUCCEEDED, {})
+        job_service.finish_job(
+            session, children[2], JobStatus.FAILED, {"error": "'Biology 2': the SIS is down."}
+        )
+        job_service.finish_job(
+            session,
+            parent.id,
+            JobStatus.FAILED,
+            {"error": "1 of 3 classes could not be exported (the others were): 'Biology 2': "
+             "the SIS is down.", "child_jobs": children},
+        )  # fmt: skip
+
+    send_summary(classroom, settings_for(port), since=since)
+
+    (received,) = handler.received
+    assert received["Subject"] == "sislink: 1 job(s) need you"
+    body = body_of(received)
+    assert f"Mark export (every class) (job {parent.id})" in body
+    assert "1 of 3 classes could not be exported" in body
+    for child_id in children:
+        assert f"(job {child_id})" not in body

@@ -256,9 +256,35 @@ def jobs_since(
         found = session.scalars(
             select(Job).where(or_(ended, Job.status == JobStatus.ON_HOLD)).order_by(Job.id)
         ).all()
+        by_id = {job.id: job for job in found}
         return [
-            _line(job) for job in found if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
+            _line(job)
+            for job in found
+            if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
+            and not _told_by_parent(job, by_id)
         ]
+
+
+# An export of every class on the workers names itself in each class job's params
+# (jobs/fan_out.PARENT_JOB; operations/ does not import jobs/).
+PARENT_JOB = "parent_job_id"
+
+
+def _told_by_parent(job: Job, found: Mapping[int, Job]) -> bool:
+    """True for a class's job of an export of every class on the workers whose parent is told
+    too, having ended after it: the parent's report sums its classes up (their failures named),
+    as when one process exports them all; every class again would tell a district's thousands
+    of classes one by one, and a failed class twice. A class that ended after its parent (whose
+    process stopped) is told on its own."""
+    parent_id = (job.params or {}).get(PARENT_JOB)
+    if parent_id is None or job.finished_at is None:
+        return False
+    parent = found.get(parent_id) if isinstance(parent_id, int) else None
+    return (
+        parent is not None
+        and parent.finished_at is not None
+        and parent.finished_at >= job.finished_at
+    )
 
 
 def school_time(moment: datetime, zone: tzinfo) -> str:
