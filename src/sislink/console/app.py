@@ -157,6 +157,28 @@ def create_app(
     return app
 
 
+class _AccessPathRedacted(logging.Filter):
+    """uvicorn's access log names each request's path and query: a secret a link carries (a
+    set-password link's token, good for seven days) is masked there as in sislink's own logs.
+    Its formatter reads the record's five arguments, so only the path among them changes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from sislink.operations.logs import redact
+
+        given = record.args
+        if isinstance(given, tuple) and len(given) == 5:
+            record.args = (*given[:2], redact(str(given[2])), *given[3:])
+        return True
+
+
+def _redact_access_log() -> None:
+    """Mask secrets in uvicorn's access log, whichever handlers uvicorn then gives it (a
+    logger's filters outlive the logging configuration uvicorn installs)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(found, _AccessPathRedacted) for found in access.filters):
+        access.addFilter(_AccessPathRedacted())
+
+
 def serve_console(
     classroom: Classroom,
     *,
@@ -181,6 +203,7 @@ def serve_console(
     if recovered:
         logger.warning("jobs %s were left by a process that stopped; run them again", recovered)
     app = create_app(classroom, scheduler=scheduler, allow_private_sis=allow_private_sis)
+    _redact_access_log()
     if json_logs_wanted():
         # uvicorn's own handlers would print plain lines: its loggers go through ours instead.
         uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=None)
