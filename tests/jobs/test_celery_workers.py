@@ -430,6 +430,11 @@ def test_an_export_of_every_class_on_the_workers_that_left_a_class_busy_out_exit
     finally:
         request_cancel(busy.classroom, blocking, Actor.system())
     assert export.returncode == 1, export.stdout + export.stderr
+    said = " ".join(export.stdout.split())
+    with busy.classroom.session() as session:
+        title = session.get(Class, busy.class_id).title  # type: ignore[union-attr]
+    assert f"{title!r} was not exported: " in said, said
+    assert f"job (number {blocking}" in said, said
     assert_sis_exact(other)
 
 

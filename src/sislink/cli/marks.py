@@ -175,6 +175,8 @@ def register(app: typer.Typer) -> None:
                 out.print(f"The export stopped: {run.job.error}")
             for report in run.class_reports():
                 _print_class_report(report)
+            for refused in run.refused_classes:  # on the workers: no report of theirs is kept
+                out.print(refused, markup=False, highlight=False)
         # Non-zero whenever something was not exported as asked, so scripts notice: 1 when a
         # class failed, was refused or stopped; 3 when every class finished but items were
         # skipped for a reason someone must act on (README, "Exit status"). The same whether
