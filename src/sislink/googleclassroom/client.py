@@ -29,6 +29,7 @@ import collections
 import functools
 import json
 import logging
+import math
 import random
 import socket
 import threading
@@ -413,9 +414,11 @@ class ClassroomClient:
         wait: float | None = None
         if retry_after:
             try:
-                wait = min(max(float(retry_after), 0.0), self.settings.retry_after_cap_s)
+                given = float(retry_after)
             except ValueError:
-                wait = None
+                given = math.nan  # an HTTP date, or words: not a number of seconds
+            if math.isfinite(given):  # "NaN" would reach time.sleep, which refuses it
+                wait = min(max(given, 0.0), self.settings.retry_after_cap_s)
         if wait is None:
             ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt)
             wait = random.uniform(ceiling / 2, ceiling)
