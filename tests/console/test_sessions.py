@@ -189,3 +189,22 @@ def test_a_session_of_a_person_no_longer_allowed_in_does_not_come_back(tmp_path:
         with served.classroom.transaction() as session:
             people.set_roles(session, Actor.system(), teacher_id, {Role.TEACHER})
         assert browser.get("/classes", follow_redirects=False).status_code == 303
+
+
+def test_a_cookie_or_form_token_with_letters_outside_ascii_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """A cookie another site under the same domain set (or a browser mangled) must not keep
+    anyone from the sign-in page: refused as any foreign cookie is."""
+    codec = SessionCodec(KEY)
+    assert codec.loads("é.é") is None
+    assert codec.loads(codec.dumps(SessionData()).split(".")[0] + ".é") is None
+    assert codec.unsign_text("é.é") is None
+    assert not SessionData().csrf_matches("é")
+    with console(tmp_path) as served:
+        browser = served.client()
+        foreign = f"{COOKIE_NAME}=\u00e9t\u00e9.\u00e9; sislink_flash=\u00e9.\u00e9".encode()
+        assert browser.get("/login", headers={"Cookie": foreign}).status_code == 200
+        refused = browser.post("/language", {"language": "es", "csrf_token": "\u00e9"}, csrf=False)
+        assert refused.status_code == 403
+        assert browser.sign_in(ADMIN_EMAIL).status_code == 200

@@ -56,7 +56,12 @@ class SessionData:
         return replace(self, issued_at=int(time.time()))
 
     def csrf_matches(self, submitted: str | None) -> bool:
-        return bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+        # compare_digest raises TypeError for text outside ASCII, which no token of ours is.
+        return (
+            bool(submitted)
+            and (submitted or "").isascii()
+            and hmac.compare_digest(self.csrf_token, submitted or "")
+        )
 
 
 class SessionCodec:
@@ -81,7 +86,9 @@ class SessionCodec:
         return f"{payload}.{self._sign(payload)}"
 
     def loads(self, value: str | None, *, now: float | None = None) -> SessionData | None:
-        if not value or value.count(".") != 1:
+        # Only ASCII can be ours (and be signed or compared): a cookie outside it, set by
+        # another site of the domain or mangled, is foreign, not a 500 on every page.
+        if not value or not value.isascii() or value.count(".") != 1:
             return None
         payload, signature = value.split(".")
         if not hmac.compare_digest(signature, self._sign(payload)):
@@ -105,7 +112,7 @@ class SessionCodec:
         return f"{payload}.{self._sign(payload)}"
 
     def unsign_text(self, value: str | None) -> str | None:
-        if not value or value.count(".") != 1:
+        if not value or not value.isascii() or value.count(".") != 1:
             return None
         payload, signature = value.split(".")
         if not hmac.compare_digest(signature, self._sign(payload)):
