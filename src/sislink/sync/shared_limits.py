@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sislink.oneroster.consumer import ConnectionSettings
-from sislink.sync.errors import InvalidConnectionDetails
+from sislink.sync.errors import InvalidConnectionDetails, SyncError
 
 T = TypeVar("T")
 
@@ -45,6 +47,18 @@ FULL_POLL_S = 0.01
 # A place not renewed for this long lapses (its worker was killed mid-call); renewed this often.
 PLACE_LEASE_S = 5.0
 PLACE_RENEW_S = 1.0
+# How long Redis has to take a connection, and to answer each command (seconds). Without it a
+# Redis that stopped answering (paused, or packets dropped on the way) held every SIS call's
+# turn for ever: the job never ended, nor saw its cancel.
+REDIS_TIMEOUT_S = 10.0
+
+logger = logging.getLogger("sislink.sync.shared_limits")
+
+
+class SharedLimitsUnavailable(SyncError):
+    """Redis, where the SIS connection's limits are kept across workers, did not answer: no
+    call to the SIS was started (it would not know whether it kept to the allowance)."""
+
 
 _TURN = """
 local t = redis.call('TIME')
@@ -148,7 +162,10 @@ class RedisGate:
     ) -> None:
         from redis.asyncio import Redis
 
-        self._redis: Any = Redis.from_url(url)
+        self._where = _redis_in_words(url)
+        self._redis: Any = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
         self._keys = [f"{name}:in_flight", f"{name}:next_slot", f"{name}:pause_until"]
         self._limit = max_concurrency
         # In microseconds: in whole milliseconds, 300 a second became one every 3 ms (333).
@@ -171,17 +188,22 @@ class RedisGate:
 
     @asynccontextmanager
     async def _held(self) -> AsyncIterator[None]:
+        from redis.exceptions import RedisError
+
         place = uuid.uuid4().hex
         async with self._asking:
             while True:
-                answer = int(
-                    await _keeping_a_cancel(
-                        self._turn(
-                            keys=self._keys,
-                            args=[place, self._limit, self._interval_us, self._hold_ms],
+                try:
+                    answer = int(
+                        await _keeping_a_cancel(
+                            self._turn(
+                                keys=self._keys,
+                                args=[place, self._limit, self._interval_us, self._hold_ms],
+                            )
                         )
                     )
-                )
+                except RedisError as away:
+                    raise self._unavailable(away) from None
                 if answer == 0:
                     break
                 await asyncio.sleep(FULL_POLL_S if answer < 0 else answer / 1000)
@@ -192,8 +214,11 @@ class RedisGate:
             yield
         finally:
             self._places.discard(place)
-            # Given back even when the call was cancelled (the job stopped).
-            await asyncio.shield(self._redis.zrem(self._keys[0], place))
+            # Given back even when the call was cancelled (the job stopped). Should Redis not
+            # answer now, the place lapses by itself (PLACE_LEASE_S): the call's own outcome
+            # stands.
+            with contextlib.suppress(RedisError):
+                await asyncio.shield(self._redis.zrem(self._keys[0], place))
 
     async def _renew(self) -> None:
         """Push the lapse of every place this process holds a lease further, every second,
@@ -207,7 +232,21 @@ class RedisGate:
                 await self._renew_places(keys=[self._keys[0]], args=[self._hold_ms, *held])
 
     async def pause(self, seconds: float) -> None:
-        await self._pause(keys=[self._keys[2]], args=[max(1, round(seconds * 1000))])
+        from redis.exceptions import RedisError
+
+        try:
+            await self._pause(keys=[self._keys[2]], args=[max(1, round(seconds * 1000))])
+        except RedisError as away:  # this client still waits itself; the next turn says why
+            logger.warning("%s", self._unavailable(away))
+
+    def _unavailable(self, away: Exception) -> SharedLimitsUnavailable:
+        said = str(away).strip().splitlines()[0] if str(away).strip() else ""
+        return SharedLimitsUnavailable(
+            f"Redis at {self._where}, which keeps the SIS connection's limits across workers, "
+            f"did not answer ({type(away).__name__}{': ' + said if said else ''}), so no call "
+            f"was sent to the SIS. Check that Redis is up and that {REDIS_VARIABLE} (or a "
+            "Redis SISLINK_BROKER_URL) names it, then run this again."
+        )
 
     async def in_flight(self) -> int:
         """Calls under way now, by every process (for tests and the operator)."""
@@ -254,6 +293,16 @@ async def _keeping_a_cancel(call: Awaitable[T]) -> T:
     if task is not None and task.cancelling() > asked:
         raise asyncio.CancelledError
     return result
+
+
+def _redis_in_words(url: str) -> str:
+    """Redis's scheme, host and port, never its user or password (for messages)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def shared_gate(connection_id: int, settings: ConnectionSettings) -> RedisGate | None:
