@@ -75,3 +75,34 @@ async def test_what_the_sis_lists_as_tobedeleted_is_sent_again_once_the_facts_ar
         world.sis_students[first]: 8.0,
         world.sis_students[second]: 9.0,
     }
+
+
+@pytest.mark.anyio
+async def test_a_line_item_deleted_in_the_sis_is_sent_again_with_its_marks_by_the_next_export(
+    sis: RunningProvider, classroom: Classroom
+) -> None:
+    """Someone deletes an exported lineItem (and its results) in the SIS; the ledger still
+    says sent, so a new mark on it is refused (its lineItem is unknown). That refusal has the
+    ledger checked against the SIS: the next export sends the lineItem and every mark again,
+    instead of every export failing the same way until someone refreshes the class's facts."""
+    world = await build_world(sis, classroom, students=2)
+    work = world.add_coursework("Essay")
+    first, second = world.students
+    world.mark(work, first, score=8)
+    async with world.client() as client:
+        report = await export_class_marks(classroom, client, world.teacher, world.class_id)
+        assert report.outcome is ExportOutcome.SUCCEEDED
+        (item,), results = await sis_gradebook(world)
+        for result in results[item.sourced_id]:
+            sis.store.delete("result", result.sourced_id)
+        sis.store.delete("lineItem", item.sourced_id)
+        world.mark(work, second, score=9)
+        refused = await export_class_marks(classroom, client, world.teacher, world.class_id)
+        assert refused.outcome is ExportOutcome.PARTIAL
+        again = await export_class_marks(classroom, client, world.teacher, world.class_id)
+    assert again.outcome is ExportOutcome.SUCCEEDED
+    (item,), now = await sis_gradebook(world)
+    assert {r.student.sourced_id: r.score for r in now[item.sourced_id]} == {
+        world.sis_students[first]: 8.0,
+        world.sis_students[second]: 9.0,
+    }

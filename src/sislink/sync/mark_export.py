@@ -7,8 +7,10 @@ duplicated, only what changed sent, every item's fate reported.
 concurrently (lineItems before their results; the client bounds how many are in flight) and
 DELETEs what was removed (a removed coursework's results before its lineItem). Each outcome
 goes into the ledger as it lands (in small batches), so a crash, a failure or a stop leaves the
-ledger true to what the SIS has and the next export finishes the rest. Ids are derived
-(sislink.sync.identity): sending again updates, never duplicates.
+ledger true to what the SIS has and the next export finishes the rest. A result the SIS refuses
+under a lineItem the ledger says it has (not sent this time) has the ledger checked against the
+SIS (sislink.sync.ledger_check): a lineItem deleted in the SIS is sent again, with its results, by
+the next export. Ids are derived (sislink.sync.identity): sending again updates, never duplicates.
 
 `export_one_class` and `export_all_classes` never let one class's trouble escape: a class that
 cannot be exported gets a report saying why, kept in its history like any other.
@@ -17,6 +19,7 @@ cannot be exported gets a report saying why, kept in its history like any other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -62,6 +65,7 @@ from sislink.sync.export_report import (
 )
 from sislink.sync.export_state import title_limit
 from sislink.sync.identity import class_identity
+from sislink.sync.ledger_check import check_ledger_against_sis
 from sislink.sync.mark_export_plan import (
     CREATED,
     UPDATED,
@@ -86,6 +90,9 @@ CLASSES_AT_ONCE = 4
 KEEP_ITEMS_UP_TO = 50
 # The skip reason of a write not sent because the export stopped or another write failed first.
 NOT_SENT = "not_sent"
+# A write's answers that refuse what was sent (as a SIS refuses a result whose lineItem it
+# does not have), not who sent it or when.
+REFUSED_AS_DATA = frozenset({400, 404, 409, 422})
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,12 @@ class _Run:
         self.sis_down: SISDown | None = None
         # Coursework whose results could not all be deleted: its lineItem DELETE waits.
         self.results_left: set[int] = set()
+        # Coursework whose lineItem this run PUT (the SIS has it now).
+        self.line_items_put: set[int] = set()
+        # A result refused under a lineItem the ledger says the SIS has (not PUT this run): the
+        # SIS may have lost the lineItem (deleted there, its results with it), so the ledger is
+        # checked against the SIS after the run, and the next export sends what it lost.
+        self.check_ledger = False
 
     def _tick(self) -> None:
         self.done += 1
@@ -286,8 +299,17 @@ class _Run:
                     assert isinstance(op.body, Result)
                     await self.client.put_result(op.body)
             except OneRosterError as exc:
+                if (
+                    op.kind == ExportKind.RESULT
+                    and op.coursework_id not in self.line_items_put
+                    and isinstance(exc, StatusError)
+                    and exc.status_code in REFUSED_AS_DATA
+                ):
+                    self.check_ledger = True
                 self._failed(op, exc, "failed")
                 return False
+        if op.kind == ExportKind.LINE_ITEM:
+            self.line_items_put.add(op.coursework_id)
         forget_also = (
             ((op.kind, op.replaces_object_id),) if op.replaces_object_id is not None else ()
         )
@@ -472,6 +494,9 @@ async def export_class_marks(
             await run.send(plan)
         finally:
             ledger.flush()
+        if run.check_ledger and run.sis_down is None and not run.stopped:
+            with contextlib.suppress(OneRosterError):  # the export's report stands either way
+                await check_ledger_against_sis(classroom, client, class_id)
         if run.sis_down is not None:
             report.sis_down = True
             report.failed = (
