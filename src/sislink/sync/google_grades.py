@@ -542,11 +542,14 @@ def due_of(work: dict[str, Any]) -> datetime | None:
     if day is None:
         return None
     clock = work.get("dueTime") or {}
-    return datetime.combine(
-        day,
-        time(int(clock.get("hours") or 0), int(clock.get("minutes") or 0)),
-        tzinfo=UTC,
-    )
+    try:
+        hours, minutes = int(clock.get("hours") or 0), int(clock.get("minutes") or 0)
+    except (TypeError, ValueError):
+        hours = minutes = 0
+    if not (0 <= hours <= 24 and 0 <= minutes <= 59):
+        hours = minutes = 0  # not a time of day: the due day itself
+    # Google's TimeOfDay may be 24:00 (the end of the day), which datetime.time refuses.
+    return datetime.combine(day, time(0), tzinfo=UTC) + timedelta(hours=hours, minutes=minutes)
 
 
 def _folded(text: str | None) -> str:

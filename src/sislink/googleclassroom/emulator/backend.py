@@ -838,6 +838,12 @@ class ClassroomBackend:
             raise invalid("maxPoints must not be negative.", "course_work.max_points")
         if bool(work.get("dueDate")) != bool(work.get("dueTime")) and work.get("dueDate"):
             raise invalid("dueTime must be specified when dueDate is.", "course_work.due_time")
+        clock = work.get("dueTime") or {}
+        hours, minutes = int(clock.get("hours") or 0), int(clock.get("minutes") or 0)
+        if not (0 <= hours <= 23 or (hours, minutes) == (24, 0)) or not 0 <= minutes <= 59:
+            # TimeOfDay's documented ranges (24:00, "business closing time", allowed as the
+            # discovery document lets an API allow it). Guess: Classroom refuses others so.
+            raise invalid("dueTime is not a time of day.", "course_work.due_time")
         category = work.get("gradeCategory")
         if category:
             known = {
@@ -1035,13 +1041,9 @@ class ClassroomBackend:
         if due is None:
             return False
         t = work.get("dueTime") or {}
-        deadline = datetime(
-            due.year,
-            due.month,
-            due.day,
-            int(t.get("hours") or 0),
-            int(t.get("minutes") or 0),
-            tzinfo=UTC,
+        # TimeOfDay may be 24:00 (the day's end), which datetime() refuses: added, not built.
+        deadline = datetime(due.year, due.month, due.day, tzinfo=UTC) + timedelta(
+            hours=int(t.get("hours") or 0), minutes=int(t.get("minutes") or 0)
         )
         turned_in = submission.get("_turnedInTime")
         if turned_in:
