@@ -333,6 +333,30 @@ def test_a_course_link_from_google_that_is_not_a_web_address_is_not_a_link(
     assert 'href="https://classroom.google.com/c/123"' in page.text
 
 
+def test_a_co_teacher_cannot_open_the_link_page_nor_read_the_primary_teachers_sis_classes(
+    school: School, sis: RunningProvider
+) -> None:
+    """Only the primary teacher links a class (its page offers Link to them alone); the link
+    page, opened by its address, listed the primary teacher's SIS classes to a co-teacher,
+    as 'Your active classes' (the API lists a teacher only their own)."""
+    from sislink.classroom.models import EnrolmentRole, Role
+    from sislink.classroom.services import classes
+
+    co_id = school.served.person_with_password("co@school.example", Role.TEACHER, "Co Teacher")
+    with school.served.classroom.transaction() as session:
+        classes.enrol(session, Actor.system(), school.class_id, co_id, EnrolmentRole.TEACHER)
+    co = school.served.client()
+    co.sign_in("co@school.example")
+    assert co.get(f"/classes/{school.class_id}").status_code == 200
+    primary_sees = school.teacher.get(f"/classes/{school.class_id}/link")
+    offered = re.findall(r'name="sis_class" value="([^"]+)"', primary_sees.text)
+    assert offered
+    page = co.get(f"/classes/{school.class_id}/link")
+    assert page.status_code == 403
+    assert "Only the primary teacher" in page.text
+    assert not any(sourced_id in page.text for sourced_id in offered)
+
+
 def test_every_page_starts_with_a_skip_link_to_its_main_content(school: School) -> None:
     focusable = re.compile(
         r"<(a\s[^>]*href|button|select|textarea|input(?![^>]*type=\"hidden\"))[^>]*>"

@@ -41,7 +41,7 @@ from sislink.classroom.models import (
 from sislink.classroom.services import coursework as coursework_service
 from sislink.classroom.services import export_settings
 from sislink.classroom.services import marks as marks_service
-from sislink.classroom.services.access import teaches
+from sislink.classroom.services.access import class_for_primary_teacher, teaches
 from sislink.classroom.services.classes import classes_taught_by, members
 from sislink.classroom.services.connections import class_link, current_connection, link_states
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
@@ -367,6 +367,10 @@ async def _link_page(
 ) -> Response:
     with classroom.session() as session:
         klass = own_class(session, who, class_id)
+        with as_page_errors():
+            # Only the primary teacher links, so the page lists their SIS classes: a
+            # co-teacher is refused here, not shown another teacher's SIS classes.
+            class_for_primary_teacher(session, who.actor, class_id, "link it to a SIS class")
         link = class_link(session, class_id)
         teacher = session.get(Person, klass.primary_teacher_id or 0)
         email = teacher.email if teacher is not None else None
