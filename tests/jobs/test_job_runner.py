@@ -564,3 +564,42 @@ def test_looking_for_killed_jobs_does_not_wait_for_a_long_sqlite_write_when_none
         release.set()
         writer.join()
     assert job_row(classroom, living).status == JobStatus.QUEUED
+
+
+def test_a_job_whose_task_is_cancelled_stops_the_work_its_thread_runs(
+    sqlite_classroom: Classroom,
+) -> None:
+    """`serve` stopping cancels the task of a job it runs (a Google roster sync or a grade
+    pull, whose work runs on a thread): the job ends cancelled, its lock given back, and the
+    thread must stop at its next check too, not go on writing for a job that ended."""
+    started = threading.Event()
+    batches: list[int] = []
+
+    def batches_on_a_thread(context: JobContext) -> None:
+        started.set()
+        for batch in range(500):
+            if context.cancelled():
+                return
+            batches.append(batch)
+            threading.Event().wait(0.01)
+
+    async def work(context: JobContext) -> Mapping[str, Any]:
+        await asyncio.to_thread(batches_on_a_thread, context)
+        return {}
+
+    async def run_then_stop() -> None:
+        running = asyncio.create_task(
+            run_job(sqlite_classroom, kind="test", actor=Actor.system(), work=work, lock_key="t:1")
+        )
+        await asyncio.to_thread(started.wait)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(run_then_stop())  # returns once the thread has ended too
+
+    assert len(batches) < 500, "the thread went on after its job ended"
+    assert lock_held_by(sqlite_classroom, "t:1") is None
+    with sqlite_classroom.session() as session:
+        (job,) = session.query(Job).all()
+        assert job.status == JobStatus.CANCELLED

@@ -111,7 +111,7 @@ class JobContext:
             self._last_cancel_poll = now
             with self.classroom.session() as session:
                 flag = session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-            self._cancelled = bool(flag)
+            self._cancelled = self._cancelled or bool(flag)
         return self._cancelled
 
     def check_cancelled(self, report: Mapping[str, Any] | None = None) -> None:
@@ -310,6 +310,9 @@ async def _run_work(
             job_service.hold_job(session, job_id, held.reason, held.report)
         return JobOutcome(job_id, JobStatus.ON_HOLD, held.report, held.reason)
     except (JobCancelled, asyncio.CancelledError) as stopped:
+        # Work still running on a thread (a Google sync, a grade pull) whose task was cancelled
+        # (`serve` stopping) stops at its next check, not after the job has ended.
+        context._cancelled = True
         report = getattr(stopped, "report", {}) or {}
         heartbeat.stop()
         ended = _finish(classroom, job_id, JobStatus.CANCELLED, {**report, "cancelled": True})
