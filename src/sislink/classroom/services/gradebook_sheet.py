@@ -5,7 +5,8 @@ What spreadsheets write is read: commas, semicolons or tabs between cells (Excel
 comma-decimal locale writes semicolons; its "Unicode text" is tab-separated), found from how
 each splits the header and the first rows; in a semicolon- or tab-separated sheet a comma is a decimal comma (8,5), since it
 cannot separate cells. What would be guessed is refused, cell by cell or row by row, each with
-the sheet's own row number: two columns for one coursework, two rows for one student, a
+the sheet's own row number: two columns for one coursework, a column whose title two
+coursework share, two rows for one student, a
 student not in the class (only the class's students are looked among, so nobody outside it is
 named), a mark that is not a plain number.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -203,18 +205,31 @@ def import_sheet(
             "The sheet has no column of students; name the column of student emails (or SIS "
             "identifiers) 'email'. Nothing was imported."
         )
-    works = {
-        _folded(w.title): w
-        for w in session.scalars(
-            select(Coursework).where(
-                Coursework.class_id == class_id, Coursework.state != CourseworkState.DELETED
-            )
-        )
-    }
+    titled: dict[str, list[Coursework]] = {}
+    for w in session.scalars(
+        select(Coursework)
+        .where(Coursework.class_id == class_id, Coursework.state != CourseworkState.DELETED)
+        .order_by(Coursework.id)
+    ):
+        titled.setdefault(_folded(w.title), []).append(w)
+    works = {title: found[0] for title, found in titled.items() if len(found) == 1}
     problems: list[CellProblem] = []
     columns_of: dict[int, list[int]] = {}  # coursework id -> the columns naming it
     for i, title in enumerate(header):
         if i == student_at or not title:
+            continue
+        sharing = len(titled.get(_folded(title), ()))
+        if sharing > 1:
+            # Which of them is meant cannot be told: none is given the column's marks.
+            problems.append(
+                CellProblem(
+                    1,
+                    title,
+                    title,
+                    f"{sharing} coursework of this class have this title, so which one is meant "
+                    "is unclear: give them different titles; none of this column was imported",
+                )
+            )
             continue
         work = works.get(_folded(title))
         if work is None:
@@ -352,13 +367,21 @@ def write_sheet(session: Session, actor: Actor, class_id: int) -> str:
             elif cell.excused:
                 row.append("EX")
             elif cell.score is not None:
-                row.append(f"{cell.score:g}")
+                row.append(_plain_score(cell.score))
             elif cell.missing:
                 row.append("M")
             else:
                 row.append("")
         writer.writerow(row)
     return out.getvalue()
+
+
+def _plain_score(score: float) -> str:
+    """The score as it is kept, in plain digits that `import_sheet` reads back to the same
+    number (8, 8.5, 93.33333333, 1234567): never rounded (:g keeps 6 digits), never in
+    exponent notation (which marks are not read in)."""
+    text = format(Decimal(repr(float(score))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _safe_cell(text: str) -> str:
