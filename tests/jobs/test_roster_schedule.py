@@ -11,7 +11,7 @@ import pytest
 
 from connected_for_jobs import save_authorised_connection
 from sislink.classroom import Actor, Classroom, InvalidInput, open_classroom
-from sislink.classroom.models import JobStatus
+from sislink.classroom.models import Job, JobStatus
 from sislink.classroom.services.jobs import lock_key_for
 from sislink.classroom.services.time_zone import set_school_time_zone
 from sislink.jobs.runner import JobOutcome, queue, run_job
@@ -72,6 +72,29 @@ async def test_an_import_is_due_once_the_interval_has_passed(
     now = datetime.now(UTC)
     assert due_import(classroom, now + timedelta(minutes=30))[0] is False
     assert due_import(classroom, now + timedelta(minutes=61))[0] is True
+
+
+@pytest.mark.anyio
+async def test_a_clock_set_back_does_not_stop_scheduled_imports_until_it_catches_up(
+    connected: tuple[Classroom, int],
+) -> None:
+    """The last import started while the server's clock ran days ahead (a virtual machine
+    restored with a wrong clock, then corrected): the next is due now, not days later, when the
+    corrected clock reaches it. A start a little ahead of this clock (another `serve`'s clock a
+    little ahead of this one's) still counts as just now."""
+    classroom, connection_id = connected
+    set_schedule(classroom, Actor.system(), Schedule(interval_minutes=60))
+    ahead = await pretend_import(classroom, connection_id)
+    now = datetime.now(UTC)
+    assert due_import(classroom, now - timedelta(minutes=5))[0] is False
+    with classroom.transaction() as session:  # stamped while the clock ran 3 days ahead
+        job = session.get(Job, ahead.job_id)
+        assert job is not None
+        job.created_at = now + timedelta(days=3)
+    assert due_import(classroom, now) == (True, "due")
+    await pretend_import(classroom, connection_id)
+    # The import just made is the last: not due again at every tick until the clock catches up.
+    assert due_import(classroom, datetime.now(UTC) + timedelta(minutes=5))[0] is False
 
 
 def test_no_import_is_due_inside_the_pause_window_or_when_switched_off(

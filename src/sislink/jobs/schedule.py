@@ -119,10 +119,16 @@ def due_import(classroom: Classroom, now: datetime | None = None) -> tuple[bool,
         last = session.scalar(
             select(Job.created_at)
             .where(Job.kind == ROSTER_IMPORT, Job.connection_id == connection.id)
-            .order_by(Job.created_at.desc())
+            # The last recorded, not the latest stamped: one stamped by a clock that ran ahead
+            # must not stay "the last" after the clock was set back.
+            .order_by(Job.id.desc())
             .limit(1)
         )
-    if last is not None and now - last < timedelta(minutes=schedule.interval_minutes):
+    interval = timedelta(minutes=schedule.interval_minutes)
+    # A start more than an interval ahead of this clock was recorded by a clock that ran ahead
+    # (then set back): waiting for this clock to reach it would skip imports for as long. A
+    # start less ahead is another `serve`'s clock a little ahead of this one's: just now.
+    if last is not None and -interval < now - last < interval:
         return False, f"the last import started at {last.isoformat()}"
     return True, "due"
 
