@@ -181,6 +181,39 @@ def test_an_alias_that_exists_makes_create_answer_409_and_works_wherever_an_id_d
     assert len(local_classroom.backend.tables["course"]) == 1
 
 
+def test_inviting_a_member_to_a_role_they_hold_is_a_failed_precondition_not_a_409(
+    local_classroom: RunningClassroom,
+) -> None:
+    # The discovery document: FAILED_PRECONDITION "if the user already has this role or a role
+    # with greater permissions"; ALREADY_EXISTS only "if an invitation ... already exists".
+    admin = google_service(local_classroom, local_classroom.admin_email)
+    course = new_course(admin, local_classroom.teacher_email, courseState="ACTIVE")
+    student = students_of(local_classroom, 1)[0]
+    admin.courses().students().create(courseId=course["id"], body={"userId": student}).execute()
+    for who, role in ((student, "STUDENT"), (local_classroom.teacher_email, "TEACHER")):
+        with pytest.raises(HttpError) as caught:
+            admin.invitations().create(
+                body={"courseId": course["id"], "userId": who, "role": role}
+            ).execute()
+        assert caught.value.resp.status == 400
+        assert json.loads(caught.value.content)["error"]["status"] == "FAILED_PRECONDITION"
+    # A student invited to teach holds a lesser role: invited, and a teacher once accepted.
+    made = (
+        admin.invitations()
+        .create(body={"courseId": course["id"], "userId": student, "role": "TEACHER"})
+        .execute()
+    )
+    with pytest.raises(HttpError) as caught:
+        admin.invitations().create(
+            body={"courseId": course["id"], "userId": student, "role": "TEACHER"}
+        ).execute()
+    assert caught.value.resp.status == 409
+    google_service(local_classroom, student).invitations().accept(id=made["id"]).execute()
+    roster = local_classroom.backend.tables["roster"][course["id"]]
+    user_id = local_classroom.directory.find(student).id  # type: ignore[union-attr]
+    assert user_id in roster["teachers"] and user_id not in roster["students"]
+
+
 def test_only_a_domain_administrator_makes_domain_aliases(
     local_classroom: RunningClassroom,
 ) -> None:

@@ -738,8 +738,13 @@ class ClassroomBackend:
             raise invalid("role must be STUDENT, TEACHER or OWNER.", "invitation.role")
         if not user.in_domain:
             raise denied("@UserInIllegalDomain The user is not in an allowed domain.")
-        if self._role_in(user, course["id"]) is not None:
-            raise already_exists()
+        held = self._role_in(user, course["id"])
+        if held is not None and (held == "teacher" or role == "STUDENT"):
+            # The discovery document: FAILED_PRECONDITION "if the user already has this role
+            # or a role with greater permissions" (ALREADY_EXISTS is for an invitation).
+            raise ApiFailure(
+                400, "FAILED_PRECONDITION", "The user already has this role or a greater one."
+            )
         for invitation in self.tables["invitation"].values():
             if invitation["courseId"] == course["id"] and invitation["userId"] == user.id:
                 raise already_exists()
@@ -793,6 +798,8 @@ class ClassroomBackend:
         self._modifiable(course)
         roster = {k: list(v) for k, v in self._roster(course["id"]).items()}
         role = "students" if invitation["role"] == "STUDENT" else "teachers"
+        if caller.user.id in roster["students"]:
+            roster["students"].remove(caller.user.id)  # Guess: a student made teacher moves
         roster[role].append(caller.user.id)
         self._put("roster", course["id"], roster)
         if invitation["role"] == "OWNER":
