@@ -208,3 +208,15 @@ def test_a_cookie_or_form_token_with_letters_outside_ascii_is_refused_not_a_cras
         refused = browser.post("/language", {"language": "es", "csrf_token": "\u00e9"}, csrf=False)
         assert refused.status_code == 403
         assert browser.sign_in(ADMIN_EMAIL).status_code == 200
+
+
+def test_no_page_is_shown_in_another_sites_frame(tmp_path: Path) -> None:
+    """A site of the same domain gets the session cookie in a frame (SameSite=Lax is about
+    sites): the pages refuse to be framed, so none can be clicked through unseen."""
+    with console(tmp_path) as served:
+        browser = served.client()
+        for page in (browser.get("/login"), browser.sign_in(ADMIN_EMAIL), browser.get("/nope")):
+            if page.headers.get("content-type", "").startswith("text/html"):
+                assert page.headers["x-frame-options"] == "DENY"
+                assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert browser.get("/admin/sis").headers["x-frame-options"] == "DENY"

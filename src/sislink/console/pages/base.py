@@ -244,6 +244,13 @@ def checked(form: FormData, name: str) -> bool:
     return field(form, name) in ("on", "true", "1", "yes")
 
 
+# No page is shown inside another site's frame. SameSite=Lax keeps the session cookie out of a
+# frame on another site, but not on a site that shares the console's domain (another
+# district.example host): there a framed page, signed in, could be clicked through unseen
+# (Export, Disconnect, Revoke).
+NOT_IN_FRAMES = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
+
 def render(
     request: Request,
     template: str,
@@ -272,7 +279,7 @@ def render(
         zone = school_time_zone(session).zone
     with i18n.in_time_zone(zone):
         page = environment.get_template(template).render(values)
-    response = HTMLResponse(page, status_code)
+    response = HTMLResponse(page, status_code, headers=NOT_IN_FRAMES)
     if notice is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     _finish(request, response, classroom, data)
