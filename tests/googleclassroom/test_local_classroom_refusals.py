@@ -214,6 +214,28 @@ def test_inviting_a_member_to_a_role_they_hold_is_a_failed_precondition_not_a_40
     assert user_id in roster["teachers"] and user_id not in roster["students"]
 
 
+def test_members_come_thirty_a_page_unless_a_page_size_is_asked(
+    local_classroom: RunningClassroom,
+) -> None:
+    # The discovery document: teachers.list and students.list "The default is 30 if
+    # unspecified or 0" (code that leaves pageSize out pages through more than it may think).
+    admin = google_service(local_classroom, local_classroom.admin_email)
+    course = new_course(admin, local_classroom.teacher_email, courseState="ACTIVE")
+    for student in students_of(local_classroom, 35):
+        admin.courses().students().create(courseId=course["id"], body={"userId": student}).execute()
+    first = admin.courses().students().list(courseId=course["id"]).execute()
+    assert len(first["students"]) == 30 and first["nextPageToken"]
+    rest = (
+        admin.courses()
+        .students()
+        .list(courseId=course["id"], pageToken=first["nextPageToken"])
+        .execute()
+    )
+    assert len(rest["students"]) == 5 and "nextPageToken" not in rest
+    whole = admin.courses().students().list(courseId=course["id"], pageSize=100).execute()
+    assert len(whole["students"]) == 35 and "nextPageToken" not in whole
+
+
 def test_only_a_domain_administrator_makes_domain_aliases(
     local_classroom: RunningClassroom,
 ) -> None:
