@@ -383,6 +383,15 @@ def test_grading_periods_get_ids_and_may_not_overlap(local_classroom: RunningCla
             courseId="d:work", updateMask="gradingPeriods", body=periods
         ).execute()
     assert b"cannot overlap" in caught.value.content
+    # The discovery document: "listed in chronological order", "a unique title".
+    backwards = {"gradingPeriods": list(reversed(saved["gradingPeriods"]))}
+    twice = {"gradingPeriods": [dict(p, title="Q1") for p in saved["gradingPeriods"]]}
+    for body, said in ((backwards, b"chronological order"), (twice, b"must be unique")):
+        with pytest.raises(HttpError) as caught:
+            admin.courses().updateGradingPeriodSettings(
+                courseId="d:work", updateMask="gradingPeriods", body=body
+            ).execute()
+        assert caught.value.resp.status == 400 and said in caught.value.content
     work = teacher.courses().courseWork().create(
         courseId="d:work",
         body={"title": "Quiz", "workType": "ASSIGNMENT", "state": "PUBLISHED", "maxPoints": 5,

@@ -523,7 +523,7 @@ class ClassroomBackend:
                 raise invalid(f"Invalid field in update mask: {field}", "update_mask")
         if "gradingPeriods" in mask:
             known = {p["id"] for p in current.get("gradingPeriods", [])}
-            periods = []
+            periods: list[dict[str, Any]] = []
             spans: list[tuple[date, date]] = []
             for given in body.get("gradingPeriods", []) or []:
                 period = dict(given)
@@ -544,6 +544,15 @@ class ClassroomBackend:
                 if any(start <= e and s <= end for s, e in spans):
                     # Google: grading periods cannot overlap.
                     raise invalid("Grading periods cannot overlap.", "grading_periods")
+                if spans and start < spans[-1][0]:
+                    # The discovery document: "must be listed in chronological order".
+                    raise invalid(
+                        "Grading periods must be listed in chronological order.", "grading_periods"
+                    )
+                title = str(period.get("title") or "").strip()
+                if any(str(p.get("title") or "").strip() == title for p in periods):
+                    # The discovery document: "a unique title within a course".
+                    raise invalid("Grading period titles must be unique.", "grading_periods")
                 spans.append((start, end))
                 period.setdefault("id", self._new_id())
                 periods.append(period)
