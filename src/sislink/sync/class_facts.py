@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sislink.classroom.bulk import insert_new_rows
@@ -95,6 +95,7 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
             and read.terms_with_new_periods.intersection(terms_of.get(class_id) or ())
         ]
     if not chosen:
+        _forget_facts_of_deleted_sis_classes(session, connection_id)
         return 0
     loaded = [class_id for class_id, _ in chosen if class_id in with_settings]
     settings = {
@@ -185,7 +186,29 @@ def rebuild_class_facts(session: Session, connection_id: int, read: ClassFactsFr
             names,
             [tuple(getattr(row, name) for name in names) for row in new_rows],
         )
+    _forget_facts_of_deleted_sis_classes(session, connection_id)
     return refreshed
+
+
+def _forget_facts_of_deleted_sis_classes(session: Session, connection_id: int) -> None:
+    """The linked classes whose SIS class this import found deleted (the classroom's copy of
+    it deactivated: `tobedeleted`, or no longer listed by a full import) keep no facts: the
+    import does not vouch for them (`facts_confirmed_at`), and the next export reads the SIS
+    class again, finds it gone, sends nothing and says to link the class to its current one."""
+    deleted = (
+        select(ClassLink.class_id)
+        .join(Class, Class.sis_sourced_id == ClassLink.sis_class_sourced_id)
+        .where(ClassLink.connection_id == connection_id, Class.active.is_(False))
+    )
+    session.execute(
+        update(ClassExportSettings)
+        .where(
+            ClassExportSettings.class_id.in_(deleted),
+            ClassExportSettings.sis_refreshed_at.is_not(None),
+        )
+        .values(sis_refreshed_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _categories_not_asked(
