@@ -220,7 +220,9 @@ def test_a_task_the_broker_lost_is_sent_again_and_its_job_done(
 
     assert outcome.status == JobStatus.SUCCEEDED, outcome
     assert outcome.report["writes"] == 2 * (1 + STUDENTS)
-    assert job_of(world, job_id).params[celery_app.RESENT] == 1
+    # Once; twice on a loaded machine, when the worker that took the task (no longer in the
+    # queue) had not started its job within the 3 s grace: its job still runs once (below).
+    assert job_of(world, job_id).params[celery_app.RESENT] in (1, 2)
     assert any(f"job {job_id}: its task was lost by the broker" in w.said() for w in started), (
         "no worker said it sent the task again"
     )
