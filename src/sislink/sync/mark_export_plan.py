@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from sislink.classroom.models import (
@@ -135,11 +135,20 @@ def read_class_facts(
 
     Plain rows (columns, not ORM objects): a class may have thousands of marks, and nothing
     read here is changed through the session."""
+    # The class's categories, and any its coursework names that another class holds now: a
+    # roster import that brings in its own copy of a linked class's SIS class gives that copy
+    # the SIS's categories, the rows the linked class's coursework was filed under among them.
+    # The teacher's choice still stands: its title and SIS id say which SIS category it is.
     categories = {
         row.id: (row.title, row.sis_sourced_id)
         for row in session.execute(
             select(Category.id, Category.title, Category.sis_sourced_id).where(
-                Category.class_id == class_id
+                or_(
+                    Category.class_id == class_id,
+                    Category.id.in_(
+                        select(Coursework.category_id).where(Coursework.class_id == class_id)
+                    ),
+                )
             )
         )
     }
