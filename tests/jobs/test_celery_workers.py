@@ -504,6 +504,45 @@ def test_an_export_of_every_class_the_broker_does_not_take_leaves_no_class_job_q
     assert outcome.error and "could not be handed to the workers" in outcome.error
 
 
+def test_an_export_of_every_class_whose_database_fails_while_handing_over_leaves_no_class_locked(
+    worlds: list[World], redis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses (PostgreSQL restarting) while the parent, in `serve`, hands its
+    class jobs to the workers: the parent fails, and no class job is left queued holding its
+    class's lock for a process that lives on (every export of those classes refused until
+    `serve` restarts)."""
+    classroom, teacher = worlds[0].classroom, worlds[0].teacher
+    refuse = text(
+        "CREATE FUNCTION refuse_hand_over() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'the database is restarting'; END $$ LANGUAGE plpgsql; "
+        "CREATE TRIGGER refuse_hand_over BEFORE UPDATE ON job FOR EACH ROW "
+        "WHEN (NEW.params::jsonb ? 'on_workers' AND NEW.params::jsonb ? 'parent_job_id') "
+        "EXECUTE FUNCTION refuse_hand_over()"
+    )
+    with classroom.engine.begin() as connection:
+        connection.execute(refuse)
+    monkeypatch.setenv("SISLINK_BROKER_URL", redis_env["SISLINK_BROKER_URL"])
+    monkeypatch.setenv("SISLINK_QUEUE", f"{redis_env['SISLINK_QUEUE']}-nowhere")
+    celery_app.celery_app.cache_clear()
+    try:
+        job_id = queue_export(classroom, teacher, all_exports_job(classroom, teacher))
+        outcome = asyncio.run(celery_app.run_on_workers(classroom, job_id))
+    finally:
+        celery_app.celery_app.cache_clear()
+        with classroom.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER refuse_hand_over ON job"))
+            connection.execute(text("DROP FUNCTION refuse_hand_over()"))
+
+    assert outcome.status == JobStatus.FAILED
+    children = [
+        j for world in worlds for j in class_jobs(world) if j.params.get(PARENT_JOB) == job_id
+    ]
+    assert len(children) == len(worlds)
+    assert [
+        j.status for j in children if j.status not in (JobStatus.FAILED, JobStatus.CANCELLED)
+    ] == []
+
+
 def test_a_job_of_a_kind_the_workers_do_not_know_fails_instead_of_waiting_for_ever(
     worlds: list[World],
     redis_workers: list[Worker],

@@ -52,24 +52,36 @@ async def export_all_on_workers(context: JobContext) -> dict[str, Any]:
         )
     children: list[int] = []
     refused: list[str] = []
-    for class_id in class_ids:
-        try:
-            job = class_export_job(classroom, actor, class_id, dry_run=dry_run)
-            job.params[PARENT_JOB] = context.job_id
-            children.append(queue_export(classroom, actor, job))
-        except (SyncError, ClassroomError) as exc:  # refused, or busy with another export
-            refused.append(f"{titles.get(class_id, class_id)!r} was not exported: {exc}")
-    for handed, child in enumerate(children):
-        try:
+    handed = 0
+    try:
+        for class_id in class_ids:
+            try:
+                job = class_export_job(classroom, actor, class_id, dry_run=dry_run)
+                job.params[PARENT_JOB] = context.job_id
+                children.append(queue_export(classroom, actor, job))
+            except (SyncError, ClassroomError) as exc:  # refused, or busy with another export
+                refused.append(f"{titles.get(class_id, class_id)!r} was not exported: {exc}")
+        for child in children:
             await celery_app.hand_over(classroom, child)
-        except celery_app.NotHandedOver as refused_by_broker:  # that class's job was failed
-            # None is left queued with no task: those handed are cancelled, the rest failed.
-            for earlier in children[:handed]:
-                with contextlib.suppress(ClassroomError):  # it ended meanwhile
-                    request_cancel(classroom, earlier, Actor.system())
-            for later in children[handed + 1 :]:
-                celery_app.fail_queued(classroom, later, str(refused_by_broker))
-            raise
+            handed += 1
+    except BaseException as stopped:
+        # None is left queued with no task, holding its class's lock for this process (which
+        # lives on: `serve`): those handed are cancelled, the rest failed. The broker's refusal
+        # failed its own job already; for anything else (the database away, this task
+        # cancelled) the rest are failed saying so.
+        said = (
+            str(stopped)
+            if isinstance(stopped, celery_app.NotHandedOver)
+            else "The export of every class that queued it stopped before handing it to the "
+            "workers, so nothing of it ran; export again."
+        )
+        for earlier in children[:handed]:
+            with contextlib.suppress(Exception):  # it ended meanwhile, or the database is away
+                request_cancel(classroom, earlier, Actor.system())
+        for later in children[handed:]:
+            with contextlib.suppress(Exception):  # the database away: its process must end it
+                celery_app.fail_queued(classroom, later, said)
+        raise
     total = len(class_ids)
     stopping = False
 
