@@ -357,6 +357,23 @@ def test_a_co_teacher_cannot_open_the_link_page_nor_read_the_primary_teachers_si
     assert not any(sourced_id in page.text for sourced_id in offered)
 
 
+def test_a_sheet_too_large_for_a_gradebook_is_told_in_a_sentence_under_the_request_bound(
+    school: School,
+) -> None:
+    """Requests are bounded (console.app.MAX_REQUEST_BYTES) above the largest sheet, so a
+    sheet past its own bound is still answered on its page, in words."""
+    from sislink.console.pages.class_actions import MAX_SHEET_BYTES
+
+    big = b"email,Essay\n" + b"x" * (MAX_SHEET_BYTES + 500_000)
+    answer = school.teacher.post(
+        f"/classes/{school.class_id}/gradebook/import",
+        {},
+        files={"sheet": ("marks.csv", big, "text/csv")},
+    )
+    assert answer.status_code == 400
+    assert "larger than 2 MB" in answer.text and "Nothing was imported" in answer.text
+
+
 def test_every_page_starts_with_a_skip_link_to_its_main_content(school: School) -> None:
     focusable = re.compile(
         r"<(a\s[^>]*href|button|select|textarea|input(?![^>]*type=\"hidden\"))[^>]*>"
