@@ -560,3 +560,29 @@ def test_a_worker_whose_job_another_worker_took_over_leaves_the_job_to_that_work
         assert job.finished_at is None and not job.cancel_requested
         holder = job_service.find_unfinished(session, "d:7")
         assert holder is not None and holder.id == job_id  # its lock is still the job's
+
+
+def test_a_job_whose_hand_over_the_database_refused_is_not_left_queued_holding_its_lock(
+    sqlite_classroom: Classroom, lost_queue: Any
+) -> None:
+    """The database refuses (restarting) the write that marks a job as the workers', in
+    `serve`, which lives on: the job must not stay queued for it, holding its class's lock
+    (every export of the class refused until `serve` restarts), with no task to run it."""
+    with sqlite_classroom.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_hand_over BEFORE UPDATE ON job "
+                "WHEN json_extract(NEW.params, '$.on_workers') IS NOT NULL "
+                "BEGIN SELECT RAISE(ABORT, 'the database is restarting'); END"
+            )
+        )
+    job_id = queue(sqlite_classroom, kind="dispatch_test", actor=Actor.system(), lock_key="d:8")
+    with pytest.raises(Exception, match="the database is restarting"):
+        asyncio.run(celery_app.run_on_workers(sqlite_classroom, job_id))
+
+    with sqlite_classroom.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == JobStatus.FAILED
+        assert "nothing of it ran" in job.report["error"]
+        assert job_service.find_unfinished(session, "d:8") is None
+    assert lost_queue.llen(celery_app.queue_name()) == 0

@@ -33,6 +33,7 @@ each their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -166,6 +167,17 @@ async def run_on_workers(classroom: Classroom, job_id: int) -> JobOutcome:
         if (failed := ended(classroom, job_id)) is None:
             raise
         return failed
+    except BaseException:
+        # The database away (or this task cancelled) before the task was surely sent: the job
+        # must not stay queued for this process (which lives on: `serve`) holding its lock.
+        with contextlib.suppress(Exception):  # the database still away: this process's end frees it
+            fail_queued(
+                classroom,
+                job_id,
+                f"Job {job_id} could not be handed to the workers (the database or this process "
+                "stopped while it was), so nothing of it ran; run it again.",
+            )
+        raise
     (outcome,) = await wait_for_end(classroom, [job_id])
     return outcome
 
