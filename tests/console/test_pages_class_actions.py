@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from console.console_world import (
 )
 from sislink.classroom import Actor
 from sislink.classroom.models import Job, JobStatus, Mark, MarkExportReport
-from sislink.classroom.services import accounts, jobs, people
+from sislink.classroom.services import accounts, jobs, people, time_zone
 from sislink.classroom.services import coursework as coursework_service
 from sislink.oneroster.provider.server import RunningProvider, running_provider
 
@@ -464,3 +465,41 @@ def test_every_destructive_button_asks_first() -> None:
             if not asks:
                 unasked.append((path.name, form.split(">", 1)[0]))
     assert unasked == []
+
+
+def test_a_due_date_typed_as_a_day_is_that_day_for_a_school_far_east_of_utc(
+    school: School,
+) -> None:
+    """A school in New Zealand (UTC+12/13): a due date picked on the last day of the SIS class's
+    grading periods is taken (the export goes by the school's day), kept as that day, and
+    shown as it. Kept at noon UTC, it was the next day there: refused as outside every period."""
+    teacher, cid = school.teacher, school.class_id
+    with school.served.classroom.transaction() as session:
+        time_zone.set_school_time_zone(session, Actor.system(), "Pacific/Auckland")
+    form = teacher.get(f"/classes/{cid}/coursework/new")
+    last_day = re.findall(
+        r'name="due" id="due" value="[^"]*" required min="[^"]+" max="([^"]+)"', form.text
+    )[0]
+    homework = re.findall(r'<option value="(\d+)" >Homework</option>', form.text)[0]
+    typed = {
+        "title": "Last-day essay",
+        "points": "20",
+        "due": last_day,
+        "category_id": homework,
+        "publish": "on",
+        "export_to_sis": "on",
+    }
+    made = teacher.post(f"/classes/{cid}/coursework", typed)
+    assert "Coursework added: Last-day essay." in made.text, made.text
+    with school.served.classroom.session() as session:
+        work = next(
+            w
+            for w in coursework_service.coursework_of_class(session, cid)
+            if w.title == "Last-day essay"
+        )
+        assert work.due_date is not None
+        assert work.due_date.astimezone(ZoneInfo("Pacific/Auckland")).date().isoformat() == last_day
+        work_id = work.id
+    assert f"<td>{last_day}</td>" in teacher.get(f"/classes/{cid}").text
+    edit = teacher.get(f"/classes/{cid}/coursework/{work_id}/edit")
+    assert f'name="due" id="due" value="{last_day}"' in edit.text

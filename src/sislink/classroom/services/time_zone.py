@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -222,6 +223,15 @@ def school_time_zone(session: Session, environ: Mapping[str, str] | None = None)
         except NotATimeZone:
             pass  # a zone this server's tz database no longer has: the default instead
     return default_time_zone(environ)
+
+
+def due_at_noon(session: Session, day: date) -> datetime:
+    """A due date given as a day (a form's date picker, `2026-10-01` in the REST API or on the
+    command line): noon of that day in the school's time zone, in UTC. It is then that day for
+    the school, which is the day the export's grading period and the class page go by: noon
+    UTC would be the next day in New Zealand (UTC+12/13)."""
+    noon = datetime.combine(day, time(12), tzinfo=school_time_zone(session).zone)
+    return noon.astimezone(UTC)
 
 
 def set_school_time_zone(session: Session, actor: Actor, name: str | None) -> SchoolTimeZone:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +45,7 @@ from sislink.classroom.services.access import class_for_primary_teacher, teaches
 from sislink.classroom.services.classes import classes_taught_by, members
 from sislink.classroom.services.connections import class_link, current_connection, link_states
 from sislink.classroom.services.jobs import find_unfinished, lock_key_for
-from sislink.classroom.services.time_zone import school_time_zone
+from sislink.classroom.services.time_zone import due_at_noon, school_time_zone
 from sislink.console import i18n
 from sislink.console.auth import get_classroom
 from sislink.console.background import BackgroundWork
@@ -190,12 +190,13 @@ def class_page(
         ]
         categories = _categories(session, class_id)
         periods = {p.id: p.title for p in _grading_periods(session, klass)}
+        zone = school_time_zone(session).zone  # a due date is shown as the school's day
         works = [
             {
                 "id": w.id,
                 "title": w.title,
                 "points": w.max_points,
-                "due": w.due_date,
+                "due": w.due_date.astimezone(zone).date() if w.due_date else None,
                 "category": categories.get(w.category_id or 0, ""),
                 "grading_period": periods.get(w.grading_period_id or 0, _("by due date")),
                 "state": w.state,
@@ -215,9 +216,7 @@ def class_page(
             }
             for r in report_history(session, class_id, limit=5)
         ]
-        export_chart = class_history_chart(
-            class_id, class_export_history(session, class_id), school_time_zone(session).zone
-        )
+        export_chart = class_history_chart(class_id, class_export_history(session, class_id), zone)
         # The class's lock, whoever holds it: its own export, or the export of every class
         # while it exports this one.
         running = find_unfinished(session, lock_key_for(class_id=class_id))
@@ -551,12 +550,13 @@ class CourseworkForm:
         )
 
     @classmethod
-    def from_coursework(cls, work: Coursework) -> CourseworkForm:
+    def from_coursework(cls, work: Coursework, zone: tzinfo) -> CourseworkForm:
+        """The form of a coursework, its due date the school's day (`zone`)."""
         return cls(
             title=work.title,
             description=work.description,
             points="" if work.max_points is None else f"{work.max_points:g}",
-            due=work.due_date.date().isoformat() if work.due_date else "",
+            due=work.due_date.astimezone(zone).date().isoformat() if work.due_date else "",
             category_id=str(work.category_id or ""),
             grading_period_id=str(work.grading_period_id or ""),
             export_to_sis=work.export_to_sis,
@@ -587,9 +587,8 @@ class CourseworkForm:
         values["due_date"] = None
         if self.due.strip():
             try:
-                day = datetime.fromisoformat(self.due.strip()).date()
-                # Noon UTC, as the command line does: the same day everywhere in the world.
-                values["due_date"] = datetime.combine(day, time(12), tzinfo=UTC)
+                # A day: made the school's noon (`due_at_noon`) once a session is open.
+                values["due_date"] = datetime.fromisoformat(self.due.strip()).date()
             except ValueError:
                 errors["due"] = _(
                     "The due date {typed} is not a date; pick one (2026-10-01)."
@@ -631,6 +630,12 @@ def _coursework_page(
             "default_category": _default_category(session),
         }
         return render(request, "coursework_form.html", context, who=who, status_code=status_code)
+
+
+def _due_at_the_schools_noon(session: Session, values: dict[str, Any]) -> None:
+    """The form's due day (`checked_values`) as the instant it is kept as."""
+    if values["due_date"] is not None:
+        values["due_date"] = due_at_noon(session, values["due_date"])
 
 
 def _default_category(session: Session) -> str | None:
@@ -683,6 +688,7 @@ def create_coursework(
         try:
             with classroom.transaction() as session:
                 own_class(session, who, class_id)
+                _due_at_the_schools_noon(session, values)
                 errors = _sis_problems(session, class_id, typed, values)
                 if errors:
                     raise _NotForTheSis
@@ -725,7 +731,7 @@ def edit_coursework_page(
 ) -> Response:
     with classroom.session() as session:
         typed = CourseworkForm.from_coursework(
-            _own_coursework(session, who, class_id, coursework_id)
+            _own_coursework(session, who, class_id, coursework_id), school_time_zone(session).zone
         )
     return _coursework_page(request, who, classroom, class_id, typed, coursework_id=coursework_id)
 
@@ -745,6 +751,7 @@ def edit_coursework(
         try:
             with classroom.transaction() as session:
                 work = _own_coursework(session, who, class_id, coursework_id)
+                _due_at_the_schools_noon(session, values)
                 errors = _sis_problems(session, class_id, typed, values)
                 if errors:
                     raise _NotForTheSis

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, status
@@ -35,6 +35,7 @@ from sislink.classroom.services.access import class_for_editing, teaches
 from sislink.classroom.services.api_tokens import list_api_tokens, revoke_api_token
 from sislink.classroom.services.classes import classes_taught_by
 from sislink.classroom.services.people import find_student_of_class
+from sislink.classroom.services.time_zone import due_at_noon
 from sislink.console.auth import current_actor, get_classroom
 from sislink.console.routes.admin import answered_plainly
 from sislink.console.routes.problems import ClassId, CourseworkId, JobId, ReportId, TokenId
@@ -95,7 +96,10 @@ class CourseworkRequest(BaseModel):
     points: float | None = Field(100, ge=0, description="Max points; null for no score.")
     due: str | None = Field(
         None,
-        description="2026-10-01 (due at noon UTC) or a date-time with a zone, 2026-10-01T09:00Z.",
+        description=(
+            "2026-10-01 (due at noon in the school's time zone) or a date-time with a zone, "
+            "2026-10-01T09:00Z."
+        ),
     )
     category: str | None = Field(None, description="A category title of the class.")
     description: str = ""
@@ -186,14 +190,15 @@ def _job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def _due(text: str | None) -> datetime | None:
-    """A due date: `2026-10-01` (noon UTC) or a date-time with a zone (`2026-10-01T09:00Z`)."""
+def _due(session: Session, text: str | None) -> datetime | None:
+    """A due date: `2026-10-01` (noon in the school's time zone: that day for the school) or a
+    date-time with a zone (`2026-10-01T09:00Z`)."""
     if text is None or not text.strip():
         return None
     cleaned = text.strip()
     try:
         if len(cleaned) == 10:
-            return datetime.combine(date.fromisoformat(cleaned), time(12), tzinfo=UTC)
+            return due_at_noon(session, date.fromisoformat(cleaned))
         moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
@@ -406,7 +411,7 @@ async def add_coursework(
             title=body.title,
             description=body.description,
             max_points=body.points,
-            due_date=_due(body.due),
+            due_date=_due(session, body.due),
             category_id=_category_id(session, class_id, body.category),
             publish=not body.draft,
         )
