@@ -586,3 +586,60 @@ def test_a_job_whose_hand_over_the_database_refused_is_not_left_queued_holding_i
         assert "nothing of it ran" in job.report["error"]
         assert job_service.find_unfinished(session, "d:8") is None
     assert lost_queue.llen(celery_app.queue_name()) == 0
+
+
+def test_a_redis_broker_that_stopped_answering_fails_the_job_and_lets_the_scheduler_go_on(
+    sqlite_classroom: Classroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis that takes connections and never answers (paused, its packets dropped): the
+    job's hand-over fails in words (its lock given back) and the look for lost tasks that
+    every scheduler tick makes gives up, instead of both waiting for ever."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    taken: list[socket.socket] = []
+
+    def take() -> None:
+        while True:
+            try:
+                taken.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=take, daemon=True).start()
+    monkeypatch.setenv("SISLINK_BROKER_URL", f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+    monkeypatch.setattr(celery_app, "BROKER_TIMEOUT_S", 0.3)
+    celery_app.celery_app.cache_clear()
+    answers: list[Any] = []
+
+    def hand_over_and_look() -> None:
+        try:
+            answers.append(
+                asyncio.run(
+                    run_job(
+                        sqlite_classroom, kind="dispatch_test", actor=Actor.system(),
+                        work=_nothing, lock_key="d:9",
+                    )
+                )
+            )  # fmt: skip
+            answers.append(celery_app.resend_lost(sqlite_classroom))
+        except BaseException as failed:  # said in the assertion below, not lost in a thread
+            answers.append(failed)
+            raise
+
+    try:
+        asking = threading.Thread(target=hand_over_and_look, daemon=True)
+        asking.start()
+        asking.join(120)  # only a guard against a hang: it ends in seconds
+        assert not asking.is_alive(), "the hand-over or the look waited for ever"
+    finally:
+        server.close()
+        for connection in taken:
+            connection.close()
+        celery_app.celery_app.cache_clear()
+    outcome, resent = answers
+    assert outcome.status == JobStatus.FAILED
+    assert "could not be handed to the workers" in outcome.error
+    assert resent == []
+    with sqlite_classroom.session() as session:
+        assert job_service.find_unfinished(session, "d:9") is None

@@ -62,6 +62,10 @@ DEFAULT_QUEUE = "sislink"
 VISIBILITY_VARIABLE = "SISLINK_BROKER_VISIBILITY_TIMEOUT"
 DEFAULT_VISIBILITY_S = 3600
 TASK_NAME = "sislink.run_job"
+# How long a Redis broker has to take a connection and to answer each command (seconds): one
+# that stopped answering (paused, its packets dropped) held a task's send, and the scheduler's
+# look for lost tasks, for ever (no more scheduled imports until serve restarted).
+BROKER_TIMEOUT_S = 30.0
 # How often the process that handed a job over reads whether it has ended (seconds).
 WAIT_POLL_S = 0.25
 
@@ -104,6 +108,14 @@ def celery_app() -> Celery:
             # (kombu's default scans only every tenth look, ~100 s: a SIGKILLed worker's
             # import waited that long for its redelivery). RabbitMQ ignores both.
             "unacked_restore_throttle": 1,
+            **(
+                {
+                    "socket_timeout": BROKER_TIMEOUT_S,
+                    "socket_connect_timeout": BROKER_TIMEOUT_S,
+                }
+                if broker.startswith(("redis://", "rediss://"))
+                else {}
+            ),
         },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
