@@ -9,14 +9,15 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from sislink.classroom import Actor, open_classroom
-from sislink.classroom.models import Role
-from sislink.classroom.services import people
+from sislink.classroom.models import Coursework, Role
+from sislink.classroom.services import people, time_zone
 from sislink.cli import app
 from sislink.oneroster.models import Result
 from sislink.oneroster.provider.server import RunningProvider, running_provider
@@ -727,3 +728,35 @@ def test_students_and_teachers_are_named_by_their_sis_identifier_too(
         *("--score", "21", "--as", "T-77"),
     )
     assert code == 1 and "more than 1 times its 20 points" in text
+
+
+def test_a_due_day_on_the_command_line_is_that_day_in_the_schools_time_zone(
+    world: World, tmp_path: Path
+) -> None:
+    """`--due 2026-10-01` is noon of that day for the school: in New Zealand (UTC+12/13) noon
+    UTC would be the next day, which the export's grading periods go by."""
+    with world.classroom.transaction() as session:
+        time_zone.set_school_time_zone(session, Actor.system(), "Pacific/Auckland")
+    due = world.due_in_period().date().isoformat()
+    code, text = _run(
+        world,
+        tmp_path,
+        "coursework",
+        "add",
+        str(world.class_id),
+        "--title",
+        "Essay",
+        "--points",
+        "20",
+        "--due",
+        due,
+        "--as",
+        world.teacher_email,
+        "--json",
+    )
+    assert code == 0, text
+    with world.classroom.session() as session:
+        work = session.get(Coursework, json.loads(text)["id"])
+        assert work is not None and work.due_date is not None
+        local = work.due_date.astimezone(ZoneInfo("Pacific/Auckland"))
+        assert (local.date().isoformat(), local.hour) == (due, 12)

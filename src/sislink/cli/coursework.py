@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time
+from datetime import date, datetime
 
 import typer
 from rich.table import Table
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from sislink.classroom.models import Category
 from sislink.classroom.services import coursework as coursework_service
+from sislink.classroom.services import time_zone
 from sislink.classroom.services.access import teaches
 from sislink.cli.classes import find_class, sync_errors
 from sislink.cli.common import (
@@ -25,12 +26,14 @@ from sislink.cli.common import (
 from sislink.sync import class_link
 
 
-def parse_due(text: str) -> datetime:
-    """A due date: `2026-10-01` (noon UTC) or a date-time with a zone (`2026-10-01T09:00Z`)."""
+def parse_due(text: str) -> date | datetime:
+    """A due date: `2026-10-01`, a day (kept as noon of it in the school's time zone,
+    `time_zone.due_at_noon`, once the database is open) or a date-time with a zone
+    (`2026-10-01T09:00Z`)."""
     cleaned = text.strip()
     try:
         if len(cleaned) == 10:
-            return datetime.combine(datetime.fromisoformat(cleaned).date(), time(12), tzinfo=UTC)
+            return date.fromisoformat(cleaned)
         moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
     except ValueError:
         fail(f"The due date {text!r} is not a date; write it as 2026-10-01 or 2026-10-01T09:00Z.")
@@ -49,7 +52,11 @@ def register(app: typer.Typer) -> None:
         class_: str = typer.Argument(..., metavar="CLASS", help="Class id or title."),
         title: str = typer.Option(..., "--title"),
         points: str = typer.Option(..., "--points", help="Max points."),
-        due: str = typer.Option(..., "--due", help="Due date, e.g. 2026-10-01."),
+        due: str = typer.Option(
+            ...,
+            "--due",
+            help="Due date: a day, e.g. 2026-10-01 (noon in the school's time zone), or a date-time with a zone, 2026-10-01T09:00Z.",
+        ),
         category: str | None = typer.Option(None, "--category", help="Category title."),
         description: str = typer.Option("", "--description"),
         draft: bool = typer.Option(False, "--draft", help="Keep it a draft (not exported)."),
@@ -60,11 +67,16 @@ def register(app: typer.Typer) -> None:
         classroom = open_from_env()
         actor = actor_for(classroom, as_email)
         class_id = find_class(classroom, class_)
-        due_date = parse_due(due)
+        due_given = parse_due(due)
         if category:
             # The SIS's categories, read again if they are stale, so that the one named is there.
             asyncio.run(class_link.fresh_facts_before_coursework(classroom, class_id))
         with sync_errors(), classroom.transaction() as session:
+            due_date = (
+                due_given
+                if isinstance(due_given, datetime)
+                else time_zone.due_at_noon(session, due_given)
+            )
             category_id = None
             if category:
                 found = session.scalars(select(Category).where(Category.class_id == class_id)).all()
