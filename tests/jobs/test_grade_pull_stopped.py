@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from sislink.classroom import Actor, Classroom
-from sislink.classroom.models import Job, JobStatus
+from sislink.classroom.models import Coursework, Job, JobStatus
 from sislink.googleclassroom.emulator import RunningClassroom, running_classroom
 from sislink.googleclassroom.emulator import server as emulator_server
 from sislink.googleclassroom.emulator.app import ClassroomConfig
@@ -131,3 +131,51 @@ async def test_a_pull_cancelled_while_it_asks_classroom_ends_cancelled_and_expor
     items, results = await sis_gradebook(g.world)
     assert [li.title for li in items] == ["Essay"]
     assert sorted(float(r.score) for rs in results.values() for r in rs) == [18.0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_a_pull_cancelled_while_it_asks_classroom_writes_nothing_after_the_cancel(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom, held: list[HeldAnswers]
+) -> None:
+    """Without --export too: the cancel stops the pull before it writes the class (it ended
+    succeeded, its coursework and marks written after the cancel), and says the class was
+    not pulled; the next pull takes it."""
+    g = await build_grades_world(sis, classroom, local)
+    essay = g.add_work("Essay", points=20, category="Homework")
+    g.grade(essay, g.emails[0], assigned=18, give_back=True)
+    answers = held[-1]
+    answers.hold()
+
+    pulling = asyncio.create_task(
+        run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=False)
+    )
+    for _ in range(POLLS):
+        job_id = await asyncio.to_thread(_running_pull, classroom)
+        if (job_id is not None and answers.waiting) or pulling.done():
+            break
+        await asyncio.sleep(POLL_S)
+    try:
+        assert job_id is not None and answers.waiting, "the pull never asked Classroom"
+        request_cancel(classroom, job_id, Actor.system())
+    finally:
+        answers.release()
+    run = await pulling
+
+    assert run.job.status == JobStatus.CANCELLED
+    with classroom.session() as session:
+        titles = session.scalars(
+            select(Coursework.title).where(Coursework.class_id == g.class_id)
+        ).all()
+        assert "Essay" not in titles
+        job = session.get(Job, job_id)
+        assert job is not None and job.report["stopped"] is True
+        (course,) = job.report["courses"]
+        assert "the pull was stopped" in course["refused"]
+
+    again = await run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id])
+    assert again.job.status == JobStatus.SUCCEEDED
+    with classroom.session() as session:
+        titles = session.scalars(
+            select(Coursework.title).where(Coursework.class_id == g.class_id)
+        ).all()
+        assert "Essay" in titles

@@ -65,11 +65,17 @@ async def grade_pull_work(
         class_ids=class_ids,
         full=bool(params.get("full")),
         job_id=context.job_id,
+        should_stop=context.cancelled,
     )
-    changed = classes_to_export(context.classroom, report) if params.get("export") else []
-    # Asked to stop (cancelled, or the SIS disconnected) before the export or during it: the
-    # job ends cancelled, not succeeded with its export left out; the next pull exports it.
-    stopped = bool(changed) and context.cancelled()
+    changed = (
+        classes_to_export(context.classroom, report)
+        if params.get("export") and not report.stopped
+        else []
+    )
+    # Asked to stop (cancelled, or the SIS disconnected) during the pull, before the export or
+    # during it: the job ends cancelled, not succeeded with part of its work left out; the
+    # next pull takes the classes not reached and exports what is not yet in the SIS.
+    stopped = report.stopped or (bool(changed) and context.cancelled())
     if changed and not stopped:
         context.progress(len(report.courses), None, f"exporting {len(changed)} classes")
         async with open_sis_client(context.classroom) as client:

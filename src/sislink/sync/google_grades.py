@@ -197,6 +197,9 @@ class GooglePullReport:
     calls: int = 0  # HTTP round trips to Classroom (a batch is one)
     api_calls: int = 0  # Classroom API calls (each call in a batch counts, as Google's quota)
     exports: list[ExportReport] = field(default_factory=list)
+    # Asked to stop (its job cancelled, serve stopping) before every class was written: the
+    # classes not reached are listed as not pulled, and the next pull takes them.
+    stopped: bool = False
 
     @property
     def changed_class_ids(self) -> list[int]:
@@ -244,8 +247,13 @@ class GooglePullReport:
             totals["coursework"].update(course.coursework)
             totals["marks"].update(course.marks)
         return {
-            "outcome": "refused" if self.refused else ("needs_attention" if count else "succeeded"),
+            "outcome": "refused"
+            if self.refused
+            else "stopped"
+            if self.stopped
+            else ("needs_attention" if count else "succeeded"),
             "refused": self.refused,
+            "stopped": self.stopped,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "calls": self.calls,
@@ -620,10 +628,16 @@ def pull_grades(
     full: bool = False,
     client: ClassroomClient | None = None,
     job_id: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> GooglePullReport:
     """Pull the grades of every linked course the actor may pull (`class_ids` None), or of
     those classes; see the module. Raises PullRefused when nothing may be pulled (not connected
-    to Google Classroom, permission off); a class that cannot be pulled is reported, not raised."""
+    to Google Classroom, permission off); a class that cannot be pulled is reported, not raised.
+
+    `should_stop` (its job cancelled) is asked before each class is written (asking
+    Classroom writes nothing): once it says stop, nothing more is written (`report.stopped`;
+    each class is written in a transaction of its own, so a class is pulled wholly or not at
+    all)."""
     report = GooglePullReport()
     with classroom.session() as session:
         google = check_pull_allowed(session)
@@ -646,15 +660,25 @@ def pull_grades(
     calls_before, tally = used.calls_made, _Tally()
     for course in courses:
         course.listed_from = utc_now()
+
+    def stopping() -> bool:
+        report.stopped = report.stopped or (should_stop is not None and should_stop())
+        return report.stopped
+
     try:
-        _ask_classroom(used, courses, tally, full=full)
+        _ask_classroom(used, courses, tally, full=full)  # reads only: nothing to stop here
     finally:
         report.calls = used.calls_made - calls_before
         report.api_calls = tally.calls
         if own:
             used.close()
     for course in courses:
-        if course.pull.failed is None:
+        if stopping():
+            course.pull.refused = (
+                "not pulled: the pull was stopped (its job cancelled) before this class; "
+                "the next pull takes it"
+            )
+        elif course.pull.failed is None:
             busy = _take_class(classroom, job_id, course.class_id)
             if busy is not None:
                 course.pull.refused = busy
