@@ -14,7 +14,7 @@ from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Coursework
 from sislink.googleclassroom.emulator import RunningClassroom, running_classroom
 from sislink.oneroster.provider.server import RunningProvider, running_provider
-from sislink.sync.google_grades import pull_grades
+from sislink.sync.google_grades import due_of, pull_grades
 from sync.google_grades_world import build_grades_world
 
 
@@ -55,3 +55,17 @@ async def test_work_due_at_24_00_is_due_at_the_start_of_the_next_day(
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     assert due == midnight
     assert g.marks()[("Essay", g.emails[0])].score == 9
+
+
+def test_the_end_of_the_last_day_a_date_can_hold_is_that_day_and_past_24_00_is_no_time() -> None:
+    """9999-12-31 at 24:00 cannot be the next day (there is none for Python): the due day
+    itself, not an OverflowError that would stop the whole pull. 24:30 is no time of day."""
+    last = {"dueDate": {"year": 9999, "month": 12, "day": 31}, "dueTime": {"hours": 24}}
+    assert due_of(last) == datetime(9999, 12, 31, tzinfo=UTC)
+    past = {
+        "dueDate": {"year": 2026, "month": 3, "day": 9},
+        "dueTime": {"hours": 24, "minutes": 30},
+    }
+    assert due_of(past) == datetime(2026, 3, 9, tzinfo=UTC)
+    end = {"dueDate": {"year": 2026, "month": 3, "day": 9}, "dueTime": {"hours": 24}}
+    assert due_of(end) == datetime(2026, 3, 10, tzinfo=UTC)

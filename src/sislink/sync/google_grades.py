@@ -554,10 +554,15 @@ def due_of(work: dict[str, Any]) -> datetime | None:
         hours, minutes = int(clock.get("hours") or 0), int(clock.get("minutes") or 0)
     except (TypeError, ValueError):
         hours = minutes = 0
-    if not (0 <= hours <= 24 and 0 <= minutes <= 59):
+    if not (0 <= hours <= 23 and 0 <= minutes <= 59) and (hours, minutes) != (24, 0):
         hours = minutes = 0  # not a time of day: the due day itself
-    # Google's TimeOfDay may be 24:00 (the end of the day), which datetime.time refuses.
-    return datetime.combine(day, time(0), tzinfo=UTC) + timedelta(hours=hours, minutes=minutes)
+    # Google's TimeOfDay may be 24:00 (the end of the day), which datetime.time refuses; on
+    # the last day a datetime can hold (9999-12-31) the end of the day is the day itself.
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    try:
+        return start + timedelta(hours=hours, minutes=minutes)
+    except OverflowError:
+        return start
 
 
 def _folded(text: str | None) -> str:
