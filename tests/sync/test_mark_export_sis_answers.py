@@ -1,13 +1,15 @@
 """Mark export when the SIS answers a write oddly. 1EdTech's 1.2 OpenAPI answers a lineItem's
-or a result's PUT with 201 and no body; a SIS that says more (a plain "Created", an HTML page, an
-echo of the object in its own shape) has still stored it: the write is exported, the ledger
-remembers it, and the next export sends nothing.
+or a result's PUT with 201 and no body; a SIS that says more (a plain "Created", an echo of the
+object in its own shape) has still stored it: the write is exported, the ledger remembers it,
+and the next export sends nothing. A web page is not taken as the SIS's word (a gateway in front
+of it answers so when it stops a request): the write is failed, and sent again next time.
 
 The built-in SIS is reached through a small proxy on 127.0.0.1 that hands every call on and,
 for a 2xx answer to a gradebook PUT, replaces the body with the odd one."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +30,6 @@ from sync.mark_export_world import World, build_world, sis_gradebook
 
 ODD_ANSWERS = {
     "plain_text": (b"Created", "text/plain"),
-    "html_page": (b"<html><body>Saved</body></html>", "text/html"),
     "echo_missing_fields": (
         b'{"lineItem": {"sourcedId": "x"}, "result": {"sourcedId": "x"}}',
         "application/json",
@@ -109,9 +110,13 @@ def classroom(tmp_path: Path) -> Iterator[Classroom]:
     opened.close()
 
 
-@pytest.fixture(params=sorted(ODD_ANSWERS))
-def proxy(request: pytest.FixtureRequest, sis: RunningProvider) -> Iterator[tuple[str, _OddWrites]]:
-    body, content_type = ODD_ANSWERS[request.param]
+WEB_PAGE = (b"<html><body>Request blocked</body></html>", "text/html; charset=utf-8")
+
+
+@contextlib.contextmanager
+def _proxy(
+    sis: RunningProvider, body: bytes, content_type: str
+) -> Iterator[tuple[str, _OddWrites]]:
     app = _OddWrites(sis.origin, body, content_type)
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
@@ -128,6 +133,18 @@ def proxy(request: pytest.FixtureRequest, sis: RunningProvider) -> Iterator[tupl
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(params=sorted(ODD_ANSWERS))
+def proxy(request: pytest.FixtureRequest, sis: RunningProvider) -> Iterator[tuple[str, _OddWrites]]:
+    with _proxy(sis, *ODD_ANSWERS[request.param]) as running:
+        yield running
+
+
+@pytest.fixture
+def web_page_proxy(sis: RunningProvider) -> Iterator[tuple[str, _OddWrites]]:
+    with _proxy(sis, *WEB_PAGE) as running:
+        yield running
 
 
 def _through(world: World, origin: str) -> dict[str, Any]:
@@ -163,3 +180,21 @@ async def test_a_write_the_sis_took_but_answered_oddly_is_exported_and_not_sent_
         world.sis_students[world.students[0]]: 7.0,
         world.sis_students[world.students[1]]: None,
     }
+
+
+@pytest.mark.anyio
+async def test_a_write_answered_with_a_web_page_is_failed_in_words_and_sent_again(
+    sis: RunningProvider, classroom: Classroom, web_page_proxy: tuple[str, _OddWrites]
+) -> None:
+    origin, odd = web_page_proxy
+    world = await build_world(sis, classroom, students=1)
+    work = world.add_coursework("Essay")
+    world.mark(work, world.students[0], score=7)
+    async with world.client(**_through(world, origin)) as client:
+        first = await export_class_marks(classroom, client, world.teacher, world.class_id)
+        assert odd.replaced >= 1
+        assert first.outcome is not ExportOutcome.SUCCEEDED
+        said = " ".join(i.reason or "" for i in first.items)
+        assert "with a web page" in said and "sends it again" in said, said
+        again = await export_class_marks(classroom, client, world.teacher, world.class_id)
+    assert again.writes >= 1  # not remembered as sent: asked again

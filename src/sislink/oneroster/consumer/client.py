@@ -414,11 +414,23 @@ class OneRosterClient:
         url = self._url(endpoint, {"id": obj.sourced_id})
         content = json.dumps(self.body_for(obj), separators=(",", ":")).encode()
         response = await self._send("PUT", url, endpoint=endpoint, content=content)
+        if response.headers.get("content-type", "").lower().startswith("text/html"):
+            # A web page is what a gateway or proxy in front of a SIS answers when it stops a
+            # request (some with 200): not taken as the SIS's word that it stored the object.
+            # A PUT is idempotent, so the next export sending it again costs nothing; taking
+            # it as stored would leave a mark out of the SIS for good.
+            raise MalformedResponse(
+                f"PUT {response.request.url.path} answered {response.status_code} with a web "
+                "page, not the SIS's answer: a proxy or gateway in front of the SIS may have "
+                "stopped it. It is not counted as sent; the next export sends it again.",
+                method="PUT",
+                path=response.request.url.path,
+            )
         kept = None
         if response.content.strip():
             # The SIS answered 2xx: it has the object. 1EdTech's 1.2 OpenAPI gives the answer
             # no body, so one that is not JSON, or not the object in OneRoster's shape (a plain
-            # "Created", an HTML page, a partial echo), says nothing against that: kept is None.
+            # "Created", a partial echo), says nothing against that: kept is None.
             try:
                 data = self._json(response)
                 if isinstance(data, dict) and isinstance(data.get(endpoint.kind.single_key), dict):
