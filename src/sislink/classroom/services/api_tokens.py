@@ -38,6 +38,13 @@ def create_api_token(
     require_admin(actor, "create API tokens")
     if not person.active:
         raise InvalidInput(f"{person.email} is not active, so they cannot have an API token.")
+    if not (person.is_admin or person.is_teacher):
+        # The REST API lets in only administrators and teachers, as the console does: a
+        # token for anyone else would be refused on every call.
+        raise InvalidInput(
+            f"{person.email or person.name} is not an administrator or teacher, so they cannot "
+            "have an API token (the REST API is for administrators and teachers)."
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(person_id=person.id, token_hash=token_hash(token), label=label.strip()[:200])
     session.add(row)
