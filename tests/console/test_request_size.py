@@ -93,3 +93,21 @@ def test_a_number_in_a_pages_address_past_any_id_is_a_404_page(
         assert "it may have been deleted" in answer.text or "no " in answer.text, url
     cancel = admin.post(f"/admin/jobs/{number}/cancel", {})
     assert cancel.status_code == 404
+
+
+@pytest.mark.parametrize("number", ["3000000000", "99999999999999999999", "²", "0"])
+def test_a_number_in_a_query_that_no_row_can_have_shows_the_first_page(
+    served: Console, number: str
+) -> None:
+    """A keyset (`after_id`, `before`) past any id, or not plain digits, as a link never
+    makes it: the list's first page, not a 500 (SQLite's OverflowError, PostgreSQL's integer
+    out of range, int() refusing '²')."""
+    admin = served.client()
+    admin.sign_in(ADMIN_EMAIL)
+    for url in (
+        f"/admin/people?after=a&after_id={number}",
+        f"/admin/classes?after=a&after_id={number}",
+        f"/admin/activity?before={number}",
+    ):
+        answer = admin.get(url)
+        assert answer.status_code == 200, (url, answer.status_code)

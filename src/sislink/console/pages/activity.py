@@ -12,7 +12,7 @@ from sislink.classroom.services import directory
 from sislink.classroom.services.time_zone import school_time_zone
 from sislink.console.auth import get_classroom
 from sislink.console.charts import activity_charts, zone_words
-from sislink.console.pages.base import Viewer, admin_viewer, render
+from sislink.console.pages.base import Viewer, admin_viewer, render, row_id
 from sislink.jobs.mark_export import failed_export_jobs
 from sislink.sync.activity_history import ACTIVITY_DAYS, activity_by_day
 from sislink.sync.export_report import recent_exports
@@ -29,7 +29,7 @@ def activity_page(
     raw = request.query_params.get("before", "")
     with classroom.session() as session:
         audit, older = directory.audit_in_words(
-            session, who.actor, before=int(raw) if raw.isdigit() and len(raw) < 12 else None
+            session, who.actor, before=row_id(raw)
         )
         zone = school_time_zone(session).zone
         window = activity_by_day(session, zone=zone)

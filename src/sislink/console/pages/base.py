@@ -154,6 +154,17 @@ class Viewer:
         return Role.TEACHER in self.actor.roles
 
 
+def row_id(text: str) -> int | None:
+    """A row's id typed in a query or a form field (`after_id`, a category), or None when the
+    text can name no row: not plain ASCII digits ("²" is a digit to Python, not to int), or
+    past MAX_ROW_ID (SQLite cannot take a number past 64 bits, PostgreSQL's ids are 32-bit)."""
+    cleaned = text.strip()
+    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > len(str(MAX_ROW_ID)):
+        return None
+    number = int(cleaned)
+    return number if 1 <= number <= MAX_ROW_ID else None
+
+
 def ids_that_name_rows(request: Request) -> None:
     """Every page's ids in its path (a class, coursework, job, report, person, token...) name
     rows: one past what a row can have (MAX_ROW_ID) names nothing, and is a 404 here before the

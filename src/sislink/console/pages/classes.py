@@ -60,6 +60,7 @@ from sislink.console.pages.base import (
     field,
     redirect,
     render,
+    row_id,
     teacher_viewer,
 )
 from sislink.console.pages.roster import progress_of
@@ -593,10 +594,8 @@ class CourseworkForm:
                 errors["due"] = _(
                     "The due date {typed} is not a date; pick one (2026-10-01)."
                 ).format(typed=repr(self.due))
-        values["category_id"] = int(self.category_id) if self.category_id.isdigit() else None
-        values["grading_period_id"] = (
-            int(self.grading_period_id) if self.grading_period_id.isdigit() else None
-        )
+        values["category_id"] = row_id(self.category_id)
+        values["grading_period_id"] = row_id(self.grading_period_id)
         return values, errors
 
 

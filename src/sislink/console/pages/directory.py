@@ -28,6 +28,7 @@ from sislink.console.pages.base import (
     field,
     redirect,
     render,
+    row_id,
 )
 
 router = APIRouter(prefix="/admin")
@@ -36,10 +37,10 @@ router = APIRouter(prefix="/admin")
 def _after(request: Request) -> tuple[str, int] | None:
     """The keyset of the page to show (`after` and `after_id`), when the link gave one."""
     name = request.query_params.get("after")
-    raw_id = request.query_params.get("after_id", "")
-    if name is None or not raw_id.isdigit():
-        return None
-    return name, int(raw_id)
+    after_id = row_id(request.query_params.get("after_id", ""))
+    if name is None or after_id is None:
+        return None  # no keyset, or one no row can have: the first page
+    return name, after_id
 
 
 def _next_link(path: str, keep: dict[str, str], after: tuple[str, int] | None) -> str | None:
