@@ -29,9 +29,11 @@ def time_zone(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show or set the school's time zone: every time the console shows is in it, and the
-    morning summary goes at SISLINK_SUMMARY_HOUR in it. Until one is set: SISLINK_TIME_ZONE,
-    else the server's own zone."""
+    """Show or set the school's time zone: every time the console shows is in it, the
+    morning summary goes at SISLINK_SUMMARY_HOUR in it, and marks go to the SIS by its days (a
+    due date's grading period, a mark's scoreDate, a due date typed as a day: noon in it), so
+    changing it plans every class's next export again. Until one is set: SISLINK_TIME_ZONE,
+    else the server's own zone (give every server and worker the same)."""
     classroom = open_from_env()
     try:
         with classroom_errors():
