@@ -4,11 +4,9 @@ import was applied. Against the built-in SIS, its answers held back while the ca
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from held_answers import HeldAnswers
 from sislink.classroom import Actor, Classroom, open_classroom
 from sislink.classroom.models import Job, JobStatus, Person
 from sislink.classroom.services import connections
@@ -28,32 +27,6 @@ from sislink.sync.roster_holds import ROSTER_IMPORT
 
 POLL_S = 0.02
 POLLS = 3000
-
-
-class HeldAnswers:
-    """Wraps the built-in SIS's app: while `holding` is set, its answers wait for it to be
-    cleared; `waiting` counts the requests held."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.holding = threading.Event()
-        self.released = threading.Event()
-        self.waiting = 0
-
-    def hold(self) -> None:
-        self.waiting = 0
-        self.released.clear()
-        self.holding.set()
-
-    def release(self) -> None:
-        self.holding.clear()
-        self.released.set()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.holding.is_set():
-            self.waiting += 1
-            await asyncio.to_thread(self.released.wait)
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture

@@ -6,22 +6,22 @@ cancel lands) and the built-in SIS on loopback."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from held_answers import HeldAnswers
 from sislink.classroom import Actor, Classroom
 from sislink.classroom.models import Coursework, Job, JobStatus
 from sislink.googleclassroom.emulator import RunningClassroom, running_classroom
 from sislink.googleclassroom.emulator import server as emulator_server
 from sislink.googleclassroom.emulator.app import ClassroomConfig
-from sislink.jobs.google_grades import GRADE_PULL, run_grade_pull
+from sislink.jobs.google_grades import GRADE_PULL, GradePullRun, run_grade_pull
 from sislink.jobs.runner import request_cancel
 from sislink.oneroster.provider.server import RunningProvider, running_provider
-from sync.google_grades_world import build_grades_world
+from sync.google_grades_world import GradesWorld, build_grades_world
 from sync.mark_export_world import sis_gradebook
 
 POLL_S = 0.02
@@ -37,32 +37,6 @@ def anyio_backend() -> str:
 def sis() -> Iterator[RunningProvider]:
     with running_provider(profile="generic-1.2", students=30) as running:
         yield running
-
-
-class HeldAnswers:
-    """Wraps the local Classroom's app: while `holding` is set, its answers wait for it to be
-    cleared; `waiting` counts the requests held."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.holding = threading.Event()
-        self.released = threading.Event()
-        self.waiting = 0
-
-    def hold(self) -> None:
-        self.waiting = 0
-        self.released.clear()
-        self.holding.set()
-
-    def release(self) -> None:
-        self.holding.clear()
-        self.released.set()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.holding.is_set():
-            self.waiting += 1
-            await asyncio.to_thread(self.released.wait)
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +67,24 @@ def _running_pull(classroom: Classroom) -> int | None:
         )
 
 
-@pytest.mark.anyio
-async def test_a_pull_cancelled_while_it_asks_classroom_ends_cancelled_and_exports_nothing(
-    sis: RunningProvider, classroom: Classroom, local: RunningClassroom, held: list[HeldAnswers]
-) -> None:
+async def _cancelled_while_asking_classroom(
+    sis: RunningProvider,
+    classroom: Classroom,
+    local: RunningClassroom,
+    answers: HeldAnswers,
+    *,
+    export: bool,
+) -> tuple[GradesWorld, int, GradePullRun]:
+    """A class with one graded Essay in Classroom; a pull of it whose job is cancelled while
+    Classroom's answers are held: the world, the job's id and how the pull ended."""
     g = await build_grades_world(sis, classroom, local)
     essay = g.add_work("Essay", points=20, category="Homework")
     g.grade(essay, g.emails[0], assigned=18, give_back=True)
-    answers = held[-1]
     answers.hold()
-
     pulling = asyncio.create_task(
-        run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=True)
+        run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=export)
     )
+    job_id = None
     for _ in range(POLLS):
         job_id = await asyncio.to_thread(_running_pull, classroom)
         if (job_id is not None and answers.waiting) or pulling.done():
@@ -116,7 +95,16 @@ async def test_a_pull_cancelled_while_it_asks_classroom_ends_cancelled_and_expor
         request_cancel(classroom, job_id, Actor.system())
     finally:
         answers.release()
-    run = await pulling
+    return g, job_id, await pulling
+
+
+@pytest.mark.anyio
+async def test_a_pull_cancelled_while_it_asks_classroom_ends_cancelled_and_exports_nothing(
+    sis: RunningProvider, classroom: Classroom, local: RunningClassroom, held: list[HeldAnswers]
+) -> None:
+    g, job_id, run = await _cancelled_while_asking_classroom(
+        sis, classroom, local, held[-1], export=True
+    )
 
     assert run.job.status == JobStatus.CANCELLED
     items, _ = await sis_gradebook(g.world)
@@ -140,26 +128,9 @@ async def test_a_pull_cancelled_while_it_asks_classroom_writes_nothing_after_the
     """Without --export too: the cancel stops the pull before it writes the class (it ended
     succeeded, its coursework and marks written after the cancel), and says the class was
     not pulled; the next pull takes it."""
-    g = await build_grades_world(sis, classroom, local)
-    essay = g.add_work("Essay", points=20, category="Homework")
-    g.grade(essay, g.emails[0], assigned=18, give_back=True)
-    answers = held[-1]
-    answers.hold()
-
-    pulling = asyncio.create_task(
-        run_grade_pull(classroom, g.world.teacher, class_ids=[g.class_id], export=False)
+    g, job_id, run = await _cancelled_while_asking_classroom(
+        sis, classroom, local, held[-1], export=False
     )
-    for _ in range(POLLS):
-        job_id = await asyncio.to_thread(_running_pull, classroom)
-        if (job_id is not None and answers.waiting) or pulling.done():
-            break
-        await asyncio.sleep(POLL_S)
-    try:
-        assert job_id is not None and answers.waiting, "the pull never asked Classroom"
-        request_cancel(classroom, job_id, Actor.system())
-    finally:
-        answers.release()
-    run = await pulling
 
     assert run.job.status == JobStatus.CANCELLED
     with classroom.session() as session:
