@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from sislink.classroom import Actor, ClassroomError
 from sislink.classroom.models import Class, JobStatus, MarkExportReport
+from sislink.classroom.services.jobs import PARENT_JOB
 from sislink.jobs import celery_app
 from sislink.jobs.mark_export import (
     ALL_EXPORT,
@@ -34,8 +35,6 @@ from sislink.sync.errors import SyncError
 from sislink.sync.export_report import stored_report_json
 from sislink.sync.mark_export import exportable_class_ids
 
-PARENT_JOB = "parent_job_id"
-"""A class's export job started by an export of every class names its parent job."""
 CHILD_JOBS = "child_jobs"
 """The parent's report lists its classes' job ids (their reports are kept under those)."""
 

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Job, JobStatus, OperatorSummary
-from sislink.classroom.services.jobs import this_process
+from sislink.classroom.services.jobs import PARENT_JOB, this_process
 from sislink.classroom.services.time_zone import FROM_SERVER, school_time_zone
 from sislink.operations.logs import redact
 
@@ -263,11 +263,6 @@ def jobs_since(
             if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
             and not _told_by_parent(job, by_id)
         ]
-
-
-# An export of every class on the workers names itself in each class job's params
-# (jobs/fan_out.PARENT_JOB; operations/ does not import jobs/).
-PARENT_JOB = "parent_job_id"
 
 
 def _told_by_parent(job: Job, found: Mapping[int, Job]) -> bool:

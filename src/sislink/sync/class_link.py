@@ -168,11 +168,11 @@ async def fetch_sis_class_facts(
     """Read the SIS class, its terms' active grading periods and its active categories.
 
     Only a 404 for the class itself, or the class listed as `tobedeleted`, means the class is
-    gone (SisClassGone). Once the SIS has
-    answered for the class, a 404 for a term's grading periods (optional in 1.2; a term of type
-    `semester` may have none to serve) or for the class's categories (a SIS without that
-    endpoint: the district's categories are offered instead, as in 1.1) means the SIS does not
-    serve them: the facts go on without them, saying which call it was (`not_served`)."""
+    gone (SisClassGone). Once the SIS has answered for the class, a 404 for a term's grading
+    periods (optional in 1.2; a term of type `semester` may have none to serve) or for the
+    class's categories (a SIS without that endpoint: the district's categories are offered
+    instead, as in 1.1) means the SIS does not serve them: the facts go on without them,
+    saying which call it was (`not_served`)."""
     try:
         sis_class = await client.get("class", id=sis_class_id)
     except SisNotFound:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sislink.classroom import Classroom
 from sislink.classroom.models import Class, Job, MarkExportReport, Person, utc_now
+from sislink.classroom.services.jobs import PARENT_JOB
 from sislink.sync.preflight import Reason
 
 
@@ -296,7 +297,7 @@ def job_reports(
 ) -> list[dict[str, Any]]:
     """The stored reports of an export job as JSON, oldest first: its own, and, for an export of
     every class handed to workers, those of its classes' jobs."""
-    children = select(Job.id).where(Job.params["parent_job_id"].as_integer() == job_id)
+    children = select(Job.id).where(Job.params[PARENT_JOB].as_integer() == job_id)
     rows = session.scalars(
         select(MarkExportReport)
         .where((MarkExportReport.job_id == job_id) | MarkExportReport.job_id.in_(children))

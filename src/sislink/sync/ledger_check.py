@@ -1,8 +1,10 @@
 """The ledger checked against the SIS: what sislink remembers sending for a class, compared with
 the lineItems and results the SIS has for it now. An entry the SIS no longer has (lost, or
-deleted there by someone: gone from its lists, or listed as `tobedeleted`) is marked to be sent again, and the class is planned again at its
-next export. Run when a class's SIS facts are refreshed on demand: an export of an unchanged
-class asks the SIS nothing, so this is where what only the SIS knows is found.
+deleted there by someone: gone from its lists, or listed as `tobedeleted`) is marked to be sent
+again, and the class is planned again at its next export. Run when a class's SIS facts are
+refreshed on demand (an export of an unchanged class asks the SIS nothing, so this is where
+what only the SIS knows is found), and after an export whose result the SIS refused under a
+lineItem the ledger says it has (sislink.sync.mark_export).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sislink.classroom.errors import InvalidInput, NotFound
 from sislink.classroom.models import ApiToken, Person, utc_now
 from sislink.classroom.services.access import Actor, require_admin
+from sislink.classroom.services.accounts import may_sign_in
 from sislink.classroom.services.audit import record_event
 
 TOKEN_PREFIX = "slk_"  # noqa: S105 (a prefix that makes leaked tokens easy to find, not a secret)
@@ -38,7 +39,7 @@ def create_api_token(
     require_admin(actor, "create API tokens")
     if not person.active:
         raise InvalidInput(f"{person.email} is not active, so they cannot have an API token.")
-    if not (person.is_admin or person.is_teacher):
+    if not may_sign_in(person):
         # The REST API lets in only administrators and teachers, as the console does: a
         # token for anyone else would be refused on every call.
         raise InvalidInput(

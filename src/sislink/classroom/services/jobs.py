@@ -41,6 +41,11 @@ FINISHED = frozenset(
 # Jobs a process holds (and may die holding); a held job waits for a person instead.
 LEASED = (JobStatus.QUEUED, JobStatus.RUNNING)
 
+# The param by which a class's export job, started by an export of every class on the workers
+# (jobs/fan_out.py), names its parent job: its report, the summary e-mail and the stored
+# reports of the parent find the classes' jobs by it.
+PARENT_JOB = "parent_job_id"
+
 LEASE_VARIABLE = "SISLINK_JOB_LEASE_SECONDS"
 DEFAULT_LEASE_S = 30.0
 # The heartbeat renews the lease this many times per lease, so a few late beats never lose it.

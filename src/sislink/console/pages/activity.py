@@ -28,9 +28,7 @@ def activity_page(
 ) -> Response:
     raw = request.query_params.get("before", "")
     with classroom.session() as session:
-        audit, older = directory.audit_in_words(
-            session, who.actor, before=row_id(raw)
-        )
+        audit, older = directory.audit_in_words(session, who.actor, before=row_id(raw))
         zone = school_time_zone(session).zone
         window = activity_by_day(session, zone=zone)
     return render(
