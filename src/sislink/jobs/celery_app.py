@@ -53,6 +53,7 @@ from sislink.classroom.models import Job, JobLock, JobStatus, utc_now
 from sislink.classroom.services import jobs as job_service
 from sislink.jobs import runner
 from sislink.jobs.runner import ON_WORKERS, SENT_AT, JobOutcome
+from sislink.operations.logs import url_in_words
 from sislink.settings import Settings
 
 logger = logging.getLogger("sislink.jobs.celery")
@@ -141,12 +142,7 @@ class NotHandedOver(ClassroomError):
 
 def broker_in_words(url: str | None = None) -> str:
     """The broker's scheme, host and port, never its user or password (for messages)."""
-    parts = urlsplit(url if url is not None else runner.broker_url() or "")
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+    return url_in_words(url if url is not None else runner.broker_url() or "")
 
 
 def _hidden(text: str) -> str:

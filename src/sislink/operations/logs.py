@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 LOG_FORMAT_VARIABLE = "SISLINK_LOG_FORMAT"
 LOG_LEVEL_VARIABLE = "SISLINK_LOG_LEVEL"
@@ -108,6 +109,17 @@ def redact(text: str) -> str:
     text = _BEARER.sub(lambda found: f"{found.group('scheme')} {MASK}", text)
     text = _URL_PASSWORD.sub(lambda found: f"{found.group('head')}{MASK}", text)
     return _KEY_VALUE.sub(_masked, text)
+
+
+def url_in_words(url: str) -> str:
+    """A server's URL as a message may name it: its scheme, host and port, never its user or
+    password (a broker's, Redis's)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def current_ids() -> dict[str, str | int]:

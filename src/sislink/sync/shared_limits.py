@@ -30,9 +30,9 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from sislink.oneroster.consumer import ConnectionSettings
+from sislink.operations.logs import url_in_words
 from sislink.sync.errors import InvalidConnectionDetails, SyncError
 
 T = TypeVar("T")
@@ -162,7 +162,7 @@ class RedisGate:
     ) -> None:
         from redis.asyncio import Redis
 
-        self._where = _redis_in_words(url)
+        self._where = url_in_words(url)
         self._redis: Any = Redis.from_url(
             url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
         )
@@ -293,16 +293,6 @@ async def _keeping_a_cancel(call: Awaitable[T]) -> T:
     if task is not None and task.cancelling() > asked:
         raise asyncio.CancelledError
     return result
-
-
-def _redis_in_words(url: str) -> str:
-    """Redis's scheme, host and port, never its user or password (for messages)."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def shared_gate(connection_id: int, settings: ConnectionSettings) -> RedisGate | None:
